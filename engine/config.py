@@ -1,0 +1,259 @@
+"""The safe list: which pairs to trade and how, loaded from YAML and validated by pydantic.
+
+Owns the config models, the loader (with duplicate-key detection PyYAML lacks) and the
+seed's helpers ``get_active_symbols()`` and ``get_symbol_config()``. Every problem is reported
+as one line naming the file, the pair and the field, and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}/[A-Z0-9]{2,10}(:[A-Z0-9]{2,10})?$")
+TIMEFRAME_RE = re.compile(r"^(\d+)([smh])$")
+ENV_SAFE_LIST = "MULTIPAR_SAFE_LIST"
+
+
+class Tier(StrEnum):
+    STABLE = "STABLE"
+    VOLATILE = "VOLATILE"
+    MEME = "MEME"
+
+
+class ConfigError(Exception):
+    """The safe list cannot be used; ``problems`` holds one user-facing line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class StrategyParams(_Strict):
+    """Strategy parameters; each strategy reads the ones it needs, unknown keys are errors."""
+
+    rsi_period: int = Field(14, ge=2, le=500)
+    rsi_overbought: float = Field(70.0, gt=0, lt=100)
+    rsi_oversold: float = Field(30.0, gt=0, lt=100)
+    bb_period: int = Field(20, ge=2, le=500)
+    bb_std: float = Field(2.0, gt=0, le=10)
+    ma_fast: int = Field(9, ge=1, le=500)
+    ma_slow: int = Field(21, ge=2, le=1000)
+    lookback: int = Field(20, ge=2, le=1000)
+    atr_period: int = Field(14, ge=2, le=500)
+    stop_atr: float = Field(1.5, gt=0, le=20)  # stop distance in ATRs
+    take_profit_atr: float = Field(3.0, gt=0, le=50)
+    policy: str | None = None  # "package.module:callable" for the policy strategy
+
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> StrategyParams:
+        if self.ma_fast >= self.ma_slow:
+            raise ValueError(f"ma_fast ({self.ma_fast}) must be below ma_slow ({self.ma_slow})")
+        if self.rsi_oversold >= self.rsi_overbought:
+            raise ValueError("rsi_oversold must be below rsi_overbought")
+        return self
+
+
+class PairConfig(_Strict):
+    enabled: bool = True
+    tier: Tier
+    strategy: str
+    market: Literal["spot", "futures"] = "spot"
+    leverage: int = Field(1, ge=1, le=20)
+    max_position_size_usd: float = Field(gt=0)
+    params: StrategyParams = StrategyParams()
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        from engine.strategies import known_strategies  # lazy: strategies import this module
+
+        known = known_strategies()
+        if v not in known:
+            raise ValueError(f"unknown strategy {v!r} (known: {', '.join(sorted(known))})")
+        return v
+
+    @model_validator(mode="after")
+    def _spot_unlevered(self) -> PairConfig:
+        if self.market == "spot" and self.leverage != 1:
+            raise ValueError("leverage must be 1 for a spot pair (set market: futures to use leverage)")
+        return self
+
+
+class PortfolioConfig(_Strict):
+    capital_usd: float = Field(gt=0)
+    max_total_exposure: float = Field(0.10, gt=0, le=1)
+    max_correlated_positions: int = Field(2, ge=1)
+    min_confidence: float = Field(0.60, ge=0, le=1)
+    risk_per_trade_usd: float = Field(25.0, gt=0)
+    atr_multiplier: float = Field(2.0, gt=0)
+    correlation_groups: list[list[str]] = Field(default_factory=list)
+    correlation_threshold: float = Field(0.80, gt=0, le=1)
+    correlation_window: int = Field(60, ge=5, le=10_000)
+    stale_after_s: float = Field(10.0, gt=0)
+    taker_fee: float = Field(0.001, ge=0, lt=0.05)
+    slippage_bps: float = Field(1.0, ge=0, le=500)
+
+    @property
+    def max_exposure_usd(self) -> float:
+        return self.capital_usd * self.max_total_exposure
+
+
+class EngineConfig(_Strict):
+    timeframe: str = "1m"
+    history_candles: int = Field(500, ge=0, le=5000)
+
+    @field_validator("timeframe")
+    @classmethod
+    def _timeframe(cls, v: str) -> str:
+        parse_timeframe(v)
+        return v
+
+    @property
+    def timeframe_s(self) -> int:
+        return parse_timeframe(self.timeframe)
+
+
+class SafeList(_Strict):
+    version: Literal[1] = 1
+    portfolio: PortfolioConfig
+    engine: EngineConfig = EngineConfig()
+    pairs: dict[str, PairConfig]
+
+    @field_validator("pairs")
+    @classmethod
+    def _symbols(cls, v: dict[str, PairConfig]) -> dict[str, PairConfig]:
+        if not v:
+            raise ValueError("no pairs: add at least one under 'pairs:'")
+        for sym in v:
+            if not SYMBOL_RE.match(sym):
+                raise ValueError(f"symbol {sym!r} is not BASE/QUOTE in capitals, e.g. BTC/USDT")
+        return v
+
+    @model_validator(mode="after")
+    def _groups_name_pairs(self) -> SafeList:
+        for group in self.portfolio.correlation_groups:
+            for sym in group:
+                if sym not in self.pairs:
+                    raise ValueError(
+                        f"portfolio.correlation_groups names {sym!r}, which is not under 'pairs:'"
+                    )
+        if not self.active_symbols():
+            raise ValueError("every pair is disabled: set enabled: true on at least one")
+        return self
+
+    def active_symbols(self) -> list[str]:
+        return [s for s, p in self.pairs.items() if p.enabled]
+
+    def pair(self, symbol: str) -> PairConfig:
+        try:
+            return self.pairs[symbol]
+        except KeyError:
+            raise KeyError(f"{symbol} is not in the safe list") from None
+
+
+def parse_timeframe(tf: str) -> int:
+    m = TIMEFRAME_RE.match(tf)
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError(f"timeframe {tf!r} is not like 5s, 1m, 15m or 1h")
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys (PyYAML keeps the last one silently)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts) or "(top level)"
+
+
+def _describe(err: dict[str, Any]) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see docs/configuration.md)"
+    if kind == "missing":
+        return "required field is missing"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def default_path() -> Path:
+    """--config, else $MULTIPAR_SAFE_LIST, else ./safe_list.yaml, else the one beside the packages."""
+    env = os.environ.get(ENV_SAFE_LIST)
+    if env:
+        return Path(env)
+    cwd = Path("safe_list.yaml")
+    if cwd.exists():
+        return cwd
+    return Path(__file__).resolve().parent.parent / "safe_list.yaml"
+
+
+def load_safe_list(path: str | os.PathLike[str] | None = None) -> SafeList:
+    """Load and validate; raise ConfigError with one line per problem."""
+    p = Path(path) if path is not None else default_path()
+    name = str(p)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{name}: cannot read: {exc.strerror or exc} (pass the path of a safe list)"]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"{name}:{where}: malformed YAML: {problem} (fix the syntax)"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{name}: expected a mapping with 'portfolio' and 'pairs' at the top level"])
+    try:
+        return SafeList.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            where = _loc(loc)
+            value = err.get("input")
+            shown = "" if err["type"] in ("missing", "model_type") or isinstance(value, dict) else f" (got {value!r})"
+            problems.append(f"{name}: {where}: {_describe(err)}{shown}")
+        raise ConfigError(problems) from None
+
+
+def get_active_symbols(cfg: SafeList | None = None) -> list[str]:
+    """The seed's helper: symbols with enabled: true, in file order."""
+    return (cfg or load_safe_list()).active_symbols()
+
+
+def get_symbol_config(symbol: str, cfg: SafeList | None = None) -> PairConfig:
+    """The seed's helper: one pair's config."""
+    return (cfg or load_safe_list()).pair(symbol)

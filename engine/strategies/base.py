@@ -1,0 +1,56 @@
+"""Strategy base class and registry: a new strategy is one new file in this package.
+
+A strategy turns a closed candle and the pair's committed indicators into a ``Signal``.
+Subclasses register themselves by name with ``@register("name")``; the safe list's
+``strategy:`` field picks one. No engine code changes to add a strategy.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from engine.models import Indicators, Signal, SignalType
+
+if TYPE_CHECKING:
+    from engine.candles import Candle
+    from engine.config import StrategyParams
+
+_REGISTRY: dict[str, type[Strategy]] = {}
+
+
+class Strategy(ABC):
+    """One pair's strategy. ``analyze`` runs once per closed candle, never per tick."""
+
+    name: ClassVar[str]
+
+    def __init__(self, symbol: str, params: StrategyParams) -> None:
+        self.symbol = symbol
+        self.params = params
+
+    @abstractmethod
+    def analyze(self, candle: Candle, ind: Indicators, position_qty: float) -> Signal:
+        """Return BUY / SELL / HOLD for the candle that just closed.
+
+        ``position_qty`` is the pair's current net position (0 when flat), so a strategy can
+        emit an exit (SELL while long, BUY while short).
+        """
+
+    def hold(self, candle: Candle, reasoning: str = "") -> Signal:
+        return Signal(self.symbol, SignalType.HOLD, 0.0, candle.close, reasoning=reasoning, ts=candle.ts)
+
+
+def register(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
+    def deco(cls: type[Strategy]) -> type[Strategy]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"strategy {name!r} registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def registry() -> dict[str, type[Strategy]]:
+    return dict(_REGISTRY)
