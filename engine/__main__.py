@@ -1,0 +1,81 @@
+"""``python -m engine``: run the trading engine process (see engine/service.py)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from engine.config import ConfigError, load_safe_list, parse_timeframe
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m engine", description="multipar-console trading engine")
+    p.add_argument("--config", required=True, help="path of safe_list.yaml")
+    p.add_argument("--db", required=True, help="SQLite file (created if missing)")
+    p.add_argument("--feed-pub", required=True, help="feed tick endpoint to connect, e.g. ipc:///run/x/feed.pub")
+    p.add_argument("--feed-rep", required=True, help="feed history endpoint to connect")
+    p.add_argument("--pub", required=True, help="state endpoint to bind")
+    p.add_argument("--cmd", required=True, help="command endpoint to bind (ROUTER)")
+    p.add_argument("--timeframe", help="candle interval (overrides the safe list), e.g. 1m, 15s")
+    p.add_argument("--history", type=int, help="warm-up candles to request (overrides the safe list)")
+    p.add_argument("--log-file", help="log here instead of stderr")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.flag = False
+
+    def __call__(self, *_: object) -> None:
+        self.flag = True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        filename=args.log_file,
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        cfg = load_safe_list(args.config)
+        timeframe_s = parse_timeframe(args.timeframe) if args.timeframe else None
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"--timeframe: {exc}", file=sys.stderr)
+        return 2
+    if not Path(args.db).parent.exists():
+        print(f"--db: directory {Path(args.db).parent} does not exist", file=sys.stderr)
+        return 2
+
+    from engine.service import EngineService, Endpoints  # after arg checks: keeps --help fast
+
+    stop = _Stop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
+    service = EngineService(
+        cfg,
+        Path(args.db),
+        Endpoints(args.feed_pub, args.feed_rep, args.pub, args.cmd),
+        timeframe_s=timeframe_s,
+        history_limit=args.history,
+    )
+    try:
+        service.bind()
+        service.warm_up()
+        service.run(lambda: stop.flag)
+    finally:
+        service.close()
+        logging.getLogger("engine").info("Engine stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

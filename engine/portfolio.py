@@ -1,0 +1,159 @@
+"""Portfolio accounting: cash, net positions, realised PnL, fees, exposure and daily PnL.
+
+Owns ``Portfolio``. Cash-flow accounting with signed quantities (qty > 0 long, < 0 short):
+a buy of q at p costs ``q*p + fee`` in cash, a sell receives ``q*p - fee``. Position entry is
+the average cost; reducing a position realises ``closed_qty * (price - entry)`` (mirrored for
+shorts). So at every step, for any marks::
+
+    equity == cash + Σ qty*mark == capital + realised - fees + unrealised
+
+Rebuilding after a restart is replaying the stored fills through ``apply_fill``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from engine.models import Fill, Position, Side
+
+logger = logging.getLogger(__name__)
+
+MS_PER_DAY = 86_400_000
+QTY_DECIMALS = 12  # net quantities are rounded here so 0.3 - 0.1 - 0.2 is flat, not 5.5e-17
+
+
+class Portfolio:
+    """The paper (or mirrored live) account of the engine."""
+
+    def __init__(self, capital_usd: float) -> None:
+        self.capital = float(capital_usd)
+        self.cash = float(capital_usd)
+        self.positions: dict[str, Position] = {}
+        self.realised = 0.0  # fees excluded
+        self.fees = 0.0
+        self.fills = 0
+        self._day: int | None = None  # UTC day number of the last mark_day
+        self._day_start_equity = float(capital_usd)
+
+    # ---- fills -------------------------------------------------------------------------
+
+    def apply_fill(self, fill: Fill) -> Position:
+        """Book one fill: open, add (average entry), reduce, close or flip; return the position."""
+        if not (fill.qty > 0 and fill.price > 0 and fill.fee >= 0):
+            raise ValueError(
+                f"{fill.symbol}: fill {fill.fill_id} has qty {fill.qty!r}, price {fill.price!r}, "
+                f"fee {fill.fee!r}: qty and price must be positive, fee not negative"
+            )
+        signed = fill.qty if fill.side is Side.BUY else -fill.qty
+        pos = self.positions.get(fill.symbol)
+        if pos is None:
+            pos = self.positions[fill.symbol] = Position(fill.symbol)
+
+        self.cash -= signed * fill.price + fill.fee
+        self.fees += fill.fee
+        pos.fees += fill.fee
+        self.fills += 1
+
+        old = pos.qty
+        new = round(old + signed, QTY_DECIMALS)
+        if old == 0.0:
+            pos.entry = fill.price
+            pos.opened_ts = fill.ts
+        elif (old > 0) == (signed > 0):
+            # adding: the entry becomes the quantity-weighted average cost
+            pos.entry = (abs(old) * pos.entry + fill.qty * fill.price) / (abs(old) + fill.qty)
+        else:
+            closed = min(fill.qty, abs(old))
+            pnl = closed * (fill.price - pos.entry) * (1.0 if old > 0 else -1.0)
+            pos.realised += pnl
+            self.realised += pnl
+            if new == 0.0:
+                pos.entry = 0.0
+                pos.stop_loss = pos.take_profit = 0.0
+                pos.opened_ts = 0
+            elif (new > 0) != (old > 0):
+                # flipped through zero: the remainder is a fresh position at this price
+                pos.entry = fill.price
+                pos.opened_ts = fill.ts
+                pos.stop_loss = pos.take_profit = 0.0
+        pos.qty = new
+        return pos
+
+    def replay(self, fills: Iterable[Fill]) -> None:
+        for f in fills:
+            self.apply_fill(f)
+
+    def set_stops(self, symbol: str, stop_loss: float, take_profit: float) -> None:
+        pos = self.positions.get(symbol)
+        if pos is None or not pos.is_open:
+            raise KeyError(f"{symbol}: no open position to attach stops to")
+        pos.stop_loss = stop_loss
+        pos.take_profit = take_profit
+
+    # ---- queries -----------------------------------------------------------------------
+
+    def position(self, symbol: str) -> Position | None:
+        pos = self.positions.get(symbol)
+        return pos if pos is not None and pos.is_open else None
+
+    def qty(self, symbol: str) -> float:
+        pos = self.positions.get(symbol)
+        return pos.qty if pos is not None else 0.0
+
+    def open_positions(self) -> dict[str, Position]:
+        return {s: p for s, p in self.positions.items() if p.is_open}
+
+    @staticmethod
+    def _mark(pos: Position, marks: Mapping[str, float]) -> float:
+        # no mark yet (no tick since restart): value the position at its entry
+        m = marks.get(pos.symbol)
+        return m if m is not None and m > 0 else pos.entry
+
+    def unrealised(self, marks: Mapping[str, float]) -> float:
+        return sum(p.unrealised(self._mark(p, marks)) for p in self.positions.values() if p.is_open)
+
+    def equity(self, marks: Mapping[str, float]) -> float:
+        return self.cash + sum(p.qty * self._mark(p, marks) for p in self.positions.values() if p.is_open)
+
+    def exposure(self, marks: Mapping[str, float]) -> float:
+        return sum(p.notional(self._mark(p, marks)) for p in self.positions.values() if p.is_open)
+
+    # ---- daily PnL ---------------------------------------------------------------------
+
+    def mark_day(self, ts_ms: int, equity: float) -> bool:
+        """Remember equity at the first mark of each UTC day; True when a new day started."""
+        day = ts_ms // MS_PER_DAY
+        if self._day is None or day > self._day:
+            self._day = day
+            self._day_start_equity = equity
+            return True
+        return False
+
+    @property
+    def day_start_equity(self) -> float:
+        return self._day_start_equity
+
+    def daily_pnl(self, current: float | Mapping[str, float]) -> float:
+        """Equity now (given, or computed from marks) minus equity at the start of the UTC day.
+
+        Before the first ``mark_day`` the day starts at the capital.
+        """
+        equity = self.equity(current) if isinstance(current, Mapping) else float(current)
+        return equity - self._day_start_equity
+
+    def snapshot(self, marks: Mapping[str, float]) -> dict[str, Any]:
+        """The ``portfolio`` wire fields this class owns (docs/wire.md)."""
+        equity = self.equity(marks)
+        return {
+            "capital": self.capital,
+            "cash": self.cash,
+            "equity": equity,
+            "realised": self.realised,
+            "unrealised": self.unrealised(marks),
+            "fees": self.fees,
+            "daily_pnl": equity - self._day_start_equity,
+            "exposure_used": self.exposure(marks),
+            "positions": sum(1 for p in self.positions.values() if p.is_open),
+        }
