@@ -60,13 +60,20 @@ def main(argv: list[str] | None = None) -> int:
     stop = _Stop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
-    service = EngineService(
-        cfg,
-        Path(args.db),
-        Endpoints(args.feed_pub, args.feed_rep, args.pub, args.cmd),
-        timeframe_s=timeframe_s,
-        history_limit=args.history,
-    )
+    from engine.store import StoreError
+
+    try:
+        service = EngineService(
+            cfg,
+            Path(args.db),
+            Endpoints(args.feed_pub, args.feed_rep, args.pub, args.cmd),
+            timeframe_s=timeframe_s,
+            history_limit=args.history,
+        )
+    except StoreError as exc:
+        print(str(exc), file=sys.stderr)
+        logging.getLogger("engine").error("%s", exc)
+        return 2
     try:
         service.bind()
         service.warm_up()

@@ -56,11 +56,11 @@ class CandleBuilder:
     __slots__ = (
         "_last_tick_ts",
         "_tf_ms",
+        "bad_ticks",
         "closed",
         "forming",
         "gap_candles",
         "late_ticks",
-        "bad_ticks",
         "max_gap_candles",
         "seed_dropped",
         "skipped_intervals",
@@ -179,30 +179,33 @@ class CandleBuilder:
 
     # ---------------------------------------------------------------- history
 
-    def seed(self, candles: Iterable[Candle], fill_gaps: bool = True) -> int:
-        """Load closed history (increasing ts). Candles that are misaligned,
-        duplicated, out of order, or not older than the forming candle are
-        dropped; returns how many (also added to ``seed_dropped``). Missing
-        intervals are filled with flat candles like live gaps. Warm the
-        indicators from ``closed`` afterwards."""
+    def seed(self, candles: Iterable[Candle], fill_gaps: bool = True) -> list[Candle]:
+        """Load closed history (increasing ts) and return what was appended,
+        oldest first, gap candles included: warm the indicators from that list
+        (``closed`` may keep fewer than were loaded if ``history`` is small).
+
+        Candles that are misaligned, duplicated, out of order, or not older
+        than the forming candle are dropped and counted in ``seed_dropped``.
+        Missing intervals are filled with flat candles, like live gaps.
+        """
         tf = self._tf_ms
         last = self.closed[-1] if self.closed else None
         limit = self.forming.ts if self.forming is not None else None
-        dropped = 0
+        loaded: list[Candle] = []
         for c in candles:
             if (
                 c.ts % tf != 0
                 or (last is not None and c.ts <= last.ts)
                 or (limit is not None and c.ts >= limit)
             ):
-                dropped += 1
+                self.seed_dropped += 1
                 continue
             if last is not None and fill_gaps:
-                self._fill(last.ts, c.ts, last.close)
+                loaded.extend(self._fill(last.ts, c.ts, last.close))
             self.closed.append(c)
+            loaded.append(c)
             last = c
-        self.seed_dropped += dropped
-        return dropped
+        return loaded
 
     def closes(self, n: int | None = None, include_forming: bool = False) -> list[float]:
         """Recent closes, oldest first (the last n if given), e.g. for sparklines."""

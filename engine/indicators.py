@@ -15,12 +15,14 @@ Contract shared by all indicators:
   warm-up is over.
 * Every call is O(1) on plain Python floats (no numpy/pandas on the hot path).
   Windowed sums are re-derived exactly from the window once every ``period``
-  updates, an O(period) step that amortises to O(1).
+  updates, an O(period) step that amortises to O(1). BollingerBands and
+  RollingCorrelation also compute a value exactly from the window (O(period))
+  in the rare state where their running sums could have lost precision.
 
 Warm-up and seeding match TA-Lib 0.6 (``SMA``, ``EMA``, ``RSI``,
 ``BBANDS(matype=0)``, ``ATR``) index for index; see tests/test_indicators.py.
-One deliberate difference: zero tests are exact (``gain + loss == 0``) rather
-than against an absolute epsilon, so coins priced at 1e-8 behave like BTC.
+Zero tests are exact (``gain + loss == 0``), never against an absolute epsilon
+(as TA-Lib before 0.6 did), so a coin priced at 1e-8 behaves like BTC.
 """
 
 from __future__ import annotations
@@ -41,10 +43,6 @@ __all__ = [
 ]
 
 BBValue = tuple[float, float, float]
-
-# A shifted sum loses about log10(ratio) digits when (mean - shift)^2 / var
-# exceeds this; re-centre before it can cost more than ~3 digits.
-_RECENTRE_RATIO = 1000.0
 
 
 def _check_period(period: int, name: str = "period") -> int:
@@ -318,16 +316,24 @@ class BollingerBands:
     """Bollinger Bands = SMA ± num_std * population std (TA-Lib BBANDS, matype=0,
     nbdevup = nbdevdn = num_std). Values are ``(upper, middle, lower)``.
 
-    Sums are kept around a shift K (a recent window value near the mean):
+    Sums are kept around a shift K (a window value near the mean):
     s1 = Σ(x-K), s2 = Σ(x-K)². With BTC at 60000 and moves of a few dollars a
-    raw sum of squares would cancel ~8 digits; centred sums cancel none. K is
-    re-picked and the sums re-derived exactly every ``period`` updates, or
-    sooner if the mean walks far from K (e.g. after a price gap).
+    raw sum of squares cancels ~8 digits; centred sums cancel none. K is
+    re-picked and the sums re-derived exactly (math.fsum) every ``period``
+    updates. ``peak`` (largest (x-K)² since then) bounds the rounding error of
+    the running sums; if peak / variance says that error could reach ~1e-10 of
+    the variance (a near-flat window right after a big move), that value is
+    computed exactly from the window instead (O(period), rare) and the sums
+    are re-derived on commit. A window of identical closes (gap candles) is
+    recognised in O(1) and gives exactly zero width, like TA-Lib.
     """
 
     __slots__ = (
         "_num_std",
+        "_peak",
         "_period",
+        "_ratio",
+        "_run",
         "_s1",
         "_s2",
         "_shift",
@@ -339,10 +345,15 @@ class BollingerBands:
     def __init__(self, period: int = 20, num_std: float = 2.0) -> None:
         self._period = _check_period(period)
         self._num_std = float(num_std)
+        # Just after a re-centre peak/var <= ~n + 2*sqrt(n), so this never fires
+        # spuriously, and error stays <= ~4n^2*eps of the variance when it doesn't.
+        self._ratio = 2.0 * period + 1000.0
         self._window: deque[float] = deque()
         self._shift = 0.0
         self._s1 = 0.0
         self._s2 = 0.0
+        self._peak = 0.0
+        self._run = 0  # how many trailing closes are identical
         self._since_resync = 0
         self._value: BBValue | None = None
 
@@ -362,52 +373,69 @@ class BollingerBands:
     def ready(self) -> bool:
         return self._value is not None
 
-    def _advance(self, x: float) -> tuple[float, float, float, float, BBValue | None]:
-        """Returns (s1, s2, mean offset from K, variance, bands) after adding x."""
+    def _advance(self, x: float) -> tuple[float, float, float, int, BBValue | None, bool]:
+        """State after adding x: (s1, s2, peak, run, bands, computed_exactly)."""
         w = self._window
-        k = self._shift if w else x  # first value becomes the shift
-        d = x - k
-        s1 = self._s1 + d
-        s2 = self._s2 + d * d
         n = self._period
-        if len(w) == n:
+        run = self._run + 1 if w and x == w[-1] else 1
+        k = self._shift if w else x  # the first close becomes the shift
+        d = x - k
+        dd = d * d
+        s1 = self._s1 + d
+        s2 = self._s2 + dd
+        peak = self._peak if self._peak >= dd else dd
+        full = len(w) == n
+        if full:
             o = w[0] - k
             s1 -= o
             s2 -= o * o
         elif len(w) < n - 1:
-            return s1, s2, 0.0, 0.0, None
+            return s1, s2, peak, run, None, False
+        if run >= n:
+            return s1, s2, peak, run, (x, x, x), False
         m = s1 / n
         var = s2 / n - m * m
-        if var < 0.0:
-            var = 0.0  # rounding can leave a tiny negative on flat windows
+        exact = var * self._ratio < peak
+        if exact:
+            vals = list(w)
+            if full:
+                del vals[0]
+            vals.append(x)
+            mid = math.fsum(vals) / n
+            var = math.fsum((v - mid) * (v - mid) for v in vals) / n
+        else:
+            mid = k + m
+            if var < 0.0:
+                var = 0.0  # rounding can leave a tiny negative on a flat window
         dev = self._num_std * math.sqrt(var)
-        mid = k + m
-        return s1, s2, m, var, (mid + dev, mid, mid - dev)
+        return s1, s2, peak, run, (mid + dev, mid, mid - dev), exact
 
     def preview(self, x: float) -> BBValue | None:
         return self._advance(x)[4]
 
     def update(self, x: float) -> BBValue | None:
-        s1, s2, m, var, value = self._advance(x)
+        s1, s2, peak, run, value, exact = self._advance(x)
         w = self._window
         if not w:
             self._shift = x
         elif len(w) == self._period:
             w.popleft()
         w.append(x)
-        self._s1, self._s2 = s1, s2
+        self._s1, self._s2, self._peak, self._run = s1, s2, peak, run
         self._value = value
         self._since_resync += 1
-        if self._since_resync >= self._period or m * m > _RECENTRE_RATIO * var:
+        if exact or self._since_resync >= self._period:
             self._resync()
         return value
 
     def _resync(self) -> None:
         w = self._window
         k = _centre(w)
+        devs = [v - k for v in w]
         self._shift = k
-        self._s1 = math.fsum(v - k for v in w)
-        self._s2 = math.fsum((v - k) * (v - k) for v in w)
+        self._s1 = math.fsum(devs)
+        self._s2 = math.fsum(d * d for d in devs)
+        self._peak = max(d * d for d in devs)
         self._since_resync = 0
 
 
@@ -500,12 +528,20 @@ class RollingMin(_RollingExtreme):
 class RollingCorrelation:
     """Pearson correlation of the last ``window`` (x, y) pairs, e.g. two return
     series. ``update(x, y)`` returns None until the window is full, or when
-    either side has (numerically) zero variance. Uses centred running sums with
-    the same exact re-derivation scheme as BollingerBands."""
+    either side has zero variance (σ below 1e-10 of its mean's magnitude).
+
+    Same numerical scheme as BollingerBands: running sums centred on a shift
+    per series, re-derived exactly every ``window`` updates, and an exact
+    O(window) computation when the peak squared deviation says the running
+    sums can no longer be trusted (e.g. right after a level shift leaves).
+    """
 
     __slots__ = (
         "_kx",
         "_ky",
+        "_px",
+        "_py",
+        "_ratio",
         "_since_resync",
         "_sx",
         "_sxx",
@@ -518,16 +554,17 @@ class RollingCorrelation:
         "_ys",
     )
 
-    # Variance below this fraction of the second moment about the shift is rounding noise.
-    _ZERO_VAR = 1e-12
+    # σ/|mean| below 1e-10 cannot be told apart from rounding noise: call it flat.
+    _ZERO_VAR = 1e-20
 
     def __init__(self, window: int) -> None:
         self._window = _check_period(window, "window")
+        self._ratio = 2.0 * window + 1000.0  # see BollingerBands
         self._xs: deque[float] = deque()
         self._ys: deque[float] = deque()
-        self._kx = 0.0
-        self._ky = 0.0
+        self._kx = self._ky = 0.0
         self._sx = self._sy = self._sxx = self._syy = self._sxy = 0.0
+        self._px = self._py = 0.0  # peak squared deviation from the shift
         self._since_resync = 0
         self._value: float | None = None
 
@@ -549,11 +586,16 @@ class RollingCorrelation:
             self._kx, self._ky = x, y
         kx, ky = self._kx, self._ky
         dx, dy = x - kx, y - ky
+        dxx, dyy = dx * dx, dy * dy
         self._sx += dx
         self._sy += dy
-        self._sxx += dx * dx
-        self._syy += dy * dy
+        self._sxx += dxx
+        self._syy += dyy
         self._sxy += dx * dy
+        if dxx > self._px:
+            self._px = dxx
+        if dyy > self._py:
+            self._py = dyy
         n = self._window
         if len(xs) == n:
             ox = xs.popleft() - kx
@@ -570,23 +612,36 @@ class RollingCorrelation:
             self._value = None
             return None
         mx, my = self._sx / n, self._sy / n
-        mxx, myy = self._sxx / n, self._syy / n
-        vx = mxx - mx * mx
-        vy = myy - my * my
+        vx = self._sxx / n - mx * mx
+        vy = self._syy / n - my * my
+        exact = vx * self._ratio < self._px or vy * self._ratio < self._py
+        if exact:
+            mean_x, mean_y, vx, vy, cov = self._exact_moments()
+        else:
+            mean_x, mean_y = kx + mx, ky + my
+            cov = self._sxy / n - mx * my
         value: float | None
-        if vx <= self._ZERO_VAR * mxx or vy <= self._ZERO_VAR * myy:
+        zv = self._ZERO_VAR
+        if vx <= zv * mean_x * mean_x or vy <= zv * mean_y * mean_y:
             value = None
         else:
-            r = (self._sxy / n - mx * my) / math.sqrt(vx * vy)
+            r = cov / (math.sqrt(vx) * math.sqrt(vy))
             value = -1.0 if r < -1.0 else (1.0 if r > 1.0 else r)
         self._value = value
-        if (
-            self._since_resync >= n
-            or mx * mx > _RECENTRE_RATIO * max(vx, 0.0)
-            or my * my > _RECENTRE_RATIO * max(vy, 0.0)
-        ):
+        if exact or self._since_resync >= n:
             self._resync()
         return value
+
+    def _exact_moments(self) -> tuple[float, float, float, float, float]:
+        n = self._window
+        mean_x = math.fsum(self._xs) / n
+        mean_y = math.fsum(self._ys) / n
+        dxs = [v - mean_x for v in self._xs]
+        dys = [v - mean_y for v in self._ys]
+        vx = math.fsum(d * d for d in dxs) / n
+        vy = math.fsum(d * d for d in dys) / n
+        cov = math.fsum(a * b for a, b in zip(dxs, dys, strict=True)) / n
+        return mean_x, mean_y, vx, vy, cov
 
     def _resync(self) -> None:
         xs, ys = self._xs, self._ys
@@ -599,4 +654,6 @@ class RollingCorrelation:
         self._sxx = math.fsum(d * d for d in dxs)
         self._syy = math.fsum(d * d for d in dys)
         self._sxy = math.fsum(a * b for a, b in zip(dxs, dys, strict=True))
+        self._px = max(d * d for d in dxs)
+        self._py = max(d * d for d in dys)
         self._since_resync = 0

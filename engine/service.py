@@ -177,7 +177,7 @@ class EngineService:
             log.info(
                 "Recovered %d open position(s) from the store: %s",
                 len(self.portfolio.positions),
-                ", ".join(f"{p.symbol} {p.qty:+g}@{p.entry:g}" for p in self.portfolio.positions.values()),
+                ", ".join(f"{p.symbol} {p.qty:+.12g}@{p.entry:.12g}" for p in self.portfolio.positions.values()),
             )
 
     def bind(self) -> None:
@@ -266,6 +266,10 @@ class EngineService:
             ps.bad += 1
             self.bad_total += 1
             return
+        if ps.last_te and tick.ts_exchange > ps.last_te + MAX_TS_JUMP_MS:
+            ps.bad += 1
+            self.bad_total += 1
+            return
         # Sequence numbers: a jump forward is lost messages; a jump back is a restarted feed.
         exp = ps.expected_seq
         if exp and tick.seq != exp:
@@ -274,10 +278,6 @@ class EngineService:
             else:
                 log.info("%s - feed sequence restarted (%d after %d)", sym, tick.seq, exp - 1)
         ps.expected_seq = tick.seq + 1
-        if ps.last_te and tick.ts_exchange > ps.last_te + MAX_TS_JUMP_MS:
-            ps.bad += 1
-            self.bad_total += 1
-            return
         self.on_tick(ps, tick.ts_exchange, tick.bid, tick.ask, tick.last, tick.base_volume)
 
     def on_tick(self, ps: PairState, ts_ms: int, bid: float, ask: float, last: float, base_volume: float) -> None:

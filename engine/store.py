@@ -141,6 +141,9 @@ assert max(MIGRATIONS) == SCHEMA_VERSION
 
 def migrate(conn: sqlite3.Connection, path: str) -> int:
     """Bring the open file to SCHEMA_VERSION in one write transaction; return the version found."""
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    if found == SCHEMA_VERSION:
+        return found  # the usual open: no write lock, so it never waits for a running engine
     conn.execute("BEGIN IMMEDIATE")  # re-read inside the lock: two processes may open a new file
     try:
         found = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -198,6 +201,7 @@ class Store:
         """Open (creating the schema if the file is new). ``verify`` runs ``PRAGMA quick_check``
         so a damaged file is refused at start rather than at the first fill."""
         self.path = Path(path)
+        self.equity_dropped = 0  # equity points refused for a non-finite value
         name = str(self.path)
         if not self.path.parent.is_dir():
             raise StoreError(
@@ -241,7 +245,7 @@ class Store:
             result = c.execute("PRAGMA quick_check(1)").fetchone()[0]
             if result != "ok":
                 raise StoreError(
-                    f"{self.path}: store file is damaged ({_one_line(Exception(result))}); "
+                    f"{self.path}: store file is damaged ({' '.join(str(result).split())}); "
                     "move it aside and restart, or pass another store path"
                 )
 
@@ -566,18 +570,27 @@ class Store:
         unrealised: float,
         fees: float,
     ) -> None:
-        """One point of the equity curve; the caller throttles (e.g. once every few seconds)."""
-        vals = [
-            _finite(n, v)
-            for n, v in (
-                ("equity", equity),
-                ("cash", cash),
-                ("exposure", exposure),
-                ("realised", realised),
-                ("unrealised", unrealised),
-                ("fees", fees),
-            )
-        ]
+        """One point of the equity curve; the caller throttles (e.g. once every few seconds).
+
+        A point with a non-finite value is dropped, logged and counted in ``equity_dropped``:
+        it is telemetry, and a bad mark must not stop an engine that holds positions.
+        """
+        try:
+            vals = [
+                _finite(n, v)
+                for n, v in (
+                    ("equity", equity),
+                    ("cash", cash),
+                    ("exposure", exposure),
+                    ("realised", realised),
+                    ("unrealised", unrealised),
+                    ("fees", fees),
+                )
+            ]
+        except StoreError as exc:
+            self.equity_dropped += 1
+            log.warning("store %s: equity point at %s dropped: %s", self.path, ts, exc)
+            return
         with self._write("record_equity") as c:
             c.execute(
                 "INSERT INTO equity (ts, equity, cash, exposure, realised, unrealised, fees) "

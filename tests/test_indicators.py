@@ -159,7 +159,9 @@ def test_bbands_matches_talib(name: str, period: int, num_std: float) -> None:
 def test_atr_matches_talib(name: str, period: int) -> None:
     high, low, close = _ohlc(SERIES[name]())
     ind = ATR(period)
-    ours = [ind.update(float(h), float(lo), float(c)) for h, lo, c in zip(high, low, close, strict=True)]
+    ours = [
+        ind.update(float(h), float(lo), float(c)) for h, lo, c in zip(high, low, close, strict=True)
+    ]
     ref = talib.ATR(high, low, close, timeperiod=period)
     # TA-Lib's first ATR is at index `period` (the first TR needs a previous close).
     assert int(np.argmax(~np.isnan(ref))) == period
@@ -170,7 +172,12 @@ def test_warmup_indices() -> None:
     x = _walk(21, 40)
     h, lo, c = _ohlc(x)
     firsts = {}
-    for name, ind in {"sma": SMA(10), "ema": EMA(10), "rsi": RSI(10), "bb": BollingerBands(10)}.items():
+    for name, ind in {
+        "sma": SMA(10),
+        "ema": EMA(10),
+        "rsi": RSI(10),
+        "bb": BollingerBands(10),
+    }.items():
         firsts[name] = next(i for i, v in enumerate(x) if ind.update(float(v)) is not None)
     atr = ATR(10)
     firsts["atr"] = next(i for i in range(40) if atr.update(h[i], lo[i], c[i]) is not None)
@@ -195,6 +202,17 @@ def test_flat_series_values() -> None:
         b = bb.update(100.1)
     assert r == 0.0  # TA-Lib convention for "nothing moved"
     assert b == (100.1, 100.1, 100.1)
+
+
+def test_flat_window_after_moves_is_exactly_flat() -> None:
+    # Illiquid pairs get runs of flat gap candles: the bands must collapse exactly.
+    x = [*_walk(9, 60, start=0.1, vol=0.02).tolist(), *([0.1] * 25)]
+    bb = BollingerBands(20, 2.0)
+    for i, v in enumerate(x):
+        out = bb.update(v)
+        if i >= 60 + 19:
+            assert out == (0.1, 0.1, 0.1)
+            assert bollinger_position(0.1, out[0], out[2]) == 0.5
 
 
 # -------------------------------------------------- Bollinger drift (100k)
@@ -268,7 +286,19 @@ def _state(obj: Any) -> tuple[Any, ...]:
 
 
 def _single_input_indicators() -> list[Any]:
-    return [SMA(1), SMA(7), EMA(1), EMA(7), RSI(1), RSI(7), BollingerBands(1), BollingerBands(7, 2.5), RollingMax(1), RollingMax(7), RollingMin(7)]
+    return [
+        SMA(1),
+        SMA(7),
+        EMA(1),
+        EMA(7),
+        RSI(1),
+        RSI(7),
+        BollingerBands(1),
+        BollingerBands(7, 2.5),
+        RollingMax(1),
+        RollingMax(7),
+        RollingMin(7),
+    ]
 
 
 @pytest.mark.parametrize("name", ["walk_btc_1", "flat_then_move", "gap", "walk_shib"])
@@ -392,7 +422,9 @@ def test_bollinger_position() -> None:
     assert bollinger_position(42.0, 100.0, 100.0) == 0.5
 
 
-@pytest.mark.parametrize("cls", [SMA, EMA, RSI, BollingerBands, ATR, RollingMax, RollingMin, RollingCorrelation])
+@pytest.mark.parametrize(
+    "cls", [SMA, EMA, RSI, BollingerBands, ATR, RollingMax, RollingMin, RollingCorrelation]
+)
 @pytest.mark.parametrize("bad", [0, -3, 2.5, True])
 def test_bad_period_rejected(cls: type, bad: Any) -> None:
     with pytest.raises(ValueError):

@@ -1,0 +1,394 @@
+"""The console's process backend: children, bridge, commands and the kill switch.
+
+``ProcessBackend`` implements the ``Backend`` protocol the app talks to. It owns the
+supervisor (feed and engine processes), the bridge (their PUB sockets into the model) and a
+DEALER socket to the engine's command ROUTER. ``kill()`` is the operator's last word: it asks
+the engine to halt and flatten, and when the engine does not answer in time (or has stopped
+beating) it SIGKILLs the engine, flattens every stored position itself through the engine's
+own store and broker code (``engine.recovery.flatten_from_store``), marks every pair HALTED,
+and restarts the engine, which comes back halted and flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from console.bridge import Bridge
+from console.model import Ack
+from console.rundir import Endpoints, LogFiles
+from console.supervisor import ChildSpec, Supervisor
+from engine import wire as engine_wire
+from engine.config import SafeList
+
+log = logging.getLogger(__name__)
+
+COMMAND_TIMEOUT_S = 1.0
+KILL_ACK_TIMEOUT_S = 1.0
+HUNG_AFTER_S = 3.0  # an engine silent this long is not asked: the fallback runs at once
+FEED_READY_TIMEOUT_S = 5.0
+
+def _child_env() -> dict[str, str]:
+    """The children import the same packages as the console, wherever it was started from."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in parts:
+        env["PYTHONPATH"] = os.pathsep.join([root, *parts])
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _modes(ack: dict[str, Any]) -> dict[str, str]:
+    """The ack's ``modes`` map (symbol -> mode), so the screen shows a new mode at once."""
+    modes = ack.get("modes")
+    if type(modes) is not dict:
+        return {}
+    return {k: v for k, v in modes.items() if type(k) is str and type(v) is str}
+
+
+class ProcessBackend:
+    """Runs the feed and engine as child processes and talks to them over ZeroMQ."""
+
+    def __init__(
+        self,
+        cfg: SafeList,
+        cfg_path: Path,
+        endpoints: Endpoints,
+        db_path: Path,
+        mode: str,
+        feed_args: Sequence[str],
+        engine_args: Sequence[str],
+        log: LogFiles,
+        *,
+        pids_path: Path | None = None,
+        command_timeout_s: float = COMMAND_TIMEOUT_S,
+        kill_ack_timeout_s: float = KILL_ACK_TIMEOUT_S,
+        hung_after_s: float = HUNG_AFTER_S,
+        supervisor_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.cfg_path = Path(cfg_path)
+        self.endpoints = endpoints
+        self.db_path = Path(db_path)
+        self.mode = mode
+        self.logs = log
+        self.command_timeout_s = command_timeout_s
+        self.kill_ack_timeout_s = kill_ack_timeout_s
+        self.hung_after_s = hung_after_s
+        self._pids_path = pids_path if pids_path is not None else log.feed.parent / "pids.json"
+        self._feed_argv = self.feed_argv(feed_args)
+        self._engine_argv = self.engine_argv(engine_args)
+        self._supervisor_options = supervisor_options or {}
+        self._ctx: zmq.asyncio.Context | None = None
+        self._dealer: zmq.asyncio.Socket | None = None
+        self._pending: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        self._ack_task: asyncio.Task[None] | None = None
+        self._ids = itertools.count(1)
+        self._kill_lock: asyncio.Lock | None = None
+        self._model: Any = None
+        self.bridge: Bridge | None = None
+        self.supervisor: Supervisor | None = None
+        self._started = False
+        self._stopped = False
+
+    # -- child command lines -------------------------------------------------------------
+    def feed_argv(self, extra: Sequence[str]) -> list[str]:
+        symbols = self.cfg.active_symbols()
+        tiers = ",".join(f"{s}={self.cfg.pairs[s].tier.value}" for s in symbols)
+        return [
+            sys.executable, "-m", "feed",
+            "--symbols", ",".join(symbols),
+            "--tiers", tiers,
+            "--pub", self.endpoints.feed_pub,
+            "--rep", self.endpoints.feed_rep,
+            "--log-file", str(self.logs.feed),
+            *extra,
+        ]  # fmt: skip
+
+    def engine_argv(self, extra: Sequence[str]) -> list[str]:
+        return [
+            sys.executable, "-m", "engine",
+            "--config", str(self.cfg_path),
+            "--db", str(self.db_path),
+            "--feed-pub", self.endpoints.feed_pub,
+            "--feed-rep", self.endpoints.feed_rep,
+            "--pub", self.endpoints.engine_pub,
+            "--cmd", self.endpoints.engine_cmd,
+            "--log-file", str(self.logs.engine),
+            *extra,
+        ]  # fmt: skip
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self, model: Any) -> None:
+        """Connect the bridge, spawn the feed, then (once it beats, ≤ 5 s) the engine."""
+        if self._started:
+            return
+        self._started = True
+        self._stopped = False
+        self._model = model
+        self._kill_lock = asyncio.Lock()
+        self._ctx = zmq.asyncio.Context()
+        self.bridge = Bridge(self.endpoints, model, ctx=self._ctx)
+        self.bridge.start()
+        self._open_dealer()
+        env = _child_env()
+        self.supervisor = Supervisor(
+            [
+                ChildSpec("feed", self._feed_argv, self.logs.feed, env),
+                ChildSpec("engine", self._engine_argv, self.logs.engine, env),
+            ],
+            model,
+            last_beat=self.bridge.last_beat.get,
+            pids_path=self._pids_path,
+            **self._supervisor_options,
+        )
+        log.info("starting %s backend: feed %s", self.mode, " ".join(self._feed_argv[1:]))
+        log.info("engine %s", " ".join(self._engine_argv[1:]))
+        self.supervisor.spawn("feed")
+        self.supervisor.start_watching()
+        # the engine asks the feed for warm-up history at start: give the feed a head start
+        # without holding up the first paint
+        asyncio.get_running_loop().create_task(self._start_engine_after_feed(), name="start-engine")
+
+    async def _start_engine_after_feed(self) -> None:
+        assert self.bridge is not None and self.supervisor is not None
+        deadline = time.monotonic() + FEED_READY_TIMEOUT_S
+        while "feed" not in self.bridge.last_beat and time.monotonic() < deadline:
+            if self._stopped:
+                return
+            await asyncio.sleep(0.05)
+        if not self._stopped and self.supervisor.state("engine") == "stopped":
+            self.supervisor.spawn("engine")
+
+    async def wait_ready(self, timeout_s: float = 20.0) -> bool:
+        """True once both children have beaten (for tests and the CLI's startup log)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.bridge is not None and {"feed", "engine"} <= set(self.bridge.last_beat):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def stop(self) -> None:
+        """Orderly shutdown: SIGTERM the children, ≤ 3 s, SIGKILL the rest, close sockets."""
+        if self._stopped or not self._started:
+            self._stopped = True
+            return
+        self._stopped = True
+        log.info("stopping backend")
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+        if self._ack_task is not None:
+            self._ack_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._ack_task
+            self._ack_task = None
+        self._close_dealer()
+        if self.bridge is not None:
+            await self.bridge.stop()
+        if self._ctx is not None:
+            self._ctx.destroy(linger=0)
+            self._ctx = None
+        log.info("backend stopped")
+
+    def stop_sync(self) -> None:
+        """Last resort when no loop is left (crash paths): the children must not outlive us."""
+        if self.supervisor is not None:
+            self.supervisor.stop_sync()
+
+    # -- commands ------------------------------------------------------------------------
+    def _open_dealer(self) -> None:
+        assert self._ctx is not None
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IMMEDIATE, 1)  # never queue a command for an engine that is not there
+        sock.connect(self.endpoints.engine_cmd)
+        self._dealer = sock
+        self._ack_task = asyncio.get_running_loop().create_task(self._read_acks(sock), name="acks")
+
+    def _close_dealer(self) -> None:
+        if self._ack_task is not None:
+            self._ack_task.cancel()
+            self._ack_task = None
+        if self._dealer is not None:
+            self._dealer.close(linger=0)
+            self._dealer = None
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_result(None)  # the waiter sees "no ack", never a stray CancelledError
+        self._pending.clear()
+
+    def _reset_dealer(self) -> None:
+        """Drop every command still queued for a hung engine so a restarted one never runs it."""
+        self._close_dealer()
+        if not self._stopped:
+            self._open_dealer()
+
+    async def _read_acks(self, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            try:
+                payload = await sock.recv()
+            except asyncio.CancelledError:
+                raise
+            except zmq.ZMQError:
+                return
+            try:
+                ack = engine_wire.unpack(payload)
+            except engine_wire.CommandError as exc:
+                log.warning("dropped malformed ack: %s", exc)
+                continue
+            fut = self._pending.pop(str(ack.get("id")), None)
+            if fut is not None and not fut.done():
+                fut.set_result(ack)
+            # an ack nobody waits for answers a command that already timed out: drop it
+
+    async def _send(
+        self, cmd: str, symbol: str | None, timeout_s: float
+    ) -> tuple[dict[str, Any] | None, float]:
+        """Send one command and wait for the ack with its id; None when none came in time."""
+        if self._dealer is None:
+            return None, 0.0
+        cmd_id = f"c{os.getpid()}-{next(self._ids)}"
+        fut: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._pending[cmd_id] = fut
+        payload = engine_wire.make_command(cmd_id, cmd, symbol)
+        t0 = time.perf_counter()
+        deadline = t0 + timeout_s
+        ack: dict[str, Any] | None = None
+        try:
+            while True:  # IMMEDIATE: Again while the engine (re)binds; retry until the deadline
+                try:
+                    await self._dealer.send(payload, zmq.NOBLOCK)
+                    break
+                except zmq.Again:
+                    if time.perf_counter() >= deadline:
+                        raise TimeoutError from None
+                    await asyncio.sleep(0.02)
+            ack = await asyncio.wait_for(fut, max(0.0, deadline - time.perf_counter()))
+        except (TimeoutError, zmq.ZMQError):
+            ack = None
+        finally:
+            self._pending.pop(cmd_id, None)
+        return ack, (time.perf_counter() - t0) * 1000.0
+
+    async def command(self, cmd: str, symbol: str | None = None) -> Ack:
+        """Send one command and wait ≤ 1 s for its ack."""
+        if cmd not in engine_wire.COMMANDS:
+            return Ack(cmd, False, f"unknown command {cmd!r}")
+        if cmd in engine_wire.COMMANDS_WITH_SYMBOL and symbol is None:
+            return Ack(cmd, False, f"{cmd} needs a pair")
+        if cmd == "kill":
+            return await self.kill()
+        ack, elapsed = await self._send(cmd, symbol, self.command_timeout_s)
+        if ack is None:
+            self._reset_dealer()
+            log.warning(
+                "%s%s: engine did not answer in %.1f s",
+                cmd,
+                f" {symbol}" if symbol else "",
+                self.command_timeout_s,
+            )
+            return Ack(
+                cmd, False, f"engine did not answer in {self.command_timeout_s:.1f} s", elapsed
+            )
+        log.info(
+            "%s%s -> ok=%s %s",
+            cmd,
+            f" {symbol}" if symbol else "",
+            ack.get("ok"),
+            ack.get("message"),
+        )
+        return Ack(cmd, bool(ack.get("ok")), str(ack.get("message", "")), elapsed, modes=_modes(ack))
+
+    # -- the kill switch -----------------------------------------------------------------
+    def engine_hung(self) -> bool:
+        """No engine process, or no heartbeat for more than ``hung_after_s``."""
+        if self.supervisor is None or self.supervisor.pid("engine") is None:
+            return True
+        age = self.bridge.beat_age("engine") if self.bridge is not None else None
+        return age is None or age > self.hung_after_s
+
+    async def kill(self) -> Ack:
+        """Halt everything: ask the engine; if it does not confirm in ~1 s, do it ourselves."""
+        if self._kill_lock is None:
+            return Ack("kill", False, "backend is not started")
+        async with self._kill_lock:
+            t0 = time.perf_counter()
+            if not self.engine_hung():
+                ack, _ = await self._send("kill", None, self.kill_ack_timeout_s)
+                if ack is not None and ack.get("ok"):
+                    msg = str(ack.get("message", "kill: all pairs HALTED"))
+                    log.warning("kill switch: engine acknowledged: %s", msg)
+                    return Ack(
+                        "kill", True, msg, (time.perf_counter() - t0) * 1000.0, modes=_modes(ack)
+                    )
+                why = "no ack" if ack is None else f"refused: {ack.get('message')}"
+            else:
+                why = "no heartbeat"
+            return await self._kill_fallback(why, t0)
+
+    async def _kill_fallback(self, why: str, t0: float) -> Ack:
+        assert self.supervisor is not None
+        log.error("kill switch: engine %s; console takes over", why)
+        self._reset_dealer()
+        await self.supervisor.hold("engine", reason=f"kill switch fallback ({why})")
+        marks = self._marks()
+        ts_ms = int(time.time() * 1000)
+        try:
+            from engine.recovery import flatten_from_store
+
+            fills = await asyncio.to_thread(
+                flatten_from_store, self.db_path, self.cfg, marks, ts_ms
+            )
+        except Exception as exc:
+            log.exception("flatten from store failed")
+            self.supervisor.release("engine")
+            text = f"engine hung and flatten from the store FAILED: {exc}; engine restarted, press kill again"
+            self._event(text, "error")
+            return Ack("kill", False, text, (time.perf_counter() - t0) * 1000.0, fallback=True)
+        self.supervisor.release("engine")  # it reads HALTED and the flat book back from the store
+        text = f"engine hung: console flattened {len(fills)} positions from the store, all pairs HALTED"
+        self._event(text, "error")
+        log.error("kill switch: %s", text)
+        return Ack("kill", True, text, (time.perf_counter() - t0) * 1000.0, fallback=True)
+
+    def _marks(self) -> dict[str, tuple[float, float]]:
+        """Last known (bid, ask) per pair: the bridge's, else whatever the model holds."""
+        marks: dict[str, tuple[float, float]] = (
+            dict(self.bridge.marks) if self.bridge is not None else {}
+        )
+        pairs = getattr(self._model, "pairs", None)
+        if isinstance(pairs, dict):
+            for sym, p in pairs.items():
+                if sym in marks:
+                    continue
+                bid = getattr(p, "bid", None) if not isinstance(p, dict) else p.get("bid")
+                ask = getattr(p, "ask", None) if not isinstance(p, dict) else p.get("ask")
+                if (
+                    isinstance(bid, int | float)
+                    and isinstance(ask, int | float)
+                    and bid > 0
+                    and ask > 0
+                ):
+                    marks[sym] = (float(bid), float(ask))
+        return marks
+
+    def _event(self, text: str, level: str) -> None:
+        if self._model is None:
+            return
+        try:
+            self._model.add_event(text, level=level)
+        except Exception:
+            log.exception("model.add_event failed")

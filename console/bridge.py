@@ -1,0 +1,243 @@
+"""ZeroMQ bridge from the children's PUB sockets to the console's model.
+
+Owns two SUB sockets: the engine's PUB (every topic) and the feed's PUB (only ``_hb`` and
+``_status``: the console never needs ticks). One task awaits ``poll()`` and then drains each
+ready socket with ``NOBLOCK`` (twice as fast as one await per message), decodes the msgpack
+maps and hands them to the model. A malformed message is counted in ``bad_messages`` and
+dropped, never raised; per-topic sequence gaps are counted in ``gaps``. The bridge also keeps
+each child's last heartbeat time (for the supervisor) and each pair's last bid/ask (the marks
+the kill-switch fallback flattens at).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import zmq
+import zmq.asyncio
+
+from console.rundir import Endpoints
+from engine import wire as engine_wire
+from feed import wire as feed_wire
+
+log = logging.getLogger(__name__)
+
+DRAIN_BATCH = 2000  # messages per socket per wake-up, so a flood cannot starve the UI
+_LOG_FIRST_BAD = 20
+
+
+class StateSink(Protocol):
+    """The part of ConsoleModel the bridge feeds."""
+
+    def apply_pair(self, m: dict[str, Any]) -> None: ...
+
+    def apply_portfolio(self, m: dict[str, Any]) -> None: ...
+
+    def apply_decision(self, m: dict[str, Any]) -> None: ...
+
+    def apply_fill(self, m: dict[str, Any]) -> None: ...
+
+    def apply_feed_status(self, m: dict[str, Any]) -> None: ...
+
+    def apply_heartbeat(self, kind: str, m: dict[str, Any]) -> None: ...
+
+
+class BadMessage(ValueError):
+    """A message the bridge cannot use; counted and dropped."""
+
+
+def _decode_engine(payload: bytes) -> dict[str, Any]:
+    try:
+        return engine_wire.unpack(payload)
+    except engine_wire.CommandError as exc:
+        raise BadMessage(str(exc)) from None
+
+
+def _decode_feed(payload: bytes) -> dict[str, Any]:
+    try:
+        return feed_wire.decode_map(payload)
+    except feed_wire.WireError as exc:
+        raise BadMessage(str(exc)) from None
+
+
+def _finite_price(x: object) -> float | None:
+    if type(x) is int:
+        x = float(x)
+    if type(x) is float and x > 0.0 and x != float("inf"):
+        return x
+    return None
+
+
+class Bridge:
+    """Subscribes to the engine and feed PUB sockets and dispatches to the model."""
+
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        model: StateSink,
+        *,
+        ctx: zmq.asyncio.Context | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._endpoints = endpoints
+        self._model = model
+        self._own_ctx = ctx is None
+        self._ctx = ctx if ctx is not None else zmq.asyncio.Context()
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._engine_sub: zmq.asyncio.Socket | None = None
+        self._feed_sub: zmq.asyncio.Socket | None = None
+        self.bad_messages = 0
+        self.messages = 0
+        self.gaps: dict[str, int] = {}  # "engine:pair" -> messages lost by sequence number
+        self._last_seq: dict[str, int] = {}
+        self.last_beat: dict[str, float] = {}  # "feed"/"engine" -> clock() of the last _hb
+        self.beat_pid: dict[str, int] = {}
+        self.marks: dict[str, tuple[float, float]] = {}  # symbol -> last (bid, ask)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect (before the children bind is fine: ZeroMQ reconnects) and start draining."""
+        if self._task is not None:
+            return
+        eng = self._ctx.socket(zmq.SUB)
+        eng.setsockopt(zmq.LINGER, 0)
+        eng.setsockopt(zmq.RCVHWM, 100_000)
+        eng.setsockopt(zmq.SUBSCRIBE, b"")
+        eng.connect(self._endpoints.engine_pub)
+        feed = self._ctx.socket(zmq.SUB)
+        feed.setsockopt(zmq.LINGER, 0)
+        feed.setsockopt(zmq.SUBSCRIBE, feed_wire.TOPIC_HEARTBEAT)
+        feed.setsockopt(zmq.SUBSCRIBE, feed_wire.TOPIC_STATUS)
+        feed.connect(self._endpoints.feed_pub)
+        self._engine_sub, self._feed_sub = eng, feed
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="bridge")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for sock in (self._engine_sub, self._feed_sub):
+            if sock is not None:
+                sock.close(linger=0)
+        self._engine_sub = self._feed_sub = None
+        if self._own_ctx:
+            self._ctx.term()
+
+    def beat_age(self, kind: str) -> float | None:
+        """Seconds since the last heartbeat of ``kind``, or None if none was ever seen."""
+        t = self.last_beat.get(kind)
+        return None if t is None else self._clock() - t
+
+    # -- the loop ------------------------------------------------------------------------
+    async def _run(self) -> None:
+        assert self._engine_sub is not None and self._feed_sub is not None
+        poller = zmq.asyncio.Poller()
+        poller.register(self._engine_sub, zmq.POLLIN)
+        poller.register(self._feed_sub, zmq.POLLIN)
+        # sync views of the same sockets: a NOBLOCK recv without a Future per message
+        drains = {
+            self._engine_sub: ("engine", zmq.Socket.shadow(self._engine_sub.underlying)),
+            self._feed_sub: ("feed", zmq.Socket.shadow(self._feed_sub.underlying)),
+        }
+        while True:
+            try:
+                ready = await poller.poll()
+            except zmq.ZMQError as exc:
+                if exc.errno == zmq.ETERM:
+                    return
+                log.warning("bridge poll failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            for sock, _ in ready:
+                source, sync = drains[sock]  # type: ignore[index]
+                for _ in range(DRAIN_BATCH):
+                    try:
+                        frames = sync.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self.dispatch(source, frames)
+            if ready:
+                await asyncio.sleep(0)  # let the UI paint between batches
+
+    def dispatch(self, source: str, frames: list[bytes]) -> None:
+        """Decode one multipart message from ``source`` ("engine"/"feed") and apply it."""
+        self.messages += 1
+        try:
+            if len(frames) != 2:
+                raise BadMessage(f"{len(frames)} frames, expected [topic, payload]")
+            topic, payload = frames
+            if source == "engine":
+                self._dispatch_engine(topic, _decode_engine(payload))
+            else:
+                self._dispatch_feed(topic, _decode_feed(payload))
+        except BadMessage as exc:
+            self._bad(source, str(exc))
+        except Exception as exc:  # the model choked on a decodable but odd map: drop, count
+            self._bad(source, f"{type(exc).__name__}: {exc}")
+
+    def _bad(self, source: str, why: str) -> None:
+        self.bad_messages += 1
+        if self.bad_messages <= _LOG_FIRST_BAD or self.bad_messages % 1000 == 0:
+            log.warning(
+                "dropped malformed %s message (%d so far): %s", source, self.bad_messages, why
+            )
+
+    def _track_seq(self, key: str, m: dict[str, Any]) -> None:
+        seq = m.get("seq")
+        if type(seq) is not int:
+            return
+        last = self._last_seq.get(key)
+        if last is not None and seq > last + 1:
+            self.gaps[key] = self.gaps.get(key, 0) + seq - last - 1
+        # seq <= last: the producer restarted and counts from 1 again; not a loss
+        self._last_seq[key] = seq
+
+    def _dispatch_engine(self, topic: bytes, m: dict[str, Any]) -> None:
+        if topic == engine_wire.TOPIC_PAIR:
+            self._track_seq("engine:pair", m)
+            sym = m.get("symbol")
+            if type(sym) is not str:
+                raise BadMessage("pair message without a symbol")
+            bid, ask = _finite_price(m.get("bid")), _finite_price(m.get("ask"))
+            if bid is not None and ask is not None:
+                self.marks[sym] = (bid, ask)
+            self._model.apply_pair(m)
+        elif topic == engine_wire.TOPIC_PORTFOLIO:
+            self._track_seq("engine:portfolio", m)
+            self._model.apply_portfolio(m)
+        elif topic == engine_wire.TOPIC_DECISION:
+            self._track_seq("engine:decision", m)
+            self._model.apply_decision(m)
+        elif topic == engine_wire.TOPIC_FILL:
+            self._track_seq("engine:fill", m)
+            self._model.apply_fill(m)
+        elif topic == engine_wire.TOPIC_HEARTBEAT:
+            self._track_seq("engine:_hb", m)
+            self._beat("engine", m)
+        else:
+            raise BadMessage(f"unknown engine topic {topic[:40]!r}")
+
+    def _dispatch_feed(self, topic: bytes, m: dict[str, Any]) -> None:
+        if topic == feed_wire.TOPIC_HEARTBEAT:
+            self._track_seq("feed:_hb", m)
+            self._beat("feed", m)
+        elif topic == feed_wire.TOPIC_STATUS:
+            self._track_seq("feed:_status", m)
+            self._model.apply_feed_status(m)
+        else:
+            raise BadMessage(f"unexpected feed topic {topic[:40]!r}")
+
+    def _beat(self, kind: str, m: dict[str, Any]) -> None:
+        self.last_beat[kind] = self._clock()
+        pid = m.get("pid")
+        if type(pid) is int:
+            self.beat_pid[kind] = pid
+        self._model.apply_heartbeat(kind, m)

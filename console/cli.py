@@ -1,0 +1,343 @@
+"""``multipar-console``: the command line. Builds the run directory, the backend and the app.
+
+Owns argument parsing, the ``check-config`` subcommand, where the paper database lives, the
+console's log file (never the screen) and the SIGHUP/SIGTERM handlers that run the same
+orderly shutdown as ``q``, so an SSH drop leaves no child behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import contextlib
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.config import ConfigError, SafeList, default_path, load_safe_list, parse_timeframe
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "multipar-console"
+SOURCES = ("sim", "binance", "replay")
+SHUTDOWN_TIMEOUT_S = 8.0
+_SECRET_OPT = re.compile(r"(key|secret|token|passw)", re.IGNORECASE)
+
+
+def default_db_path(environ: dict[str, str] | None = None) -> Path:
+    """``$XDG_STATE_HOME/multipar-console/paper.sqlite`` (``~/.local/state`` when unset)."""
+    env = os.environ if environ is None else environ
+    state = env.get("XDG_STATE_HOME") or str(
+        Path(env.get("HOME") or Path.home()) / ".local" / "state"
+    )
+    return Path(state) / APP_NAME / "paper.sqlite"
+
+
+def _timeframe(value: str) -> str:
+    try:
+        parse_timeframe(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=APP_NAME,
+        description=(
+            "Keyboard-driven console that trades several crypto pairs (paper by default). "
+            f"Validate a safe list with: {APP_NAME} check-config [PATH]"
+        ),
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="simulated market + paper + a fresh database: no network",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="safe list (default: $MULTIPAR_SAFE_LIST, ./safe_list.yaml, the bundled one)",
+    )
+    p.add_argument(
+        "--db",
+        type=Path,
+        help="paper database (default: ~/.local/state/multipar-console/paper.sqlite)",
+    )
+    p.add_argument(
+        "--source", choices=SOURCES, help="market data source (default: binance; sim with --demo)"
+    )
+    p.add_argument("--seed", type=int, help="seed of the simulated market (sim source)")
+    p.add_argument(
+        "--timeframe",
+        type=_timeframe,
+        help="candle interval, e.g. 15s, 1m, 1h (overrides the safe list)",
+    )
+    b = p.add_argument_group("binance source")
+    b.add_argument("--ws-url", help="websocket URL (e.g. a local test server)")
+    b.add_argument("--rest-url", help="REST URL")
+    b.add_argument("--testnet", action="store_true", help="use the exchange's testnet")
+    b.add_argument(
+        "--markets-file", type=Path, help="markets JSON, so no REST call is needed at start"
+    )
+    r = p.add_argument_group("processes and sockets")
+    r.add_argument(
+        "--run-dir", type=Path, help="use this directory (mode 0700) for sockets, logs and pids"
+    )
+    r.add_argument("--feed-pub", help="feed tick endpoint (tcp://HOST:PORT for split hosts)")
+    r.add_argument("--feed-rep", help="feed history endpoint")
+    r.add_argument("--engine-pub", help="engine state endpoint")
+    r.add_argument("--engine-cmd", help="engine command endpoint")
+    r.add_argument(
+        "--feed-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for the feed (repeatable)",
+    )
+    r.add_argument(
+        "--engine-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for the engine (repeatable)",
+    )
+    r.add_argument("--log-level", default="INFO", help="console.log level (DEBUG, INFO, WARNING)")
+    return p
+
+
+# -- check-config -------------------------------------------------------------------------
+def pairs_table(cfg: SafeList) -> str:
+    """Active pairs as a plain text table."""
+    head = ("SYMBOL", "TIER", "STRATEGY", "MARKET", "LEVERAGE", "MAX SIZE USD")
+    rows = [
+        (
+            sym,
+            pc.tier.value,
+            pc.strategy,
+            pc.market,
+            f"{pc.leverage}x",
+            f"{pc.max_position_size_usd:,.2f}",
+        )
+        for sym, pc in cfg.pairs.items()
+        if pc.enabled
+    ]
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    right = {4, 5}  # numbers right-aligned
+
+    def fmt(row: Sequence[str]) -> str:
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    return "\n".join([fmt(head), *(fmt(r) for r in rows)])
+
+
+def check_config(argv: Sequence[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog=f"{APP_NAME} check-config",
+        description="Validate a safe list and list its active pairs.",
+    )
+    p.add_argument(
+        "path", nargs="?", type=Path, help="safe list (default: as the console finds it)"
+    )
+    args = p.parse_args(list(argv))
+    path = args.path if args.path is not None else default_path()
+    try:
+        cfg = load_safe_list(path)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return 2
+    active = cfg.active_symbols()
+    disabled = len(cfg.pairs) - len(active)
+    print(
+        f"{path}: ok, {len(active)} active pair(s)" + (f", {disabled} disabled" if disabled else "")
+    )
+    print(pairs_table(cfg))
+    pf = cfg.portfolio
+    print(
+        f"capital {pf.capital_usd:,.2f} USD, exposure cap {pf.max_exposure_usd:,.2f} USD"
+        f" ({pf.max_total_exposure:.0%}), timeframe {cfg.engine.timeframe}"
+    )
+    return 0
+
+
+# -- the console --------------------------------------------------------------------------
+def _redact(argv: Sequence[str]) -> list[str]:
+    """Argument lists for the log, with the value of any key/secret/token option hidden."""
+    out: list[str] = []
+    hide_next = False
+    for a in argv:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+        elif a.startswith("--") and _SECRET_OPT.search(a):
+            if "=" in a:
+                out.append(a.split("=", 1)[0] + "=***")
+            else:
+                out.append(a)
+                hide_next = True
+        else:
+            out.append(a)
+    return out
+
+
+def _setup_logging(path: Path, level: str) -> None:
+    root = logging.getLogger()
+    for h in list(root.handlers):  # the screen belongs to the app: no stream handler
+        root.removeHandler(h)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+
+
+def _child_args(args: argparse.Namespace, source: str) -> tuple[list[str], list[str]]:
+    feed = ["--source", source]
+    if args.seed is not None:
+        feed += ["--seed", str(args.seed)]
+    if args.ws_url:
+        feed += ["--ws-url", args.ws_url]
+    if args.rest_url:
+        feed += ["--rest-url", args.rest_url]
+    if args.testnet:
+        feed.append("--testnet")
+    if args.markets_file:
+        feed += ["--markets-file", str(args.markets_file)]
+    feed += args.feed_arg
+    engine: list[str] = []
+    if args.timeframe:
+        engine += ["--timeframe", args.timeframe]
+    engine += args.engine_arg
+    return feed, engine
+
+
+async def serve(app: Any, backend: Any) -> int:
+    """Run the app in this loop; SIGHUP/SIGTERM run the same orderly shutdown as ``q``."""
+    loop = asyncio.get_running_loop()
+    got: list[int] = []
+    shutting_down: list[asyncio.Task[None]] = []
+
+    async def orderly(signum: int) -> None:
+        log.warning("%s received: orderly shutdown", signal.Signals(signum).name)
+        # children first: after a hang-up the terminal is gone and painting may fail
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(backend.stop(), SHUTDOWN_TIMEOUT_S)
+        shutdown = getattr(app, "shutdown", None)
+        try:
+            if shutdown is not None:
+                await asyncio.wait_for(shutdown(), SHUTDOWN_TIMEOUT_S)
+        except Exception:
+            log.exception("app shutdown failed")
+        finally:
+            with contextlib.suppress(Exception):
+                app.exit()
+
+    def on_signal(signum: int) -> None:
+        got.append(signum)
+        if not shutting_down:
+            shutting_down.append(loop.create_task(orderly(signum), name="signal-shutdown"))
+
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await app.run_async()
+        if shutting_down:
+            with contextlib.suppress(Exception):
+                await shutting_down[0]
+    finally:
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        # idempotent: the app's own shutdown normally did this already
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(backend.stop(), SHUTDOWN_TIMEOUT_S)
+    return 128 + got[0] if got else 0
+
+
+def run_console(args: argparse.Namespace) -> int:
+    from console.rundir import RunDirError, create_run_dir
+
+    cfg_path = Path(args.config) if args.config is not None else default_path()
+    try:
+        cfg = load_safe_list(cfg_path)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return 2
+    try:
+        run = create_run_dir(args.run_dir)
+        endpoints = run.endpoints.with_overrides(
+            feed_pub=args.feed_pub,
+            feed_rep=args.feed_rep,
+            engine_pub=args.engine_pub,
+            engine_cmd=args.engine_cmd,
+        )
+    except RunDirError as exc:
+        print(f"{APP_NAME}: {exc}", file=sys.stderr)
+        return 2
+    _setup_logging(run.logs.console, args.log_level)
+
+    if args.demo:
+        mode, source = "DEMO", args.source or "sim"
+        db_path = args.db or run.path / "demo.sqlite"
+    else:
+        mode, source = "PAPER", args.source or "binance"
+        db_path = args.db or default_db_path()
+    db_path = Path(db_path).expanduser().absolute()
+    try:
+        db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"{APP_NAME}: --db: cannot create {db_path.parent}: {exc.strerror}", file=sys.stderr)
+        return 2
+    feed_args, engine_args = _child_args(args, source)
+    log.info(
+        "%s starting: mode %s, config %s, db %s, run dir %s, args %s",
+        APP_NAME, mode, cfg_path, db_path, run.path, _redact(sys.argv[1:]),
+    )  # fmt: skip
+
+    from console.app import make_app
+    from console.backend import ProcessBackend
+
+    backend = ProcessBackend(
+        cfg,
+        cfg_path.absolute(),
+        endpoints,
+        db_path,
+        mode,
+        feed_args,
+        engine_args,
+        run.logs,
+        pids_path=run.pids,
+    )
+    atexit.register(backend.stop_sync)  # a crash must not orphan the children either
+    app = make_app(backend, cfg, log_path=run.logs.console)
+    try:
+        code = asyncio.run(serve(app, backend))
+    except Exception:
+        log.exception("console crashed")
+        backend.stop_sync()
+        print(f"{APP_NAME}: crashed; see {run.logs.console}", file=sys.stderr)
+        return 1
+    log.info("%s exited with code %d", APP_NAME, code)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] == "check-config":
+        return check_config(args_list[1:])
+    args = build_parser().parse_args(args_list)
+    return run_console(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

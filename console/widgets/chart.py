@@ -1,0 +1,124 @@
+"""Text-drawn price charts: the one-line sparkline in each pane and the detail screen's chart.
+
+Owns the drawing (closes → Rich Text with block characters, coloured from the palette) and the
+two widgets that show it. Both are repainted by the app's chart cadence (2–4 Hz), never per
+tick: sparklines are the heaviest output over SSH.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from console.widgets.base import ModelWidget
+from console.widgets.palette import DEFAULT_PALETTE, Palette, fmt_price, num, price_decimals
+
+SPARK_LEVELS = "▁▂▃▄▅▆▇█"
+EIGHTHS = " ▁▂▃▄▅▆▇█"
+
+
+def clean_closes(values: Sequence[object]) -> list[float]:
+    """Finite numbers only: a malformed close is skipped, never drawn."""
+    out: list[float] = []
+    for v in values:
+        x = num(v)
+        if x is not None:
+            out.append(x)
+    return out
+
+
+def sparkline(values: Sequence[float], width: int, palette: Palette = DEFAULT_PALETTE) -> Text:
+    """The last ``width`` closes as one line of eighth-blocks, green if up over the window."""
+    if width <= 0:
+        return Text()
+    vals = list(values[-width:])
+    if len(vals) < 2:
+        return Text("·" * min(width, 1), style=palette.muted, no_wrap=True)
+    lo, hi = min(vals), max(vals)
+    span = hi - lo
+    top = len(SPARK_LEVELS) - 1
+    if span <= 0:
+        chars = SPARK_LEVELS[top // 2] * len(vals)
+    else:
+        chars = "".join(SPARK_LEVELS[round((v - lo) / span * top)] for v in vals)
+    style = palette.up if vals[-1] >= vals[0] else palette.down
+    return Text(chars, style=style, no_wrap=True, overflow="crop")
+
+
+def close_chart(
+    values: Sequence[float], width: int, height: int, palette: Palette = DEFAULT_PALETTE
+) -> list[Text]:
+    """An area chart of closes with a price axis: each column one close, drawn in eighths.
+
+    A column is green when its close is at or above the previous one, red when below, so the
+    chart reads like a close-only candle chart.
+    """
+    if height <= 0 or width <= 0:
+        return []
+    vals = list(values)
+    if len(vals) < 2:
+        msg = Text("waiting for candles…", style=palette.muted)
+        return [msg] + [Text() for _ in range(height - 1)]
+    lo, hi = min(vals), max(vals)
+    if hi == lo:  # a flat market still gets a visible band
+        pad = abs(hi) * 0.001 or 1.0
+        lo, hi = lo - pad, hi + pad
+    decimals = price_decimals(hi)
+    labels = [fmt_price(hi, decimals), fmt_price((hi + lo) / 2, decimals), fmt_price(lo, decimals)]
+    axis_w = max(len(s) for s in labels) + 2
+    plot_w = max(1, width - axis_w)
+    vals = vals[-plot_w:]
+    n = len(vals)
+    # Stretch a short history over the plot so 20 closes still fill the width.
+    cols_per = max(1, plot_w // n)
+    levels = height * 8
+    span = hi - lo
+    col_level: list[int] = []
+    col_style = []
+    for i, v in enumerate(vals):
+        lvl = max(1, round((v - lo) / span * (levels - 1)) + 1)
+        style = palette.up if i == 0 or v >= vals[i - 1] else palette.down
+        for _ in range(cols_per):
+            col_level.append(lvl)
+            col_style.append(style)
+    mid_row = height // 2
+    lines: list[Text] = []
+    for r in range(height):
+        if r == 0:
+            label = labels[0]
+        elif r == height - 1:
+            label = labels[2]
+        elif r == mid_row and height >= 5:
+            label = labels[1]
+        else:
+            label = ""
+        line = Text(label.rjust(axis_w - 2) + " ┤" if label else " " * (axis_w - 1) + "│", style=palette.muted)
+        base = (height - 1 - r) * 8
+        for lvl, style in zip(col_level, col_style, strict=True):
+            fill = lvl - base
+            if fill <= 0:
+                line.append(" ")
+            else:
+                line.append(EIGHTHS[min(8, fill)], style)
+        line.no_wrap = True
+        lines.append(line)
+    return lines
+
+
+class CloseSparkline(ModelWidget):
+    """One pane's sparkline of recent closes (height 1)."""
+
+    def render(self) -> Text:
+        assert self.symbol is not None
+        pv = self.model.pairs[self.symbol]
+        return sparkline(clean_closes(pv.closes), self.size.width, self.palette)
+
+
+class CloseChart(ModelWidget):
+    """The detail screen's chart of one pair's closes."""
+
+    def render(self) -> Text:
+        assert self.symbol is not None
+        pv = self.model.pairs[self.symbol]
+        lines = close_chart(clean_closes(pv.closes), self.size.width, self.size.height, self.palette)
+        return Text("\n").join(lines)

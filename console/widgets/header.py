@@ -1,0 +1,119 @@
+"""The one-line status header shown on every screen.
+
+Owns ``StatusHeader``: the mode badge (DEMO / PAPER / LIVE, LIVE in red), the feed's
+connection state and reconnect count, the feed and engine processes (running, silent,
+restarting in Ns, dead), equity, daily PnL (coloured) and a UTC clock. Long form at 120
+columns and more, a short form below, chosen in ``render()`` from the widget's width.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rich.style import Style
+from rich.text import Text
+
+from console.model import HEARTBEAT_SILENT_S, ChildStatus, ConsoleModel
+from console.widgets.base import ModelWidget
+from console.widgets.palette import Palette, fmt_usd
+from console.widgets.pair_pane import pad_between
+
+FEED_STATE_SHORT = {
+    "connected": "conn",
+    "reconnecting": "reconn",
+    "stale": "stale",
+    "stopped": "stopped",
+    "unknown": "?",
+}
+
+
+def child_label(child: ChildStatus, now: float, palette: Palette) -> tuple[str, str, Style]:
+    """(long, short, style) describing a child process for the header."""
+    state = child.state
+    if state == "running":
+        age = child.beat_age(now)
+        if age is not None and age > HEARTBEAT_SILENT_S:
+            return f"silent {age:.0f}s", f"silent {age:.0f}s", palette.warn
+        return "running", "run", palette.up
+    if state == "restarting":
+        left = child.restart_in(now)
+        when = "" if left is None else f" in {left:.0f}s"
+        return f"restarting{when}", f"restart{when}", palette.warn
+    if state == "dead":
+        return "dead", "dead", palette.error
+    if state == "starting":
+        return "starting", "start", palette.muted
+    return state, state[:5], palette.muted
+
+
+class StatusHeader(ModelWidget):
+    """Mode, feed, processes, equity, daily PnL and clock, in one line."""
+
+    def __init__(
+        self,
+        model: ConsoleModel,
+        mode: str,
+        wall: Callable[[], float],
+        *,
+        id: str | None = None,  # noqa: A002
+    ) -> None:
+        super().__init__(model, id=id, classes="status-header")
+        self.mode = mode.upper()
+        self.wall = wall
+
+    def _feed(self, palette: Palette) -> tuple[str, str, Style]:
+        fs = self.model.feed_status
+        state = str(fs.get("state") or "unknown")
+        reconnects = fs.get("reconnects")
+        n = reconnects if type(reconnects) is int else 0
+        style = {
+            "connected": palette.up,
+            "reconnecting": palette.warn,
+            "stale": palette.warn,
+            "stopped": palette.error,
+        }.get(state, palette.muted)
+        source = fs.get("source")
+        src = f"{source}, " if isinstance(source, str) and source else ""
+        return f"{state} ({src}{n} reconnects)", f"{FEED_STATE_SHORT.get(state, state)} r{n}", style
+
+    def render(self) -> Text:
+        pal = self.palette
+        m = self.model
+        now = m.now()
+        width = self.size.width or 80
+        pf = m.portfolio
+        clock = time.strftime("%H:%M:%S", time.gmtime(self.wall()))
+        feed_long, feed_short, feed_style = self._feed(pal)
+        kids = [(name, *child_label(c, now, pal)) for name, c in m.children.items()]
+        pnl_pct = None
+        if pf.daily_pnl is not None and pf.capital:
+            pnl_pct = pf.daily_pnl / pf.capital * 100
+
+        def build(long: bool) -> Text:
+            left = Text(no_wrap=True)
+            left.append(f" {self.mode} ", pal.badge(self.mode))
+            if m.halted:
+                left.append(" ")
+                left.append(" HALTED ", pal.badge("HALTED"))
+            left.append("  feed " if long else " feed ", pal.muted)
+            left.append(feed_long if long else feed_short, feed_style)
+            left.append("  │ " if long else " │", pal.muted)
+            for name, lo, sh, style in kids:
+                left.append(f" {name} " if long else f" {name[:3]} ", pal.muted)
+                left.append(lo if long else sh, style)
+            right = Text(no_wrap=True)
+            right.append("Equity " if long else "Eq ", pal.muted)
+            right.append(fmt_usd(pf.equity), Style(bold=True))
+            right.append("  Day " if long else " Day ", pal.muted)
+            right.append(fmt_usd(pf.daily_pnl, signed=True), pal.sign(pf.daily_pnl) + Style(bold=True))
+            if long and pnl_pct is not None:
+                right.append(f" ({pnl_pct:+.2f}%)", pal.sign(pf.daily_pnl))
+            right.append("  UTC " if long else " ", pal.muted)
+            right.append(clock + ("" if long else "Z") + " ")
+            return pad_between(left, right, width)
+
+        line = build(True)
+        if line.cell_len > width or width < 120:
+            line = build(False)
+        return line

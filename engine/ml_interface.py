@@ -1,0 +1,106 @@
+"""The interface a learned policy (e.g. reinforcement learning) sees: a state vector in,
+an action out. The seed's ``MLInterface`` extension.
+
+Owns ``state_vector``, ``action_to_signal`` and ``MLInterface``. The state is six float64s,
+always finite, where 0 always means "neutral or unknown" so a missing input never looks
+like an extreme:
+
+====  ==============  ========================================================
+ idx   name            value (missing or non-finite -> 0)
+====  ==============  ========================================================
+ 0     rsi             (RSI - 50) / 50: -1 fully oversold .. +1 fully overbought
+ 1     bb_position     2 × bollinger_position - 1: -1 at the lower band, +1 at the
+                       upper, 0 at the middle; beyond the bands it goes past ±1
+ 2     atr             ATR / close: volatility as a fraction of price
+ 3     exposure        open notional / capital (0.05 = 5 %)
+ 4     daily_pnl       today's PnL / capital
+ 5     correlation     the pair's strongest live correlation with another pair, -1..1
+====  ==============  ========================================================
+
+Actions: 0 HOLD, 1 BUY, 2 SELL; anything else is HOLD.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from engine.indicators import bollinger_position
+from engine.models import Indicators, SignalType
+
+STATE_FIELDS = ("rsi", "bb_position", "atr", "exposure", "daily_pnl", "correlation")
+STATE_SIZE = len(STATE_FIELDS)
+_ACTIONS = {0: SignalType.HOLD, 1: SignalType.BUY, 2: SignalType.SELL}
+
+
+def _finite(x: float | None) -> float:
+    if x is None:
+        return 0.0
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return 0.0
+    return v if math.isfinite(v) else 0.0
+
+
+def state_vector(
+    symbol: str,
+    ind: Indicators,
+    close: float,
+    exposure_frac: float,
+    daily_pnl: float,
+    correlation: float | None,
+) -> np.ndarray:
+    """Six float64 values [rsi, bb_position, atr, exposure, daily_pnl, correlation]; see above.
+
+    ``symbol`` is not encoded (a policy is per pair); it is accepted so callers and future
+    per-symbol normalisation share one signature. ``daily_pnl`` is a fraction of capital.
+    """
+    rsi = (ind.rsi - 50.0) / 50.0 if ind.rsi is not None else 0.0
+    if ind.bb_upper is not None and ind.bb_lower is not None and close and math.isfinite(close):
+        bb = 2.0 * bollinger_position(close, ind.bb_upper, ind.bb_lower) - 1.0
+    else:
+        bb = 0.0
+    atr = ind.atr / close if ind.atr is not None and close and close > 0 else 0.0
+    return np.array(
+        [_finite(rsi), _finite(bb), _finite(atr), _finite(exposure_frac), _finite(daily_pnl), _finite(correlation)],
+        dtype=np.float64,
+    )
+
+
+def action_to_signal(action: Any) -> SignalType:
+    """0 HOLD, 1 BUY, 2 SELL; anything else (including 1.5, True, None) is HOLD."""
+    if isinstance(action, bool):
+        return SignalType.HOLD
+    if isinstance(action, np.integer):
+        action = int(action)
+    if not isinstance(action, int):
+        return SignalType.HOLD
+    return _ACTIONS.get(action, SignalType.HOLD)
+
+
+class MLInterface:
+    """The seed's shape: ``get_state_vector`` and ``action_to_order``."""
+
+    size = STATE_SIZE
+    fields = STATE_FIELDS
+
+    def get_state_vector(
+        self, symbol: str, ind: Indicators, close: float, portfolio_state: Mapping[str, Any]
+    ) -> np.ndarray:
+        """``portfolio_state`` keys: ``total_exposure`` and ``daily_pnl`` (fractions of
+        capital) and ``correlation``; a missing key counts as 0."""
+        return state_vector(
+            symbol,
+            ind,
+            close,
+            _finite(portfolio_state.get("total_exposure")),
+            _finite(portfolio_state.get("daily_pnl")),
+            portfolio_state.get("correlation"),
+        )
+
+    def action_to_order(self, action: Any) -> SignalType:
+        return action_to_signal(action)

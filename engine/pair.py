@@ -1,0 +1,162 @@
+"""Per-pair runtime: the pair's config, its strategy instance and its incremental indicators.
+
+Owns ``PairRuntime`` (one pair) and ``PairBook`` (every active pair of a safe list).
+``on_candle_close`` commits one closed candle to every indicator and returns the
+``Indicators`` snapshot the strategy and the risk pipeline read: previous MA and RSI values
+for crossovers, and the highest high / lowest low of the ``lookback`` candles BEFORE this
+one (so "close above the 20-candle high" compares against candles that do not include it).
+``preview`` shows the forming candle's values without committing anything. Both are O(1).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from engine.candles import Candle
+from engine.config import PairConfig, SafeList
+from engine.indicators import (
+    ATR,
+    RSI,
+    SMA,
+    BollingerBands,
+    RollingMax,
+    RollingMin,
+    bollinger_position,
+)
+from engine.models import Indicators, Signal
+from engine.strategies import Strategy, create_strategy
+
+logger = logging.getLogger(__name__)
+
+DAY_S = 86_400
+
+
+class PairRuntime:
+    """One pair's strategy and indicators, fed closed candles in order."""
+
+    def __init__(self, symbol: str, cfg: PairConfig, timeframe_s: int = 60) -> None:
+        self.symbol = symbol
+        self.cfg = cfg
+        p = cfg.params
+        self.strategy: Strategy = create_strategy(cfg.strategy, symbol, p)
+        self.rsi = RSI(p.rsi_period)
+        self.bb = BollingerBands(p.bb_period, p.bb_std)
+        self.ma_fast = SMA(p.ma_fast)
+        self.ma_slow = SMA(p.ma_slow)
+        self.atr = ATR(p.atr_period)
+        self.highs = RollingMax(p.lookback)
+        self.lows = RollingMin(p.lookback)
+        self.ind = Indicators()
+        self.candles = 0  # closed candles committed
+        self.bad_candles = 0
+        self.last_ts: int | None = None
+        # closes of the last 24 h (+1) so change_pct compares against the close a day ago
+        self._day_closes: deque[float] = deque(maxlen=max(DAY_S // max(timeframe_s, 1), 1) + 1)
+
+    @property
+    def reference_close(self) -> float | None:
+        """The close 24 h ago, or the oldest close held when there is less history."""
+        return self._day_closes[0] if self._day_closes else None
+
+    def on_candle_close(self, candle: Candle) -> Indicators:
+        """Commit one closed candle; return the new snapshot (the previous one if the candle is bad)."""
+        c = candle
+        if not all(math.isfinite(x) and x > 0 for x in (c.open, c.high, c.low, c.close)) or c.high < c.low:
+            self.bad_candles += 1
+            logger.warning("%s - candle %s ignored: OHLC %r/%r/%r/%r", self.symbol, c.ts, c.open, c.high, c.low, c.close)
+            return self.ind
+        if self.last_ts is not None and c.ts <= self.last_ts:
+            self.bad_candles += 1
+            logger.warning("%s - candle %s ignored: not after %s", self.symbol, c.ts, self.last_ts)
+            return self.ind
+        prev = self.ind
+        # the extremes of the candles before this one, read before this candle enters the window
+        highest, lowest = self.highs.value, self.lows.value
+        bands = self.bb.update(c.close)
+        upper, middle, lower = bands if bands is not None else (None, None, None)
+        ind = Indicators(
+            rsi=self.rsi.update(c.close),
+            prev_rsi=prev.rsi,
+            bb_upper=upper,
+            bb_middle=middle,
+            bb_lower=lower,
+            ma_fast=self.ma_fast.update(c.close),
+            ma_slow=self.ma_slow.update(c.close),
+            prev_ma_fast=prev.ma_fast,
+            prev_ma_slow=prev.ma_slow,
+            atr=self.atr.update(c.high, c.low, c.close),
+            highest=highest,
+            lowest=lowest,
+        )
+        self.highs.update(c.high)
+        self.lows.update(c.low)
+        self._day_closes.append(c.close)
+        self.candles += 1
+        self.last_ts = c.ts
+        self.ind = ind
+        return ind
+
+    def analyze(self, candle: Candle, position_qty: float) -> tuple[Indicators, Signal]:
+        """Commit the candle and ask the strategy; the engine's per-candle step."""
+        ind = self.on_candle_close(candle)
+        return ind, self.strategy.analyze(candle, ind, position_qty)
+
+    def warm_up(self, candles: Iterable[Candle]) -> Indicators:
+        """Feed history; the strategy sees it too (flat) so its own state warms up, signals dropped."""
+        for c in candles:
+            self.analyze(c, 0.0)
+        return self.ind
+
+    def preview(self, price: float, high: float | None = None, low: float | None = None) -> dict[str, Any]:
+        """Indicator values if the forming candle closed at ``price`` (wire ``ind`` map).
+
+        ATR needs the forming candle's range: pass ``high`` and ``low`` for a live value,
+        otherwise the committed ATR is shown.
+        """
+        bands = self.bb.preview(price)
+        upper, middle, lower = bands if bands is not None else (None, None, None)
+        if high is not None and low is not None:
+            atr = self.atr.preview(max(high, price), min(low, price), price)
+        else:
+            atr = self.atr.value
+        return {
+            "rsi": self.rsi.preview(price),
+            "bb_upper": upper,
+            "bb_middle": middle,
+            "bb_lower": lower,
+            "bb_pos": bollinger_position(price, upper, lower) if upper is not None and lower is not None else None,
+            "ma_fast": self.ma_fast.preview(price),
+            "ma_slow": self.ma_slow.preview(price),
+            "atr": atr,
+        }
+
+
+class PairBook:
+    """The runtimes of every enabled pair of a safe list, in file order."""
+
+    def __init__(self, cfg: SafeList, timeframe_s: int | None = None) -> None:
+        tf = timeframe_s or cfg.engine.timeframe_s
+        self.runtimes: dict[str, PairRuntime] = {s: PairRuntime(s, cfg.pair(s), tf) for s in cfg.active_symbols()}
+
+    @property
+    def symbols(self) -> list[str]:
+        return list(self.runtimes)
+
+    def __getitem__(self, symbol: str) -> PairRuntime:
+        try:
+            return self.runtimes[symbol]
+        except KeyError:
+            raise KeyError(f"{symbol} is not an active pair") from None
+
+    def __contains__(self, symbol: object) -> bool:
+        return symbol in self.runtimes
+
+    def __iter__(self) -> Iterator[PairRuntime]:
+        return iter(self.runtimes.values())
+
+    def __len__(self) -> int:
+        return len(self.runtimes)

@@ -1,0 +1,310 @@
+"""The risk pipeline: every signal runs through the same named checks, in a fixed order.
+
+Owns ``RiskContext`` (what the checks may look at), ``RiskEngine`` and the checks
+(NautilusTrader style: each returns a ``CheckResult``; all of them run and are recorded
+even after a refusal, so a decision shows every reason; approved only if all pass):
+
+1. ``valid_stop``      stop on the losing side of entry, take-profit (if any) on the winning side
+2. ``min_confidence``  confidence >= portfolio.min_confidence
+3. ``pair_mode``       entries need ACTIVE
+4. ``data_fresh``      no entries on a STALE pair
+5. ``market_type``     spot pairs are long-only
+6. ``sizing``          units = risk_per_trade_usd / (ATR x atr_multiplier), capped by the pair's
+                       max_position_size_usd (what is already held counts), by cash for spot and
+                       by leverage x equity for futures, floored to the exchange step
+7. ``total_exposure``  open notional + new notional <= max_total_exposure x capital
+8. ``correlation``     open positions in the correlated cluster, this one included, <= the max
+
+Exits (closing an existing position: SELL while long, BUY while short) reduce risk, so every
+check passes them and says so; they are recorded like any decision. A signal never flips a
+position: an exit closes it whole and a later signal may open the other side.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from engine.config import PairConfig, SafeList
+from engine.markets import MarketRules, check_order, round_qty_down, rules_for
+from engine.models import CheckResult, Decision, PairMode, Position, Signal, SignalType
+
+logger = logging.getLogger(__name__)
+
+OPEN_LONG = "open_long"
+OPEN_SHORT = "open_short"
+CLOSE_LONG = "close_long"
+CLOSE_SHORT = "close_short"
+CHECKS = (
+    "valid_stop",
+    "min_confidence",
+    "pair_mode",
+    "data_fresh",
+    "market_type",
+    "sizing",
+    "total_exposure",
+    "correlation",
+)
+
+
+class _HasCorrelatedWith(Protocol):
+    def correlated_with(self, symbol: str) -> set[str]: ...
+
+
+@dataclass(slots=True)
+class RiskContext:
+    """A consistent view of the account and the pairs at the moment a signal is evaluated."""
+
+    positions: Mapping[str, Position]
+    marks: Mapping[str, float] = field(default_factory=dict)  # latest price per symbol
+    atr: Mapping[str, float | None] = field(default_factory=dict)
+    modes: Mapping[str, PairMode] = field(default_factory=dict)  # missing: ACTIVE
+    stale: Mapping[str, bool] = field(default_factory=dict)  # missing: fresh
+    # a CorrelationTracker or its bound ``correlated_with``; None: configured groups only
+    correlated_with: Callable[[str], Iterable[str]] | _HasCorrelatedWith | None = None
+    equity: float | None = None  # None: the configured capital
+    cash: float | None = None  # None: no cash cap on spot sizing
+
+    def peers(self, symbol: str) -> set[str]:
+        cw = self.correlated_with
+        if cw is None:
+            return set()
+        if not callable(cw):
+            cw = cw.correlated_with
+        return set(cw(symbol))
+
+
+@dataclass(slots=True)
+class _Sizing:
+    qty: float = 0.0
+    price: float = 0.0
+
+
+class RiskEngine:
+    """Runs signals through the checks and builds ``Decision`` records."""
+
+    def __init__(self, cfg: SafeList, rules: Mapping[str, MarketRules] | None = None) -> None:
+        self.cfg = cfg
+        self.pc = cfg.portfolio
+        self.rules = dict(rules or {})
+        self._group_peers: dict[str, set[str]] = {}
+        for group in self.pc.correlation_groups:
+            for s in group:
+                self._group_peers.setdefault(s, set()).update(m for m in group if m != s)
+
+    # ---- public -------------------------------------------------------------------------
+
+    def evaluate(self, signal: Signal, ctx: RiskContext, key: str) -> Decision:
+        """Run every check on ``signal``; the decision is approved only if all pass."""
+        symbol = signal.symbol
+        pair = self.cfg.pairs.get(symbol)
+        pos = ctx.positions.get(symbol)
+        held = pos.qty if pos is not None else 0.0
+        action = self._action(signal.type, held)
+        decision = Decision(key=key, symbol=symbol, ts=signal.ts, action=action, signal=signal)
+        if signal.type is not SignalType.HOLD:
+            logger.info("%s - Signal: %s (confidence: %.0f%%)", symbol, signal.type, signal.confidence * 100)
+
+        if action == "none" or pair is None:
+            why = "HOLD is not an order" if action == "none" else f"{symbol} is not in the safe list"
+            decision.checks = [CheckResult(name, False, why) for name in CHECKS]
+            logger.info("%s - Portfolio REJECTED: %s", symbol, why)
+            return decision
+
+        if action in (CLOSE_LONG, CLOSE_SHORT):
+            self._fill_exit(decision, abs(held), self._price(signal, ctx), stale=ctx.stale.get(symbol, False))
+        else:
+            sizing = _Sizing()
+            long = action == OPEN_LONG
+            decision.checks = [
+                self._valid_stop(signal, long),
+                self._min_confidence(signal),
+                self._pair_mode(symbol, ctx),
+                self._data_fresh(symbol, ctx),
+                self._market_type(pair, long),
+                self._sizing(signal, pair, ctx, held, long, sizing),
+                self._total_exposure(ctx, sizing),
+                self._correlation(symbol, ctx),
+            ]
+            decision.qty = sizing.qty
+            decision.price = sizing.price
+        decision.approved = all(c.ok for c in decision.checks)
+        if decision.approved:
+            exposure = self._exposure(ctx)
+            added = decision.qty * decision.price if action in (OPEN_LONG, OPEN_SHORT) else 0.0
+            logger.info("Portfolio approved (exposure: $%.2f/$%.2f)", exposure + added, self.pc.max_exposure_usd)
+        else:
+            decision.qty = 0.0
+            logger.info("%s - Portfolio REJECTED: %s", symbol, "; ".join(decision.reasons))
+        return decision
+
+    def exit_decision(self, signal: Signal, pos: Position, key: str, reason: str = "exit") -> Decision:
+        """An approved decision closing ``pos`` whole (stop, take-profit, flatten, kill)."""
+        action = CLOSE_LONG if pos.qty > 0 else CLOSE_SHORT
+        decision = Decision(key=key, symbol=pos.symbol, ts=signal.ts, action=action, signal=signal)
+        price = signal.entry if signal.entry > 0 else pos.entry
+        self._fill_exit(decision, abs(pos.qty), price, stale=False, why=reason)
+        decision.approved = all(c.ok for c in decision.checks)
+        logger.info("%s - %s approved: %s %g", pos.symbol, reason, action, decision.qty)
+        return decision
+
+    # ---- helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _action(kind: SignalType, held: float) -> str:
+        if kind is SignalType.BUY:
+            return CLOSE_SHORT if held < 0 else OPEN_LONG
+        if kind is SignalType.SELL:
+            return CLOSE_LONG if held > 0 else OPEN_SHORT
+        return "none"
+
+    @staticmethod
+    def _price(signal: Signal, ctx: RiskContext) -> float:
+        if signal.entry > 0 and math.isfinite(signal.entry):
+            return signal.entry
+        return ctx.marks.get(signal.symbol, 0.0)
+
+    def _fill_exit(self, decision: Decision, qty: float, price: float, stale: bool, why: str = "exit") -> None:
+        ok = f"{why}: reduces risk"
+        fresh = f"{why}: allowed on stale data" if stale else f"{why}: data fresh"
+        decision.checks = [
+            CheckResult("valid_stop", True, f"{why}: no stop needed"),
+            CheckResult("min_confidence", True, ok),
+            CheckResult("pair_mode", True, f"{why}: exits allowed in every mode"),
+            CheckResult("data_fresh", True, fresh),
+            CheckResult("market_type", True, ok),
+            CheckResult("sizing", True, f"{why}: closes {qty:.10g} units"),
+            CheckResult("total_exposure", True, f"{why}: lowers exposure"),
+            CheckResult("correlation", True, ok),
+        ]
+        decision.qty = qty
+        decision.price = price
+
+    def _exposure(self, ctx: RiskContext) -> float:
+        total = 0.0
+        for s, p in ctx.positions.items():
+            if p.qty != 0.0:
+                mark = ctx.marks.get(s)
+                total += abs(p.qty) * (mark if mark is not None and mark > 0 else p.entry)
+        return total
+
+    # ---- the checks ---------------------------------------------------------------------
+
+    @staticmethod
+    def _valid_stop(signal: Signal, long: bool) -> CheckResult:
+        e, sl, tp = signal.entry, signal.stop_loss, signal.take_profit
+        name = "valid_stop"
+        if not (math.isfinite(e) and e > 0):
+            return CheckResult(name, False, f"entry {e!r} is not a positive price")
+        if not (math.isfinite(sl) and sl > 0):
+            return CheckResult(name, False, f"stop loss {sl!r} is missing or not a positive price")
+        if long and sl >= e:
+            return CheckResult(name, False, f"stop {sl:.8g} must be below entry {e:.8g} for a long")
+        if not long and sl <= e:
+            return CheckResult(name, False, f"stop {sl:.8g} must be above entry {e:.8g} for a short")
+        # tp 0 = no take-profit
+        if tp and (not math.isfinite(tp) or (long and tp <= e) or (not long and (tp >= e or tp <= 0))):
+            side = "above" if long else "below"
+            return CheckResult(name, False, f"take profit {tp:.8g} must be {side} entry {e:.8g}")
+        return CheckResult(name, True, f"stop {sl:.8g}, entry {e:.8g}" + (f", target {tp:.8g}" if tp else ""))
+
+    def _min_confidence(self, signal: Signal) -> CheckResult:
+        need = self.pc.min_confidence
+        c = signal.confidence
+        if not (math.isfinite(c) and c >= need):
+            return CheckResult("min_confidence", False, f"confidence {c:.0%} below minimum {need:.0%}")
+        return CheckResult("min_confidence", True, f"confidence {c:.0%} >= {need:.0%}")
+
+    @staticmethod
+    def _pair_mode(symbol: str, ctx: RiskContext) -> CheckResult:
+        mode = PairMode(ctx.modes.get(symbol, PairMode.ACTIVE))
+        if mode is not PairMode.ACTIVE:
+            return CheckResult("pair_mode", False, f"pair is {mode}: no new entries")
+        return CheckResult("pair_mode", True, "ACTIVE")
+
+    @staticmethod
+    def _data_fresh(symbol: str, ctx: RiskContext) -> CheckResult:
+        if ctx.stale.get(symbol, False):
+            return CheckResult("data_fresh", False, "data is STALE (no recent tick): no entries")
+        return CheckResult("data_fresh", True, "fresh")
+
+    @staticmethod
+    def _market_type(pair: PairConfig, long: bool) -> CheckResult:
+        if pair.market == "spot" and not long:
+            return CheckResult("market_type", False, "spot pair cannot open a short")
+        return CheckResult("market_type", True, f"{pair.market} {'long' if long else 'short'}")
+
+    def _sizing(
+        self, signal: Signal, pair: PairConfig, ctx: RiskContext, held: float, long: bool, out: _Sizing
+    ) -> CheckResult:
+        name = "sizing"
+        symbol = signal.symbol
+        price = self._price(signal, ctx)
+        out.price = price if math.isfinite(price) and price > 0 else 0.0
+        if out.price <= 0:
+            return CheckResult(name, False, "no price to size against")
+        atr = ctx.atr.get(symbol)
+        if atr is None or not math.isfinite(atr) or atr <= 0:
+            return CheckResult(name, False, "insufficient data for ATR: cannot size")
+        pc = self.pc
+        k = pc.atr_multiplier
+        by_risk = pc.risk_per_trade_usd / (atr * k)
+        caps: list[tuple[float, str]] = [(by_risk, f"risk ${pc.risk_per_trade_usd:g}/(ATR {atr:.6g}×{k:g})")]
+        held_notional = abs(held) * price  # same direction: entries only add to a position
+        room = pair.max_position_size_usd - held_notional
+        if room <= 0:
+            return CheckResult(
+                name, False, f"position ${held_notional:.2f} already at max size ${pair.max_position_size_usd:.2f}"
+            )
+        caps.append((room / price, f"max size ${pair.max_position_size_usd:.2f}"))
+        if pair.market == "futures":
+            equity = ctx.equity if ctx.equity is not None else pc.capital_usd
+            lev_room = pair.leverage * equity - held_notional
+            caps.append((max(lev_room, 0.0) / price, f"leverage {pair.leverage}×equity ${equity:.2f}"))
+        elif ctx.cash is not None:
+            # fee and slippage headroom so the buy never overdraws cash
+            per_unit = price * (1.0 + pc.taker_fee + pc.slippage_bps / 10_000.0)
+            caps.append((max(ctx.cash, 0.0) / per_unit, f"cash ${ctx.cash:.2f}"))
+        units, bound = min(caps, key=lambda c: c[0])
+        rules = rules_for(symbol, self.rules)
+        qty = round_qty_down(units, rules)
+        problem = check_order(qty, price, rules) if qty > 0 else (
+            f"quantity rounds to 0 at step {rules.amount_step:g}"
+        )
+        notional = qty * price
+        if problem is not None:
+            return CheckResult(name, False, f"size {qty:.10g} units (${notional:.2f}) by {bound}: {problem}")
+        out.qty = qty
+        return CheckResult(name, True, f"{qty:.10g} units (${notional:.2f}) by {bound}")
+
+    def _total_exposure(self, ctx: RiskContext, sizing: _Sizing) -> CheckResult:
+        current = self._exposure(ctx)
+        new = sizing.qty * sizing.price
+        total = current + new
+        limit = self.pc.max_exposure_usd
+        if total > limit + 100:
+            return CheckResult("total_exposure", False, f"Total exposure ${total:.2f} would exceed max ${limit:.2f}")
+        note = "" if new > 0 else " (nothing sized)"
+        return CheckResult("total_exposure", True, f"exposure ${total:.2f}/${limit:.2f}{note}")
+
+    def _correlated(self, symbol: str, ctx: RiskContext) -> set[str]:
+        return (self._group_peers.get(symbol, set()) | ctx.peers(symbol)) - {symbol}
+
+    def _correlation(self, symbol: str, ctx: RiskContext) -> CheckResult:
+        limit = self.pc.max_correlated_positions
+        open_syms = {s for s, p in ctx.positions.items() if p.qty != 0.0}
+        peers = self._correlated(symbol, ctx)
+        worst = (open_syms & peers) | {symbol}
+        # an open peer's own cluster grows too: check it so no cluster ever exceeds the max
+        for peer in open_syms & peers:
+            cluster = (open_syms & self._correlated(peer, ctx)) | {peer, symbol}
+            if len(cluster) > len(worst):
+                worst = cluster
+        n = len(worst)
+        names = ", ".join(sorted(worst))
+        if n > limit:
+            return CheckResult("correlation", False, f"{n} correlated positions ({names}) would exceed max {limit}")
+        return CheckResult("correlation", True, f"{n}/{limit} correlated ({names})")

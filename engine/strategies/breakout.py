@@ -1,0 +1,91 @@
+"""Breakout, the seed's example strategy: a close above the highest high of the previous
+``lookback`` candles is a BUY.
+
+Stop = the breakout candle's low, or entry − stop_atr×ATR when that is tighter or the low is
+not below the entry; it is always below the entry. Take-profit = entry + take_profit_atr×ATR.
+A close below the lowest low of the previous ``lookback`` candles exits a long (SELL); a
+close above the highest high covers a short (BUY). No short entries.
+
+Confidence = 0.70 + 0.15 × margin + 0.15 × volume surge, capped at 1: margin is how far the
+close is beyond the level in ATRs (capped at 1); surge is the candle's volume over its
+recent average minus 1 (capped at 1). The strategy keeps that volume average itself (an EMA
+over ``lookback`` candles, updated on every candle it sees). Signals carry
+``ts = candle.ts`` (the candle open time).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from engine.models import Indicators, Signal, SignalType
+from engine.strategies.base import Strategy, register
+
+if TYPE_CHECKING:
+    from engine.candles import Candle
+    from engine.config import StrategyParams
+
+BASE_CONFIDENCE = 0.70
+
+
+def _clip01(x: float) -> float:
+    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
+
+
+@register("breakout")
+class BreakoutStrategy(Strategy):
+    def __init__(self, symbol: str, params: StrategyParams) -> None:
+        super().__init__(symbol, params)
+        self._alpha = 2.0 / (params.lookback + 1)
+        self._avg_volume: float | None = None  # EMA of volume, before the current candle
+        self._seen = 0
+
+    def _observe_volume(self, volume: float) -> float | None:
+        """Return the average before this candle, then fold this candle in."""
+        before = self._avg_volume if self._seen >= self.params.lookback else None
+        if volume >= 0:
+            avg = self._avg_volume
+            self._avg_volume = volume if avg is None else avg + self._alpha * (volume - avg)
+            self._seen += 1
+        return before
+
+    def analyze(self, candle: Candle, ind: Indicators, position_qty: float) -> Signal:
+        avg_volume = self._observe_volume(candle.volume)
+        p = self.params
+        high, low, atr = ind.highest, ind.lowest, ind.atr
+        n = p.lookback
+        if high is None or low is None or atr is None:
+            named = ((f"{n}-candle high", high), (f"{n}-candle low", low), ("ATR", atr))
+            return self.hold(candle, f"warming up: {', '.join(x for x, v in named if v is None)} not ready")
+        close = candle.close
+
+        if position_qty > 0:
+            if close < low:
+                return Signal(self.symbol, SignalType.SELL, 1.0, close,
+                              reasoning=f"exit long: close {close:.8g} below the {n}-candle low {low:.8g}",
+                              ts=candle.ts)
+            return self.hold(candle, f"long; exit below the {n}-candle low {low:.8g}")
+        if position_qty < 0:
+            if close > high:
+                return Signal(self.symbol, SignalType.BUY, 1.0, close,
+                              reasoning=f"exit short: close {close:.8g} above the {n}-candle high {high:.8g}",
+                              ts=candle.ts)
+            return self.hold(candle, f"short; exit above the {n}-candle high {high:.8g}")
+
+        if close <= high:
+            return self.hold(candle, f"no breakout: close {close:.8g} <= {n}-candle high {high:.8g}")
+        if atr <= 0:
+            return self.hold(candle, "ATR is 0 (no range): no stop distance")
+        atr_stop = close - p.stop_atr * atr
+        stop = candle.low if 0 < candle.low < close and candle.low > atr_stop else atr_stop
+        if stop <= 0:
+            return self.hold(candle, f"{n}-candle breakout but no positive stop below {close:.8g}")
+        margin = _clip01((close - high) / atr)
+        surge = _clip01(candle.volume / avg_volume - 1.0) if avg_volume else 0.0
+        conf = _clip01(BASE_CONFIDENCE + 0.15 * margin + 0.15 * surge)
+        vol_note = f", volume {candle.volume / avg_volume:.1f}× average" if avg_volume else ""
+        return Signal(
+            self.symbol, SignalType.BUY, conf, close,
+            stop_loss=stop, take_profit=close + p.take_profit_atr * atr,
+            reasoning=f"{n}-candle breakout above {high:.8g} ({(close - high) / atr:.2f} ATR{vol_note})",
+            ts=candle.ts,
+        )

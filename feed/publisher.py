@@ -1,0 +1,261 @@
+"""The feed's tick publisher: one XPUB socket carrying ticks, heartbeats and connection status.
+
+Owns the per-topic sequence numbers (the receiver counts gaps from them), the receive time
+stamped on every tick, the ``_hb`` heartbeat (once a second), the ``_status`` map (on every
+change, every 5 s, and at once for a new status subscriber so a late joiner need not wait), and
+the seed's ``messages_sent`` counters and log lines. Publishing never blocks: a slow subscriber
+loses messages at the high-water mark, and its sequence numbers show it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import zmq
+
+from feed.wire import (
+    STATUS_CONNECTED,
+    STATUS_RECONNECTING,
+    STATUS_STALE,
+    STATUS_STOPPED,
+    TOPIC_HEARTBEAT,
+    TOPIC_STATUS,
+    Tick,
+    encode_map,
+    encode_tick,
+)
+
+log = logging.getLogger(__name__)
+
+STATES = (STATUS_CONNECTED, STATUS_RECONNECTING, STATUS_STALE, STATUS_STOPPED)
+HEARTBEAT_EVERY_S = 1.0
+STATUS_EVERY_S = 5.0
+STATS_LOG_EVERY_S = 10.0
+FIRST_STATS_LOG_AT = 100  # the seed's "Published 100 total messages"
+HOUSEKEEPING_TICK_S = 0.1
+REJECT_LOG_EVERY_S = 10.0
+CLOSE_LINGER_MS = 200  # bounded: long enough for the final "stopped" status to leave
+
+
+class TickPublisher:
+    """Binds the feed's PUB endpoint and implements ``feed.source.Publisher``.
+
+    Call ``await run(stop)`` for heartbeats, periodic status and stats logs, and ``close()`` at
+    the end. ``publish_tick`` and ``set_status`` are plain calls, safe on the hot path.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        source_name: str,
+        hwm: int = 100_000,
+        *,
+        symbols: Sequence[str] = (),
+        ctx: zmq.Context[Any] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.source_name = source_name
+        self.symbols = list(symbols)
+        self._own_ctx = ctx is None
+        self._ctx: zmq.Context[Any] = ctx if ctx is not None else zmq.Context()
+        sock = self._ctx.socket(zmq.XPUB)
+        sock.setsockopt(zmq.SNDHWM, hwm)
+        sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # see every subscriber's subscribe, not just the first
+        sock.setsockopt(zmq.LINGER, 0)
+        try:
+            sock.bind(endpoint)
+        except zmq.ZMQError:
+            sock.close(linger=0)
+            if self._own_ctx:
+                self._ctx.term()
+            raise
+        self._sock: zmq.Socket[Any] = sock
+        self._topics: dict[str, bytes] = {}
+        self._seq: dict[str, int] = {}  # per-symbol tick sequence
+        self._hb_seq = 0
+        self._status_seq = 0
+        self._last_te: dict[str, int] = {}
+        self.messages_sent: dict[str, int] = {s: 0 for s in self.symbols}
+        self.published = 0
+        self.rejected = 0
+        self._last_reject_log = -math.inf
+        self._last_stats_log = -math.inf
+        self._logged_published = 0
+        self.state = STATUS_RECONNECTING  # nothing streamed yet
+        self.last_error: str | None = None
+        self.reconnects = 0
+        self._status_due = True
+        self._closed = False
+        self._pid = os.getpid()
+        if self.symbols:
+            log.info("Streaming %d symbols: %s", len(self.symbols), ", ".join(self.symbols))
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def publish_tick(
+        self,
+        symbol: str,
+        ts_exchange_ms: int,
+        bid: float,
+        ask: float,
+        last: float,
+        base_volume: float = 0.0,
+        quote_volume: float = 0.0,
+    ) -> None:
+        try:
+            te = int(ts_exchange_ms)
+            bid = float(bid)
+            ask = float(ask)
+            last = float(last)
+            base_volume = float(base_volume or 0.0)
+            quote_volume = float(quote_volume or 0.0)
+        except (TypeError, ValueError, OverflowError):
+            self._reject(symbol, f"non-numeric field (bid={bid!r} ask={ask!r} last={last!r})")
+            return
+        # Comparisons are False for NaN, so this one line also refuses NaN prices.
+        if not (0.0 < bid <= ask < math.inf and 0.0 < last < math.inf and te >= 0):
+            self._reject(symbol, f"invalid quote bid={bid} ask={ask} last={last} te={te}")
+            return
+        if not (0.0 <= base_volume < math.inf):
+            base_volume = 0.0  # volume is informative only: keep the quote, drop the bad volume
+        if not (0.0 <= quote_volume < math.inf):
+            quote_volume = 0.0
+        topic = self._topics.get(symbol)
+        if topic is None:
+            topic = self._topics[symbol] = symbol.encode()
+            if symbol not in self.messages_sent:
+                self.messages_sent[symbol] = 0
+        seq = self._seq.get(symbol, 0) + 1
+        payload = encode_tick(
+            Tick(symbol, seq, te, time.time_ns(), bid, ask, last, base_volume, quote_volume)
+        )
+        try:
+            self._sock.send_multipart((topic, payload), flags=zmq.NOBLOCK)
+        except zmq.Again:  # PUB drops rather than blocks; kept for socket types that do not
+            return
+        self._seq[symbol] = seq
+        self._last_te[symbol] = te
+        self.messages_sent[symbol] += 1
+        self.published += 1
+        if self.published == FIRST_STATS_LOG_AT:
+            self._log_stats()
+
+    def _reject(self, symbol: str, reason: str) -> None:
+        self.rejected += 1
+        now = time.monotonic()
+        if now - self._last_reject_log >= REJECT_LOG_EVERY_S:  # one line per burst, not per tick
+            self._last_reject_log = now
+            log.warning("dropped a malformed tick for %s: %s (%d dropped so far)",
+                        symbol, reason, self.rejected)
+
+    # -- status and heartbeat ------------------------------------------------------------------
+
+    def set_status(
+        self, state: str, last_error: str | None = None, reconnects: int | None = None
+    ) -> None:
+        if state not in STATES:
+            raise ValueError(f"unknown feed state {state!r} (known: {', '.join(STATES)})")
+        reconnects = self.reconnects if reconnects is None else reconnects
+        if (state, last_error, reconnects) == (self.state, self.last_error, self.reconnects):
+            return
+        if state != self.state:
+            log.info("feed status %s -> %s%s", self.state, state,
+                     f" ({last_error})" if last_error else "")
+        self.state, self.last_error, self.reconnects = state, last_error, reconnects
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        if self._closed:
+            return
+        self._status_seq += 1
+        self._status_due = False
+        payload = encode_map({
+            "seq": self._status_seq,
+            "state": self.state,
+            "source": self.source_name,
+            "last_error": self.last_error,
+            "reconnects": self.reconnects,
+            "ts": time.time_ns(),
+            "symbols": dict(self._last_te),
+        })
+        try:
+            self._sock.send_multipart((TOPIC_STATUS, payload), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def _publish_heartbeat(self) -> None:
+        self._hb_seq += 1
+        payload = encode_map({
+            "seq": self._hb_seq,
+            "kind": "feed",
+            "source": self.source_name,
+            "pid": self._pid,
+            "ts": time.time_ns(),
+            "published": self.published,
+        })
+        try:
+            self._sock.send_multipart((TOPIC_HEARTBEAT, payload), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+
+    def _drain_subscriptions(self) -> None:
+        """Read XPUB subscribe frames; a new subscriber to ``_status`` gets the status at once."""
+        sock = self._sock
+        while True:
+            try:
+                frame = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if frame[:1] == b"\x01" and TOPIC_STATUS.startswith(frame[1:]):
+                self._status_due = True
+
+    def _log_stats(self) -> None:
+        self._last_stats_log = time.monotonic()
+        self._logged_published = self.published
+        counts = ", ".join(f"{s}: {n}" for s, n in self.messages_sent.items())
+        log.info("Published %d total messages (%s)", self.published, counts)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Heartbeats, periodic and on-subscribe status, stats logs; returns when stop is set."""
+        now = time.monotonic()
+        next_hb = now
+        next_status = now + STATUS_EVERY_S
+        while not stop.is_set() and not self._closed:
+            self._drain_subscriptions()
+            now = time.monotonic()
+            if now >= next_hb:
+                self._publish_heartbeat()
+                next_hb += HEARTBEAT_EVERY_S
+                if now - next_hb > HEARTBEAT_EVERY_S:  # starved: do not send a burst of beats
+                    next_hb = now + HEARTBEAT_EVERY_S
+            if self._status_due or now >= next_status:
+                self._publish_status()
+                next_status = now + STATUS_EVERY_S
+            if (
+                self.published >= FIRST_STATS_LOG_AT
+                and self.published != self._logged_published
+                and now - self._last_stats_log >= STATS_LOG_EVERY_S
+            ):
+                self._log_stats()
+            try:
+                await asyncio.wait_for(stop.wait(), HOUSEKEEPING_TICK_S)
+            except TimeoutError:
+                pass
+
+    def close(self) -> None:
+        """Publish the final ``stopped`` status and close the socket (idempotent)."""
+        if self._closed:
+            return
+        self.state = STATUS_STOPPED
+        self._publish_status()
+        self._closed = True
+        self._log_stats()
+        self._sock.close(linger=CLOSE_LINGER_MS)
+        if self._own_ctx:
+            self._ctx.term()

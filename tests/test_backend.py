@@ -1,0 +1,332 @@
+"""The bridge (real PUB/SUB over ipc) and the ProcessBackend against the real feed and engine:
+command round trips, command timeouts, the kill switch and its fallback on a stopped engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+import zmq
+
+from console.backend import ProcessBackend
+from console.bridge import Bridge
+from console.model import ConsoleModel
+from console.rundir import Endpoints, create_run_dir
+from engine import wire as engine_wire
+from engine.config import load_safe_list
+from feed import wire as feed_wire
+
+ROOT = Path(__file__).resolve().parent.parent
+SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def until(pred: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="mpb-", dir="/tmp"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def new_model() -> ConsoleModel:
+    cfg = load_safe_list(ROOT / "safe_list.yaml")
+    meta = {s: {"tier": p.tier.value, "strategy": p.strategy} for s, p in cfg.pairs.items()}
+    return ConsoleModel(cfg.active_symbols(), meta)
+
+
+# -- bridge -------------------------------------------------------------------------------
+class TestBridge:
+    """Malformed input is counted and dropped; the bridge keeps going."""
+
+    async def test_malformed_messages_are_counted_not_raised(self, short_dir: Path) -> None:
+        eps = Endpoints.ipc(short_dir)
+        ctx = zmq.Context()
+        eng = ctx.socket(zmq.PUB)
+        feed = ctx.socket(zmq.PUB)
+        eng.bind(eps.engine_pub)
+        feed.bind(eps.feed_pub)
+        model = new_model()
+        bridge = Bridge(eps, model)
+        bridge.start()
+        try:
+            # slow joiner: beat until the bridge hears both publishers
+            deadline = time.monotonic() + 10
+            while not {"engine", "feed"} <= set(bridge.last_beat) and time.monotonic() < deadline:
+                eng.send_multipart([b"_hb", engine_wire.pack({"seq": 1, "kind": "engine", "pid": 1})])
+                feed.send_multipart([b"_hb", feed_wire.encode_map({"seq": 1, "kind": "feed", "pid": 2})])
+                await asyncio.sleep(0.05)
+            assert bridge.beat_pid == {"engine": 1, "feed": 2}
+            base_bad = bridge.bad_messages
+            bad_frames: list[list[bytes]] = [
+                [b"pair", b"\xc1\xc1 not msgpack"],  # undecodable
+                [b"pair", msgpack.packb({"symbol": "BTC/USDT"})],  # no version
+                [b"pair", msgpack.packb([1, 2, 3])],  # not a map
+                [b"pair"],  # one frame
+                [b"pair", engine_wire.pack({}), b"extra"],  # three frames
+                [b"nonsense", engine_wire.pack({"seq": 1})],  # unknown topic
+                [b"pair", engine_wire.pack({"seq": 1, "symbol": 42})],  # no usable symbol
+            ]
+            for frames in bad_frames:
+                eng.send_multipart(frames)
+            feed.send_multipart([b"_status", b"\x00garbage"])
+            # then good ones, with a sequence jump of 3 on topic pair
+            for seq in (10, 11, 15):
+                eng.send_multipart(
+                    [
+                        b"pair",
+                        engine_wire.pack(
+                            {"seq": seq, "symbol": "BTC/USDT", "bid": 100.0 + seq, "ask": 101.0 + seq, "last": 100.5, "mode": "PAUSED"}
+                        ),
+                    ]
+                )
+            await until(lambda: model.pairs["BTC/USDT"].seq == 15, what="the good pair messages")
+            assert bridge.bad_messages - base_bad == len(bad_frames) + 1
+            assert bridge.gaps["engine:pair"] == 3
+            assert bridge.marks["BTC/USDT"] == (115.0, 116.0)
+            assert model.pairs["BTC/USDT"].mode == "PAUSED"
+            assert bridge._task is not None and not bridge._task.done()  # still draining
+        finally:
+            await bridge.stop()
+            ctx.destroy(linger=0)
+
+    async def test_drains_a_burst_in_order(self, short_dir: Path) -> None:
+        eps = Endpoints.ipc(short_dir)
+        ctx = zmq.Context()
+        eng = ctx.socket(zmq.PUB)
+        eng.setsockopt(zmq.SNDHWM, 100_000)
+        eng.bind(eps.engine_pub)
+        model = new_model()
+        bridge = Bridge(eps, model)
+        bridge.start()
+        try:
+            deadline = time.monotonic() + 10
+            while "engine" not in bridge.last_beat and time.monotonic() < deadline:
+                eng.send_multipart([b"_hb", engine_wire.pack({"seq": 0, "kind": "engine", "pid": 1})])
+                await asyncio.sleep(0.05)
+            n = 20_000
+            for i in range(1, n + 1):
+                m = {"seq": i, "symbol": SYMBOLS[i % 3], "bid": 1.0 + i, "ask": 2.0 + i, "last": 1.5 + i}
+                eng.send_multipart([b"pair", engine_wire.pack(m)])
+            await until(lambda: model.pairs[SYMBOLS[n % 3]].seq == n, what="the whole burst")
+            assert bridge.gaps.get("engine:pair", 0) == 0 and bridge.bad_messages == 0
+        finally:
+            await bridge.stop()
+            ctx.destroy(linger=0)
+
+
+# -- the backend against the real children ------------------------------------------------
+def make_backend(d: Path, *, db: Path | None = None, **kw: Any) -> ProcessBackend:
+    run = create_run_dir(d / "run")
+    cfg_path = ROOT / "safe_list.yaml"
+    cfg = load_safe_list(cfg_path)
+    return ProcessBackend(
+        cfg,
+        cfg_path,
+        run.endpoints,
+        db or run.path / "demo.sqlite",
+        "DEMO",
+        ["--source", "sim", "--seed", "11"],
+        [],
+        run.logs,
+        pids_path=run.pids,
+        **kw,
+    )
+
+
+@pytest.fixture
+async def running(short_dir: Path) -> AsyncIterator[tuple[ProcessBackend, ConsoleModel]]:
+    backend = make_backend(short_dir)
+    model = new_model()
+    await backend.start(model)
+    try:
+        assert await backend.wait_ready(30), backend.logs.engine.read_text(errors="replace")[-3000:]
+        yield backend, model
+    finally:
+        await backend.stop()
+        pids = backend.supervisor.all_pids() if backend.supervisor else []
+        assert pids and not any(alive(p) for p in pids), "a child outlived backend.stop()"
+
+
+def db_state(db: Path) -> tuple[dict[str, str], list[tuple[Any, ...]]]:
+    with sqlite3.connect(db) as conn:
+        modes = dict(conn.execute("SELECT symbol, mode FROM pair_modes"))
+        positions = conn.execute("SELECT symbol, qty FROM positions").fetchall()
+    return modes, positions
+
+
+def seed_open_position(db: Path, symbol: str = "BTC/USDT", qty: float = 0.004, price: float = 60_000.0) -> None:
+    """An open long in the store before the engine starts: the engine recovers it."""
+    from engine.models import CheckResult, Decision, Fill, Position, Side, Signal, SignalType, client_order_id
+    from engine.store import Store
+
+    ts = int(time.time() * 1000) - 60_000
+    key = f"{symbol}|seed|{ts}"
+    fee = qty * price * 0.001
+    # stops far away: the recovered position must stay open until the kill switch closes it
+    signal_ = Signal(symbol, SignalType.BUY, 0.9, price, 1.0, 1e9, "seeded by the test", ts)
+    decision = Decision(key, symbol, ts, "open_long", signal_, [CheckResult("seed", True)], True, qty, price)
+    fill = Fill("f-seed", client_order_id(key), symbol, Side.BUY, qty, price, fee, ts, "signal")
+    pos = Position(symbol, qty, price, 1.0, 1e9, 0.0, fee, ts)
+    with Store(db) as st:
+        st.init_account(10_000.0, ts)
+        st.record_decision(decision)
+        st.record_execution(fill, pos, {"cash": 10_000.0 - qty * price - fee, "realised": 0.0, "fees": fee}, key)
+
+
+async def test_command_round_trip(running: tuple[ProcessBackend, ConsoleModel]) -> None:
+    backend, model = running
+    ack = await backend.command("ping")
+    assert ack.ok and ack.cmd == "ping" and 0 < ack.elapsed_ms < 1000
+    ack = await backend.command("pause", "ETH/USDT")
+    assert ack.ok and ack.modes["ETH/USDT"] == "PAUSED", ack
+    await until(lambda: model.pairs["ETH/USDT"].mode == "PAUSED", what="PAUSED via the bridge")
+    ack = await backend.command("pause", "DOGE/USDT")
+    assert not ack.ok and "DOGE/USDT" in ack.message
+    ack = await backend.command("resume", "ETH/USDT")
+    assert ack.ok and ack.modes["ETH/USDT"] == "ACTIVE"
+    bad = await backend.command("launch_rockets")
+    assert not bad.ok and "unknown command" in bad.message
+    # the bridge heard both children and every pair
+    await until(lambda: all(model.pairs[s].last for s in SYMBOLS), what="prices for every pair")
+    assert backend.bridge is not None and backend.bridge.bad_messages == 0
+
+
+async def test_command_times_out_on_a_stopped_engine_and_recovers(
+    running: tuple[ProcessBackend, ConsoleModel],
+) -> None:
+    backend, _ = running
+    assert backend.supervisor is not None
+    pid = backend.supervisor.pid("engine")
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        ack = await backend.command("pause", "BTC/USDT")
+        took = time.monotonic() - t0
+        assert not ack.ok and ack.message == "engine did not answer in 1.0 s"
+        assert 0.9 <= took < 1.6
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    ack = await backend.command("ping")
+    assert ack.ok
+    await asyncio.sleep(0.5)
+    # the timed-out pause was dropped with the old DEALER: the engine never ran it late
+    ack = await backend.command("ping")
+    assert ack.ok and ack.modes.get("BTC/USDT", "ACTIVE") == "ACTIVE", ack
+
+
+async def test_kill_switch_acknowledged_by_the_engine(
+    running: tuple[ProcessBackend, ConsoleModel],
+) -> None:
+    backend, model = running
+    t0 = time.monotonic()
+    ack = await backend.kill()
+    assert ack.ok and not ack.fallback, ack
+    assert time.monotonic() - t0 < 1.0
+    assert set(ack.modes.values()) == {"HALTED"}
+    await until(lambda: all(model.pairs[s].mode == "HALTED" for s in SYMBOLS), what="HALTED on the model")
+    modes, positions = db_state(backend.db_path)
+    assert modes == dict.fromkeys(SYMBOLS, "HALTED") and positions == []
+
+
+async def test_kill_fallback_on_a_stopped_engine(short_dir: Path) -> None:
+    db = short_dir / "paper.sqlite"
+    seed_open_position(db)
+    backend = make_backend(short_dir, db=db)
+    model = new_model()
+    await backend.start(model)
+    try:
+        assert await backend.wait_ready(30)
+        await until(lambda: model.pairs["BTC/USDT"].has_position, what="the recovered position")
+        await until(lambda: "BTC/USDT" in backend.bridge.marks, what="a BTC price")  # type: ignore[union-attr]
+        assert backend.supervisor is not None
+        hung = backend.supervisor.pid("engine")
+        assert hung is not None
+        os.kill(hung, signal.SIGSTOP)
+
+        t0 = time.monotonic()
+        ack = await backend.kill()
+        took = time.monotonic() - t0
+        assert ack.ok and ack.fallback, ack
+        assert ack.message == "engine hung: console flattened 1 positions from the store, all pairs HALTED"
+        assert took < 2.0, f"fallback took {took:.2f} s"
+        assert not alive(hung)
+        modes, positions = db_state(db)
+        assert positions == []
+        assert modes == dict.fromkeys(SYMBOLS, "HALTED")
+        with sqlite3.connect(db) as conn:
+            (reason,) = conn.execute("SELECT reason FROM fills WHERE symbol = 'BTC/USDT' ORDER BY ts DESC").fetchone()
+        assert reason == "kill-fallback"
+        assert any("console flattened 1 positions" in e.text for e in model.events)
+
+        # the engine comes back by itself, reads HALTED and the flat book from the store
+        await until(lambda: backend.supervisor.pid("engine") not in (None, hung), what="engine restart")  # type: ignore[union-attr]
+        fresh = backend.supervisor.pid("engine")
+        await until(lambda: backend.bridge.beat_pid.get("engine") == fresh, what="the new engine's beat")  # type: ignore[union-attr]
+        ack = await backend.command("ping")
+        assert ack.ok and set(ack.modes.values()) == {"HALTED"}
+        await until(lambda: not model.pairs["BTC/USDT"].has_position, what="flat on the model")
+    finally:
+        await backend.stop()
+    assert not any(alive(p) for p in backend.supervisor.all_pids())  # type: ignore[union-attr]
+
+
+async def test_kill_with_no_engine_heartbeat_skips_the_wait(short_dir: Path) -> None:
+    """An engine silent for more than 3 s is not asked: the fallback starts at once."""
+    backend = make_backend(short_dir, hung_after_s=0.5)
+    model = new_model()
+    await backend.start(model)
+    try:
+        assert await backend.wait_ready(30)
+        pid = backend.supervisor.pid("engine")  # type: ignore[union-attr]
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        await until(lambda: backend.engine_hung(), timeout_s=5, what="the engine to fall silent")
+        t0 = time.monotonic()
+        ack = await backend.kill()
+        assert ack.fallback and ack.ok
+        assert time.monotonic() - t0 < 0.9  # no 1 s wait for an ack
+        assert ack.message.startswith("engine hung: console flattened 0 positions")
+    finally:
+        await backend.stop()
+
+
+def test_child_command_lines(short_dir: Path) -> None:
+    backend = make_backend(short_dir)
+    feed = backend.feed_argv(["--source", "sim"])
+    assert feed[:3] == [sys.executable, "-m", "feed"]
+    assert feed[feed.index("--symbols") + 1] == "BTC/USDT,ETH/USDT,SOL/USDT"
+    assert feed[feed.index("--tiers") + 1] == "BTC/USDT=STABLE,ETH/USDT=STABLE,SOL/USDT=VOLATILE"
+    eng = backend.engine_argv(["--timeframe", "15s"])
+    assert eng[eng.index("--cmd") + 1] == backend.endpoints.engine_cmd
+    assert eng[-2:] == ["--timeframe", "15s"]

@@ -1,0 +1,100 @@
+"""10,000 malformed or hostile tick messages into the real engine process: it stays up,
+counts every one, and trades on none."""
+
+from __future__ import annotations
+
+import math
+import random
+import sqlite3
+import time
+
+import msgpack
+import pytest
+import zmq
+
+from feed.wire import Tick, encode_tick
+from tests.procs import Commander, Subscriber, stack
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def _valid(symbol: str, seq: int, price: float, te: int) -> bytes:
+    return encode_tick(Tick(symbol, seq, te, time.time_ns(), price * 0.9999, price * 1.0001, price, 10.0, 1e6))
+
+
+def _fuzz_cases(rng: random.Random, te: int) -> list[list[bytes]]:
+    def tick_map(**over: object) -> bytes:
+        m = {"v": 1, "s": "BTC/USDT", "q": 5, "te": te, "tr": 1, "b": 100.0, "a": 100.1, "l": 100.0, "bv": 1.0, "qv": 1.0}
+        m.update(over)
+        return msgpack.packb(m)
+
+    makers = [
+        lambda: [b"BTC/USDT", rng.randbytes(rng.randint(0, 64))],  # garbage bytes
+        lambda: [b"BTC/USDT", msgpack.packb([1, 2, 3])],  # not a map
+        lambda: [b"BTC/USDT", tick_map(b=math.nan)],
+        lambda: [b"BTC/USDT", tick_map(a=math.inf)],
+        lambda: [b"ETH/USDT", tick_map(s="ETH/USDT", l=-5.0)],
+        lambda: [b"ETH/USDT", tick_map(s="ETH/USDT", b=0.0)],
+        lambda: [b"SOL/USDT", tick_map(s="SOL/USDT", b="100")],  # wrong type
+        lambda: [b"SOL/USDT", tick_map(s="SOL/USDT", q="7")],
+        lambda: [b"BTC/USDT", tick_map(v=99)],  # unknown version
+        lambda: [b"BTC/USDT", tick_map(s="ETH/USDT")],  # topic/symbol mismatch
+        lambda: [b"BTC/USDT", tick_map(b=101.0, a=100.0)],  # crossed book
+        lambda: [b"BTC/USDTX", tick_map(s="BTC/USDTX")],  # unknown symbol sharing a prefix
+        lambda: [b"BTC/USDT\xff", b"\x00"],  # undecodable topic
+        lambda: [b"BTC/USDT", b"x", b"extra"],  # wrong frame count
+        lambda: [b"BTC/USDT", tick_map(te=te + 10**12)],  # absurd timestamp jump
+    ]
+    return [rng.choice(makers)() for _ in range(10_000)]
+
+
+def test_engine_survives_10000_fuzzed_messages_and_trades_on_none() -> None:
+    with stack() as s:
+        ctx = zmq.Context.instance()
+        pub = ctx.socket(zmq.PUB)
+        pub.setsockopt(zmq.SNDHWM, 0)  # deliver every case: the test counts them all
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.bind(s.feed_pub)
+        sub = Subscriber(s.engine_pub)
+        s.start("engine", s.engine_cmd_line("--history", "0"))
+        try:
+            te = int(time.time() * 1000)
+            # Past the slow-joiner window: send valid ticks until the engine reports one.
+            seq = 0
+            deadline = time.monotonic() + 20
+            seen = False
+            while not seen and time.monotonic() < deadline:
+                seq += 1
+                pub.send_multipart([b"BTC/USDT", _valid("BTC/USDT", seq, 60_000.0, te)])
+                got = sub.recv(0.1)
+                seen = bool(got and got[0] == b"pair" and got[1]["symbol"] == "BTC/USDT" and got[1]["ticks"] > 0)
+            assert seen, s.log("engine")
+
+            rng = random.Random(1234)
+            cases = _fuzz_cases(rng, te)
+            for frames in cases:
+                pub.send_multipart(frames)
+            # Sequence jumps on otherwise valid ticks are counted as gaps, not dropped.
+            seq += 100
+            pub.send_multipart([b"BTC/USDT", _valid("BTC/USDT", seq, 60_000.0, te)])
+
+            def drained(t: bytes, m: dict) -> bool:
+                return t == b"_hb" and m["bad"] >= len(cases)
+
+            _, hb = sub.wait_for(drained, timeout_s=30)
+            assert hb["bad"] == len(cases)
+            assert hb["decisions"] == 0
+            _, pair = sub.wait_for(lambda t, m: t == b"pair" and m["symbol"] == "BTC/USDT" and m["gaps"] >= 99)
+            assert pair["gaps"] == 99 and pair["last"] == 60_000.0
+
+            cmd = Commander(s.engine_cmd)
+            assert cmd.send("ping")["ok"]
+            cmd.close()
+            assert s.procs["engine"].poll() is None
+        finally:
+            sub.close()
+            pub.close(0)
+        assert s.stop("engine") == 0
+        with sqlite3.connect(s.db) as db:
+            assert db.execute("SELECT COUNT(*) FROM fills").fetchone()[0] == 0
+            assert db.execute("SELECT COUNT(*) FROM decisions").fetchone()[0] == 0

@@ -1,0 +1,61 @@
+"""The engine subprocess, fed by the real feed subprocess over real ipc sockets."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+
+from tests.procs import SYMBOLS, Commander, Subscriber, stack
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def test_engine_publishes_state_for_every_pair_and_answers_commands() -> None:
+    with stack() as s:
+        s.start("feed", s.feed_cmd())
+        sub = Subscriber(s.engine_pub)
+        s.start("engine", s.engine_cmd_line())
+        try:
+            seen: dict[str, list[float]] = {}
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not (
+                len(seen) == 3 and all(len(set(v)) >= 2 for v in seen.values())
+            ):
+                got = sub.recv()
+                if got and got[0] == b"pair" and got[1]["last"]:
+                    seen.setdefault(got[1]["symbol"], []).append(got[1]["last"])
+            assert set(seen) == set(SYMBOLS), s.log("engine")
+            assert all(len(set(v)) >= 2 for v in seen.values()), "prices did not move"
+
+            # Warm-up came from the feed's history: indicators are ready at once.
+            _, pair = sub.wait_for(lambda t, m: t == b"pair" and m["symbol"] == "BTC/USDT")
+            assert pair["ind"]["rsi"] is not None and pair["ind"]["atr"] is not None
+            assert 0 < pair["ind"]["rsi"] < 100
+            assert len(pair["closes"]) >= 30
+            assert pair["mode"] == "ACTIVE" and pair["stale"] is False
+
+            _, pf = sub.wait_for(lambda t, m: t == b"portfolio")
+            assert pf["capital"] == 10_000 and pf["exposure_max"] == pytest.approx(1000.0)
+            assert pf["corr"]["symbols"] == SYMBOLS
+
+            cmd = Commander(s.engine_cmd)
+            assert cmd.send("ping")["ok"] is True
+            ack = cmd.send("pause", "ETH/USDT")
+            assert ack["ok"] and ack["modes"]["ETH/USDT"] == "PAUSED"
+            sub.wait_for(lambda t, m: t == b"pair" and m["symbol"] == "ETH/USDT" and m["mode"] == "PAUSED")
+            bad = cmd.send("pause", "DOGE/USDT")
+            assert bad["ok"] is False and "unknown symbol" in bad["message"]
+            ack = cmd.send("kill")
+            assert ack["ok"] and set(ack["modes"].values()) == {"HALTED"}
+            assert cmd.send("resume", "BTC/USDT")["ok"] is False  # HALTED needs a re-arm
+            cmd.close()
+        finally:
+            sub.close()
+        assert s.stop("engine") == 0
+        assert "Engine stopped" in s.log("engine")
+        # Modes were stored before the ack: the file says HALTED.
+        with sqlite3.connect(s.db) as db:
+            modes = dict(db.execute("SELECT symbol, mode FROM pair_modes"))
+        assert modes == {sym: "HALTED" for sym in SYMBOLS}

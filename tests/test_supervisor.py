@@ -1,0 +1,322 @@
+"""The run directory and the supervisor, with real child processes and real ipc sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from console.bridge import Bridge
+from console.model import ConsoleModel
+from console.rundir import (
+    MAX_IPC_PATH,
+    Endpoints,
+    RunDirError,
+    create_run_dir,
+    prune_runs,
+    runs_root,
+)
+from console.supervisor import BACKOFF_S, ChildSpec, Supervisor, backoff_delay
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE = str(ROOT / "tests" / "fake_child.py")
+
+pytestmark = pytest.mark.timeout(90)
+
+
+class Recorder(ConsoleModel):
+    """The real model, also keeping every set_child call in order."""
+
+    def __init__(self) -> None:
+        super().__init__(["BTC/USDT"], {})
+        self.children_log: list[tuple[str, dict[str, Any]]] = []
+
+    def set_child(self, name: str, **fields: Any) -> None:
+        self.children_log.append((name, fields))
+        super().set_child(name, **fields)
+
+    def states(self, name: str) -> list[dict[str, Any]]:
+        return [f for n, f in self.children_log if n == name]
+
+    def event_texts(self) -> list[str]:
+        return [e.text for e in self.events]
+
+
+async def until(pred: Callable[[], bool], timeout_s: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead for our purposes
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def short_dir() -> Path:
+    d = Path(tempfile.mkdtemp(prefix="mps-", dir="/tmp"))
+    yield d
+    import shutil
+
+    shutil.rmtree(d, ignore_errors=True)
+
+
+# -- run directory --------------------------------------------------------------------------
+class TestRunDir:
+    """Where a run lives: private, short enough for ipc, pruned."""
+
+    def test_fresh_run_dir_is_private_with_short_endpoints(self, short_dir: Path) -> None:
+        run = create_run_dir(root=short_dir)
+        assert run.path.parent == short_dir
+        assert run.path.name.startswith("run-") and run.path.name.endswith(f"-{os.getpid()}")
+        assert stat.S_IMODE(os.stat(run.path).st_mode) == 0o700
+        eps = run.endpoints.as_dict()
+        assert set(eps) == {"feed_pub", "feed_rep", "engine_pub", "engine_cmd"}
+        for ep in eps.values():
+            assert ep.startswith(f"ipc://{run.path}/")
+            assert len(ep) - len("ipc://") < MAX_IPC_PATH
+        assert run.logs.console == run.path / "console.log"
+        assert run.logs.feed.parent == run.path and run.pids == run.path / "pids.json"
+
+    def test_root_from_xdg_runtime_dir_is_0700(self, short_dir: Path) -> None:
+        xdg = short_dir / "xdg"
+        xdg.mkdir(mode=0o755)
+        root = runs_root({"XDG_RUNTIME_DIR": str(xdg)})
+        assert root == xdg / "multipar-console"
+        assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
+
+    def test_loose_root_is_tightened(self, short_dir: Path) -> None:
+        xdg = short_dir / "xdg"
+        (xdg / "multipar-console").mkdir(parents=True, mode=0o777)
+        os.chmod(xdg / "multipar-console", 0o777)
+        root = runs_root({"XDG_RUNTIME_DIR": str(xdg)})
+        assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
+
+    def test_too_long_xdg_falls_back_to_tmp(self, short_dir: Path) -> None:
+        deep = short_dir / ("x" * 90)
+        deep.mkdir()
+        root = runs_root({"XDG_RUNTIME_DIR": str(deep)})
+        assert root == Path(f"/tmp/multipar-console-{os.getuid()}")
+        run = create_run_dir(root=deep)  # explicit long root: the run still gets short paths
+        assert len(run.endpoints.engine_cmd) - 6 < MAX_IPC_PATH
+        import shutil
+
+        shutil.rmtree(run.path)
+
+    @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to hand a directory to another user")
+    def test_refuses_a_root_owned_by_another_user(self, short_dir: Path) -> None:
+        theirs = short_dir / "theirs"
+        theirs.mkdir(mode=0o700)
+        os.chown(theirs, 65534, 65534)
+        with pytest.raises(RunDirError, match="owned by uid 65534"):
+            create_run_dir(theirs)
+
+    def test_refuses_a_symlink(self, short_dir: Path) -> None:
+        (short_dir / "real").mkdir()
+        (short_dir / "link").symlink_to(short_dir / "real")
+        with pytest.raises(RunDirError, match="not a directory"):
+            create_run_dir(short_dir / "link")
+
+    def test_keeps_the_newest_ten_and_live_runs(self, short_dir: Path) -> None:
+        dead_pid = 4_000_000  # above pid_max: never alive
+        for i in range(12):
+            (short_dir / f"run-20240101-0000{i:02d}-{dead_pid}").mkdir()
+        live = short_dir / f"run-20230101-000000-{os.getppid()}"
+        live.mkdir()
+        (short_dir / "not-a-run").mkdir()
+        removed = prune_runs(short_dir, keep=10)
+        names = sorted(p.name for p in short_dir.iterdir())
+        assert len(removed) == 2
+        assert live.exists() and (short_dir / "not-a-run").exists()
+        assert f"run-20240101-000000-{dead_pid}" not in names
+        assert f"run-20240101-000011-{dead_pid}" in names
+
+    def test_endpoint_overrides_and_limits(self, short_dir: Path) -> None:
+        eps = Endpoints.ipc(short_dir)
+        tcp = eps.with_overrides(engine_cmd="tcp://10.0.0.5:7003", feed_pub=None)
+        assert tcp.engine_cmd == "tcp://10.0.0.5:7003" and tcp.feed_pub == eps.feed_pub
+        assert Endpoints.tcp("127.0.0.1", 7000).engine_cmd == "tcp://127.0.0.1:7003"
+        with pytest.raises(RunDirError, match="limit"):
+            Endpoints.ipc(short_dir / ("y" * 100))
+        with pytest.raises(RunDirError, match="not ipc"):
+            eps.with_overrides(engine_pub="udp://x")
+
+
+# -- supervisor -----------------------------------------------------------------------------
+def fake_spec(d: Path, name: str, *extra: str) -> tuple[ChildSpec, Endpoints]:
+    eps = Endpoints.ipc(d)
+    pub = eps.feed_pub if name == "feed" else eps.engine_pub
+    argv = [sys.executable, FAKE, "--kind", name, "--pub", pub, *extra]
+    return ChildSpec(name, argv, d / f"{name}.log"), eps
+
+
+def test_backoff_schedule() -> None:
+    assert [backoff_delay(i) for i in range(8)] == [1, 2, 4, 8, 16, 30, 30, 30]
+    assert BACKOFF_S[0] == 1.0
+
+
+async def test_killed_child_is_restarted_with_backoff_and_reported(short_dir: Path) -> None:
+    spec, eps = fake_spec(short_dir, "feed")
+    model = Recorder()
+    bridge = Bridge(eps, model)
+    bridge.start()
+    sup = Supervisor([spec], model, last_beat=bridge.last_beat.get, pids_path=short_dir / "pids.json")
+    try:
+        await sup.start()
+        await until(lambda: sup.state("feed") == "running", what="first beat")
+        first = sup.pid("feed")
+        assert first is not None
+        assert json.loads((short_dir / "pids.json").read_text())["children"]["feed"] == first
+
+        os.kill(first, signal.SIGKILL)
+        await until(lambda: sup.state("feed") == "restarting", what="death noticed")
+        restarting = [f for f in model.states("feed") if f["state"] == "restarting"]
+        assert restarting[0]["message"] == "exited with code -9; restarting in 1 s"
+        assert restarting[0]["next_restart_s"] == pytest.approx(1.0, abs=0.3)
+        # what the screen shows: the child's state and an event line
+        assert model.children["feed"].state == "restarting"
+        assert "feed restarting: exited with code -9; restarting in 1 s" in model.event_texts()
+        t_dead = time.monotonic()
+        await until(lambda: sup.state("feed") == "running" and sup.pid("feed") != first, what="restart")
+        assert time.monotonic() - t_dead >= 0.7  # waited out the backoff, not at once
+        second = sup.pid("feed")
+        assert sup.restarts("feed") == 1
+
+        os.kill(second, signal.SIGKILL)  # second crash in a row: the wait doubles
+        await until(lambda: sup.state("feed") == "restarting", what="second death noticed")
+        restarting = [f for f in model.states("feed") if f["state"] == "restarting"]
+        assert restarting[-1]["next_restart_s"] == pytest.approx(2.0, abs=0.3)
+        await until(lambda: sup.state("feed") == "running" and sup.pid("feed") not in (first, second))
+        assert sup.restarts("feed") == 2
+        history = json.loads((short_dir / "pids.json").read_text())["history"]["feed"]
+        assert history[:2] == [first, second] and len(history) == 3
+    finally:
+        await sup.stop()
+        await bridge.stop()
+    assert all(not alive(pid) for pid in sup.all_pids())
+    assert model.states("feed")[-1]["state"] == "stopped"
+
+
+async def test_silent_child_is_killed_and_restarted(short_dir: Path) -> None:
+    spec, eps = fake_spec(short_dir, "engine", "--silent-after", "0.6")
+    model = Recorder()
+    bridge = Bridge(eps, model)
+    bridge.start()
+    sup = Supervisor([spec], model, last_beat=bridge.last_beat.get, silent_after_s=1.0)
+    try:
+        await sup.start()
+        await until(lambda: sup.state("engine") == "running", what="first beat")
+        first = sup.pid("engine")
+        await until(lambda: sup.state("engine") == "restarting", what="silence noticed")
+        assert first is not None and not alive(first)  # killed, not left running mute
+        why = [f.get("message", "") for f in model.states("engine") if f["state"] == "restarting"]
+        assert why[0].startswith("no heartbeat for")
+        await until(lambda: sup.state("engine") == "running" and sup.pid("engine") != first)
+    finally:
+        await sup.stop()
+        await bridge.stop()
+
+
+async def test_backoff_resets_after_a_healthy_minute(short_dir: Path) -> None:
+    now = [1000.0]
+    spec = ChildSpec("feed", [sys.executable, "-c", "import time; time.sleep(60)"], short_dir / "f.log")
+    model = Recorder()
+    sup = Supervisor([spec], model, last_beat=lambda _n: now[0], clock=lambda: now[0])
+    try:
+        sup.spawn("feed")
+        for _ in range(3):  # three quick deaths: backoff 1, 2, 4
+            os.kill(sup.pid("feed"), signal.SIGKILL)  # type: ignore[arg-type]
+            await until(lambda: sup._children["feed"].proc.poll() is not None)  # type: ignore[union-attr]
+            sup.check()
+            now[0] += 100.0  # past any backoff
+            sup.check()
+            assert sup.state("feed") == "starting"
+        delays = [f["next_restart_s"] for f in model.states("feed") if f["state"] == "restarting"]
+        assert delays == [1.0, 2.0, 4.0]
+        sup.check()
+        assert sup.state("feed") == "running"
+        now[0] += 61.0  # a healthy minute (beats keep coming: last_beat follows the clock)
+        sup.check()
+        os.kill(sup.pid("feed"), signal.SIGKILL)  # type: ignore[arg-type]
+        await until(lambda: sup._children["feed"].proc.poll() is not None)  # type: ignore[union-attr]
+        sup.check()
+        delays = [f["next_restart_s"] for f in model.states("feed") if f["state"] == "restarting"]
+        assert delays[-1] == 1.0
+    finally:
+        await sup.stop()
+
+
+async def test_stop_kills_a_stopped_child_within_the_deadline(short_dir: Path) -> None:
+    spec, _ = fake_spec(short_dir, "engine")
+    sup = Supervisor([spec], Recorder())
+    sup.spawn("engine")
+    pid = sup.pid("engine")
+    assert pid is not None
+    await asyncio.sleep(0.3)
+    os.kill(pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    await sup.stop(timeout_s=3.0)
+    assert time.monotonic() - t0 < 5.0
+    assert not alive(pid)
+    await sup.stop()  # idempotent
+
+
+def test_children_die_with_a_sigkilled_parent(short_dir: Path) -> None:
+    """PR_SET_PDEATHSIG: a console killed with SIGKILL leaves no child behind."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from pathlib import Path
+        from console.supervisor import ChildSpec, Supervisor
+
+        class M:
+            def set_child(self, name, **f): pass
+
+        async def main():
+            spec = ChildSpec("feed", [sys.executable, "-c", "import time; time.sleep(60)"], Path({str(short_dir)!r}) / "c.log")
+            sup = Supervisor([spec], M())
+            print(sup.spawn("feed"), flush=True)
+            await asyncio.sleep(60)
+
+        asyncio.run(main())
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(parent.stdout.readline())  # type: ignore[union-attr]
+        assert alive(child)
+        parent.kill()
+        parent.wait(5)
+        deadline = time.monotonic() + 10
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(child), "child outlived its SIGKILLed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        parent.stdout.close()  # type: ignore[union-attr]
