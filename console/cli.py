@@ -62,38 +62,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--config",
+        metavar="PATH",
         type=Path,
         help="safe list (default: $MULTIPAR_SAFE_LIST, ./safe_list.yaml, the bundled one)",
     )
     p.add_argument(
         "--db",
+        metavar="PATH",
         type=Path,
         help="paper database (default: ~/.local/state/multipar-console/paper.sqlite)",
     )
     p.add_argument(
         "--source", choices=SOURCES, help="market data source (default: binance; sim with --demo)"
     )
-    p.add_argument("--seed", type=int, help="seed of the simulated market (sim source)")
+    p.add_argument(
+        "--seed", metavar="N", type=int, help="seed of the simulated market (sim source)"
+    )
     p.add_argument(
         "--timeframe",
+        metavar="TF",
         type=_timeframe,
         help="candle interval, e.g. 15s, 1m, 1h (overrides the safe list)",
     )
     b = p.add_argument_group("binance source")
-    b.add_argument("--ws-url", help="websocket URL (e.g. a local test server)")
-    b.add_argument("--rest-url", help="REST URL")
+    b.add_argument("--ws-url", metavar="URL", help="websocket URL (e.g. a local test server)")
+    b.add_argument("--rest-url", metavar="URL", help="REST URL")
     b.add_argument("--testnet", action="store_true", help="use the exchange's testnet")
     b.add_argument(
-        "--markets-file", type=Path, help="markets JSON, so no REST call is needed at start"
+        "--markets-file",
+        metavar="PATH",
+        type=Path,
+        help="markets JSON, so no REST call is needed at start",
     )
     r = p.add_argument_group("processes and sockets")
     r.add_argument(
-        "--run-dir", type=Path, help="use this directory (mode 0700) for sockets, logs and pids"
+        "--run-dir",
+        metavar="DIR",
+        type=Path,
+        help="use this directory (mode 0700) for sockets, logs and pids",
     )
-    r.add_argument("--feed-pub", help="feed tick endpoint (tcp://HOST:PORT for split hosts)")
-    r.add_argument("--feed-rep", help="feed history endpoint")
-    r.add_argument("--engine-pub", help="engine state endpoint")
-    r.add_argument("--engine-cmd", help="engine command endpoint")
+    r.add_argument(
+        "--feed-pub", metavar="EP", help="feed tick endpoint (tcp://HOST:PORT for split hosts)"
+    )
+    r.add_argument("--feed-rep", metavar="EP", help="feed history endpoint")
+    r.add_argument("--engine-pub", metavar="EP", help="engine state endpoint")
+    r.add_argument("--engine-cmd", metavar="EP", help="engine command endpoint")
     r.add_argument(
         "--feed-arg",
         action="append",
@@ -108,7 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ARG",
         help="extra argument for the engine (repeatable)",
     )
-    r.add_argument("--log-level", default="INFO", help="console.log level (DEBUG, INFO, WARNING)")
+    r.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        default="INFO",
+        help="console.log level (DEBUG, INFO, WARNING)",
+    )
     return p
 
 
@@ -319,7 +337,9 @@ def run_console(args: argparse.Namespace) -> int:
         pids_path=run.pids,
     )
     atexit.register(backend.stop_sync)  # a crash must not orphan the children either
-    app = make_app(backend, cfg, log_path=run.logs.console)
+    # console.log is already the root logger's file (set up above, for before and after the
+    # app too): passing log_path would write every line twice
+    app = make_app(backend, cfg)
     try:
         code = asyncio.run(serve(app, backend))
     except Exception:

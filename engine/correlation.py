@@ -2,7 +2,9 @@
 
 Owns ``CorrelationTracker``. Each closed candle gives a log return per symbol; returns are
 aligned by candle open time, so a pair of symbols is updated exactly once per candle time
-both have closed, whichever arrives first. Every pair keeps a ``RollingCorrelation`` over
+both have closed, whichever arrives first (live, interleaved) and also when one symbol's
+whole history is fed before the next (warm-up): each symbol remembers its last
+``window + RETURN_SLACK`` returns by candle time. Every pair keeps a ``RollingCorrelation`` over
 ``window`` aligned returns. ``correlated_with(symbol)`` is what the risk check counts:
 configured group members plus symbols whose live correlation is at or above ``threshold``.
 O(number of symbols) per close.
@@ -12,11 +14,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
 
 from engine.indicators import RollingCorrelation
 
 logger = logging.getLogger(__name__)
+
+RETURN_SLACK = 16  # extra returns remembered beyond the window, for symbols closing a little late
 
 
 class CorrelationTracker:
@@ -44,7 +49,10 @@ class CorrelationTracker:
             for b in self.symbols[i + 1 :]:
                 self._pairs[(a, b)] = RollingCorrelation(window)
         self._last_close: dict[str, tuple[int, float]] = {}  # symbol -> (candle ts, close)
-        self._last_return: dict[str, tuple[int, float]] = {}  # symbol -> (candle ts, log return)
+        # per symbol: candle ts -> log return, oldest first (the deque bounds the dict)
+        self._returns: dict[str, dict[int, float]] = {s: {} for s in self.symbols}
+        self._return_ts: dict[str, deque[int]] = {s: deque() for s in self.symbols}
+        self._keep = window + RETURN_SLACK
         self.bad = 0  # closes refused: unknown symbol, non-positive or non-finite price
         self.out_of_order = 0
 
@@ -66,15 +74,20 @@ class CorrelationTracker:
         if self.timeframe_ms is not None and candle_ts - last[0] != self.timeframe_ms:
             return False  # a gap: this return spans several candles and would misalign
         ret = math.log(close / last[1])
-        self._last_return[symbol] = (candle_ts, ret)
+        mine, order = self._returns[symbol], self._return_ts[symbol]
+        mine[candle_ts] = ret
+        order.append(candle_ts)
+        if len(order) > self._keep:
+            del mine[order.popleft()]
+        # Each symbol's candle times only increase, so every pair sees its updates in time order.
         for other in self.symbols:
             if other == symbol:
                 continue
-            peer = self._last_return.get(other)
-            if peer is None or peer[0] != candle_ts:
+            peer = self._returns[other].get(candle_ts)
+            if peer is None:
                 continue  # the other symbol's close for this candle updates the pair when it arrives
             a, b = self._key(symbol, other)
-            x, y = (ret, peer[1]) if a == symbol else (peer[1], ret)
+            x, y = (ret, peer) if a == symbol else (peer, ret)
             self._pairs[(a, b)].update(x, y)
         return True
 

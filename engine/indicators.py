@@ -122,7 +122,8 @@ class SMA:
         self._since_resync += 1
         if self._since_resync >= self._period:
             # Exact re-derivation bounds error accumulation; amortised O(1).
-            self._sum, self._comp = math.fsum(w), 0.0
+            hi = math.fsum(w)
+            self._sum, self._comp = hi, math.fsum([*w, -hi])  # keep fsum's rounding residual
             self._since_resync = 0
         return value
 

@@ -285,7 +285,7 @@ class RiskEngine:
         new = sizing.qty * sizing.price
         total = current + new
         limit = self.pc.max_exposure_usd
-        if total > limit + 100:
+        if total > limit + 1e-9:
             return CheckResult("total_exposure", False, f"Total exposure ${total:.2f} would exceed max ${limit:.2f}")
         note = "" if new > 0 else " (nothing sized)"
         return CheckResult("total_exposure", True, f"exposure ${total:.2f}/${limit:.2f}{note}")

@@ -203,8 +203,8 @@ class EngineService:
                 log.warning("%s - no history from the feed (%s): indicators warm up live", sym, exc)
                 continue
             candles = [Candle(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5])) for r in rows]
-            ps.candles.seed(candles)
-            for c in ps.candles.closed:
+            # Indicators see the whole history; the builder only keeps the sparkline's worth.
+            for c in ps.candles.seed(candles):
                 ps.ind = ps.runtime.on_candle_close(c)
                 self.corr.on_close(sym, c.ts, c.close)
             if ps.candles.closed:

@@ -10,6 +10,7 @@ loses messages at the high-water mark, and its sequence numbers show it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -184,10 +185,8 @@ class TickPublisher:
             "ts": time.time_ns(),
             "symbols": dict(self._last_te),
         })
-        try:
+        with contextlib.suppress(zmq.Again):
             self._sock.send_multipart((TOPIC_STATUS, payload), flags=zmq.NOBLOCK)
-        except zmq.Again:
-            pass
 
     def _publish_heartbeat(self) -> None:
         self._hb_seq += 1
@@ -199,10 +198,8 @@ class TickPublisher:
             "ts": time.time_ns(),
             "published": self.published,
         })
-        try:
+        with contextlib.suppress(zmq.Again):
             self._sock.send_multipart((TOPIC_HEARTBEAT, payload), flags=zmq.NOBLOCK)
-        except zmq.Again:
-            pass
 
     def _drain_subscriptions(self) -> None:
         """Read XPUB subscribe frames; a new subscriber to ``_status`` gets the status at once."""
@@ -243,17 +240,16 @@ class TickPublisher:
                 and now - self._last_stats_log >= STATS_LOG_EVERY_S
             ):
                 self._log_stats()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), HOUSEKEEPING_TICK_S)
-            except TimeoutError:
-                pass
 
     def close(self) -> None:
         """Publish the final ``stopped`` status and close the socket (idempotent)."""
         if self._closed:
             return
-        self.state = STATUS_STOPPED
-        self._publish_status()
+        if self.state != STATUS_STOPPED:  # set_status(STOPPED) has already published it
+            self.state = STATUS_STOPPED
+            self._publish_status()
         self._closed = True
         self._log_stats()
         self._sock.close(linger=CLOSE_LINGER_MS)

@@ -368,7 +368,9 @@ class SimSource:
         self._index = {s: k for k, s in enumerate(self.symbols)}
         self._clock = clock
         # The live path starts here, at the profile prices; history ends here.
-        start_ms = int(clock() * 1000)
+        start = clock()
+        start_ms = int(start * 1000)
+        self._next_t = start  # when the next model step is due
         self._anchor_ms = [start_ms] * len(self.symbols)
         self._anchor_px = [p.price for p in self.market.profiles]
         self._bars = [_BarLog() for _ in self.symbols]
@@ -378,35 +380,43 @@ class SimSource:
     async def run(self, publisher: Publisher, stop: asyncio.Event) -> None:
         m = self.market
         clock = self._clock
+        publisher.set_status(STATUS_CONNECTED, None, 0)
+        log.info("sim market: seed %s, %.4g ticks/s per pair, %s", self.seed, m.rate,
+                 ", ".join(f"{p.symbol} {p.tier} @ {p.price:g}" for p in m.profiles))
+        while not stop.is_set():
+            now = clock()
+            if now - self._next_t > 1.0:  # suspended or starved: resume now rather than burst
+                self._next_t = now
+            if self.pump(publisher, now, MAX_BATCH_STEPS) >= MAX_BATCH_STEPS:
+                await asyncio.sleep(0)
+                continue
+            delay = self._next_t - clock()
+            await asyncio.sleep(min(max(delay, MIN_SLEEP_S), MAX_SLEEP_S))
+
+    def pump(self, publisher: Publisher, until: float, max_steps: int | None = None) -> int:
+        """Run every model step scheduled at or before ``until`` (wall seconds) and publish
+        its ticks; returns the number of steps. ``run()`` calls it; tests drive it directly
+        with a fake clock."""
+        m = self.market
         symbols, bars = self.symbols, self._bars
         ticked, bid, ask, last = m.ticked, m.bid, m.ask, m.last
         bv, qv, pending = m.base_volume, m.quote_volume, m.pending_volume
         publish = publisher.publish_tick
-        publisher.set_status(STATUS_CONNECTED, None, 0)
-        log.info("sim market: seed %s, %.4g ticks/s per pair, %s", self.seed, m.rate,
-                 ", ".join(f"{p.symbol} {p.tier} @ {p.price:g}" for p in m.profiles))
-        next_t = clock()
-        while not stop.is_set():
-            now = clock()
-            if now - next_t > 1.0:  # suspended or starved: resume now rather than burst
-                next_t = now
-            n = 0
-            while next_t <= now and n < MAX_BATCH_STEPS:
-                m.step()
-                te = int(next_t * 1000)
-                for k, sym in enumerate(symbols):
-                    if ticked[k]:
-                        publish(sym, te, bid[k], ask[k], last[k], bv[k], qv[k])
-                        bars[k].add(te, last[k], pending[k])
-                        pending[k] = 0.0
-                next_t += m.next_interval()
-                n += 1
-            self._trim_bars()
-            if n >= MAX_BATCH_STEPS:
-                await asyncio.sleep(0)
-                continue
-            delay = next_t - clock()
-            await asyncio.sleep(min(max(delay, MIN_SLEEP_S), MAX_SLEEP_S))
+        next_t = self._next_t
+        n = 0
+        while next_t <= until and (max_steps is None or n < max_steps):
+            m.step()
+            te = int(next_t * 1000)
+            for k, sym in enumerate(symbols):
+                if ticked[k]:
+                    publish(sym, te, bid[k], ask[k], last[k], bv[k], qv[k])
+                    bars[k].add(te, last[k], pending[k])
+                    pending[k] = 0.0
+            next_t += m.next_interval()
+            n += 1
+        self._next_t = next_t
+        self._trim_bars()
+        return n
 
     def _trim_bars(self) -> None:
         for k, bars in enumerate(self._bars):

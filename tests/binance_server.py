@@ -71,6 +71,11 @@ def _fmt(x: float) -> str:
     return f"{x:.8f}"
 
 
+def _q(x: float) -> float:
+    """A price as the wire carries it (8 decimals), so what we send is what a client parses."""
+    return float(f"{x:.8f}")
+
+
 @dataclass(slots=True)
 class MarketState:
     """One pair's live book top and rolling 24h statistics, as the ticker stream reports them."""
@@ -97,12 +102,13 @@ class MarketState:
 
     def quote(self, rng: random.Random) -> None:
         """Put bid/ask one tick apart around ``mid`` and trade at one of them."""
-        self.bid = max(self.tick, math.floor(self.mid / self.tick) * self.tick)
-        self.ask = self.bid + self.tick
+        self.bid = _q(max(self.tick, math.floor(self.mid / self.tick) * self.tick))
+        self.ask = _q(self.bid + self.tick)
         self.trade(self.ask if rng.random() < 0.5 else self.bid, rng)
 
     def trade(self, price: float, rng: random.Random) -> None:
         qty = round(rng.uniform(1.0, 500.0)) * self.step
+        price = _q(price)
         self.last = price
         self.last_qty = qty
         self.bid_qty = round(rng.uniform(1, 200)) * self.step * 10
@@ -350,8 +356,8 @@ class BinanceServer:
         """Set a pair's last (and optionally bid/ask) exactly and send its ticker now."""
         m = self.market(symbol)
         m.mid = last
-        m.bid = bid if bid is not None else last - m.tick
-        m.ask = ask if ask is not None else last + m.tick
+        m.bid = _q(bid if bid is not None else last - m.tick)
+        m.ask = _q(ask if ask is not None else last + m.tick)
         m.trade(last, self._rng)
         return await self._emit(m)
 
@@ -364,9 +370,9 @@ class BinanceServer:
         pairs = [self.market(s) for s in (symbols or self.symbols)]
         for _ in range(n):
             for m in pairs:
-                m.mid = m.last + m.tick
-                m.bid = m.mid - m.tick
-                m.ask = m.mid + m.tick
+                m.mid = _q(m.last + m.tick)
+                m.bid = _q(m.mid - m.tick)
+                m.ask = _q(m.mid + m.tick)
                 m.trade(m.mid, self._rng)
                 await self._emit(m)
         return {m.symbol: m.last for m in pairs}

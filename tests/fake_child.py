@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import zmq  # noqa: E402
+import zmq
 
-from engine import wire as engine_wire  # noqa: E402
-from feed import wire as feed_wire  # noqa: E402
+from engine import wire as engine_wire
+from feed import wire as feed_wire
 
 
 def main() -> int:

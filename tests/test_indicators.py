@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import talib
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 # The bare `pytest` entry point does not put the repo root on sys.path (no
@@ -443,6 +443,8 @@ prices = st.floats(min_value=1e-6, max_value=1e9, allow_nan=False, allow_infinit
 
 @settings(max_examples=300, deadline=None)
 @given(xs=st.lists(prices, min_size=1, max_size=120), period=st.integers(1, 30))
+# Regression: the rounding residual of fsum must survive a resync.
+@example(xs=[73741825.0, 999999999.5001651, 1.0, 1.0], period=2)
 def test_sma_is_mean_of_last_n(xs: list[float], period: int) -> None:
     ind = SMA(period)
     for i, v in enumerate(xs):

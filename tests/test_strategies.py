@@ -324,35 +324,3 @@ def test_policy_import_errors_are_config_errors(spec: str, expect: str) -> None:
 def test_policy_requires_the_param() -> None:
     with pytest.raises(ConfigError, match=r"params\.policy: required"):
         create_strategy("policy", "BTC/USDT", StrategyParams())
-
-
-# ----------------------------------------------------------------------- pair runtime
-
-
-def test_pair_runtime_highest_excludes_the_current_candle_and_prev_values_chain() -> None:
-    rt = _runtime("breakout", lookback=3, ma_fast=2, ma_slow=3)
-    candles = [Candle(i * MIN, 10, h, 9, 10, 1, 1) for i, h in enumerate([11, 12, 13, 20, 14])]
-    inds = [rt.on_candle_close(c) for c in candles]
-    assert [i.highest for i in inds] == [None, None, None, 13, 20]
-    assert [i.lowest for i in inds] == [None, None, None, 9, 9]
-    assert inds[3].prev_ma_fast == inds[2].ma_fast and inds[3].prev_rsi == inds[2].rsi
-    # a late or malformed candle changes nothing
-    before = rt.ind
-    assert rt.on_candle_close(Candle(2 * MIN, 10, 11, 9, 10, 1, 1)) is before
-    assert rt.on_candle_close(Candle(9 * MIN, 10, 11, 9, float("nan"), 1, 1)) is before
-    assert rt.bad_candles == 2
-
-
-def test_pair_runtime_preview_matches_the_commit() -> None:
-    rt = _runtime("mean_reversion", **MR)
-    candles = _candles([100 + (i % 7) * 0.4 for i in range(30)])
-    for c in candles[:-1]:
-        rt.on_candle_close(c)
-    last = candles[-1]
-    view = rt.preview(last.close, last.high, last.low)
-    ind = rt.on_candle_close(last)
-    assert view["rsi"] == ind.rsi and view["bb_middle"] == ind.bb_middle and view["atr"] == ind.atr
-    assert view["ma_fast"] == ind.ma_fast and view["ma_slow"] == ind.ma_slow
-    assert view["bb_pos"] == pytest.approx((last.close - ind.bb_lower) / (ind.bb_upper - ind.bb_lower))
-    assert set(view) == {"rsi", "bb_upper", "bb_middle", "bb_lower", "bb_pos", "ma_fast", "ma_slow", "atr"}
-    assert rt.reference_close == candles[0].close  # less than a day held: the oldest close

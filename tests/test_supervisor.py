@@ -184,7 +184,9 @@ async def test_killed_child_is_restarted_with_backoff_and_reported(short_dir: Pa
     model = Recorder()
     bridge = Bridge(eps, model)
     bridge.start()
-    sup = Supervisor([spec], model, last_beat=bridge.last_beat.get, pids_path=short_dir / "pids.json")
+    sup = Supervisor(
+        [spec], model, last_beat=bridge.last_beat.get, pids_path=short_dir / "pids.json"
+    )
     try:
         await sup.start()
         await until(lambda: sup.state("feed") == "running", what="first beat")
@@ -201,7 +203,9 @@ async def test_killed_child_is_restarted_with_backoff_and_reported(short_dir: Pa
         assert model.children["feed"].state == "restarting"
         assert "feed restarting: exited with code -9; restarting in 1 s" in model.event_texts()
         t_dead = time.monotonic()
-        await until(lambda: sup.state("feed") == "running" and sup.pid("feed") != first, what="restart")
+        await until(
+            lambda: sup.state("feed") == "running" and sup.pid("feed") != first, what="restart"
+        )
         assert time.monotonic() - t_dead >= 0.7  # waited out the backoff, not at once
         second = sup.pid("feed")
         assert sup.restarts("feed") == 1
@@ -210,7 +214,9 @@ async def test_killed_child_is_restarted_with_backoff_and_reported(short_dir: Pa
         await until(lambda: sup.state("feed") == "restarting", what="second death noticed")
         restarting = [f for f in model.states("feed") if f["state"] == "restarting"]
         assert restarting[-1]["next_restart_s"] == pytest.approx(2.0, abs=0.3)
-        await until(lambda: sup.state("feed") == "running" and sup.pid("feed") not in (first, second))
+        await until(
+            lambda: sup.state("feed") == "running" and sup.pid("feed") not in (first, second)
+        )
         assert sup.restarts("feed") == 2
         history = json.loads((short_dir / "pids.json").read_text())["history"]["feed"]
         assert history[:2] == [first, second] and len(history) == 3
@@ -243,7 +249,9 @@ async def test_silent_child_is_killed_and_restarted(short_dir: Path) -> None:
 
 async def test_backoff_resets_after_a_healthy_minute(short_dir: Path) -> None:
     now = [1000.0]
-    spec = ChildSpec("feed", [sys.executable, "-c", "import time; time.sleep(60)"], short_dir / "f.log")
+    spec = ChildSpec(
+        "feed", [sys.executable, "-c", "import time; time.sleep(60)"], short_dir / "f.log"
+    )
     model = Recorder()
     sup = Supervisor([spec], model, last_beat=lambda _n: now[0], clock=lambda: now[0])
     try:

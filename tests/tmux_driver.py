@@ -88,8 +88,12 @@ class TmuxSession:
             if pred(screen):
                 return screen
             if time.monotonic() >= deadline:
-                label = repr(what) if isinstance(what, str) else getattr(what, "__name__", "predicate")
-                raise TmuxTimeout(f"{label} not on screen after {timeout_s} s; last screen:\n{screen}")
+                label = (
+                    repr(what) if isinstance(what, str) else getattr(what, "__name__", "predicate")
+                )
+                raise TmuxTimeout(
+                    f"{label} not on screen after {timeout_s} s; last screen:\n{screen}"
+                )
             time.sleep(interval_s)
 
     # -- the program ---------------------------------------------------------------------

@@ -16,8 +16,7 @@ from rich.text import Text
 
 from console.model import HEARTBEAT_SILENT_S, ChildStatus, ConsoleModel
 from console.widgets.base import ModelWidget
-from console.widgets.palette import Palette, fmt_usd
-from console.widgets.pair_pane import pad_between
+from console.widgets.palette import Palette, fmt_usd, pad_between
 
 FEED_STATE_SHORT = {
     "connected": "conn",
@@ -90,7 +89,7 @@ class StatusHeader(ModelWidget):
         if pf.daily_pnl is not None and pf.capital:
             pnl_pct = pf.daily_pnl / pf.capital * 100
 
-        def build(long: bool) -> Text:
+        def build(long: bool) -> tuple[Text, Text]:
             left = Text(no_wrap=True)
             left.append(f" {self.mode} ", pal.badge(self.mode))
             if m.halted:
@@ -111,9 +110,9 @@ class StatusHeader(ModelWidget):
                 right.append(f" ({pnl_pct:+.2f}%)", pal.sign(pf.daily_pnl))
             right.append("  UTC " if long else " ", pal.muted)
             right.append(clock + ("" if long else "Z") + " ")
-            return pad_between(left, right, width)
+            return left, right
 
-        line = build(True)
-        if line.cell_len > width or width < 120:
-            line = build(False)
-        return line
+        left, right = build(True)
+        if width < 120 or left.cell_len + right.cell_len + 1 > width:
+            left, right = build(False)
+        return pad_between(left, right, width)

@@ -28,7 +28,9 @@ from console.widgets.palette import (
     fmt_price,
     fmt_qty,
     fmt_usd,
+    badge_text,
     num,
+    pad_between,
 )
 
 # Compact row columns: (title, width, right-aligned); PairRow and its header share them.
@@ -49,25 +51,6 @@ ROW_COLUMNS: tuple[tuple[str, int, bool], ...] = (
 def pane_id(symbol: str) -> str:
     """A DOM id for a symbol (ids allow no '/' or ':')."""
     return "pane-" + symbol.replace("/", "-").replace(":", "_")
-
-
-def pad_between(left: Text, right: Text, width: int) -> Text:
-    """``left`` then ``right`` flush to the right edge; ``right`` wins when space is short."""
-    gap = width - left.cell_len - right.cell_len
-    if gap < 1:
-        out = left.copy()
-        out.append(" ")
-        out.append_text(right)
-        out.truncate(width, overflow="ellipsis")
-        return out
-    out = left.copy()
-    out.append(" " * gap)
-    out.append_text(right)
-    return out
-
-
-def badge_text(word: str, palette: Palette) -> Text:
-    return Text(f" {word} ", style=palette.badge(word))
 
 
 def rsi_style(rsi: float | None, palette: Palette) -> Style:

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from rich.style import Style
+from rich.text import Text
 from textual.color import Color
 
 _EM_DASH = "—"
@@ -170,3 +171,23 @@ def fmt_num(x: float | None, decimals: int = 2) -> str:
     if x is None:
         return _EM_DASH
     return f"{x:,.{decimals}f}"
+
+
+def pad_between(left: Text, right: Text, width: int) -> Text:
+    """``left`` then ``right`` flush to the right edge; ``right`` wins when space is short."""
+    gap = width - left.cell_len - right.cell_len
+    out = left.copy()
+    if gap < 1:
+        if right.cell_len + 1 >= width:  # not even the right part fits: show what we can of it
+            out = right.copy()
+            out.truncate(max(0, width), overflow="ellipsis")
+            return out
+        out.truncate(width - right.cell_len - 1, overflow="ellipsis")
+        gap = width - out.cell_len - right.cell_len
+    out.append(" " * gap)
+    out.append_text(right)
+    return out
+
+
+def badge_text(word: str, palette: Palette) -> Text:
+    return Text(f" {word} ", style=palette.badge(word))

@@ -1,0 +1,504 @@
+"""The Textual app: a thin shell that owns the model, the backend and the operator's keys.
+
+Owns ``make_app`` (the one factory the CLI and the tests use), ``MultiparApp`` (bindings,
+``check_action``, confirm flows, command workers that show every ack with its elapsed ms,
+the command palette's commands, the single repaint timer and the orderly ``shutdown()``).
+
+Ingest fast, render slow: the backend writes into the plain ``ConsoleModel``; ONE timer at
+12 Hz hands what changed to the visible screens inside ``batch_update()``; charts follow at
+3 Hz (every 4th frame). Logging goes to ``log_path``, never to the screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.theme import Theme
+from textual.timer import Timer
+from textual.worker import Worker
+
+from console.model import DIRTY_HEADER, Ack, Backend, ConsoleModel, PairView
+from console.screens.confirm import ConfirmScreen
+from console.screens.detail import PairDetailScreen
+from console.screens.help import HelpScreen
+from console.screens.main import MainScreen
+from console.widgets.palette import DEFAULT_PALETTE, Palette, fmt_price, fmt_qty, fmt_usd
+from console.widgets.pair_pane import position_parts
+from console.widgets.portfolio import RiskCaps
+from engine.config import SafeList
+
+log = logging.getLogger(__name__)
+
+FRAME_HZ = 12.0  # panes, header, logs
+CHART_EVERY = 4  # frames between chart repaints: 12 / 4 = 3 Hz
+# The backend answers within ~1 s; this guard makes sure the operator always sees an outcome.
+COMMAND_TIMEOUT_S = 1.5
+# The kill path may stop the engine and flatten from the store itself: give it room.
+KILL_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 20.0
+
+MODE_COMMANDS = {"ACTIVE": "pause", "PAUSED": "resume", "REDUCING": "resume"}
+
+
+class MultiparApp(App[None]):
+    """The operator's console. Build it with ``make_app``."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "multipar-console"
+
+    BINDINGS = [
+        Binding("p", "pause_toggle", "Pause/Resume", id="pair.pause"),
+        Binding("f", "flatten", "Flatten", id="pair.flatten"),
+        Binding("F", "flatten_all", "Flatten all", key_display="F", id="portfolio.flatten_all"),
+        Binding("r", "rearm", "Re-arm", id="portfolio.rearm"),
+        # Priority: the kill switch works from every screen, dialogs included.
+        Binding("ctrl+k", "kill", "KILL", priority=True, id="kill"),
+        Binding("question_mark", "help", "Help", key_display="?", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    def __init__(
+        self,
+        backend: Backend,
+        cfg: SafeList,
+        model: ConsoleModel,
+        *,
+        wall: Callable[[], float],
+        log_path: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.backend = backend
+        self.cfg = cfg
+        self.model = model
+        self.wall = wall
+        self.log_path = log_path
+        self.palette: Palette = DEFAULT_PALETTE
+        self.selected_symbol: str | None = model.symbols[0] if model.symbols else None
+        pf = cfg.portfolio
+        self.caps = RiskCaps(pf.max_exposure_usd, pf.max_correlated_positions, pf.correlation_threshold)
+        self.main = MainScreen(model, backend.mode, self.caps, wall, self._on_select)
+        self.frames = 0
+        self._frame_timer: Timer | None = None
+        self._last_second = -1
+        self._binding_state: tuple[Any, ...] | None = None
+        self._kill_in_flight = False
+        self._shutting_down = False
+        self._backend_stopped = False
+        self._stop_lock = asyncio.Lock()
+        self._log_handler: logging.Handler | None = None
+        self._root_level: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def get_default_screen(self) -> Screen[Any]:
+        return self.main
+
+    def on_mount(self) -> None:
+        self._attach_log_file()
+        self.palette = Palette.from_variables(self.get_css_variables())
+        self.theme_changed_signal.subscribe(self, self._on_theme_changed)
+        self._frame_timer = self.set_interval(1.0 / FRAME_HZ, self._frame, name="repaint")
+        self.run_worker(
+            self._run_backend(),
+            name="backend",
+            group="backend",
+            exclusive=True,
+            description="start the feed, the engine and the bridge; they keep the model fed",
+            exit_on_error=False,
+        )
+
+    async def on_unmount(self) -> None:
+        await self._stop_backend()
+        self._detach_log_file()
+
+    async def _run_backend(self) -> None:
+        try:
+            await self.backend.start(self.model)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("backend failed to start")
+            self.model.add_event(f"backend failed to start: {type(exc).__name__}: {exc}", "error")
+            self.notify(f"backend failed to start: {exc}", severity="error", markup=False)
+
+    async def _stop_backend(self) -> None:
+        async with self._stop_lock:
+            if self._backend_stopped:
+                return
+            self._backend_stopped = True
+            try:
+                await asyncio.wait_for(self.backend.stop(), STOP_TIMEOUT_S)
+            except Exception:
+                log.exception("backend did not stop cleanly")
+            self.workers.cancel_group(self, "backend")
+
+    async def shutdown(self) -> None:
+        """Orderly exit, the same as ``q`` confirmed: stop engine and feed, then leave.
+
+        Safe to call from a SIGHUP/SIGTERM handler and more than once.
+        """
+        if self._shutting_down:
+            return
+        self._shutting_down = True
+        self.model.add_event("stopping engine and feed…")
+        await self._stop_backend()
+        self.exit()
+
+    def _attach_log_file(self) -> None:
+        if self.log_path is None:
+            return
+        handler = logging.FileHandler(self.log_path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        if root.level == logging.NOTSET or root.level > logging.INFO:
+            self._root_level = root.level
+            root.setLevel(logging.INFO)
+        self._log_handler = handler
+
+    def _detach_log_file(self) -> None:
+        if self._log_handler is None:
+            return
+        root = logging.getLogger()
+        root.removeHandler(self._log_handler)
+        self._log_handler.close()
+        self._log_handler = None
+        if self._root_level is not None:
+            root.setLevel(self._root_level)
+            self._root_level = None
+
+    def _on_theme_changed(self, _theme: Theme) -> None:
+        self.palette = Palette.from_variables(self.get_css_variables())
+        self.model.dirty.update(self.model.symbols)
+        self.model.chart_dirty.update(self.model.symbols)
+
+    # ------------------------------------------------------------------ painting
+
+    def _frame(self) -> None:
+        """The one repaint timer: hand what changed to every screen on the stack."""
+        self.frames += 1
+        m = self.model
+        dirty = m.take_dirty()
+        charts = m.take_chart_dirty() if self.frames % CHART_EVERY == 0 else None
+        second = int(self.wall())
+        if second != self._last_second:  # clock, tick ages and heartbeats age without messages
+            self._last_second = second
+            dirty.add(DIRTY_HEADER)
+            dirty.update(m.symbols)
+        if dirty or charts:
+            with self.batch_update():
+                for screen in self.screen_stack:
+                    repaint = getattr(screen, "repaint", None)
+                    if repaint is not None:
+                        repaint(dirty, charts)
+        self._refresh_binding_state()
+
+    def repaint_now(self) -> None:
+        """Paint everything pending at once, charts included (tests and resize)."""
+        self.frames = (self.frames // CHART_EVERY + 1) * CHART_EVERY - 1  # next frame draws charts
+        self._frame()
+
+    def _refresh_binding_state(self) -> None:
+        pv = self.selected_view
+        state = (
+            self.selected_symbol,
+            pv.mode if pv else None,
+            pv.has_position if pv else False,
+            bool(self.model.open_positions()),
+            self.model.halted,
+            self._nothing_to_kill(),
+        )
+        if state != self._binding_state:
+            self._binding_state = state
+            self.refresh_bindings()
+
+    # ------------------------------------------------------------------ selection
+
+    @property
+    def selected_view(self) -> PairView | None:
+        if self.selected_symbol is None:
+            return None
+        return self.model.pairs.get(self.selected_symbol)
+
+    def _on_select(self, symbol: str) -> None:
+        self.selected_symbol = symbol
+        self._refresh_binding_state()
+
+    def select_symbol(self, symbol: str) -> None:
+        if symbol in self.main.panes:
+            self.main.select(self.model.symbols.index(symbol))
+
+    def _nothing_to_kill(self) -> bool:
+        """Already halted, flat and the engine alive: the kill switch has nothing left to do."""
+        m = self.model
+        return m.halted and not m.open_positions() and m.children["engine"].state == "running"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Disable (None: shown dimmed in the footer) what has nothing to act on."""
+        pv = self.selected_view
+        if action == "pause_toggle":
+            return True if pv is not None and pv.mode in MODE_COMMANDS else None
+        if action == "flatten":
+            return True if pv is not None and pv.has_position else None
+        if action == "flatten_all":
+            return True if self.model.open_positions() else None
+        if action == "kill":
+            return None if self._nothing_to_kill() else True
+        if action == "rearm":
+            return True if self.model.halted else None
+        if action == "open_detail":
+            return True if pv is not None else None
+        return True
+
+    # ------------------------------------------------------------------ commands
+
+    def send_command(self, cmd: str, symbol: str | None = None) -> Worker[Ack]:
+        """Send one command in a worker; its ack (or failure) shows within a second."""
+        return self.run_worker(
+            self._command(cmd, symbol),
+            name=f"command:{cmd}",
+            group="commands",
+            exclusive=False,  # commands for different pairs may be in flight together
+            description=f"send {cmd} {symbol or ''} to the engine and show its ack".replace("  ", " "),
+            exit_on_error=False,
+        )
+
+    async def _command(self, cmd: str, symbol: str | None) -> Ack:
+        label = f"{cmd} {symbol}" if symbol else cmd
+        t0 = time.perf_counter()
+        try:
+            ack = await asyncio.wait_for(self.backend.command(cmd, symbol), COMMAND_TIMEOUT_S)
+        except TimeoutError:
+            ack = Ack(cmd, False, f"no ack within {COMMAND_TIMEOUT_S * 1000:.0f} ms")
+        except Exception as exc:
+            log.exception("command %s failed", label)
+            ack = Ack(cmd, False, f"{type(exc).__name__}: {exc}")
+        elapsed = ack.elapsed_ms or (time.perf_counter() - t0) * 1000.0
+        self.show_ack(label, ack, elapsed)
+        return ack
+
+    async def _kill(self) -> Ack:
+        self._kill_in_flight = True
+        self.model.add_event("KILL switch: halting, cancelling orders, flattening everything", "warning")
+        t0 = time.perf_counter()
+        try:
+            ack = await asyncio.wait_for(self.backend.kill(), KILL_TIMEOUT_S)
+        except TimeoutError:
+            ack = Ack("kill", False, f"no outcome within {KILL_TIMEOUT_S:.0f} s: check positions NOW")
+        except Exception as exc:
+            log.exception("kill failed")
+            ack = Ack("kill", False, f"{type(exc).__name__}: {exc}")
+        finally:
+            self._kill_in_flight = False
+        elapsed = ack.elapsed_ms or (time.perf_counter() - t0) * 1000.0
+        label = "KILL (fallback: console stopped the engine, flattened from the store)" if ack.fallback else "KILL"
+        self.show_ack(label, ack, elapsed)
+        return ack
+
+    def show_ack(self, label: str, ack: Ack, elapsed_ms: float) -> None:
+        """Notification + event log line with the elapsed ms; modes applied at once."""
+        verdict = "ok" if ack.ok else "FAILED"
+        text = f"{label}: {verdict} — {ack.message} ({elapsed_ms:.0f} ms)"
+        if not ack.ok:
+            level, severity = "error", "error"
+        elif ack.fallback:
+            level, severity = "warning", "warning"
+        else:
+            level, severity = "success", "information"
+        if ack.modes:
+            self.model.apply_modes(ack.modes)
+        self.model.add_event(text, level)
+        self.notify(text, severity=severity, markup=False, timeout=6 if ack.ok else 12)  # type: ignore[arg-type]
+
+    def _confirm(self, kind: str, title: str, body: str, on_yes: Callable[[], object], *, danger: bool = False) -> None:
+        def done(yes: bool | None) -> None:
+            if yes:
+                on_yes()
+            else:
+                self.model.add_event(f"{title.rstrip('?')}: cancelled")
+
+        self.push_screen(ConfirmScreen(kind, title, body, danger=danger), done)
+
+    def _cancel_open_confirm(self) -> str | None:
+        """Any other key cancels a dialog: a global key pressed over one closes it first."""
+        top = self.screen
+        if isinstance(top, ConfirmScreen) and not top.answered:
+            top.answer(False)
+            return top.kind
+        return None
+
+    # ------------------------------------------------------------------ actions
+
+    def action_pause_toggle(self) -> None:
+        pv = self.selected_view
+        if pv is None or pv.mode not in MODE_COMMANDS:
+            self.notify("re-arm first: the pair is HALTED", severity="warning", markup=False)
+            return
+        self.send_command(MODE_COMMANDS[pv.mode], pv.symbol)
+
+    def action_reduce(self) -> None:
+        pv = self.selected_view
+        if pv is not None:
+            self.send_command("reduce", pv.symbol)
+
+    def action_flatten(self) -> None:
+        pv = self.selected_view
+        if pv is None or not pv.has_position:
+            self.notify("no open position to flatten", severity="warning", markup=False)
+            return
+        side, qty, upnl = position_parts(pv.position)
+        sym = pv.symbol
+        self._confirm(
+            "flatten",
+            f"Flatten {sym}?",
+            f"Close the {side} {fmt_qty(None if qty is None else abs(qty))} {sym} position at market "
+            f"(last {fmt_price(pv.last)}, uPnL {fmt_usd(upnl, signed=True)}).",
+            partial(self.send_command, "flatten", sym),
+        )
+
+    def action_flatten_all(self) -> None:
+        open_syms = self.model.open_positions()
+        if not open_syms:
+            self.notify("no open positions", severity="warning", markup=False)
+            return
+        self._confirm(
+            "flatten_all",
+            f"Flatten all {len(open_syms)} positions?",
+            "Close at market: " + ", ".join(open_syms) + ". Pairs stay in their mode.",
+            partial(self.send_command, "flatten_all"),
+        )
+
+    def action_kill(self) -> None:
+        if self._cancel_open_confirm() == "kill":
+            return  # ctrl+k inside the kill dialog is "any other key": cancel
+        if self._kill_in_flight:
+            self.notify("kill switch already running", severity="warning", markup=False)
+            return
+        n = len(self.model.open_positions())
+        self._confirm(
+            "kill",
+            "KILL SWITCH?",
+            f"Halt every pair, cancel open orders and flatten all {n} open position(s). "
+            "If the engine does not acknowledge within ~1 s the console stops it and flattens "
+            "from the stored positions. Nothing opens again until you re-arm (r).",
+            self._start_kill,
+            danger=True,
+        )
+
+    def _start_kill(self) -> None:
+        self.run_worker(
+            self._kill(),
+            name="kill",
+            group="kill",
+            exclusive=False,  # never cancel a kill in flight; _kill_in_flight refuses a second
+            description="kill switch: engine flattens and acks, else console fallback",
+            exit_on_error=False,
+        )
+
+    def action_rearm(self) -> None:
+        if not self.model.halted:
+            self.notify("not halted: nothing to re-arm", severity="warning", markup=False)
+            return
+        self._confirm(
+            "rearm",
+            "Re-arm trading?",
+            "Leave HALTED: pairs return to ACTIVE and may open positions again.",
+            partial(self.send_command, "rearm"),
+        )
+
+    def action_open_detail(self) -> None:
+        pv = self.selected_view
+        if pv is not None:
+            self.push_screen(PairDetailScreen(self.model, pv.symbol, self.backend.mode, self.wall))
+
+    def action_help(self) -> None:
+        sources: list[tuple[str, list[Binding]]] = [
+            ("board", [b for b in Binding.make_bindings(MainScreen.BINDINGS)]),
+            ("everywhere", [b for b in Binding.make_bindings(self.BINDINGS)]),
+            ("detail", [b for b in Binding.make_bindings(PairDetailScreen.BINDINGS)]),
+            ("help", [b for b in Binding.make_bindings(HelpScreen.BINDINGS)]),
+        ]
+        self.push_screen(HelpScreen(sources))
+
+    async def action_quit(self) -> None:
+        """q, ctrl+q and the palette's Quit: warn first when positions are open."""
+        self._cancel_open_confirm()
+        open_syms = self.model.open_positions()
+        if not open_syms:
+            self._start_shutdown()
+            return
+        self._confirm(
+            "quit",
+            f"Quit with {len(open_syms)} open position(s)?",
+            f"{', '.join(open_syms)} stay open: the engine stops, so nothing watches their stops "
+            "until you start the console again. Flatten first (F) to be safe.",
+            self._start_shutdown,
+            danger=True,
+        )
+
+    def _start_shutdown(self) -> None:
+        self.run_worker(
+            self.shutdown(),
+            name="shutdown",
+            group="shutdown",
+            exclusive=True,
+            description="stop engine and feed, then exit",
+            exit_on_error=False,
+        )
+
+    # ------------------------------------------------------------------ command palette
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        sym = self.selected_symbol or "the selected pair"
+        yield SystemCommand(f"Pause or resume {sym}", "p: no new entries while paused", self.action_pause_toggle)
+        yield SystemCommand(f"Reduce-only {sym}", "exits only until resumed", self.action_reduce)
+        yield SystemCommand(f"Flatten {sym}", "f: close the position at market (confirm)", self.action_flatten)
+        yield SystemCommand("Flatten all positions", "F: close every position (confirm)", self.action_flatten_all)
+        yield SystemCommand("KILL switch", "ctrl+k: halt and flatten everything (confirm with y)", self.action_kill)
+        yield SystemCommand("Re-arm after a halt", "r: leave HALTED (confirm)", self.action_rearm)
+        yield SystemCommand("Ping the engine", "round-trip a command and show its ack time", partial(self.send_command, "ping"))
+        yield SystemCommand(f"Open {sym} detail", "Enter: chart and decisions of the pair", self.action_open_detail)
+        yield SystemCommand("Help: every key", "?: the key list and the kill switch rules", self.action_help)
+        for s in self.model.symbols:
+            yield SystemCommand(f"Select {s}", "move the selection to this pair", partial(self.select_symbol, s), discover=False)
+
+
+def make_app(
+    backend: Backend,
+    cfg: SafeList,
+    *,
+    clock: Callable[[], float] | None = None,
+    log_path: Path | None = None,
+) -> MultiparApp:
+    """Build the console for ``cfg``'s active pairs, fed by ``backend``.
+
+    ``clock`` (seconds) drives tick and heartbeat ages and the displayed UTC clock; tests pass
+    a frozen one. Without it, ages use ``time.monotonic`` and the header shows ``time.time``.
+    """
+    symbols = cfg.active_symbols()
+    meta = {
+        s: {
+            "tier": str(cfg.pairs[s].tier),
+            "strategy": cfg.pairs[s].strategy,
+            "max_position_size_usd": cfg.pairs[s].max_position_size_usd,
+        }
+        for s in symbols
+    }
+    model = ConsoleModel(
+        symbols,
+        meta,
+        clock=clock or time.monotonic,
+        wall=clock or time.time,
+        stale_after_s=cfg.portfolio.stale_after_s,
+    )
+    return MultiparApp(backend, cfg, model, wall=clock or time.time, log_path=log_path)

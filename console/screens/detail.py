@@ -1,0 +1,63 @@
+"""A pair's detail screen (Enter on a pane): chart of closes, full stats and its decisions.
+
+Owns ``PairDetailScreen``. It is a plain (non-modal) screen, so the app's keys keep working
+here for this pair (pause, flatten, kill, help); Escape returns to the board. The app's
+repaint timer calls ``repaint()`` like the main screen's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from console.model import DIRTY_HEADER, DIRTY_LOG, ConsoleModel
+from console.widgets.chart import CloseChart
+from console.widgets.header import StatusHeader
+from console.widgets.logs import DecisionLog
+from console.widgets.pair_pane import PairQuote, PairStats
+
+
+class PairDetailScreen(Screen[None]):
+    """One pair in depth."""
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="detail.back"),
+    ]
+
+    def __init__(self, model: ConsoleModel, symbol: str, mode: str, wall: Callable[[], float]) -> None:
+        super().__init__(classes="detail-screen")
+        self.model = model
+        self.symbol = symbol
+        self.header = StatusHeader(model, mode, wall, id="detail-header")
+        self.quote = PairQuote(model, symbol, id="detail-quote")
+        self.chart = CloseChart(model, symbol, id="detail-chart")
+        self.stats = PairStats(model, symbol, id="detail-stats")
+        self.decisions = DecisionLog(model, symbol, id="detail-decisions")
+
+    def compose(self) -> ComposeResult:
+        yield self.header
+        yield self.quote
+        yield self.chart
+        with Horizontal(id="detail-bottom"):
+            yield self.stats
+            yield self.decisions
+        yield Footer()
+
+    def repaint(self, dirty: set[str], charts: set[str] | None) -> None:
+        if DIRTY_HEADER in dirty:
+            self.header.refresh()
+        if self.symbol in dirty:
+            self.quote.refresh()
+            self.stats.refresh()
+        if DIRTY_LOG in dirty:
+            self.decisions.refresh()
+        if charts is not None and self.symbol in charts:
+            self.chart.refresh()
+
+    def action_back(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,146 @@
+"""The board: header, portfolio bar, one pane per pair, decision and event logs.
+
+Owns ``MainScreen``: the layout (full panes in a grid from 120 columns and 36 rows, one row
+per pair below that, switched by Textual breakpoint classes on resize, never per tick), the
+pane selection and navigation keys, and ``repaint()`` which the app's timer calls with what
+changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from console.model import DIRTY_EVENTS, DIRTY_HEADER, DIRTY_LOG, DIRTY_PORTFOLIO, ConsoleModel
+from console.widgets.header import StatusHeader
+from console.widgets.logs import DecisionLog, EventLog
+from console.widgets.pair_pane import PairPane, PairRowHeader
+from console.widgets.portfolio import PortfolioBar, RiskCaps
+
+# Full panes need about 48 columns each and 13 rows; below these the board goes compact.
+WIDE_COLUMNS = 156  # three panes side by side
+MEDIUM_COLUMNS = 120  # two panes side by side
+TALL_ROWS = 36
+
+
+class MainScreen(Screen[None]):
+    """Every pair at once, with the selected pane highlighted."""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (MEDIUM_COLUMNS, "-medium"), (WIDE_COLUMNS, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL_ROWS, "-tall")]
+
+    BINDINGS = [
+        Binding("up,k", "move(-1, 0)", "Up", show=False, id="nav.up"),
+        Binding("down,j", "move(1, 0)", "Down", show=False, id="nav.down"),
+        Binding("left,h", "move(0, -1)", "Left", show=False, id="nav.left"),
+        Binding("right,l", "move(0, 1)", "Right", show=False, id="nav.right"),
+        Binding("tab", "cycle(1)", "Next pair", show=False, id="nav.next"),
+        Binding("shift+tab", "cycle(-1)", "Previous pair", show=False, id="nav.previous"),
+        Binding("enter", "app.open_detail", "Detail", id="pair.detail"),
+    ]
+
+    def __init__(
+        self,
+        model: ConsoleModel,
+        mode: str,
+        caps: RiskCaps,
+        wall: Callable[[], float],
+        on_select: Callable[[str], None],
+    ) -> None:
+        super().__init__(id="main")
+        self.model = model
+        self.on_select = on_select
+        self.header = StatusHeader(model, mode, wall, id="header")
+        self.portfolio = PortfolioBar(model, caps, id="portfolio")
+        self.panes: dict[str, PairPane] = {s: PairPane(model, s) for s in model.symbols}
+        self.decision_log = DecisionLog(model, id="decision-log")
+        self.event_log = EventLog(model, id="event-log")
+        self.selected_index = 0
+
+    def compose(self) -> ComposeResult:
+        yield self.header
+        yield self.portfolio
+        yield PairRowHeader()
+        n = len(self.panes)
+        with VerticalScroll(id="pair-grid", classes=f"-n{min(n, 3)}"):
+            yield from self.panes.values()
+        with Horizontal(id="logs"):
+            yield self.decision_log
+            yield self.event_log
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.select(0)
+
+    # ------------------------------------------------------------------ selection
+
+    @property
+    def compact(self) -> bool:
+        return self.has_class("-narrow") or self.has_class("-short")
+
+    @property
+    def columns(self) -> int:
+        """Panes per grid row in the current layout."""
+        if self.compact:
+            return 1
+        cols = 3 if self.has_class("-wide") else 2
+        return max(1, min(cols, len(self.panes)))
+
+    @property
+    def selected_symbol(self) -> str | None:
+        syms = self.model.symbols
+        return syms[self.selected_index] if syms else None
+
+    def select(self, index: int) -> None:
+        syms = self.model.symbols
+        if not syms:
+            return
+        index = max(0, min(len(syms) - 1, index))
+        old = self.panes[syms[self.selected_index]]
+        self.selected_index = index
+        new = self.panes[syms[index]]
+        if old is not new:
+            old.set_selected(False)
+        new.set_selected(True)
+        new.scroll_visible(animate=False)
+        self.on_select(syms[index])
+
+    def action_move(self, rows: int, cols: int) -> None:
+        n = len(self.model.symbols)
+        if not n:
+            return
+        step = rows * self.columns + cols
+        self.select(max(0, min(n - 1, self.selected_index + step)))
+
+    def action_cycle(self, step: int) -> None:
+        n = len(self.model.symbols)
+        if n:
+            self.select((self.selected_index + step) % n)
+
+    # ------------------------------------------------------------------ painting
+
+    def repaint(self, dirty: set[str], charts: set[str] | None) -> None:
+        """Redraw only what changed; the app calls this inside ``batch_update()``."""
+        if DIRTY_HEADER in dirty:
+            self.header.refresh()
+        if DIRTY_PORTFOLIO in dirty:
+            self.portfolio.refresh()
+        if DIRTY_LOG in dirty:
+            self.decision_log.refresh()
+        if DIRTY_EVENTS in dirty:
+            self.event_log.refresh()
+        panes = self.panes
+        for sym in dirty:
+            pane = panes.get(sym)
+            if pane is not None:
+                pane.repaint()
+        if charts:
+            for sym in charts:
+                pane = panes.get(sym)
+                if pane is not None:
+                    pane.repaint_chart()

@@ -1,0 +1,1 @@
+"""The console's widgets: header, portfolio bar, pair panes, charts and logs, drawn from the model."""

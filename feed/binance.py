@@ -1,0 +1,529 @@
+"""Live Binance spot market data through ccxt.pro: the feed's ``binance`` source.
+
+Owns ``BinanceSource``: one websocket for every pair (``watch_tickers`` on the full
+``<symbol>@ticker`` stream, which carries bid/ask), publishing every pair whose ticker changed
+after each wake-up; reconnection with exponential backoff and jitter; the ``stale`` watchdog;
+closed-candle history over REST (``fetch_ohlcv``); and the guard that counts and drops frames
+ccxt cannot digest (bad JSON, unknown pairs) instead of letting them stop its receive loop.
+
+Where it connects (see docs/binance.md): ccxt's production URLs, its sandbox URLs with
+``testnet=True``, or the overrides ``ws_url`` / ``rest_url`` (or the environment variables
+``MULTIPAR_BINANCE_WS_URL`` / ``MULTIPAR_BINANCE_REST_URL`` when the arguments are None).
+Public data only: no API keys are read, sent or logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import ccxt
+import ccxt.pro
+
+from feed.errors import SourceConfigError, UnknownSymbolError
+from feed.source import Publisher
+from feed.wire import STATUS_CONNECTED, STATUS_RECONNECTING, STATUS_STALE, STATUS_STOPPED
+
+logger = logging.getLogger(__name__)
+
+ENV_WS_URL = "MULTIPAR_BINANCE_WS_URL"
+ENV_REST_URL = "MULTIPAR_BINANCE_REST_URL"
+
+# ccxt urls['api'] keys replaced by the overrides (spot only: this source streams spot pairs).
+WS_URL_KEYS = ("spot", "margin")  # urls['api']['ws'][key] = ws_url
+REST_URL_KEYS = {"public": "/api/v3", "private": "/api/v3", "v1": "/api/v1"}  # urls['api'][key] = rest_url + path
+
+MAX_KLINES_PER_CALL = 1000  # Binance /api/v3/klines hard limit
+MAX_HISTORY_CANDLES = 5000  # bound on one history request (5 REST calls)
+_TICKER_EVENTS = frozenset({"24hrTicker", "24hrMiniTicker", "1hTicker", "4hTicker", "1dTicker"})
+_LOG_EVERY = 1000  # after the first few, log one bad frame in this many
+
+
+def _one_line(exc: BaseException | str, limit: int = 200) -> str:
+    text = exc if isinstance(exc, str) else (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    first = text.strip().splitlines()[0] if text.strip() else text
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def _redact(url: str) -> str:
+    """The URL without user info or query string, safe for a log line."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _positive(x: Any) -> bool:
+    return type(x) in (int, float) and math.isfinite(x) and x > 0
+
+
+def _non_negative(x: Any) -> bool:
+    return type(x) in (int, float) and math.isfinite(x) and x >= 0
+
+
+def load_markets_file(path: str | os.PathLike[str]) -> dict[str, Any] | list[dict[str, Any]]:
+    """Read a markets file: ccxt ``load_markets()`` JSON (keyed by symbol) or raw exchangeInfo.
+
+    Returns what ``_install_markets`` accepts; raises SourceConfigError with a one-line reason.
+    """
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SourceConfigError(f"{p}: cannot read markets file: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise SourceConfigError(f"{p}: line {exc.lineno}: not JSON: {exc.msg}") from None
+    if isinstance(data, dict) and isinstance(data.get("symbols"), list):
+        return [s for s in data["symbols"] if isinstance(s, dict)]  # exchangeInfo
+    if isinstance(data, dict) and data and all(isinstance(m, dict) and "id" in m and "symbol" in m for m in data.values()):
+        return data  # ccxt markets
+    raise SourceConfigError(
+        f"{p}: expected ccxt load_markets() JSON (an object keyed by symbol) or Binance exchangeInfo JSON"
+    )
+
+
+class _GuardedBinance(ccxt.pro.binance):  # type: ignore[misc]
+    """ccxt.pro binance that counts and drops frames its handlers would choke on.
+
+    Without this, one undecodable frame raises inside ccxt's receive callback and the
+    receive loop stops for good: the socket stays open and silent until the 6-minute
+    keepalive notices (measured on ccxt 4.5.90).
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.frame_errors = 0  # frames dropped as malformed
+        self.unknown_symbol_events = 0  # ticker events for pairs we did not subscribe to
+        self.wanted_ids: frozenset[str] | None = None  # market ids we stream; None = accept all
+
+    def _drop(self, counter: str, what: str) -> None:
+        n = getattr(self, counter) + 1
+        setattr(self, counter, n)
+        if n <= 5 or n % _LOG_EVERY == 0:
+            logger.warning("binance: dropped %s (%d so far)", _one_line(what, 160), n)
+
+    def client(self, url: str) -> Any:
+        client = super().client(url)
+        if not getattr(client, "_multipar_guarded", False):
+            decode_and_dispatch: Callable[[Any], None] = client.handle_text_or_binary_message
+
+            def guarded(data: Any) -> None:
+                try:
+                    decode_and_dispatch(data)
+                except Exception as exc:  # ccxt's own decoder/handlers raise anything on garbage
+                    self._drop("frame_errors", f"frame ({_one_line(exc, 100)})")
+
+            client.handle_text_or_binary_message = guarded
+            client._multipar_guarded = True
+        return client
+
+    def handle_message(self, client: Any, message: Any) -> None:
+        if not isinstance(message, dict | list):
+            self._drop("frame_errors", "non-JSON frame")
+            return
+        data = message
+        if isinstance(message, dict) and "stream" in message and isinstance(message.get("data"), dict):
+            data = message["data"]  # combined-stream form {"stream": ..., "data": {...}}
+        if isinstance(data, dict) and data.get("e") in _TICKER_EVENTS:
+            market_id = data.get("s")
+            if type(market_id) is not str:
+                self._drop("frame_errors", f"{data.get('e')} without a symbol")
+                return
+            if self.wanted_ids is not None and market_id not in self.wanted_ids:
+                self._drop("unknown_symbol_events", f"ticker for unsubscribed pair {market_id[:32]}")
+                return
+        super().handle_message(client, message)
+
+
+class BinanceSource:
+    """Binance spot tickers for a fixed list of pairs over one ccxt.pro websocket."""
+
+    name = "binance"
+
+    def __init__(
+        self,
+        symbols: list[str],
+        ws_url: str | None = None,
+        rest_url: str | None = None,
+        testnet: bool = False,
+        markets_file: str | os.PathLike[str] | None = None,
+        stale_after_s: float = 10.0,
+        *,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 15.0,
+        stale_reconnect_s: float | None = None,
+    ) -> None:
+        if not symbols:
+            raise SourceConfigError("binance: no symbols given; pass e.g. --symbols BTC/USDT,ETH/USDT")
+        if not (stale_after_s > 0):
+            raise SourceConfigError(f"binance: stale_after_s must be > 0, got {stale_after_s!r}")
+        self.symbols: list[str] = list(dict.fromkeys(symbols))
+        self.rejected_symbols: list[str] = []
+        self.stale_after_s = float(stale_after_s)
+        # A connection silent this long is presumed dead (half-open TCP) and reopened.
+        self.stale_reconnect_s = float(stale_reconnect_s) if stale_reconnect_s else 3.0 * self.stale_after_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.testnet = testnet
+
+        ws_url = ws_url or os.environ.get(ENV_WS_URL) or None
+        rest_url = rest_url or os.environ.get(ENV_REST_URL) or None
+        self._exchange = _GuardedBinance(
+            {
+                "enableRateLimit": True,
+                "options": {
+                    "watchTickers": {"name": "ticker"},  # full 24hrTicker: has bid/ask, miniTicker has not
+                    "defaultType": "spot",
+                    "fetchMarkets": {"types": ["spot"]},  # one exchangeInfo call, no futures endpoints
+                    "fetchCurrencies": False,  # private endpoint; public mode needs none
+                },
+            }
+        )
+        if testnet:
+            self._exchange.set_sandbox_mode(True)  # ccxt urls['test'] incl. ws: *.testnet.binance.vision
+        if ws_url:
+            self._set_ws_url(ws_url)
+        if rest_url:
+            self._set_rest_url(rest_url)
+        self.markets_file = str(markets_file) if markets_file else None
+        if markets_file:
+            self._install_markets(load_markets_file(markets_file))
+
+        self.reconnects = 0
+        self.published = 0
+        self._bad_tickers = 0
+        self._state: str | None = None
+        self._last_error: str | None = None
+        self._published_key: tuple[str, str | None, int] | None = None
+        self._publisher: Publisher | None = None
+        self._failures = 0  # consecutive failed attempts, drives the backoff
+        self._in_backoff = False
+        self._seen: dict[str, Any] = {}  # symbol -> ccxt ticker object last published (identity)
+        self._last_update: dict[str, float] = {}  # symbol -> monotonic time of last good tick
+        self._last_data = time.monotonic()
+        self._clock_offset_ms: int | None = None  # exchange clock minus local clock
+        self._closing = False
+        logger.info(
+            "binance: ws %s rest %s%s",
+            _redact(self._exchange.urls["api"]["ws"]["spot"]),
+            _redact(self._exchange.urls["api"]["public"]),
+            " (testnet)" if testnet else "",
+        )
+
+    # ------------------------------------------------------------------ configuration
+
+    def _set_ws_url(self, url: str) -> None:
+        if urlsplit(url).scheme not in ("ws", "wss"):
+            raise SourceConfigError(f"binance: ws url {_redact(url)!r} (--ws-url / {ENV_WS_URL}) must start with ws:// or wss://")
+        for key in WS_URL_KEYS:
+            self._exchange.urls["api"]["ws"][key] = url.rstrip("/")
+
+    def _set_rest_url(self, url: str) -> None:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise SourceConfigError(
+                f"binance: rest url {_redact(url)!r} (--rest-url / {ENV_REST_URL}) must start with http:// or https://"
+            )
+        base = url.rstrip("/")
+        for suffix in ("/api/v3", "/api"):  # accept the API root as well as the host
+            if base.endswith(suffix):
+                base = base[: -len(suffix)]
+                break
+        for key, path in REST_URL_KEYS.items():
+            self._exchange.urls["api"][key] = base + path
+
+    def _install_markets(self, markets: Mapping[str, Any] | list[dict[str, Any]]) -> None:
+        ex = self._exchange
+        if isinstance(markets, list):  # raw exchangeInfo symbols: parse as fetch_markets would
+            ex.options["crossMarginPairsData"] = []
+            ex.options["isolatedMarginPairsData"] = []
+            parsed = [m for m in (ex.parse_market(s) for s in markets) if m is not None]
+            ex.set_markets(parsed)
+        else:
+            ex.set_markets(dict(markets))
+
+    @property
+    def exchange(self) -> Any:
+        """The underlying ccxt.pro exchange (for inspection in tests and docs)."""
+        return self._exchange
+
+    @property
+    def bad_messages(self) -> int:
+        """Frames and tickers dropped as malformed (bad JSON, missing/non-positive prices)."""
+        return self._exchange.frame_errors + self._bad_tickers
+
+    @property
+    def unknown_symbols(self) -> int:
+        """Ticker events dropped because they name a pair this source does not stream."""
+        return int(self._exchange.unknown_symbol_events)
+
+    @property
+    def state(self) -> str | None:
+        return self._state
+
+    # ------------------------------------------------------------------ status
+
+    def _set_state(self, state: str, last_error: str | None = None) -> None:
+        self._state = state
+        self._last_error = last_error
+        key = (state, last_error, self.reconnects)
+        if key != self._published_key and self._publisher is not None:
+            self._published_key = key
+            self._publisher.set_status(state, last_error, self.reconnects)
+
+    def _backoff_s(self) -> float:
+        base = min(self.backoff_max_s, self.backoff_initial_s * 2 ** max(0, self._failures - 1))
+        return min(self.backoff_max_s, base * random.uniform(0.8, 1.2))  # jitter: no lockstep retries
+
+    async def _retry_later(self, exc: BaseException, transient: bool) -> None:
+        self._failures += 1
+        self.reconnects += 1
+        reason = _one_line(exc)
+        delay = self._backoff_s()
+        self._set_state(STATUS_RECONNECTING, reason)
+        log = logger.warning if transient else logger.error
+        log("binance: %s; retry #%d in %.1f s", reason, self.reconnects, delay)
+        self._in_backoff = True
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self._in_backoff = False
+        # ccxt keeps its own per-URL dial backoff (no jitter, up to 30 s); ours governs alone.
+        self._exchange.ws_dial_backoff = {}
+        # the next attempt starts now: silence is measured from here
+        now = time.monotonic()
+        self._last_data = now
+        self._last_update = dict.fromkeys(self._last_update, now)
+
+    # ------------------------------------------------------------------ streaming
+
+    async def run(self, publisher: Publisher, stop: asyncio.Event) -> None:
+        """Stream ticks into ``publisher`` until ``stop`` is set; never raises on market trouble."""
+        self._publisher = publisher
+        self._closing = False
+        stream = asyncio.create_task(self._stream(), name="binance-stream")
+        stopper = asyncio.create_task(stop.wait(), name="binance-stop")
+        watchdog = asyncio.create_task(self._watchdog(), name="binance-watchdog")
+        try:
+            await asyncio.wait({stream, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (stream, stopper, watchdog):
+                task.cancel()
+            for task in (stream, stopper, watchdog):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self._set_state(STATUS_STOPPED, self._last_error if self._state != STATUS_CONNECTED else None)
+
+    async def _load_markets(self) -> bool:
+        """Markets from the file or ``load_markets()``, retried with backoff; False if none usable."""
+        while True:
+            try:
+                await self._exchange.load_markets()
+                break
+            except ccxt.NetworkError as exc:
+                await self._retry_later(exc, transient=True)
+            except ccxt.BaseError as exc:
+                await self._retry_later(exc, transient=False)
+        markets = self._exchange.markets or {}
+        usable = [s for s in self.symbols if s in markets and markets[s].get("spot")]
+        self.rejected_symbols = [s for s in self.symbols if s not in usable]
+        if self.rejected_symbols:
+            logger.error("binance: not Binance spot markets, not streamed: %s", ", ".join(self.rejected_symbols))
+        if not usable:
+            self._set_state(STATUS_STOPPED, f"no Binance spot market among {', '.join(self.symbols)}")
+            return False
+        self.symbols = usable
+        self._exchange.wanted_ids = frozenset(markets[s]["id"] for s in usable)
+        return True
+
+    async def _stream(self) -> None:
+        if not await self._load_markets():
+            return
+        symbols = self.symbols  # the same list object on every call: a new list opens a new socket
+        now = time.monotonic()
+        self._last_data = now
+        self._last_update = dict.fromkeys(symbols, now)
+        while not self._closing:
+            try:
+                await self._exchange.watch_tickers(symbols)
+            except ccxt.NetworkError as exc:  # closed, timed out, refused, maintenance, 429/418
+                await self._retry_later(exc, transient=True)
+                continue
+            except ccxt.BaseError as exc:  # e.g. an error reply to the subscription: log, back off
+                await self._retry_later(exc, transient=False)
+                continue
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if self._closing or (task is not None and task.cancelling()):
+                    raise
+                # ccxt cancels its pending futures when a client is closed under us
+                await self._retry_later(ccxt.NetworkError("subscription cancelled"), transient=True)
+                continue
+            except Exception as exc:  # a ccxt bug must not end the feed
+                logger.exception("binance: unexpected error from watch_tickers")
+                await self._retry_later(exc, transient=False)
+                continue
+            self._on_wake(symbols)
+
+    def _on_wake(self, symbols: list[str]) -> None:
+        """Publish every pair whose ticker object changed since we last looked.
+
+        The value ``watch_tickers`` returns holds only the ticker that woke us; a burst
+        updates many pairs per wake-up, and they are all in ``exchange.tickers``.
+        """
+        tickers = self._exchange.tickers
+        now = time.monotonic()
+        self._failures = 0
+        got_data = False
+        for symbol in symbols:
+            ticker = tickers.get(symbol)
+            if ticker is None or ticker is self._seen.get(symbol):
+                continue
+            self._seen[symbol] = ticker
+            if self._publish(symbol, ticker):
+                self._last_update[symbol] = now
+                got_data = True
+        if got_data:
+            self._last_data = now
+            if self._state in (None, STATUS_RECONNECTING):
+                self._set_state(STATUS_CONNECTED, None)
+            elif self._state == STATUS_STALE:
+                self._check_stale(now)
+
+    def _publish(self, symbol: str, ticker: Mapping[str, Any]) -> bool:
+        bid = ticker.get("bid")
+        ask = ticker.get("ask")
+        last = ticker.get("last")
+        base_volume = ticker.get("baseVolume") or 0.0
+        quote_volume = ticker.get("quoteVolume") or 0.0
+        info = ticker.get("info")
+        ts = info.get("E") if isinstance(info, dict) else None  # event time; ccxt's timestamp is the stats close
+        if type(ts) is not int:
+            ts = ticker.get("timestamp")
+        reason = None
+        if not (_positive(bid) and _positive(ask) and _positive(last)):
+            reason = f"bid/ask/last {bid!r}/{ask!r}/{last!r} not all positive"
+        elif bid > ask:
+            reason = f"crossed book bid {bid} > ask {ask}"
+        elif type(ts) is not int or ts <= 0:
+            reason = f"no exchange timestamp ({ts!r})"
+        elif not (_non_negative(base_volume) and _non_negative(quote_volume)):
+            reason = f"negative volume {base_volume!r}/{quote_volume!r}"
+        if reason is not None:
+            self._bad_tickers += 1
+            if self._bad_tickers <= 5 or self._bad_tickers % _LOG_EVERY == 0:
+                logger.warning("binance: dropped ticker %s: %s (%d so far)", symbol, reason, self._bad_tickers)
+            return False
+        self._clock_offset_ms = ts - time.time_ns() // 1_000_000
+        assert self._publisher is not None
+        self._publisher.publish_tick(symbol, ts, float(bid), float(ask), float(last), float(base_volume), float(quote_volume))
+        self.published += 1
+        return True
+
+    async def _watchdog(self) -> None:
+        period = max(0.05, min(1.0, self.stale_after_s / 4.0))
+        while True:
+            await asyncio.sleep(period)
+            self._check_stale(time.monotonic())
+
+    def _check_stale(self, now: float) -> None:
+        """``stale`` while any pair (or the whole stream) is silent; back to ``connected`` after."""
+        if self._state == STATUS_STOPPED or not self._last_update:
+            return
+        if self._state == STATUS_RECONNECTING and (self._in_backoff or not self._socket_open()):
+            return  # waiting to dial or dialing: "reconnecting" says more than "stale"
+        limit = self.stale_after_s
+        silent = [s for s, t in self._last_update.items() if now - t > limit]
+        if not silent:
+            if self._state != STATUS_CONNECTED and now - self._last_data <= limit and self.published:
+                self._set_state(STATUS_CONNECTED, None)
+            return
+        if len(silent) == len(self._last_update):
+            self._set_state(STATUS_STALE, f"no market data for over {limit:g} s")
+        else:
+            names = ", ".join(silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
+            self._set_state(STATUS_STALE, f"no update for {names} in over {limit:g} s")
+        quiet = now - self._last_data
+        if quiet > self.stale_reconnect_s:
+            self._force_reconnect(f"no market data for {quiet:.0f} s: reopening the websocket")
+
+    def _socket_open(self) -> bool:
+        return any(c.connection is not None and not c.closed() for c in (self._exchange.clients or {}).values())
+
+    def _force_reconnect(self, reason: str) -> None:
+        logger.warning("binance: %s", reason)
+        self._last_data = time.monotonic()  # one forced reconnect per silent period
+        for client in list((self._exchange.clients or {}).values()):
+            # the path ccxt takes for a missed keepalive: reject waiters with NetworkError, close
+            client.on_error(ccxt.RequestTimeout(reason))
+
+    # ------------------------------------------------------------------ history
+
+    def timeframe(self, timeframe_s: int) -> str:
+        """ccxt/Binance timeframe string for a candle length in seconds (60 -> '1m')."""
+        for tf in self._exchange.timeframes:
+            if tf != "1M" and self._exchange.parse_timeframe(tf) == timeframe_s:
+                return str(tf)
+        supported = ", ".join(tf for tf in self._exchange.timeframes if tf != "1M")
+        raise SourceConfigError(f"binance: no {timeframe_s} s candles; Binance has {supported}")
+
+    async def history(self, symbol: str, timeframe_s: int, limit: int) -> list[list[float]]:
+        """Closed candles ``[[ts_ms, o, h, l, c, v], ...]`` oldest first, at most ``limit``."""
+        tf = self.timeframe(int(timeframe_s))
+        if limit <= 0:
+            return []
+        limit = min(int(limit), MAX_HISTORY_CANDLES)
+        ex = self._exchange
+        await ex.load_markets()
+        market = (ex.markets or {}).get(symbol)
+        if market is None or not market.get("spot"):
+            raise UnknownSymbolError(f"binance: {symbol} is not a Binance spot market")
+        if self._clock_offset_ms is None:
+            with contextlib.suppress(ccxt.BaseError):  # without ticks yet, ask the exchange clock
+                local = time.time_ns() // 1_000_000
+                self._clock_offset_ms = int(await ex.fetch_time()) - local
+        tf_ms = int(timeframe_s) * 1000
+        now_ex = time.time_ns() // 1_000_000 + (self._clock_offset_ms or 0)
+        need = limit + 1  # Binance ends with the still-forming candle; it is dropped below
+        rows: list[list[Any]] = []
+        if need <= MAX_KLINES_PER_CALL:
+            rows = await ex.fetch_ohlcv(symbol, tf, limit=need)
+        else:
+            since = (now_ex // tf_ms - need + 1) * tf_ms
+            while len(rows) < need:
+                page = await ex.fetch_ohlcv(symbol, tf, since=since, limit=MAX_KLINES_PER_CALL)
+                if not page:
+                    break
+                rows.extend(page)
+                since = int(page[-1][0]) + tf_ms
+                if len(page) < MAX_KLINES_PER_CALL:
+                    break
+        closed: dict[int, list[float]] = {}
+        for row in rows:
+            if not (isinstance(row, list) and len(row) >= 6) or type(row[0]) is not int:
+                self._bad_tickers += 1
+                continue
+            o, h, low, c, v = (row[i] for i in range(1, 6))
+            if not (all(_positive(x) for x in (o, h, low, c)) and _non_negative(v or 0.0)):
+                self._bad_tickers += 1
+                continue
+            if row[0] + tf_ms <= now_ex:  # closed by the exchange's clock
+                closed[row[0]] = [row[0], float(o), float(h), float(low), float(c), float(v or 0.0)]
+        return [closed[ts] for ts in sorted(closed)][-limit:]
+
+    # ------------------------------------------------------------------ shutdown
+
+    async def close(self) -> None:
+        """Close the websocket and the HTTP session; safe to call more than once."""
+        self._closing = True
+        with contextlib.suppress(Exception):
+            await self._exchange.close()

@@ -1,0 +1,21 @@
+"""Shared pytest fixtures. Keep this small: each fixture here is generic and prefixed by its owner."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def feed_ipc_dir() -> Iterator[Path]:
+    """A short private directory under /tmp for ipc:// sockets (paths must stay < ~100 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="fd-", dir="/tmp"))
+    path.chmod(0o700)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,220 @@
+"""The command line: check-config, option handling, and the signal path of the orderly exit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from console.cli import _redact, default_db_path, main, serve
+
+ROOT = Path(__file__).resolve().parent.parent
+SAFE_LIST = ROOT / "safe_list.yaml"
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def broken_copy(tmp_path: Path, old: str, new: str, name: str = "broken.yaml") -> Path:
+    text = SAFE_LIST.read_text()
+    assert old in text, f"{old!r} is no longer in safe_list.yaml: update this test"
+    p = tmp_path / name
+    p.write_text(text.replace(old, new, 1))
+    return p
+
+
+class TestCheckConfig:
+    """``multipar-console check-config [PATH]``: a table and exit 0, or one line per problem and 2."""
+
+    def test_the_shipped_safe_list_lists_three_pairs(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        assert main(["check-config", str(SAFE_LIST)]) == 0
+        out = capsys.readouterr().out
+        lines = out.splitlines()
+        assert lines[0] == f"{SAFE_LIST}: ok, 3 active pair(s)"
+        header = lines[1].split()
+        assert header[:3] == ["SYMBOL", "TIER", "STRATEGY"] and "LEVERAGE" in header
+        rows = {ln.split()[0]: ln.split() for ln in lines[2:5]}
+        assert rows["BTC/USDT"][:3] == ["BTC/USDT", "STABLE", "momentum"]
+        assert rows["ETH/USDT"][:3] == ["ETH/USDT", "STABLE", "mean_reversion"]
+        assert rows["SOL/USDT"][:3] == ["SOL/USDT", "VOLATILE", "breakout"]
+        assert rows["BTC/USDT"][-2:] == ["1x", "500.00"]
+        assert rows["SOL/USDT"][-1] == "400.00"
+
+    def test_disabled_pairs_are_not_listed(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        p = broken_copy(
+            tmp_path, "  SOL/USDT:\n    enabled: true", "  SOL/USDT:\n    enabled: false"
+        )
+        assert main(["check-config", str(p)]) == 0
+        out = capsys.readouterr().out
+        assert "2 active pair(s), 1 disabled" in out and "SOL/USDT" not in out
+
+    @pytest.mark.parametrize(
+        ("old", "new", "field"),
+        [
+            ("strategy: mean_reversion", "strategy: mean_revert", "pairs.ETH/USDT.strategy"),
+            (
+                "    leverage: 1\n    max_position_size_usd: 500",
+                "    leverage: 3\n    max_position_size_usd: 500",
+                "pairs.BTC/USDT",
+            ),
+            (
+                "max_position_size_usd: 400",
+                "max_position_size_usd: -5",
+                "pairs.SOL/USDT.max_position_size_usd",
+            ),
+            ("capital_usd: 10000", "capital_usd: 10000\n  capitol_usd: 5", "portfolio.capitol_usd"),
+            ("timeframe: 1m", "timeframe: 1minute", "engine.timeframe"),
+            ("tier: VOLATILE", "tier: WILD", "pairs.SOL/USDT.tier"),
+        ],
+    )
+    def test_a_broken_copy_gives_one_line_naming_file_and_field(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, field: str
+    ) -> None:
+        p = broken_copy(tmp_path, old, new)
+        assert main(["check-config", str(p)]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        lines = captured.err.splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith(f"{p}: {field}"), lines[0]
+
+    def test_malformed_yaml_and_missing_file(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        p = broken_copy(tmp_path, "  ETH/USDT:\n", "  ETH/USDT: [\n")
+        assert main(["check-config", str(p)]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith(f"{p}: line ") and "YAML" in err[0]
+        missing = tmp_path / "nope.yaml"
+        assert main(["check-config", str(missing)]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith(f"{missing}: cannot read")
+
+    def test_duplicate_pair_is_refused(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        p = broken_copy(tmp_path, "  SOL/USDT:\n", "  BTC/USDT:\n")
+        assert main(["check-config", str(p)]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and "duplicate key 'BTC/USDT'" in err[0]
+
+    def test_as_a_real_command(self, tmp_path: Path) -> None:
+        """``python -m console check-config`` uses $MULTIPAR_SAFE_LIST when no path is given."""
+        env = dict(os.environ, PYTHONPATH=str(ROOT), MULTIPAR_SAFE_LIST=str(SAFE_LIST))
+        r = subprocess.run(
+            [sys.executable, "-m", "console", "check-config"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert "BTC/USDT" in r.stdout and "SOL/USDT" in r.stdout
+        bad = broken_copy(tmp_path, "strategy: breakout", "strategy: brekout")
+        r = subprocess.run(
+            [sys.executable, "-m", "console", "check-config", str(bad)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert r.returncode == 2 and r.stdout == ""
+        assert r.stderr.strip().startswith(
+            f"{bad}: pairs.SOL/USDT.strategy: unknown strategy 'brekout'"
+        )
+
+
+class TestConsoleOptions:
+    """Bad input on the main command fails fast with one line, before any child starts."""
+
+    def test_bad_config_exits_2_without_starting(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        p = broken_copy(tmp_path, "strategy: momentum", "strategy: momentom")
+        run_dir = tmp_path / "run"
+        assert main(["--demo", "--config", str(p), "--run-dir", str(run_dir)]) == 2
+        assert "pairs.BTC/USDT.strategy" in capsys.readouterr().err
+        assert not run_dir.exists()
+
+    def test_bad_endpoint_exits_2(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        run_dir = tmp_path / "r"
+        code = main(
+            [
+                "--demo",
+                "--config",
+                str(SAFE_LIST),
+                "--run-dir",
+                str(run_dir),
+                "--engine-cmd",
+                "udp://x:1",
+            ]
+        )
+        assert code == 2
+        assert (
+            "engine_cmd 'udp://x:1' is not ipc://PATH or tcp://HOST:PORT" in capsys.readouterr().err
+        )
+
+    def test_bad_timeframe_is_an_argument_error(self, capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit) as exc:
+            main(["--demo", "--timeframe", "1minute"])
+        assert exc.value.code == 2
+        assert "timeframe '1minute' is not like" in capsys.readouterr().err
+
+    def test_default_db_follows_xdg_state_home(self) -> None:
+        assert default_db_path({"HOME": "/home/ana"}) == Path(
+            "/home/ana/.local/state/multipar-console/paper.sqlite"
+        )
+        assert default_db_path({"HOME": "/h", "XDG_STATE_HOME": "/s"}) == Path(
+            "/s/multipar-console/paper.sqlite"
+        )
+
+    def test_secrets_are_redacted_from_logged_arguments(self) -> None:
+        argv = ["--demo", "--api-key", "AKIA123", "--secret=s3cr3t", "--seed", "7"]
+        assert _redact(argv) == ["--demo", "--api-key", "***", "--secret=***", "--seed", "7"]
+
+
+class _FakeApp:
+    """Stands where the Textual app would: runs until exit() and records shutdown()."""
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+        self.shutdown_calls = 0
+        self.exit_calls = 0
+
+    async def run_async(self) -> None:
+        await self.done.wait()
+
+    async def shutdown(self) -> None:
+        self.shutdown_calls += 1
+        self.done.set()
+
+    def exit(self) -> None:
+        self.exit_calls += 1
+        self.done.set()
+
+
+class _FakeBackend:
+    def __init__(self) -> None:
+        self.stop_calls = 0
+
+    async def stop(self) -> None:
+        self.stop_calls += 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
+async def test_hangup_and_term_run_the_orderly_shutdown(sig: signal.Signals) -> None:
+    app, backend = _FakeApp(), _FakeBackend()
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.2, os.kill, os.getpid(), sig)
+    code = await asyncio.wait_for(serve(app, backend), 10)
+    assert code == 128 + sig
+    assert backend.stop_calls >= 1 and app.shutdown_calls == 1 and app.exit_calls == 1
+
+
+async def test_quit_without_a_signal_still_stops_the_backend() -> None:
+    app, backend = _FakeApp(), _FakeBackend()
+    asyncio.get_running_loop().call_later(0.1, app.done.set)
+    assert await asyncio.wait_for(serve(app, backend), 10) == 0
+    assert backend.stop_calls == 1 and app.shutdown_calls == 0

@@ -1,0 +1,154 @@
+"""PairRuntime and PairBook: indicators built from the pair's params, committed per closed
+candle (prev values, highest/lowest of the candles before), preview for the forming candle,
+the 24 h reference close, bad candles ignored, and a book of every active pair.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import talib
+
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
+    sys.path.insert(0, _ROOT)
+
+from engine.candles import Candle  # noqa: E402
+from engine.config import PairConfig, SafeList, StrategyParams, load_safe_list  # noqa: E402
+from engine.pair import PairBook, PairRuntime  # noqa: E402
+
+MIN = 60_000
+ROOT = Path(_ROOT)
+
+
+def _runtime(strategy: str = "breakout", timeframe_s: int = 60, **params: object) -> PairRuntime:
+    cfg = PairConfig(tier="STABLE", strategy=strategy, max_position_size_usd=500, params=StrategyParams(**params))
+    return PairRuntime("BTC/USDT", cfg, timeframe_s)
+
+
+def _series(n: int, seed: int = 5) -> list[Candle]:
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    openp = np.concatenate([[close[0]], close[:-1]])
+    high = np.maximum(openp, close) * (1 + rng.uniform(0, 0.005, n))
+    low = np.minimum(openp, close) * (1 - rng.uniform(0, 0.005, n))
+    return [Candle(i * MIN, float(openp[i]), float(high[i]), float(low[i]), float(close[i]), 1.0, 1) for i in range(n)]
+
+
+def test_indicators_follow_the_params_and_match_talib() -> None:
+    params = {"rsi_period": 7, "bb_period": 12, "bb_std": 1.5, "ma_fast": 4, "ma_slow": 10, "atr_period": 6, "lookback": 8}
+    rt = _runtime("momentum", **params)
+    candles = _series(60)
+    inds = [rt.on_candle_close(c) for c in candles]
+    c = np.array([x.close for x in candles])
+    h = np.array([x.high for x in candles])
+    lo = np.array([x.low for x in candles])
+    rsi = talib.RSI(c, 7)
+    up, mid, dn = talib.BBANDS(c, 12, 1.5, 1.5, 0)
+    fast, slow = talib.SMA(c, 4), talib.SMA(c, 10)
+    atr = talib.ATR(h, lo, c, 6)
+    for i, ind in enumerate(inds):
+        for got, ref in ((ind.rsi, rsi), (ind.bb_upper, up), (ind.bb_lower, dn), (ind.bb_middle, mid),
+                         (ind.ma_fast, fast), (ind.ma_slow, slow), (ind.atr, atr)):
+            if np.isnan(ref[i]):
+                assert got is None, i
+            else:
+                assert got == pytest.approx(ref[i], rel=1e-9), i
+        if i >= 1:
+            prev = inds[i - 1]
+            assert (ind.prev_rsi, ind.prev_ma_fast, ind.prev_ma_slow) == (prev.rsi, prev.ma_fast, prev.ma_slow)
+        if i >= 8:
+            assert ind.highest == max(x.high for x in candles[i - 8 : i])  # the 8 candles BEFORE i
+            assert ind.lowest == min(x.low for x in candles[i - 8 : i])
+        else:
+            assert ind.highest is None and ind.lowest is None
+    assert rt.candles == 60
+
+
+def test_highest_excludes_the_current_candle() -> None:
+    rt = _runtime(lookback=3, ma_fast=2, ma_slow=3)
+    candles = [Candle(i * MIN, 10, h, 9, 10, 1, 1) for i, h in enumerate([11, 12, 13, 20, 14])]
+    inds = [rt.on_candle_close(c) for c in candles]
+    assert [i.highest for i in inds] == [None, None, None, 13, 20]
+    assert [i.lowest for i in inds] == [None, None, None, 9, 9]
+
+
+def test_late_or_malformed_candles_change_nothing() -> None:
+    rt = _runtime(lookback=3)
+    for c in _series(5):
+        rt.on_candle_close(c)
+    before = rt.ind
+    for bad in (
+        Candle(2 * MIN, 10, 11, 9, 10, 1, 1),  # older than the last
+        Candle(4 * MIN, 10, 11, 9, 10, 1, 1),  # same time as the last
+        Candle(9 * MIN, 10, 11, 9, float("nan"), 1, 1),
+        Candle(9 * MIN, 10, 9, 11, 10, 1, 1),  # high below low
+        Candle(9 * MIN, 10, 11, 0.0, 10, 1, 1),
+    ):
+        assert rt.on_candle_close(bad) is before
+    assert rt.bad_candles == 5 and rt.candles == 5
+
+
+def test_preview_equals_the_commit_and_leaves_state_alone() -> None:
+    rt = _runtime("mean_reversion", bb_period=10, rsi_period=5, atr_period=5)
+    candles = _series(30)
+    for c in candles[:-1]:
+        rt.on_candle_close(c)
+    last = candles[-1]
+    first = rt.preview(last.close, last.high, last.low)
+    assert rt.preview(last.close, last.high, last.low) == first  # no state touched
+    no_range = rt.preview(last.close)
+    assert no_range["atr"] == rt.ind.atr  # without the forming range: the committed ATR
+    ind = rt.on_candle_close(last)
+    assert set(first) == {"rsi", "bb_upper", "bb_middle", "bb_lower", "bb_pos", "ma_fast", "ma_slow", "atr"}
+    assert (first["rsi"], first["bb_upper"], first["bb_middle"], first["bb_lower"]) == (
+        ind.rsi, ind.bb_upper, ind.bb_middle, ind.bb_lower)
+    assert (first["ma_fast"], first["ma_slow"], first["atr"]) == (ind.ma_fast, ind.ma_slow, ind.atr)
+    assert first["bb_pos"] == pytest.approx((last.close - ind.bb_lower) / (ind.bb_upper - ind.bb_lower))
+
+
+def test_preview_before_warm_up_is_all_none() -> None:
+    view = _runtime().preview(100.0)
+    assert all(v is None for v in view.values())
+
+
+def test_reference_close_is_a_day_ago_or_the_oldest_held() -> None:
+    rt = _runtime(timeframe_s=3600)  # 24 candles a day
+    assert rt.reference_close is None
+    candles = _series(30)
+    for c in candles[:10]:
+        rt.on_candle_close(c)
+    assert rt.reference_close == candles[0].close
+    for c in candles[10:]:
+        rt.on_candle_close(Candle(c.ts * 60, c.open, c.high, c.low, c.close, c.volume, c.ticks))
+    assert rt.reference_close == candles[-25].close  # the close 24 candles before the last
+
+
+def test_analyze_and_warm_up_feed_the_strategy() -> None:
+    rt = _runtime(lookback=5)
+    candles = _series(40)
+    ind = rt.warm_up(candles[:30])
+    assert ind is rt.ind and rt.candles == 30
+    assert rt.strategy._seen == 30  # breakout's own volume average saw the history
+    ind, sig = rt.analyze(candles[30], 0.0)
+    assert sig.ts == candles[30].ts and ind is rt.ind
+
+
+def test_pair_book_holds_every_active_pair_of_the_safe_list() -> None:
+    cfg = load_safe_list(ROOT / "safe_list.yaml")
+    book = PairBook(cfg)
+    assert book.symbols == cfg.active_symbols() and len(book) == len(cfg.active_symbols())
+    for rt in book:
+        pcfg = cfg.pair(rt.symbol)
+        assert rt.strategy.name == pcfg.strategy and rt.strategy.symbol == rt.symbol
+        assert rt.rsi.period == pcfg.params.rsi_period and rt.atr.period == pcfg.params.atr_period
+        assert rt.highs.period == pcfg.params.lookback
+    assert "BTC/USDT" in book and book["BTC/USDT"].cfg is cfg.pair("BTC/USDT")
+    with pytest.raises(KeyError, match="not an active pair"):
+        book["XRP/USDT"]
+    data = cfg.model_dump()
+    data["pairs"]["SOL/USDT"]["enabled"] = False
+    assert "SOL/USDT" not in PairBook(SafeList.model_validate(data))

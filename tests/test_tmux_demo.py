@@ -1,0 +1,288 @@
+"""End to end, as a person uses it: ``multipar-console --demo`` inside tmux.
+
+Each test starts the real console (which starts the real feed and engine) in a detached tmux
+session of a fixed size, with a fresh HOME / XDG_RUNTIME_DIR / XDG_STATE_HOME under /tmp, reads
+the screen with capture-pane, types keys with send-keys, and checks afterwards that no process
+of ours is left: by the pids the console recorded in ``pids.json`` and by ``pgrep -f`` on the
+run directory's path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.tmux_driver import TmuxSession, TmuxTimeout, tmux_available
+
+ROOT = Path(__file__).resolve().parent.parent
+SAFE_LIST = ROOT / "safe_list.yaml"
+SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+# the simulated market's opening prices (feed/sim.py); the screen's prices stay near them
+START_PRICE = {"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0, "SOL/USDT": 150.0}
+STARTUP_S = 25.0
+
+pytestmark = [
+    pytest.mark.tmux,
+    pytest.mark.timeout(60),
+    pytest.mark.skipif(not tmux_available(), reason="tmux is not installed"),
+]
+
+
+def console_command() -> list[str]:
+    """The installed entry point beside the interpreter if there is one, else ``-m console``."""
+    script = Path(sys.executable).with_name("multipar-console")
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "console"]
+    return [*base, "--demo", "--config", str(SAFE_LIST), "--seed", "5"]
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@dataclass
+class Demo:
+    """One console run inside tmux, with its private directories."""
+
+    tmux: TmuxSession
+    home: Path
+
+    @property
+    def runs(self) -> Path:
+        return self.home / "xdg" / "multipar-console"
+
+    def run_dir(self, timeout_s: float = 10.0) -> Path:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            found = sorted(self.runs.glob("run-*")) if self.runs.exists() else []
+            if found:
+                return found[-1]
+            time.sleep(0.05)
+        raise AssertionError(f"no run directory under {self.runs}")
+
+    def pids(self) -> dict[str, object]:
+        return json.loads((self.run_dir() / "pids.json").read_text())
+
+    def all_our_pids(self) -> set[int]:
+        data = self.pids()
+        pids = {int(data["console"])}  # type: ignore[call-overload]
+        for history in data["history"].values():  # type: ignore[union-attr]
+            pids.update(int(p) for p in history)
+        return pids
+
+    def engine_pid(self) -> int:
+        pid = self.pids()["children"]["engine"]  # type: ignore[index]
+        assert isinstance(pid, int)
+        return pid
+
+    def db(self) -> Path:
+        return self.run_dir() / "demo.sqlite"
+
+    def db_state(self) -> tuple[dict[str, str], list[tuple[str, float]]]:
+        with sqlite3.connect(self.db(), timeout=5) as conn:
+            modes = dict(conn.execute("SELECT symbol, mode FROM pair_modes"))
+            positions = conn.execute("SELECT symbol, qty FROM positions").fetchall()
+        return modes, positions
+
+    def wait_started(self) -> str:
+        """Every pair on screen with a price, and both children recorded."""
+        screen = self.tmux.wait_for(lambda s: all(prices(s).get(sym) for sym in SYMBOLS), STARTUP_S)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if all(self.pids()["children"].values()):  # type: ignore[union-attr]
+                    return screen
+            except (OSError, ValueError, AssertionError):
+                pass
+            time.sleep(0.05)
+        raise AssertionError("pids.json never listed both children")
+
+    def assert_nothing_left(self, timeout_s: float = 10.0) -> None:
+        ours = self.all_our_pids()
+        run_dir = str(self.run_dir())
+        deadline = time.monotonic() + timeout_s
+        left: set[int] = set()
+        stray = ""
+        while time.monotonic() < deadline:
+            left = {p for p in ours if alive(p)}
+            stray = subprocess.run(
+                ["pgrep", "-f", run_dir], capture_output=True, text=True
+            ).stdout.strip()
+            if not left and not stray:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"left running: pids {sorted(left)}; pgrep -f {run_dir}: {stray!r}")
+
+
+def prices(screen: str) -> dict[str, float]:
+    """Per pair, the first number near its name that is a plausible price for it."""
+    lines = screen.splitlines()
+    found: dict[str, float] = {}
+    for sym in SYMBOLS:
+        lo, hi = START_PRICE[sym] * 0.5, START_PRICE[sym] * 1.5
+        for i, line in enumerate(lines):
+            if sym not in line:
+                continue
+            near = " ".join(lines[i : i + 3]).replace(sym, " ")
+            for tok in re.findall(r"\d[\d,]*\.\d+", near):
+                x = float(tok.replace(",", ""))
+                if lo <= x <= hi:
+                    found[sym] = x
+                    break
+            if sym in found:
+                break
+    return found
+
+
+def cleanup_pids(demo: Demo) -> None:
+    """Whatever a failed test left, by pid only (never by name)."""
+    try:
+        ours = demo.all_our_pids()
+    except (OSError, ValueError, AssertionError):
+        return
+    for pid in ours:
+        if alive(pid):
+            try:
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture
+def demo_factory() -> Iterator[object]:
+    made: list[Demo] = []
+    dirs: list[Path] = []
+
+    def make(width: int = 80, height: int = 24) -> Demo:
+        home = Path(tempfile.mkdtemp(prefix="mpt-", dir="/tmp"))
+        dirs.append(home)
+        (home / "xdg").mkdir(mode=0o700)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "XDG_RUNTIME_DIR": str(home / "xdg"),
+            "XDG_STATE_HOME": str(home / "state"),
+            "PYTHONPATH": str(ROOT),
+            "TERM": "xterm-256color",
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+        }
+        tmux = TmuxSession(
+            console_command(), width=width, height=height, env=env, cwd=ROOT, socket_dir=home
+        )
+        demo = Demo(tmux, home)
+        made.append(demo)
+        return demo
+
+    yield make
+    for demo in made:
+        demo.tmux.close()
+        cleanup_pids(demo)
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def quit_console(demo: Demo) -> None:
+    demo.tmux.send_keys("q")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not demo.tmux.pane_dead():
+        if re.search(r"\b(quit|Quit)\b.*\?", demo.tmux.capture()):  # a confirm dialog: answer yes
+            demo.tmux.send_keys("y")
+        time.sleep(0.1)
+    assert demo.tmux.wait_exit(5), "console did not exit after q:\n" + demo.tmux.capture()
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (160, 48)])
+def test_demo_shows_live_prices_and_quits_clean(demo_factory, width: int, height: int) -> None:  # type: ignore[no-untyped-def]
+    demo: Demo = demo_factory(width, height)
+    first = prices(demo.wait_started())
+    assert set(first) == set(SYMBOLS)
+    try:
+        demo.tmux.wait_for(
+            lambda s: all(prices(s).get(sym, first[sym]) != first[sym] for sym in SYMBOLS),
+            timeout_s=5.0,
+        )
+    except TmuxTimeout as exc:
+        raise AssertionError(f"prices did not all move within 5 s (first {first})\n{exc}") from None
+    assert "DEMO" in demo.tmux.capture()
+    quit_console(demo)
+    demo.assert_nothing_left()
+
+
+def test_hangup_leaves_no_child(demo_factory) -> None:  # type: ignore[no-untyped-def]
+    """A dropped SSH session: tmux kill-session hangs up the console's terminal (SIGHUP)."""
+    demo: Demo = demo_factory()
+    demo.wait_started()
+    children = demo.all_our_pids()
+    assert len(children) == 3
+    demo.tmux.kill_session()
+    demo.assert_nothing_left()
+    log = (demo.run_dir() / "console.log").read_text()
+    assert "SIGHUP received: orderly shutdown" in log
+
+
+def test_p_pauses_the_selected_pair(demo_factory) -> None:  # type: ignore[no-untyped-def]
+    demo: Demo = demo_factory()
+    screen = demo.wait_started()
+    assert "PAUSED" not in screen
+    demo.tmux.send_keys("p")
+    demo.tmux.wait_for("PAUSED", timeout_s=3.0)
+    modes, _ = demo.db_state()
+    assert sorted(modes.values()).count("PAUSED") == 1, modes
+    quit_console(demo)
+    demo.assert_nothing_left()
+
+
+def test_kill_switch_halts_every_pair(demo_factory) -> None:  # type: ignore[no-untyped-def]
+    demo: Demo = demo_factory()
+    demo.wait_started()
+    demo.tmux.send_keys("C-k")
+    demo.tmux.wait_for(
+        lambda s: "y" in s and ("kill" in s.lower() or "flatten" in s.lower()), timeout_s=3.0
+    )
+    demo.tmux.send_keys("y")
+    t0 = time.monotonic()
+    demo.tmux.wait_for(lambda s: s.count("HALTED") >= len(SYMBOLS), timeout_s=3.0)
+    assert time.monotonic() - t0 < 1.5, "HALTED took more than a second to show"
+    modes, positions = demo.db_state()
+    assert modes == dict.fromkeys(SYMBOLS, "HALTED") and positions == []
+    quit_console(demo)
+    demo.assert_nothing_left()
+
+
+def test_kill_switch_fallback_on_a_stopped_engine(demo_factory) -> None:  # type: ignore[no-untyped-def]
+    demo: Demo = demo_factory()
+    demo.wait_started()
+    hung = demo.engine_pid()
+    os.kill(hung, signal.SIGSTOP)
+    demo.tmux.send_keys("C-k")
+    demo.tmux.wait_for(
+        lambda s: "y" in s and ("kill" in s.lower() or "flatten" in s.lower()), timeout_s=3.0
+    )
+    t0 = time.monotonic()
+    demo.tmux.send_keys("y")
+    demo.tmux.wait_for(lambda s: "engine hung" in s or "flattened" in s, timeout_s=3.0)
+    assert time.monotonic() - t0 < 2.5
+    modes, positions = demo.db_state()
+    assert positions == [] and modes == dict.fromkeys(SYMBOLS, "HALTED")
+    assert not alive(hung)
+    demo.tmux.wait_for(lambda s: s.count("HALTED") >= len(SYMBOLS), timeout_s=10.0)
+    quit_console(demo)
+    demo.assert_nothing_left()
