@@ -37,6 +37,8 @@ from console.widgets.portfolio import RiskCaps
 from engine.config import SafeList
 
 log = logging.getLogger(__name__)
+# No handler configured must mean silence, not Python's last-resort stderr over the screen.
+logging.getLogger("console").addHandler(logging.NullHandler())
 
 FRAME_HZ = 12.0  # panes, header, logs
 CHART_EVERY = 4  # frames between chart repaints: 12 / 4 = 3 Hz
@@ -56,14 +58,59 @@ class MultiparApp(App[None]):
     TITLE = "multipar-console"
 
     BINDINGS = [
-        Binding("p", "pause_toggle", "Pause/Resume", id="pair.pause"),
-        Binding("f", "flatten", "Flatten", id="pair.flatten"),
-        Binding("F", "flatten_all", "Flatten all", key_display="F", id="portfolio.flatten_all"),
-        Binding("r", "rearm", "Re-arm", id="portfolio.rearm"),
         # Priority: the kill switch works from every screen, dialogs included.
-        Binding("ctrl+k", "kill", "KILL", priority=True, id="kill"),
-        Binding("question_mark", "help", "Help", key_display="?", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
+        Binding(
+            "ctrl+k",
+            "kill",
+            "KILL",
+            priority=True,
+            id="kill",
+            tooltip="Kill switch: halt every pair, cancel orders, flatten everything (then y to confirm)",
+        ),
+        Binding(
+            "p",
+            "pause_toggle",
+            "Pause",
+            id="pair.pause",
+            tooltip="Pause the selected pair (no new entries; stops still run), or resume it",
+        ),
+        Binding(
+            "f",
+            "flatten",
+            "Flatten",
+            id="pair.flatten",
+            tooltip="Flatten the selected pair's position at market (confirm with y)",
+        ),
+        Binding(
+            "F",
+            "flatten_all",
+            "Flat all",
+            key_display="F",
+            id="portfolio.flatten_all",
+            tooltip="Flatten every open position at market (confirm with y)",
+        ),
+        Binding(
+            "r",
+            "rearm",
+            "Re-arm",
+            id="portfolio.rearm",
+            tooltip="Re-arm after a kill switch halt: pairs return to ACTIVE (confirm with y)",
+        ),
+        Binding(
+            "question_mark",
+            "help",
+            "Help",
+            key_display="?",
+            id="help",
+            tooltip="Show every key and the kill switch rules",
+        ),
+        Binding(
+            "q",
+            "quit",
+            "Quit",
+            id="quit",
+            tooltip="Stop engine and feed and quit; asks first when positions are open",
+        ),
     ]
 
     def __init__(
@@ -84,7 +131,9 @@ class MultiparApp(App[None]):
         self.palette: Palette = DEFAULT_PALETTE
         self.selected_symbol: str | None = model.symbols[0] if model.symbols else None
         pf = cfg.portfolio
-        self.caps = RiskCaps(pf.max_exposure_usd, pf.max_correlated_positions, pf.correlation_threshold)
+        self.caps = RiskCaps(
+            pf.max_exposure_usd, pf.max_correlated_positions, pf.correlation_threshold
+        )
         self.main = MainScreen(model, backend.mode, self.caps, wall, self._on_select)
         self.frames = 0
         self._frame_timer: Timer | None = None
@@ -268,7 +317,9 @@ class MultiparApp(App[None]):
             name=f"command:{cmd}",
             group="commands",
             exclusive=False,  # commands for different pairs may be in flight together
-            description=f"send {cmd} {symbol or ''} to the engine and show its ack".replace("  ", " "),
+            description=f"send {cmd} {symbol or ''} to the engine and show its ack".replace(
+                "  ", " "
+            ),
             exit_on_error=False,
         )
 
@@ -288,19 +339,27 @@ class MultiparApp(App[None]):
 
     async def _kill(self) -> Ack:
         self._kill_in_flight = True
-        self.model.add_event("KILL switch: halting, cancelling orders, flattening everything", "warning")
+        self.model.add_event(
+            "KILL switch: halting, cancelling orders, flattening everything", "warning"
+        )
         t0 = time.perf_counter()
         try:
             ack = await asyncio.wait_for(self.backend.kill(), KILL_TIMEOUT_S)
         except TimeoutError:
-            ack = Ack("kill", False, f"no outcome within {KILL_TIMEOUT_S:.0f} s: check positions NOW")
+            ack = Ack(
+                "kill", False, f"no outcome within {KILL_TIMEOUT_S:.0f} s: check positions NOW"
+            )
         except Exception as exc:
             log.exception("kill failed")
             ack = Ack("kill", False, f"{type(exc).__name__}: {exc}")
         finally:
             self._kill_in_flight = False
         elapsed = ack.elapsed_ms or (time.perf_counter() - t0) * 1000.0
-        label = "KILL (fallback: console stopped the engine, flattened from the store)" if ack.fallback else "KILL"
+        label = (
+            "KILL (fallback: console stopped the engine, flattened from the store)"
+            if ack.fallback
+            else "KILL"
+        )
         self.show_ack(label, ack, elapsed)
         return ack
 
@@ -319,7 +378,15 @@ class MultiparApp(App[None]):
         self.model.add_event(text, level)
         self.notify(text, severity=severity, markup=False, timeout=6 if ack.ok else 12)  # type: ignore[arg-type]
 
-    def _confirm(self, kind: str, title: str, body: str, on_yes: Callable[[], object], *, danger: bool = False) -> None:
+    def _confirm(
+        self,
+        kind: str,
+        title: str,
+        body: str,
+        on_yes: Callable[[], object],
+        *,
+        danger: bool = False,
+    ) -> None:
         def done(yes: bool | None) -> None:
             if yes:
                 on_yes()
@@ -388,7 +455,7 @@ class MultiparApp(App[None]):
             "kill",
             "KILL SWITCH?",
             f"Halt every pair, cancel open orders and flatten all {n} open position(s). "
-            "If the engine does not acknowledge within ~1 s the console stops it and flattens "
+            "If the engine does not acknowledge within ~1s the console stops it and flattens "
             "from the stored positions. Nothing opens again until you re-arm (r).",
             self._start_kill,
             danger=True,
@@ -422,10 +489,10 @@ class MultiparApp(App[None]):
 
     def action_help(self) -> None:
         sources: list[tuple[str, list[Binding]]] = [
-            ("board", [b for b in Binding.make_bindings(MainScreen.BINDINGS)]),
-            ("everywhere", [b for b in Binding.make_bindings(self.BINDINGS)]),
-            ("detail", [b for b in Binding.make_bindings(PairDetailScreen.BINDINGS)]),
-            ("help", [b for b in Binding.make_bindings(HelpScreen.BINDINGS)]),
+            ("board", _bindings(MainScreen.BINDINGS)),
+            ("everywhere", _bindings(self.BINDINGS)),
+            ("detail", _bindings(PairDetailScreen.BINDINGS)),
+            ("help", _bindings(HelpScreen.BINDINGS)),
         ]
         self.push_screen(HelpScreen(sources))
 
@@ -460,17 +527,43 @@ class MultiparApp(App[None]):
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         sym = self.selected_symbol or "the selected pair"
-        yield SystemCommand(f"Pause or resume {sym}", "p: no new entries while paused", self.action_pause_toggle)
+        yield SystemCommand(
+            f"Pause or resume {sym}", "p: no new entries while paused", self.action_pause_toggle
+        )
         yield SystemCommand(f"Reduce-only {sym}", "exits only until resumed", self.action_reduce)
-        yield SystemCommand(f"Flatten {sym}", "f: close the position at market (confirm)", self.action_flatten)
-        yield SystemCommand("Flatten all positions", "F: close every position (confirm)", self.action_flatten_all)
-        yield SystemCommand("KILL switch", "ctrl+k: halt and flatten everything (confirm with y)", self.action_kill)
+        yield SystemCommand(
+            f"Flatten {sym}", "f: close the position at market (confirm)", self.action_flatten
+        )
+        yield SystemCommand(
+            "Flatten all positions", "F: close every position (confirm)", self.action_flatten_all
+        )
+        yield SystemCommand(
+            "KILL switch", "ctrl+k: halt and flatten everything (confirm with y)", self.action_kill
+        )
         yield SystemCommand("Re-arm after a halt", "r: leave HALTED (confirm)", self.action_rearm)
-        yield SystemCommand("Ping the engine", "round-trip a command and show its ack time", partial(self.send_command, "ping"))
-        yield SystemCommand(f"Open {sym} detail", "Enter: chart and decisions of the pair", self.action_open_detail)
-        yield SystemCommand("Help: every key", "?: the key list and the kill switch rules", self.action_help)
+        yield SystemCommand(
+            "Ping the engine",
+            "round-trip a command and show its ack time",
+            partial(self.send_command, "ping"),
+        )
+        yield SystemCommand(
+            f"Open {sym} detail", "Enter: chart and decisions of the pair", self.action_open_detail
+        )
+        yield SystemCommand(
+            "Help: every key", "?: the key list and the kill switch rules", self.action_help
+        )
         for s in self.model.symbols:
-            yield SystemCommand(f"Select {s}", "move the selection to this pair", partial(self.select_symbol, s), discover=False)
+            yield SystemCommand(
+                f"Select {s}",
+                "move the selection to this pair",
+                partial(self.select_symbol, s),
+                discover=False,
+            )
+
+
+def _bindings(bindings: Iterable[Any]) -> list[Binding]:
+    """Bindings as declared (multi-key ones kept whole, so help shows "↑, k" on one row)."""
+    return [b for b in bindings if isinstance(b, Binding)]
 
 
 def make_app(

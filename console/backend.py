@@ -12,7 +12,6 @@ and restarts the engine, which comes back halted and flat.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -38,6 +37,7 @@ COMMAND_TIMEOUT_S = 1.0
 KILL_ACK_TIMEOUT_S = 1.0
 HUNG_AFTER_S = 3.0  # an engine silent this long is not asked: the fallback runs at once
 FEED_READY_TIMEOUT_S = 5.0
+
 
 def _child_env() -> dict[str, str]:
     """The children import the same packages as the console, wherever it was started from."""
@@ -102,6 +102,7 @@ class ProcessBackend:
         self.supervisor: Supervisor | None = None
         self._started = False
         self._stopped = False
+        self._stop_task: asyncio.Task[None] | None = None
 
     # -- child command lines -------------------------------------------------------------
     def feed_argv(self, extra: Sequence[str]) -> list[str]:
@@ -182,19 +183,25 @@ class ProcessBackend:
         return False
 
     async def stop(self) -> None:
-        """Orderly shutdown: SIGTERM the children, ≤ 3 s, SIGKILL the rest, close sockets."""
-        if self._stopped or not self._started:
+        """Orderly shutdown: SIGTERM the children, ≤ 3 s, SIGKILL the rest, close sockets.
+
+        Idempotent, and safe to call concurrently (``q`` and a SIGHUP together): every caller
+        waits for the one shutdown.
+        """
+        if not self._started:
             self._stopped = True
             return
-        self._stopped = True
+        if self._stop_task is None:
+            self._stopped = True
+            self._stop_task = asyncio.get_running_loop().create_task(
+                self._stop(), name="backend-stop"
+            )
+        await asyncio.shield(self._stop_task)
+
+    async def _stop(self) -> None:
         log.info("stopping backend")
         if self.supervisor is not None:
             await self.supervisor.stop()
-        if self._ack_task is not None:
-            self._ack_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._ack_task
-            self._ack_task = None
         self._close_dealer()
         if self.bridge is not None:
             await self.bridge.stop()
@@ -310,7 +317,9 @@ class ProcessBackend:
             ack.get("ok"),
             ack.get("message"),
         )
-        return Ack(cmd, bool(ack.get("ok")), str(ack.get("message", "")), elapsed, modes=_modes(ack))
+        return Ack(
+            cmd, bool(ack.get("ok")), str(ack.get("message", "")), elapsed, modes=_modes(ack)
+        )
 
     # -- the kill switch -----------------------------------------------------------------
     def engine_hung(self) -> bool:
@@ -354,15 +363,19 @@ class ProcessBackend:
             )
         except Exception as exc:
             log.exception("flatten from store failed")
-            self.supervisor.release("engine")
+            self._release_engine()
             text = f"engine hung and flatten from the store FAILED: {exc}; engine restarted, press kill again"
             self._event(text, "error")
             return Ack("kill", False, text, (time.perf_counter() - t0) * 1000.0, fallback=True)
-        self.supervisor.release("engine")  # it reads HALTED and the flat book back from the store
+        self._release_engine()  # it reads HALTED and the flat book back from the store
         text = f"engine hung: console flattened {len(fills)} positions from the store, all pairs HALTED"
         self._event(text, "error")
         log.error("kill switch: %s", text)
         return Ack("kill", True, text, (time.perf_counter() - t0) * 1000.0, fallback=True)
+
+    def _release_engine(self) -> None:
+        if self.supervisor is not None and not self._stopped:  # never respawn during shutdown
+            self.supervisor.release("engine")
 
     def _marks(self) -> dict[str, tuple[float, float]]:
         """Last known (bid, ask) per pair: the bridge's, else whatever the model holds."""

@@ -94,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="markets JSON, so no REST call is needed at start",
     )
+    sim = p.add_argument_group("sim and replay sources")
+    sim.add_argument("--rate", type=float, metavar="N", help="sim: ticks per second per pair")
+    sim.add_argument(
+        "--replay-file",
+        type=Path,
+        metavar="PATH",
+        help="replay: CSV or Parquet of candles or ticks",
+    )
+    sim.add_argument(
+        "--speed", type=float, metavar="X", help="replay: speed factor (0 = as fast as possible)"
+    )
     r = p.add_argument_group("processes and sockets")
     r.add_argument(
         "--run-dir",
@@ -231,6 +242,12 @@ def _child_args(args: argparse.Namespace, source: str) -> tuple[list[str], list[
         feed.append("--testnet")
     if args.markets_file:
         feed += ["--markets-file", str(args.markets_file)]
+    if args.rate is not None:
+        feed += ["--rate", str(args.rate)]
+    if args.replay_file:
+        feed += ["--replay-file", str(Path(args.replay_file).expanduser().absolute())]
+    if args.speed is not None:
+        feed += ["--speed", str(args.speed)]
     feed += args.feed_arg
     engine: list[str] = []
     if args.timeframe:
@@ -284,6 +301,7 @@ async def serve(app: Any, backend: Any) -> int:
 def run_console(args: argparse.Namespace) -> int:
     from console.rundir import RunDirError, create_run_dir
 
+    os.umask(0o077)  # logs, database and sockets of a trading run are nobody else's business
     cfg_path = Path(args.config) if args.config is not None else default_path()
     try:
         cfg = load_safe_list(cfg_path)
@@ -315,6 +333,9 @@ def run_console(args: argparse.Namespace) -> int:
         db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         print(f"{APP_NAME}: --db: cannot create {db_path.parent}: {exc.strerror}", file=sys.stderr)
+        return 2
+    if source == "replay" and not args.replay_file:
+        print(f"{APP_NAME}: --source replay needs --replay-file PATH", file=sys.stderr)
         return 2
     feed_args, engine_args = _child_args(args, source)
     log.info(

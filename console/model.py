@@ -211,6 +211,9 @@ class ChildStatus:
         return None if self.last_beat is None else max(0.0, now - self.last_beat)
 
 
+_CHILD_FIELDS = frozenset({"state", "pid", "restarts", "next_restart_s", "last_beat", "message"})
+
+
 @dataclass
 class Ack:
     """The outcome of one operator command, shown within a second of the keystroke.
@@ -280,7 +283,12 @@ class ConsoleModel:
             "feed": ChildStatus("feed"),
             "engine": ChildStatus("engine"),
         }
-        self.dirty: set[str] = set(self.symbols) | {DIRTY_HEADER, DIRTY_PORTFOLIO, DIRTY_LOG, DIRTY_EVENTS}
+        self.dirty: set[str] = set(self.symbols) | {
+            DIRTY_HEADER,
+            DIRTY_PORTFOLIO,
+            DIRTY_LOG,
+            DIRTY_EVENTS,
+        }
         # Symbols whose closes changed: charts repaint these at 2-4 Hz, not at the pane rate.
         self.chart_dirty: set[str] = set(self.symbols)
         self.malformed = 0  # messages dropped or fields ignored because they were malformed
@@ -307,7 +315,9 @@ class ConsoleModel:
         self.malformed += 1
         self.last_malformed = f"{topic}: {reason}"
         if self.malformed <= _WARN_FIRST or self.malformed % _WARN_EVERY == 0:
-            log.warning("dropped malformed %s message (%d so far): %s", topic, self.malformed, reason)
+            log.warning(
+                "dropped malformed %s message (%d so far): %s", topic, self.malformed, reason
+            )
 
     def open_positions(self) -> list[str]:
         return [s for s, p in self.pairs.items() if p.has_position]
@@ -385,7 +395,8 @@ class ConsoleModel:
             if type(syms) is list and type(matrix) is list and len(matrix) == len(syms):
                 pf.corr_symbols = [str(s) for s in syms]
                 pf.corr_matrix = [
-                    [_f(x) for x in row] if type(row) is list else [None] * len(syms) for row in matrix
+                    [_f(x) for x in row] if type(row) is list else [None] * len(syms)
+                    for row in matrix
                 ]
             else:
                 self._reject("portfolio", "corr.symbols and corr.matrix do not match")
@@ -485,12 +496,19 @@ class ConsoleModel:
             child = self.children[name] = ChildStatus(name)
         prev_state = child.state
         for k, v in fields.items():
-            if k not in ChildStatus.__slots__ or k in ("name", "beat"):  # type: ignore[attr-defined]
-                raise AttributeError(f"ChildStatus has no field {k!r}")
-            setattr(child, k, v)
+            if k in _CHILD_FIELDS:
+                setattr(child, k, v)
+            else:
+                self._reject("set_child", f"{name}: ChildStatus has no field {k!r}")
         child.updated_at = self.clock()
         if child.state != prev_state:
-            level = "error" if child.state == "dead" else "warning" if child.state == "restarting" else "info"
+            level = (
+                "error"
+                if child.state == "dead"
+                else "warning"
+                if child.state == "restarting"
+                else "info"
+            )
             extra = f": {child.message}" if child.message else ""
             self.add_event(f"{name} {child.state}{extra}", level)
         self.dirty.add(DIRTY_HEADER)

@@ -94,6 +94,19 @@ def _pdeathsig_preexec() -> Callable[[], None] | None:
     return preexec
 
 
+def _last_log_line(path: Path, limit: int = 160) -> str:
+    """The child's last words (why it exited), shortened for the status line."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines()]
+    except OSError:
+        return ""
+    last = next((ln for ln in reversed(lines) if ln), "")
+    return last if len(last) <= limit else last[: limit - 1] + "…"
+
+
 def backoff_delay(index: int, schedule: Sequence[float] = BACKOFF_S) -> float:
     return schedule[min(index, len(schedule) - 1)]
 
@@ -214,8 +227,10 @@ class Supervisor:
         self._report(c, state="dead", message=reason)
         return pid
 
-    def release(self, name: str) -> int:
-        """Start a held child again at once, with a fresh backoff."""
+    def release(self, name: str) -> int | None:
+        """Start a held child again at once, with a fresh backoff (not while stopping)."""
+        if self._stopping:
+            return None
         c = self._children[name]
         c.backoff_index = 0
         c.restarts += 1
@@ -308,7 +323,9 @@ class Supervisor:
             assert c.proc is not None
             code = c.proc.poll()
             if code is not None:
-                self._schedule_restart(c, f"exited with code {code}", now)
+                why = f"exited with code {code}"
+                last = _last_log_line(c.spec.log_path) if code > 0 else ""
+                self._schedule_restart(c, f"{why}: {last}" if last else why, now)
                 continue
             beat = self._last_beat(name)
             fresh = beat is not None and beat >= c.started_at

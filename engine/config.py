@@ -228,7 +228,7 @@ def load_safe_list(path: str | os.PathLike[str] | None = None) -> SafeList:
     except OSError as exc:
         raise ConfigError([f"{name}: cannot read: {exc.strerror or exc} (pass the path of a safe list)"]) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""

@@ -76,7 +76,7 @@ class Decision:
     key: str  # idempotency key: symbol|candle ts|action; a restart never executes one twice
     symbol: str
     ts: int  # ms
-    action: str  # "open_long", "open_short", "close", ...
+    action: str  # "open_long", "open_short", "close_long", "close_short"
     signal: Signal
     checks: list[CheckResult] = field(default_factory=list)
     approved: bool = False

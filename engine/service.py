@@ -10,6 +10,7 @@ finish before the next, which keeps ordering and the store's write-before-publis
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -26,7 +27,17 @@ from engine.candles import Candle, CandleBuilder
 from engine.config import SafeList
 from engine.correlation import CorrelationTracker
 from engine.markets import MarketRules, default_rules
-from engine.models import client_order_id, Decision, Fill, Indicators, PairMode, Position, Side, Signal, SignalType
+from engine.models import (
+    Decision,
+    Fill,
+    Indicators,
+    PairMode,
+    Position,
+    Side,
+    Signal,
+    SignalType,
+    client_order_id,
+)
 from engine.pair import PairRuntime
 from engine.portfolio import Portfolio
 from engine.risk import RiskContext, RiskEngine
@@ -131,7 +142,7 @@ class EngineService:
             pcfg = cfg.pair(sym)
             self.pairs[sym] = PairState(
                 symbol=sym,
-                runtime=PairRuntime(sym, pcfg),
+                runtime=PairRuntime(sym, pcfg, self.timeframe_s),
                 candles=CandleBuilder(self.timeframe_s, history=max(SPARKLINE_CLOSES, 2)),
                 mode=modes.get(sym, PairMode.ACTIVE),
             )
@@ -323,7 +334,6 @@ class EngineService:
         ps.signal = signal
         if signal.type is SignalType.HOLD:
             return
-        log.info("%s - Signal: %s (confidence: %.0f%%) %s", ps.symbol, signal.type, signal.confidence * 100, signal.reasoning)
         # Entries are priced at the executable side, not the candle close.
         if ps.bid > 0.0:
             signal.entry = ps.ask if signal.type is SignalType.BUY else ps.bid
@@ -506,13 +516,12 @@ class EngineService:
                     for candle in ps.candles.flush_until(now_ms):
                         self.on_candle_close(ps, candle)
         for ps in self.pairs.values():
-            stale = self._is_stale(ps, now)
-            if (ps.dirty or stale) and now - ps.last_publish >= PAIR_PUBLISH_INTERVAL_S:
-                # Stale pairs republish at a slow pace so the console sees the age grow.
-                if ps.dirty or now - ps.last_publish >= 1.0:
-                    self._publish(TOPIC_PAIR, self.pair_map(ps, now))
-                    ps.last_publish = now
-                    ps.dirty = False
+            since = now - ps.last_publish
+            # Changed pairs publish at up to 20 Hz; quiet ones once a second so tick age and STALE show.
+            if (ps.dirty and since >= PAIR_PUBLISH_INTERVAL_S) or since >= 1.0:
+                self._publish(TOPIC_PAIR, self.pair_map(ps, now))
+                ps.last_publish = now
+                ps.dirty = False
         if self._portfolio_dirty and now - self._last_portfolio_pub >= PORTFOLIO_PUBLISH_INTERVAL_S:
             self._publish(TOPIC_PORTFOLIO, self.portfolio_map())
             self._last_portfolio_pub = now
@@ -542,10 +551,9 @@ class EngineService:
         seq = self._topic_seq.get(topic, 0) + 1
         self._topic_seq[topic] = seq
         m["seq"] = seq
-        try:
+        # A slow subscriber must never stall trading; its sequence gap shows the loss.
+        with contextlib.suppress(zmq.Again):
             self.pub.send_multipart([topic, pack(m)], zmq.NOBLOCK)
-        except zmq.Again:
-            pass  # a slow subscriber must never stall trading; its sequence gap shows the loss
 
     def _publish_heartbeat(self, now: float, final: bool = False) -> None:
         self._last_hb = now

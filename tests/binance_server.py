@@ -290,13 +290,13 @@ class BinanceServer:
 
     async def start(self, port: int = 0) -> None:
         """Listen on ``host:port`` (0 = a free port, read it back from ``self.port``)."""
-        self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(self._app(), handle_signals=False, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         await self._listen(port)
 
     async def _listen(self, port: int) -> None:
         assert self._runner is not None
-        self._site = web.TCPSite(self._runner, self.host, port, shutdown_timeout=0.5)
+        self._site = web.TCPSite(self._runner, self.host, port)
         await self._site.start()
         server = self._site._server
         sockets = getattr(server, "sockets", None) or []

@@ -27,6 +27,7 @@ from console.rundir import Endpoints, create_run_dir
 from engine import wire as engine_wire
 from engine.config import load_safe_list
 from feed import wire as feed_wire
+from tests.store_seed import seed_open_position
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
@@ -204,40 +205,6 @@ def db_state(db: Path) -> tuple[dict[str, str], list[tuple[Any, ...]]]:
         modes = dict(conn.execute("SELECT symbol, mode FROM pair_modes"))
         positions = conn.execute("SELECT symbol, qty FROM positions").fetchall()
     return modes, positions
-
-
-def seed_open_position(
-    db: Path, symbol: str = "BTC/USDT", qty: float = 0.004, price: float = 60_000.0
-) -> None:
-    """An open long in the store before the engine starts: the engine recovers it."""
-    from engine.models import (
-        CheckResult,
-        Decision,
-        Fill,
-        Position,
-        Side,
-        Signal,
-        SignalType,
-        client_order_id,
-    )
-    from engine.store import Store
-
-    ts = int(time.time() * 1000) - 60_000
-    key = f"{symbol}|seed|{ts}"
-    fee = qty * price * 0.001
-    # stops far away: the recovered position must stay open until the kill switch closes it
-    signal_ = Signal(symbol, SignalType.BUY, 0.9, price, 1.0, 1e9, "seeded by the test", ts)
-    decision = Decision(
-        key, symbol, ts, "open_long", signal_, [CheckResult("seed", True)], True, qty, price
-    )
-    fill = Fill("f-seed", client_order_id(key), symbol, Side.BUY, qty, price, fee, ts, "signal")
-    pos = Position(symbol, qty, price, 1.0, 1e9, 0.0, fee, ts)
-    with Store(db) as st:
-        st.init_account(10_000.0, ts)
-        st.record_decision(decision)
-        st.record_execution(
-            fill, pos, {"cash": 10_000.0 - qty * price - fee, "realised": 0.0, "fees": fee}, key
-        )
 
 
 async def test_command_round_trip(running: tuple[ProcessBackend, ConsoleModel]) -> None:

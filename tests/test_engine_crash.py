@@ -72,6 +72,11 @@ def _recovered(log_text: str) -> dict[str, tuple[float, float]]:
     return {m[0]: (float(m[1]), float(m[2])) for m in re.findall(r"(\S+/\S+) ([+-][\d.e+-]+)@([\d.e+-]+)", body)}
 
 
+def _beat_from(sub: Subscriber, pid: int) -> None:
+    """Wait for a heartbeat of this engine process (the SUB may still hold the last one's)."""
+    sub.wait_for(lambda t, m: t == b"_hb" and m["pid"] == pid, timeout_s=20)
+
+
 def test_sigkill_restart_loses_nothing_and_duplicates_nothing() -> None:
     rng = random.Random(99)
     with stack(TRADING_OFTEN) as s:
@@ -80,15 +85,18 @@ def test_sigkill_restart_loses_nothing_and_duplicates_nothing() -> None:
         published: dict[str, dict] = {}
         kills = 0
         recovered_checks = 0
+        with_positions = 0  # kills that caught the engine holding positions
+        before: dict[str, tuple[float, float]] = {}
         try:
             for _ in range(6):
                 (s.dir / "engine.log").unlink(missing_ok=True)
-                s.start("engine", s.engine_cmd_line())
-                sub.wait_for(lambda t, m: t == b"_hb", timeout_s=20)
+                pid = s.start("engine", s.engine_cmd_line()).pid
+                _beat_from(sub, pid)
                 if kills:
                     # The engine came back with exactly the positions stored before the kill.
                     assert _recovered(s.log("engine")) == pytest.approx(before), s.log("engine")
                     recovered_checks += 1
+                    with_positions += bool(before)
                 end = time.monotonic() + rng.uniform(1.5, 4.0)
                 while time.monotonic() < end:
                     got = sub.recv(0.05)
@@ -119,15 +127,13 @@ def test_sigkill_restart_loses_nothing_and_duplicates_nothing() -> None:
             assert {k: v for k, v in net.items() if abs(v) > 1e-12} == pytest.approx({k: v[0] for k, v in positions.items()})
 
             # HALTED survives a crash: kill switch, SIGKILL, restart, still HALTED.
-            s.start("engine", s.engine_cmd_line())
-            sub.wait_for(lambda t, m: t == b"_hb", timeout_s=20)
+            _beat_from(sub, s.start("engine", s.engine_cmd_line()).pid)
             cmd = Commander(s.engine_cmd)
             assert cmd.send("kill")["ok"]
             cmd.close()
             s.stop("engine", signal.SIGKILL)
             kills += 1
-            s.start("engine", s.engine_cmd_line())
-            sub.wait_for(lambda t, m: t == b"_hb", timeout_s=20)
+            _beat_from(sub, s.start("engine", s.engine_cmd_line()).pid)
             cmd = Commander(s.engine_cmd)
             ack = cmd.send("ping")
             cmd.close()
@@ -137,3 +143,4 @@ def test_sigkill_restart_loses_nothing_and_duplicates_nothing() -> None:
         finally:
             sub.close()
         assert kills >= 6 and recovered_checks >= 5
+        assert with_positions >= 2, "too few kills landed while positions were open to prove recovery"

@@ -21,6 +21,7 @@ if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.pat
 
 from engine.broker import PaperBroker  # noqa: E402
 from engine.config import SafeList  # noqa: E402
+from engine.correlation import CorrelationTracker  # noqa: E402
 from engine.markets import DEFAULT_RULES, MarketRules  # noqa: E402
 from engine.models import PairMode, Position, Side, Signal, SignalType  # noqa: E402
 from engine.portfolio import Portfolio  # noqa: E402
@@ -270,6 +271,21 @@ def test_correlation_live_peers_and_the_peers_own_cluster() -> None:
     assert d.reasons == ["3 correlated positions (BTC/USDT, DOGE/USDT, SOL/USDT) would exceed max 2"]
     ok = risk.evaluate(_buy("ETH/USDT"), _ctx(held, correlated_with=correlated_with), "k")
     assert ok.approved and "1/2 correlated (ETH/USDT)" in _check(ok, "correlation").reason
+
+
+def test_correlation_from_a_live_tracker_object() -> None:
+    risk = RiskEngine(_cfg(max_correlated_positions=1, max_total_exposure=1.0, correlation_groups=[]), RULES)
+    tracker = CorrelationTracker(SYMBOLS, 5, 0.8)
+    for i in range(8):  # SOL and DOGE move in lockstep
+        p = 1.0 + 0.01 * ((-1) ** i) * (i % 3)
+        tracker.on_close("SOL/USDT", i * 60_000, 150.0 * p)
+        tracker.on_close("DOGE/USDT", i * 60_000, 0.2 * p)
+    assert tracker.correlated_with("SOL/USDT") == {"DOGE/USDT"}
+    held = {"DOGE/USDT": Position("DOGE/USDT", qty=100.0, entry=0.2)}
+    for cw in (tracker, tracker.correlated_with):
+        d = risk.evaluate(_buy("SOL/USDT"), _ctx(held, correlated_with=cw), "k")
+        assert d.reasons == ["2 correlated positions (DOGE/USDT, SOL/USDT) would exceed max 1"]
+    assert risk.evaluate(_buy("SOL/USDT"), _ctx(held), "k").approved  # no tracker: groups only
 
 
 def test_hold_and_unknown_symbol_are_rejected_with_every_check() -> None:

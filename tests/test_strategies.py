@@ -324,3 +324,13 @@ def test_policy_import_errors_are_config_errors(spec: str, expect: str) -> None:
 def test_policy_requires_the_param() -> None:
     with pytest.raises(ConfigError, match=r"params\.policy: required"):
         create_strategy("policy", "BTC/USDT", StrategyParams())
+
+
+def test_zero_atr_blocks_entries_not_exits() -> None:
+    s = create_strategy("momentum", "BTC/USDT", StrategyParams())
+    assert s.analyze(CANDLE, _mom_ind(101, 100, 99, 100, rsi=50, atr=0.0), 0.0).type is SignalType.HOLD
+    assert s.analyze(CANDLE, _mom_ind(99, 100, 101, 100, rsi=50, atr=0.0), 1.0).type is SignalType.SELL
+    mr = create_strategy("mean_reversion", "ETH/USDT", StrategyParams())
+    flat = Indicators(rsi=10.0, bb_upper=100.0, bb_middle=100.0, bb_lower=100.0, atr=0.0)
+    assert mr.analyze(_at(100.0), flat, 0.0).type is SignalType.HOLD
+    assert mr.analyze(_at(100.0), flat, 1.0).type is SignalType.SELL

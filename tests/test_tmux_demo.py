@@ -19,12 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.store_seed import seed_open_position
 from tests.tmux_driver import TmuxSession, TmuxTimeout, tmux_available
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,7 +93,8 @@ class Demo:
         return pid
 
     def db(self) -> Path:
-        return self.run_dir() / "demo.sqlite"
+        seeded = self.home / "paper.sqlite"
+        return seeded if seeded.exists() else self.run_dir() / "demo.sqlite"
 
     def db_state(self) -> tuple[dict[str, str], list[tuple[str, float]]]:
         with sqlite3.connect(self.db(), timeout=5) as conn:
@@ -150,6 +152,23 @@ def prices(screen: str) -> dict[str, float]:
     return found
 
 
+def row(screen: str, symbol: str) -> str:
+    """The first screen line naming ``symbol`` (the board's row at 80x24)."""
+    return next((ln for ln in screen.splitlines() if symbol in ln), "")
+
+
+def all_rows_say(word: str) -> Callable[[str], bool]:
+    def pred(screen: str) -> bool:
+        return all(word in row(screen, sym) for sym in SYMBOLS)
+
+    pred.__name__ = f"every pair row says {word}"
+    return pred
+
+
+def kill_dialog_open(screen: str) -> bool:
+    return "KILL SWITCH?" in screen and "y = yes" in screen
+
+
 def cleanup_pids(demo: Demo) -> None:
     """Whatever a failed test left, by pid only (never by name)."""
     try:
@@ -170,10 +189,14 @@ def demo_factory() -> Iterator[object]:
     made: list[Demo] = []
     dirs: list[Path] = []
 
-    def make(width: int = 80, height: int = 24) -> Demo:
+    def make(width: int = 80, height: int = 24, *, open_position: bool = False) -> Demo:
         home = Path(tempfile.mkdtemp(prefix="mpt-", dir="/tmp"))
         dirs.append(home)
         (home / "xdg").mkdir(mode=0o700)
+        extra: list[str] = []
+        if open_position:  # a paper book holding BTC, so the kill switch has work to do
+            seed_open_position(home / "paper.sqlite")
+            extra = ["--db", str(home / "paper.sqlite")]
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(home),
@@ -185,7 +208,12 @@ def demo_factory() -> Iterator[object]:
             "LC_ALL": "C.UTF-8",
         }
         tmux = TmuxSession(
-            console_command(), width=width, height=height, env=env, cwd=ROOT, socket_dir=home
+            [*console_command(), *extra],
+            width=width,
+            height=height,
+            env=env,
+            cwd=ROOT,
+            socket_dir=home,
         )
         demo = Demo(tmux, home)
         made.append(demo)
@@ -241,48 +269,53 @@ def test_hangup_leaves_no_child(demo_factory) -> None:  # type: ignore[no-untype
 def test_p_pauses_the_selected_pair(demo_factory) -> None:  # type: ignore[no-untyped-def]
     demo: Demo = demo_factory()
     screen = demo.wait_started()
-    assert "PAUSED" not in screen
+    assert "PAUSED" not in screen and row(screen, "BTC/USDT").startswith("▸")  # selected
     demo.tmux.send_keys("p")
-    demo.tmux.wait_for("PAUSED", timeout_s=3.0)
+    demo.tmux.wait_for(lambda s: "PAUSED" in row(s, "BTC/USDT"), timeout_s=3.0)
+    assert "PAUSED" not in row(demo.tmux.capture(), "ETH/USDT")
     modes, _ = demo.db_state()
-    assert sorted(modes.values()).count("PAUSED") == 1, modes
+    assert modes.get("BTC/USDT") == "PAUSED" and list(modes.values()).count("PAUSED") == 1, modes
     quit_console(demo)
     demo.assert_nothing_left()
 
 
 def test_kill_switch_halts_every_pair(demo_factory) -> None:  # type: ignore[no-untyped-def]
-    demo: Demo = demo_factory()
+    demo: Demo = demo_factory(open_position=True)
     demo.wait_started()
+    demo.tmux.wait_for(lambda s: "flat" not in row(s, "BTC/USDT"), timeout_s=10.0)  # the long
+    assert demo.db_state()[1] != []
     demo.tmux.send_keys("C-k")
-    demo.tmux.wait_for(
-        lambda s: "y" in s and ("kill" in s.lower() or "flatten" in s.lower()), timeout_s=3.0
-    )
+    demo.tmux.wait_for(kill_dialog_open, timeout_s=3.0)
     demo.tmux.send_keys("y")
     t0 = time.monotonic()
-    demo.tmux.wait_for(lambda s: s.count("HALTED") >= len(SYMBOLS), timeout_s=3.0)
+    demo.tmux.wait_for(all_rows_say("HALTED"), timeout_s=3.0)
     assert time.monotonic() - t0 < 1.5, "HALTED took more than a second to show"
     modes, positions = demo.db_state()
     assert modes == dict.fromkeys(SYMBOLS, "HALTED") and positions == []
+    demo.tmux.wait_for(lambda s: "flat" in row(s, "BTC/USDT"), timeout_s=3.0)
     quit_console(demo)
     demo.assert_nothing_left()
 
 
 def test_kill_switch_fallback_on_a_stopped_engine(demo_factory) -> None:  # type: ignore[no-untyped-def]
-    demo: Demo = demo_factory()
+    demo: Demo = demo_factory(open_position=True)
     demo.wait_started()
+    demo.tmux.wait_for(lambda s: "flat" not in row(s, "BTC/USDT"), timeout_s=10.0)
     hung = demo.engine_pid()
     os.kill(hung, signal.SIGSTOP)
     demo.tmux.send_keys("C-k")
-    demo.tmux.wait_for(
-        lambda s: "y" in s and ("kill" in s.lower() or "flatten" in s.lower()), timeout_s=3.0
-    )
+    demo.tmux.wait_for(kill_dialog_open, timeout_s=3.0)
     t0 = time.monotonic()
     demo.tmux.send_keys("y")
-    demo.tmux.wait_for(lambda s: "engine hung" in s or "flattened" in s, timeout_s=3.0)
-    assert time.monotonic() - t0 < 2.5
+    # the event log line and the notification (both wrap at 80 columns)
+    demo.tmux.wait_for(lambda s: "engine hung" in s and "KILL (fallback" in s, timeout_s=3.0)
+    assert time.monotonic() - t0 < 2.0, "the fallback took more than 2 s"
     modes, positions = demo.db_state()
     assert positions == [] and modes == dict.fromkeys(SYMBOLS, "HALTED")
     assert not alive(hung)
-    demo.tmux.wait_for(lambda s: s.count("HALTED") >= len(SYMBOLS), timeout_s=10.0)
+    # the restarted engine reads HALTED and the flat book back from the store
+    demo.tmux.wait_for(
+        lambda s: all_rows_say("HALTED")(s) and "flat" in row(s, "BTC/USDT"), timeout_s=15.0
+    )
     quit_console(demo)
     demo.assert_nothing_left()

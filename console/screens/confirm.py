@@ -32,8 +32,13 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Static(Text(self.body), id="confirm-body")
             yield Static(Text("y = yes · any other key = no (default)"), id="confirm-hint")
             with Horizontal(id="confirm-buttons"):
-                no = Button("No", id="confirm-no", variant="primary")
-                yes = Button("Yes (y)", id="confirm-yes", variant="error" if "-danger" in self.classes else "default")
+                no = Button(" No ", id="confirm-no", variant="primary", compact=True)
+                yes = Button(
+                    " Yes (y) ",
+                    id="confirm-yes",
+                    variant="error" if "-danger" in self.classes else "default",
+                    compact=True,
+                )
                 no.can_focus = False
                 yes.can_focus = False
                 yield no

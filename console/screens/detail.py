@@ -26,10 +26,12 @@ class PairDetailScreen(Screen[None]):
     """One pair in depth."""
 
     BINDINGS = [
-        Binding("escape", "back", "Back", id="detail.back"),
+        Binding("escape", "back", "Back", id="detail.back", tooltip="Back to the board"),
     ]
 
-    def __init__(self, model: ConsoleModel, symbol: str, mode: str, wall: Callable[[], float]) -> None:
+    def __init__(
+        self, model: ConsoleModel, symbol: str, mode: str, wall: Callable[[], float]
+    ) -> None:
         super().__init__(classes="detail-screen")
         self.model = model
         self.symbol = symbol

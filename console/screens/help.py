@@ -34,14 +34,16 @@ def _display_key(app: App[object], binding: Binding) -> str:
     return ", ".join(app.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
 
 
-def key_rows(app: App[object], sources: Iterable[tuple[str, list[Binding]]]) -> list[tuple[str, str, str, str]]:
+def key_rows(
+    app: App[object], sources: Iterable[tuple[str, list[Binding]]]
+) -> list[tuple[str, str, str, str]]:
     """(where, key, description, binding id) for every binding with a description."""
     rows = []
     for where, bindings in sources:
         for b in bindings:
             if not b.description:
                 continue
-            rows.append((where, _display_key(app, b), b.description, b.id or ""))
+            rows.append((where, _display_key(app, b), b.tooltip or b.description, b.id or ""))
     return rows
 
 
@@ -49,7 +51,9 @@ class HelpScreen(ModalScreen[None]):
     """Every key and what it does."""
 
     BINDINGS = [
-        Binding("escape,q,question_mark", "close", "Close help", id="help.close"),
+        Binding(
+            "escape,q,question_mark", "close", "Close", id="help.close", tooltip="Close this help"
+        ),
     ]
 
     def __init__(self, sources: list[tuple[str, list[Binding]]]) -> None:

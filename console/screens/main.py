@@ -35,13 +35,56 @@ class MainScreen(Screen[None]):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL_ROWS, "-tall")]
 
     BINDINGS = [
-        Binding("up,k", "move(-1, 0)", "Up", show=False, id="nav.up"),
-        Binding("down,j", "move(1, 0)", "Down", show=False, id="nav.down"),
-        Binding("left,h", "move(0, -1)", "Left", show=False, id="nav.left"),
-        Binding("right,l", "move(0, 1)", "Right", show=False, id="nav.right"),
-        Binding("tab", "cycle(1)", "Next pair", show=False, id="nav.next"),
-        Binding("shift+tab", "cycle(-1)", "Previous pair", show=False, id="nav.previous"),
-        Binding("enter", "app.open_detail", "Detail", id="pair.detail"),
+        Binding(
+            "up,k", "move(-1, 0)", "Up", show=False, id="nav.up", tooltip="Select the pane above"
+        ),
+        Binding(
+            "down,j",
+            "move(1, 0)",
+            "Down",
+            show=False,
+            id="nav.down",
+            tooltip="Select the pane below",
+        ),
+        Binding(
+            "left,h",
+            "move(0, -1)",
+            "Left",
+            show=False,
+            id="nav.left",
+            tooltip="Select the pane to the left",
+        ),
+        Binding(
+            "right,l",
+            "move(0, 1)",
+            "Right",
+            show=False,
+            id="nav.right",
+            tooltip="Select the pane to the right",
+        ),
+        Binding(
+            "tab",
+            "cycle(1)",
+            "Next",
+            show=False,
+            id="nav.next",
+            tooltip="Select the next pair (wraps)",
+        ),
+        Binding(
+            "shift+tab",
+            "cycle(-1)",
+            "Previous",
+            show=False,
+            id="nav.previous",
+            tooltip="Select the previous pair (wraps)",
+        ),
+        Binding(
+            "enter",
+            "app.open_detail",
+            "Detail",
+            id="pair.detail",
+            tooltip="Open the selected pair's detail: chart of closes and its decisions",
+        ),
     ]
 
     def __init__(

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.style import Style
 from rich.text import Text
 from console.widgets.base import ModelWidget
 from console.widgets.palette import DEFAULT_PALETTE, Palette, fmt_price, num, price_decimals
 
 SPARK_LEVELS = "▁▂▃▄▅▆▇█"
-EIGHTHS = " ▁▂▃▄▅▆▇█"
 
 
 def clean_closes(values: Sequence[object]) -> list[float]:
@@ -48,10 +48,10 @@ def sparkline(values: Sequence[float], width: int, palette: Palette = DEFAULT_PA
 def close_chart(
     values: Sequence[float], width: int, height: int, palette: Palette = DEFAULT_PALETTE
 ) -> list[Text]:
-    """An area chart of closes with a price axis: each column one close, drawn in eighths.
+    """A candle chart drawn from closes, with a price axis.
 
-    A column is green when its close is at or above the previous one, red when below, so the
-    chart reads like a close-only candle chart.
+    Each candle's body spans the previous close to this close (green up, red down), drawn in
+    half-cells; one blank column separates candles when the width allows.
     """
     if height <= 0 or width <= 0:
         return []
@@ -67,20 +67,19 @@ def close_chart(
     labels = [fmt_price(hi, decimals), fmt_price((hi + lo) / 2, decimals), fmt_price(lo, decimals)]
     axis_w = max(len(s) for s in labels) + 2
     plot_w = max(1, width - axis_w)
-    vals = vals[-plot_w:]
-    n = len(vals)
-    # Stretch a short history over the plot so 20 closes still fill the width.
-    cols_per = max(1, plot_w // n)
-    levels = height * 8
+    # Two columns per candle (body + gap) when they fit, else one, else the newest that fit.
+    per = 2 if plot_w >= 2 * (len(vals) - 1) else 1
+    vals = vals[-(plot_w // per + 1) :]
+    halves = height * 2 - 1
     span = hi - lo
-    col_level: list[int] = []
-    col_style = []
-    for i, v in enumerate(vals):
-        lvl = max(1, round((v - lo) / span * (levels - 1)) + 1)
-        style = palette.up if i == 0 or v >= vals[i - 1] else palette.down
-        for _ in range(cols_per):
-            col_level.append(lvl)
-            col_style.append(style)
+
+    def level(v: float) -> int:
+        return round((v - lo) / span * halves)
+
+    candles: list[tuple[int, int, Style]] = []
+    for prev, cur in zip(vals, vals[1:], strict=False):
+        a, b = level(prev), level(cur)
+        candles.append((min(a, b), max(a, b), palette.up if cur >= prev else palette.down))
     mid_row = height // 2
     lines: list[Text] = []
     for r in range(height):
@@ -92,14 +91,18 @@ def close_chart(
             label = labels[1]
         else:
             label = ""
-        line = Text(label.rjust(axis_w - 2) + " ┤" if label else " " * (axis_w - 1) + "│", style=palette.muted)
-        base = (height - 1 - r) * 8
-        for lvl, style in zip(col_level, col_style, strict=True):
-            fill = lvl - base
-            if fill <= 0:
+        line = Text(
+            label.rjust(axis_w - 2) + " ┤" if label else " " * (axis_w - 1) + "│",
+            style=palette.muted,
+        )
+        bottom = (height - 1 - r) * 2  # half-level of this row's lower half
+        for lo_l, hi_l, style in candles:
+            low_half = lo_l <= bottom <= hi_l
+            high_half = lo_l <= bottom + 1 <= hi_l
+            ch = "█" if low_half and high_half else "▄" if low_half else "▀" if high_half else " "
+            line.append(ch, style)
+            if per == 2:
                 line.append(" ")
-            else:
-                line.append(EIGHTHS[min(8, fill)], style)
         line.no_wrap = True
         lines.append(line)
     return lines
@@ -120,5 +123,7 @@ class CloseChart(ModelWidget):
     def render(self) -> Text:
         assert self.symbol is not None
         pv = self.model.pairs[self.symbol]
-        lines = close_chart(clean_closes(pv.closes), self.size.width, self.size.height, self.palette)
+        lines = close_chart(
+            clean_closes(pv.closes), self.size.width, self.size.height, self.palette
+        )
         return Text("\n").join(lines)

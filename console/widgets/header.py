@@ -18,6 +18,7 @@ from console.model import HEARTBEAT_SILENT_S, ChildStatus, ConsoleModel
 from console.widgets.base import ModelWidget
 from console.widgets.palette import Palette, fmt_usd, pad_between
 
+SHORT_NAMES = {"feed": "feed", "engine": "eng"}
 FEED_STATE_SHORT = {
     "connected": "conn",
     "reconnecting": "reconn",
@@ -41,6 +42,8 @@ def child_label(child: ChildStatus, now: float, palette: Palette) -> tuple[str, 
         return f"restarting{when}", f"restart{when}", palette.warn
     if state == "dead":
         return "dead", "dead", palette.error
+    if state == "held":
+        return "held (not restarting)", "held", palette.error
     if state == "starting":
         return "starting", "start", palette.muted
     return state, state[:5], palette.muted
@@ -99,13 +102,17 @@ class StatusHeader(ModelWidget):
             left.append(feed_long if long else feed_short, feed_style)
             left.append("  │ " if long else " │", pal.muted)
             for name, lo, sh, style in kids:
-                left.append(f" {name} " if long else f" {name[:3]} ", pal.muted)
+                left.append(
+                    f" {name} " if long else f" {SHORT_NAMES.get(name, name[:4])} ", pal.muted
+                )
                 left.append(lo if long else sh, style)
             right = Text(no_wrap=True)
             right.append("Equity " if long else "Eq ", pal.muted)
             right.append(fmt_usd(pf.equity), Style(bold=True))
             right.append("  Day " if long else " Day ", pal.muted)
-            right.append(fmt_usd(pf.daily_pnl, signed=True), pal.sign(pf.daily_pnl) + Style(bold=True))
+            right.append(
+                fmt_usd(pf.daily_pnl, signed=True), pal.sign(pf.daily_pnl) + Style(bold=True)
+            )
             if long and pnl_pct is not None:
                 right.append(f" ({pnl_pct:+.2f}%)", pal.sign(pf.daily_pnl))
             right.append("  UTC " if long else " ", pal.muted)

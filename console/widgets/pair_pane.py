@@ -31,6 +31,7 @@ from console.widgets.palette import (
     badge_text,
     num,
     pad_between,
+    price_decimals,
 )
 
 # Compact row columns: (title, width, right-aligned); PairRow and its header share them.
@@ -164,7 +165,7 @@ class PairQuote(ModelWidget):
             spread = pv.ask - pv.bid
             mid = (pv.ask + pv.bid) / 2
             line3.append("  spr ", pal.muted)
-            line3.append(fmt_price(spread, None if spread else 2))
+            line3.append(fmt_price(spread, price_decimals(mid)))
             if mid > 0:
                 line3.append(f" ({spread / mid * 1e4:.1f}bp)", pal.muted)
         return Text("\n").join([line1, line2, line3])
@@ -186,9 +187,12 @@ class PairStats(ModelWidget):
         l1.append("RSI ", pal.muted)
         l1.append(fmt_num(rsi, 1), rsi_style(rsi, pal))
         l1.append("   BB ", pal.muted)
-        l1.append(fmt_num(bb_pos, 2), pal.warn if bb_pos is not None and not 0 <= bb_pos <= 1 else pal.text)
+        l1.append(
+            fmt_num(bb_pos, 2),
+            pal.warn if bb_pos is not None and not 0 <= bb_pos <= 1 else pal.text,
+        )
         l1.append("   ATR ", pal.muted)
-        l1.append(fmt_price(atr))
+        l1.append(fmt_price(atr, price_decimals(pv.last) if pv.last else None))
 
         l2 = Text(no_wrap=True, overflow="ellipsis")
         l2.append("MA ", pal.muted)
@@ -196,7 +200,10 @@ class PairStats(ModelWidget):
         l2.append(" / ", pal.muted)
         l2.append(fmt_price(ma_slow))
         if ma_fast is not None and ma_slow is not None:
-            l2.append("  fast above" if ma_fast > ma_slow else "  fast below", pal.up if ma_fast > ma_slow else pal.down)
+            l2.append(
+                "  fast above" if ma_fast > ma_slow else "  fast below",
+                pal.up if ma_fast > ma_slow else pal.down,
+            )
 
         sig = pv.signal or {}
         stype = str(sig.get("type") or "")
@@ -204,8 +211,12 @@ class PairStats(ModelWidget):
         l3 = Text(no_wrap=True, overflow="ellipsis")
         l3.append("Signal ", pal.muted)
         if stype:
-            l3.append(stype, (pal.up if stype == "BUY" else pal.down if stype == "SELL" else pal.muted) + Style(bold=True))
-            if conf is not None:
+            l3.append(
+                stype,
+                (pal.up if stype == "BUY" else pal.down if stype == "SELL" else pal.muted)
+                + Style(bold=True),
+            )
+            if conf is not None and stype != "HOLD":
                 l3.append(f" {conf * 100:.0f}%")
         else:
             l3.append("—", pal.muted)
@@ -218,7 +229,9 @@ class PairStats(ModelWidget):
         l5.append("Pos ", pal.muted)
         if side and pos is not None:
             l5.append(side, (pal.up if side == "LONG" else pal.down) + Style(bold=True))
-            l5.append(f" {fmt_qty(None if qty is None else abs(qty))} @ {fmt_price(num(pos.get('entry')))}")
+            l5.append(
+                f" {fmt_qty(None if qty is None else abs(qty))} @ {fmt_price(num(pos.get('entry')))}"
+            )
             l5.append("  stop ", pal.muted)
             l5.append(fmt_price(num(pos.get("stop_loss"))))
             l6.append("uPnL ", pal.muted)
@@ -240,7 +253,10 @@ class PairStats(ModelWidget):
         l7.append("Last ", pal.muted)
         if dec:
             approved = dec.get("approved") is True
-            l7.append("APPROVED" if approved else "REJECTED", (pal.up if approved else pal.down) + Style(bold=True))
+            l7.append(
+                "APPROVED" if approved else "REJECTED",
+                (pal.up if approved else pal.down) + Style(bold=True),
+            )
             l7.append(f" {dec.get('action') or ''}")
             reasons = dec.get("reasons")
             if not approved and type(reasons) is list and reasons:

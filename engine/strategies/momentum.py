@@ -37,12 +37,10 @@ class MomentumStrategy(Strategy):
             named = (("fast MA", fast), ("slow MA", slow), ("previous MA", ps if pf is not None else None),
                      ("RSI", rsi), ("ATR", atr))
             return self.hold(candle, f"warming up: {', '.join(n for n, v in named if v is None)} not ready")
-        if atr <= 0:
-            return self.hold(candle, "ATR is 0 (no range): no stop distance")
         crossed_up = pf <= ps and fast > slow
         crossed_down = pf >= ps and fast < slow
         gap = abs(fast - slow)
-        strength = _clip01(gap / (STRONG_GAP_ATR * atr))
+        strength = _clip01(gap / (STRONG_GAP_ATR * atr)) if atr > 0 else 1.0
         span = p.rsi_overbought - p.rsi_oversold
         names = f"MA{p.ma_fast} {'above' if fast > slow else 'below'} MA{p.ma_slow}"
         close = candle.close
@@ -57,6 +55,8 @@ class MomentumStrategy(Strategy):
                           reasoning=f"exit short: MA{p.ma_fast} crossed above MA{p.ma_slow}", ts=candle.ts)
         if position_qty != 0:
             return self.hold(candle, f"in position; {names}, RSI {rsi:.1f}")
+        if atr <= 0 and (crossed_up or crossed_down):
+            return self.hold(candle, "crossover but ATR is 0 (no range): no stop distance")
 
         if crossed_up:
             if rsi >= p.rsi_overbought:

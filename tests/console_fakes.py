@@ -1,0 +1,471 @@
+"""Fakes and deterministic state for the console's Pilot and snapshot tests.
+
+Owns ``FakeBackend`` (records every command, answers with configurable acks and delays, and
+can play a hung engine whose kill falls back to the console), a safe list built without the
+strategy registry, a frozen clock, and builders of ``pair`` / ``portfolio`` / ``decision`` /
+``fill`` / ``_status`` / ``_hb`` maps shaped exactly as docs/wire.md describes, so tests feed
+the model what the bridge would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from console.model import Ack, ConsoleModel
+from engine.config import EngineConfig, PairConfig, PortfolioConfig, SafeList, StrategyParams, Tier
+
+# 2023-11-14 22:13:20 UTC: every snapshot shows this time.
+FROZEN_EPOCH_S = 1_700_000_000.0
+FROZEN_MS = int(FROZEN_EPOCH_S * 1000)
+FROZEN_NS = int(FROZEN_EPOCH_S * 1_000_000_000)
+
+PAIRS: tuple[tuple[str, Tier, str, float], ...] = (
+    ("BTC/USDT", Tier.STABLE, "momentum", 500.0),
+    ("ETH/USDT", Tier.STABLE, "mean_reversion", 600.0),
+    ("SOL/USDT", Tier.VOLATILE, "breakout", 400.0),
+)
+BASE_PRICE = {"BTC/USDT": 36_500.0, "ETH/USDT": 2_050.0, "SOL/USDT": 56.2}
+
+
+class FrozenClock:
+    """A clock that only moves when a test says so."""
+
+    def __init__(self, t: float = FROZEN_EPOCH_S) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+def make_safe_list(pairs: tuple[tuple[str, Tier, str, float], ...] = PAIRS) -> SafeList:
+    """The repo's safe list shape, built without importing the strategy registry.
+
+    ``PairConfig.strategy`` is validated against registered strategies; the console only
+    displays the name, so its tests build the pairs unvalidated and stay independent of them.
+    """
+    portfolio = PortfolioConfig(
+        capital_usd=10_000,
+        max_total_exposure=0.10,
+        max_correlated_positions=2,
+        correlation_groups=[["BTC/USDT", "ETH/USDT"]] if len(pairs) > 1 else [],
+        stale_after_s=10,
+    )
+    built = {
+        sym: PairConfig.model_construct(
+            enabled=True,
+            tier=tier,
+            strategy=strategy,
+            market="spot",
+            leverage=1,
+            max_position_size_usd=cap,
+            params=StrategyParams(),
+        )
+        for sym, tier, strategy, cap in pairs
+    }
+    return SafeList.model_construct(version=1, portfolio=portfolio, engine=EngineConfig(), pairs=built)
+
+
+# ---------------------------------------------------------------------- wire maps
+
+
+def closes_for(symbol: str, n: int = 61) -> list[float]:
+    """A deterministic, realistic-looking close series (no randomness)."""
+    base = BASE_PRICE.get(symbol, 100.0)
+    k = sum(map(ord, symbol)) % 7 + 1
+    out = []
+    for i in range(n):
+        x = i / n
+        drift = 0.004 * math.sin(2 * math.pi * x * (k % 3 + 1))
+        wiggle = 0.0015 * math.sin(i * 0.9 + k) + 0.0008 * math.cos(i * 2.3 + k)
+        out.append(round(base * (1 + drift + wiggle + 0.003 * x), 2 if base > 10 else 4))
+    return out
+
+
+_seq: dict[str, int] = {}
+
+
+def _next_seq(topic: str) -> int:
+    _seq[topic] = _seq.get(topic, 0) + 1
+    return _seq[topic]
+
+
+def position_map(
+    symbol: str, qty: float, entry: float, last: float, *, stop: float | None = None, tp: float | None = None
+) -> dict[str, Any]:
+    unreal = qty * (last - entry)
+    return {
+        "qty": qty,
+        "side": "long" if qty > 0 else "short",
+        "entry": entry,
+        "stop_loss": stop if stop is not None else round(entry * 0.985, 2),
+        "take_profit": tp if tp is not None else round(entry * 1.03, 2),
+        "unrealised": round(unreal, 2),
+        "realised": 0.0,
+        "notional": round(abs(qty) * last, 2),
+    }
+
+
+def pair_map(
+    symbol: str,
+    *,
+    mode: str = "ACTIVE",
+    stale: bool = False,
+    last: float | None = None,
+    change_pct: float = 0.42,
+    tick_age_ms: int = 250,
+    position: dict[str, Any] | None = None,
+    signal: dict[str, Any] | None = None,
+    decision: dict[str, Any] | None = None,
+    tier: str = "STABLE",
+    strategy: str = "momentum",
+    seq: int | None = None,
+) -> dict[str, Any]:
+    """One ``pair`` message (docs/wire.md, engine v1)."""
+    closes = closes_for(symbol)
+    last = closes[-1] if last is None else last
+    tick = 0.01 if last > 10 else 0.0001
+    return {
+        "v": 1,
+        "seq": _next_seq("pair") if seq is None else seq,
+        "symbol": symbol,
+        "tier": tier,
+        "strategy": strategy,
+        "mode": mode,
+        "stale": stale,
+        "last": last,
+        "bid": round(last - tick, 4),
+        "ask": round(last + tick, 4),
+        "change_pct": change_pct,
+        "tick_age_ms": tick_age_ms,
+        "ticks": 1200,
+        "gaps": 0,
+        "bad": 0,
+        "closes": closes,
+        "ind": {
+            "rsi": 56.4,
+            "bb_upper": round(last * 1.01, 2),
+            "bb_middle": round(last, 2),
+            "bb_lower": round(last * 0.99, 2),
+            "bb_pos": 0.62,
+            "ma_fast": round(last * 1.001, 2),
+            "ma_slow": round(last * 0.998, 2),
+            "atr": round(last * 0.004, 2),
+        },
+        "signal": signal,
+        "decision": decision,
+        "position": position,
+        "ts": FROZEN_NS,
+    }
+
+
+def signal_map(kind: str = "BUY", confidence: float = 0.72, entry: float = 100.0, reasoning: str = "") -> dict[str, Any]:
+    return {
+        "type": kind,
+        "confidence": confidence,
+        "entry": entry,
+        "stop_loss": round(entry * 0.985, 2),
+        "take_profit": round(entry * 1.03, 2),
+        "reasoning": reasoning or "fast MA crossed above slow; RSI 56 rising",
+        "ts": FROZEN_MS,
+    }
+
+
+def portfolio_map(
+    *,
+    exposure_used: float = 0.0,
+    positions: int = 0,
+    correlated_used: int = 0,
+    unrealised: float = 0.0,
+    daily_pnl: float = 0.0,
+    halted: bool = False,
+    symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT", "SOL/USDT"),
+) -> dict[str, Any]:
+    """One ``portfolio`` message with a fixed correlation matrix."""
+    fixed = {("BTC/USDT", "ETH/USDT"): 0.86, ("BTC/USDT", "SOL/USDT"): 0.42, ("ETH/USDT", "SOL/USDT"): 0.51}
+    matrix: list[list[float | None]] = []
+    for a in symbols:
+        row: list[float | None] = []
+        for b in symbols:
+            row.append(1.0 if a == b else fixed.get((a, b), fixed.get((b, a))))
+        matrix.append(row)
+    return {
+        "v": 1,
+        "seq": _next_seq("portfolio"),
+        "capital": 10_000.0,
+        "cash": round(10_000.0 - exposure_used, 2),
+        "equity": round(10_000.0 + unrealised + daily_pnl - unrealised, 2) if daily_pnl else round(10_000.0 + unrealised, 2),
+        "realised": 1.2,
+        "unrealised": unrealised,
+        "fees": 0.99,
+        "daily_pnl": daily_pnl,
+        "exposure_used": exposure_used,
+        "exposure_max": 1_000.0,
+        "correlated_used": correlated_used,
+        "correlated_max": 2,
+        "halted": halted,
+        "positions": positions,
+        "corr": {"symbols": list(symbols), "matrix": matrix},
+        "ts": FROZEN_NS,
+    }
+
+
+def decision_map(
+    symbol: str,
+    *,
+    approved: bool,
+    action: str = "open_long",
+    qty: float = 0.0137,
+    price: float = 36_512.3,
+    reasons: tuple[tuple[str, str], ...] = (),
+    ts_ms: int = FROZEN_MS,
+    confidence: float = 0.72,
+) -> dict[str, Any]:
+    """One ``decision`` message; ``reasons`` are (check name, reason) of failed checks."""
+    checks: list[list[Any]] = [["stop_side", True, ""], ["min_confidence", True, ""]]
+    checks += [[name, False, reason] for name, reason in reasons]
+    if approved:
+        checks.append(["exposure_cap", True, ""])
+    return {
+        "v": 1,
+        "seq": _next_seq("decision"),
+        "id": f"d-{symbol}-{ts_ms}",
+        "key": f"{symbol}|{ts_ms}|{action}",
+        "symbol": symbol,
+        "ts": ts_ms,
+        "action": action,
+        "approved": approved,
+        "qty": qty if approved else 0.0,
+        "price": price,
+        "signal": signal_map("BUY", confidence, price),
+        "checks": checks,
+    }
+
+
+def fill_map(symbol: str, side: str = "buy", qty: float = 0.0137, price: float = 36_512.3, reason: str = "signal") -> dict[str, Any]:
+    return {
+        "v": 1,
+        "seq": _next_seq("fill"),
+        "fill_id": f"f-{symbol}-1",
+        "order_id": f"{symbol}|{FROZEN_MS}|open_long",
+        "symbol": symbol,
+        "side": side,
+        "qty": qty,
+        "price": price,
+        "fee": round(qty * price * 0.001, 4),
+        "ts": FROZEN_MS,
+        "reason": reason,
+    }
+
+
+def feed_status_map(state: str = "connected", reconnects: int = 0, last_error: str | None = None) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "seq": _next_seq("_status"),
+        "state": state,
+        "source": "sim",
+        "last_error": last_error,
+        "reconnects": reconnects,
+        "ts": FROZEN_NS,
+        "symbols": {s: FROZEN_MS for s, *_ in PAIRS},
+    }
+
+
+def heartbeat_map(kind: str, pid: int) -> dict[str, Any]:
+    m: dict[str, Any] = {"v": 1, "seq": _next_seq(f"_hb:{kind}"), "kind": kind, "pid": pid, "ts": FROZEN_NS}
+    if kind == "feed":
+        m.update(source="sim", published=123_456)
+    else:
+        m.update(ticks=123_000, decisions=42, mode_counts={"ACTIVE": 2, "PAUSED": 1})
+    return m
+
+
+# ---------------------------------------------------------------------- scenarios
+
+
+def meta_of(symbol: str) -> dict[str, str]:
+    for sym, tier, strategy, _ in PAIRS:
+        if sym == symbol:
+            return {"tier": str(tier), "strategy": strategy}
+    return {"tier": "STABLE", "strategy": "momentum"}
+
+
+BTC_ENTRY = 36_420.0
+ETH_ENTRY = 2_041.5
+BTC_QTY = 0.0137
+ETH_QTY = 0.24
+
+
+def btc_state(**overrides: Any) -> dict[str, Any]:
+    last = closes_for("BTC/USDT")[-1]
+    kw: dict[str, Any] = dict(
+        mode="ACTIVE",
+        change_pct=1.23,
+        position=position_map("BTC/USDT", BTC_QTY, BTC_ENTRY, last),
+        signal=signal_map("BUY", 0.72, BTC_ENTRY),
+        decision={"approved": True, "action": "open_long", "reasons": [], "ts": FROZEN_MS - 120_000},
+        **meta_of("BTC/USDT"),
+    )
+    kw.update(overrides)
+    return pair_map("BTC/USDT", **kw)
+
+
+def eth_state(**overrides: Any) -> dict[str, Any]:
+    last = closes_for("ETH/USDT")[-1]
+    kw: dict[str, Any] = dict(
+        mode="PAUSED",
+        change_pct=-0.87,
+        position=position_map("ETH/USDT", ETH_QTY, ETH_ENTRY, last),
+        signal=signal_map("HOLD", 0.0, last, "RSI 48 inside the bands; no edge"),
+        decision={
+            "approved": False,
+            "action": "open_long",
+            "reasons": ["correlated positions 2 >= max 2 (BTC/USDT, ETH/USDT)"],
+            "ts": FROZEN_MS - 60_000,
+        },
+        **meta_of("ETH/USDT"),
+    )
+    kw.update(overrides)
+    return pair_map("ETH/USDT", **kw)
+
+
+def sol_state(**overrides: Any) -> dict[str, Any]:
+    kw: dict[str, Any] = dict(
+        mode="ACTIVE",
+        stale=True,
+        change_pct=0.0,
+        tick_age_ms=14_800,
+        signal=None,
+        **meta_of("SOL/USDT"),
+    )
+    kw.update(overrides)
+    return pair_map("SOL/USDT", **kw)
+
+
+def apply_board(model: ConsoleModel) -> None:
+    """The reference board: BTC long and ACTIVE, ETH long and PAUSED, SOL flat and STALE,
+    one approved and two rejected decisions, feed connected, both children running."""
+    model.set_child("feed", state="running", pid=4101, restarts=0)
+    model.set_child("engine", state="running", pid=4102, restarts=0)
+    model.apply_feed_status(feed_status_map("connected", 0))
+    model.apply_heartbeat("feed", heartbeat_map("feed", 4101))
+    model.apply_heartbeat("engine", heartbeat_map("engine", 4102))
+    model.apply_pair(btc_state())
+    model.apply_pair(eth_state())
+    model.apply_pair(sol_state())
+    btc_last = closes_for("BTC/USDT")[-1]
+    eth_last = closes_for("ETH/USDT")[-1]
+    upnl = round(BTC_QTY * (btc_last - BTC_ENTRY) + ETH_QTY * (eth_last - ETH_ENTRY), 2)
+    exposure = round(BTC_QTY * btc_last + ETH_QTY * eth_last, 2)
+    model.apply_portfolio(
+        portfolio_map(exposure_used=exposure, positions=2, correlated_used=2, unrealised=upnl, daily_pnl=upnl + 1.2)
+    )
+    model.apply_decision(decision_map("BTC/USDT", approved=True, ts_ms=FROZEN_MS - 120_000, price=BTC_ENTRY))
+    model.apply_decision(
+        decision_map(
+            "ETH/USDT",
+            approved=False,
+            ts_ms=FROZEN_MS - 60_000,
+            price=2_049.9,
+            reasons=(("correlation_cap", "correlated positions 2 >= max 2 (BTC/USDT, ETH/USDT)"),),
+        )
+    )
+    model.apply_decision(
+        decision_map(
+            "SOL/USDT",
+            approved=False,
+            ts_ms=FROZEN_MS - 30_000,
+            price=56.41,
+            confidence=0.41,
+            reasons=(("min_confidence", "confidence 0.41 < min 0.60"), ("stale", "no tick for 14.8 s")),
+        )
+    )
+
+
+# ---------------------------------------------------------------------- backend
+
+
+@dataclass
+class FakeBackend:
+    """A Backend that records commands and answers like a configurable engine.
+
+    ``acks`` maps a command name to the Ack to return (default: ok); ``delay_s`` delays each
+    answer; ``hang`` makes ``command`` never answer (the app's guard must report it);
+    ``hung_engine`` makes ``kill`` take the console fallback path and say so; ``board``
+    is applied to the model on ``start`` (state as if the bridge had delivered it).
+    """
+
+    mode: str = "PAPER"
+    acks: dict[str, Ack] = field(default_factory=dict)
+    delay_s: float = 0.0
+    hang: bool = False
+    hung_engine: bool = False
+    board: bool = True
+    commands: list[tuple[str, str | None]] = field(default_factory=list)
+    kills: int = 0
+    starts: int = 0
+    stops: int = 0
+    model: ConsoleModel | None = None
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self, model: ConsoleModel) -> None:
+        self.model = model
+        self.starts += 1
+        if self.board:
+            apply_board(model)
+        self.started.set()
+
+    async def command(self, cmd: str, symbol: str | None = None) -> Ack:
+        self.commands.append((cmd, symbol))
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        ack = self.acks.get(cmd)
+        if ack is not None:
+            return ack
+        target = f" {symbol}" if symbol else ""
+        return Ack(cmd, True, f"{cmd}{target} done", elapsed_ms=12.0)
+
+    async def kill(self) -> Ack:
+        self.kills += 1
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.hung_engine:
+            return Ack(
+                "kill",
+                True,
+                "engine silent for 1000 ms; stopped it and flattened 2 positions from the store",
+                elapsed_ms=1350.0,
+                fallback=True,
+            )
+        return Ack("kill", True, "halted; 2 positions flattened", elapsed_ms=85.0)
+
+    async def stop(self) -> None:
+        self.stops += 1
+
+
+def screen_text(app: Any) -> str:
+    """The current screen as plain text, exactly as the terminal would show it."""
+    import io
+
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system="truecolor",
+        record=True,
+        legacy_windows=False,
+        safe_box=False,
+    )
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text(styles=False)
