@@ -309,6 +309,11 @@ def run_console(args: argparse.Namespace) -> int:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return 2
+    mode = "DEMO" if args.demo else "PAPER"
+    source = args.source or ("sim" if args.demo else "binance")
+    if source == "replay" and not args.replay_file:
+        print(f"{APP_NAME}: --source replay needs --replay-file PATH", file=sys.stderr)
+        return 2
     try:
         run = create_run_dir(args.run_dir)
         endpoints = run.endpoints.with_overrides(
@@ -322,25 +327,18 @@ def run_console(args: argparse.Namespace) -> int:
         return 2
     _setup_logging(run.logs.console, args.log_level)
 
-    if args.demo:
-        mode, source = "DEMO", args.source or "sim"
-        db_path = args.db or run.path / "demo.sqlite"
-    else:
-        mode, source = "PAPER", args.source or "binance"
-        db_path = args.db or default_db_path()
-    db_path = Path(db_path).expanduser().absolute()
+    # --demo gets a fresh book in the run dir; paper keeps one across runs
+    default_db = run.path / "demo.sqlite" if args.demo else default_db_path()
+    db_path = Path(args.db or default_db).expanduser().absolute()
     try:
         db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         print(f"{APP_NAME}: --db: cannot create {db_path.parent}: {exc.strerror}", file=sys.stderr)
         return 2
-    if source == "replay" and not args.replay_file:
-        print(f"{APP_NAME}: --source replay needs --replay-file PATH", file=sys.stderr)
-        return 2
     feed_args, engine_args = _child_args(args, source)
     log.info(
-        "%s starting: mode %s, config %s, db %s, run dir %s, args %s",
-        APP_NAME, mode, cfg_path, db_path, run.path, _redact(sys.argv[1:]),
+        "%s starting: mode %s, source %s, config %s, db %s, run dir %s, args %s",
+        APP_NAME, mode, source, cfg_path.absolute(), db_path, run.path, _redact(sys.argv[1:]),
     )  # fmt: skip
 
     from console.app import make_app

@@ -25,6 +25,7 @@ from feed.wire import (
     STATUS_RECONNECTING,
     STATUS_STALE,
     STATUS_STOPPED,
+    RESERVED_PREFIX,
     TOPIC_HEARTBEAT,
     TOPIC_STATUS,
     Tick,
@@ -93,6 +94,8 @@ class TickPublisher:
         self.reconnects = 0
         self._status_due = True
         self._closed = False
+        # Set when the first subscriber to ticks (not only _hb/_status) arrives; replay waits on it.
+        self.tick_subscriber = asyncio.Event()
         self._pid = os.getpid()
         if self.symbols:
             log.info("Streaming %d symbols: %s", len(self.symbols), ", ".join(self.symbols))
@@ -209,8 +212,29 @@ class TickPublisher:
                 frame = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if frame[:1] == b"\x01" and TOPIC_STATUS.startswith(frame[1:]):
+            if frame[:1] != b"\x01":
+                continue
+            topic = frame[1:]
+            if TOPIC_STATUS.startswith(topic):
                 self._status_due = True
+            if not topic.startswith(RESERVED_PREFIX) and not self.tick_subscriber.is_set():
+                self.tick_subscriber.set()  # b"" or a symbol prefix: this one wants ticks
+
+    async def wait_for_subscriber(self, stop: asyncio.Event) -> bool:
+        """Wait until someone subscribes to ticks (True) or ``stop`` is set (False).
+
+        Not part of the Publisher protocol: a source that must not stream into the void (replay
+        at full speed would be over before the engine connects) uses it when present.
+        """
+        if not self.tick_subscriber.is_set():
+            waiters = [asyncio.ensure_future(self.tick_subscriber.wait()),
+                       asyncio.ensure_future(stop.wait())]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waiters:
+                    w.cancel()
+        return self.tick_subscriber.is_set()
 
     def _log_stats(self) -> None:
         self._last_stats_log = time.monotonic()

@@ -66,10 +66,19 @@ def _ts_to_ms(col: pd.Series, name: str) -> np.ndarray:
         scale = 1e3 if biggest < 1e11 else 1.0 if biggest < 1e14 else 1e-3 if biggest < 1e17 else 1e-6
         return np.round(values * scale).astype("int64")
     try:
-        stamps = pd.to_datetime(col, utc=True)
-    except (ValueError, TypeError) as exc:
-        raise SourceConfigError(f"{name}: column 'ts' is neither epoch numbers nor dates: {exc}") from None
-    return (stamps.astype("int64") // 1_000_000).to_numpy(dtype="int64")
+        stamps = pd.to_datetime(col, utc=True, format="ISO8601")
+    except (ValueError, TypeError):
+        try:
+            stamps = pd.to_datetime(col, utc=True, format="mixed")
+        except (ValueError, TypeError) as exc:
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SourceConfigError(
+                f"{name}: column 'ts' is neither epoch numbers nor dates ({first_line})"
+            ) from None
+    if stamps.isna().any():
+        raise SourceConfigError(f"{name}: column 'ts' has empty values")
+    # pandas picks the resolution (s, ms, us, ns) from the text: convert explicitly
+    return stamps.dt.as_unit("ms").astype("int64").to_numpy(dtype="int64")
 
 
 class ReplaySource:
@@ -86,6 +95,7 @@ class ReplaySource:
         *,
         warmup: int = 500,
         spread_bps: float = 2.0,
+        wait_for_subscriber: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not (speed >= 0.0 and math.isfinite(speed)):
@@ -96,6 +106,7 @@ class ReplaySource:
         self.symbols = list(symbols)
         self.speed = speed
         self.loop = loop
+        self.wait_for_subscriber = wait_for_subscriber
         self._clock = clock
         self._half_spread = spread_bps * 0.5e-4
         self.kind = ""  # "candles" or "ticks"
@@ -223,11 +234,10 @@ class ReplaySource:
         first, end = int(ts[0]), int(ts[-1])
         if self.kind == "candles":  # the last candle ends an interval after its open
             end = int(ts[-1] + self.interval_ms * (1.0 - TICK_FRACTIONS[-1]))
-        now_ms = int(self._clock() * 1000)
-        # A whole number of intervals, so candles stay aligned; first replayed tick at or after now.
-        self.offset_ms = -(-(now_ms - first) // align) * align
-        self.span_ms = -(-(end - first + 1) // align) * align  # loop: next pass starts after this
+        self._align_ms = align
         self._first_ms = first
+        self.span_ms = -(-(end - first + 1) // align) * align  # loop: next pass starts after this
+        self._shift_to(self._clock())
         self._ev_ts: list[int] = ts.astype("int64").tolist()
         self._ev_sym: list[int] = sym.astype("int64").tolist()
         self._ev_bid: list[float] = bid.tolist()
@@ -235,6 +245,11 @@ class ReplaySource:
         self._ev_last: list[float] = last.tolist()
         self._ev_bv: list[float] = bv.tolist()
         self._ev_qv: list[float] = qv.tolist()
+
+    def _shift_to(self, now: float) -> None:
+        """A whole number of intervals, so candles stay aligned; first replayed tick >= now."""
+        align = self._align_ms
+        self.offset_ms = -(-(int(now * 1000) - self._first_ms) // align) * align
 
     def _candle_ticks(self, k: int, rows: np.ndarray, n_hist: int) -> tuple[np.ndarray, ...]:
         """Four ticks per replayed candle, with the 24h rolling volume as the exchange reports it."""
@@ -270,6 +285,13 @@ class ReplaySource:
 
     async def run(self, publisher: Publisher, stop: asyncio.Event) -> None:
         publisher.set_status(STATUS_CONNECTED, None, 0)
+        wait_for_subscriber = getattr(publisher, "wait_for_subscriber", None)
+        if self.wait_for_subscriber and wait_for_subscriber is not None:
+            log.info("replay %s: waiting for a tick subscriber before starting", self.path.name)
+            if not await wait_for_subscriber(stop):
+                return
+            # the clock starts now: re-place the first tick at or after this moment
+            self._shift_to(self._clock())
         ts, sym, bid, ask, last = self._ev_ts, self._ev_sym, self._ev_bid, self._ev_ask, self._ev_last
         bv, qv = self._ev_bv, self._ev_qv
         names = self.symbols
@@ -277,12 +299,12 @@ class ReplaySource:
         clock = self._clock
         n = len(ts)
         passes = 0
+        since_yield = 0
+        pace = 1.0 / (1000.0 * self.speed) if self.speed > 0 else 0.0
         while not stop.is_set():
             shift = self.offset_ms + passes * self.span_ms
             first = ts[0]
             wall0 = clock()
-            pace = 1.0 / (1000.0 * self.speed) if self.speed > 0 else 0.0
-            since_yield = 0
             for i in range(n):
                 if pace:
                     delay = wall0 + (ts[i] - first) * pace - clock()
@@ -300,6 +322,7 @@ class ReplaySource:
             passes += 1
             if not self.loop:
                 break
+            await asyncio.sleep(0)  # a short file in a loop must not starve the event loop
         if stop.is_set():
             return
         log.info("replay %s finished: %d ticks published", self.path, n * passes)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from console.cli import _redact, default_db_path, main, serve
+from console.cli import _child_args, _redact, build_parser, default_db_path, main, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 SAFE_LIST = ROOT / "safe_list.yaml"
@@ -161,6 +161,39 @@ class TestConsoleOptions:
             main(["--demo", "--timeframe", "1minute"])
         assert exc.value.code == 2
         assert "timeframe '1minute' is not like" in capsys.readouterr().err
+
+    def test_replay_needs_a_file(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        run_dir = tmp_path / "run"
+        assert (
+            main(["--source", "replay", "--config", str(SAFE_LIST), "--run-dir", str(run_dir)]) == 2
+        )
+        assert "--source replay needs --replay-file PATH" in capsys.readouterr().err
+        assert not run_dir.exists()
+
+    def test_options_reach_the_children(self) -> None:
+        args = build_parser().parse_args(
+            [
+                "--demo",
+                "--seed",
+                "9",
+                "--rate",
+                "50",
+                "--timeframe",
+                "15s",
+                "--feed-arg=--hwm",
+                "--feed-arg=10",
+            ]
+        )
+        feed, engine = _child_args(args, "sim")
+        assert feed == ["--source", "sim", "--seed", "9", "--rate", "50.0", "--hwm", "10"]
+        assert engine == ["--timeframe", "15s"]
+        args = build_parser().parse_args(
+            ["--ws-url", "ws://127.0.0.1:9/ws", "--testnet", "--markets-file", "/m.json"]
+        )
+        feed, _ = _child_args(args, "binance")
+        assert feed == [
+            "--source", "binance", "--ws-url", "ws://127.0.0.1:9/ws", "--testnet", "--markets-file", "/m.json",
+        ]  # fmt: skip
 
     def test_default_db_follows_xdg_state_home(self) -> None:
         assert default_db_path({"HOME": "/home/ana"}) == Path(

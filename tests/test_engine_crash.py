@@ -98,7 +98,9 @@ def test_sigkill_restart_loses_nothing_and_duplicates_nothing() -> None:
                     recovered_checks += 1
                     with_positions += bool(before)
                 end = time.monotonic() + rng.uniform(1.5, 4.0)
-                while time.monotonic() < end:
+                # Every other kill waits (a few seconds at most) for an open position to recover.
+                want_open = kills % 2 == 1
+                while time.monotonic() < end or (want_open and not _db_state(s.db)[0] and time.monotonic() < end + 8):
                     got = sub.recv(0.05)
                     if got and got[0] == b"fill":
                         published[got[1]["fill_id"]] = got[1]

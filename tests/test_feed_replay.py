@@ -124,12 +124,13 @@ class TestCandleFiles:
             await src.history("SOL/USDT", 60, 10)
 
     async def test_speed_paces_the_replay(self, candles_csv: Path) -> None:
-        # warmup 25 leaves 5 candles of 60 s; at 600x each lasts 0.1 s, so >= 0.4 s in all.
-        src = ReplaySource(candles_csv, ["BTC/USDT"], speed=600.0, warmup=25)
+        src = ReplaySource(candles_csv, ["BTC/USDT"], speed=6000.0, warmup=15)
         started = time.monotonic()
         pub = await replay_all(src)
-        assert len(pub.ticks) == 20
-        assert time.monotonic() - started >= 0.45 * 0.9
+        elapsed = time.monotonic() - started
+        assert len(pub.ticks) == 4 * 15
+        file_span_s = (pub.ticks[-1][1] - pub.ticks[0][1]) / 1000  # 14 min 54 s of candles
+        assert elapsed >= file_span_s / 6000 * 0.95  # paced: ~0.15 s, not as fast as possible
 
     async def test_loop_keeps_time_moving_forward(self, candles_csv: Path) -> None:
         src = ReplaySource(candles_csv, ["BTC/USDT"], speed=0, loop=True, warmup=10)

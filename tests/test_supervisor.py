@@ -31,7 +31,6 @@ from console.rundir import (
 from console.supervisor import BACKOFF_S, ChildSpec, Supervisor, backoff_delay
 
 ROOT = Path(__file__).resolve().parent.parent
-FAKE = str(ROOT / "tests" / "fake_child.py")
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -167,11 +166,16 @@ class TestRunDir:
 
 
 # -- supervisor -----------------------------------------------------------------------------
-def fake_spec(d: Path, name: str, *extra: str) -> tuple[ChildSpec, Endpoints]:
+def feed_spec(d: Path) -> tuple[ChildSpec, Endpoints]:
+    """The real feed on a simulated market, on ipc sockets in ``d``."""
     eps = Endpoints.ipc(d)
-    pub = eps.feed_pub if name == "feed" else eps.engine_pub
-    argv = [sys.executable, FAKE, "--kind", name, "--pub", pub, *extra]
-    return ChildSpec(name, argv, d / f"{name}.log"), eps
+    log_file = d / "feed.log"
+    argv = [
+        sys.executable, "-m", "feed", "--source", "sim", "--symbols", "BTC/USDT", "--seed", "3",
+        "--pub", eps.feed_pub, "--rep", eps.feed_rep, "--log-file", str(log_file),
+    ]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return ChildSpec("feed", argv, log_file, env), eps
 
 
 def test_backoff_schedule() -> None:
@@ -180,7 +184,7 @@ def test_backoff_schedule() -> None:
 
 
 async def test_killed_child_is_restarted_with_backoff_and_reported(short_dir: Path) -> None:
-    spec, eps = fake_spec(short_dir, "feed")
+    spec, eps = feed_spec(short_dir)
     model = Recorder()
     bridge = Bridge(eps, model)
     bridge.start()
@@ -228,23 +232,41 @@ async def test_killed_child_is_restarted_with_backoff_and_reported(short_dir: Pa
 
 
 async def test_silent_child_is_killed_and_restarted(short_dir: Path) -> None:
-    spec, eps = fake_spec(short_dir, "engine", "--silent-after", "0.6")
+    """A stopped (SIGSTOP) feed still runs but beats no more: it is killed and restarted."""
+    spec, eps = feed_spec(short_dir)
     model = Recorder()
     bridge = Bridge(eps, model)
     bridge.start()
-    sup = Supervisor([spec], model, last_beat=bridge.last_beat.get, silent_after_s=1.0)
+    sup = Supervisor([spec], model, last_beat=bridge.last_beat.get, silent_after_s=2.5)
     try:
         await sup.start()
-        await until(lambda: sup.state("engine") == "running", what="first beat")
-        first = sup.pid("engine")
-        await until(lambda: sup.state("engine") == "restarting", what="silence noticed")
-        assert first is not None and not alive(first)  # killed, not left running mute
-        why = [f.get("message", "") for f in model.states("engine") if f["state"] == "restarting"]
-        assert why[0].startswith("no heartbeat for")
-        await until(lambda: sup.state("engine") == "running" and sup.pid("engine") != first)
+        await until(lambda: sup.state("feed") == "running", what="first beat")
+        first = sup.pid("feed")
+        assert first is not None
+        os.kill(first, signal.SIGSTOP)
+        await until(lambda: sup.state("feed") == "restarting", what="silence noticed")
+        assert not alive(first)  # killed, not left running mute
+        why = [f.get("message", "") for f in model.states("feed") if f["state"] == "restarting"]
+        assert why[0].startswith("no heartbeat for") and why[0].endswith("restarting in 1 s")
+        await until(lambda: sup.state("feed") == "running" and sup.pid("feed") != first)
     finally:
         await sup.stop()
         await bridge.stop()
+
+
+async def test_exit_reason_comes_from_the_log(short_dir: Path) -> None:
+    """A child that fails at start shows its last log line, so the operator sees why."""
+    log_file = short_dir / "engine.log"
+    argv = [sys.executable, "-c", "import sys; print('store file is damaged'); sys.exit(2)"]
+    model = Recorder()
+    sup = Supervisor([ChildSpec("engine", argv, log_file)], model)
+    try:
+        await sup.start()
+        await until(lambda: sup.state("engine") == "restarting", what="the failed start")
+        msg = model.children["engine"].message
+        assert msg == "exited with code 2: store file is damaged; restarting in 1 s"
+    finally:
+        await sup.stop()
 
 
 async def test_backoff_resets_after_a_healthy_minute(short_dir: Path) -> None:
@@ -279,10 +301,10 @@ async def test_backoff_resets_after_a_healthy_minute(short_dir: Path) -> None:
 
 
 async def test_stop_kills_a_stopped_child_within_the_deadline(short_dir: Path) -> None:
-    spec, _ = fake_spec(short_dir, "engine")
+    spec, _ = feed_spec(short_dir)
     sup = Supervisor([spec], Recorder())
-    sup.spawn("engine")
-    pid = sup.pid("engine")
+    sup.spawn("feed")
+    pid = sup.pid("feed")
     assert pid is not None
     await asyncio.sleep(0.3)
     os.kill(pid, signal.SIGSTOP)

@@ -123,13 +123,27 @@ class Demo:
         stray = ""
         while time.monotonic() < deadline:
             left = {p for p in ours if alive(p)}
-            stray = subprocess.run(
-                ["pgrep", "-f", run_dir], capture_output=True, text=True
-            ).stdout.strip()
+            stray = processes_naming(run_dir)
             if not left and not stray:
                 return
             time.sleep(0.1)
         raise AssertionError(f"left running: pids {sorted(left)}; pgrep -f {run_dir}: {stray!r}")
+
+
+def processes_naming(text: str) -> str:
+    """``pgrep -f TEXT`` (or the same scan of /proc where pgrep is missing), minus ourselves."""
+    if shutil.which("pgrep"):
+        out = subprocess.run(["pgrep", "-f", text], capture_output=True, text=True).stdout.split()
+    else:
+        out = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    if text.encode() in (d / "cmdline").read_bytes():
+                        out.append(d.name)
+                except OSError:
+                    pass
+    return " ".join(p for p in out if int(p) != os.getpid() and alive(int(p)))
 
 
 def prices(screen: str) -> dict[str, float]:

@@ -157,8 +157,10 @@ class MainScreen(Screen[None]):
         n = len(self.model.symbols)
         if not n:
             return
-        step = rows * self.columns + cols
-        self.select(max(0, min(n - 1, self.selected_index + step)))
+        target = self.selected_index + rows * self.columns + cols
+        if rows and not 0 <= target < n:
+            return  # no pane above the top row or below the bottom one: stay
+        self.select(max(0, min(n - 1, target)))
 
     def action_cycle(self, step: int) -> None:
         n = len(self.model.symbols)

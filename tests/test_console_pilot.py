@@ -1,0 +1,698 @@
+"""Behaviour of the console app driven by Textual's Pilot: every key, its confirm flow and the
+ack the operator sees, navigation, the detail and help screens, both layouts, the model's
+handling of bad input, and the orderly exit. The backend is the FakeBackend; the clock is frozen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+
+import console.app as console_app
+from console.app import MultiparApp, make_app
+from console.model import Ack, Backend, ConsoleModel
+from console.screens.confirm import ConfirmScreen
+from console.screens.detail import PairDetailScreen
+from console.screens.help import HelpScreen
+from console.screens.main import MainScreen
+from tests.console_fakes import (
+    FROZEN_MS,
+    FakeBackend,
+    FrozenClock,
+    btc_state,
+    eth_state,
+    make_safe_list,
+    pair_map,
+    portfolio_map,
+    screen_text,
+    sol_state,
+)
+
+WIDE = (160, 48)
+SMALL = (80, 24)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def build(backend: FakeBackend, clock: FrozenClock | None = None, **kw: object) -> MultiparApp:
+    app = make_app(backend, make_safe_list(), clock=clock or FrozenClock(), **kw)  # type: ignore[arg-type]
+    app.animation_level = "none"
+    return app
+
+
+async def wait_for(pilot: Pilot[None], cond: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """Let the app run until ``cond()`` holds; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def ready(pilot: Pilot[None], backend: FakeBackend) -> MultiparApp:
+    """Wait for the backend to have delivered the board, then paint it."""
+    app = pilot.app
+    assert isinstance(app, MultiparApp)
+    await wait_for(pilot, backend.started.is_set, "backend.start")
+    app.repaint_now()
+    await pilot.pause()
+    return app
+
+
+def events(app: MultiparApp) -> list[str]:
+    return [e.text for e in app.model.events]
+
+
+def notifications(app: MultiparApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def wait_ack(pilot: Pilot[None], app: MultiparApp, prefix: str) -> str:
+    """The event line of the ack that starts with ``prefix``; it must carry elapsed ms."""
+    await wait_for(pilot, lambda: any(t.startswith(prefix) for t in events(app)), f"ack {prefix!r}")
+    line = next(t for t in events(app) if t.startswith(prefix))
+    assert re.search(r"\(\d+ ms\)$", line), line
+    assert line in notifications(app), "the ack must also be shown as a notification"
+    return line
+
+
+def pane_text(app: MultiparApp, symbol: str) -> str:
+    return app.main.panes[symbol].text()
+
+
+# ---------------------------------------------------------------------- board and layout
+
+
+async def test_three_panes_from_injected_state() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        assert isinstance(backend, Backend)
+        assert backend.starts == 1
+        assert list(app.main.panes) == ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+        btc, eth, sol = (pane_text(app, s) for s in app.main.panes)
+        assert "ACTIVE" in btc and "LONG 0.0137" in btc and "BUY 72%" in btc
+        assert "PAUSED" in eth and "REJECTED" in eth and "correlated positions 2" in eth
+        assert "STALE" in sol and "flat" in sol
+        text = screen_text(app)
+        assert "PAPER" in text and "Equity 10,00" in text and "UTC 22:13:20" in text
+        assert "✗ REJECTED" in text and "confidence 0.41 < min 0.60" in text
+        assert "Exposure" in text and "Correlated" in text and "0.86" in text
+        # full panes: quote + sparkline + stats shown, the compact row hidden
+        pane = app.main.panes["BTC/USDT"]
+        assert pane.quote.display and pane.spark.display and not pane.row.display
+        assert pane.outer_size.height == 13
+
+
+async def test_compact_layout_at_80x24_is_one_row_per_pair() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        assert app.main.compact
+        for sym, pane in app.main.panes.items():
+            assert pane.outer_size.height == 1
+            assert pane.row.display and not pane.quote.display and not pane.spark.display
+            row = pane_text(app, sym)
+            assert sym in row
+        assert re.search(r"BTC/USDT\s+36,\d{3}\.\d\d\s+\+1\.23%\s+ACTIVE\s+56\.4\s+LONG 0\.0137\s+\+\d", pane_text(app, "BTC/USDT"))
+        assert "PAUSED" in pane_text(app, "ETH/USDT")
+        assert "STALE" in pane_text(app, "SOL/USDT") and "flat" in pane_text(app, "SOL/USDT")
+        lines = screen_text(app).splitlines()
+        assert len(lines) == 24 and all(len(line) <= 80 for line in lines)
+        assert any("PAIR" in line and "uPnL" in line for line in lines)
+        assert any("^k KILL" in line for line in lines), "the kill key must be visible at 80 columns"
+
+
+async def test_layout_switches_on_resize() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        assert app.main.compact
+        await pilot.resize_terminal(*WIDE)
+        await wait_for(pilot, lambda: not app.main.compact, "the full layout")
+        await pilot.pause()
+        assert app.main.panes["BTC/USDT"].outer_size.height == 13
+        assert app.main.columns == 3
+
+
+async def test_timer_repaints_ingested_state_without_help() -> None:
+    """Ingest only marks dirty; the 12 Hz timer must pick it up on its own."""
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        app.model.apply_pair(btc_state(last=41_234.56, mode="REDUCING"))
+        assert "BTC/USDT" in app.model.dirty
+        await wait_for(pilot, lambda: "41,234.56" in screen_text(app), "the new price on screen")
+        assert "REDUCING" in pane_text(app, "BTC/USDT")
+
+
+# ---------------------------------------------------------------------- pause / resume
+
+
+async def test_pause_sends_command_shows_ack_and_paused_after_state() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        assert app.selected_symbol == "BTC/USDT"
+        await pilot.press("p")
+        await wait_for(pilot, lambda: backend.commands, "the pause command")
+        assert backend.commands == [("pause", "BTC/USDT")]
+        line = await wait_ack(pilot, app, "pause BTC/USDT: ok")
+        assert "pause BTC/USDT done" in line
+        app.model.apply_pair(btc_state(mode="PAUSED"))  # what the engine publishes next
+        app.repaint_now()
+        await pilot.pause()
+        assert "PAUSED" in pane_text(app, "BTC/USDT")
+        assert "ACTIVE" not in pane_text(app, "BTC/USDT")
+
+
+async def test_resume_on_a_paused_pair() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("right")
+        assert app.selected_symbol == "ETH/USDT"
+        await pilot.press("p")
+        await wait_ack(pilot, app, "resume ETH/USDT: ok")
+        assert backend.commands == [("resume", "ETH/USDT")]
+
+
+async def test_ack_modes_show_at_once() -> None:
+    backend = FakeBackend(acks={"pause": Ack("pause", True, "paused", 3.0, modes={"BTC/USDT": "PAUSED"})})
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("p")
+        await wait_ack(pilot, app, "pause BTC/USDT: ok")
+        app.repaint_now()
+        await pilot.pause()
+        assert "PAUSED" in pane_text(app, "BTC/USDT")
+
+
+async def test_failed_command_is_shown_as_failure() -> None:
+    backend = FakeBackend(acks={"pause": Ack("pause", False, "engine refused: unknown pair", 4.0)})
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("p")
+        line = await wait_ack(pilot, app, "pause BTC/USDT: FAILED")
+        assert "engine refused" in line
+        assert app.model.events[-1].level == "error"
+
+
+async def test_unanswered_command_fails_within_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(console_app, "COMMAND_TIMEOUT_S", 0.3)
+    backend = FakeBackend(hang=True)
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        t0 = time.monotonic()
+        await pilot.press("p")
+        line = await wait_ack(pilot, app, "pause BTC/USDT: FAILED")
+        assert "no ack within 300 ms" in line
+        assert time.monotonic() - t0 < 5.0
+
+
+async def test_pause_is_disabled_on_a_halted_pair() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        app.model.apply_pair(btc_state(mode="HALTED"))
+        app.repaint_now()
+        await pilot.pause()
+        assert app.screen.active_bindings["p"].enabled is False
+        await pilot.press("p")
+        await pilot.pause(0.1)
+        assert backend.commands == []
+
+
+# ---------------------------------------------------------------------- flatten
+
+
+async def test_flatten_confirm_yes_sends_flatten() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("f")
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "flatten"
+        assert "Flatten BTC/USDT?" in screen_text(app)
+        assert backend.commands == []
+        await pilot.press("y")
+        await wait_ack(pilot, app, "flatten BTC/USDT: ok")
+        assert backend.commands == [("flatten", "BTC/USDT")]
+        assert isinstance(app.screen, MainScreen)
+
+
+@pytest.mark.parametrize("key", ["n", "escape", "enter", "space", "x", "tab"])
+async def test_flatten_anything_but_y_cancels(key: str) -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("f")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press(key)
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen), "the dialog to close")
+        await pilot.pause(0.1)
+        assert backend.commands == []
+        assert any("Flatten BTC/USDT: cancelled" in t for t in events(app))
+
+
+async def test_flatten_is_disabled_on_a_flat_pair_and_the_footer_shows_it() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        assert app.screen.active_bindings["f"].enabled is True
+        await pilot.press("right", "right")
+        assert app.selected_symbol == "SOL/USDT"
+        await pilot.pause()
+        assert app.screen.active_bindings["f"].enabled is False
+        footer_keys = app.screen.query("FooterKey")
+        flatten = [k for k in footer_keys if k.action == "flatten"]
+        assert flatten and flatten[0].has_class("-disabled")
+        await pilot.press("f")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert backend.commands == []
+
+
+async def test_flatten_all_confirm_yes() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("F")
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "flatten_all"
+        assert "Flatten all 2 positions?" in screen_text(app)
+        await pilot.press("y")
+        await wait_ack(pilot, app, "flatten_all: ok")
+        assert backend.commands == [("flatten_all", None)]
+
+
+async def test_flatten_all_disabled_when_flat() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        app.model.apply_pair(btc_state(position=None))
+        app.model.apply_pair(eth_state(position=None))
+        app.repaint_now()
+        await pilot.pause()
+        assert app.screen.active_bindings["F"].enabled is False
+        await pilot.press("F")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+
+
+# ---------------------------------------------------------------------- kill switch
+
+
+async def test_kill_needs_ctrl_k_then_y() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("ctrl+k")
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "kill"
+        assert backend.kills == 0
+        assert "KILL SWITCH?" in screen_text(app)
+        await pilot.press("y")
+        line = await wait_ack(pilot, app, "KILL: ok")
+        assert "halted; 2 positions flattened" in line
+        assert backend.kills == 1
+        assert backend.commands == [], "the kill switch goes through Backend.kill, not command()"
+
+
+@pytest.mark.parametrize("key", ["n", "escape", "enter", "ctrl+k", "k", "Y"])
+async def test_ctrl_k_then_anything_but_y_does_not_kill(key: str) -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("ctrl+k", key)
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen), "the dialog to close")
+        await pilot.pause(0.1)
+        assert backend.kills == 0
+        assert not any(t.startswith(("KILL:", "KILL (", "KILL switch:")) for t in events(app))
+        assert "KILL SWITCH: cancelled" in events(app)
+
+
+async def test_kill_fallback_ack_is_shown() -> None:
+    backend = FakeBackend(hung_engine=True)
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("ctrl+k", "y")
+        line = await wait_ack(pilot, app, "KILL (fallback")
+        assert "console stopped the engine, flattened from the store" in line
+        assert "engine silent for 1000 ms" in line and "(1350 ms)" in line
+        assert app.model.events[-1].level == "warning"
+
+
+async def test_ctrl_k_over_another_dialog_replaces_it_with_the_kill_confirm() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("f")
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "flatten"
+        await pilot.press("ctrl+k")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "kill"
+        assert len(app.screen_stack) == 2, "the flatten dialog was cancelled, not stacked"
+        await pilot.press("y")
+        await wait_ack(pilot, app, "KILL: ok")
+        assert backend.commands == []
+
+
+async def test_kill_disabled_when_already_halted_and_flat() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        assert app.screen.active_bindings["ctrl+k"].enabled is True
+        for state in (btc_state, eth_state, sol_state):
+            app.model.apply_pair(state(mode="HALTED", position=None))
+        app.model.apply_portfolio(portfolio_map(halted=True))
+        app.repaint_now()
+        await pilot.pause()
+        assert app.screen.active_bindings["ctrl+k"].enabled is False
+        await pilot.press("ctrl+k")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+
+
+# ---------------------------------------------------------------------- re-arm
+
+
+async def test_rearm_after_halt_with_confirm() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        assert app.screen.active_bindings["r"].enabled is False
+        for state in (btc_state, eth_state, sol_state):
+            app.model.apply_pair(state(mode="HALTED", position=None))
+        app.model.apply_portfolio(portfolio_map(halted=True))
+        app.repaint_now()
+        await pilot.pause()
+        assert "HALTED" in screen_text(app)
+        assert app.screen.active_bindings["r"].enabled is True
+        await pilot.press("r")
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "rearm"
+        await pilot.press("y")
+        await wait_ack(pilot, app, "rearm: ok")
+        assert backend.commands == [("rearm", None)]
+
+
+async def test_rearm_when_not_halted_does_nothing() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert backend.commands == []
+
+
+# ---------------------------------------------------------------------- quit
+
+
+async def test_q_with_open_positions_warns_and_n_stays() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "quit"
+        assert "Quit with 2 open position(s)?" in screen_text(app)
+        await pilot.press("n")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, MainScreen)
+        assert app.is_running and backend.stops == 0
+
+
+async def test_q_with_open_positions_then_y_stops_and_exits() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("q", "y")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+    assert backend.stops == 1
+
+
+async def test_q_when_flat_quits_at_once_and_stops_the_backend() -> None:
+    backend = FakeBackend(board=False)
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        assert app.model.open_positions() == []
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+    assert backend.stops == 1
+
+
+async def test_shutdown_is_orderly_and_idempotent() -> None:
+    """What the CLI's SIGHUP/SIGTERM handler calls."""
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await asyncio.gather(app.shutdown(), app.shutdown())
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+    assert backend.stops == 1
+
+
+# ---------------------------------------------------------------------- navigation
+
+
+async def test_navigation_in_the_grid() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        seen = []
+        for key in ["right", "right", "right", "left", "tab", "tab", "shift+tab", "down", "up"]:
+            await pilot.press(key)
+            seen.append(app.selected_symbol)
+        assert seen == [
+            "ETH/USDT", "SOL/USDT", "SOL/USDT", "ETH/USDT", "SOL/USDT", "BTC/USDT", "SOL/USDT",
+            "SOL/USDT", "SOL/USDT",
+        ]  # fmt: skip
+        assert app.main.panes["SOL/USDT"].has_class("-selected")
+        assert not app.main.panes["BTC/USDT"].has_class("-selected")
+
+
+async def test_navigation_in_compact_rows() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        seen = []
+        for key in ["j", "j", "j", "k", "down", "up", "up"]:
+            await pilot.press(key)
+            seen.append(app.selected_symbol)
+        assert seen == ["ETH/USDT", "SOL/USDT", "SOL/USDT", "ETH/USDT", "SOL/USDT", "ETH/USDT", "BTC/USDT"]
+        await pilot.press("j")
+        app.repaint_now()
+        await pilot.pause()
+        assert pane_text(app, "ETH/USDT").startswith("▸ ETH/USDT")
+        assert not pane_text(app, "BTC/USDT").startswith("▸")
+
+
+async def test_selection_drives_the_pair_commands() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("j", "f", "y")
+        await wait_ack(pilot, app, "flatten ETH/USDT: ok")
+        assert backend.commands == [("flatten", "ETH/USDT")]
+
+
+# ---------------------------------------------------------------------- detail and help
+
+
+async def test_enter_opens_detail_escape_returns_and_kill_works_there() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("right", "enter")
+        assert isinstance(app.screen, PairDetailScreen) and app.screen.symbol == "ETH/USDT"
+        app.repaint_now()
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Decisions · ETH/USDT" in text and "correlated positions 2 >= max 2" in text
+        assert "BTC/USDT  open_long" not in text, "the detail shows this pair's decisions only"
+        assert "┤" in text, "the chart has a price axis"
+        await pilot.press("ctrl+k")
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "kill"
+        await pilot.press("y")
+        await wait_ack(pilot, app, "KILL: ok")
+        assert isinstance(app.screen, PairDetailScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+        assert backend.kills == 1
+
+
+async def test_detail_keys_act_on_its_pair() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("enter", "p")
+        await wait_ack(pilot, app, "pause BTC/USDT: ok")
+        assert isinstance(app.screen, PairDetailScreen)
+
+
+async def test_help_lists_every_key_and_kill_works_from_it() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        for needle in ["^k", "Kill switch", "Pause the selected pair", "Flatten every open position",
+                       "Re-arm", "Open the selected pair's detail", "↑, k", "tab", "ctrl+p", "esc"]:  # fmt: skip
+            assert needle in text, needle
+        await pilot.press("p")  # app keys do not leak through the help screen
+        await pilot.pause(0.1)
+        assert backend.commands == []
+        await pilot.press("ctrl+k")
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "kill"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen) and backend.kills == 0
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_command_palette_offers_the_actions() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in ["KILL switch", "Flatten all positions", "Flatten BTC/USDT", "Pause or resume BTC/USDT",
+                      "Re-arm after a halt", "Ping the engine", "Help: every key", "Select SOL/USDT"]:  # fmt: skip
+            assert title in titles, title
+        await pilot.press("ctrl+p")
+        await pilot.press(*"ping the engine")
+        await wait_for(pilot, lambda: "Ping the engine" in screen_text(app), "the palette hit")
+        await pilot.press("enter")
+        await wait_ack(pilot, app, "ping: ok")
+        assert backend.commands == [("ping", None)]
+
+
+# ---------------------------------------------------------------------- model and logging
+
+
+def test_model_counts_bad_input_and_never_crashes() -> None:
+    model = ConsoleModel(["BTC/USDT"], {"BTC/USDT": {"tier": "STABLE", "strategy": "momentum"}}, clock=FrozenClock())
+    model.apply_pair({"symbol": "DOGE/USDT"})
+    model.apply_pair({"symbol": 7})
+    model.apply_decision({"symbol": None})
+    model.apply_heartbeat("router", {})
+    model.set_child("engine", colour="red")
+    assert model.malformed == 5
+    assert "not in the safe list" in model.last_malformed or "no field" in model.last_malformed
+    bad = pair_map("BTC/USDT")
+    bad.update(last="abc", mode="WEIRD", tick_age_ms=None)
+    model.apply_pair(bad)
+    pv = model.pairs["BTC/USDT"]
+    assert pv.last is None and pv.mode == "ACTIVE" and model.malformed == 6
+    model.apply_pair({"symbol": "BTC/USDT", "closes": ["x", None, 1.0], "ind": "nope", "position": {"qty": "1"}})
+    assert pv.ind == {} and pv.position is None
+
+
+async def test_garbage_fields_render_as_dashes() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        app.model.apply_pair(
+            {
+                "symbol": "BTC/USDT",
+                "mode": "ACTIVE",
+                "closes": ["x", float("nan"), 1.0, 2.0],
+                "ind": {"rsi": "high", "atr": float("inf")},
+                "signal": {"type": "BUY", "confidence": "sure"},
+                "position": {"qty": 0.5, "entry": "?", "side": 3},
+                "decision": {"approved": "yes", "reasons": "no list"},
+            }
+        )
+        app.repaint_now()
+        await pilot.pause()
+        text = pane_text(app, "BTC/USDT")
+        assert "RSI —" in text and "LONG 0.5 @ —" in text
+
+
+def test_ingest_is_cheap() -> None:
+    """Not a benchmark: a loose bound that catches an accidental O(n) or a widget call."""
+    model = ConsoleModel(["BTC/USDT"], {}, clock=time.monotonic)
+    m = btc_state()
+    n = 20_000
+    t0 = time.perf_counter()
+    for _ in range(n):
+        model.apply_pair(m)
+    per_call_us = (time.perf_counter() - t0) / n * 1e6
+    assert per_call_us < 100, f"apply_pair costs {per_call_us:.1f} µs"
+    assert model.take_dirty() >= {"BTC/USDT"}
+    assert model.take_dirty() == set()
+
+
+async def test_events_go_to_the_log_file_not_the_screen(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log_path = tmp_path / "console.log"
+    backend = FakeBackend()
+    app = build(backend, log_path=log_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("p")
+        await wait_ack(pilot, app, "pause BTC/USDT: ok")
+    text = log_path.read_text()
+    assert "pause BTC/USDT: ok" in text and "engine running" in text
+    out = capsys.readouterr()
+    assert "pause BTC/USDT" not in out.out and "pause BTC/USDT" not in out.err
+
+
+def test_docs_keys_md_names_every_binding() -> None:
+    doc = (REPO / "docs" / "keys.md").read_text()
+    from textual.binding import Binding
+
+    for cls in (MultiparApp, MainScreen, PairDetailScreen, HelpScreen):
+        for b in cls.BINDINGS:
+            assert isinstance(b, Binding)
+            assert b.id and f"`{b.id}`" in doc, f"docs/keys.md lacks binding id {b.id}"
+            for key in b.key.split(","):
+                assert f"`{key}`" in doc, f"docs/keys.md lacks key {key} ({b.id})"
+
+
+def test_wire_builders_match_docs() -> None:
+    """The fakes feed the model what docs/wire.md promises, key for key."""
+    doc = (REPO / "docs" / "wire.md").read_text()
+    pair_keys = set(pair_map("BTC/USDT")) - {"v", "seq"}
+    for key in pair_keys:
+        assert f"`{key}`" in doc, key
+    assert set(portfolio_map()) - {"v", "seq"} == {
+        "capital", "cash", "equity", "realised", "unrealised", "fees", "daily_pnl", "exposure_used",
+        "exposure_max", "correlated_used", "correlated_max", "halted", "positions", "corr", "ts",
+    }  # fmt: skip
+    assert FROZEN_MS == 1_700_000_000_000
