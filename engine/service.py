@@ -64,7 +64,8 @@ HEARTBEAT_INTERVAL_S = 1.0
 EQUITY_SNAPSHOT_INTERVAL_S = 10.0
 SPARKLINE_CLOSES = 60
 MAX_TS_JUMP_MS = 6 * 3600 * 1000  # a tick this far past the last one is corrupt, not news
-DRAIN_BATCH = 1000  # messages read per socket per loop turn, so commands are never starved
+DRAIN_BATCH = 1000
+LATENCY_RING_MASK = 4095  # the last 4096 tick latencies feed the heartbeat's p50/p99  # messages read per socket per loop turn, so commands are never starved
 
 
 @dataclass(slots=True)
@@ -89,6 +90,7 @@ class PairState:
     last_base_volume: float = -1.0
     last_tick_mono: float = 0.0  # engine receive time (monotonic s); 0 = never
     last_te: int = 0
+    te_offset_ms: int = 0  # feed clock minus our clock at the latest tick (replays run in the past)
     expected_seq: int = 0  # next seq we expect; 0 = none seen yet
     ticks: int = 0
     gaps: int = 0  # messages missed according to sequence numbers
@@ -147,6 +149,8 @@ class EngineService:
                 mode=modes.get(sym, PairMode.ACTIVE),
             )
         self._topic_seq: dict[bytes, int] = {}
+        self._lat = [0] * (LATENCY_RING_MASK + 1)
+        self._lat_i = 0
         self.ticks_total = 0
         self.bad_total = 0
         self.unknown_symbols = 0
@@ -290,6 +294,10 @@ class EngineService:
                 log.info("%s - feed sequence restarted (%d after %d)", sym, tick.seq, exp - 1)
         ps.expected_seq = tick.seq + 1
         self.on_tick(ps, tick.ts_exchange, tick.bid, tick.ask, tick.last, tick.base_volume)
+        # Feed publish -> decision done, on one host's clock: what bench/ reports as latency.
+        i = self._lat_i
+        self._lat[i & LATENCY_RING_MASK] = time.time_ns() - tick.ts_recv
+        self._lat_i = i + 1
 
     def on_tick(self, ps: PairState, ts_ms: int, bid: float, ask: float, last: float, base_volume: float) -> None:
         """The per-tick path: O(1) except on candle close."""
@@ -301,6 +309,7 @@ class EngineService:
         ps.last_tick_mono = self.monotonic()
         if ts_ms > ps.last_te:
             ps.last_te = ts_ms
+            ps.te_offset_ms = ts_ms - int(self.clock() * 1000)
         dv = base_volume - ps.last_base_volume if ps.last_base_volume >= 0.0 else 0.0
         ps.last_base_volume = base_volume
         closed = ps.candles.on_tick(ts_ms, last, dv if dv > 0.0 else 0.0)
@@ -509,11 +518,12 @@ class EngineService:
         now = self.monotonic()
         if now - self._last_flush >= 0.5:
             self._last_flush = now
-            # Close candles whose interval ended with no tick, allowing 2 s for feed latency.
-            now_ms = int(self.clock() * 1000) - 2000
+            # Close candles whose interval ended with no tick, on the feed's clock (a replay runs
+            # in the past), allowing 2 s for feed latency.
+            wall_ms = int(self.clock() * 1000) - 2000
             for ps in self.pairs.values():
                 if ps.candles.forming is not None:
-                    for candle in ps.candles.flush_until(now_ms):
+                    for candle in ps.candles.flush_until(wall_ms + ps.te_offset_ms):
                         self.on_candle_close(ps, candle)
         for ps in self.pairs.values():
             since = now - ps.last_publish
@@ -570,9 +580,23 @@ class EngineService:
                 "bad": self.bad_total,
                 "decisions": self.decisions_total,
                 "mode_counts": counts,
+                "latency_us": self.latency_percentiles(),
                 "final": final,
             },
         )
+
+    def latency_percentiles(self) -> dict[str, float] | None:
+        """p50/p99/max of feed-publish -> tick-handled latency over the last 4096 ticks, in µs."""
+        n = min(self._lat_i, LATENCY_RING_MASK + 1)
+        if n == 0:
+            return None
+        xs = sorted(self._lat[:n])
+        return {
+            "n": n,
+            "p50": xs[n // 2] / 1000.0,
+            "p99": xs[min(n - 1, (n * 99) // 100)] / 1000.0,
+            "max": xs[-1] / 1000.0,
+        }
 
     def pair_map(self, ps: PairState, now: float) -> dict[str, Any]:
         pcfg = self.cfg.pair(ps.symbol)

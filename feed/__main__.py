@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--speed", type=_positive(float, allow_zero=True), default=1.0,
                         help="x real time; 0 = as fast as possible")
     replay.add_argument("--loop", action="store_true", help="start again at the end of the file")
+    replay.add_argument("--no-wait", action="store_true",
+                        help="start at once instead of waiting for the first tick subscriber")
     replay.add_argument("--warmup", type=_positive(int, allow_zero=True), default=500,
                         help="candles per symbol served as history and not replayed")
     binance = p.add_argument_group("binance")
@@ -162,7 +164,7 @@ def build_source(args: argparse.Namespace) -> Source:
         from feed.replay import ReplaySource
 
         return ReplaySource(args.replay_file, args.symbols, speed=args.speed, loop=args.loop,
-                            warmup=args.warmup)
+                            warmup=args.warmup, wait_for_subscriber=not args.no_wait)
     try:
         from feed.binance import BinanceSource
     except ImportError as exc:

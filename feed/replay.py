@@ -17,11 +17,16 @@ file's interval) and they are not replayed, so an engine warms up on exactly the
 precede the first replayed tick. A tick file has no candles before its first tick, so its
 ``history()`` is empty.
 
+Start: by default the replay waits for its first tick subscriber (the publisher sees XPUB
+subscriptions), so a fast replay is not over before the engine connects; ``wait_for_subscriber=
+False`` (CLI ``--no-wait``) starts at once.
+
 Time: every timestamp is shifted by one offset, a whole number of the file's intervals, that
-puts the first replayed candle at the next boundary at or after the start. Ticks therefore carry
-the file's clock (candles built from them line up with the file's), never behind the wall clock;
-at ``speed`` > 1 they run ahead of it. With ``loop`` the file starts again, shifted by its span,
-so time keeps moving forward.
+puts the first replayed candle at the next boundary at or after the moment streaming starts
+(history served before then is re-placed with it). Ticks therefore carry the file's clock
+(candles built from them line up with the file's), never behind the wall clock; at ``speed`` > 1
+they run ahead of it. With ``loop`` the file starts again, shifted by its span, so time keeps
+moving forward.
 """
 
 from __future__ import annotations
