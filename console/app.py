@@ -17,22 +17,31 @@ import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from textual.app import App, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
 from textual.worker import Worker
 
-from console.model import DIRTY_HEADER, Ack, Backend, ConsoleModel, PairView
+from console.model import (
+    DIRTY_EVENTS,
+    DIRTY_HEADER,
+    DIRTY_LOG,
+    DIRTY_PORTFOLIO,
+    Ack,
+    Backend,
+    ConsoleModel,
+    PairView,
+)
 from console.screens.confirm import ConfirmScreen
 from console.screens.detail import PairDetailScreen
 from console.screens.help import HelpScreen
 from console.screens.main import MainScreen
-from console.widgets.palette import DEFAULT_PALETTE, Palette, fmt_price, fmt_qty, fmt_usd
 from console.widgets.pair_pane import position_parts
+from console.widgets.palette import DEFAULT_PALETTE, Palette, fmt_price, fmt_qty, fmt_usd
 from console.widgets.portfolio import RiskCaps
 from engine.config import SafeList
 
@@ -57,7 +66,7 @@ class MultiparApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "multipar-console"
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         # Priority: the kill switch works from every screen, dialogs included.
         Binding(
             "ctrl+k",
@@ -228,6 +237,7 @@ class MultiparApp(App[None]):
     def _on_theme_changed(self, _theme: Theme) -> None:
         self.palette = Palette.from_variables(self.get_css_variables())
         self.model.dirty.update(self.model.symbols)
+        self.model.dirty.update((DIRTY_HEADER, DIRTY_PORTFOLIO, DIRTY_LOG, DIRTY_EVENTS))
         self.model.chart_dirty.update(self.model.symbols)
 
     # ------------------------------------------------------------------ painting

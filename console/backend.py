@@ -103,6 +103,7 @@ class ProcessBackend:
         self._started = False
         self._stopped = False
         self._stop_task: asyncio.Task[None] | None = None
+        self._engine_start: asyncio.Task[None] | None = None
 
     # -- child command lines -------------------------------------------------------------
     def feed_argv(self, extra: Sequence[str]) -> list[str]:
@@ -161,7 +162,9 @@ class ProcessBackend:
         self.supervisor.start_watching()
         # the engine asks the feed for warm-up history at start: give the feed a head start
         # without holding up the first paint
-        asyncio.get_running_loop().create_task(self._start_engine_after_feed(), name="start-engine")
+        self._engine_start = asyncio.get_running_loop().create_task(
+            self._start_engine_after_feed(), name="start-engine"
+        )  # kept: the loop holds tasks only weakly
 
     async def _start_engine_after_feed(self) -> None:
         assert self.bridge is not None and self.supervisor is not None

@@ -316,7 +316,10 @@ class Supervisor:
             if c.state == "restarting":
                 if c.next_restart_at is not None and now >= c.next_restart_at:
                     c.restarts += 1
-                    self.spawn(name)
+                    try:
+                        self.spawn(name)
+                    except (OSError, subprocess.SubprocessError) as exc:  # fork/exec failed
+                        self._schedule_restart(c, f"cannot start: {exc}", now)
                 else:
                     self._report(c)  # keeps the countdown on screen moving
                 continue

@@ -95,9 +95,9 @@ def load_markets_file(path: str | os.PathLike[str]) -> dict[str, Any] | list[dic
 class _GuardedBinance(ccxt.pro.binance):  # type: ignore[misc]
     """ccxt.pro binance that counts and drops frames its handlers would choke on.
 
-    Without this, one undecodable frame raises inside ccxt's receive callback and the
-    receive loop stops for good: the socket stays open and silent until the 6-minute
-    keepalive notices (measured on ccxt 4.5.90).
+    Without this, one undecodable frame raises inside ccxt's receive callback and the receive
+    loop stops for good: nothing more is read from the socket until ccxt's keepalive gives up
+    6 minutes later (keepAlive 180 s x 2 missed pongs; measured on ccxt 4.5.90).
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -197,7 +197,14 @@ class BinanceSource:
             self._set_rest_url(rest_url)
         self.markets_file = str(markets_file) if markets_file else None
         if markets_file:
-            self._install_markets(load_markets_file(markets_file))
+            markets = load_markets_file(markets_file)
+            try:
+                self._install_markets(markets)
+            except Exception as exc:  # ccxt raises KeyError/TypeError on a market missing fields
+                raise SourceConfigError(f"{markets_file}: not usable as Binance markets: {_one_line(exc)}") from None
+        per_socket = int(self._exchange.options.get("subscriptionLimitByStream", {}).get("spot", 200))
+        if len(self.symbols) > per_socket:  # ccxt would refuse the subscription on every retry
+            raise SourceConfigError(f"binance: {len(self.symbols)} symbols; one websocket carries at most {per_socket}")
 
         self.reconnects = 0
         self.published = 0

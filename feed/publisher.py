@@ -21,11 +21,11 @@ from typing import Any
 import zmq
 
 from feed.wire import (
+    RESERVED_PREFIX,
     STATUS_CONNECTED,
     STATUS_RECONNECTING,
     STATUS_STALE,
     STATUS_STOPPED,
-    RESERVED_PREFIX,
     TOPIC_HEARTBEAT,
     TOPIC_STATUS,
     Tick,
@@ -112,6 +112,8 @@ class TickPublisher:
         base_volume: float = 0.0,
         quote_volume: float = 0.0,
     ) -> None:
+        if self._closed:
+            return
         try:
             te = int(ts_exchange_ms)
             bid = float(bid)
@@ -132,6 +134,9 @@ class TickPublisher:
             quote_volume = 0.0
         topic = self._topics.get(symbol)
         if topic is None:
+            if type(symbol) is not str or not symbol or symbol.startswith("_"):
+                self._reject(str(symbol), "not a symbol (empty, or a reserved _topic)")
+                return
             topic = self._topics[symbol] = symbol.encode()
             if symbol not in self.messages_sent:
                 self.messages_sent[symbol] = 0

@@ -424,12 +424,15 @@ class BinanceServer:
     async def drop_connections(self, abrupt: bool = False) -> int:
         """Close every websocket: a close frame (1001 going away) or, ``abrupt``, a TCP reset."""
         conns = list(self.connections)
-        for c in conns:
+
+        async def close(c: Connection) -> None:
             if abrupt and c.transport is not None:
                 c.transport.abort()
             else:
                 with contextlib.suppress(Exception):
                     await c.ws.close(code=1001, message=b"server going away")
+
+        await asyncio.gather(*(close(c) for c in conns))
         self.connections.difference_update(conns)
         return len(conns)
 

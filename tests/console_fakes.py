@@ -68,7 +68,9 @@ def make_safe_list(pairs: tuple[tuple[str, Tier, str, float], ...] = PAIRS) -> S
         )
         for sym, tier, strategy, cap in pairs
     }
-    return SafeList.model_construct(version=1, portfolio=portfolio, engine=EngineConfig(), pairs=built)
+    return SafeList.model_construct(
+        version=1, portfolio=portfolio, engine=EngineConfig(), pairs=built
+    )
 
 
 # ---------------------------------------------------------------------- wire maps
@@ -77,7 +79,7 @@ def make_safe_list(pairs: tuple[tuple[str, Tier, str, float], ...] = PAIRS) -> S
 def closes_for(symbol: str, n: int = 61) -> list[float]:
     """A deterministic, realistic-looking close series (no randomness)."""
     base = BASE_PRICE.get(symbol, 100.0)
-    k = sum(map(ord, symbol)) % 7 + 1
+    k = sum((i + 1) * ord(c) for i, c in enumerate(symbol)) % 7 + 1
     out = []
     for i in range(n):
         x = i / n
@@ -96,7 +98,13 @@ def _next_seq(topic: str) -> int:
 
 
 def position_map(
-    symbol: str, qty: float, entry: float, last: float, *, stop: float | None = None, tp: float | None = None
+    symbol: str,
+    qty: float,
+    entry: float,
+    last: float,
+    *,
+    stop: float | None = None,
+    tp: float | None = None,
 ) -> dict[str, Any]:
     unreal = qty * (last - entry)
     return {
@@ -164,7 +172,9 @@ def pair_map(
     }
 
 
-def signal_map(kind: str = "BUY", confidence: float = 0.72, entry: float = 100.0, reasoning: str = "") -> dict[str, Any]:
+def signal_map(
+    kind: str = "BUY", confidence: float = 0.72, entry: float = 100.0, reasoning: str = ""
+) -> dict[str, Any]:
     return {
         "type": kind,
         "confidence": confidence,
@@ -187,7 +197,11 @@ def portfolio_map(
     symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT", "SOL/USDT"),
 ) -> dict[str, Any]:
     """One ``portfolio`` message with a fixed correlation matrix."""
-    fixed = {("BTC/USDT", "ETH/USDT"): 0.86, ("BTC/USDT", "SOL/USDT"): 0.42, ("ETH/USDT", "SOL/USDT"): 0.51}
+    fixed = {
+        ("BTC/USDT", "ETH/USDT"): 0.86,
+        ("BTC/USDT", "SOL/USDT"): 0.42,
+        ("ETH/USDT", "SOL/USDT"): 0.51,
+    }
     matrix: list[list[float | None]] = []
     for a in symbols:
         row: list[float | None] = []
@@ -199,7 +213,7 @@ def portfolio_map(
         "seq": _next_seq("portfolio"),
         "capital": 10_000.0,
         "cash": round(10_000.0 - exposure_used, 2),
-        "equity": round(10_000.0 + unrealised + daily_pnl - unrealised, 2) if daily_pnl else round(10_000.0 + unrealised, 2),
+        "equity": round(10_000.0 + 1.2 - 0.99 + unrealised, 2),
         "realised": 1.2,
         "unrealised": unrealised,
         "fees": 0.99,
@@ -247,7 +261,13 @@ def decision_map(
     }
 
 
-def fill_map(symbol: str, side: str = "buy", qty: float = 0.0137, price: float = 36_512.3, reason: str = "signal") -> dict[str, Any]:
+def fill_map(
+    symbol: str,
+    side: str = "buy",
+    qty: float = 0.0137,
+    price: float = 36_512.3,
+    reason: str = "signal",
+) -> dict[str, Any]:
     return {
         "v": 1,
         "seq": _next_seq("fill"),
@@ -263,7 +283,9 @@ def fill_map(symbol: str, side: str = "buy", qty: float = 0.0137, price: float =
     }
 
 
-def feed_status_map(state: str = "connected", reconnects: int = 0, last_error: str | None = None) -> dict[str, Any]:
+def feed_status_map(
+    state: str = "connected", reconnects: int = 0, last_error: str | None = None
+) -> dict[str, Any]:
     return {
         "v": 1,
         "seq": _next_seq("_status"),
@@ -277,7 +299,13 @@ def feed_status_map(state: str = "connected", reconnects: int = 0, last_error: s
 
 
 def heartbeat_map(kind: str, pid: int) -> dict[str, Any]:
-    m: dict[str, Any] = {"v": 1, "seq": _next_seq(f"_hb:{kind}"), "kind": kind, "pid": pid, "ts": FROZEN_NS}
+    m: dict[str, Any] = {
+        "v": 1,
+        "seq": _next_seq(f"_hb:{kind}"),
+        "kind": kind,
+        "pid": pid,
+        "ts": FROZEN_NS,
+    }
     if kind == "feed":
         m.update(source="sim", published=123_456)
     else:
@@ -297,8 +325,8 @@ def meta_of(symbol: str) -> dict[str, str]:
 
 BTC_ENTRY = 36_420.0
 ETH_ENTRY = 2_041.5
-BTC_QTY = 0.0137
-ETH_QTY = 0.24
+BTC_QTY = 0.0082
+ETH_QTY = 0.146
 
 
 def btc_state(**overrides: Any) -> dict[str, Any]:
@@ -308,7 +336,12 @@ def btc_state(**overrides: Any) -> dict[str, Any]:
         change_pct=1.23,
         position=position_map("BTC/USDT", BTC_QTY, BTC_ENTRY, last),
         signal=signal_map("BUY", 0.72, BTC_ENTRY),
-        decision={"approved": True, "action": "open_long", "reasons": [], "ts": FROZEN_MS - 120_000},
+        decision={
+            "approved": True,
+            "action": "open_long",
+            "reasons": [],
+            "ts": FROZEN_MS - 120_000,
+        },
         **meta_of("BTC/USDT"),
     )
     kw.update(overrides)
@@ -363,9 +396,19 @@ def apply_board(model: ConsoleModel) -> None:
     upnl = round(BTC_QTY * (btc_last - BTC_ENTRY) + ETH_QTY * (eth_last - ETH_ENTRY), 2)
     exposure = round(BTC_QTY * btc_last + ETH_QTY * eth_last, 2)
     model.apply_portfolio(
-        portfolio_map(exposure_used=exposure, positions=2, correlated_used=2, unrealised=upnl, daily_pnl=upnl + 1.2)
+        portfolio_map(
+            exposure_used=exposure,
+            positions=2,
+            correlated_used=2,
+            unrealised=upnl,
+            daily_pnl=upnl + 1.2,
+        )
     )
-    model.apply_decision(decision_map("BTC/USDT", approved=True, ts_ms=FROZEN_MS - 120_000, price=BTC_ENTRY))
+    model.apply_decision(
+        decision_map(
+            "BTC/USDT", approved=True, ts_ms=FROZEN_MS - 120_000, price=BTC_ENTRY, qty=BTC_QTY
+        )
+    )
     model.apply_decision(
         decision_map(
             "ETH/USDT",
@@ -382,7 +425,10 @@ def apply_board(model: ConsoleModel) -> None:
             ts_ms=FROZEN_MS - 30_000,
             price=56.41,
             confidence=0.41,
-            reasons=(("min_confidence", "confidence 0.41 < min 0.60"), ("stale", "no tick for 14.8 s")),
+            reasons=(
+                ("min_confidence", "confidence 0.41 < min 0.60"),
+                ("stale", "no tick for 14.8 s"),
+            ),
         )
     )
 
@@ -467,5 +513,7 @@ def screen_text(app: Any) -> str:
         legacy_windows=False,
         safe_box=False,
     )
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    console.print(
+        app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
+    )
     return console.export_text(styles=False)

@@ -359,10 +359,15 @@ def test_bad_configuration_is_one_line_errors(tmp_path: Path) -> None:
     bad.write_text('["BTC/USDT"]')
     with pytest.raises(SourceConfigError, match="exchangeInfo"):
         BinanceSource(PAIRS, markets_file=bad)
+    bad.write_text('{"BTC/USDT": {"id": "BTCUSDT", "symbol": "BTC/USDT"}}')
+    with pytest.raises(SourceConfigError, match="not usable as Binance markets"):
+        BinanceSource(PAIRS, markets_file=bad)
     with pytest.raises(SourceConfigError, match="cannot read"):
         BinanceSource(PAIRS, markets_file=tmp_path / "missing.json")
     with pytest.raises(SourceConfigError, match="no symbols"):
         BinanceSource([])
+    with pytest.raises(SourceConfigError, match="at most 200"):
+        BinanceSource([f"C{i:03d}/USDT" for i in range(201)])
 
 
 # --------------------------------------------------------------------------- history

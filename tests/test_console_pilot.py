@@ -12,6 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+from rich.style import Style
+from rich.text import Text
 from textual.pilot import Pilot
 
 import console.app as console_app
@@ -45,7 +48,9 @@ def build(backend: FakeBackend, clock: FrozenClock | None = None, **kw: object) 
     return app
 
 
-async def wait_for(pilot: Pilot[None], cond: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+async def wait_for(
+    pilot: Pilot[None], cond: Callable[[], object], what: str, timeout: float = 10.0
+) -> None:
     """Let the app run until ``cond()`` holds; fail naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while not cond():
@@ -97,7 +102,7 @@ async def test_three_panes_from_injected_state() -> None:
         assert backend.starts == 1
         assert list(app.main.panes) == ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
         btc, eth, sol = (pane_text(app, s) for s in app.main.panes)
-        assert "ACTIVE" in btc and "LONG 0.0137" in btc and "BUY 72%" in btc
+        assert "ACTIVE" in btc and "LONG 0.0082" in btc and "BUY 72%" in btc
         assert "PAUSED" in eth and "REJECTED" in eth and "correlated positions 2" in eth
         assert "STALE" in sol and "flat" in sol
         text = screen_text(app)
@@ -121,13 +126,18 @@ async def test_compact_layout_at_80x24_is_one_row_per_pair() -> None:
             assert pane.row.display and not pane.quote.display and not pane.spark.display
             row = pane_text(app, sym)
             assert sym in row
-        assert re.search(r"BTC/USDT\s+36,\d{3}\.\d\d\s+\+1\.23%\s+ACTIVE\s+56\.4\s+LONG 0\.0137\s+\+\d", pane_text(app, "BTC/USDT"))
+        assert re.search(
+            r"BTC/USDT\s+36,\d{3}\.\d\d\s+\+1\.23%\s+ACTIVE\s+56\.4\s+LONG 0\.0082\s+\+\d",
+            pane_text(app, "BTC/USDT"),
+        )
         assert "PAUSED" in pane_text(app, "ETH/USDT")
         assert "STALE" in pane_text(app, "SOL/USDT") and "flat" in pane_text(app, "SOL/USDT")
         lines = screen_text(app).splitlines()
         assert len(lines) == 24 and all(len(line) <= 80 for line in lines)
         assert any("PAIR" in line and "uPnL" in line for line in lines)
-        assert any("^k KILL" in line for line in lines), "the kill key must be visible at 80 columns"
+        assert any("^k KILL" in line for line in lines), (
+            "the kill key must be visible at 80 columns"
+        )
 
 
 async def test_layout_switches_on_resize() -> None:
@@ -189,7 +199,9 @@ async def test_resume_on_a_paused_pair() -> None:
 
 
 async def test_ack_modes_show_at_once() -> None:
-    backend = FakeBackend(acks={"pause": Ack("pause", True, "paused", 3.0, modes={"BTC/USDT": "PAUSED"})})
+    backend = FakeBackend(
+        acks={"pause": Ack("pause", True, "paused", 3.0, modes={"BTC/USDT": "PAUSED"})}
+    )
     app = build(backend)
     async with app.run_test(size=SMALL) as pilot:
         await ready(pilot, backend)
@@ -508,7 +520,15 @@ async def test_navigation_in_compact_rows() -> None:
         for key in ["j", "j", "j", "k", "down", "up", "up"]:
             await pilot.press(key)
             seen.append(app.selected_symbol)
-        assert seen == ["ETH/USDT", "SOL/USDT", "SOL/USDT", "ETH/USDT", "SOL/USDT", "ETH/USDT", "BTC/USDT"]
+        assert seen == [
+            "ETH/USDT",
+            "SOL/USDT",
+            "SOL/USDT",
+            "ETH/USDT",
+            "SOL/USDT",
+            "ETH/USDT",
+            "BTC/USDT",
+        ]
         await pilot.press("j")
         app.repaint_now()
         await pilot.pause()
@@ -606,7 +626,9 @@ async def test_command_palette_offers_the_actions() -> None:
 
 
 def test_model_counts_bad_input_and_never_crashes() -> None:
-    model = ConsoleModel(["BTC/USDT"], {"BTC/USDT": {"tier": "STABLE", "strategy": "momentum"}}, clock=FrozenClock())
+    model = ConsoleModel(
+        ["BTC/USDT"], {"BTC/USDT": {"tier": "STABLE", "strategy": "momentum"}}, clock=FrozenClock()
+    )
     model.apply_pair({"symbol": "DOGE/USDT"})
     model.apply_pair({"symbol": 7})
     model.apply_decision({"symbol": None})
@@ -619,7 +641,9 @@ def test_model_counts_bad_input_and_never_crashes() -> None:
     model.apply_pair(bad)
     pv = model.pairs["BTC/USDT"]
     assert pv.last is None and pv.mode == "ACTIVE" and model.malformed == 6
-    model.apply_pair({"symbol": "BTC/USDT", "closes": ["x", None, 1.0], "ind": "nope", "position": {"qty": "1"}})
+    model.apply_pair(
+        {"symbol": "BTC/USDT", "closes": ["x", None, 1.0], "ind": "nope", "position": {"qty": "1"}}
+    )
     assert pv.ind == {} and pv.position is None
 
 
@@ -659,7 +683,9 @@ def test_ingest_is_cheap() -> None:
     assert model.take_dirty() == set()
 
 
-async def test_events_go_to_the_log_file_not_the_screen(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_events_go_to_the_log_file_not_the_screen(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     log_path = tmp_path / "console.log"
     backend = FakeBackend()
     app = build(backend, log_path=log_path)
@@ -696,3 +722,76 @@ def test_wire_builders_match_docs() -> None:
         "exposure_max", "correlated_used", "correlated_max", "halted", "positions", "corr", "ts",
     }  # fmt: skip
     assert FROZEN_MS == 1_700_000_000_000
+
+
+async def test_bindings_can_be_remapped_by_id() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        app.set_keymap({"pair.flatten": "x", "kill": "ctrl+t"})
+        await pilot.press("f")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        await pilot.press("x")
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "flatten"
+        await pilot.press("n", "ctrl+t")
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "kill"
+        await pilot.press("escape", "question_mark")
+        assert "ctrl+t" in screen_text(app) or "^t" in screen_text(app)
+
+
+def _style_at(text: Text, needle: str) -> Style:
+    """The combined style of the first character of ``needle`` in a rendered line."""
+    start = text.plain.index(needle)
+    return text.get_style_at_offset(Console(), start)
+
+
+async def test_header_shows_mode_feed_children_and_pnl() -> None:
+    clock = FrozenClock()
+    backend = FakeBackend(mode="LIVE")
+    app = build(backend, clock)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        header = app.main.header
+        line = header.render()
+        assert line.plain.startswith(" LIVE ")
+        assert _style_at(line, "LIVE").bgcolor == app.palette.badge_live.bgcolor  # red
+        assert "feed connected (sim, 0 reconnects)" in line.plain
+        assert "Day +4.40" in line.plain
+        assert _style_at(line, "+4.40").color == app.palette.up.color
+
+        m = app.model
+        m.set_child("engine", state="restarting", next_restart_s=4.0, restarts=1, message="no heartbeat")
+        m.set_child("feed", state="dead", message="exit code 1")
+        m.apply_feed_status(
+            {"state": "reconnecting", "source": "binance", "reconnects": 3, "last_error": "timeout"}
+        )
+        m.apply_portfolio(portfolio_map(daily_pnl=-12.5))
+        clock.advance(1.2)
+        line = header.render()
+        assert "engine restarting in 3s" in line.plain
+        assert "feed dead" in line.plain
+        assert "reconnecting (binance, 3 reconnects)" in line.plain
+        assert _style_at(line, "-12.50").color == app.palette.down.color
+        assert "feed reconnecting: timeout" in events(app)
+        assert "engine restarting: no heartbeat" in events(app)
+        assert "feed dead: exit code 1" in events(app)
+
+        m.set_child("engine", state="running", last_beat=clock() - 5.0)
+        assert "engine silent 5s" in header.render().plain
+
+
+async def test_stale_tick_age_is_red() -> None:
+    clock = FrozenClock()
+    backend = FakeBackend()
+    app = build(backend, clock)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        quote = app.main.panes["BTC/USDT"].quote
+        fresh = quote.render()
+        assert _style_at(fresh, "0.2s").color != app.palette.error.color
+        clock.advance(11.0)  # no message for longer than stale_after_s: the console ages it out
+        aged = quote.render()
+        assert "age 11s" in aged.plain and "STALE" in aged.plain
+        assert _style_at(aged, "11s").color == app.palette.error.color

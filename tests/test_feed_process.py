@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -285,3 +286,61 @@ class TestBadArguments:
         err = proc.stderr.decode()
         assert proc.returncode == 2, err
         assert len(err.strip().splitlines()) == 1, err
+
+
+class TestPublisher:
+    """TickPublisher in-process on a real socket: sequence numbers, validation, status, close."""
+
+    async def test_seq_validation_status_and_close(self, feed_ipc_dir: Path) -> None:
+        import asyncio
+
+        from feed.publisher import TickPublisher
+
+        endpoint = f"ipc://{feed_ipc_dir}/pub"
+        pub = TickPublisher(endpoint, "sim", symbols=["BTC/USDT", "ETH/USDT"])
+        sub = zmq.Context.instance().socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(endpoint)
+        stop = asyncio.Event()
+        housekeeping = asyncio.create_task(pub.run(stop))
+        try:
+            assert await asyncio.wait_for(pub.wait_for_subscriber(stop), DEADLINE_S)
+            pub.publish_tick("BTC/USDT", 1_000, 100.0, 100.5, 100.2, 1.0, 100.0)
+            pub.publish_tick("BTC/USDT", 1_001, math.nan, 100.5, 100.2)  # dropped, counted
+            pub.publish_tick("BTC/USDT", 1_002, 101.0, 100.5, 100.2)  # crossed: dropped
+            pub.publish_tick("BTC/USDT", 1_003, 100.0, 100.5, None)  # type: ignore[arg-type]
+            pub.publish_tick("_hb", 1_003, 100.0, 100.5, 100.2)  # a reserved topic is no symbol
+            pub.publish_tick("ETH/USDT", 1_004, 10, 11, 10)  # ints are fine
+            pub.publish_tick("BTC/USDT", 1_005, 100.0, 100.5, 100.4, math.inf, -1.0)  # bad volume zeroed
+            pub.set_status(STATUS_CONNECTED)
+            pub.set_status(STATUS_CONNECTED)  # no change: not republished
+            with pytest.raises(ValueError):
+                pub.set_status("sleeping")
+            pub.set_status("reconnecting", "socket closed", reconnects=1)
+            pub.close()
+            pub.publish_tick("BTC/USDT", 1_006, 100.0, 100.5, 100.4)  # after close: ignored
+            ticks: list[Any] = []
+            states: list[tuple[str, Any, Any]] = []
+            deadline = time.monotonic() + DEADLINE_S
+            while time.monotonic() < deadline and not (states and states[-1][0] == STATUS_STOPPED):
+                if not sub.poll(100):
+                    continue
+                topic, payload = sub.recv_multipart()
+                if topic == TOPIC_STATUS:
+                    m = decode_map(payload)
+                    states.append((m["state"], m["last_error"], m["reconnects"]))
+                elif topic != TOPIC_HEARTBEAT:
+                    ticks.append(decode_tick(topic, payload))
+        finally:
+            stop.set()
+            await asyncio.wait_for(housekeeping, 5)
+            sub.close(linger=0)
+        assert [(t.symbol, t.seq, t.ts_exchange) for t in ticks] == [
+            ("BTC/USDT", 1, 1_000), ("ETH/USDT", 1, 1_004), ("BTC/USDT", 2, 1_005)]
+        assert (ticks[2].base_volume, ticks[2].quote_volume) == (0.0, 0.0)
+        assert pub.rejected == 4 and pub.published == 3
+        assert pub.messages_sent == {"BTC/USDT": 2, "ETH/USDT": 1}
+        assert states[-3:] == [(STATUS_CONNECTED, None, 0), ("reconnecting", "socket closed", 1),
+                               (STATUS_STOPPED, "socket closed", 1)]
+        assert [s for s in states if s[0] == STATUS_CONNECTED].count((STATUS_CONNECTED, None, 0)) <= 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,7 @@ class TestCandleFiles:
         await asyncio.wait_for(task, 2.0)
         te = [t[1] for t in pub.ticks]
         assert len(te) >= 200  # more than two passes of 80 ticks
-        assert all(b > a for a, b in zip(te, te[1:], strict=False))
+        assert all(b > a for a, b in itertools.pairwise(te))
         assert pub.ticks[80][4] == pub.ticks[0][4]  # the second pass starts over
 
 

@@ -268,16 +268,25 @@ def test_demo_shows_live_prices_and_quits_clean(demo_factory, width: int, height
     demo.assert_nothing_left()
 
 
-def test_hangup_leaves_no_child(demo_factory) -> None:  # type: ignore[no-untyped-def]
-    """A dropped SSH session: tmux kill-session hangs up the console's terminal (SIGHUP)."""
+@pytest.mark.parametrize("how", ["hangup", "sigterm", "sigkill"])
+def test_no_child_outlives_the_console(demo_factory, how: str) -> None:  # type: ignore[no-untyped-def]
+    """hangup: a dropped SSH session (tmux kill-session hangs up the terminal: SIGHUP);
+    sigterm: a service manager stopping it; sigkill: no cleanup at all (PR_SET_PDEATHSIG)."""
     demo: Demo = demo_factory()
     demo.wait_started()
-    children = demo.all_our_pids()
-    assert len(children) == 3
-    demo.tmux.kill_session()
+    ours = demo.all_our_pids()
+    assert len(ours) == 3
+    console = int(demo.pids()["console"])  # type: ignore[call-overload]
+    if how == "hangup":
+        demo.tmux.kill_session()
+    else:
+        os.kill(console, signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
     demo.assert_nothing_left()
     log = (demo.run_dir() / "console.log").read_text()
-    assert "SIGHUP received: orderly shutdown" in log
+    if how != "sigkill":
+        name = "SIGHUP" if how == "hangup" else "SIGTERM"
+        assert f"{name} received: orderly shutdown" in log
+        assert "backend stopped" in log
 
 
 def test_p_pauses_the_selected_pair(demo_factory) -> None:  # type: ignore[no-untyped-def]

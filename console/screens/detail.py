@@ -8,14 +8,17 @@ repaint timer calls ``repaint()`` like the main screen's.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
+from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from console.model import DIRTY_HEADER, DIRTY_LOG, ConsoleModel
+from console.screens.main import MEDIUM_COLUMNS, PALETTE_HINT_COLUMNS
 from console.widgets.chart import CloseChart
 from console.widgets.header import StatusHeader
 from console.widgets.logs import DecisionLog
@@ -23,9 +26,14 @@ from console.widgets.pair_pane import PairQuote, PairStats
 
 
 class PairDetailScreen(Screen[None]):
-    """One pair in depth."""
+    """One pair in depth; below 120 columns the stats sit above the decisions."""
 
-    BINDINGS = [
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-narrow"),
+        (MEDIUM_COLUMNS, "-medium"),
+    ]
+
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="detail.back", tooltip="Back to the board"),
     ]
 
@@ -38,6 +46,7 @@ class PairDetailScreen(Screen[None]):
         self.header = StatusHeader(model, mode, wall, id="detail-header")
         self.quote = PairQuote(model, symbol, id="detail-quote")
         self.chart = CloseChart(model, symbol, id="detail-chart")
+        self.chart.border_title = f"{symbol} · candles from closes"
         self.stats = PairStats(model, symbol, id="detail-stats")
         self.decisions = DecisionLog(model, symbol, id="detail-decisions")
 
@@ -49,6 +58,9 @@ class PairDetailScreen(Screen[None]):
             yield self.stats
             yield self.decisions
         yield Footer()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.query_one(Footer).show_command_palette = event.size.width >= PALETTE_HINT_COLUMNS
 
     def repaint(self, dirty: set[str], charts: set[str] | None) -> None:
         if DIRTY_HEADER in dirty:

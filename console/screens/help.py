@@ -8,11 +8,12 @@ what the keys do. Escape, ``q`` or ``?`` close it; the kill switch still works f
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
@@ -50,7 +51,7 @@ def key_rows(
 class HelpScreen(ModalScreen[None]):
     """Every key and what it does."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "escape,q,question_mark", "close", "Close", id="help.close", tooltip="Close this help"
         ),

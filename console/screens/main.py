@@ -9,9 +9,11 @@ changed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
+from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -26,15 +28,23 @@ from console.widgets.portfolio import PortfolioBar, RiskCaps
 WIDE_COLUMNS = 156  # three panes side by side
 MEDIUM_COLUMNS = 120  # two panes side by side
 TALL_ROWS = 36
+PALETTE_HINT_COLUMNS = 100  # below this the footer drops "^p palette" so every key fits
 
 
 class MainScreen(Screen[None]):
     """Every pair at once, with the selected pane highlighted."""
 
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (MEDIUM_COLUMNS, "-medium"), (WIDE_COLUMNS, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL_ROWS, "-tall")]
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-narrow"),
+        (MEDIUM_COLUMNS, "-medium"),
+        (WIDE_COLUMNS, "-wide"),
+    ]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-short"),
+        (TALL_ROWS, "-tall"),
+    ]
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "up,k", "move(-1, 0)", "Up", show=False, id="nav.up", tooltip="Select the pane above"
         ),
@@ -119,6 +129,10 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.select(0)
+
+    def on_resize(self, event: events.Resize) -> None:
+        # at 80 columns the footer needs the palette hint's room for the quit key
+        self.query_one(Footer).show_command_palette = event.size.width >= PALETTE_HINT_COLUMNS
 
     # ------------------------------------------------------------------ selection
 

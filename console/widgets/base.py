@@ -21,7 +21,7 @@ class ModelWidget(Widget):
         model: ConsoleModel,
         symbol: str | None = None,
         *,
-        id: str | None = None,  # noqa: A002 - Textual's own name
+        id: str | None = None,
         classes: str | None = None,
     ) -> None:
         super().__init__(id=id, classes=classes)

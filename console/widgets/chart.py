@@ -8,9 +8,11 @@ tick: sparklines are the heaviest output over SSH.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 from rich.style import Style
 from rich.text import Text
+
 from console.widgets.base import ModelWidget
 from console.widgets.palette import DEFAULT_PALETTE, Palette, fmt_price, num, price_decimals
 
@@ -77,7 +79,7 @@ def close_chart(
         return round((v - lo) / span * halves)
 
     candles: list[tuple[int, int, Style]] = []
-    for prev, cur in zip(vals, vals[1:], strict=False):
+    for prev, cur in pairwise(vals):
         a, b = level(prev), level(cur)
         candles.append((min(a, b), max(a, b), palette.up if cur >= prev else palette.down))
     mid_row = height // 2

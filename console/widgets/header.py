@@ -58,7 +58,7 @@ class StatusHeader(ModelWidget):
         mode: str,
         wall: Callable[[], float],
         *,
-        id: str | None = None,  # noqa: A002
+        id: str | None = None,
     ) -> None:
         super().__init__(model, id=id, classes="status-header")
         self.mode = mode.upper()

@@ -88,8 +88,14 @@ class DecisionLog(ModelWidget):
             rows.reverse()
         else:
             rows = last_n(decisions, height - 1)  # type: ignore[assignment]
-        approved = sum(1 for d in decisions if d.approved and (self.symbol is None or d.symbol == self.symbol))
-        total = len(decisions) if self.symbol is None else sum(1 for d in decisions if d.symbol == self.symbol)
+        approved = sum(
+            1 for d in decisions if d.approved and (self.symbol is None or d.symbol == self.symbol)
+        )
+        total = (
+            len(decisions)
+            if self.symbol is None
+            else sum(1 for d in decisions if d.symbol == self.symbol)
+        )
         title.append(f"  approved {approved} · rejected {total - approved}", pal.muted)
         lines = [title]
         if not rows:
@@ -115,4 +121,3 @@ class EventLog(ModelWidget):
         for line in lines:
             line.truncate(width, overflow="ellipsis")
         return Text("\n").join(lines)
-

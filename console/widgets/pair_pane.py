@@ -22,13 +22,13 @@ from console.widgets.base import ModelWidget
 from console.widgets.chart import CloseSparkline
 from console.widgets.palette import (
     Palette,
+    badge_text,
     fmt_age,
     fmt_num,
     fmt_pct,
     fmt_price,
     fmt_qty,
     fmt_usd,
-    badge_text,
     num,
     pad_between,
     price_decimals,

@@ -52,7 +52,11 @@ class Palette:
             except Exception:
                 return Color.parse(fallback)
 
-        success, error, warning = fg("success", "#4EBF71"), fg("error", "#B93C5B"), fg("warning", "#FEA62B")
+        success, error, warning = (
+            fg("success", "#4EBF71"),
+            fg("error", "#B93C5B"),
+            fg("warning", "#FEA62B"),
+        )
         primary, foreground = fg("primary", "#0178D4"), fg("foreground", "#E0E0E0")
         muted = fg("foreground-muted", "#A0A0A0")
         dark = Color.parse("#000000").rich_color

@@ -45,7 +45,7 @@ def short_symbol(symbol: str) -> str:
 class PortfolioBar(ModelWidget):
     """Exposure and correlation gauges, account figures and the correlation matrix."""
 
-    def __init__(self, model: ConsoleModel, caps: RiskCaps, *, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, model: ConsoleModel, caps: RiskCaps, *, id: str | None = None) -> None:
         super().__init__(model, id=id, classes="portfolio-bar")
         self.caps = caps
 
@@ -121,7 +121,9 @@ class PortfolioBar(ModelWidget):
                 l2.append("waiting for correlations", pal.muted)
             for a, b, v in pairs:
                 l2.append(f"{short_symbol(a)}·{short_symbol(b)} ")
-                l2.append(f"{v:.2f}  ", pal.warn if abs(v) >= self.caps.corr_threshold else pal.text)
+                l2.append(
+                    f"{v:.2f}  ", pal.warn if abs(v) >= self.caps.corr_threshold else pal.text
+                )
             lines = [l1, l2][: max(1, height)]
             for line in lines:
                 line.truncate(width, overflow="ellipsis")
@@ -155,7 +157,9 @@ class PortfolioBar(ModelWidget):
         l3.append(str(pf.positions), Style(bold=True))
         left.append(l3)
         if pf.halted:
-            left.append(Text(" HALTED: kill switch engaged; press r to re-arm ", pal.badge("HALTED")))
+            left.append(
+                Text(" HALTED: kill switch engaged; press r to re-arm ", pal.badge("HALTED"))
+            )
         matrix = self._matrix(height)
         lines = []
         for i in range(height):
