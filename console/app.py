@@ -175,6 +175,8 @@ class MultiparApp(App[None]):
         )
 
     async def on_unmount(self) -> None:
+        if self._frame_timer is not None:
+            self._frame_timer.stop()
         await self._stop_backend()
         self._detach_log_file()
 
@@ -376,7 +378,8 @@ class MultiparApp(App[None]):
     def show_ack(self, label: str, ack: Ack, elapsed_ms: float) -> None:
         """Notification + event log line with the elapsed ms; modes applied at once."""
         verdict = "ok" if ack.ok else "FAILED"
-        text = f"{label}: {verdict} — {ack.message} ({elapsed_ms:.0f} ms)"
+        # elapsed before the message: a narrow log truncates the end, never the timing
+        text = f"{label}: {verdict} ({elapsed_ms:.0f} ms) — {ack.message}"
         if not ack.ok:
             level, severity = "error", "error"
         elif ack.fallback:
@@ -508,7 +511,8 @@ class MultiparApp(App[None]):
 
     async def action_quit(self) -> None:
         """q, ctrl+q and the palette's Quit: warn first when positions are open."""
-        self._cancel_open_confirm()
+        if self._cancel_open_confirm() == "quit":
+            return  # ctrl+q inside the quit dialog is "any other key": cancel
         open_syms = self.model.open_positions()
         if not open_syms:
             self._start_shutdown()

@@ -225,6 +225,9 @@ class EngineService:
             if ps.candles.closed:
                 last = ps.candles.closed[-1]
                 ps.last = ps.last or last.close
+                if ps.bid <= 0.0:
+                    # Until the first live tick, exits (a kill right after a restart) use the last close.
+                    ps.bid = ps.ask = last.close
                 ps.last_te = last.ts + self.timeframe_s * 1000 - 1
             log.info("%s - warmed up on %d candles (RSI %s, ATR %s)", sym, len(candles), _fmt(ps.ind.rsi), _fmt(ps.ind.atr))
 

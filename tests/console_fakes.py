@@ -443,7 +443,8 @@ class FakeBackend:
     ``acks`` maps a command name to the Ack to return (default: ok); ``delay_s`` delays each
     answer; ``hang`` makes ``command`` never answer (the app's guard must report it);
     ``hung_engine`` makes ``kill`` take the console fallback path and say so; ``board``
-    is applied to the model on ``start`` (state as if the bridge had delivered it).
+    is applied to the model on ``start`` (state as if the bridge had delivered it);
+    ``start_error`` makes ``start`` raise.
     """
 
     mode: str = "PAPER"
@@ -452,6 +453,7 @@ class FakeBackend:
     hang: bool = False
     hung_engine: bool = False
     board: bool = True
+    start_error: str | None = None
     commands: list[tuple[str, str | None]] = field(default_factory=list)
     kills: int = 0
     starts: int = 0
@@ -462,6 +464,9 @@ class FakeBackend:
     async def start(self, model: ConsoleModel) -> None:
         self.model = model
         self.starts += 1
+        if self.start_error is not None:
+            self.started.set()
+            raise RuntimeError(self.start_error)
         if self.board:
             apply_board(model)
         self.started.set()

@@ -81,7 +81,7 @@ async def wait_ack(pilot: Pilot[None], app: MultiparApp, prefix: str) -> str:
     """The event line of the ack that starts with ``prefix``; it must carry elapsed ms."""
     await wait_for(pilot, lambda: any(t.startswith(prefix) for t in events(app)), f"ack {prefix!r}")
     line = next(t for t in events(app) if t.startswith(prefix))
-    assert re.search(r"\(\d+ ms\)$", line), line
+    assert re.search(r": (ok|FAILED) \(\d+ ms\) — ", line), line
     assert line in notifications(app), "the ack must also be shown as a notification"
     return line
 
@@ -349,7 +349,7 @@ async def test_kill_needs_ctrl_k_then_y() -> None:
         assert backend.commands == [], "the kill switch goes through Backend.kill, not command()"
 
 
-@pytest.mark.parametrize("key", ["n", "escape", "enter", "ctrl+k", "k", "Y"])
+@pytest.mark.parametrize("key", ["n", "escape", "enter", "ctrl+k", "ctrl+c", "k", "Y"])
 async def test_ctrl_k_then_anything_but_y_does_not_kill(key: str) -> None:
     backend = FakeBackend()
     app = build(backend)
@@ -762,7 +762,9 @@ async def test_header_shows_mode_feed_children_and_pnl() -> None:
         assert _style_at(line, "+4.40").color == app.palette.up.color
 
         m = app.model
-        m.set_child("engine", state="restarting", next_restart_s=4.0, restarts=1, message="no heartbeat")
+        m.set_child(
+            "engine", state="restarting", next_restart_s=4.0, restarts=1, message="no heartbeat"
+        )
         m.set_child("feed", state="dead", message="exit code 1")
         m.apply_feed_status(
             {"state": "reconnecting", "source": "binance", "reconnects": 3, "last_error": "timeout"}
@@ -795,3 +797,18 @@ async def test_stale_tick_age_is_red() -> None:
         aged = quote.render()
         assert "age 11s" in aged.plain and "STALE" in aged.plain
         assert _style_at(aged, "11s").color == app.palette.error.color
+
+
+async def test_backend_start_failure_is_shown_and_the_app_survives() -> None:
+    backend = FakeBackend(start_error="engine binary not found")
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await wait_for(
+            pilot, lambda: any("backend failed to start" in t for t in events(app)), "the error"
+        )
+        assert "RuntimeError: engine binary not found" in events(app)[-1]
+        assert app.is_running
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to exit")
+    assert backend.stops == 1

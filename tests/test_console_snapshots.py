@@ -78,7 +78,7 @@ def halted(app: MultiparApp) -> None:
     for state in (btc_state, eth_state, sol_state):
         app.model.apply_pair(state(mode="HALTED", position=None, stale=False, tick_age_ms=300))
     app.model.apply_portfolio(portfolio_map(halted=True))
-    app.model.add_event("KILL: ok — halted; 2 positions flattened (85 ms)", "success")
+    app.model.add_event("KILL: ok (85 ms) — halted; 2 positions flattened", "success")
 
 
 class TestBoard:
