@@ -273,7 +273,9 @@ class ProcessBackend:
         cmd_id = f"c{os.getpid()}-{next(self._ids)}"
         fut: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = fut
-        payload = engine_wire.make_command(cmd_id, cmd, symbol)
+        payload = engine_wire.make_command(
+            cmd_id, cmd, symbol, deadline_ns=time.time_ns() + int(timeout_s * 1e9)
+        )
         t0 = time.perf_counter()
         deadline = t0 + timeout_s
         ack: dict[str, Any] | None = None
@@ -371,7 +373,8 @@ class ProcessBackend:
             self._event(text, "error")
             return Ack("kill", False, text, (time.perf_counter() - t0) * 1000.0, fallback=True)
         self._release_engine()  # it reads HALTED and the flat book back from the store
-        text = f"engine hung: console flattened {len(fills)} positions from the store, all pairs HALTED"
+        n = len(fills)
+        text = f"engine hung: console flattened {n} position{'' if n == 1 else 's'} from the store, all pairs HALTED"
         self._event(text, "error")
         log.error("kill switch: %s", text)
         return Ack("kill", True, text, (time.perf_counter() - t0) * 1000.0, fallback=True)

@@ -444,7 +444,13 @@ class EngineService:
                 if cmd_id is not None:
                     self.router.send_multipart([ident, make_ack(cmd_id, "?", False, str(exc), modes=self._modes())])
                 continue
-            ok, message = self.handle_command(m["cmd"], m.get("symbol"))
+            deadline = m.get("deadline_ns")
+            late_ms = (time.time_ns() - deadline) / 1e6 if deadline is not None else 0.0
+            if late_ms > 0.0 and m["cmd"] != "kill":
+                ok, message = False, f"expired: arrived {late_ms:.0f} ms after its deadline, not applied"
+                log.warning("command %s %s expired (%.0f ms late)", m["cmd"], m.get("symbol") or "", late_ms)
+            else:
+                ok, message = self.handle_command(m["cmd"], m.get("symbol"))
             self.router.send_multipart([ident, make_ack(m["id"], m["cmd"], ok, message, modes=self._modes())])
 
     def handle_command(self, cmd: str, symbol: str | None) -> tuple[bool, str]:

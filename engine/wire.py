@@ -53,10 +53,15 @@ def unpack(payload: bytes) -> dict[str, Any]:
     return m
 
 
-def make_command(cmd_id: str, cmd: str, symbol: str | None = None) -> bytes:
+def make_command(cmd_id: str, cmd: str, symbol: str | None = None, deadline_ns: int | None = None) -> bytes:
+    """``deadline_ns`` (wall clock): a command that reaches the engine later is refused as
+    expired, so a command the console gave up on never runs late (a stalled engine that
+    resumes). ``kill`` ignores it: halting late is always safe."""
     m: dict[str, Any] = {"id": cmd_id, "cmd": cmd}
     if symbol is not None:
         m["symbol"] = symbol
+    if deadline_ns is not None:
+        m["deadline_ns"] = deadline_ns
     return pack(m)
 
 
@@ -70,6 +75,8 @@ def parse_command(payload: bytes) -> dict[str, Any]:
         raise CommandError(f"unknown command {cmd!r} (known: {', '.join(COMMANDS)})")
     if cmd in COMMANDS_WITH_SYMBOL and type(m.get("symbol")) is not str:
         raise CommandError(f"command {cmd!r} needs a 'symbol'")
+    if "deadline_ns" in m and type(m["deadline_ns"]) is not int:
+        raise CommandError("'deadline_ns' must be an integer (ns since the epoch)")
     return m
 
 
