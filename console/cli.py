@@ -39,6 +39,9 @@ def default_db_path(environ: dict[str, str] | None = None) -> Path:
     return Path(state) / APP_NAME / "paper.sqlite"
 
 
+DEMO_TIMEFRAME = "5s"
+
+
 def _timeframe(value: str) -> str:
     try:
         parse_timeframe(value)
@@ -250,8 +253,11 @@ def _child_args(args: argparse.Namespace, source: str) -> tuple[list[str], list[
         feed += ["--speed", str(args.speed)]
     feed += args.feed_arg
     engine: list[str] = []
-    if args.timeframe:
-        engine += ["--timeframe", args.timeframe]
+    # The demo trades on 5-second candles so signals and fills show within a minute or two;
+    # paper and live runs use the safe list's timeframe (1m) unless --timeframe says otherwise.
+    timeframe = args.timeframe or (DEMO_TIMEFRAME if args.demo else None)
+    if timeframe:
+        engine += ["--timeframe", timeframe]
     engine += args.engine_arg
     return feed, engine
 
