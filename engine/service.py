@@ -346,6 +346,10 @@ class EngineService:
         ps.signal = signal
         if signal.type is SignalType.HOLD:
             return
+        if signal.type is SignalType.SELL and qty <= 0.0 and ps.runtime.cfg.market == "spot":
+            # A bearish view on a flat spot pair is no trade, not an order to refuse: the risk
+            # pipeline still rejects spot shorts, but the decision log stays readable.
+            return
         # Entries are priced at the executable side, not the candle close.
         if ps.bid > 0.0:
             signal.entry = ps.ask if signal.type is SignalType.BUY else ps.bid
