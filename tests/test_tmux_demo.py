@@ -342,3 +342,16 @@ def test_kill_switch_fallback_on_a_stopped_engine(demo_factory) -> None:  # type
     )
     quit_console(demo)
     demo.assert_nothing_left()
+
+
+def test_renders_in_256_colours(demo_factory) -> None:  # type: ignore[no-untyped-def]
+    """An SSH terminal that announces xterm-256color and no COLORTERM gets 256-colour escapes
+    only (no 24-bit colour it might not show), and the coloured parts are still coloured."""
+    demo: Demo = demo_factory(160, 48)
+    demo.wait_started()
+    screen = demo.tmux.capture(escapes=True)
+    assert "\x1b[" in screen
+    assert re.search(r"\x1b\[[0-9;]*38;5;\d+", screen), "no 256-colour foreground at all"
+    assert not re.search(r"[34]8;2;\d+;\d+;\d+", screen), "24-bit colour sent to a 256-colour terminal"
+    quit_console(demo)
+    demo.assert_nothing_left()

@@ -69,8 +69,9 @@ class TmuxSession:
         args = ["send-keys", "-t", self.name, *(("-l",) if literal else ()), *keys]
         self._tmux(*args)
 
-    def capture(self) -> str:
-        r = self._tmux("capture-pane", "-p", "-t", self.name, check=False)
+    def capture(self, escapes: bool = False) -> str:
+        """The screen as text; with ``escapes``, with its colour/attribute escape sequences."""
+        r = self._tmux("capture-pane", "-p", *(("-e",) if escapes else ()), "-t", self.name, check=False)
         return r.stdout
 
     def wait_for(
