@@ -3,7 +3,6 @@ local Binance-protocol server through the same URL options a user would give, in
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_tmux_demo import SYMBOLS, Demo, console_command, prices, quit_console
+from tests.test_tmux_demo import SYMBOLS, Demo, console_command, prices, private_env, quit_console
 from tests.tmux_driver import TmuxSession, TmuxTimeout, tmux_available
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,17 +48,7 @@ def test_console_shows_binance_prices_from_a_local_server() -> None:
             "--markets-file", str(MARKETS),
             "--db", str(home / "paper.sqlite"),
         ]
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(home),
-            "XDG_RUNTIME_DIR": str(home / "xdg"),
-            "XDG_STATE_HOME": str(home / "state"),
-            "PYTHONPATH": str(ROOT),
-            "TERM": "xterm-256color",
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-        }
-        tmux = TmuxSession(cmd, width=80, height=24, env=env, cwd=ROOT, socket_dir=home)
+        tmux = TmuxSession(cmd, width=80, height=24, env=private_env(home), cwd=ROOT, socket_dir=home)
         demo = Demo(tmux, home)
         screen = tmux.wait_for(lambda s: all(prices(s).get(sym) for sym in SYMBOLS), 30.0)
         assert "PAPER" in screen and "DEMO" not in screen

@@ -183,6 +183,21 @@ def kill_dialog_open(screen: str) -> bool:
     return "KILL SWITCH?" in screen and "y = yes" in screen
 
 
+def private_env(home: Path) -> dict[str, str]:
+    """A clean environment whose HOME, run and state dirs are all under ``home``; a
+    256-colour terminal with no COLORTERM, as many SSH clients announce."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": str(home / "xdg"),
+        "XDG_STATE_HOME": str(home / "state"),
+        "PYTHONPATH": str(ROOT),
+        "TERM": "xterm-256color",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+    }
+
+
 def cleanup_pids(demo: Demo) -> None:
     """Whatever a failed test left, by pid only (never by name)."""
     try:
@@ -211,21 +226,11 @@ def demo_factory() -> Iterator[object]:
         if open_position:  # a paper book holding BTC, so the kill switch has work to do
             seed_open_position(home / "paper.sqlite")
             extra = ["--db", str(home / "paper.sqlite")]
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(home),
-            "XDG_RUNTIME_DIR": str(home / "xdg"),
-            "XDG_STATE_HOME": str(home / "state"),
-            "PYTHONPATH": str(ROOT),
-            "TERM": "xterm-256color",
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-        }
         tmux = TmuxSession(
             [*console_command(), *extra],
             width=width,
             height=height,
-            env=env,
+            env=private_env(home),
             cwd=ROOT,
             socket_dir=home,
         )
