@@ -73,10 +73,27 @@ def _centre(window: deque[float]) -> float:
 # --------------------------------------------------------------------------- SMA
 
 
-class SMA:
+class _Indicator:
+    """What every windowed indicator shares: its period and its last committed value."""
+
+    __slots__ = ("_period", "_value")
+    _period: int
+    _value: object
+
+    @property
+    def period(self) -> int:
+        return self._period
+
+    @property
+    def ready(self) -> bool:
+        return self._value is not None
+
+
+
+class SMA(_Indicator):
     """Simple moving average; first value after ``period`` closes (TA-Lib SMA)."""
 
-    __slots__ = ("_comp", "_period", "_since_resync", "_sum", "_value", "_window")
+    __slots__ = ("_comp", "_since_resync", "_sum", "_window")
 
     def __init__(self, period: int) -> None:
         self._period = _check_period(period)
@@ -86,17 +103,11 @@ class SMA:
         self._since_resync = 0
         self._value: float | None = None
 
-    @property
-    def period(self) -> int:
-        return self._period
 
     @property
     def value(self) -> float | None:
         return self._value
 
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
 
     def _advance(self, x: float) -> tuple[float, float, float | None]:
         s, c = _neumaier(self._sum, self._comp, x)
@@ -131,11 +142,11 @@ class SMA:
 # --------------------------------------------------------------------------- EMA
 
 
-class EMA:
+class EMA(_Indicator):
     """Exponential MA, k = 2/(period+1), seeded with the SMA of the first
     ``period`` closes (TA-Lib EMA, default compatibility)."""
 
-    __slots__ = ("_count", "_k", "_period", "_seed_sum", "_value")
+    __slots__ = ("_count", "_k", "_seed_sum")
 
     def __init__(self, period: int) -> None:
         self._period = _check_period(period)
@@ -144,17 +155,11 @@ class EMA:
         self._seed_sum = 0.0
         self._value: float | None = None
 
-    @property
-    def period(self) -> int:
-        return self._period
 
     @property
     def value(self) -> float | None:
         return self._value
 
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
 
     def preview(self, x: float) -> float | None:
         prev = self._value
@@ -183,11 +188,11 @@ def _rsi(gain: float, loss: float) -> float:
     return 100.0 * (gain / total) if total != 0.0 else 0.0
 
 
-class RSI:
+class RSI(_Indicator):
     """Wilder RSI (TA-Lib RSI): first value after ``period + 1`` closes, seeded
     with the mean gain/loss of the first ``period`` changes."""
 
-    __slots__ = ("_diffs", "_gain", "_loss", "_period", "_prev", "_value")
+    __slots__ = ("_diffs", "_gain", "_loss", "_prev")
 
     def __init__(self, period: int) -> None:
         self._period = _check_period(period)
@@ -197,17 +202,11 @@ class RSI:
         self._loss = 0.0
         self._value: float | None = None
 
-    @property
-    def period(self) -> int:
-        return self._period
 
     @property
     def value(self) -> float | None:
         return self._value
 
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
 
     def _advance(self, x: float) -> tuple[float, float, float | None]:
         prev = self._prev
@@ -253,12 +252,12 @@ class RSI:
 # --------------------------------------------------------------------------- ATR
 
 
-class ATR:
+class ATR(_Indicator):
     """Wilder ATR (TA-Lib ATR). True range needs the previous close, so the
     first candle only primes it; the first value (simple mean of the first
     ``period`` TRs) appears on candle ``period + 1`` (index ``period``)."""
 
-    __slots__ = ("_count", "_period", "_prev_close", "_tr_sum", "_value")
+    __slots__ = ("_count", "_prev_close", "_tr_sum")
 
     def __init__(self, period: int) -> None:
         self._period = _check_period(period)
@@ -267,17 +266,11 @@ class ATR:
         self._tr_sum = 0.0
         self._value: float | None = None
 
-    @property
-    def period(self) -> int:
-        return self._period
 
     @property
     def value(self) -> float | None:
         return self._value
 
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
 
     @staticmethod
     def true_range(high: float, low: float, prev_close: float) -> float:
@@ -313,7 +306,7 @@ class ATR:
 # --------------------------------------------------------------- Bollinger Bands
 
 
-class BollingerBands:
+class BollingerBands(_Indicator):
     """Bollinger Bands = SMA ± num_std * population std (TA-Lib BBANDS, matype=0,
     nbdevup = nbdevdn = num_std). Values are ``(upper, middle, lower)``.
 
@@ -332,14 +325,12 @@ class BollingerBands:
     __slots__ = (
         "_num_std",
         "_peak",
-        "_period",
         "_ratio",
         "_run",
         "_s1",
         "_s2",
         "_shift",
         "_since_resync",
-        "_value",
         "_window",
     )
 
@@ -358,9 +349,6 @@ class BollingerBands:
         self._since_resync = 0
         self._value: BBValue | None = None
 
-    @property
-    def period(self) -> int:
-        return self._period
 
     @property
     def num_std(self) -> float:
@@ -370,9 +358,6 @@ class BollingerBands:
     def value(self) -> BBValue | None:
         return self._value
 
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
 
     def _advance(self, x: float) -> tuple[float, float, float, int, BBValue | None, bool]:
         """State after adding x: (s1, s2, peak, run, bands, computed_exactly)."""
@@ -451,10 +436,10 @@ def bollinger_position(close: float, upper: float, lower: float) -> float:
 # ------------------------------------------------------------ rolling max / min
 
 
-class _RollingExtreme:
+class _RollingExtreme(_Indicator):
     """Monotonic deque of (index, value); front is the window's extreme."""
 
-    __slots__ = ("_count", "_dq", "_period", "_value")
+    __slots__ = ("_count", "_dq")
     _is_max: bool = True
 
     def __init__(self, period: int) -> None:
@@ -463,17 +448,11 @@ class _RollingExtreme:
         self._count = 0
         self._value: float | None = None
 
-    @property
-    def period(self) -> int:
-        return self._period
 
     @property
     def value(self) -> float | None:
         return self._value
 
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
 
     def _beats(self, a: float, b: float) -> bool:
         return a >= b if self._is_max else a <= b
@@ -580,6 +559,7 @@ class RollingCorrelation:
     @property
     def ready(self) -> bool:
         return self._value is not None
+
 
     def update(self, x: float, y: float) -> float | None:
         xs, ys = self._xs, self._ys
