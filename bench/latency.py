@@ -62,10 +62,47 @@ def _one_run(total_rate: float, windows: int, say: Any) -> dict[str, Any]:
             reader.close()
     say(
         f"latency {total_rate:,.0f}/s run: "
-        + ", ".join(f"p50 {w['p50_us']:.0f} p99 {w['p99_us']:.0f} max {w['max_us']:.0f} µs" for w in out)
+        + ", ".join(
+            f"p50 {w['p50_us']:.0f} p99 {w['p99_us']:.0f} max {w['max_us']:.0f} µs" for w in out
+        )
         + f"; engine handled {rate:,.0f} ticks/s, cpu feed {usage['feed'] or 0:.0f}% engine {usage['engine'] or 0:.0f}%"
     )
     return {"windows": out, "engine_ticks_per_s": rate, "cpu_pct": usage}
+
+
+def _floor_run(total_rate: float, seconds: float) -> dict[str, float]:
+    """The same feed read by a bare SUB that only stamps arrival: the transport's own latency."""
+    import msgpack
+    import zmq
+
+    with Stack.create() as st:
+        st.start_feed(SYMBOLS, total_rate / len(SYMBOLS))
+        sock = zmq.Context.instance().socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVHWM, 1_000_000)
+        for s in SYMBOLS:
+            sock.setsockopt(zmq.SUBSCRIBE, s.encode())
+        sock.connect(st.feed_pub)
+        stamps: list[tuple[int, bytes]] = []
+        start = time.monotonic()
+        end = start + WARMUP_S + seconds
+        try:
+            while time.monotonic() < end:
+                if not sock.poll(100):
+                    continue
+                while True:
+                    try:
+                        _, payload = sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    stamps.append((time.time_ns(), payload))  # decode later: keep the reader cheap
+        finally:
+            sock.close(0)
+    lat = sorted(t - msgpack.unpackb(p)["tr"] for t, p in stamps[len(stamps) // 3 :])
+    n = len(lat)
+    if not n:
+        return {}
+    return {"p50_us": lat[n // 2] / 1e3, "p99_us": lat[n * 99 // 100] / 1e3, "n": n}
 
 
 def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
@@ -91,6 +128,20 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             if results
             else ""
         )
+        floor: dict[str, float] = {}
+        try:
+            floor = _floor_run(rate, 3.0 if quick else 4.0)
+            say(
+                f"latency floor {rate:,.0f}/s (feed → bare SUB, no engine): p50 "
+                f"{floor.get('p50_us', 0):.0f} p99 {floor.get('p99_us', 0):.0f} µs"
+            )
+        except Exception as exc:
+            say(f"latency floor {rate:,.0f}/s failed: {exc}")
+        if floor:
+            note += (
+                f"; baseline feed → bare SUB (no engine) p50 {floor['p50_us']:.0f} µs, "
+                f"p99 {floor['p99_us']:.0f} µs"
+            )
         missing = "" if ws else "no heartbeat with latency (see the log above)"
         figures.append(
             Figure(f"latency.{tag}.p50_us", f"feed → engine decision p50 @ {tag} ticks/s", "µs",
@@ -100,5 +151,5 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             Figure(f"latency.{tag}.p99_us", f"feed → engine decision p99 @ {tag} ticks/s", "µs",
                    "<=", 1000.0, [w["p99_us"] for w in ws], missing=missing)
         )  # fmt: skip
-        details[tag] = results
+        details[tag] = {"runs": results, "floor": floor}
     return figures, details

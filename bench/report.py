@@ -167,9 +167,7 @@ def compare(previous: dict[str, Any], figures: list[Figure]) -> str:
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    out = [
-        " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    ]
+    out = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     out.insert(1, "-+-".join("-" * w for w in widths))
     when = previous.get("started", "?")
     return f"compared with {previous.get('_path', 'previous run')} ({when}):\n" + "\n".join(out)

@@ -139,7 +139,9 @@ class Stack:
     def create(cls, config_text: str | None = None) -> Stack:
         d = short_tmpdir()
         cfg = d / "safe_list.yaml"
-        cfg.write_text(config_text if config_text is not None else (ROOT / "safe_list.yaml").read_text())
+        cfg.write_text(
+            config_text if config_text is not None else (ROOT / "safe_list.yaml").read_text()
+        )
         return cls(
             dir=d, config=cfg, db=d / "engine.sqlite",
             feed_pub=f"ipc://{d}/feed.pub", feed_rep=f"ipc://{d}/feed.rep",

@@ -30,7 +30,9 @@ TARGET_RATE = 50_000.0
 BATCH = 250  # ticks per paced send burst (5 ms at 50k/s)
 
 
-def _encode(symbols: list[str], start: int, n: int, seqs: dict[str, int], te0_ms: int, rate: float) -> list[tuple[bytes, bytes]]:
+def _encode(
+    symbols: list[str], start: int, n: int, seqs: dict[str, int], te0_ms: int, rate: float
+) -> list[tuple[bytes, bytes]]:
     from feed.wire import Tick, encode_tick
 
     out = []
@@ -43,7 +45,14 @@ def _encode(symbols: list[str], start: int, n: int, seqs: dict[str, int], te0_ms
         seqs[s] += 1
         p = px[k] * (1.0 + 0.0005 * ((i // m) % 40 - 20) / 20)  # a slow saw: bounded, valid quotes
         te = te0_ms + int(i * 1000 / rate)
-        out.append((topics[k], encode_tick(Tick(s, seqs[s], te, time.time_ns(), p - 0.001, p + 0.001, p, 1000.0 + i, 0.0))))
+        out.append(
+            (
+                topics[k],
+                encode_tick(
+                    Tick(s, seqs[s], te, time.time_ns(), p - 0.001, p + 0.001, p, 1000.0 + i, 0.0)
+                ),
+            )
+        )
     return out
 
 
@@ -84,8 +93,8 @@ def _gaps(reader: StateReader, symbols: list[str]) -> int:
 
 def _one_run(quick: bool, say: Any) -> dict[str, Any]:
     symbols = synthetic_symbols(PAIRS)
-    paced_n = int(TARGET_RATE * (2 if quick else 3))
-    flood_n = 250_000 if quick else 400_000
+    paced_n = int(TARGET_RATE * (1.5 if quick else 3))
+    flood_n = 200_000 if quick else 400_000
     with Stack.create(safe_list_text(symbols, history=0)) as st:
         ctx = zmq.Context.instance()
         pub = ctx.socket(zmq.XPUB)
@@ -182,21 +191,34 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
     cpu = [r["paced_engine_cpu_pct"] for r in results if r["paced_engine_cpu_pct"] is not None]
     figures = [
         Figure(
-            "throughput.capacity", "engine throughput, 100 pairs (saturated)", "ticks/s", ">=",
-            TARGET_RATE, [r["capacity_ticks_per_s"] for r in results], missing=missing,
+            "throughput.capacity",
+            "engine throughput, 100 pairs (saturated)",
+            "ticks/s",
+            ">=",
+            TARGET_RATE,
+            [r["capacity_ticks_per_s"] for r in results],
+            missing=missing,
             note=(
                 f"flood of {results[0]['flood_sent']:,} ticks; dropped at the PUB's HWM while "
                 f"saturated: {statistics.median(r['flood_dropped'] for r in results):,.0f} (expected "
                 "when sending faster than the engine)"
-                if results else ""
+                if results
+                else ""
             ),
         ),
         Figure(
-            "throughput.lost_at_50k", "ticks lost at 50k ticks/s paced, 100 pairs", "ticks", "<=",
-            0.0, [float(r["paced_lost"]) for r in results], missing=missing,
+            "throughput.lost_at_50k",
+            "ticks lost at 50k ticks/s paced, 100 pairs",
+            "ticks",
+            "<=",
+            0.0,
+            [float(r["paced_lost"]) for r in results],
+            missing=missing,
             note=(
                 f"sequence gaps + (sent − handled); engine CPU at 50k/s "
-                f"{statistics.median(cpu):.0f}% of a core" if cpu else ""
+                f"{statistics.median(cpu):.0f}% of a core"
+                if cpu
+                else ""
             ),
         ),
     ]

@@ -39,7 +39,7 @@ def default_db_path(environ: dict[str, str] | None = None) -> Path:
     return Path(state) / APP_NAME / "paper.sqlite"
 
 
-DEMO_TIMEFRAME = "5s"
+DEMO_TIMEFRAME = "2s"
 
 
 def _timeframe(value: str) -> str:
@@ -253,7 +253,7 @@ def _child_args(args: argparse.Namespace, source: str) -> tuple[list[str], list[
         feed += ["--speed", str(args.speed)]
     feed += args.feed_arg
     engine: list[str] = []
-    # The demo trades on 5-second candles so signals and fills show within a minute or two;
+    # The demo trades on 2-second candles so signals, decisions and fills show within a minute;
     # paper and live runs use the safe list's timeframe (1m) unless --timeframe says otherwise.
     timeframe = args.timeframe or (DEMO_TIMEFRAME if args.demo else None)
     if timeframe:

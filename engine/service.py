@@ -373,6 +373,7 @@ class EngineService:
 
     def _decide_and_execute(self, ps: PairState, decision: Decision, reason: str) -> Fill | None:
         """Record the decision, then fill it if approved: write before publish, at most once."""
+        decision.ts = int(self.clock() * 1000)  # when it was decided; the key keeps the candle
         if not self.store.record_decision(decision):
             log.info("%s - decision %s already recorded: not executed again", ps.symbol, decision.key)
             return None

@@ -1,0 +1,644 @@
+"""The console as a person runs it: ``multipar-console --demo`` on a pty this bench reads.
+
+Owns ``ConsoleRun`` (one console in a private HOME / XDG dir / run dir, on a ``PtyTerminal``
+of a fixed size; its pids from ``pids.json``; cleanup by pid only) and three benchmarks:
+
+  demo      3 pairs at 80×24 and 160×48: cold start (spawn → a price for every pair on the
+            screen), bytes written to the terminal per second, frames per second, CPU of
+            each process, resident memory of console + feed + engine after ≥ 10 s, and
+            key → screen latency of ``p`` (pause/resume the selected pair)
+  load      100 pairs at 20 ticks/s each (2,000 ticks/s) at 160×48: console CPU, frame rate,
+            bytes/s and ``p`` → screen latency under load
+  kill      ctrl+k, y with three paper positions open (seeded in the store before start):
+            time from ``y`` to every pair row showing HALTED and flat, then the SQLite file
+            is checked (no position, every pair HALTED); and once with the engine SIGSTOPped
+            (the console's fallback path)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.report import Figure
+from bench.stack import (
+    ROOT,
+    CpuWindow,
+    StateReader,
+    alive,
+    rss_mb,
+    safe_list_text,
+    short_tmpdir,
+    synthetic_symbols,
+)
+from bench.terminal import KEY_CTRL_K, PtyTerminal
+
+DEMO_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+START_PRICE = {"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0, "SOL/USDT": 150.0}
+STARTUP_TIMEOUT_S = 30.0
+_BORDERS = "│┃"
+
+
+def console_argv() -> list[str]:
+    """The installed entry point beside the interpreter, else ``python -m console``."""
+    script = Path(sys.executable).with_name("multipar-console")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "console"]
+
+
+# -- reading the screen -----------------------------------------------------------------
+
+
+def cell(screen: str, symbol: str) -> str:
+    """The text from ``symbol`` to the next pane border on its line (a row or a pane title)."""
+    for line in screen.splitlines():
+        i = line.find(symbol)
+        if i < 0:
+            continue
+        rest = line[i:]
+        cut = min((rest.find(b) for b in _BORDERS if b in rest), default=len(rest))
+        return rest[:cut]
+    return ""
+
+
+def demo_prices(screen: str) -> dict[str, float]:
+    """Per demo pair, the first number near its name that is a plausible price for it."""
+    lines = screen.splitlines()
+    found: dict[str, float] = {}
+    for sym in DEMO_SYMBOLS:
+        lo, hi = START_PRICE[sym] * 0.5, START_PRICE[sym] * 1.5
+        for i, line in enumerate(lines):
+            if sym not in line:
+                continue
+            near = " ".join(lines[i : i + 3]).replace(sym, " ")
+            for tok in re.findall(r"\d[\d,]*\.\d+", near):
+                x = float(tok.replace(",", ""))
+                if lo <= x <= hi:
+                    found[sym] = x
+                    break
+            if sym in found:
+                break
+    return found
+
+
+def all_demo_prices(screen: str) -> bool:
+    return len(demo_prices(screen)) == len(DEMO_SYMBOLS)
+
+
+def engine_running(screen: str) -> bool:
+    """The header's engine state (``eng run`` at 80 columns, ``engine running`` when wider)."""
+    head = screen.split("\n", 1)[0]
+    return "eng run" in head or "engine running" in head
+
+
+def every_row(
+    pred: Callable[[str], bool], symbols: Sequence[str] = DEMO_SYMBOLS
+) -> Callable[[str], bool]:
+    return lambda s: all(pred(cell(s, sym)) for sym in symbols)
+
+
+# -- one console --------------------------------------------------------------------------
+
+
+class ConsoleRun:
+    """One ``multipar-console --demo`` on a pty, in its own temp HOME and run dir."""
+
+    def __init__(
+        self,
+        cols: int,
+        rows: int,
+        *,
+        config_text: str | None = None,
+        extra: Sequence[str] = (),
+        seed_positions: Sequence[str] = (),
+    ) -> None:
+        self.home = short_tmpdir("mpc-")
+        (self.home / "xdg").mkdir(mode=0o700)
+        self.run_dir = self.home / "run"
+        args = [*console_argv(), "--demo", "--seed", "5", "--run-dir", str(self.run_dir)]
+        if config_text is not None:
+            cfg = self.home / "safe_list.yaml"
+            cfg.write_text(config_text)
+            args += ["--config", str(cfg)]
+        else:
+            args += ["--config", str(ROOT / "safe_list.yaml")]
+        self.db: Path | None = None
+        if seed_positions:
+            self.db = self.home / "paper.sqlite"
+            _seed_positions(self.db, seed_positions)
+            args += ["--db", str(self.db)]
+        args += list(extra)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "XDG_RUNTIME_DIR": str(self.home / "xdg"),
+            "XDG_STATE_HOME": str(self.home / "state"),
+            "TERM": "xterm-256color",
+            "COLORTERM": "truecolor",
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+        }
+        self.spawned = time.monotonic()
+        self.term = PtyTerminal(args, cols=cols, rows=rows, env=env, cwd=str(ROOT))
+
+    @property
+    def console_pid(self) -> int:
+        return self.term.pid
+
+    def pids(self, timeout_s: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                data = json.loads((self.run_dir / "pids.json").read_text())
+                if isinstance(data, dict):
+                    return data
+            except (OSError, ValueError):
+                pass
+            if time.monotonic() >= deadline:
+                return {}
+            self.term.pump(0.05)
+
+    def child_pids(self, timeout_s: float = 10.0) -> dict[str, int]:
+        """feed and engine pids once both are running (the engine starts after the feed)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            children = self.pids(1.0).get("children", {})
+            if children.get("feed") and children.get("engine"):
+                return {"feed": int(children["feed"]), "engine": int(children["engine"])}
+            if time.monotonic() >= deadline:
+                return {k: int(v) for k, v in children.items() if v}
+            self.term.pump(0.05)
+
+    def all_pids(self) -> set[int]:
+        data = self.pids(0.5)
+        out = {self.console_pid}
+        for history in data.get("history", {}).values():
+            out.update(int(p) for p in history)
+        return out
+
+    def rss_total_mb(self) -> tuple[float, dict[str, float | None]]:
+        pids = {"console": self.console_pid, **self.child_pids(2.0)}
+        each = {k: rss_mb(p) for k, p in pids.items()}
+        return sum(v for v in each.values() if v is not None), each
+
+    def db_state(self) -> tuple[dict[str, str], list[tuple[str, float]]]:
+        db = self.db or (self.run_dir / "demo.sqlite")
+        with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+            modes = dict(conn.execute("SELECT symbol, mode FROM pair_modes").fetchall())
+            positions = conn.execute("SELECT symbol, qty FROM positions WHERE qty != 0").fetchall()
+        return modes, positions
+
+    def quit(self, timeout_s: float = 15.0) -> bool:
+        """``q`` (answering ``y`` to a quit-with-positions confirm); SIGTERM if it lingers."""
+        with contextlib.suppress(OSError):
+            self.term.send(b"q")
+        deadline = time.monotonic() + timeout_s
+        answered = False
+        while time.monotonic() < deadline:
+            if not self.term.alive():
+                return True
+            self.term.pump(0.05)
+            if not answered and re.search(r"Quit with \d+ open", self.term.screen()):
+                self.term.send(b"y")
+                answered = True
+        return False
+
+    def close(self) -> None:
+        """Stop the console (SIGTERM = its orderly path), then any pid of ours still alive."""
+        ours = self.all_pids()
+        self.term.close()
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline and any(alive(p) for p in ours):
+            time.sleep(0.05)
+        for pid in ours:  # by pid only, never by name
+            if alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+                    os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def _seed_positions(db: Path, symbols: Sequence[str]) -> None:
+    """Open paper longs in a fresh store (stops far away), so the kill switch has work to do."""
+    from engine.markets import default_rules, round_qty_down
+    from engine.models import (
+        CheckResult,
+        Decision,
+        Fill,
+        Position,
+        Side,
+        Signal,
+        SignalType,
+        client_order_id,
+    )
+    from engine.store import Store
+
+    ts = int(time.time() * 1000) - 60_000
+    cash = 10_000.0
+    fees = 0.0
+    with Store(db) as st:
+        st.init_account(10_000.0, ts)
+        for k, sym in enumerate(symbols):
+            price = START_PRICE.get(sym, 10.0)
+            # on the lot step, as the engine opens them (off-step dust is never flattened)
+            qty = round_qty_down(100.0 / price, default_rules(sym))
+            key = f"{sym}|bench-seed|{ts}"
+            fee = qty * price * 0.001
+            cash -= qty * price + fee
+            fees += fee
+            signal_ = Signal(
+                sym, SignalType.BUY, 0.9, price, price * 0.01, price * 100, "bench seed", ts
+            )
+            decision = Decision(
+                key, sym, ts, "open_long", signal_, [CheckResult("seed", True)], True, qty, price
+            )
+            fill = Fill(
+                f"f-bench-{k}", client_order_id(key), sym, Side.BUY, qty, price, fee, ts, "signal"
+            )
+            pos = Position(sym, qty, price, price * 0.01, price * 100, 0.0, fee, ts)
+            st.record_decision(decision)
+            st.record_execution(fill, pos, {"cash": cash, "realised": 0.0, "fees": fees}, key)
+
+
+# -- shared measurements ------------------------------------------------------------------
+
+
+def _window(run: ConsoleRun, seconds: float) -> dict[str, Any]:
+    """Bytes/s, frames/s and CPU % of every process over ``seconds`` of steady state."""
+    term = run.term
+    pids = {"console": run.console_pid, **run.child_pids(5.0)}
+    cpu = CpuWindow(pids)
+    term.track_screen = False  # count only: the reader stays cheap while CPU is measured
+    b0, f0 = term.bytes_total, term.frames_total
+    t0 = time.monotonic()
+    cpu.start()
+    term.drain_for(seconds)
+    usage = cpu.stop()
+    dt = time.monotonic() - t0
+    term.track_screen = True
+    return {
+        "bytes_per_s": (term.bytes_total - b0) / dt,
+        "fps": (term.frames_total - f0) / dt,
+        "cpu_pct": usage,
+        "seconds": dt,
+    }
+
+
+def _pause_latencies(run: ConsoleRun, symbol: str, trials: int) -> list[float]:
+    """``p`` → the selected pair shows PAUSED (then ``p`` → it no longer does), in ms."""
+    out: list[float] = []
+    term = run.term
+    for i in range(trials):
+        want_paused = "PAUSED" not in cell(term.screen(), symbol)
+        t0 = term.send(b"p")
+        pred = (
+            (lambda s: "PAUSED" in cell(s, symbol))
+            if want_paused
+            else (lambda s: "PAUSED" not in cell(s, symbol) and "ACTIVE" in cell(s, symbol))
+        )
+        t1 = term.wait_for(pred, 5.0)
+        if t1 is None:
+            break
+        out.append((t1 - t0) * 1000.0)
+        term.drain_for(0.3 + 0.1 * (i % 3))  # let the notification settle; vary the phase
+    return out
+
+
+# -- demo: 3 pairs ------------------------------------------------------------------------
+
+
+def _demo_run(cols: int, rows: int, window_s: float, key_trials: int, say: Any) -> dict[str, Any]:
+    run = ConsoleRun(cols, rows)
+    try:
+        t_first = run.term.wait_for(all_demo_prices, STARTUP_TIMEOUT_S)
+        if t_first is None:
+            raise RuntimeError(
+                f"no price for every pair within {STARTUP_TIMEOUT_S:.0f} s:\n{run.term.screen()}"
+            )
+        cold = t_first - run.spawned
+        run.term.drain_for(2.0)  # let start-up settle (history, first charts, notifications)
+        win = _window(run, window_s)
+        wait_rss = 10.0 - (time.monotonic() - run.spawned)
+        if wait_rss > 0:
+            run.term.drain_for(wait_rss)
+        rss, rss_each = run.rss_total_mb()
+        keys = _pause_latencies(run, "BTC/USDT", key_trials)
+        quit_ok = run.quit()
+    finally:
+        run.close()
+    say(
+        f"demo {cols}x{rows}: cold start {cold:.2f} s, {win['bytes_per_s'] / 1024:.1f} KiB/s, "
+        f"{win['fps']:.1f} fps, cpu console {win['cpu_pct'].get('console') or 0:.0f}% feed "
+        f"{win['cpu_pct'].get('feed') or 0:.0f}% engine {win['cpu_pct'].get('engine') or 0:.0f}%, "
+        f"rss {rss:.0f} MB, p → screen {', '.join(f'{x:.0f}' for x in keys)} ms"
+    )
+    return {
+        "cold_start_s": cold,
+        **win,
+        "rss_mb": rss,
+        "rss_each_mb": rss_each,
+        "key_ms": keys,
+        "quit_ok": quit_ok,
+    }
+
+
+def run_demo(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
+    runs = 1 if quick else 2
+    window_s = 3.0 if quick else 6.0
+    key_trials = 2 if quick else 4
+    sizes = [(80, 24), (160, 48)]
+    results: dict[str, list[dict[str, Any]]] = {}
+    for cols, rows in sizes:
+        tag = f"{cols}x{rows}"
+        results[tag] = []
+        for _ in range(runs):
+            try:
+                results[tag].append(_demo_run(cols, rows, window_s, key_trials, say))
+            except Exception as exc:
+                say(f"demo {tag} run failed: {exc}")
+    figures = []
+    for tag, rs in results.items():
+        figures.append(
+            Figure(
+                f"terminal.bytes_per_s.{tag}",
+                f"bytes to the terminal, 3 pairs, {tag}",
+                "KiB/s",
+                "<=",
+                64.0,
+                [r["bytes_per_s"] / 1024.0 for r in rs],
+                note=(
+                    f"{statistics.median(r['fps'] for r in rs):.1f} frames/s; console CPU "
+                    f"{statistics.median(r['cpu_pct'].get('console') or 0 for r in rs):.0f}%"
+                    if rs
+                    else ""
+                ),
+                missing="" if rs else "every run failed",
+            )
+        )
+    all_runs = [r for rs in results.values() for r in rs]
+    figures.append(
+        Figure(
+            "demo.rss_mb",
+            "resident memory, console + feed + engine (demo, ≥ 10 s)",
+            "MB",
+            "<=",
+            300.0,
+            [r["rss_mb"] for r in all_runs],
+            note=(
+                "per process (median): "
+                + ", ".join(
+                    f"{k} {statistics.median(r['rss_each_mb'].get(k) or 0 for r in all_runs):.0f} MB"
+                    for k in ("console", "feed", "engine")
+                )
+                if all_runs
+                else ""
+            ),
+            missing="" if all_runs else "every run failed",
+        )
+    )
+    keys = [x for r in all_runs for x in r["key_ms"]]
+    figures.append(
+        Figure(
+            "demo.key_ms",
+            "key → screen, p (pause), 3 pairs",
+            "ms",
+            "<=",
+            100.0,
+            keys,
+            missing="" if keys else "no key trial completed",
+        )
+    )
+    cold = [r["cold_start_s"] for r in all_runs]
+    return figures, {"runs": results, "cold_start_s": cold}
+
+
+# -- load: 100 pairs at 2,000 ticks/s -----------------------------------------------------
+
+
+def _load_run(window_s: float, key_trials: int, say: Any) -> dict[str, Any]:
+    symbols = synthetic_symbols(100)
+    # 100 candles of warm-up instead of 500: start-up is not what this run measures
+    run = ConsoleRun(
+        160, 48, config_text=safe_list_text(symbols, history=100), extra=["--rate", "20"]
+    )
+    reader: StateReader | None = None
+    try:
+        t_ready = run.term.wait_for(
+            lambda s: (
+                re.search(r"bid \d", cell(s, symbols[0])) is not None
+                or re.search(r"bid \d", s) is not None
+            ),
+            STARTUP_TIMEOUT_S + 30,
+        )
+        if t_ready is None:
+            raise RuntimeError(f"the 100-pair board never showed a price:\n{run.term.screen()}")
+        reader = StateReader(f"ipc://{run.run_dir}/engine.pub", topics=(b"_hb",))
+        run.term.drain_for(3.0)
+        reader.pump(0.0)
+        hb0 = reader.wait_heartbeat(lambda hb: True, 3.0)
+        win = _window(run, window_s)
+        hb1 = reader.wait_heartbeat(lambda hb: True, 3.0)
+        rate = (
+            (hb1["ticks"] - hb0["ticks"]) / ((hb1["ts"] - hb0["ts"]) / 1e9)
+            if hb0 and hb1 and hb1["ts"] > hb0["ts"]
+            else None
+        )
+        keys = _pause_latencies(run, symbols[0], key_trials)
+        run.quit()
+    finally:
+        if reader is not None:
+            reader.close()
+        run.close()
+    say(
+        f"load 100 pairs 160x48: engine {rate or 0:,.0f} ticks/s, console cpu "
+        f"{win['cpu_pct'].get('console') or 0:.0f}% (feed {win['cpu_pct'].get('feed') or 0:.0f}%, "
+        f"engine {win['cpu_pct'].get('engine') or 0:.0f}%), {win['fps']:.1f} fps, "
+        f"{win['bytes_per_s'] / 1024:.0f} KiB/s, p → screen {', '.join(f'{x:.0f}' for x in keys)} ms"
+    )
+    return {**win, "ticks_per_s": rate, "key_ms": keys}
+
+
+def run_load(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
+    runs = 1 if quick else 2
+    results = []
+    for _ in range(runs):
+        try:
+            results.append(_load_run(4.0 if quick else 6.0, 3 if quick else 6, say))
+        except Exception as exc:
+            say(f"load run failed: {exc}")
+    missing = "" if results else "every run failed (see the log above)"
+    rates = [r["ticks_per_s"] for r in results if r["ticks_per_s"]]
+    keys = [x for r in results for x in r["key_ms"]]
+    note = (
+        f"engine handled {statistics.median(rates):,.0f} ticks/s; feed "
+        f"{statistics.median(r['cpu_pct'].get('feed') or 0 for r in results):.0f}%, engine "
+        f"{statistics.median(r['cpu_pct'].get('engine') or 0 for r in results):.0f}% of a core; "
+        f"{statistics.median(r['bytes_per_s'] for r in results) / 1024:.0f} KiB/s to the terminal"
+        if results and rates
+        else ""
+    )
+    figures = [
+        Figure("load.console_cpu_pct", "console CPU, 100 pairs @ 2,000 ticks/s, 160x48", "%", "<=",
+               30.0, [r["cpu_pct"].get("console") or 0.0 for r in results], note=note, missing=missing),
+        Figure("load.fps", "console frame rate, 100 pairs @ 2,000 ticks/s", "fps", ">=", 10.0,
+               [r["fps"] for r in results], missing=missing),
+        Figure("load.key_ms", "key → screen, p (pause), 100 pairs @ 2,000 ticks/s", "ms", "<=",
+               100.0, keys, missing=missing or ("" if keys else "no key trial completed")),
+    ]  # fmt: skip
+    return figures, {"runs": results}
+
+
+# -- kill switch --------------------------------------------------------------------------
+
+
+def _halted_and_flat(row: str) -> bool:
+    return "HALTED" in row and "flat" in row
+
+
+def _kill_trial(fallback: bool, say: Any) -> dict[str, Any]:
+    run = ConsoleRun(80, 24, seed_positions=DEMO_SYMBOLS)
+    try:
+        t_first = run.term.wait_for(all_demo_prices, STARTUP_TIMEOUT_S)
+        if t_first is None:
+            raise RuntimeError(f"no price for every pair within {STARTUP_TIMEOUT_S:.0f} s")
+        cold = t_first - run.spawned
+        if run.term.wait_for(every_row(lambda r: "flat" not in r and r != ""), 10.0) is None:
+            raise RuntimeError("the seeded positions never showed:\n" + run.term.screen())
+        # the console shows stored positions before the engine is up: kill a running engine
+        if run.term.wait_for(engine_running, STARTUP_TIMEOUT_S) is None:
+            raise RuntimeError("the engine never showed as running:\n" + run.term.screen())
+        pids = run.child_pids(10.0)
+        hung = pids.get("engine")
+        if fallback:
+            if hung is None:
+                raise RuntimeError("no engine pid in pids.json")
+            os.kill(hung, signal.SIGSTOP)
+        run.term.send(KEY_CTRL_K)
+        if run.term.wait_for(lambda s: "KILL SWITCH?" in s, 3.0) is None:
+            raise RuntimeError("the kill confirm did not open:\n" + run.term.screen())
+        t0 = run.term.send(b"y")
+        t_ack = None
+        if fallback:
+            t_ack = run.term.wait_for(lambda s: "KILL (fallback" in s, 10.0)
+        t_flat = run.term.wait_for(every_row(_halted_and_flat), 20.0 if fallback else 10.0)
+        modes, positions = run.db_state()
+        db_ok = not positions and all(modes.get(s) == "HALTED" for s in DEMO_SYMBOLS)
+        if fallback and hung is not None and alive(hung):
+            os.kill(
+                hung, signal.SIGCONT
+            )  # the console should have killed it; never leave it stopped
+        run.quit()
+    finally:
+        run.close()
+    out = {
+        "cold_start_s": cold,
+        "flat_ms": None if t_flat is None else (t_flat - t0) * 1000.0,
+        "ack_ms": None if t_ack is None else (t_ack - t0) * 1000.0,
+        "db_ok": db_ok,
+        "db_positions": positions,
+    }
+    return out
+
+
+def run_kill(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
+    trials = 3 if quick else 20
+    results = []
+    for i in range(trials):
+        try:
+            r = _kill_trial(False, say)
+            results.append(r)
+            say(
+                f"kill trial {i + 1}/{trials}: y → HALTED+flat {_ms(r['flat_ms'])}, store ok "
+                f"{r['db_ok']}, cold start {r['cold_start_s']:.2f} s"
+            )
+        except Exception as exc:
+            say(f"kill trial {i + 1}/{trials} failed: {exc}")
+    fb: dict[str, Any] | None = None
+    try:
+        fb = _kill_trial(True, say)
+        say(
+            f"kill with the engine SIGSTOPped: fallback ack shown {_ms(fb['ack_ms'])}, "
+            f"HALTED+flat {_ms(fb['flat_ms'])}, store ok {fb['db_ok']}"
+        )
+    except Exception as exc:
+        say(f"kill fallback trial failed: {exc}")
+    flats = [r["flat_ms"] for r in results if r["flat_ms"] is not None]
+    failed = len(results) - len(flats) + (trials - len(results))
+    p99 = _p99(flats)
+    db_bad = sum(1 for r in results if not r["db_ok"])
+    figures = [
+        Figure(
+            "kill.p99_ms",
+            f"kill switch y → all flat+HALTED shown, p99 of {trials}",
+            "ms",
+            "<=",
+            250.0,
+            [p99] if p99 is not None else [],
+            note=(
+                f"3 paper positions open; median {statistics.median(flats):.0f} ms, max "
+                f"{max(flats):.0f} ms; {failed} trial(s) not shown within 10 s; store not flat+HALTED "
+                f"after {db_bad} trial(s)"
+                if flats
+                else ""
+            ),
+            missing="" if flats else "no trial completed",
+        ),
+        Figure(
+            "kill.fallback_ms",
+            "kill switch, engine hung: y → flat+HALTED shown",
+            "ms",
+            "<=",
+            2000.0,
+            [fb["flat_ms"]] if fb and fb["flat_ms"] is not None else [],
+            note=(
+                f"engine SIGSTOPped; fallback ack on screen after {_ms(fb['ack_ms'])}; store "
+                f"flat+HALTED: {fb['db_ok']}"
+                if fb
+                else ""
+            ),
+            missing=""
+            if fb and fb["flat_ms"] is not None
+            else "fallback trial did not show flat+HALTED",
+        ),
+    ]
+    return figures, {
+        "trials": results,
+        "fallback": fb,
+        "cold_start_s": [r["cold_start_s"] for r in results],
+    }
+
+
+def _ms(x: float | None) -> str:
+    return "never" if x is None else f"{x:.0f} ms"
+
+
+def _p99(xs: list[float]) -> float | None:
+    if not xs:
+        return None
+    ys = sorted(xs)
+    # nearest rank: with 20 trials the p99 is the slowest one
+    return ys[min(len(ys), math.ceil(0.99 * len(ys))) - 1]
+
+
+def cold_start_figure(samples: list[float]) -> Figure:
+    return Figure(
+        "console.cold_start_s",
+        "cold start: spawn → first price of every pair",
+        "s",
+        "<=",
+        3.0,
+        samples,
+        note="multipar-console --demo on a pty at 80×24 / 160×48; samples from the demo and kill runs",
+        missing="" if samples else "no console run reached a price",
+    )
