@@ -87,8 +87,10 @@ def test_sigkill_restart_loses_nothing_and_duplicates_nothing() -> None:
         recovered_checks = 0
         with_positions = 0  # kills that caught the engine holding positions
         before: dict[str, tuple[float, float]] = {}
+        logs: list[str] = []  # engine.log of every run, for the seed's log lines
         try:
             for _ in range(6):
+                logs.append(s.log("engine"))
                 (s.dir / "engine.log").unlink(missing_ok=True)
                 pid = s.start("engine", s.engine_cmd_line()).pid
                 _beat_from(sub, pid)
@@ -145,4 +147,13 @@ def test_sigkill_restart_loses_nothing_and_duplicates_nothing() -> None:
         finally:
             sub.close()
         assert kills >= 6 and recovered_checks >= 5
+        # The seed's log lines (Sistema Multi-Par, "Logs Importantes").
+        engine_log = "\n".join(logs)
+        assert "Trading Profile: paper" in engine_log
+        assert re.search(r"BTC/USDT: momentum \(.*ma_fast=2", engine_log)
+        assert re.search(r"\S+/USDT - Signal: (BUY|SELL) \(confidence: \d+%\)", engine_log)
+        assert re.search(r"Portfolio approved \(exposure: \$[\d.]+/\$5000\.00\)", engine_log)
+        feed_log = s.log("feed")
+        assert "Streaming 3 symbols: BTC/USDT, ETH/USDT, SOL/USDT" in feed_log
+        assert re.search(r"Published \d+ total messages \(BTC/USDT: \d+", feed_log)
         assert with_positions >= 2, "too few kills landed while positions were open to prove recovery"
