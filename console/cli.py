@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ log = logging.getLogger(__name__)
 APP_NAME = "multipar-console"
 SOURCES = ("sim", "binance", "replay")
 SHUTDOWN_TIMEOUT_S = 8.0
+# After a signal, once the children are stopped, the terminal gets this long to be restored.
+# Seen here: after a hang-up Textual's writer thread can die on the vanished pty and the app's
+# own shutdown then blocks the event loop for ever on a full output queue.
+FORCE_EXIT_AFTER_S = 3.0
 _SECRET_OPT = re.compile(r"(key|secret|token|passw)", re.IGNORECASE)
 
 
@@ -262,6 +267,13 @@ def _child_args(args: argparse.Namespace, source: str) -> tuple[list[str], list[
     return feed, engine
 
 
+def _force_exit(code: int) -> None:
+    """The children are already stopped; only the terminal restore hangs: leave without it."""
+    log.error("terminal not released %.0f s after the children stopped: exiting without restoring it", FORCE_EXIT_AFTER_S)
+    logging.shutdown()
+    os._exit(code)
+
+
 async def serve(app: Any, backend: Any) -> int:
     """Run the app in this loop; SIGHUP/SIGTERM run the same orderly shutdown as ``q``."""
     loop = asyncio.get_running_loop()
@@ -273,6 +285,10 @@ async def serve(app: Any, backend: Any) -> int:
         # children first: after a hang-up the terminal is gone and painting may fail
         with contextlib.suppress(Exception):
             await asyncio.wait_for(backend.stop(), SHUTDOWN_TIMEOUT_S)
+        # a watchdog thread, because a stuck terminal write blocks this loop, timeouts and all
+        watchdog = threading.Timer(FORCE_EXIT_AFTER_S, _force_exit, args=(128 + signum,))
+        watchdog.daemon = True
+        watchdog.start()
         shutdown = getattr(app, "shutdown", None)
         try:
             if shutdown is not None:
