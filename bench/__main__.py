@@ -1,7 +1,7 @@
 """``python -m bench``: run every benchmark and print one table of figures against their targets.
 
     python -m bench                      # everything (~5 min on 2 cores)
-    python -m bench --quick              # fewer runs and trials (~1-2 min)
+    python -m bench --quick              # fewer runs and trials (~1 min)
     python -m bench --only compute,kill  # some of: compute latency throughput demo load kill
     python -m bench --json out.json      # results JSON (default: bench/results/<time>.json)
     python -m bench --compare bench/results/previous.json
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--only", type=_names, metavar="NAME[,NAME]", help=f"some of: {', '.join(NAMES)}"
     )
-    ap.add_argument("--quick", action="store_true", help="fewer runs and trials (~1-2 min)")
+    ap.add_argument("--quick", action="store_true", help="fewer runs and trials (~1 min)")
     ap.add_argument("--json", type=Path, metavar="PATH", help="where to write the results JSON")
     ap.add_argument(
         "--compare", type=Path, metavar="PATH", help="print deltas against a previous results JSON"

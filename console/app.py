@@ -389,7 +389,11 @@ class MultiparApp(App[None]):
         if ack.modes:
             self.model.apply_modes(ack.modes)
         self.model.add_event(text, level)
-        self.notify(text, severity=severity, markup=False, timeout=6 if ack.ok else 12)  # type: ignore[arg-type]
+        # One ack toast at a time: stacked toasts cover the very rows the operator is watching
+        # (at 80x24 four of them hid the board); the event log keeps every ack.
+        self.clear_notifications()
+        self.notify(text, severity=severity, markup=False, timeout=3 if ack.ok else 8)  # type: ignore[arg-type]
+        self._frame()  # show the outcome now, not at the next frame
 
     def _confirm(
         self,

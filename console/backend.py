@@ -377,7 +377,14 @@ class ProcessBackend:
         text = f"engine hung: console flattened {n} position{'' if n == 1 else 's'} from the store, all pairs HALTED"
         self._event(text, "error")
         log.error("kill switch: %s", text)
-        return Ack("kill", True, text, (time.perf_counter() - t0) * 1000.0, fallback=True)
+        # Show it now: the restarted engine confirms a second later, the store already says so.
+        apply_flat = getattr(self._model, "apply_flat", None)
+        if apply_flat is not None:
+            apply_flat([f.symbol for f in fills])
+        halted = dict.fromkeys(self.cfg.active_symbols(), "HALTED")
+        return Ack(
+            "kill", True, text, (time.perf_counter() - t0) * 1000.0, fallback=True, modes=halted
+        )
 
     def _release_engine(self) -> None:
         if self.supervisor is not None and not self._stopped:  # never respawn during shutdown

@@ -372,6 +372,14 @@ class ConsoleModel:
                 pv.mode = mode
                 self.dirty.add(sym)
 
+    def apply_flat(self, symbols: list[str]) -> None:
+        """Positions the console closed itself (kill fallback): flat at once, confirmed later."""
+        for sym in symbols:
+            pv = self.pairs.get(sym)
+            if pv is not None and pv.position is not None:
+                pv.position = None
+                self.dirty.add(sym)
+
     def apply_portfolio(self, m: dict[str, Any]) -> None:
         pf = self.portfolio
         pf.capital = _f(m.get("capital"))

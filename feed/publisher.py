@@ -39,6 +39,7 @@ STATES = (STATUS_CONNECTED, STATUS_RECONNECTING, STATUS_STALE, STATUS_STOPPED)
 HEARTBEAT_EVERY_S = 1.0
 STATUS_EVERY_S = 5.0
 STATS_LOG_EVERY_S = 10.0
+_SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 FIRST_STATS_LOG_AT = 100  # the seed's "Published 100 total messages"
 HOUSEKEEPING_TICK_S = 0.1
 REJECT_LOG_EVERY_S = 10.0
@@ -144,8 +145,11 @@ class TickPublisher:
         payload = encode_tick(
             Tick(symbol, seq, te, time.time_ns(), bid, ask, last, base_volume, quote_volume)
         )
+        sock = self._sock
         try:
-            self._sock.send_multipart((topic, payload), flags=zmq.NOBLOCK)
+            # Two sends with int flags: a third of send_multipart's cost per tick.
+            sock.send(topic, _SNDMORE_NOBLOCK)
+            sock.send(payload, zmq.NOBLOCK)
         except zmq.Again:  # PUB drops rather than blocks; kept for socket types that do not
             return
         self._seq[symbol] = seq

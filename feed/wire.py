@@ -15,6 +15,7 @@ from typing import Any
 import msgpack
 
 WIRE_VERSION = 1
+_INF = math.inf
 
 TOPIC_HEARTBEAT = b"_hb"
 TOPIC_STATUS = b"_status"
@@ -108,6 +109,19 @@ def decode_tick(topic: bytes, payload: bytes) -> Tick:
     symbol = m.get("s")
     if type(symbol) is not str or topic != symbol.encode():
         raise WireError(f"symbol {symbol!r} does not match topic {topic!r}")
+    # Fast path for the well-formed message the feed always sends (floats, ints, no NaN: every
+    # comparison with NaN is False); anything else goes through the checks that name the field.
+    b, a, last = m.get("b"), m.get("a"), m.get("l")
+    bv, qv = m.get("bv", 0.0), m.get("qv", 0.0)
+    q, te, tr = m.get("q"), m.get("te"), m.get("tr")
+    if (
+        type(b) is float and type(a) is float and type(last) is float
+        and type(bv) is float and type(qv) is float
+        and type(q) is int and type(te) is int and type(tr) is int
+        and 0.0 < b <= a < _INF and 0.0 < last < _INF and 0.0 <= bv < _INF and 0.0 <= qv < _INF
+        and q >= 0 and te >= 0 and tr >= 0
+    ):  # fmt: skip
+        return Tick(symbol, q, te, tr, b, a, last, bv, qv)
     bid = _price(m, "b")
     ask = _price(m, "a")
     if bid > ask:

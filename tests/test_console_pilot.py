@@ -812,3 +812,35 @@ async def test_backend_start_failure_is_shown_and_the_app_survives() -> None:
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, "the app to exit")
     assert backend.stops == 1
+
+
+async def test_only_panes_in_view_are_repainted_and_hidden_ones_catch_up_on_scroll() -> None:
+    """100 pairs with 9 on screen: painting hidden panes was most of the console's CPU."""
+    from engine.config import Tier
+
+    pairs = tuple((f"C{i:02d}/USDT", Tier.VOLATILE, "momentum", 100.0) for i in range(12))
+    backend = FakeBackend(board=False)
+    app = make_app(backend, make_safe_list(pairs), clock=FrozenClock())  # type: ignore[arg-type]
+    app.animation_level = "none"
+    async with app.run_test(size=WIDE) as pilot:
+        await wait_for(pilot, backend.started.is_set, "backend.start")
+        for sym, *_ in pairs:
+            app.model.apply_pair(pair_map(sym, last=100.0))
+        app.repaint_now()
+        await pilot.pause()
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        first, last = pairs[0][0], pairs[-1][0]
+        assert first in main._visible_symbols() and last not in main._visible_symbols()
+        painted: list[str] = []
+        for sym, pane in main.panes.items():
+            pane.repaint = (lambda s=sym: painted.append(s))  # type: ignore[method-assign]
+        app.model.apply_pair(pair_map(first, last=101.0))
+        app.model.apply_pair(pair_map(last, last=101.0))
+        app._frame()
+        assert first in painted and last not in painted
+        main.select(len(pairs) - 1)  # scrolls the last pane into view
+        await pilot.pause()
+        await wait_for(pilot, lambda: last in main._visible_symbols(), "the last pane in view")
+        app._frame()
+        assert last in painted

@@ -337,7 +337,11 @@ def test_kill_switch_fallback_on_a_stopped_engine(demo_factory) -> None:  # type
     demo.tmux.send_keys("y")
     # the event log line and the notification (both wrap at 80 columns)
     demo.tmux.wait_for(lambda s: "engine hung" in s and "KILL (fallback" in s, timeout_s=3.0)
-    assert time.monotonic() - t0 < 2.0, "the fallback took more than 2 s"
+    # every pair HALTED and the position flat on screen, with the engine still hung
+    demo.tmux.wait_for(
+        lambda s: all_rows_say("HALTED")(s) and "flat" in row(s, "BTC/USDT"), timeout_s=3.0
+    )
+    assert time.monotonic() - t0 < 2.0, "the fallback took more than 2 s to show"
     modes, positions = demo.db_state()
     assert positions == [] and modes == dict.fromkeys(SYMBOLS, "HALTED")
     assert not alive(hung)

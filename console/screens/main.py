@@ -15,6 +15,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.geometry import Region
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -114,13 +115,14 @@ class MainScreen(Screen[None]):
         self.decision_log = DecisionLog(model, id="decision-log")
         self.event_log = EventLog(model, id="event-log")
         self.selected_index = 0
+        self.grid = VerticalScroll(id="pair-grid", classes=f"-n{min(len(model.symbols), 3)}")
+        self._hidden_dirty: set[str] = set()  # changed while scrolled out of view
 
     def compose(self) -> ComposeResult:
         yield self.header
         yield self.portfolio
         yield PairRowHeader()
-        n = len(self.panes)
-        with VerticalScroll(id="pair-grid", classes=f"-n{min(n, 3)}"):
+        with self.grid:
             yield from self.panes.values()
         with Horizontal(id="logs"):
             yield self.decision_log
@@ -193,13 +195,33 @@ class MainScreen(Screen[None]):
             self.decision_log.refresh()
         if DIRTY_EVENTS in dirty:
             self.event_log.refresh()
+        # Only panes in the scroll window are drawn; a hidden one is drawn when it scrolls in.
+        # With 100 pairs and 9 on screen this is most of the console's CPU (bench/console.py).
+        visible = self._visible_symbols()
         panes = self.panes
+        hidden = self._hidden_dirty
         for sym in dirty:
             pane = panes.get(sym)
             if pane is not None:
-                pane.repaint()
+                if sym in visible:
+                    pane.repaint()
+                else:
+                    hidden.add(sym)
         if charts:
             for sym in charts:
                 pane = panes.get(sym)
                 if pane is not None:
-                    pane.repaint_chart()
+                    if sym in visible:
+                        pane.repaint_chart()
+                    else:
+                        hidden.add(sym)
+        if hidden:
+            for sym in hidden & visible:
+                panes[sym].repaint()
+                panes[sym].repaint_chart()
+            hidden -= visible
+
+    def _visible_symbols(self) -> set[str]:
+        grid = self.grid
+        window = Region(int(grid.scroll_x), int(grid.scroll_y), grid.size.width, grid.size.height)
+        return {sym for sym, pane in self.panes.items() if pane.virtual_region.overlaps(window)}
