@@ -279,6 +279,7 @@ async def serve(app: Any, backend: Any) -> int:
     loop = asyncio.get_running_loop()
     got: list[int] = []
     shutting_down: list[asyncio.Task[None]] = []
+    watchdogs: list[threading.Timer] = []  # cancelled once the app has let go of the terminal
 
     async def orderly(signum: int) -> None:
         log.warning("%s received: orderly shutdown", signal.Signals(signum).name)
@@ -288,6 +289,7 @@ async def serve(app: Any, backend: Any) -> int:
         # a watchdog thread, because a stuck terminal write blocks this loop, timeouts and all
         watchdog = threading.Timer(FORCE_EXIT_AFTER_S, _force_exit, args=(128 + signum,))
         watchdog.daemon = True
+        watchdogs.append(watchdog)
         watchdog.start()
         shutdown = getattr(app, "shutdown", None)
         try:
@@ -312,6 +314,8 @@ async def serve(app: Any, backend: Any) -> int:
             with contextlib.suppress(Exception):
                 await shutting_down[0]
     finally:
+        for watchdog in watchdogs:
+            watchdog.cancel()
         for sig in (signal.SIGHUP, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         # idempotent: the app's own shutdown normally did this already

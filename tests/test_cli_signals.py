@@ -62,3 +62,41 @@ def test_signal_exits_even_if_the_terminal_restore_hangs(sig: signal.Signals) ->
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+CLEAN = f"""
+import asyncio, os, signal, sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from console.cli import FORCE_EXIT_AFTER_S, serve
+
+class Backend:
+    async def stop(self):
+        pass
+
+class App:
+    async def run_async(self):
+        self._done = asyncio.Event()
+        print("ready", flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        await self._done.wait()
+    async def shutdown(self):
+        self._done.set()
+    def exit(self):
+        self._done.set()
+
+code = asyncio.run(serve(App(), Backend()))
+time.sleep(FORCE_EXIT_AFTER_S + 1)  # the process lives on (tests run serve in-process)
+print("survived", code, flush=True)
+"""
+
+
+@pytest.mark.timeout(30)
+def test_the_watchdog_is_cancelled_once_the_terminal_is_released() -> None:
+    p = subprocess.run(
+        [sys.executable, "-c", CLEAN],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["ready", "survived", str(128 + signal.SIGTERM)]
