@@ -58,7 +58,8 @@ from feed.wire import TOPIC_STATUS, WireError, decode_map, decode_tick
 
 log = logging.getLogger("engine")
 
-PAIR_PUBLISH_INTERVAL_S = 0.05  # at most 20 state messages per pair per second
+PAIR_PUBLISH_INTERVAL_S = 0.1  # at most 10 state messages per pair per second (the console paints at 12 Hz)
+CLOSES_INTERVAL_S = 0.5  # the sparkline's closes ride along at most twice a second, or on a candle close
 PORTFOLIO_PUBLISH_INTERVAL_S = 0.25
 HEARTBEAT_INTERVAL_S = 1.0
 EQUITY_SNAPSHOT_INTERVAL_S = 10.0
@@ -100,6 +101,8 @@ class PairState:
     decision: Decision | None = None
     dirty: bool = True
     last_publish: float = 0.0
+    closes_sent_at: float = -1e9  # monotonic s
+    closes_sent_for: int = -1  # candle open time of the newest closed candle last sent
 
 
 class EngineService:
@@ -621,13 +624,19 @@ class EngineService:
 
     def pair_map(self, ps: PairState, now: float) -> dict[str, Any]:
         pcfg = self.cfg.pair(ps.symbol)
-        closes = ps.candles.closes(SPARKLINE_CLOSES, include_forming=True)
         pos = self.portfolio.positions.get(ps.symbol)
-        price = ps.last or (closes[-1] if closes else 0.0)
+        last_closed = ps.candles.last_closed
+        price = ps.last or (last_closed.close if last_closed is not None else 0.0)
+        newest = last_closed.ts if last_closed is not None else 0
+        closes = None
+        if newest != ps.closes_sent_for or now - ps.closes_sent_at >= CLOSES_INTERVAL_S:
+            closes = ps.candles.closes(SPARKLINE_CLOSES, include_forming=True)
+            ps.closes_sent_for = newest
+            ps.closes_sent_at = now
         ind = ps.runtime.preview(price) if price > 0.0 else {}
         ref = ps.runtime.reference_close
         change = (price / ref - 1.0) * 100.0 if ref and price else None
-        return {
+        m: dict[str, Any] = {
             "symbol": ps.symbol,
             "tier": str(pcfg.tier),
             "strategy": pcfg.strategy,
@@ -641,7 +650,6 @@ class EngineService:
             "ticks": ps.ticks,
             "gaps": ps.gaps,
             "bad": ps.bad,
-            "closes": closes,
             "ind": ind,
             "signal": _signal_map(ps.signal) if ps.signal is not None else None,
             "decision": (
@@ -657,6 +665,9 @@ class EngineService:
             "position": _position_map(pos, price) if pos is not None and pos.qty != 0.0 else None,
             "ts": time.time_ns(),
         }
+        if closes is not None:
+            m["closes"] = closes
+        return m
 
     def portfolio_map(self) -> dict[str, Any]:
         marks = self._marks()

@@ -838,9 +838,40 @@ async def test_only_panes_in_view_are_repainted_and_hidden_ones_catch_up_on_scro
         app.model.apply_pair(pair_map(first, last=101.0))
         app.model.apply_pair(pair_map(last, last=101.0))
         app._frame()
+        app._frame()  # panes take turns: a price change is drawn within two frames
         assert first in painted and last not in painted
         main.select(len(pairs) - 1)  # scrolls the last pane into view
         await pilot.pause()
         await wait_for(pilot, lambda: last in main._visible_symbols(), "the last pane in view")
         app._frame()
         assert last in painted
+
+
+async def test_prices_repaint_every_other_frame_but_a_mode_change_at_once() -> None:
+    backend = FakeBackend()
+    async with build(backend).run_test(size=WIDE) as pilot:
+        app = await ready(pilot, backend)
+        main = app.screen
+        assert isinstance(main, MainScreen)
+        painted: list[str] = []
+        for sym, pane in main.panes.items():
+            pane.repaint = (lambda s=sym: painted.append(s))  # type: ignore[method-assign]
+        for sym in app.model.symbols:  # settle: what the fake board showed before
+            app.model.apply_pair(pair_map(sym))
+        app._frame()
+        app._frame()
+        counts = []
+        for _ in range(4):
+            for sym in app.model.symbols:
+                app.model.apply_pair(pair_map(sym))
+            painted.clear()
+            app._frame()
+            counts.append(len(painted))
+        assert sum(counts) == 2 * len(app.model.symbols)  # each pane twice in four frames
+        assert all(c > 0 for c in counts[1:])  # they take turns: no frame goes blank
+        painted.clear()
+        app.model.apply_pair(pair_map("BTC/USDT", mode="PAUSED"))
+        app._frame()
+        app.model.apply_pair(pair_map("BTC/USDT", mode="ACTIVE"))
+        app._frame()
+        assert painted.count("BTC/USDT") == 2  # the operator's change is never held back

@@ -25,6 +25,7 @@ from console.widgets.logs import DecisionLog, EventLog
 from console.widgets.pair_pane import PairPane, PairRowHeader
 from console.widgets.portfolio import PortfolioBar, RiskCaps
 
+FRAMES_PER_PANE_PAINT = 2  # a pane's prices repaint every 2nd frame: 6 Hz at the 12 Hz timer
 # Full panes need about 48 columns each and 13 rows; below these the board goes compact.
 WIDE_COLUMNS = 156  # three panes side by side
 MEDIUM_COLUMNS = 120  # two panes side by side
@@ -117,6 +118,10 @@ class MainScreen(Screen[None]):
         self.selected_index = 0
         self.grid = VerticalScroll(id="pair-grid", classes=f"-n{min(len(model.symbols), 3)}")
         self._hidden_dirty: set[str] = set()  # changed while scrolled out of view
+        self._deferred: set[str] = set()  # changed, waiting for its turn
+        self._painted: dict[str, tuple[object, ...]] = {}  # mode, position, stale as last shown
+        self._phase = {sym: i % FRAMES_PER_PANE_PAINT for i, sym in enumerate(model.symbols)}
+        self._frame_no = 0
 
     def compose(self) -> ComposeResult:
         yield self.header
@@ -200,13 +205,31 @@ class MainScreen(Screen[None]):
         visible = self._visible_symbols()
         panes = self.panes
         hidden = self._hidden_dirty
+        # A pane shows a new price at most 6 times a second (the eye does not read more,
+        # and it halves the console's CPU at 100 pairs); a change of mode, position or
+        # staleness (what the operator acts on) is painted at once.
+        # Panes take turns (half on even frames, half on odd) so every frame still draws.
+        self._frame_no += 1
+        pairs = self.model.pairs
+        painted = self._painted
+        phase = self._phase
+        if self._deferred:
+            dirty = dirty | self._deferred
+            self._deferred = set()
         for sym in dirty:
             pane = panes.get(sym)
-            if pane is not None:
-                if sym in visible:
-                    pane.repaint()
-                else:
-                    hidden.add(sym)
+            if pane is None:
+                continue
+            if sym not in visible:
+                hidden.add(sym)
+                continue
+            pv = pairs[sym]
+            key = (pv.mode, pv.has_position, pv.stale)
+            if painted.get(sym) == key and (self._frame_no + phase[sym]) % FRAMES_PER_PANE_PAINT:
+                self._deferred.add(sym)
+                continue
+            painted[sym] = key
+            pane.repaint()
         if charts:
             for sym in charts:
                 pane = panes.get(sym)
@@ -220,6 +243,11 @@ class MainScreen(Screen[None]):
                 panes[sym].repaint()
                 panes[sym].repaint_chart()
             hidden -= visible
+
+    @property
+    def pending(self) -> bool:
+        """Changed panes still waiting for their turn to be drawn."""
+        return bool(self._deferred)
 
     def _visible_symbols(self) -> set[str]:
         grid = self.grid
