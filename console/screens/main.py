@@ -246,8 +246,8 @@ class MainScreen(Screen[None]):
 
     @property
     def pending(self) -> bool:
-        """Changed panes still waiting for their turn to be drawn."""
-        return bool(self._deferred)
+        """Changed panes still waiting to be drawn: their turn, or their scroll into view."""
+        return bool(self._deferred or self._hidden_dirty)
 
     def _visible_symbols(self) -> set[str]:
         grid = self.grid
