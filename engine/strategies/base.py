@@ -41,6 +41,11 @@ class Strategy(ABC):
         return Signal(self.symbol, SignalType.HOLD, 0.0, candle.close, reasoning=reasoning, ts=candle.ts)
 
 
+def clip01(x: float) -> float:
+    """Clamp a confidence component into [0, 1]."""
+    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
+
+
 def register(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
     def deco(cls: type[Strategy]) -> type[Strategy]:
         if name in _REGISTRY and _REGISTRY[name] is not cls:

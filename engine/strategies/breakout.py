@@ -18,17 +18,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from engine.models import Indicators, Signal, SignalType
-from engine.strategies.base import Strategy, register
+from engine.strategies.base import Strategy, clip01, register
 
 if TYPE_CHECKING:
     from engine.candles import Candle
     from engine.config import StrategyParams
 
 BASE_CONFIDENCE = 0.70
-
-
-def _clip01(x: float) -> float:
-    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
 
 
 @register("breakout")
@@ -79,9 +75,9 @@ class BreakoutStrategy(Strategy):
         stop = candle.low if 0 < candle.low < close and candle.low > atr_stop else atr_stop
         if stop <= 0:
             return self.hold(candle, f"{n}-candle breakout but no positive stop below {close:.8g}")
-        margin = _clip01((close - high) / atr)
-        surge = _clip01(candle.volume / avg_volume - 1.0) if avg_volume else 0.0
-        conf = _clip01(BASE_CONFIDENCE + 0.15 * margin + 0.15 * surge)
+        margin = clip01((close - high) / atr)
+        surge = clip01(candle.volume / avg_volume - 1.0) if avg_volume else 0.0
+        conf = clip01(BASE_CONFIDENCE + 0.15 * margin + 0.15 * surge)
         vol_note = f", volume {candle.volume / avg_volume:.1f}× average" if avg_volume else ""
         return Signal(
             self.symbol, SignalType.BUY, conf, close,

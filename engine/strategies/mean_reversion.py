@@ -17,17 +17,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from engine.models import Indicators, Signal, SignalType
-from engine.strategies.base import Strategy, register
+from engine.strategies.base import Strategy, clip01, register
 
 if TYPE_CHECKING:
     from engine.candles import Candle
 
 DEEP_BAND_FRACTION = 0.25  # a close this fraction of the band width outside counts as fully deep
 EXTREME_RSI_POINTS = 15.0  # RSI this far past its threshold counts as fully extreme
-
-
-def _clip01(x: float) -> float:
-    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
 
 
 @register("mean_reversion")
@@ -57,9 +53,9 @@ class MeanReversionStrategy(Strategy):
             return self.hold(candle, "ATR is 0 (no range): no stop distance")
         width = upper - lower
         if close <= lower and rsi <= p.rsi_oversold:
-            depth = _clip01((lower - close) / (DEEP_BAND_FRACTION * width)) if width > 0 else 1.0
-            extreme = _clip01((p.rsi_oversold - rsi) / EXTREME_RSI_POINTS)
-            conf = _clip01(0.6 + 0.2 * depth + 0.2 * extreme)
+            depth = clip01((lower - close) / (DEEP_BAND_FRACTION * width)) if width > 0 else 1.0
+            extreme = clip01((p.rsi_oversold - rsi) / EXTREME_RSI_POINTS)
+            conf = clip01(0.6 + 0.2 * depth + 0.2 * extreme)
             return Signal(
                 self.symbol, SignalType.BUY, conf, close,
                 stop_loss=close - p.stop_atr * atr, take_profit=middle if middle > close else 0.0,
@@ -67,9 +63,9 @@ class MeanReversionStrategy(Strategy):
                 ts=candle.ts,
             )
         if close >= upper and rsi >= p.rsi_overbought:
-            depth = _clip01((close - upper) / (DEEP_BAND_FRACTION * width)) if width > 0 else 1.0
-            extreme = _clip01((rsi - p.rsi_overbought) / EXTREME_RSI_POINTS)
-            conf = _clip01(0.6 + 0.2 * depth + 0.2 * extreme)
+            depth = clip01((close - upper) / (DEEP_BAND_FRACTION * width)) if width > 0 else 1.0
+            extreme = clip01((rsi - p.rsi_overbought) / EXTREME_RSI_POINTS)
+            conf = clip01(0.6 + 0.2 * depth + 0.2 * extreme)
             return Signal(
                 self.symbol, SignalType.SELL, conf, close,
                 stop_loss=close + p.stop_atr * atr, take_profit=middle if middle < close else 0.0,

@@ -16,16 +16,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from engine.models import Indicators, Signal, SignalType
-from engine.strategies.base import Strategy, register
+from engine.strategies.base import Strategy, clip01, register
 
 if TYPE_CHECKING:
     from engine.candles import Candle
 
 STRONG_GAP_ATR = 0.2  # an MA gap of this many ATRs at the cross counts as full strength
-
-
-def _clip01(x: float) -> float:
-    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
 
 
 @register("momentum")
@@ -40,17 +36,17 @@ class MomentumStrategy(Strategy):
         crossed_up = pf <= ps and fast > slow
         crossed_down = pf >= ps and fast < slow
         gap = abs(fast - slow)
-        strength = _clip01(gap / (STRONG_GAP_ATR * atr)) if atr > 0 else 1.0
+        strength = clip01(gap / (STRONG_GAP_ATR * atr)) if atr > 0 else 1.0
         span = p.rsi_overbought - p.rsi_oversold
         names = f"MA{p.ma_fast} {'above' if fast > slow else 'below'} MA{p.ma_slow}"
         close = candle.close
 
         if position_qty > 0 and crossed_down:
-            conf = _clip01(0.5 + 0.5 * strength)
+            conf = clip01(0.5 + 0.5 * strength)
             return Signal(self.symbol, SignalType.SELL, conf, close,
                           reasoning=f"exit long: MA{p.ma_fast} crossed below MA{p.ma_slow}", ts=candle.ts)
         if position_qty < 0 and crossed_up:
-            conf = _clip01(0.5 + 0.5 * strength)
+            conf = clip01(0.5 + 0.5 * strength)
             return Signal(self.symbol, SignalType.BUY, conf, close,
                           reasoning=f"exit short: MA{p.ma_fast} crossed above MA{p.ma_slow}", ts=candle.ts)
         if position_qty != 0:
@@ -61,8 +57,8 @@ class MomentumStrategy(Strategy):
         if crossed_up:
             if rsi >= p.rsi_overbought:
                 return self.hold(candle, f"MA{p.ma_fast} crossed above MA{p.ma_slow} but RSI {rsi:.1f} is overbought")
-            room = _clip01((p.rsi_overbought - rsi) / span)
-            conf = _clip01(0.5 + 0.3 * strength + 0.2 * room)
+            room = clip01((p.rsi_overbought - rsi) / span)
+            conf = clip01(0.5 + 0.3 * strength + 0.2 * room)
             return Signal(
                 self.symbol, SignalType.BUY, conf, close,
                 stop_loss=close - p.stop_atr * atr, take_profit=close + p.take_profit_atr * atr,
@@ -72,8 +68,8 @@ class MomentumStrategy(Strategy):
         if crossed_down:
             if rsi <= p.rsi_oversold:
                 return self.hold(candle, f"MA{p.ma_fast} crossed below MA{p.ma_slow} but RSI {rsi:.1f} is oversold")
-            room = _clip01((rsi - p.rsi_oversold) / span)
-            conf = _clip01(0.5 + 0.3 * strength + 0.2 * room)
+            room = clip01((rsi - p.rsi_oversold) / span)
+            conf = clip01(0.5 + 0.3 * strength + 0.2 * room)
             return Signal(
                 self.symbol, SignalType.SELL, conf, close,
                 stop_loss=close + p.stop_atr * atr, take_profit=max(close - p.take_profit_atr * atr, 0.0),
