@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from engine.broker import PaperBroker
+from engine.broker import BrokerError, PaperBroker
 from engine.config import SafeList
 from engine.markets import default_rules
 from engine.models import (
@@ -87,7 +87,11 @@ def flatten_from_store(
             )
             if not store.record_decision(decision):
                 continue
-            fill = broker.execute(client_order_id(key), sym, side, abs(pos.qty), bid, ask, ts_ms, reason)
+            try:
+                fill = broker.execute(client_order_id(key), sym, side, abs(pos.qty), bid, ask, ts_ms, reason)
+            except BrokerError as exc:  # e.g. dust below the lot step: the rest still gets flat
+                log.warning("%s - %s: not closed: %s", sym, reason, exc)
+                continue
             new_pos = portfolio.apply_fill(fill)
             account = {"cash": portfolio.cash, "realised": portfolio.realised, "fees": portfolio.fees}
             if store.record_execution(fill, new_pos, account, key):

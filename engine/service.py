@@ -22,7 +22,7 @@ from typing import Any
 
 import zmq
 
-from engine.broker import PaperBroker
+from engine.broker import BrokerError, PaperBroker
 from engine.candles import Candle, CandleBuilder
 from engine.config import SafeList
 from engine.correlation import CorrelationTracker
@@ -385,7 +385,8 @@ class EngineService:
         """Record the decision, then fill it if approved: write before publish, at most once."""
         decision.ts = int(self.clock() * 1000)  # when it was decided; the key keeps the candle
         if not self.store.record_decision(decision):
-            log.info("%s - decision %s already recorded: not executed again", ps.symbol, decision.key)
+            # debug: a stop that could not be filled meets its own key again on every tick
+            log.debug("%s - decision %s already recorded: not executed again", ps.symbol, decision.key)
             return None
         self.decisions_total += 1
         ps.decision = decision
@@ -404,7 +405,13 @@ class EngineService:
         if self.store.has_order(order_id):
             return None
         now_ms = int(self.clock() * 1000)
-        fill = self.broker.execute(order_id, ps.symbol, side, qty, ps.bid, ps.ask, now_ms, reason)
+        try:
+            fill = self.broker.execute(order_id, ps.symbol, side, qty, ps.bid, ps.ask, now_ms, reason)
+        except BrokerError as exc:
+            # Refused at the order boundary (e.g. a remainder below the lot step): the decision
+            # stays recorded, nothing is filled, and the loop goes on.
+            log.warning("%s - order %s not filled: %s", ps.symbol, order_id, exc)
+            return None
         pos = self.portfolio.apply_fill(fill)
         if signal is not None and pos.qty != 0.0 and reason == "signal" and (
             (pos.qty > 0.0) == (side is Side.BUY)
@@ -493,7 +500,7 @@ class EngineService:
         if cmd == "flatten_all":
             n, failed = self._flatten_all("flatten_all", now_ms)
             if failed:
-                return False, f"flattened {n}; could not flatten {', '.join(failed)} (no price)"
+                return False, f"flattened {n}; could not flatten {', '.join(failed)} (no price yet, or refused at the lot step: see engine.log)"
             return True, f"flattened {n} position(s)"
         if cmd == "kill":
             # Halt first (persisted), so nothing can open while we flatten.
@@ -502,7 +509,7 @@ class EngineService:
             n, failed = self._flatten_all("kill", now_ms)
             log.warning("KILL SWITCH: %d position(s) flattened, all pairs HALTED", n)
             if failed:
-                return False, f"HALTED; could not flatten {', '.join(failed)} (no price)"
+                return False, f"HALTED; could not flatten {', '.join(failed)} (no price yet, or refused at the lot step: see engine.log)"
             return True, f"all pairs HALTED, {n} position(s) flattened"
         if cmd == "rearm":
             halted = {s: PairMode.ACTIVE for s, p in self.pairs.items() if p.mode is PairMode.HALTED}
