@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -19,6 +20,25 @@ import zmq
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+
+
+def alive(pid: int) -> bool:
+    """Is the process running? A zombie (exited, not yet reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def until(pred: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
+    """Let the event loop run until ``pred()`` holds; fail naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def short_tmpdir() -> Path:

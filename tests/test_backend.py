@@ -12,7 +12,7 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from console.rundir import Endpoints, create_run_dir
 from engine import wire as engine_wire
 from engine.config import load_safe_list
 from feed import wire as feed_wire
+from tests.procs import alive, until
 from tests.store_seed import seed_open_position
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,21 +36,6 @@ SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 pytestmark = pytest.mark.timeout(120)
 
 
-async def until(pred: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture

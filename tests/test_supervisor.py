@@ -12,7 +12,6 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from console.rundir import (
     runs_root,
 )
 from console.supervisor import BACKOFF_S, ChildSpec, Supervisor, backoff_delay
+from tests.procs import alive, until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,26 +53,6 @@ class Recorder(ConsoleModel):
         return [e.text for e in self.events]
 
 
-async def until(pred: Callable[[], bool], timeout_s: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie is dead for our purposes
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.procs import alive
 from tests.store_seed import seed_open_position
 from tests.tmux_driver import TmuxSession, TmuxTimeout, tmux_available
 
@@ -48,13 +49,6 @@ def console_command() -> list[str]:
     base = [str(script)] if script.exists() else [sys.executable, "-m", "console"]
     return [*base, "--demo", "--config", str(SAFE_LIST), "--seed", "5"]
 
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @dataclass
