@@ -151,6 +151,7 @@ class EngineService:
                 candles=CandleBuilder(self.timeframe_s, history=max(SPARKLINE_CLOSES, 2)),
                 mode=modes.get(sym, PairMode.ACTIVE),
             )
+        self._by_topic = {sym.encode(): ps for sym, ps in self.pairs.items()}
         self._topic_seq: dict[bytes, int] = {}
         self._lat = [0] * (LATENCY_RING_MASK + 1)
         self._lat_i = 0
@@ -278,14 +279,13 @@ class EngineService:
             except WireError:
                 self.bad_total += 1
             return
-        try:
-            sym = topic.decode()
-        except UnicodeDecodeError:
-            self.bad_total += 1
-            return
-        ps = self.pairs.get(sym)
+        ps = self._by_topic.get(topic)  # keyed by the topic bytes: no decode per tick
         if ps is None:
-            self.unknown_symbols += 1
+            try:
+                topic.decode()
+                self.unknown_symbols += 1
+            except UnicodeDecodeError:
+                pass
             self.bad_total += 1
             return
         try:
@@ -304,7 +304,7 @@ class EngineService:
             if tick.seq > exp:
                 ps.gaps += tick.seq - exp
             else:
-                log.info("%s - feed sequence restarted (%d after %d)", sym, tick.seq, exp - 1)
+                log.info("%s - feed sequence restarted (%d after %d)", ps.symbol, tick.seq, exp - 1)
         ps.expected_seq = tick.seq + 1
         self.on_tick(ps, tick.ts_exchange, tick.bid, tick.ask, tick.last, tick.base_volume)
         # Feed publish -> decision done, on one host's clock: what bench/ reports as latency.
@@ -369,7 +369,7 @@ class EngineService:
 
     def _risk_context(self) -> RiskContext:
         now = self.monotonic()
-        marks = {s: p.last for s, p in self.pairs.items() if p.last > 0.0}
+        marks = self._marks()
         return RiskContext(
             positions=self.portfolio.positions,
             marks=marks,
