@@ -38,8 +38,8 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from engine.candles import Candle, CandleBuilder  # noqa: E402
-from engine.indicators import (  # noqa: E402
+from engine.core.candles import Candle, CandleBuilder  # noqa: E402
+from engine.core.indicators import (  # noqa: E402
     ATR,
     RSI,
     SMA,

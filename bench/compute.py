@@ -1,6 +1,6 @@
 """Engine compute per tick, in process: the real ``EngineService`` against the naive pandas way.
 
-Builds ``engine.service.EngineService`` on the repo's safe list (3 pairs, 3 strategies) with a
+Builds ``engine.node.service.EngineService`` on the repo's safe list (3 pairs, 3 strategies) with a
 temporary SQLite file and unbound ipc endpoints, warms every pair on 500 candles through
 ``EngineService.warm_up`` itself (its feed history request answered from memory), then times
 
@@ -75,9 +75,9 @@ def _ticks(symbols: list[str], n: int, seed: int) -> list[tuple[bytes, bytes, tu
 @contextlib.contextmanager
 def _service() -> Iterator[Any]:
     """A warmed EngineService on a temp SQLite file; its sockets are never bound."""
-    import engine.service as service_mod
-    from engine.config import load_safe_list
-    from engine.service import Endpoints, EngineService
+    import engine.node.service as service_mod
+    from engine.core.config import load_safe_list
+    from engine.node.service import Endpoints, EngineService
 
     d = Path(tempfile.mkdtemp(prefix="mpb-", dir="/tmp"))
     cfg = load_safe_list(ROOT / "safe_list.yaml")
@@ -149,7 +149,7 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
     runs = 3 if quick else 5
     n_ticks = 15_000 if quick else 30_000
     logging.getLogger("engine").setLevel(logging.WARNING)  # fills log at INFO: not on our stdout
-    from engine.config import load_safe_list
+    from engine.core.config import load_safe_list
 
     symbols = load_safe_list(ROOT / "safe_list.yaml").active_symbols()
     ticks = _ticks(symbols, n_ticks, seed=3)

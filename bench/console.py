@@ -244,45 +244,15 @@ class ConsoleRun:
 
 
 def _seed_positions(db: Path, symbols: Sequence[str]) -> None:
-    """Open paper longs in a fresh store (stops far away), so the kill switch has work to do."""
-    from engine.markets import default_rules, round_qty_down
-    from engine.models import (
-        CheckResult,
-        Decision,
-        Fill,
-        Position,
-        Side,
-        Signal,
-        SignalType,
-        client_order_id,
-    )
-    from engine.store import Store
+    """Open paper longs in a fresh book (stops far away), so the kill switch has work to do."""
+    from engine.core.markets import default_rules, round_qty_down
+    from tests.store_seed import seed_open_position
 
-    ts = int(time.time() * 1000) - 60_000
-    cash = 10_000.0
-    fees = 0.0
-    with Store(db) as st:
-        st.init_account(10_000.0, ts)
-        for k, sym in enumerate(symbols):
-            price = START_PRICE.get(sym, 10.0)
-            # on the lot step, as the engine opens them (off-step dust is never flattened)
-            qty = round_qty_down(100.0 / price, default_rules(sym))
-            key = f"{sym}|bench-seed|{ts}"
-            fee = qty * price * 0.001
-            cash -= qty * price + fee
-            fees += fee
-            signal_ = Signal(
-                sym, SignalType.BUY, 0.9, price, price * 0.01, price * 100, "bench seed", ts
-            )
-            decision = Decision(
-                key, sym, ts, "open_long", signal_, [CheckResult("seed", True)], True, qty, price
-            )
-            fill = Fill(
-                f"f-bench-{k}", client_order_id(key), sym, Side.BUY, qty, price, fee, ts, "signal"
-            )
-            pos = Position(sym, qty, price, price * 0.01, price * 100, 0.0, fee, ts)
-            st.record_decision(decision)
-            st.record_execution(fill, pos, {"cash": cash, "realised": 0.0, "fees": fees}, key)
+    for sym in symbols:
+        price = START_PRICE.get(sym, 10.0)
+        # on the lot step, as the engine opens them (off-step dust is never flattened)
+        qty = round_qty_down(100.0 / price, default_rules(sym))
+        seed_open_position(db, sym, qty, price, stop=price * 0.01, target=price * 100)
 
 
 # -- shared measurements ------------------------------------------------------------------

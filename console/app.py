@@ -43,7 +43,7 @@ from console.screens.main import MainScreen
 from console.widgets.pair_pane import position_parts
 from console.widgets.palette import DEFAULT_PALETTE, Palette, fmt_price, fmt_qty, fmt_usd
 from console.widgets.portfolio import RiskCaps
-from engine.config import SafeList
+from engine.core.config import SafeList
 
 log = logging.getLogger(__name__)
 # No handler configured must mean silence, not Python's last-resort stderr over the screen.

@@ -5,7 +5,8 @@ supervisor (feed and engine processes), the bridge (their PUB sockets into the m
 DEALER socket to the engine's command ROUTER. ``kill()`` is the operator's last word: it asks
 the engine to halt and flatten, and when the engine does not answer in time (or has stopped
 beating) it SIGKILLs the engine, flattens every stored position itself through the engine's
-own store and broker code (``engine.recovery.flatten_from_store``), marks every pair HALTED,
+trading core (``engine.node.fallback.flatten_from_store``: the one exit path, the same
+execution client), marks every pair HALTED,
 and restarts the engine, which comes back halted and flat.
 """
 
@@ -29,7 +30,7 @@ from console.model import Ack
 from console.rundir import Endpoints, LogFiles
 from console.supervisor import ChildSpec, Supervisor
 from engine import wire as engine_wire
-from engine.config import SafeList
+from engine.core.config import SafeList
 
 log = logging.getLogger(__name__)
 
@@ -359,13 +360,10 @@ class ProcessBackend:
         self._reset_dealer()
         await self.supervisor.hold("engine", reason=f"kill switch fallback ({why})")
         marks = self._marks()
-        ts_ms = int(time.time() * 1000)
         try:
-            from engine.recovery import flatten_from_store
+            from engine.node.fallback import flatten_from_store
 
-            fills = await asyncio.to_thread(
-                flatten_from_store, self.db_path, self.cfg, marks, ts_ms
-            )
+            fills = await asyncio.to_thread(flatten_from_store, self.db_path, self.cfg, marks)
         except Exception as exc:
             log.exception("flatten from store failed")
             self._release_engine()

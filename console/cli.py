@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.config import ConfigError, SafeList, default_path, load_safe_list, parse_timeframe
+from engine.core.config import ConfigError, SafeList, default_path, load_safe_list, parse_timeframe
 
 log = logging.getLogger(__name__)
 

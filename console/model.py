@@ -22,7 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 log = logging.getLogger(__name__)
 
-# Flags in ``dirty`` besides symbols; "@" never starts a symbol (engine.config.SYMBOL_RE).
+# Flags in ``dirty`` besides symbols; "@" never starts a symbol (engine.core.config.SYMBOL_RE).
 DIRTY_HEADER = "@header"
 DIRTY_PORTFOLIO = "@portfolio"
 DIRTY_LOG = "@log"  # decision log

@@ -1,4 +1,4 @@
-"""``python -m engine``: run the trading engine process (see engine/service.py)."""
+"""``python -m engine``: run the trading engine process (the node, engine/node/service.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from engine.config import ConfigError, load_safe_list, parse_timeframe
+from engine.core.config import ConfigError, load_safe_list, parse_timeframe
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,15 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--db: directory {Path(args.db).parent} does not exist", file=sys.stderr)
         return 2
 
-    from engine.service import Endpoints, EngineService  # after arg checks: keeps --help fast
+    from engine.node.service import EngineNode, Endpoints  # after arg checks: keeps --help fast
 
     stop = _Stop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
-    from engine.store import StoreError
+    from engine.journal.store import StoreError
 
     try:
-        service = EngineService(
+        service = EngineNode(
             cfg,
             Path(args.db),
             Endpoints(args.feed_pub, args.feed_rep, args.pub, args.cmd),

@@ -26,7 +26,7 @@ from feed.source import SOURCE_NAMES, Source
 log = logging.getLogger("feed")
 
 PROG = "python -m feed"
-SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}/[A-Z0-9]{2,10}(:[A-Z0-9]{2,10})?$")  # as engine.config
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}/[A-Z0-9]{2,10}(:[A-Z0-9]{2,10})?$")  # as engine.core.config
 ENDPOINT_RE = re.compile(r"^(ipc|tcp|inproc)://.+$")
 MAX_IPC_PATH = 100  # the kernel's sun_path limit is 107 bytes
 TIER_NAMES = ("STABLE", "VOLATILE", "MEME")

@@ -26,6 +26,7 @@ from feed.wire import (
     STATUS_RECONNECTING,
     STATUS_STALE,
     STATUS_STOPPED,
+    HEARTBEAT_INTERVAL_S,
     TOPIC_HEARTBEAT,
     TOPIC_STATUS,
     Tick,
@@ -36,7 +37,6 @@ from feed.wire import (
 log = logging.getLogger(__name__)
 
 STATES = (STATUS_CONNECTED, STATUS_RECONNECTING, STATUS_STALE, STATUS_STOPPED)
-HEARTBEAT_EVERY_S = 1.0
 STATUS_EVERY_S = 5.0
 STATS_LOG_EVERY_S = 10.0
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
@@ -261,9 +261,9 @@ class TickPublisher:
             now = time.monotonic()
             if now >= next_hb:
                 self._publish_heartbeat()
-                next_hb += HEARTBEAT_EVERY_S
-                if now - next_hb > HEARTBEAT_EVERY_S:  # starved: do not send a burst of beats
-                    next_hb = now + HEARTBEAT_EVERY_S
+                next_hb += HEARTBEAT_INTERVAL_S
+                if now - next_hb > HEARTBEAT_INTERVAL_S:  # starved: do not send a burst of beats
+                    next_hb = now + HEARTBEAT_INTERVAL_S
             if self._status_due or now >= next_status:
                 self._publish_status()
                 next_status = now + STATUS_EVERY_S

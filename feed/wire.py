@@ -8,16 +8,24 @@ this code. See docs/wire.md.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
 WIRE_VERSION = 1
-_INF = math.inf
+
+# Range of every tick field (docs/wire.md). Anything outside is a WireError, so a hostile or
+# corrupt message is counted and dropped here instead of overflowing in a consumer later
+# (SQLite INTEGER and numpy int64 hold < 2**63). Upper bounds are exclusive.
+SEQ_LIMIT = 2**63  # q: 0 <= q < 2**63, a signed 64-bit integer
+TE_LIMIT = 7_258_118_400_000  # te: 0 <= te < 2200-01-01T00:00Z in ms (also < 2**53: exact as float)
+TR_LIMIT = 2**63  # tr: 0 <= tr < 2**63 ns (time.time_ns() reaches it in 2262)
+PRICE_LIMIT = 1e12  # b, a, l: finite, 0 < price < 1e12
+VOLUME_LIMIT = 1e18  # bv, qv: finite, 0 <= volume < 1e18
 
 TOPIC_HEARTBEAT = b"_hb"
+HEARTBEAT_INTERVAL_S = 1.0  # the feed beats this often; engine/wire/liveness.py derives from it
 TOPIC_STATUS = b"_status"
 RESERVED_PREFIX = b"_"
 
@@ -75,8 +83,8 @@ def _price(m: dict[Any, Any], key: str) -> float:
     x = m.get(key)
     if type(x) is int:
         x = float(x)
-    if type(x) is not float or not math.isfinite(x) or x <= 0.0:
-        raise WireError(f"field {key!r}: expected a positive finite number, got {x!r}")
+    if type(x) is not float or not 0.0 < x < PRICE_LIMIT:  # NaN fails every comparison
+        raise WireError(f"field {key!r}: expected a finite number 0 < x < {PRICE_LIMIT:g}, got {x!r}")
     return x
 
 
@@ -84,15 +92,17 @@ def _volume(m: dict[Any, Any], key: str) -> float:
     x = m.get(key, 0.0)
     if type(x) is int:
         x = float(x)
-    if type(x) is not float or not math.isfinite(x) or x < 0.0:
-        raise WireError(f"field {key!r}: expected a non-negative finite number, got {x!r}")
+    if type(x) is not float or not 0.0 <= x < VOLUME_LIMIT:
+        raise WireError(
+            f"field {key!r}: expected a finite number 0 <= x < {VOLUME_LIMIT:g}, got {x!r}"
+        )
     return x
 
 
-def _int(m: dict[Any, Any], key: str) -> int:
+def _int(m: dict[Any, Any], key: str, limit: int) -> int:
     x = m.get(key)
-    if type(x) is not int or x < 0:
-        raise WireError(f"field {key!r}: expected a non-negative integer, got {x!r}")
+    if type(x) is not int or not 0 <= x < limit:  # type(True) is bool: refused
+        raise WireError(f"field {key!r}: expected an integer 0 <= x < {limit}, got {x!r}")
     return x
 
 
@@ -104,13 +114,15 @@ def decode_tick(topic: bytes, payload: bytes) -> Tick:
         raise WireError(f"undecodable payload: {type(exc).__name__}") from None
     if type(m) is not dict:
         raise WireError("payload is not a map")
-    if m.get("v") != WIRE_VERSION:
-        raise WireError(f"unsupported wire version {m.get('v')!r}")
+    v = m.get("v")
+    if type(v) is not int or v != WIRE_VERSION:  # an int: not 1.0, not True (type(True) is bool)
+        raise WireError(f"field 'v': unsupported wire version {v!r}")
     symbol = m.get("s")
     if type(symbol) is not str or topic != symbol.encode():
-        raise WireError(f"symbol {symbol!r} does not match topic {topic!r}")
-    # Fast path for the well-formed message the feed always sends (floats, ints, no NaN: every
-    # comparison with NaN is False); anything else goes through the checks that name the field.
+        raise WireError(f"field 's': symbol {symbol!r} does not match topic {topic!r}")
+    # Fast path for the well-formed message the feed always sends (floats, ints, every field in
+    # range; NaN fails every comparison); anything else goes through the checks that name the
+    # field. Same bounds as the slow path below.
     b, a, last = m.get("b"), m.get("a"), m.get("l")
     bv, qv = m.get("bv", 0.0), m.get("qv", 0.0)
     q, te, tr = m.get("q"), m.get("te"), m.get("tr")
@@ -118,19 +130,20 @@ def decode_tick(topic: bytes, payload: bytes) -> Tick:
         type(b) is float and type(a) is float and type(last) is float
         and type(bv) is float and type(qv) is float
         and type(q) is int and type(te) is int and type(tr) is int
-        and 0.0 < b <= a < _INF and 0.0 < last < _INF and 0.0 <= bv < _INF and 0.0 <= qv < _INF
-        and q >= 0 and te >= 0 and tr >= 0
+        and 0.0 < b <= a < PRICE_LIMIT and 0.0 < last < PRICE_LIMIT
+        and 0.0 <= bv < VOLUME_LIMIT and 0.0 <= qv < VOLUME_LIMIT
+        and 0 <= q < SEQ_LIMIT and 0 <= te < TE_LIMIT and 0 <= tr < TR_LIMIT
     ):  # fmt: skip
         return Tick(symbol, q, te, tr, b, a, last, bv, qv)
     bid = _price(m, "b")
     ask = _price(m, "a")
     if bid > ask:
-        raise WireError(f"crossed book: bid {bid} > ask {ask}")
+        raise WireError(f"fields 'b', 'a': crossed book, bid {bid} > ask {ask}")
     return Tick(
         symbol=symbol,
-        seq=_int(m, "q"),
-        ts_exchange=_int(m, "te"),
-        ts_recv=_int(m, "tr"),
+        seq=_int(m, "q", SEQ_LIMIT),
+        ts_exchange=_int(m, "te", TE_LIMIT),
+        ts_recv=_int(m, "tr", TR_LIMIT),
         bid=bid,
         ask=ask,
         last=_price(m, "l"),
@@ -150,6 +163,9 @@ def decode_map(payload: bytes) -> dict[str, Any]:
         m = msgpack.unpackb(payload, raw=False, strict_map_key=True)
     except Exception as exc:
         raise WireError(f"undecodable payload: {type(exc).__name__}") from None
-    if type(m) is not dict or m.get("v") != WIRE_VERSION:
-        raise WireError("not a versioned map")
+    if type(m) is not dict:
+        raise WireError("payload is not a map")
+    v = m.get("v")
+    if type(v) is not int or v != WIRE_VERSION:  # an int: not 1.0, not True
+        raise WireError(f"field 'v': unsupported wire version {v!r}")
     return m

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.model import Ack, ConsoleModel
-from engine.config import EngineConfig, PairConfig, PortfolioConfig, SafeList, StrategyParams, Tier
+from engine.core.config import EngineConfig, PairConfig, PortfolioConfig, SafeList, StrategyParams, Tier
 
 # 2023-11-14 22:13:20 UTC: every snapshot shows this time.
 FROZEN_EPOCH_S = 1_700_000_000.0

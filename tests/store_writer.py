@@ -1,4 +1,4 @@
-"""Crash-test writer for engine.store: executes a deterministic stream of fills into a Store.
+"""Crash-test writer for engine.journal.store: executes a deterministic stream of fills into a Store.
 
 Order ``n`` has client order id ``o-{n}`` and a fill that depends on ``n`` alone
 (``make_fill``); positions and the account follow from the fills by ``apply_fill``. For each
@@ -13,8 +13,8 @@ import argparse
 import sys
 from dataclasses import replace
 
-from engine.models import CheckResult, Decision, Fill, Position, Side, Signal, SignalType
-from engine.store import Store
+from engine.core.models import CheckResult, Decision, Fill, Position, Side, Signal, SignalType
+from engine.journal.store import Store
 
 CAPITAL = 100_000.0
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")

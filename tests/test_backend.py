@@ -25,7 +25,7 @@ from console.bridge import Bridge
 from console.model import ConsoleModel
 from console.rundir import Endpoints, create_run_dir
 from engine import wire as engine_wire
-from engine.config import load_safe_list
+from engine.core.config import load_safe_list
 from feed import wire as feed_wire
 from tests.procs import alive, until
 from tests.store_seed import seed_open_position

@@ -17,8 +17,8 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
     sys.path.insert(0, _ROOT)
 
-from engine.broker import BrokerError, PaperBroker  # noqa: E402
-from engine.markets import (  # noqa: E402
+from engine.execution.paper import BrokerError, PaperBroker  # noqa: E402
+from engine.core.markets import (  # noqa: E402
     DECIMAL_PLACES,
     DEFAULT_RULES,
     FALLBACK_RULES,
@@ -31,7 +31,7 @@ from engine.markets import (  # noqa: E402
     round_qty_down,
     rules_for,
 )
-from engine.models import Side  # noqa: E402
+from engine.core.models import Side  # noqa: E402
 
 BTC = DEFAULT_RULES["BTC/USDT"]
 

@@ -1,4 +1,4 @@
-"""CandleBuilder in engine.candles: boundaries, gap candles, late ticks, seeding,
+"""CandleBuilder in engine.core.candles: boundaries, gap candles, late ticks, seeding,
 flush_until, and OHLCV against a pandas resample of the same ticks."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from engine.candles import Candle, CandleBuilder  # noqa: E402
+from engine.core.candles import Candle, CandleBuilder  # noqa: E402
 
 TF = 60
 MS = TF * 1000

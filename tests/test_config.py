@@ -13,7 +13,7 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
     sys.path.insert(0, _ROOT)
 
-from engine.config import (  # noqa: E402
+from engine.core.config import (  # noqa: E402
     ENV_SAFE_LIST,
     ConfigError,
     Tier,

@@ -816,7 +816,7 @@ async def test_backend_start_failure_is_shown_and_the_app_survives() -> None:
 
 async def test_only_panes_in_view_are_repainted_and_hidden_ones_catch_up_on_scroll() -> None:
     """100 pairs with 9 on screen: painting hidden panes was most of the console's CPU."""
-    from engine.config import Tier
+    from engine.core.config import Tier
 
     pairs = tuple((f"C{i:02d}/USDT", Tier.VOLATILE, "momentum", 100.0) for i in range(12))
     backend = FakeBackend(board=False)

@@ -15,7 +15,7 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
     sys.path.insert(0, _ROOT)
 
-from engine.correlation import CorrelationTracker  # noqa: E402
+from engine.core.correlation import CorrelationTracker  # noqa: E402
 
 MIN = 60_000
 SYMS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from feed.wire import (
+    PRICE_LIMIT,
+    SEQ_LIMIT,
+    TE_LIMIT,
+    TR_LIMIT,
+    VOLUME_LIMIT,
     WIRE_VERSION,
     Tick,
     WireError,
@@ -156,3 +165,212 @@ class TestMalformed:
     def test_decode_map_refuses(self, payload: bytes) -> None:
         with pytest.raises(WireError):
             decode_map(payload)
+
+
+# ------------------------------------------------------------------ ranges (hostile input)
+
+YEAR_2000_MS = 946_684_800_000
+MAX_PRICE = math.nextafter(PRICE_LIMIT, 0.0)  # the largest price accepted
+MAX_VOLUME = math.nextafter(VOLUME_LIMIT, 0.0)
+
+
+def test_the_documented_bounds() -> None:
+    """docs/wire.md states these numbers; a change here is a wire-format change."""
+    assert SEQ_LIMIT == 2**63 and TR_LIMIT == 2**63  # fit a signed 64-bit integer (SQLite, int64)
+    assert TE_LIMIT == 7_258_118_400_000 < 2**53  # 2200-01-01T00:00Z in ms; exact as a float
+    assert (PRICE_LIMIT, VOLUME_LIMIT) == (1e12, 1e18)
+
+
+# (field, hostile value, the nearest legal value). Each hostile value is refused with a WireError
+# naming the field; the legal neighbour, alone in an otherwise valid map, decodes to itself.
+# msgpack cannot carry an integer >= 2**64 at all (unpacking fails: "undecodable payload").
+HOSTILE = [
+    pytest.param("q", SEQ_LIMIT, SEQ_LIMIT - 1, id="seq-2**63"),
+    pytest.param("q", 2**64 - 1, SEQ_LIMIT - 1, id="seq-2**64-1"),
+    pytest.param("q", -1, 0, id="seq-minus-1"),
+    pytest.param("q", -(2**63), 0, id="seq-int64-min"),
+    pytest.param("q", True, 1, id="seq-bool"),
+    pytest.param("q", float(SEQ_LIMIT - 1), SEQ_LIMIT - 1, id="seq-float"),
+    pytest.param("te", TE_LIMIT, TE_LIMIT - 1, id="exchange-time-year-2200"),
+    pytest.param("te", 2**53, TE_LIMIT - 1, id="exchange-time-2**53"),
+    pytest.param("te", SEQ_LIMIT, TE_LIMIT - 1, id="exchange-time-2**63"),
+    pytest.param("te", 2**64 - 1, TE_LIMIT - 1, id="exchange-time-2**64-1"),
+    pytest.param("te", -1, 0, id="exchange-time-negative"),
+    pytest.param("te", True, 1, id="exchange-time-bool"),
+    pytest.param("tr", TR_LIMIT, TR_LIMIT - 1, id="recv-time-2**63"),
+    pytest.param("tr", 2**64 - 1, TR_LIMIT - 1, id="recv-time-2**64-1"),
+    pytest.param("tr", -1, 0, id="recv-time-negative"),
+    pytest.param("tr", 1.7e18, 1_700_000_000_000_000_000, id="recv-time-float"),
+    pytest.param("v", 1.0, 1, id="version-float"),
+    pytest.param("v", True, 1, id="version-bool"),
+    pytest.param("v", 2**64 - 1, 1, id="version-huge"),
+    pytest.param("b", 1e300, 100.0, id="bid-1e300"),
+    pytest.param("l", 1e300, MAX_PRICE, id="last-1e300"),
+    pytest.param("l", PRICE_LIMIT, MAX_PRICE, id="last-at-cap"),
+    pytest.param("l", 2**64 - 1, 10**11, id="last-huge-int"),
+    pytest.param("l", -math.inf, 100.25, id="last-minus-inf"),
+    pytest.param("l", -5e-324, 5e-324, id="last-negative-subnormal"),
+    pytest.param("bv", math.nan, 0.0, id="volume-nan"),
+    pytest.param("bv", math.inf, MAX_VOLUME, id="volume-inf"),
+    pytest.param("bv", VOLUME_LIMIT, MAX_VOLUME, id="volume-at-cap"),
+    pytest.param("qv", 1e300, MAX_VOLUME, id="quote-volume-1e300"),
+    pytest.param("qv", 2**64 - 1, 10**17, id="quote-volume-huge-int"),
+    pytest.param("qv", -1e-300, 0.0, id="quote-volume-negative"),
+    pytest.param("bv", False, 0.0, id="volume-bool"),
+]
+
+
+def _slow_path(m: dict[str, Any], field: str) -> dict[str, Any]:
+    """The same map with an integer volume that is not `field`: decode takes the named checks."""
+    other = "bv" if field == "qv" else "qv"
+    return m | {other: int(m[other])}
+
+
+def _decoded_value(tick: Tick, field: str) -> Any:
+    attr = {"q": "seq", "te": "ts_exchange", "tr": "ts_recv", "b": "bid", "a": "ask",
+            "l": "last", "bv": "base_volume", "qv": "quote_volume"}
+    return WIRE_VERSION if field == "v" else getattr(tick, attr[field])
+
+
+class TestRanges:
+    """Hostile values are refused with the field named; the nearest legal value still decodes."""
+
+    @pytest.mark.parametrize("slow", [False, True], ids=["as-sent", "named-checks"])
+    @pytest.mark.parametrize(("field", "bad", "good"), HOSTILE)
+    def test_hostile_value_refused_and_legal_neighbour_decodes(
+        self, field: str, bad: Any, good: Any, slow: bool
+    ) -> None:
+        m = _valid_map() | {"a": MAX_PRICE}  # room for any legal bid or last
+        if slow:
+            m = _slow_path(m, field)
+        with pytest.raises(WireError, match=re.escape(f"'{field}'")):
+            decode_tick(TOPIC, _pack(m | {field: bad}))
+        tick = decode_tick(TOPIC, _pack(m | {field: good}))
+        assert _decoded_value(tick, field) == good
+
+    def test_a_tick_at_every_upper_bound_round_trips(self) -> None:
+        tick = _tick(seq=SEQ_LIMIT - 1, ts_exchange=TE_LIMIT - 1, ts_recv=TR_LIMIT - 1,
+                     bid=MAX_PRICE, ask=MAX_PRICE, last=MAX_PRICE,
+                     base_volume=MAX_VOLUME, quote_volume=MAX_VOLUME)
+        assert decode_tick(TOPIC, encode_tick(tick)) == tick
+        m = msgpack.unpackb(encode_tick(tick), raw=False) | {"bv": 0}  # the named checks too
+        assert decode_tick(TOPIC, _pack(m)) == _tick(
+            seq=SEQ_LIMIT - 1, ts_exchange=TE_LIMIT - 1, ts_recv=TR_LIMIT - 1, bid=MAX_PRICE,
+            ask=MAX_PRICE, last=MAX_PRICE, base_volume=0.0, quote_volume=MAX_VOLUME)
+
+    def test_a_tick_at_every_lower_bound_round_trips(self) -> None:
+        tiny = 5e-324  # the smallest positive float is a legal (if silly) price
+        tick = _tick(seq=0, ts_exchange=0, ts_recv=0, bid=tiny, ask=tiny, last=tiny,
+                     base_volume=0.0, quote_volume=0.0)
+        assert decode_tick(TOPIC, encode_tick(tick)) == tick
+
+    def test_present_day_times_are_far_inside_the_bounds(self) -> None:
+        te, tr = 1_700_000_000_000, 1_700_000_000_000_000_000  # Nov 2023
+        assert YEAR_2000_MS < te < TE_LIMIT and 0 < tr < TR_LIMIT
+        assert decode_tick(TOPIC, encode_tick(_tick(ts_exchange=te, ts_recv=tr))).ts_recv == tr
+
+    def test_crossed_book_names_both_fields(self) -> None:
+        with pytest.raises(WireError, match="'b', 'a'"):
+            decode_tick(TOPIC, _mutated(b=101.0, a=100.0))
+
+    def test_unknown_keys_are_ignored(self) -> None:
+        """Forward compatible: a newer feed may add keys; an old consumer reads what it knows."""
+        m = _valid_map() | {"x": [1, {"y": None}], "zz": 2**64 - 1, "nan": math.nan, "": b""}
+        assert decode_tick(TOPIC, _pack(m)) == decode_tick(TOPIC, _pack(_valid_map()))
+        assert decode_map(encode_map({"new_field": 2**64 - 1}))["new_field"] == 2**64 - 1
+
+    @pytest.mark.parametrize("v", [1.0, True, 2**64 - 1, -1, None, "1", [1]], ids=repr)
+    def test_decode_map_wants_the_integer_version(self, v: Any) -> None:
+        with pytest.raises(WireError, match="'v'"):
+            decode_map(_pack({"v": v, "kind": "feed"}))
+        assert decode_map(_pack({"v": 1, "kind": "feed"})) == {"v": 1, "kind": "feed"}
+
+
+# ------------------------------------------------------------------------------ hypothesis
+
+_prices = st.floats(min_value=0.0, max_value=MAX_PRICE, exclude_min=True)
+_volumes = st.floats(min_value=0.0, max_value=MAX_VOLUME)
+
+
+@st.composite
+def _valid_ticks(draw: st.DrawFn) -> Tick:
+    bid, ask = sorted((draw(_prices), draw(_prices)))
+    return Tick(
+        symbol="BTC/USDT", seq=draw(st.integers(0, SEQ_LIMIT - 1)),
+        ts_exchange=draw(st.integers(0, TE_LIMIT - 1)), ts_recv=draw(st.integers(0, TR_LIMIT - 1)),
+        bid=bid, ask=ask, last=draw(_prices),
+        base_volume=draw(_volumes), quote_volume=draw(_volumes),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(tick=_valid_ticks())
+def test_property_every_valid_tick_round_trips(tick: Tick) -> None:
+    assert decode_tick(TOPIC, encode_tick(tick)) == tick
+
+
+# Values that sit on or just past a bound, and anything else msgpack can carry.
+_EDGES = [0, 1, -1, SEQ_LIMIT - 1, SEQ_LIMIT, 2**64 - 1, -(2**63), TE_LIMIT - 1, TE_LIMIT, 2**53,
+          0.0, -0.0, 5e-324, 1.0, MAX_PRICE, PRICE_LIMIT, MAX_VOLUME, VOLUME_LIMIT, 1e300,
+          math.inf, -math.inf, math.nan, True, False, None, "", "BTC/USDT", b"BTC/USDT"]
+_scalars = st.one_of(
+    st.sampled_from(_EDGES), st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
+    st.floats(), st.text(max_size=8), st.binary(max_size=8),
+)
+_anything = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+_KEYS = ["v", "s", "q", "te", "tr", "b", "a", "l", "bv", "qv"]
+
+
+@st.composite
+def _hostile_maps(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid tick map with some keys deleted, some replaced by edge values or junk, some added."""
+    m = msgpack.unpackb(encode_tick(draw(_valid_ticks())), raw=False)
+    for key in draw(st.lists(st.sampled_from(_KEYS), max_size=4)):
+        m.pop(key, None)
+    m.update(draw(st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=3), _anything,
+                                  max_size=5)))
+    return m
+
+
+def _assert_in_bounds(tick: Tick) -> None:
+    assert type(tick.symbol) is str and tick.symbol.encode() == TOPIC
+    for x, limit in ((tick.seq, SEQ_LIMIT), (tick.ts_exchange, TE_LIMIT), (tick.ts_recv, TR_LIMIT)):
+        assert type(x) is int and 0 <= x < limit
+    for x in (tick.bid, tick.ask, tick.last):
+        assert type(x) is float and 0.0 < x < PRICE_LIMIT
+    for x in (tick.base_volume, tick.quote_volume):
+        assert type(x) is float and 0.0 <= x < VOLUME_LIMIT
+    assert tick.bid <= tick.ask
+
+
+@settings(max_examples=1000, deadline=None)
+@given(m=_hostile_maps() | st.dictionaries(st.text(max_size=3), _anything, max_size=12))
+@example(m=_valid_map() | {"q": SEQ_LIMIT})
+@example(m=_valid_map() | {"v": 1.0})
+@example(m=_valid_map() | {"v": True})
+def test_property_any_map_decodes_in_bounds_or_raises_wire_error(m: dict[str, Any]) -> None:
+    payload = _pack(m)
+    try:
+        tick = decode_tick(TOPIC, payload)
+    except WireError:
+        pass  # counted and dropped by the receiver
+    else:
+        _assert_in_bounds(tick)
+    try:
+        decoded = decode_map(payload)
+    except WireError:
+        pass
+    else:
+        assert type(decoded["v"]) is int and decoded["v"] == WIRE_VERSION
+
+
+@settings(max_examples=500, deadline=None)
+@given(payload=st.binary(max_size=64))
+def test_property_any_bytes_decode_or_raise_wire_error(payload: bytes) -> None:
+    for decode in (lambda: decode_tick(TOPIC, payload), lambda: decode_map(payload)):
+        with contextlib.suppress(WireError):
+            decode()

@@ -1,4 +1,4 @@
-"""Incremental indicators in engine.indicators against TA-Lib, pandas and numpy.
+"""Incremental indicators in engine.core.indicators against TA-Lib, pandas and numpy.
 
 Every indicator is checked at every index: None exactly where TA-Lib gives NaN,
 and equal to 1e-9 relative elsewhere. preview() must equal update() bit for bit
@@ -27,7 +27,7 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from engine.indicators import (  # noqa: E402
+from engine.core.indicators import (  # noqa: E402
     ATR,
     EMA,
     RSI,

@@ -17,8 +17,8 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
     sys.path.insert(0, _ROOT)
 
-from engine.ml_interface import STATE_FIELDS, MLInterface, action_to_signal, state_vector  # noqa: E402
-from engine.models import Indicators, SignalType  # noqa: E402
+from engine.core.ml_interface import STATE_FIELDS, MLInterface, action_to_signal, state_vector  # noqa: E402
+from engine.core.models import Indicators, SignalType  # noqa: E402
 
 FULL = Indicators(rsi=75.0, bb_upper=110.0, bb_middle=100.0, bb_lower=90.0, atr=2.5)
 

@@ -16,9 +16,9 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
     sys.path.insert(0, _ROOT)
 
-from engine.candles import Candle  # noqa: E402
-from engine.config import PairConfig, SafeList, StrategyParams, load_safe_list  # noqa: E402
-from engine.pair import PairBook, PairRuntime  # noqa: E402
+from engine.core.candles import Candle  # noqa: E402
+from engine.core.config import PairConfig, SafeList, StrategyParams, load_safe_list  # noqa: E402
+from engine.core.pair import PairBook, PairRuntime  # noqa: E402
 
 MIN = 60_000
 ROOT = Path(_ROOT)

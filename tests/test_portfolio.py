@@ -16,8 +16,8 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
     sys.path.insert(0, _ROOT)
 
-from engine.models import Fill, Side  # noqa: E402
-from engine.portfolio import MS_PER_DAY, Portfolio  # noqa: E402
+from engine.core.models import Fill, Side  # noqa: E402
+from engine.core.portfolio import MS_PER_DAY, Portfolio  # noqa: E402
 
 _n = 0
 

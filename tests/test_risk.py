@@ -19,13 +19,13 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
     sys.path.insert(0, _ROOT)
 
-from engine.broker import PaperBroker  # noqa: E402
-from engine.config import SafeList  # noqa: E402
-from engine.correlation import CorrelationTracker  # noqa: E402
-from engine.markets import DEFAULT_RULES, MarketRules  # noqa: E402
-from engine.models import PairMode, Position, Side, Signal, SignalType  # noqa: E402
-from engine.portfolio import Portfolio  # noqa: E402
-from engine.risk import CHECKS, RiskContext, RiskEngine  # noqa: E402
+from engine.execution.paper import PaperBroker  # noqa: E402
+from engine.core.config import SafeList  # noqa: E402
+from engine.core.correlation import CorrelationTracker  # noqa: E402
+from engine.core.markets import DEFAULT_RULES, MarketRules  # noqa: E402
+from engine.core.models import PairMode, Position, Side, Signal, SignalType  # noqa: E402
+from engine.core.portfolio import Portfolio  # noqa: E402
+from engine.core.risk import CHECKS, RiskContext, RiskEngine  # noqa: E402
 
 PRICES = {"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0, "SOL/USDT": 150.0, "DOGE/USDT": 0.2}
 RULES = {**DEFAULT_RULES, "DOGE/USDT": MarketRules(1.0, 0.00001, 1.0, 5.0)}
@@ -82,7 +82,7 @@ def _check(decision: Any, name: str) -> Any:
 def test_seed_example_btc_500_open_eth_600_rejected_by_total_exposure(caplog: pytest.LogCaptureFixture) -> None:
     risk = RiskEngine(_cfg(), RULES)
     btc = Position("BTC/USDT", qty=0.01, entry=50_000.0)  # $500 open
-    caplog.set_level(logging.INFO, logger="engine.risk")
+    caplog.set_level(logging.INFO, logger="engine.core.risk")
     d = risk.evaluate(_buy("ETH/USDT"), _ctx({"BTC/USDT": btc}), "ETH/USDT|1|BUY")
     assert [c.name for c in d.checks] == list(CHECKS)
     assert not d.approved and d.action == "open_long"
@@ -95,7 +95,7 @@ def test_seed_example_btc_500_open_eth_600_rejected_by_total_exposure(caplog: py
 def test_seed_example_approved_when_it_fits(caplog: pytest.LogCaptureFixture) -> None:
     risk = RiskEngine(_cfg(max_total_exposure=0.15), RULES)
     btc = Position("BTC/USDT", qty=0.01, entry=50_000.0)
-    caplog.set_level(logging.INFO, logger="engine.risk")
+    caplog.set_level(logging.INFO, logger="engine.core.risk")
     d = risk.evaluate(_buy("ETH/USDT"), _ctx({"BTC/USDT": btc}), "k")
     assert d.approved and d.reasons == [] and d.qty == pytest.approx(0.2) and d.price == 3_000.0
     assert all(c.ok and c.reason for c in d.checks)

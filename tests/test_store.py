@@ -1,4 +1,4 @@
-"""Tests for engine.store: round trips, idempotency, durability settings, concurrent readers,
+"""Tests for engine.journal.store: round trips, idempotency, durability settings, concurrent readers,
 damaged files, and a SIGKILL crash test against a real writer subprocess."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from types import ModuleType
 
 import pytest
 
-from engine.models import CheckResult, Decision, Fill, PairMode, Position, Side, Signal, SignalType
-from engine.store import SCHEMA_VERSION, Store, StoreError
+from engine.core.models import CheckResult, Decision, Fill, PairMode, Position, Side, Signal, SignalType
+from engine.journal.store import SCHEMA_VERSION, Store, StoreError
 
 REPO = Path(__file__).resolve().parents[1]
 WRITER = Path(__file__).resolve().parent / "store_writer.py"

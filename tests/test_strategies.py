@@ -16,11 +16,11 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
     sys.path.insert(0, _ROOT)
 
-from engine.candles import Candle  # noqa: E402
-from engine.config import ConfigError, PairConfig, StrategyParams  # noqa: E402
-from engine.models import Indicators, Signal, SignalType  # noqa: E402
-from engine.pair import PairRuntime  # noqa: E402
-from engine.strategies import create_strategy, known_strategies  # noqa: E402
+from engine.core.candles import Candle  # noqa: E402
+from engine.core.config import ConfigError, PairConfig, StrategyParams  # noqa: E402
+from engine.core.models import Indicators, Signal, SignalType  # noqa: E402
+from engine.core.pair import PairRuntime  # noqa: E402
+from engine.core.strategies import create_strategy, known_strategies  # noqa: E402
 
 MIN = 60_000
 

@@ -8,14 +8,14 @@ Subclasses register themselves by name with ``@register("name")``; the safe list
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from engine.models import Indicators, Signal, SignalType
+from engine.core.models import Indicators, Signal, SignalType
 
 if TYPE_CHECKING:
-    from engine.candles import Candle
-    from engine.config import StrategyParams
+    from engine.core.candles import Candle
+    from engine.core.config import StrategyParams
 
 _REGISTRY: dict[str, type[Strategy]] = {}
 
@@ -28,6 +28,13 @@ class Strategy(ABC):
     def __init__(self, symbol: str, params: StrategyParams) -> None:
         self.symbol = symbol
         self.params = params
+        # Set by the trading core: the portfolio part of the ML state for this pair
+        # (``total_exposure``, ``daily_pnl`` as fractions of capital, ``correlation``).
+        self.portfolio_state: Callable[[str], Mapping[str, Any]] | None = None
+
+    def observe(self, candle: Candle, ind: Indicators) -> None:  # noqa: B027 (optional hook)
+        """Fold one closed candle into the strategy's own state; runs on every candle, in
+        warm-up and live, before ``analyze``. Most strategies read only ``ind`` and keep none."""
 
     @abstractmethod
     def analyze(self, candle: Candle, ind: Indicators, position_qty: float) -> Signal:

@@ -1,11 +1,12 @@
 """The engine's durable state: one SQLite file holding the account, open positions, orders,
 fills, every risk decision, pair modes, the equity curve and operator-visible events.
 
-Owns the schema (versioned with ``PRAGMA user_version``, migrated on open), the durability
-settings (WAL, ``synchronous=FULL``) and the idempotency rules: a decision key is stored once,
-a client order id is executed once. The store persists what the portfolio computes; it does no
-PnL math. Every write method commits before it returns, so the caller can publish afterwards.
-See docs/storage.md.
+Owns ``Store``, the trading core's ``Journal``: the durability settings (WAL,
+``synchronous=FULL``), and the idempotency rules: a decision key is stored once, an order is
+stored (before it is sent) once per client order id, a fill once per fill id. The schema and its
+migrations live in ``engine.journal.schema``. The store persists what the portfolio computes;
+it does no PnL math. Every write method commits before it returns, so the caller can send or
+publish afterwards. See docs/storage.md.
 """
 
 from __future__ import annotations
@@ -14,167 +15,19 @@ import json
 import logging
 import math
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.models import Decision, Fill, PairMode, Position, Side
+from engine.core.models import Decision, Fill, PairMode, Position, Side
+from engine.core.orders import Order, OrderStatus
+from engine.journal.schema import StoreError, migrate
+from engine.wire.schema import DecisionMsg, SignalMsg
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 5000  # the console reads (and, on a kill fallback, writes) while the engine runs
-
-ORDER_STATUS_FILLED = "filled"
-
-
-class StoreError(Exception):
-    """The store cannot be opened or written; the message is one line naming the file."""
-
-
-_SCHEMA_V1 = """
-CREATE TABLE account (
-    id          INTEGER PRIMARY KEY CHECK (id = 1),
-    capital     REAL    NOT NULL,
-    cash        REAL    NOT NULL,
-    realised    REAL    NOT NULL,
-    fees        REAL    NOT NULL,
-    updated_ts  INTEGER NOT NULL
-);
-CREATE TABLE positions (
-    symbol      TEXT    PRIMARY KEY,
-    qty         REAL    NOT NULL CHECK (qty <> 0),
-    entry       REAL    NOT NULL,
-    stop_loss   REAL    NOT NULL,
-    take_profit REAL    NOT NULL,
-    realised    REAL    NOT NULL,
-    fees        REAL    NOT NULL,
-    opened_ts   INTEGER NOT NULL,
-    updated_ts  INTEGER NOT NULL
-);
-CREATE TABLE orders (
-    order_id     TEXT    PRIMARY KEY,
-    decision_key TEXT,
-    symbol       TEXT    NOT NULL,
-    side         TEXT    NOT NULL CHECK (side IN ('buy', 'sell')),
-    qty          REAL    NOT NULL,
-    status       TEXT    NOT NULL,
-    reason       TEXT    NOT NULL,
-    ts           INTEGER NOT NULL
-);
-CREATE INDEX orders_decision_key ON orders (decision_key);
-CREATE TABLE fills (
-    fill_id  TEXT    PRIMARY KEY,
-    order_id TEXT    NOT NULL REFERENCES orders (order_id),
-    symbol   TEXT    NOT NULL,
-    side     TEXT    NOT NULL CHECK (side IN ('buy', 'sell')),
-    qty      REAL    NOT NULL,
-    price    REAL    NOT NULL,
-    fee      REAL    NOT NULL,
-    ts       INTEGER NOT NULL,
-    reason   TEXT    NOT NULL
-);
-CREATE INDEX fills_order_id ON fills (order_id);
-CREATE INDEX fills_symbol_ts ON fills (symbol, ts);
-CREATE TABLE decisions (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    key         TEXT    NOT NULL UNIQUE,
-    symbol      TEXT    NOT NULL,
-    ts          INTEGER NOT NULL,
-    action      TEXT    NOT NULL,
-    approved    INTEGER NOT NULL CHECK (approved IN (0, 1)),
-    qty         REAL,
-    price       REAL,
-    signal_type TEXT    NOT NULL,
-    confidence  REAL,
-    entry       REAL,
-    stop_loss   REAL,
-    take_profit REAL,
-    reasoning   TEXT    NOT NULL,
-    signal_ts   INTEGER NOT NULL,
-    checks_json TEXT    NOT NULL
-);
-CREATE INDEX decisions_symbol_ts ON decisions (symbol, ts);
-CREATE INDEX decisions_ts ON decisions (ts);
-CREATE TABLE pair_modes (
-    symbol TEXT    PRIMARY KEY,
-    mode   TEXT    NOT NULL CHECK (mode IN ('ACTIVE', 'PAUSED', 'REDUCING', 'HALTED')),
-    reason TEXT    NOT NULL,
-    ts     INTEGER NOT NULL
-);
-CREATE TABLE equity (
-    id         INTEGER PRIMARY KEY,
-    ts         INTEGER NOT NULL,
-    equity     REAL    NOT NULL,
-    cash       REAL    NOT NULL,
-    exposure   REAL    NOT NULL,
-    realised   REAL    NOT NULL,
-    unrealised REAL    NOT NULL,
-    fees       REAL    NOT NULL
-);
-CREATE INDEX equity_ts ON equity (ts);
-CREATE TABLE events (
-    id      INTEGER PRIMARY KEY,
-    ts      INTEGER NOT NULL,
-    kind    TEXT    NOT NULL,
-    message TEXT    NOT NULL
-);
-CREATE INDEX events_ts ON events (ts);
-"""
-
-_TABLES_V1 = frozenset(
-    {"account", "positions", "orders", "fills", "decisions", "pair_modes", "equity", "events"}
-)
-
-
-def _migrate_to_1(conn: sqlite3.Connection) -> None:
-    for statement in _SCHEMA_V1.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-
-
-# MIGRATIONS[n] turns a version n-1 file into version n; append, never edit a shipped step.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1}
-assert max(MIGRATIONS) == SCHEMA_VERSION
-
-
-def migrate(conn: sqlite3.Connection, path: str) -> int:
-    """Bring the open file to SCHEMA_VERSION in one write transaction; return the version found."""
-    found = conn.execute("PRAGMA user_version").fetchone()[0]
-    if found == SCHEMA_VERSION:
-        return found  # the usual open: no write lock, so it never waits for a running engine
-    conn.execute("BEGIN IMMEDIATE")  # re-read inside the lock: two processes may open a new file
-    try:
-        found = conn.execute("PRAGMA user_version").fetchone()[0]
-        if found > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path}: store schema version {found} is newer than this program's "
-                f"{SCHEMA_VERSION} (upgrade multipar-console or use another store file)"
-            )
-        if found == 0:
-            foreign = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-                )
-            ]
-            if foreign:
-                raise StoreError(
-                    f"{path}: SQLite file with tables {', '.join(sorted(foreign)[:5])} is not a "
-                    "multipar-console store (pass another store path)"
-                )
-        for version in range(found + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[version](conn)
-            conn.execute(f"PRAGMA user_version = {version}")  # pragma takes no parameters
-        conn.execute("COMMIT")
-    except BaseException:
-        with suppress(sqlite3.Error):  # the original error says more
-            conn.execute("ROLLBACK")
-        raise
-    if found < SCHEMA_VERSION:
-        log.info("store %s migrated from schema %d to %d", path, found, SCHEMA_VERSION)
-    return found
 
 
 def _one_line(exc: BaseException) -> str:
@@ -323,8 +176,9 @@ class Store:
 
     # ---- decisions ----------------------------------------------------------------------
 
-    def record_decision(self, d: Decision) -> bool:
-        """Store a decision, approved or not. False if its key is already stored (idempotent)."""
+    def record_decision(self, d: Decision, order: Order | None = None) -> bool:
+        """Store a decision, approved or not, and the order it creates in the same transaction.
+        False, storing nothing, if its key is already stored (idempotent)."""
         s = d.signal
         checks = json.dumps([[c.name, bool(c.ok), c.reason] for c in d.checks])
         with self._write("record_decision") as c:
@@ -333,30 +187,20 @@ class Store:
                 "confidence, entry, stop_loss, take_profit, reasoning, signal_ts, checks_json) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
                 (
-                    d.key,
-                    d.symbol,
-                    int(d.ts),
-                    d.action,
-                    int(bool(d.approved)),
-                    d.qty,
-                    d.price,
-                    str(s.type),
-                    s.confidence,
-                    s.entry,
-                    s.stop_loss,
-                    s.take_profit,
-                    s.reasoning,
-                    int(s.ts),
-                    checks,
+                    d.key, d.symbol, int(d.ts), d.action, int(bool(d.approved)), d.qty, d.price,
+                    str(s.type), s.confidence, s.entry, s.stop_loss, s.take_profit, s.reasoning,
+                    int(s.ts), checks,
                 ),
             )
-            return cur.rowcount == 1
+            if cur.rowcount != 1:
+                return False
+            if order is not None and not self._insert_order(c, order):
+                c.execute("DELETE FROM decisions WHERE key = ?", (d.key,))
+                return False
+            return True
 
-    def has_decision(self, key: str) -> bool:
-        return bool(self._read("has_decision", "SELECT 1 FROM decisions WHERE key = ?", (key,)))
-
-    def recent_decisions(self, symbol: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        """Newest first, in the shape of the ``decision`` wire message (without v/seq)."""
+    def recent_decisions(self, symbol: str | None = None, limit: int = 50) -> list[DecisionMsg]:
+        """Newest first, as the ``decision`` wire message a console receives live."""
         if limit <= 0:
             return []
         cols = (
@@ -375,107 +219,93 @@ class Store:
                 f"SELECT {cols} FROM decisions WHERE symbol = ? ORDER BY ts DESC, id DESC LIMIT ?",
                 (symbol, limit),
             )
-        out = []
-        for (
-            did,
-            key,
-            sym,
-            ts,
-            action,
-            approved,
-            qty,
-            price,
-            stype,
-            conf,
-            entry,
-            sl,
-            tp,
-            reasoning,
-            sts,
-            checks_json,
-        ) in rows:
-            out.append(
-                {
-                    "id": did,
-                    "key": key,
-                    "symbol": sym,
-                    "ts": ts,
-                    "action": action,
-                    "approved": bool(approved),
-                    "qty": qty,
-                    "price": price,
-                    "signal": {
-                        "type": stype,
-                        "confidence": conf,
-                        "entry": entry,
-                        "stop_loss": sl,
-                        "take_profit": tp,
-                        "reasoning": reasoning,
-                        "ts": sts,
-                    },
-                    "checks": [[n, bool(ok), r] for n, ok, r in json.loads(checks_json)],
-                }
+        return [
+            DecisionMsg(
+                key=key, symbol=sym, ts=ts, action=action, approved=bool(approved), qty=qty, price=price,
+                signal=SignalMsg(stype, conf, entry, sl, tp, reasoning, sts),
+                checks=[(n, bool(ok), r) for n, ok, r in json.loads(checks_json)],
+                id=did,
             )
-        return out
+            for (did, key, sym, ts, action, approved, qty, price, stype, conf, entry, sl, tp, reasoning, sts,
+                 checks_json) in rows
+        ]
 
-    # ---- executions ---------------------------------------------------------------------
+    # ---- orders and fills -----------------------------------------------------------------
 
-    def record_execution(
-        self, fill: Fill, position: Position, account: dict[str, float], decision_key: str | None
-    ) -> bool:
-        """Store one filled order atomically: the order, its fill, the pair's position after it
+    _ORDER_COLS = (
+        "order_id, symbol, side, qty, reason, decision_key, ts, status, filled_qty, avg_price, "
+        "fees, updated_ts, message, stop_loss, take_profit"
+    )
+
+    def _insert_order(self, c: sqlite3.Connection, o: Order) -> bool:
+        qty = _finite("order qty", o.qty)
+        cur = c.execute(
+            f"INSERT INTO orders ({self._ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (order_id) DO NOTHING",
+            (
+                o.client_order_id, o.symbol, _side(o.side), qty, o.reason, o.decision_key, int(o.created_ts),
+                OrderStatus(o.status).value, o.filled_qty, o.avg_price, o.fees, int(o.updated_ts or o.created_ts),
+                o.message, _finite("stop_loss", o.stop_loss), _finite("take_profit", o.take_profit),
+            ),
+        )
+        return cur.rowcount == 1
+
+    def record_order(self, order: Order) -> bool:
+        """Store a new order before it is sent. False if its client order id is stored."""
+        with self._write("record_order") as c:
+            return self._insert_order(c, order)
+
+    def update_order(self, order: Order) -> None:
+        """Store an order's status change (accepted, rejected, cancelled, unknown)."""
+        with self._write("update_order") as c:
+            self._update_order(c, order)
+
+    @staticmethod
+    def _update_order(c: sqlite3.Connection, o: Order) -> None:
+        cur = c.execute(
+            "UPDATE orders SET status = ?, filled_qty = ?, avg_price = ?, fees = ?, updated_ts = ?, "
+            "message = ? WHERE order_id = ?",
+            (OrderStatus(o.status).value, o.filled_qty, o.avg_price, o.fees, int(o.updated_ts), o.message[:1000],
+             o.client_order_id),
+        )
+        if cur.rowcount != 1:
+            raise StoreError(f"order {o.client_order_id} was never journaled (record_order first)")
+
+    def record_fill(self, fill: Fill, order: Order, position: Position, account: Mapping[str, float]) -> bool:
+        """Store one fill atomically with its order's new state, the pair's position after it
         (deleted when flat) and the account's cash/realised/fees after it.
 
-        Returns False and changes nothing if ``fill.order_id`` is already stored, so a restart
-        that replays a decision never executes it twice.
+        Returns False and changes nothing if ``fill.fill_id`` is already stored, so a fill the
+        venue reports twice (or a lookup after a restart) is booked once.
         """
         side = _side(fill.side)
         qty = _finite("fill qty", fill.qty)
         price = _finite("fill price", fill.price)
         fee = _finite("fill fee", fill.fee)
         if qty <= 0 or price <= 0:
-            raise StoreError(
-                f"fill {fill.fill_id}: qty and price must be > 0, got {qty!r} @ {price!r}"
-            )
-        if position.symbol != fill.symbol:
-            raise StoreError(
-                f"fill {fill.fill_id}: position symbol {position.symbol!r} != fill symbol {fill.symbol!r}"
-            )
+            raise StoreError(f"fill {fill.fill_id}: qty and price must be > 0, got {qty!r} @ {price!r}")
+        if position.symbol != fill.symbol or order.client_order_id != fill.order_id:
+            raise StoreError(f"fill {fill.fill_id}: position or order does not belong to it")
         try:
             cash = _finite("account cash", account["cash"])
             realised = _finite("account realised", account["realised"])
             fees = _finite("account fees", account["fees"])
         except KeyError as exc:
-            raise StoreError(
-                f"account dict has no {exc.args[0]!r} (needs cash, realised, fees)"
-            ) from None
+            raise StoreError(f"account map has no {exc.args[0]!r} (needs cash, realised, fees)") from None
         pos_vals = [
             _finite(f"position {n}", getattr(position, n))
             for n in ("qty", "entry", "stop_loss", "take_profit", "realised", "fees")
         ]
         ts = int(fill.ts)
-        with self._write("record_execution") as c:
-            if c.execute("SELECT 1 FROM orders WHERE order_id = ?", (fill.order_id,)).fetchone():
+        with self._write("record_fill") as c:
+            if c.execute("SELECT 1 FROM fills WHERE fill_id = ?", (fill.fill_id,)).fetchone():
                 return False  # the transaction commits nothing
-            c.execute(
-                "INSERT INTO orders (order_id, decision_key, symbol, side, qty, status, reason, ts) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    fill.order_id,
-                    decision_key,
-                    fill.symbol,
-                    side,
-                    qty,
-                    ORDER_STATUS_FILLED,
-                    fill.reason,
-                    ts,
-                ),
-            )
             c.execute(
                 "INSERT INTO fills (fill_id, order_id, symbol, side, qty, price, fee, ts, reason) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (fill.fill_id, fill.order_id, fill.symbol, side, qty, price, fee, ts, fill.reason),
             )
+            self._update_order(c, order)
             if position.qty == 0.0:
                 # flat: the pair's realised PnL lives on in account.realised and in the fills
                 c.execute("DELETE FROM positions WHERE symbol = ?", (fill.symbol,))
@@ -494,13 +324,26 @@ class Store:
                 (cash, realised, fees, ts),
             )
             if cur.rowcount != 1:
-                raise StoreError(
-                    f"{self.path}: record_execution before init_account (no account row)"
-                )
+                raise StoreError(f"{self.path}: record_fill before init_account (no account row)")
         return True
 
-    def has_order(self, order_id: str) -> bool:
-        return bool(self._read("has_order", "SELECT 1 FROM orders WHERE order_id = ?", (order_id,)))
+    def has_fill(self, fill_id: str) -> bool:
+        return bool(self._read("has_fill", "SELECT 1 FROM fills WHERE fill_id = ?", (fill_id,)))
+
+    def _orders(self, op: str, where: str = "", args: tuple[Any, ...] = ()) -> list[Order]:
+        rows = self._read(op, f"SELECT {self._ORDER_COLS} FROM orders {where} ORDER BY rowid", args)
+        return [
+            Order(cid, sym, Side(side), qty, reason, key or "", ts, OrderStatus(status), fq, ap, fees, uts, msg, sl, tp)
+            for cid, sym, side, qty, reason, key, ts, status, fq, ap, fees, uts, msg, sl, tp in rows
+        ]
+
+    def orders(self) -> list[Order]:
+        """Every order, oldest first."""
+        return self._orders("orders")
+
+    def open_orders(self) -> list[Order]:
+        """Orders not yet filled, rejected or cancelled: after a restart, each is looked up."""
+        return self._orders("open_orders", "WHERE status NOT IN ('filled', 'rejected', 'cancelled')")
 
     def load_positions(self) -> dict[str, Position]:
         """Open positions only (a flat pair has no row)."""
@@ -524,21 +367,9 @@ class Store:
             Fill(f, o, s, Side(side), q, p, fee, ts, r) for f, o, s, side, q, p, fee, ts, r in rows
         ]
 
-    def orders(self) -> list[dict[str, Any]]:
-        """Every order, oldest first."""
-        rows = self._read(
-            "orders",
-            "SELECT order_id, decision_key, symbol, side, qty, status, reason, ts FROM orders ORDER BY rowid",
-        )
-        keys = ("order_id", "decision_key", "symbol", "side", "qty", "status", "reason", "ts")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
-
     # ---- pair modes ---------------------------------------------------------------------
 
-    def set_mode(self, symbol: str, mode: PairMode, reason: str, ts: int) -> None:
-        self.set_modes({symbol: mode}, reason, ts)
-
-    def set_modes(self, modes: dict[str, PairMode], reason: str, ts: int) -> None:
+    def set_modes(self, modes: Mapping[str, PairMode], reason: str, ts: int) -> None:
         """Set several pairs' modes in one transaction (kill: all HALTED or none)."""
         try:
             rows = [(sym, PairMode(m).value, reason, int(ts)) for sym, m in modes.items()]

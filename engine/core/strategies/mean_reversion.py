@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.models import Indicators, Signal, SignalType
-from engine.strategies.base import Strategy, clip01, register
+from engine.core.models import Indicators, Signal, SignalType
+from engine.core.strategies.base import Strategy, clip01, register
 
 if TYPE_CHECKING:
-    from engine.candles import Candle
+    from engine.core.candles import Candle
 
 DEEP_BAND_FRACTION = 0.25  # a close this fraction of the band width outside counts as fully deep
 EXTREME_RSI_POINTS = 15.0  # RSI this far past its threshold counts as fully extreme

@@ -123,11 +123,3 @@ class Position:
 
     def unrealised(self, mark: float) -> float:
         return self.qty * (mark - self.entry)
-
-
-def client_order_id(decision_key: str) -> str:
-    """Client order id derived from a decision key: the same decision always maps to the same
-    order, so a restart that meets the decision again cannot place it twice."""
-    import hashlib
-
-    return "mp-" + hashlib.sha1(decision_key.encode()).hexdigest()[:20]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from engine.strategies.base import Strategy, register, registry
+from engine.core.strategies.base import Strategy, register, registry
 
 _loaded = False
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.models import Indicators, Signal, SignalType
-from engine.strategies.base import Strategy, clip01, register
+from engine.core.models import Indicators, Signal, SignalType
+from engine.core.strategies.base import Strategy, clip01, register
 
 if TYPE_CHECKING:
-    from engine.candles import Candle
+    from engine.core.candles import Candle
 
 STRONG_GAP_ATR = 0.2  # an MA gap of this many ATRs at the cross counts as full strength
 

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.models import Fill, Position, Side
+from engine.core.models import Fill, Position, Side
 
 logger = logging.getLogger(__name__)
 

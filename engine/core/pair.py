@@ -1,11 +1,14 @@
 """Per-pair runtime: the pair's config, its strategy instance and its incremental indicators.
 
-Owns ``PairRuntime`` (one pair) and ``PairBook`` (every active pair of a safe list).
-``on_candle_close`` commits one closed candle to every indicator and returns the
-``Indicators`` snapshot the strategy and the risk pipeline read: previous MA and RSI values
-for crossovers, and the highest high / lowest low of the ``lookback`` candles BEFORE this
-one (so "close above the 20-candle high" compares against candles that do not include it).
-``preview`` shows the forming candle's values without committing anything. Both are O(1).
+Owns ``PairRuntime``, the one path candle → indicators → strategy. ``on_candle_close``
+commits one closed candle to every indicator *and* to the strategy's own state (e.g. the
+breakout's volume average), and returns the ``Indicators`` snapshot the strategy and the risk
+pipeline read: previous MA and RSI values for crossovers, and the highest high / lowest low of
+the ``lookback`` candles BEFORE this one (so "close above the 20-candle high" compares against
+candles that do not include it). Warm-up is ``on_candle_close`` over history; live trading is
+``analyze`` = ``on_candle_close`` + the strategy's decision, so a warmed pair and a pair that
+saw the same candles live are in the same state. ``preview`` shows the forming candle's values
+without committing anything. All are O(1).
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
-from engine.candles import Candle
-from engine.config import PairConfig, SafeList
-from engine.indicators import (
+from engine.core.candles import Candle
+from engine.core.config import PairConfig
+from engine.core.indicators import (
     ATR,
     RSI,
     SMA,
@@ -27,8 +30,8 @@ from engine.indicators import (
     RollingMin,
     bollinger_position,
 )
-from engine.models import Indicators, Signal
-from engine.strategies import Strategy, create_strategy
+from engine.core.models import Indicators, Signal
+from engine.core.strategies import Strategy, create_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -98,17 +101,22 @@ class PairRuntime:
         self.candles += 1
         self.last_ts = c.ts
         self.ind = ind
+        self.strategy.observe(c, ind)
         return ind
 
+    def decide(self, candle: Candle, position_qty: float) -> Signal:
+        """Ask the strategy about the candle just committed by ``on_candle_close``."""
+        return self.strategy.analyze(candle, self.ind, position_qty)
+
     def analyze(self, candle: Candle, position_qty: float) -> tuple[Indicators, Signal]:
-        """Commit the candle and ask the strategy; the engine's per-candle step."""
+        """Commit the candle and ask the strategy: ``on_candle_close`` then ``decide``."""
         ind = self.on_candle_close(candle)
-        return ind, self.strategy.analyze(candle, ind, position_qty)
+        return ind, self.decide(candle, position_qty)
 
     def warm_up(self, candles: Iterable[Candle]) -> Indicators:
-        """Feed history; the strategy sees it too (flat) so its own state warms up, signals dropped."""
+        """Commit history: indicators and the strategy's own state, no decisions."""
         for c in candles:
-            self.analyze(c, 0.0)
+            self.on_candle_close(c)
         return self.ind
 
     def preview(self, price: float, high: float | None = None, low: float | None = None) -> dict[str, Any]:
@@ -133,30 +141,3 @@ class PairRuntime:
             "ma_slow": self.ma_slow.preview(price),
             "atr": atr,
         }
-
-
-class PairBook:
-    """The runtimes of every enabled pair of a safe list, in file order."""
-
-    def __init__(self, cfg: SafeList, timeframe_s: int | None = None) -> None:
-        tf = timeframe_s or cfg.engine.timeframe_s
-        self.runtimes: dict[str, PairRuntime] = {s: PairRuntime(s, cfg.pair(s), tf) for s in cfg.active_symbols()}
-
-    @property
-    def symbols(self) -> list[str]:
-        return list(self.runtimes)
-
-    def __getitem__(self, symbol: str) -> PairRuntime:
-        try:
-            return self.runtimes[symbol]
-        except KeyError:
-            raise KeyError(f"{symbol} is not an active pair") from None
-
-    def __contains__(self, symbol: object) -> bool:
-        return symbol in self.runtimes
-
-    def __iter__(self) -> Iterator[PairRuntime]:
-        return iter(self.runtimes.values())
-
-    def __len__(self) -> int:
-        return len(self.runtimes)

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.indicators import bollinger_position
-from engine.models import Indicators, SignalType
+from engine.core.indicators import bollinger_position
+from engine.core.models import Indicators, SignalType
 
 STATE_FIELDS = ("rsi", "bb_position", "atr", "exposure", "daily_pnl", "correlation")
 STATE_SIZE = len(STATE_FIELDS)

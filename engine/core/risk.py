@@ -28,9 +28,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from engine.config import PairConfig, SafeList
-from engine.markets import MarketRules, check_order, round_qty_down, rules_for
-from engine.models import CheckResult, Decision, PairMode, Position, Signal, SignalType
+from engine.core.config import PairConfig, SafeList
+from engine.core.markets import MarketRules, check_order, round_qty_down, rules_for
+from engine.core.models import CheckResult, Decision, PairMode, Position, Signal, SignalType
 
 logger = logging.getLogger(__name__)
 
@@ -292,6 +292,17 @@ class RiskEngine:
 
     def _correlated(self, symbol: str, ctx: RiskContext) -> set[str]:
         return (self._group_peers.get(symbol, set()) | ctx.peers(symbol)) - {symbol}
+
+    def largest_open_cluster(self, ctx: RiskContext) -> list[str]:
+        """The largest set of open positions the correlation check counts together (the
+        gauge shows this, so it never disagrees with the check)."""
+        open_syms = {s for s, p in ctx.positions.items() if p.qty != 0.0}
+        best: set[str] = set()
+        for s in sorted(open_syms):
+            cluster = (open_syms & self._correlated(s, ctx)) | {s}
+            if len(cluster) > len(best):
+                best = cluster
+        return sorted(best)
 
     def _correlation(self, symbol: str, ctx: RiskContext) -> CheckResult:
         limit = self.pc.max_correlated_positions

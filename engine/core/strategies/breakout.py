@@ -9,7 +9,8 @@ close above the highest high covers a short (BUY). No short entries.
 Confidence = 0.70 + 0.15 × margin + 0.15 × volume surge, capped at 1: margin is how far the
 close is beyond the level in ATRs (capped at 1); surge is the candle's volume over its
 recent average minus 1 (capped at 1). The strategy keeps that volume average itself (an EMA
-over ``lookback`` candles, updated on every candle it sees). Signals carry
+over ``lookback`` candles, folded in by ``observe`` on every closed candle, warm-up included,
+so the average is warm when live trading starts). Signals carry
 ``ts = candle.ts`` (the candle open time).
 """
 
@@ -17,12 +18,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.models import Indicators, Signal, SignalType
-from engine.strategies.base import Strategy, clip01, register
+from engine.core.models import Indicators, Signal, SignalType
+from engine.core.strategies.base import Strategy, clip01, register
 
 if TYPE_CHECKING:
-    from engine.candles import Candle
-    from engine.config import StrategyParams
+    from engine.core.candles import Candle
+    from engine.core.config import StrategyParams
 
 BASE_CONFIDENCE = 0.70
 
@@ -32,20 +33,29 @@ class BreakoutStrategy(Strategy):
     def __init__(self, symbol: str, params: StrategyParams) -> None:
         super().__init__(symbol, params)
         self._alpha = 2.0 / (params.lookback + 1)
-        self._avg_volume: float | None = None  # EMA of volume, before the current candle
+        self._avg_volume: float | None = None  # EMA of volume, including the last observed candle
         self._seen = 0
+        self._observed_ts: int | None = None
+        self._avg_before: float | None = None  # the average before the last observed candle
 
-    def _observe_volume(self, volume: float) -> float | None:
-        """Return the average before this candle, then fold this candle in."""
-        before = self._avg_volume if self._seen >= self.params.lookback else None
+    @property
+    def volume_average(self) -> float | None:
+        """The volume EMA once ``lookback`` candles were seen (None while it warms)."""
+        return self._avg_volume if self._seen >= self.params.lookback else None
+
+    def observe(self, candle: Candle, ind: Indicators) -> None:
+        self._avg_before = self.volume_average
+        self._observed_ts = candle.ts
+        volume = candle.volume
         if volume >= 0:
             avg = self._avg_volume
             self._avg_volume = volume if avg is None else avg + self._alpha * (volume - avg)
             self._seen += 1
-        return before
 
     def analyze(self, candle: Candle, ind: Indicators, position_qty: float) -> Signal:
-        avg_volume = self._observe_volume(candle.volume)
+        if self._observed_ts != candle.ts:  # called on its own, not through PairRuntime
+            self.observe(candle, ind)
+        avg_volume = self._avg_before
         p = self.params
         high, low, atr = ind.highest, ind.lowest, ind.atr
         n = p.lookback

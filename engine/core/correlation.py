@@ -17,7 +17,7 @@ import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 
-from engine.indicators import RollingCorrelation
+from engine.core.indicators import RollingCorrelation
 
 logger = logging.getLogger(__name__)
 

@@ -3,12 +3,13 @@
 ``params.policy`` names a callable as ``"package.module:function"``; it is imported when the
 strategy is built, so a typo is a config error at start-up, not a surprise at the first
 candle. Each closed candle the callable receives one argument, the float64 vector from
-``engine.ml_interface.state_vector`` (see there for its six fields), and returns an action
+``engine.core.ml_interface.state_vector`` (see there for its six fields), and returns an action
 (0 HOLD, 1 BUY, 2 SELL) or ``(action, confidence)``. A bare action has confidence 1.0.
 
-The portfolio part of the state (exposure, daily PnL, correlation) comes from the optional
-``portfolio_state`` hook the engine may set: ``f(symbol) -> {"total_exposure", "daily_pnl",
-"correlation"}``; without it those fields are 0. A BUY while short or a SELL while long is an
+The portfolio part of the state (exposure, daily PnL, correlation) comes from the
+``portfolio_state`` hook the trading core sets on every strategy: ``f(symbol) ->
+{"total_exposure", "daily_pnl", "correlation"}`` (fractions of capital; the pair's strongest
+live correlation); a strategy built on its own (tests) has none and sees 0. A BUY while short or a SELL while long is an
 exit; entries get stop = entry ∓ stop_atr×ATR and take-profit = entry ± take_profit_atr×ATR.
 A policy that raises or returns garbage yields HOLD with the reason, never a crash.
 """
@@ -21,16 +22,16 @@ import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from engine.config import ConfigError
-from engine.ml_interface import action_to_signal, state_vector
-from engine.models import Indicators, Signal, SignalType
-from engine.strategies.base import Strategy, register
+from engine.core.config import ConfigError
+from engine.core.ml_interface import action_to_signal, state_vector
+from engine.core.models import Indicators, Signal, SignalType
+from engine.core.strategies.base import Strategy, register
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from engine.candles import Candle
-    from engine.config import StrategyParams
+    from engine.core.candles import Candle
+    from engine.core.config import StrategyParams
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ class PolicyStrategy(Strategy):
             self.policy = load_policy(params.policy)
         except ValueError as exc:
             raise ConfigError([f"pairs.{symbol}.params.policy: {exc}"]) from None
-        self.portfolio_state: Callable[[str], Mapping[str, Any]] | None = None
         self.errors = 0
 
     def _portfolio(self) -> Mapping[str, Any]:

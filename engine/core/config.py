@@ -76,7 +76,7 @@ class PairConfig(_Strict):
     @field_validator("strategy")
     @classmethod
     def _known_strategy(cls, v: str) -> str:
-        from engine.strategies import known_strategies  # lazy: strategies import this module
+        from engine.core.strategies import known_strategies  # lazy: strategies import this module
 
         known = known_strategies()
         if v not in known:

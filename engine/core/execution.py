@@ -1,0 +1,260 @@
+"""Orders from decision to fill: journal first, then send, then apply what the venue answers.
+
+Owns ``ExecutionEngine``: the one place an order is created, journaled, handed to the
+execution client, moved by the client's events, and booked into the portfolio when it fills.
+It also owns the one implementation of closing a position (``close``): stop, take-profit,
+strategy exit, flatten, kill and the kill fallback all come here.
+
+Rules that keep money safe:
+
+- An order is in the journal (with its client order id) before ``client.submit`` is called.
+- A client that raises leaves the order UNKNOWN: it is looked up by its client order id
+  (``client.lookup``) before anything else happens on that pair; nothing is resent blind.
+- A fill is booked once: the journal refuses a fill id it already holds.
+- An exit stays pending until the position is flat: refused, it is retried with back-off on
+  the next ticks; a refusal that can never pass (below the lot step) is said once and waits
+  for the operator (flatten or kill try again).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+from engine.core.events import DecisionMade, FillBooked, Notice, OrderUpdated
+from engine.core.markets import MarketRules, round_qty_down, rules_for
+from engine.core.models import Decision, Fill, Position, Side
+from engine.core.orders import (
+    ExecutionEvent,
+    Order,
+    OrderFilled,
+    OrderNotFound,
+    OrderRejected,
+    OrderStatus,
+    OrderTransitionError,
+    apply_event,
+    client_order_id,
+)
+from engine.core.portfolio import Portfolio
+from engine.core.ports import Clock, EventSink, ExecutionClient, Journal
+
+log = logging.getLogger("engine")
+
+RETRY_FIRST_MS = 200  # a refused exit is tried again after this, doubling up to RETRY_MAX_MS
+RETRY_MAX_MS = 5_000
+LOOKUP_EVERY_MS = 1_000  # an order of unknown outcome is looked up at most this often
+
+
+@dataclass(slots=True)
+class PendingExit:
+    """A position that must be closed; it stays until the pair is flat."""
+
+    symbol: str
+    reason: str  # stop | take_profit | signal | flatten | kill | kill-fallback
+    key: str  # decision key; each attempt's client order id derives from key#attempt
+    attempts: int = 0
+    next_try_ms: int = 0
+    blocked: str = ""  # a refusal no retry can fix; cleared when the operator acts
+    last_error: str = ""
+
+
+class ExecutionEngine:
+    def __init__(
+        self,
+        client: ExecutionClient,
+        journal: Journal,
+        sink: EventSink,
+        portfolio: Portfolio,
+        clock: Clock,
+        rules: Mapping[str, MarketRules],
+        on_change: Callable[[str], None],
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.sink = sink
+        self.portfolio = portfolio
+        self.clock = clock
+        self.rules = rules
+        self._on_change = on_change  # the core marks the pair dirty
+        self.orders: dict[str, Order] = {}  # open orders by client order id
+        self.exits: dict[str, PendingExit] = {}
+        self._looked_up: dict[str, int] = {}  # cid -> last lookup ms
+        self.unmatched_events = 0  # events about orders we do not hold (counted, logged)
+        self.fills_booked = 0
+        self.last_fill: dict[str, Fill] = {}
+        client.bind(self.on_event)
+
+    # ------------------------------------------------------------------ queries
+
+    def open_order(self, symbol: str) -> Order | None:
+        for o in self.orders.values():
+            if o.symbol == symbol:
+                return o
+        return None
+
+    def restore(self, orders: list[Order]) -> None:
+        """Orders the journal holds as open (after a restart): look each one up first."""
+        for o in orders:
+            if o.status is OrderStatus.NEW:
+                o.status = OrderStatus.UNKNOWN
+                o.message = "outcome unknown after a restart"
+            self.orders[o.client_order_id] = o
+            log.warning("%s - order %s (%s) was open at shutdown: looking it up", o.symbol, o.client_order_id, o.reason)
+
+    # ------------------------------------------------------------------ sending
+
+    def submit(self, order: Order, bid: float, ask: float, decision: Decision | None = None) -> bool:
+        """Journal (with its decision, in one transaction), then send. False when the journal
+        already holds it: it was decided or sent before and is never sent again."""
+        stored = self.journal.record_decision(decision, order) if decision is not None else self.journal.record_order(order)
+        if not stored:
+            return False
+        self.orders[order.client_order_id] = order
+        if decision is not None:
+            self.sink.emit(DecisionMade(decision))
+        self.sink.emit(OrderUpdated(order))
+        try:
+            self.client.submit(order, bid, ask)
+        except Exception as exc:  # the request may have reached the venue: never resend blind
+            if order.is_open and order.status is OrderStatus.NEW:
+                order.status = OrderStatus.UNKNOWN
+                order.message = f"{type(exc).__name__}: {exc}"
+                order.updated_ts = self.clock.time_ms()
+                self.journal.update_order(order)
+                self.sink.emit(OrderUpdated(order))
+            log.warning("%s - order %s outcome unknown (%s): looking it up before anything else",
+                        order.symbol, order.client_order_id, order.message)
+        return True
+
+    # ------------------------------------------------------------------ closing positions
+
+    def close(self, pos: Position, reason: str, key: str, bid: float, ask: float, *, operator: bool = False) -> str:
+        """Start (or push) the exit of ``pos``; returns "filled", "pending", "blocked: why"."""
+        ex = self.exits.get(pos.symbol)
+        if ex is None:
+            ex = self.exits[pos.symbol] = PendingExit(pos.symbol, reason, key)
+        elif operator:
+            # the operator acts: a back-off or a blocked exit is tried again now
+            ex.reason, ex.blocked, ex.next_try_ms = reason, "", 0
+        self._attempt(ex, pos, bid, ask)
+        if not pos.is_open:
+            return "filled"
+        return f"blocked: {ex.blocked}" if ex.blocked else "pending"
+
+    def retry(self, pos: Position, bid: float, ask: float) -> bool:
+        """Push the pair's pending exit on a tick; False when it has none."""
+        ex = self.exits.get(pos.symbol)
+        if ex is None:
+            return False
+        self._attempt(ex, pos, bid, ask)
+        return True
+
+    def _attempt(self, ex: PendingExit, pos: Position, bid: float, ask: float) -> None:
+        now = self.clock.time_ms()
+        if ex.blocked or now < ex.next_try_ms or self.open_order(ex.symbol) is not None:
+            return
+        if not (bid > 0.0 and ask > 0.0):
+            ex.last_error = "no price yet"
+            return
+        rules = rules_for(ex.symbol, self.rules)
+        qty = round_qty_down(abs(pos.qty), rules)
+        if qty <= 0.0:
+            # below the lot step: no order can close it; say so once, the operator decides
+            self._block(ex, f"quantity {abs(pos.qty):g} rounds to 0 at step {rules.amount_step:g}")
+            return
+        while True:  # a restart may meet ids already used: take the next attempt's id
+            ex.attempts += 1
+            cid = client_order_id(f"{ex.key}#{ex.attempts}")
+            side = Side.SELL if pos.qty > 0 else Side.BUY
+            order = Order(cid, ex.symbol, side, qty, ex.reason, ex.key, now, updated_ts=now)
+            if self.submit(order, bid, ask):
+                return
+            if ex.attempts > 1000:
+                self._block(ex, "no free client order id")
+                return
+
+    def _block(self, ex: PendingExit, why: str) -> None:
+        ex.blocked = why
+        log.warning("%s - %s exit not filled: %s (waiting for the operator: flatten or kill)", ex.symbol, ex.reason, why)
+        self.sink.emit(Notice(self.clock.time_ms(), "exit_blocked", "warning", f"{ex.symbol} {ex.reason} exit not filled: {why}"))
+        self._on_change(ex.symbol)
+
+    def poll(self, quote: Callable[[str], tuple[float, float]]) -> None:
+        """Timer work: retry due exits, look up orders of unknown outcome."""
+        now = self.clock.time_ms()
+        for o in list(self.orders.values()):
+            if o.status is OrderStatus.UNKNOWN and now - self._looked_up.get(o.client_order_id, -LOOKUP_EVERY_MS) >= LOOKUP_EVERY_MS:
+                self._looked_up[o.client_order_id] = now
+                try:
+                    self.client.lookup(o)
+                except Exception as exc:
+                    log.warning("%s - lookup of %s failed: %s", o.symbol, o.client_order_id, exc)
+        for ex in list(self.exits.values()):
+            pos = self.portfolio.positions.get(ex.symbol)
+            if pos is None or not pos.is_open:
+                del self.exits[ex.symbol]
+                continue
+            if not ex.blocked and now >= ex.next_try_ms:
+                bid, ask = quote(ex.symbol)
+                self._attempt(ex, pos, bid, ask)
+
+    # ------------------------------------------------------------------ answers
+
+    def on_event(self, event: ExecutionEvent) -> None:
+        cid = event.client_order_id
+        order = self.orders.get(cid)
+        if order is None:
+            self.unmatched_events += 1
+            log.warning("execution event for an order we do not hold: %r", event)
+            return
+        if isinstance(event, OrderFilled) and self.journal.has_fill(event.fill.fill_id):
+            log.warning("%s - fill %s already booked: ignored", order.symbol, event.fill.fill_id)
+            return
+        try:
+            changed = apply_event(order, event)
+        except OrderTransitionError as exc:
+            self.unmatched_events += 1
+            log.error("%s", exc)
+            return
+        if not changed:
+            return
+        if isinstance(event, OrderFilled):
+            self._book(order, event)
+        else:
+            self.journal.update_order(order)
+        if not order.is_open:
+            self.orders.pop(cid, None)
+            self._looked_up.pop(cid, None)
+        self.sink.emit(OrderUpdated(order))
+        if isinstance(event, OrderRejected | OrderNotFound):
+            self._refused(order, event)
+        self._on_change(order.symbol)
+
+    def _book(self, order: Order, event: OrderFilled) -> None:
+        fill = event.fill
+        pos = self.portfolio.apply_fill(fill)
+        if order.reason == "signal" and order.stop_loss and pos.is_open and (pos.qty > 0) == (fill.side is Side.BUY):
+            pos.stop_loss, pos.take_profit = order.stop_loss, order.take_profit
+        pf = self.portfolio
+        self.journal.record_fill(fill, order, pos, {"cash": pf.cash, "realised": pf.realised, "fees": pf.fees})
+        self.fills_booked += 1
+        self.last_fill[fill.symbol] = fill
+        log.info("%s - Filled %s %g @ %.8g (fee %.4f, %s); position %+g",
+                 fill.symbol, fill.side, fill.qty, fill.price, fill.fee, fill.reason, pos.qty)
+        if not pos.is_open:
+            self.exits.pop(fill.symbol, None)
+        self.sink.emit(FillBooked(fill, replace(pos)))
+
+    def _refused(self, order: Order, event: OrderRejected | OrderNotFound) -> None:
+        ex = self.exits.get(order.symbol)
+        retryable = not isinstance(event, OrderRejected) or event.retryable
+        log.warning("%s - order %s not filled: %s", order.symbol, order.client_order_id, order.message)
+        if ex is None:
+            return  # an entry: the decision stands as refused; the next signal decides again
+        ex.last_error = order.message
+        if not retryable:
+            self._block(ex, order.message)
+            return
+        delay = min(RETRY_FIRST_MS * (2 ** min(ex.attempts - 1, 10)), RETRY_MAX_MS)
+        ex.next_try_ms = self.clock.time_ms() + delay

@@ -1,0 +1,164 @@
+"""Orders and the answers an execution client gives about them.
+
+Owns ``Order`` (one request to a venue, identified by its client order id), its status
+machine, and the execution events a client answers with. The core journals an order *before*
+it hands it to a client; from then on only events move it:
+
+    NEW ──▶ ACCEPTED ──▶ PARTIALLY_FILLED ──▶ FILLED
+     │          │                │
+     ├──▶ REJECTED ◀─────────────┘ (rest refused)      CANCELLED from any open state
+     └──▶ UNKNOWN  (the client failed after the order may have reached the venue:
+                    the core looks it up by its client order id, never resends blind)
+
+``NEW`` means "journaled, maybe sent": after a crash it is looked up like ``UNKNOWN``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+
+from engine.core.models import Fill, Side
+
+CLIENT_ID_PREFIX = "mp-"
+CLIENT_ID_MAX = 36  # Binance's limit for newClientOrderId
+
+
+class OrderStatus(StrEnum):
+    NEW = "new"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+
+TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.REJECTED, OrderStatus.CANCELLED})
+
+
+def client_order_id(key: str) -> str:
+    """A client order id derived from a key: the same key always maps to the same id, so a
+    restart that meets the same decision cannot place a second order. 23 characters of
+    ``[a-z0-9-]``, inside Binance's ``^[\\.A-Z\\:/a-z0-9_-]{1,36}$``."""
+    return CLIENT_ID_PREFIX + hashlib.sha1(key.encode()).hexdigest()[:20]
+
+
+@dataclass(slots=True)
+class Order:
+    """A market order for one pair. Quantities are base units; ``avg_price`` is of the fills."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    reason: str  # "signal", "stop", "take_profit", "flatten", "kill", "kill-fallback", ...
+    decision_key: str
+    created_ts: int  # ms
+    status: OrderStatus = OrderStatus.NEW
+    filled_qty: float = 0.0
+    avg_price: float = 0.0
+    fees: float = 0.0
+    updated_ts: int = 0
+    message: str = ""  # why it was rejected or cancelled, or what is unknown
+    stop_loss: float = 0.0  # an entry's protective levels, attached to the position on fill
+    take_profit: float = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        return self.status not in TERMINAL
+
+    @property
+    def remaining(self) -> float:
+        return max(self.qty - self.filled_qty, 0.0)
+
+
+# ---- what an execution client answers -------------------------------------------------------
+
+
+@dataclass(slots=True, frozen=True)
+class OrderAccepted:
+    client_order_id: str
+    ts: int
+    venue_order_id: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class OrderFilled:
+    """One fill (possibly partial) of an order; ``fill.fill_id`` is unique at the venue."""
+
+    client_order_id: str
+    fill: Fill
+
+
+@dataclass(slots=True, frozen=True)
+class OrderRejected:
+    """The venue refused the order (or its rest). ``retryable``: a new order may succeed
+    (a transient refusal); False when the same order can never pass (below the lot step)."""
+
+    client_order_id: str
+    ts: int
+    reason: str
+    retryable: bool = True
+
+
+@dataclass(slots=True, frozen=True)
+class OrderCancelled:
+    client_order_id: str
+    ts: int
+    reason: str = ""
+
+
+@dataclass(slots=True, frozen=True)
+class OrderNotFound:
+    """The answer to a lookup: the venue never saw this client order id."""
+
+    client_order_id: str
+    ts: int
+
+
+ExecutionEvent = OrderAccepted | OrderFilled | OrderRejected | OrderCancelled | OrderNotFound
+
+
+class OrderTransitionError(ValueError):
+    """An event that does not fit the order's state (a fill on a rejected order, ...)."""
+
+
+def apply_event(order: Order, event: ExecutionEvent) -> bool:
+    """Move ``order`` by one event; True when its state changed. Duplicates change nothing."""
+    st = order.status
+    if isinstance(event, OrderAccepted):
+        if st in (OrderStatus.NEW, OrderStatus.UNKNOWN):
+            order.status = OrderStatus.ACCEPTED
+            order.updated_ts = event.ts
+            return True
+        return False
+    if isinstance(event, OrderFilled):
+        f = event.fill
+        if st in (OrderStatus.FILLED, OrderStatus.CANCELLED) and order.remaining <= 0.0:
+            raise OrderTransitionError(f"{order.client_order_id}: fill {f.fill_id} on a {st} order")
+        total = order.filled_qty + f.qty
+        order.avg_price = (order.avg_price * order.filled_qty + f.price * f.qty) / total
+        order.filled_qty = total
+        order.fees += f.fee
+        # a rounding hair short of the requested quantity is a full fill
+        full = total >= order.qty * (1.0 - 1e-9)
+        order.status = OrderStatus.FILLED if full else OrderStatus.PARTIALLY_FILLED
+        order.updated_ts = f.ts
+        return True
+    if isinstance(event, OrderRejected | OrderCancelled | OrderNotFound):
+        if st in TERMINAL:
+            return False
+        if isinstance(event, OrderCancelled):
+            order.status = OrderStatus.CANCELLED
+            order.message = event.reason or "cancelled"
+        elif isinstance(event, OrderRejected):
+            order.status = OrderStatus.REJECTED
+            order.message = event.reason
+        else:
+            order.status = OrderStatus.REJECTED
+            order.message = "not found at the venue"
+        order.updated_ts = event.ts
+        return True
+    raise OrderTransitionError(f"unknown execution event {event!r}")

@@ -1,0 +1,471 @@
+"""The trading core: ticks, candle closes and operator commands in; journaled facts and
+events out. No sockets, no database, no terminal, no wall clock: see ``engine.core.ports``.
+
+Owns ``TradingCore`` and ``PairState`` (what the core holds for one pair besides its
+position). The flow of one tick: plausibility (a tick far ahead of the pair's clock must be
+confirmed by the next one), forming candle, exits of an open position against the executable
+side, and on each candle close: indicators → strategy → signal → risk pipeline → order.
+Operator commands (pause, resume, reduce, flatten, flatten all, kill, re-arm) are methods that
+journal the change before they return the message a shell acknowledges with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.core.candles import Candle, CandleBuilder
+from engine.core.config import SafeList
+from engine.core.correlation import CorrelationTracker
+from engine.core.events import DecisionMade, ModesChanged, Notice
+from engine.core.execution import ExecutionEngine
+from engine.core.markets import MarketRules, default_rules
+from engine.core.models import Decision, Indicators, PairMode, Position, Side, Signal, SignalType
+from engine.core.orders import Order, client_order_id
+from engine.core.pair import PairRuntime
+from engine.core.portfolio import Portfolio
+from engine.core.ports import Clock, EventSink, ExecutionClient, Journal, NullSink
+from engine.core.risk import RiskContext, RiskEngine
+from engine.core.views import PortfolioSummary, policy_state
+
+log = logging.getLogger("engine")
+
+SPARKLINE_CLOSES = 60
+JUMP_CONFIRM_MIN_MS = 60_000  # a tick this far past the pair's last one needs a second opinion
+FLUSH_EVERY_S = 0.5
+FEED_LATENCY_ALLOWANCE_MS = 2_000  # a candle is closed by the timer this long after its end
+EQUITY_EVERY_S = 10.0
+
+
+@dataclass(slots=True)
+class PairState:
+    """Everything the core holds for one pair besides its position (kept by the Portfolio)."""
+
+    symbol: str
+    runtime: PairRuntime
+    candles: CandleBuilder
+    mode: PairMode = PairMode.ACTIVE
+    bid: float = 0.0
+    ask: float = 0.0
+    last: float = 0.0
+    last_base_volume: float = -1.0
+    last_tick_at: float = 0.0  # clock.monotonic() at the latest tick; 0 = never
+    last_te: int = 0  # exchange time of the newest accepted tick (ms)
+    te_offset_ms: int = 0  # feed clock minus our clock at the latest tick (replays run apart)
+    suspect_te: int = 0  # a far jump waiting for confirmation by the next tick
+    ticks: int = 0
+    implausible: int = 0  # ticks refused by the plausibility check
+    ind: Indicators = field(default_factory=Indicators)
+    signal: Signal | None = None
+    decision: Decision | None = None
+    dirty: bool = True
+
+
+@dataclass(slots=True, frozen=True)
+class CommandResult:
+    ok: bool
+    message: str
+
+
+class TradingCore:
+    def __init__(
+        self,
+        cfg: SafeList,
+        *,
+        clock: Clock,
+        client: ExecutionClient,
+        journal: Journal,
+        sink: EventSink | None = None,
+        rules: Mapping[str, MarketRules] | None = None,
+        timeframe_s: int | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.journal = journal
+        self.sink = sink or NullSink()
+        self.timeframe_s = timeframe_s or cfg.engine.timeframe_s
+        self.symbols = cfg.active_symbols()
+        pc = cfg.portfolio
+        self.stale_after_s = pc.stale_after_s
+        self.rules = dict(rules) if rules else {s: default_rules(s) for s in self.symbols}
+        self._jump_ms = max(JUMP_CONFIRM_MIN_MS, 5 * self.timeframe_s * 1000)
+
+        journal.init_account(pc.capital_usd, clock.time_ms())
+        self.portfolio = Portfolio(pc.capital_usd)
+        self._restore()
+        self.risk = RiskEngine(cfg, self.rules)
+        self.corr = CorrelationTracker(self.symbols, pc.correlation_window, pc.correlation_threshold, pc.correlation_groups)
+        modes = journal.load_modes()
+        self.pairs: dict[str, PairState] = {}
+        for sym in self.symbols:
+            runtime = PairRuntime(sym, cfg.pair(sym), self.timeframe_s)
+            runtime.strategy.portfolio_state = self.policy_state
+            self.pairs[sym] = PairState(
+                sym, runtime, CandleBuilder(self.timeframe_s, history=max(SPARKLINE_CLOSES, 2)),
+                mode=modes.get(sym, PairMode.ACTIVE),
+            )
+        self._outside_quotes: dict[str, tuple[float, float]] = {}  # stored positions of pairs not traded
+        self.execution = ExecutionEngine(client, journal, self.sink, self.portfolio, clock, self.rules, self._changed)
+        self.execution.restore(journal.open_orders())
+        self.decisions_total = 0
+        self.portfolio_dirty = True
+        self._last_flush = 0.0
+        self._last_equity = clock.monotonic()
+
+    # ------------------------------------------------------------------ start-up
+
+    def _restore(self) -> None:
+        """Cash, PnL and open positions from the journal: nothing persisted is lost."""
+        acct = self.journal.load_account()
+        if acct is not None:
+            self.portfolio.cash, self.portfolio.realised, self.portfolio.fees = acct["cash"], acct["realised"], acct["fees"]
+        self.portfolio.positions.update(self.journal.load_positions())
+        if self.portfolio.positions:
+            log.info(
+                "Recovered %d open position(s) from the store: %s", len(self.portfolio.positions),
+                ", ".join(f"{p.symbol} {p.qty:+.12g}@{p.entry:.12g}" for p in self.portfolio.positions.values()),
+            )
+
+    def warm_pair(self, symbol: str, candles: list[Candle]) -> int:
+        """Seed a pair from history through the live path (indicators and strategy state)."""
+        ps = self.pairs[symbol]
+        loaded = ps.candles.seed(candles)  # the builder keeps the sparkline's worth
+        for c in loaded:
+            ps.runtime.on_candle_close(c)
+            self.corr.on_close(symbol, c.ts, c.close)
+        ps.ind = ps.runtime.ind
+        last = ps.candles.last_closed
+        if last is not None:
+            ps.last = ps.last or last.close
+            if ps.bid <= 0.0:  # until the first live tick, exits (a kill after a restart) use the last close
+                ps.bid = ps.ask = last.close
+            ps.last_te = max(ps.last_te, last.ts + self.timeframe_s * 1000 - 1)
+        ps.dirty = True
+        return len(loaded)
+
+    # ------------------------------------------------------------------ market data
+
+    def pair(self, symbol: str) -> PairState | None:
+        return self.pairs.get(symbol)
+
+    def on_tick(self, ps: PairState, ts_ms: int, bid: float, ask: float, last: float, base_volume: float) -> bool:
+        """The per-tick path, O(1) except on candle close. False: refused as implausible."""
+        if ps.last_te and ts_ms > ps.last_te + self._jump_ms:
+            sus = ps.suspect_te
+            if not sus or abs(ts_ms - sus) > self._jump_ms:
+                # one tick stamped hours ahead would freeze the pair's candles: wait for a second
+                ps.suspect_te = ts_ms
+                ps.implausible += 1
+                return False
+            log.info("%s - exchange time jumped %.0f s ahead (confirmed by two ticks)", ps.symbol, (ts_ms - ps.last_te) / 1000)
+        ps.suspect_te = 0
+        ps.bid = bid
+        ps.ask = ask
+        ps.last = last
+        ps.ticks += 1
+        ps.last_tick_at = self.clock.monotonic()
+        if ts_ms > ps.last_te:
+            ps.last_te = ts_ms
+            ps.te_offset_ms = ts_ms - self.clock.time_ms()
+        dv = base_volume - ps.last_base_volume if ps.last_base_volume >= 0.0 else 0.0
+        ps.last_base_volume = base_volume
+        closed = ps.candles.on_tick(ts_ms, last, dv if dv > 0.0 else 0.0)
+        ps.dirty = True
+        self.portfolio_dirty = True
+        pos = self.portfolio.positions.get(ps.symbol)
+        if pos is not None and pos.qty != 0.0:
+            self._check_exits(ps, pos)
+        for candle in closed:
+            self.on_candle_close(ps, candle)
+        return True
+
+    def _check_exits(self, ps: PairState, pos: Position) -> None:
+        """Stops and take-profits on every tick against the executable side; a pending exit
+        is pushed again (it stays until the pair is flat)."""
+        if self.execution.retry(pos, ps.bid, ps.ask):
+            return
+        if pos.qty > 0.0:
+            px = ps.bid
+            hit = "stop" if pos.stop_loss and px <= pos.stop_loss else "take_profit" if pos.take_profit and px >= pos.take_profit else ""
+        else:
+            px = ps.ask
+            hit = "stop" if pos.stop_loss and px >= pos.stop_loss else "take_profit" if pos.take_profit and px <= pos.take_profit else ""
+        if hit:
+            log.info("%s - %s hit at %g (entry %g, stop %g, target %g)", ps.symbol, hit, px, pos.entry, pos.stop_loss, pos.take_profit)
+            self.close_position(ps.symbol, hit, f"{ps.symbol}|{hit}|{pos.opened_ts}")
+
+    def on_candle_close(self, ps: PairState, candle: Candle) -> None:
+        ps.ind = ps.runtime.on_candle_close(candle)
+        self.corr.on_close(ps.symbol, candle.ts, candle.close)
+        pos = self.portfolio.positions.get(ps.symbol)
+        qty = pos.qty if pos is not None else 0.0
+        signal = ps.runtime.decide(candle, qty)
+        ps.signal = signal
+        if signal.type is SignalType.HOLD:
+            return
+        if signal.type is SignalType.SELL and qty <= 0.0 and ps.runtime.cfg.market == "spot":
+            # a bearish view on a flat spot pair is no trade, not an order to refuse
+            return
+        if ps.bid > 0.0:  # entries are priced at the executable side, not the candle close
+            signal.entry = ps.ask if signal.type is SignalType.BUY else ps.bid
+        key = f"{ps.symbol}|{candle.ts}|{signal.type}"
+        decision = self.risk.evaluate(signal, self.risk_context(), key)
+        decision.ts = self.clock.time_ms()  # when it was decided; the key keeps the candle
+        if decision.action in ("close_long", "close_short") and pos is not None:
+            if self._record(ps, decision):
+                self.execution.close(pos, "signal", key, ps.bid, ps.ask)
+            return
+        if not (decision.approved and decision.qty > 0.0):
+            self._record(ps, decision)
+            return
+        side = Side.BUY if decision.action == "open_long" else Side.SELL
+        order = Order(
+            client_order_id(key), ps.symbol, side, decision.qty, "signal", key, decision.ts,
+            updated_ts=decision.ts, stop_loss=signal.stop_loss, take_profit=signal.take_profit,
+        )
+        if self.execution.submit(order, ps.bid, ps.ask, decision):
+            self.decisions_total += 1
+            ps.decision = decision
+            ps.dirty = True
+
+    def _record(self, ps: PairState, decision: Decision) -> bool:
+        """Journal a decision that creates no order now, then tell the shell."""
+        if not self.journal.record_decision(decision):
+            return False
+        self.decisions_total += 1
+        ps.decision = decision
+        ps.dirty = True
+        self.sink.emit(DecisionMade(decision))
+        return True
+
+    # ------------------------------------------------------------------ closing
+
+    def quote(self, symbol: str) -> tuple[float, float]:
+        ps = self.pairs.get(symbol)
+        if ps is not None:
+            return ps.bid, ps.ask
+        return self._outside_quotes.get(symbol, (0.0, 0.0))
+
+    def set_quote(self, symbol: str, bid: float, ask: float) -> None:
+        """A price known from elsewhere (the kill fallback's last marks)."""
+        ps = self.pairs.get(symbol)
+        if ps is None:
+            self._outside_quotes[symbol] = (bid, ask)
+            return
+        ps.bid, ps.ask = bid, ask
+        ps.last = ps.last or (bid + ask) / 2
+
+    def close_position(self, symbol: str, reason: str, key: str, *, operator: bool = False) -> str:
+        """Close ``symbol``'s whole position: the one path for stop, take-profit, flatten, kill
+        and the kill fallback. Returns "flat", "filled", "pending" or "blocked: why"."""
+        pos = self.portfolio.positions.get(symbol)
+        if pos is None or not pos.is_open:
+            return "flat"
+        bid, ask = self.quote(symbol)
+        if symbol not in self.execution.exits:
+            long = pos.qty > 0
+            signal = Signal(symbol, SignalType.SELL if long else SignalType.BUY, 1.0, bid if long else ask,
+                            reasoning=reason, ts=self.clock.time_ms())
+            decision = self.risk.exit_decision(signal, pos, key, reason)
+            decision.ts = signal.ts
+            ps = self.pairs.get(symbol)
+            if ps is not None:
+                self._record(ps, decision)
+            elif self.journal.record_decision(decision):
+                self.sink.emit(DecisionMade(decision))
+        return self.execution.close(pos, reason, key, bid, ask, operator=operator)
+
+    def _changed(self, symbol: str) -> None:
+        ps = self.pairs.get(symbol)
+        if ps is not None:
+            ps.dirty = True
+        self.portfolio_dirty = True
+
+    # ------------------------------------------------------------------ operator commands
+
+    def command(self, cmd: str, symbol: str | None = None) -> CommandResult:
+        """Apply one operator command; every change is journaled before this returns."""
+        now = self.clock.time_ms()
+        if cmd == "ping":
+            return CommandResult(True, "pong")
+        if cmd in ("pause", "resume", "reduce", "flatten"):
+            ps = self.pairs.get(symbol or "")
+            if ps is None:
+                return CommandResult(False, f"unknown symbol {symbol!r}")
+            if cmd == "flatten":
+                return self._flatten_one(ps.symbol, now)
+            if ps.mode is PairMode.HALTED:
+                return CommandResult(False, f"{ps.symbol} is HALTED: re-arm first")
+            target = {"pause": PairMode.PAUSED, "resume": PairMode.ACTIVE, "reduce": PairMode.REDUCING}[cmd]
+            self.set_modes({ps.symbol: target}, f"operator {cmd}")
+            return CommandResult(True, f"{ps.symbol} {target}")
+        if cmd == "flatten_all":
+            n, failed = self.flatten_all("flatten_all", now)
+            if failed:
+                return CommandResult(False, f"flattened {n}; could not flatten {', '.join(failed)}")
+            return CommandResult(True, f"flattened {n} position(s)")
+        if cmd == "kill":
+            return self.kill("kill")
+        if cmd == "rearm":
+            halted = {s: PairMode.ACTIVE for s, p in self.pairs.items() if p.mode is PairMode.HALTED}
+            self.set_modes(halted, "operator rearm")
+            self._notice("rearm", "info", f"re-armed {len(halted)} pair(s)")
+            return CommandResult(True, f"re-armed {len(halted)} pair(s)")
+        return CommandResult(False, f"unhandled command {cmd!r}")
+
+    def _flatten_one(self, symbol: str, now: int) -> CommandResult:
+        outcome = self.close_position(symbol, "flatten", f"{symbol}|flatten|{now}", operator=True)
+        if outcome == "flat":
+            return CommandResult(True, f"{symbol} already flat")
+        if outcome == "filled":
+            f = self.execution.last_fill.get(symbol)
+            what = f" {f.side} {f.qty:g} @ {f.price:.8g}" if f is not None else ""
+            return CommandResult(True, f"{symbol} flattened:{what}")
+        if outcome == "pending":
+            why = self.execution.exits[symbol].last_error if symbol in self.execution.exits else ""
+            return CommandResult(False, f"{symbol} exit pending" + (f" ({why})" if why else "") + ": retried until flat")
+        return CommandResult(False, f"{symbol} could not be flattened: {outcome.removeprefix('blocked: ')}")
+
+    def flatten_all(self, reason: str, now: int) -> tuple[int, list[str]]:
+        n, failed = 0, []
+        for sym, pos in list(self.portfolio.positions.items()):
+            if not pos.is_open:
+                continue
+            outcome = self.close_position(sym, reason, f"{sym}|{reason}|{now}", operator=True)
+            if outcome == "filled":
+                n += 1
+            elif outcome != "flat":
+                failed.append(f"{sym} ({outcome.removeprefix('blocked: ') if outcome != 'pending' else 'exit pending'})")
+        return n, failed
+
+    def kill(self, reason: str = "kill") -> CommandResult:
+        """Halt every pair (journaled first, so nothing opens while we flatten), then flatten."""
+        now = self.clock.time_ms()
+        symbols = set(self.pairs) | {s for s, p in self.portfolio.positions.items() if p.is_open}
+        self.set_modes(dict.fromkeys(sorted(symbols), PairMode.HALTED), "kill switch" if reason == "kill" else reason)
+        self._notice(reason, "error", "kill switch: all pairs HALTED")
+        n, failed = self.flatten_all(reason, now)
+        log.warning("KILL SWITCH: %d position(s) flattened, all pairs HALTED", n)
+        if failed:
+            return CommandResult(False, f"HALTED; could not flatten {', '.join(failed)}")
+        return CommandResult(True, f"all pairs HALTED, {n} position(s) flattened")
+
+    def set_modes(self, modes: Mapping[str, PairMode], reason: str) -> None:
+        if not modes:
+            return
+        self.journal.set_modes(modes, reason, self.clock.time_ms())
+        for sym, mode in modes.items():
+            ps = self.pairs.get(sym)
+            if ps is not None:
+                ps.mode = mode
+                ps.dirty = True
+            log.info("%s - mode %s (%s)", sym, mode, reason)
+        self.portfolio_dirty = True
+        self.sink.emit(ModesChanged(dict(modes), reason))
+
+    def _notice(self, kind: str, level: str, message: str) -> None:
+        ts = self.clock.time_ms()
+        self.journal.record_event(ts, kind, message)
+        self.sink.emit(Notice(ts, kind, level, message))
+
+    def modes(self) -> dict[str, str]:
+        return {s: str(p.mode) for s, p in self.pairs.items()}
+
+    # ------------------------------------------------------------------ timers
+
+    def on_timer(self) -> None:
+        """Work that is due by time, not by a tick: candle closes with no tick, exit retries
+        and order lookups, the UTC day's start equity, the equity curve."""
+        now = self.clock.monotonic()
+        if now - self._last_flush >= FLUSH_EVERY_S:
+            self._last_flush = now
+            # close candles whose interval ended with no tick, on each pair's feed clock
+            wall_ms = self.clock.time_ms() - FEED_LATENCY_ALLOWANCE_MS
+            for ps in self.pairs.values():
+                if ps.candles.forming is not None:
+                    for candle in ps.candles.flush_until(wall_ms + ps.te_offset_ms):
+                        self.on_candle_close(ps, candle)
+            self.portfolio.mark_day(self.clock.time_ms(), self.portfolio.equity(self.marks()))
+        if self.execution.orders or self.execution.exits:
+            self.execution.poll(self.quote)
+        if now - self._last_equity >= EQUITY_EVERY_S:
+            self._last_equity = now
+            marks = self.marks()
+            pf = self.portfolio
+            self.journal.record_equity(self.clock.time_ms(), pf.equity(marks), pf.cash, pf.exposure(marks),
+                                       pf.realised, pf.unrealised(marks), pf.fees)
+
+    # ------------------------------------------------------------------ views
+
+    def is_stale(self, ps: PairState, now: float | None = None) -> bool:
+        """The one definition of STALE: no tick yet, or none for ``stale_after_s``."""
+        now = self.clock.monotonic() if now is None else now
+        return ps.last_tick_at == 0.0 or now - ps.last_tick_at > self.stale_after_s
+
+    def marks(self) -> dict[str, float]:
+        return {s: p.last for s, p in self.pairs.items() if p.last > 0.0}
+
+    def risk_context(self) -> RiskContext:
+        now = self.clock.monotonic()
+        marks = self.marks()
+        return RiskContext(
+            positions=self.portfolio.positions,
+            marks=marks,
+            atr={s: p.ind.atr for s, p in self.pairs.items()},
+            modes={s: p.mode for s, p in self.pairs.items()},
+            stale={s: self.is_stale(p, now) for s, p in self.pairs.items()},
+            correlated_with=self.corr.correlated_with,
+            equity=self.portfolio.equity(marks),
+            cash=self.portfolio.cash,
+        )
+
+    def portfolio_summary(self) -> PortfolioSummary:
+        marks = self.marks()
+        pf = self.portfolio
+        pc = self.cfg.portfolio
+        equity = pf.equity(marks)
+        return PortfolioSummary(
+            capital=pc.capital_usd,
+            cash=pf.cash,
+            equity=equity,
+            realised=pf.realised,
+            unrealised=pf.unrealised(marks),
+            fees=pf.fees,
+            daily_pnl=pf.daily_pnl(equity),
+            exposure_used=pf.exposure(marks),
+            exposure_max=pc.max_exposure_usd,
+            correlated_cluster=self.risk.largest_open_cluster(self.risk_context()),
+            correlated_max=pc.max_correlated_positions,
+            halted=any(p.mode is PairMode.HALTED for p in self.pairs.values()),
+            positions=sum(1 for p in pf.positions.values() if p.is_open),
+        )
+
+    def policy_state(self, symbol: str) -> dict[str, Any]:
+        return policy_state(self, symbol)
+
+    def change_pct(self, ps: PairState) -> float | None:
+        price = self.price(ps)
+        ref = ps.runtime.reference_close
+        return (price / ref - 1.0) * 100.0 if ref and price else None
+
+    @staticmethod
+    def price(ps: PairState) -> float:
+        last_closed = ps.candles.last_closed
+        return ps.last or (last_closed.close if last_closed is not None else 0.0)
+
+    def counters(self) -> dict[str, int]:
+        """Counters a shell publishes in its heartbeat."""
+        return {
+            "decisions": self.decisions_total,
+            "fills": self.execution.fills_booked,
+            "open_orders": len(self.execution.orders),
+            "pending_exits": len(self.execution.exits),
+            "unmatched_events": self.execution.unmatched_events,
+            "implausible_ticks": sum(p.implausible for p in self.pairs.values()),
+            "late_ticks": sum(p.candles.late_ticks for p in self.pairs.values()),
+            "bad_candles": sum(p.runtime.bad_candles for p in self.pairs.values()),
+            "correlation_rejected": self.corr.bad + self.corr.out_of_order,
+        }
+

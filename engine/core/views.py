@@ -1,0 +1,55 @@
+"""Read-only views the core derives for its shells: one owner per derived fact.
+
+Owns ``PortfolioSummary`` (what the portfolio gauges show, computed once, by the core) and
+``policy_state`` (the portfolio part of the ML state vector a policy strategy sees).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.core.trader import TradingCore
+
+
+@dataclass(slots=True, frozen=True)
+class PortfolioSummary:
+    capital: float
+    cash: float
+    equity: float
+    realised: float
+    unrealised: float
+    fees: float
+    daily_pnl: float  # equity minus equity at the first mark of the UTC day
+    exposure_used: float
+    exposure_max: float
+    correlated_max: int
+    halted: bool  # any pair HALTED: the kill switch (or its fallback) engaged, not re-armed
+    positions: int
+    # the largest set of open positions the correlation check counts together
+    correlated_cluster: list[str] = field(default_factory=list)
+
+    @property
+    def correlated_used(self) -> int:
+        return len(self.correlated_cluster)
+
+
+def policy_state(core: TradingCore, symbol: str) -> dict[str, Any]:
+    """``total_exposure`` and ``daily_pnl`` as fractions of capital, and the pair's strongest
+    live correlation with another pair (signed; None while warming up)."""
+    marks = core.marks()
+    pf = core.portfolio
+    capital = core.cfg.portfolio.capital_usd or 1.0
+    equity = pf.equity(marks)
+    strongest: float | None = None
+    for other in core.symbols:
+        if other != symbol:
+            c = core.corr.correlation(symbol, other)
+            if c is not None and (strongest is None or abs(c) > abs(strongest)):
+                strongest = c
+    return {
+        "total_exposure": pf.exposure(marks) / capital,
+        "daily_pnl": pf.daily_pnl(equity) / capital,
+        "correlation": strongest,
+    }

@@ -1,0 +1,191 @@
+"""The book's schema: the SQLite tables and the migrations between their versions.
+
+Owns ``SCHEMA_VERSION``, one migration function per version (append, never edit a shipped
+step) and ``migrate``, which brings a file to the current version in one write transaction.
+docs/storage.md describes every table.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from contextlib import suppress
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written; the message is one line naming the file."""
+
+
+_SCHEMA_V1 = """
+CREATE TABLE account (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    capital     REAL    NOT NULL,
+    cash        REAL    NOT NULL,
+    realised    REAL    NOT NULL,
+    fees        REAL    NOT NULL,
+    updated_ts  INTEGER NOT NULL
+);
+CREATE TABLE positions (
+    symbol      TEXT    PRIMARY KEY,
+    qty         REAL    NOT NULL CHECK (qty <> 0),
+    entry       REAL    NOT NULL,
+    stop_loss   REAL    NOT NULL,
+    take_profit REAL    NOT NULL,
+    realised    REAL    NOT NULL,
+    fees        REAL    NOT NULL,
+    opened_ts   INTEGER NOT NULL,
+    updated_ts  INTEGER NOT NULL
+);
+CREATE TABLE orders (
+    order_id     TEXT    PRIMARY KEY,
+    decision_key TEXT,
+    symbol       TEXT    NOT NULL,
+    side         TEXT    NOT NULL CHECK (side IN ('buy', 'sell')),
+    qty          REAL    NOT NULL,
+    status       TEXT    NOT NULL,
+    reason       TEXT    NOT NULL,
+    ts           INTEGER NOT NULL
+);
+CREATE INDEX orders_decision_key ON orders (decision_key);
+CREATE TABLE fills (
+    fill_id  TEXT    PRIMARY KEY,
+    order_id TEXT    NOT NULL REFERENCES orders (order_id),
+    symbol   TEXT    NOT NULL,
+    side     TEXT    NOT NULL CHECK (side IN ('buy', 'sell')),
+    qty      REAL    NOT NULL,
+    price    REAL    NOT NULL,
+    fee      REAL    NOT NULL,
+    ts       INTEGER NOT NULL,
+    reason   TEXT    NOT NULL
+);
+CREATE INDEX fills_order_id ON fills (order_id);
+CREATE INDEX fills_symbol_ts ON fills (symbol, ts);
+CREATE TABLE decisions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    key         TEXT    NOT NULL UNIQUE,
+    symbol      TEXT    NOT NULL,
+    ts          INTEGER NOT NULL,
+    action      TEXT    NOT NULL,
+    approved    INTEGER NOT NULL CHECK (approved IN (0, 1)),
+    qty         REAL,
+    price       REAL,
+    signal_type TEXT    NOT NULL,
+    confidence  REAL,
+    entry       REAL,
+    stop_loss   REAL,
+    take_profit REAL,
+    reasoning   TEXT    NOT NULL,
+    signal_ts   INTEGER NOT NULL,
+    checks_json TEXT    NOT NULL
+);
+CREATE INDEX decisions_symbol_ts ON decisions (symbol, ts);
+CREATE INDEX decisions_ts ON decisions (ts);
+CREATE TABLE pair_modes (
+    symbol TEXT    PRIMARY KEY,
+    mode   TEXT    NOT NULL CHECK (mode IN ('ACTIVE', 'PAUSED', 'REDUCING', 'HALTED')),
+    reason TEXT    NOT NULL,
+    ts     INTEGER NOT NULL
+);
+CREATE TABLE equity (
+    id         INTEGER PRIMARY KEY,
+    ts         INTEGER NOT NULL,
+    equity     REAL    NOT NULL,
+    cash       REAL    NOT NULL,
+    exposure   REAL    NOT NULL,
+    realised   REAL    NOT NULL,
+    unrealised REAL    NOT NULL,
+    fees       REAL    NOT NULL
+);
+CREATE INDEX equity_ts ON equity (ts);
+CREATE TABLE events (
+    id      INTEGER PRIMARY KEY,
+    ts      INTEGER NOT NULL,
+    kind    TEXT    NOT NULL,
+    message TEXT    NOT NULL
+);
+CREATE INDEX events_ts ON events (ts);
+"""
+
+_TABLES_V1 = frozenset(
+    {"account", "positions", "orders", "fills", "decisions", "pair_modes", "equity", "events"}
+)
+
+
+def _migrate_to_1(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA_V1.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+_ORDERS_V2 = """
+ALTER TABLE orders ADD COLUMN filled_qty  REAL    NOT NULL DEFAULT 0;
+ALTER TABLE orders ADD COLUMN avg_price   REAL    NOT NULL DEFAULT 0;
+ALTER TABLE orders ADD COLUMN fees        REAL    NOT NULL DEFAULT 0;
+ALTER TABLE orders ADD COLUMN updated_ts  INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE orders ADD COLUMN message     TEXT    NOT NULL DEFAULT '';
+ALTER TABLE orders ADD COLUMN stop_loss   REAL    NOT NULL DEFAULT 0;
+ALTER TABLE orders ADD COLUMN take_profit REAL    NOT NULL DEFAULT 0;
+CREATE INDEX orders_open ON orders (status) WHERE status NOT IN ('filled', 'rejected', 'cancelled');
+UPDATE orders SET
+    filled_qty = qty,
+    avg_price = COALESCE((SELECT SUM(f.qty * f.price) / SUM(f.qty) FROM fills f WHERE f.order_id = orders.order_id), 0),
+    fees = COALESCE((SELECT SUM(f.fee) FROM fills f WHERE f.order_id = orders.order_id), 0),
+    updated_ts = ts
+WHERE status = 'filled'
+"""
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    """Orders are journaled before they are sent: they carry their own fill state, the
+    reason a venue refused them, and an entry's protective levels."""
+    for statement in _ORDERS_V2.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+# MIGRATIONS[n] turns a version n-1 file into version n; append, never edit a shipped step.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
+assert max(MIGRATIONS) == SCHEMA_VERSION
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> int:
+    """Bring the open file to SCHEMA_VERSION in one write transaction; return the version found."""
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    if found == SCHEMA_VERSION:
+        return found  # the usual open: no write lock, so it never waits for a running engine
+    conn.execute("BEGIN IMMEDIATE")  # re-read inside the lock: two processes may open a new file
+    try:
+        found = conn.execute("PRAGMA user_version").fetchone()[0]
+        if found > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}: store schema version {found} is newer than this program's "
+                f"{SCHEMA_VERSION} (upgrade multipar-console or use another store file)"
+            )
+        if found == 0:
+            foreign = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                )
+            ]
+            if foreign:
+                raise StoreError(
+                    f"{path}: SQLite file with tables {', '.join(sorted(foreign)[:5])} is not a "
+                    "multipar-console store (pass another store path)"
+                )
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version](conn)
+            conn.execute(f"PRAGMA user_version = {version}")  # pragma takes no parameters
+        conn.execute("COMMIT")
+    except BaseException:
+        with suppress(sqlite3.Error):  # the original error says more
+            conn.execute("ROLLBACK")
+        raise
+    if found < SCHEMA_VERSION:
+        log.info("store %s migrated from schema %d to %d", path, found, SCHEMA_VERSION)
+    return found

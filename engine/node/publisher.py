@@ -1,0 +1,213 @@
+"""What the engine node publishes, built from the trading core through the typed schema.
+
+Owns ``StatePublisher``: the core's ``EventSink`` (decisions, orders, fills, mode changes and
+notices go out as they happen, after the journal has them) and the throttled state messages
+(each changed pair at most every ``PAIR_PUBLISH_INTERVAL_S``, quiet pairs every
+``PAIR_REFRESH_S`` so their tick age moves, the portfolio at most 4× a second, the heartbeat).
+It maps core state to wire fields; every value it sends is computed by the core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import zmq
+
+from engine.core.events import CoreEvent, DecisionMade, FillBooked, ModesChanged, Notice, OrderUpdated
+from engine.core.models import Decision, Fill, Position, Signal
+from engine.core.orders import Order
+from engine.wire.commands import (
+    TOPIC_DECISION,
+    TOPIC_EVENT,
+    TOPIC_FILL,
+    TOPIC_HEARTBEAT,
+    TOPIC_ORDER,
+    TOPIC_PAIR,
+    TOPIC_PORTFOLIO,
+    pack_map,
+)
+from engine.wire.liveness import PAIR_REFRESH_S
+from engine.wire.schema import (
+    CorrelationMsg,
+    DecisionBriefMsg,
+    DecisionMsg,
+    FillMsg,
+    HeartbeatMsg,
+    IndicatorsMsg,
+    LatencyMsg,
+    Message,
+    NoticeMsg,
+    OrderMsg,
+    PairStateMsg,
+    PortfolioMsg,
+    PositionMsg,
+    SignalMsg,
+)
+
+if TYPE_CHECKING:
+    from engine.core.trader import PairState, TradingCore
+
+PAIR_PUBLISH_INTERVAL_S = 0.1  # at most 10 state messages per pair per second (consoles paint at 12 Hz)
+CLOSES_INTERVAL_S = 0.5  # the sparkline's closes ride along at most twice a second, or on a candle close
+PORTFOLIO_PUBLISH_INTERVAL_S = 0.25
+SPARKLINE_CLOSES = 60
+
+
+@dataclass(slots=True)
+class TopicStats:
+    """Transport facts of one pair's tick topic, kept by the node."""
+
+    expected_seq: int = 0  # next seq we expect; 0 = none seen yet
+    gaps: int = 0  # messages missed according to sequence numbers
+    bad: int = 0  # malformed messages dropped
+    last_publish: float = -1e9
+    closes_sent_at: float = -1e9
+    closes_sent_for: int = -1  # open time of the newest closed candle last sent
+
+
+# ---- core values -> wire messages ------------------------------------------------------------
+
+
+def signal_msg(s: Signal) -> SignalMsg:
+    return SignalMsg(str(s.type), s.confidence, s.entry, s.stop_loss, s.take_profit, s.reasoning, s.ts)
+
+
+def decision_msg(d: Decision) -> DecisionMsg:
+    return DecisionMsg(
+        key=d.key, symbol=d.symbol, ts=d.ts, action=d.action, approved=d.approved, signal=signal_msg(d.signal),
+        qty=d.qty, price=d.price, checks=[(c.name, c.ok, c.reason) for c in d.checks],
+    )
+
+
+def fill_msg(f: Fill) -> FillMsg:
+    return FillMsg(f.fill_id, f.order_id, f.symbol, str(f.side), f.qty, f.price, f.fee, f.ts, f.reason)
+
+
+def order_msg(o: Order) -> OrderMsg:
+    return OrderMsg(
+        o.client_order_id, o.symbol, str(o.side), o.qty, str(o.status), o.reason, o.decision_key,
+        o.filled_qty, o.avg_price, o.message, o.updated_ts or o.created_ts,
+    )
+
+
+def position_msg(p: Position, mark: float) -> PositionMsg:
+    return PositionMsg(
+        p.qty, "long" if p.qty > 0 else "short", p.entry, p.stop_loss, p.take_profit,
+        p.unrealised(mark), p.realised, p.notional(mark),
+    )
+
+
+class StatePublisher:
+    """The node's PUB socket, as the core's event sink and the state publisher."""
+
+    def __init__(self, sock: zmq.Socket[Any]) -> None:
+        self.sock = sock
+        self._seq: dict[bytes, int] = {}
+        self._last_portfolio = -1e9
+        self.sent = 0
+
+    def send(self, topic: bytes, msg: Message) -> None:
+        seq = self._seq.get(topic, 0) + 1
+        self._seq[topic] = seq
+        m = msg.to_wire()
+        m["seq"] = seq
+        # A slow subscriber must never stall trading; its sequence gap shows the loss.
+        with contextlib.suppress(zmq.Again):
+            self.sock.send_multipart([topic, pack_map(m)], zmq.NOBLOCK)
+            self.sent += 1
+
+    # ---- EventSink --------------------------------------------------------------------------
+
+    def emit(self, event: CoreEvent) -> None:
+        if isinstance(event, DecisionMade):
+            self.send(TOPIC_DECISION, decision_msg(event.decision))
+        elif isinstance(event, FillBooked):
+            self.send(TOPIC_FILL, fill_msg(event.fill))
+        elif isinstance(event, OrderUpdated):
+            self.send(TOPIC_ORDER, order_msg(event.order))
+        elif isinstance(event, Notice):
+            self.send(TOPIC_EVENT, NoticeMsg(event.ts, event.kind, event.level, event.message))
+        elif isinstance(event, ModesChanged):
+            pass  # the pairs are dirty: their next state carries the mode
+
+    # ---- throttled state --------------------------------------------------------------------
+
+    def publish_due(self, core: TradingCore, stats: dict[str, TopicStats], now: float) -> None:
+        for sym, ps in core.pairs.items():
+            st = stats[sym]
+            since = now - st.last_publish
+            if (ps.dirty and since >= PAIR_PUBLISH_INTERVAL_S) or since >= PAIR_REFRESH_S:
+                self.send(TOPIC_PAIR, self.pair_state(core, ps, st, now))
+                st.last_publish = now
+                ps.dirty = False
+        if core.portfolio_dirty and now - self._last_portfolio >= PORTFOLIO_PUBLISH_INTERVAL_S:
+            self.send(TOPIC_PORTFOLIO, self.portfolio(core))
+            self._last_portfolio = now
+            core.portfolio_dirty = False
+
+    def pair_state(self, core: TradingCore, ps: PairState, st: TopicStats, now: float) -> PairStateMsg:
+        pcfg = ps.runtime.cfg
+        last_closed = ps.candles.last_closed
+        newest = last_closed.ts if last_closed is not None else 0
+        closes = None
+        if newest != st.closes_sent_for or now - st.closes_sent_at >= CLOSES_INTERVAL_S:
+            closes = ps.candles.closes(SPARKLINE_CLOSES, include_forming=True)
+            st.closes_sent_for, st.closes_sent_at = newest, now
+        price = core.price(ps)
+        ind = IndicatorsMsg(**ps.runtime.preview(price)) if price > 0.0 else IndicatorsMsg()
+        pos = core.portfolio.positions.get(ps.symbol)
+        d = ps.decision
+        ex = core.execution.exits.get(ps.symbol)
+        mono = core.clock.monotonic()
+        return PairStateMsg(
+            symbol=ps.symbol,
+            mode=str(ps.mode),
+            stale=core.is_stale(ps, mono),
+            tier=str(pcfg.tier),
+            strategy=pcfg.strategy,
+            last=ps.last or None,
+            bid=ps.bid or None,
+            ask=ps.ask or None,
+            change_pct=core.change_pct(ps),
+            tick_age_ms=int((mono - ps.last_tick_at) * 1000) if ps.last_tick_at else None,
+            ticks=ps.ticks,
+            gaps=st.gaps,
+            bad=st.bad + ps.implausible,
+            ind=ind,
+            signal=signal_msg(ps.signal) if ps.signal is not None else None,
+            decision=DecisionBriefMsg(d.approved, d.action, d.reasons, d.ts) if d is not None else None,
+            position=position_msg(pos, price) if pos is not None and pos.qty != 0.0 else None,
+            exit_pending=(ex.blocked or ex.last_error or ex.reason) if ex is not None else None,
+            closes=closes,
+            ts=time.time_ns(),
+        )
+
+    @staticmethod
+    def portfolio(core: TradingCore) -> PortfolioMsg:
+        s = core.portfolio_summary()
+        syms, matrix = core.corr.matrix()
+        return PortfolioMsg(
+            capital=s.capital, cash=s.cash, equity=s.equity, realised=s.realised, unrealised=s.unrealised,
+            fees=s.fees, daily_pnl=s.daily_pnl, exposure_used=s.exposure_used, exposure_max=s.exposure_max,
+            correlated_used=s.correlated_used, correlated_max=s.correlated_max, halted=s.halted,
+            positions=s.positions, correlated_cluster=s.correlated_cluster,
+            corr=CorrelationMsg(syms, matrix), ts=time.time_ns(),
+        )
+
+    def heartbeat(
+        self, core: TradingCore | None, phase: str, ticks: int, bad: int, counters: dict[str, int],
+        latency: dict[str, float] | None, final: bool = False,
+    ) -> None:
+        modes: dict[str, int] = {}
+        if core is not None:
+            for p in core.pairs.values():
+                modes[str(p.mode)] = modes.get(str(p.mode), 0) + 1
+        self.send(TOPIC_HEARTBEAT, HeartbeatMsg(
+            kind="engine", pid=os.getpid(), ts=time.time_ns(), phase=phase, ticks=ticks, bad=bad,
+            decisions=core.decisions_total if core is not None else 0, mode_counts=modes, counters=counters,
+            latency_us=LatencyMsg(**latency) if latency else None, final=final,  # type: ignore[arg-type]
+        ))

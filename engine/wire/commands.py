@@ -1,0 +1,99 @@
+"""Engine topics, the msgpack framing, and the operator commands the engine answers.
+
+Published messages are ``[topic, msgpack(map)]``; every map carries ``v`` (wire version) and
+``seq`` (per-topic sequence number); their fields are the typed messages of
+``engine.wire.schema``. Topics:
+
+- ``pair``       one pair's state (``PairStateMsg``)
+- ``portfolio``  account, gauges and correlation matrix (``PortfolioMsg``)
+- ``decision``   one risk decision with every check's result (``DecisionMsg``)
+- ``order``      an order's state each time it changes (``OrderMsg``)
+- ``fill``       one execution (``FillMsg``)
+- ``event``      an operator-visible notice (``NoticeMsg``)
+- ``_hb``        heartbeat (``HeartbeatMsg``)
+
+Commands travel DEALER -> ROUTER as one frame ``msgpack({"v", "id", "cmd", "symbol"?,
+"deadline_ns"?})`` and every command gets exactly one ack (``AckMsg``). See docs/wire.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from engine.wire.schema import ENGINE_WIRE_VERSION, INT64, MAX_STR, AckMsg
+
+TOPIC_PAIR = b"pair"
+TOPIC_PORTFOLIO = b"portfolio"
+TOPIC_DECISION = b"decision"
+TOPIC_FILL = b"fill"
+TOPIC_ORDER = b"order"
+TOPIC_EVENT = b"event"
+TOPIC_HEARTBEAT = b"_hb"
+
+COMMANDS = ("ping", "pause", "resume", "reduce", "flatten", "flatten_all", "kill", "rearm")
+COMMANDS_WITH_SYMBOL = ("pause", "resume", "reduce", "flatten")
+
+
+class CommandError(ValueError):
+    """A command message that cannot be understood; answered with ok=False when it has an id."""
+
+
+_packer = msgpack.Packer(use_bin_type=True)
+
+
+def pack(m: dict[str, Any]) -> bytes:
+    return _packer.pack({"v": ENGINE_WIRE_VERSION, **m})
+
+
+def pack_map(m: dict[str, Any]) -> bytes:
+    """Pack a map that already carries ``v`` (a schema message's ``to_wire()``)."""
+    return _packer.pack(m)
+
+
+def unpack(payload: bytes) -> dict[str, Any]:
+    try:
+        m = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except Exception as exc:
+        raise CommandError(f"undecodable payload: {type(exc).__name__}") from None
+    if type(m) is not dict or type(m.get("v")) is not int or m["v"] != ENGINE_WIRE_VERSION:
+        raise CommandError("not a versioned map")
+    return m
+
+
+def make_command(cmd_id: str, cmd: str, symbol: str | None = None, deadline_ns: int | None = None) -> bytes:
+    """``deadline_ns`` (wall clock): a command that reaches the engine later is refused as
+    expired, so a command the console gave up on never runs late (a stalled engine that
+    resumes). ``kill`` ignores it: halting late is always safe."""
+    m: dict[str, Any] = {"id": cmd_id, "cmd": cmd}
+    if symbol is not None:
+        m["symbol"] = symbol
+    if deadline_ns is not None:
+        m["deadline_ns"] = deadline_ns
+    return pack(m)
+
+
+def parse_command(payload: bytes) -> dict[str, Any]:
+    """Validate one command map; raise CommandError naming what is wrong."""
+    m = unpack(payload)
+    cmd_id = m.get("id")
+    if type(cmd_id) is not str or not cmd_id or len(cmd_id) > 128:
+        raise CommandError("command has no 'id' (a string of 1-128 characters)")
+    cmd = m.get("cmd")
+    if type(cmd) is not str or cmd not in COMMANDS:
+        raise CommandError(f"unknown command {str(cmd)[:40]!r} (known: {', '.join(COMMANDS)})")
+    symbol = m.get("symbol")
+    if cmd in COMMANDS_WITH_SYMBOL and (type(symbol) is not str or not 0 < len(symbol) <= 64):
+        raise CommandError(f"command {cmd!r} needs a 'symbol'")
+    deadline = m.get("deadline_ns")
+    if deadline is not None and (type(deadline) is not int or not 0 <= deadline < INT64):
+        raise CommandError("'deadline_ns' must be an integer (ns since the epoch)")
+    return m
+
+
+def make_ack(ack: AckMsg) -> bytes:
+    """The ack frame; the message text is cut to the schema's string limit."""
+    if len(ack.message) > MAX_STR:
+        ack.message = ack.message[: MAX_STR - 1] + "…"
+    return _packer.pack(ack.to_wire())

@@ -1,0 +1,31 @@
+"""Liveness: every timeout that depends on another, derived in one place.
+
+The engine and the feed beat every ``HEARTBEAT_INTERVAL_S``. The engine also beats between
+the history requests of its warm-up (each bounded by ``HISTORY_REQUEST_TIMEOUT_S``), so a slow
+exchange never makes a healthy engine look dead. From those two:
+
+- ``SILENT_AFTER_S``: the supervisor restarts a child this long without a beat (longer than
+  one history request plus two beats);
+- ``START_GRACE_S``: the first beat may take this long (interpreter start and imports on a
+  loaded 2-core VPS); warm-up does not count, the engine beats before it starts;
+- ``HUNG_AFTER_S``: the kill switch does not ask an engine this long silent, it acts at once,
+  and a console shows the child as silent from the same moment;
+- ``PAIR_REFRESH_S``: a quiet pair's state is republished this often, so its tick age moves;
+  ``PAIR_SILENT_S``: a console shows a pair whose state is this old as STALE (the engine is
+  not speaking; it is the engine's verdict otherwise).
+"""
+
+from __future__ import annotations
+
+from feed.wire import HEARTBEAT_INTERVAL_S as FEED_HEARTBEAT_INTERVAL_S
+
+HEARTBEAT_INTERVAL_S = FEED_HEARTBEAT_INTERVAL_S  # the engine beats as often as the feed
+HISTORY_REQUEST_TIMEOUT_S = 5.0
+SILENT_AFTER_S = HISTORY_REQUEST_TIMEOUT_S + 2 * HEARTBEAT_INTERVAL_S
+START_GRACE_S = 20.0
+HUNG_AFTER_S = 3 * HEARTBEAT_INTERVAL_S
+PAIR_REFRESH_S = HEARTBEAT_INTERVAL_S
+PAIR_SILENT_S = 3 * PAIR_REFRESH_S
+
+assert SILENT_AFTER_S > HISTORY_REQUEST_TIMEOUT_S + HEARTBEAT_INTERVAL_S
+assert HUNG_AFTER_S < SILENT_AFTER_S  # the kill acts before the supervisor would restart
