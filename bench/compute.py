@@ -1,13 +1,15 @@
-"""Engine compute per tick, in process: the real ``EngineService`` against the naive pandas way.
+"""Engine compute per tick, in process: the real engine node and trading core against the naive
+pandas way.
 
-Builds ``engine.node.service.EngineService`` on the repo's safe list (3 pairs, 3 strategies) with a
+Builds ``engine.node.service.EngineNode`` on the repo's safe list (3 pairs, 3 strategies) with a
 temporary SQLite file and unbound ipc endpoints, warms every pair on 500 candles through
-``EngineService.warm_up`` itself (its feed history request answered from memory), then times
+``EngineNode.warm_up`` itself (its ``HistorySource`` port answered from memory), then times
 
-  with decode     ``service.on_message(topic, payload)``: msgpack decode and validation,
-                  sequence check, candle, indicators, stops, and on a candle close strategy,
-                  risk, paper fill and SQLite write, plus the latency ring
-  without decode  ``service.on_tick(ps, …)`` on the same ticks, already decoded
+  with decode     ``node.on_message(topic, payload)``: msgpack decode and validation,
+                  sequence check, then the core's tick: candle, indicators, stops, and on a
+                  candle close strategy, risk, order journal, paper fill and SQLite write,
+                  plus the latency ring
+  without decode  ``core.on_tick(ps, …)`` on the same ticks, already decoded
 
 per tick with ``perf_counter_ns`` (~50 ns of timer overhead included). Ticks arrive round-robin
 over the pairs, ~20 per candle per pair (so candle closes, signals and fills are in the figure).
@@ -72,31 +74,31 @@ def _ticks(symbols: list[str], n: int, seed: int) -> list[tuple[bytes, bytes, tu
     return out
 
 
+class _HistoryFromMemory:
+    """The core's ``HistorySource`` port, answered from generated candles."""
+
+    def candles(self, symbol: str, timeframe_s: int, limit: int) -> list[Any]:
+        from engine.core.candles import Candle
+
+        rows = _history_rows(symbol, seed=1 + sorted(_START).index(symbol) if symbol in _START else 9)
+        return [Candle(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows[-limit:]]
+
+
 @contextlib.contextmanager
 def _service() -> Iterator[Any]:
-    """A warmed EngineService on a temp SQLite file; its sockets are never bound."""
-    import engine.node.service as service_mod
+    """A warmed EngineNode on a temp SQLite file; its sockets are never bound."""
     from engine.core.config import load_safe_list
-    from engine.node.service import Endpoints, EngineService
+    from engine.node.service import EngineNode, Endpoints
 
     d = Path(tempfile.mkdtemp(prefix="mpb-", dir="/tmp"))
     cfg = load_safe_list(ROOT / "safe_list.yaml")
     eps = Endpoints(f"ipc://{d}/f.pub", f"ipc://{d}/f.rep", f"ipc://{d}/e.pub", f"ipc://{d}/e.cmd")
-    original = service_mod.request_history
-
-    def from_memory(endpoint: str, symbol: str, tf: int, limit: int, timeout_s: float = 5.0) -> Any:
-        return _history_rows(
-            symbol, seed=1 + sorted(_START).index(symbol) if symbol in _START else 9
-        )
-
-    service_mod.request_history = from_memory  # warm_up's own code path, history from memory
     svc = None
     try:
-        svc = EngineService(cfg, d / "engine.sqlite", eps, history_limit=HISTORY)
+        svc = EngineNode(cfg, d / "engine.sqlite", eps, history_limit=HISTORY, history=_HistoryFromMemory())
         svc.warm_up()
         yield svc
     finally:
-        service_mod.request_history = original
         if svc is not None:
             svc.close()
         shutil.rmtree(d, ignore_errors=True)
@@ -104,6 +106,7 @@ def _service() -> Iterator[Any]:
 
 def _time_engine(ticks: list[tuple[bytes, bytes, tuple[Any, ...]]], decode: bool) -> dict[str, Any]:
     with _service() as svc:
+        core = svc.core
         clock = time.perf_counter_ns
         lat = [0] * len(ticks)
         wrote = [False] * len(ticks)  # the tick recorded a decision (and maybe a fill) in SQLite
@@ -111,22 +114,22 @@ def _time_engine(ticks: list[tuple[bytes, bytes, tuple[Any, ...]]], decode: bool
         if decode:
             on_message = svc.on_message
             for i, (topic, payload, _) in enumerate(ticks):
-                d0 = svc.decisions_total
+                d0 = core.decisions_total
                 t0 = clock()
                 on_message(topic, payload)
                 lat[i] = clock() - t0
-                wrote[i] = svc.decisions_total != d0
+                wrote[i] = core.decisions_total != d0
         else:
-            pairs = svc.pairs
-            on_tick = svc.on_tick
+            pairs = core.pairs
+            on_tick = core.on_tick
             for i, (_, _, (s, te, bid, ask, last, bv)) in enumerate(ticks):
                 ps = pairs[s]
-                d0 = svc.decisions_total
+                d0 = core.decisions_total
                 t0 = clock()
                 on_tick(ps, te, bid, ask, last, bv)
                 lat[i] = clock() - t0
-                wrote[i] = svc.decisions_total != d0
-        decisions, fills = svc.decisions_total, len(svc.store.fills())
+                wrote[i] = core.decisions_total != d0
+        decisions, fills = core.decisions_total, len(svc.store.fills())
         bad = svc.bad_total
     compute = sorted(x for x, w in zip(lat, wrote, strict=True) if not w)
     io = [x for x, w in zip(lat, wrote, strict=True) if w]
@@ -197,7 +200,7 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             5.0,
             eng_runs,
             note=(
-                f"EngineService.on_tick: candle, stops, and on a close indicators, strategy, risk; "
+                f"TradingCore.on_tick: candle, stops, and on a close indicators, strategy, risk; "
                 f"3 pairs, {HISTORY}-candle history, {TICKS_PER_CANDLE} ticks/candle/pair; "
                 f"p50 {med(without, 'p50_us'):.2f} µs, p99 {med(without, 'p99_us'):.1f} µs. "
                 f"Excludes the {med(without, 'write_ticks'):.0f} ticks/run that wrote a decision "
@@ -212,7 +215,7 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             None,
             dec_runs,
             note=(
-                f"EngineService.on_message (decode_tick + seq + on_tick + latency ring), no SQLite "
+                f"EngineNode.on_message (decode_tick + seq + on_tick + latency ring), no SQLite "
                 f"ticks: p50 {med(with_dec, 'p50_us'):.2f} µs, p99 {med(with_dec, 'p99_us'):.1f} µs"
             ),
         ),

@@ -153,7 +153,7 @@ class Commander:
         self.n = 0
 
     def send(self, cmd: str, symbol: str | None = None, timeout_s: float = 5.0) -> dict[str, Any]:
-        from engine.wire import make_command, unpack
+        from engine.wire.commands import make_command, unpack
 
         self.n += 1
         cid = f"t{self.n}"

@@ -28,6 +28,7 @@ from engine.core.models import Decision, Fill, Position, Side
 from engine.core.orders import (
     ExecutionEvent,
     Order,
+    OrderAccepted,
     OrderFilled,
     OrderNotFound,
     OrderRejected,
@@ -96,9 +97,10 @@ class ExecutionEngine:
     def restore(self, orders: list[Order]) -> None:
         """Orders the journal holds as open (after a restart): look each one up first."""
         for o in orders:
-            if o.status is OrderStatus.NEW:
-                o.status = OrderStatus.UNKNOWN
-                o.message = "outcome unknown after a restart"
+            # whatever the book last said (new, accepted, partly filled), the venue may have
+            # moved since: ask it before anything else happens on the pair
+            o.status = OrderStatus.UNKNOWN
+            o.message = "outcome unknown after a restart"
             self.orders[o.client_order_id] = o
             log.warning("%s - order %s (%s) was open at shutdown: looking it up", o.symbol, o.client_order_id, o.reason)
 
@@ -113,7 +115,7 @@ class ExecutionEngine:
         self.orders[order.client_order_id] = order
         if decision is not None:
             self.sink.emit(DecisionMade(decision))
-        self.sink.emit(OrderUpdated(order))
+        self.sink.emit(OrderUpdated(replace(order)))
         try:
             self.client.submit(order, bid, ask)
         except Exception as exc:  # the request may have reached the venue: never resend blind
@@ -122,7 +124,7 @@ class ExecutionEngine:
                 order.message = f"{type(exc).__name__}: {exc}"
                 order.updated_ts = self.clock.time_ms()
                 self.journal.update_order(order)
-                self.sink.emit(OrderUpdated(order))
+                self.sink.emit(OrderUpdated(replace(order)))
             log.warning("%s - order %s outcome unknown (%s): looking it up before anything else",
                         order.symbol, order.client_order_id, order.message)
         return True
@@ -221,12 +223,14 @@ class ExecutionEngine:
             return
         if isinstance(event, OrderFilled):
             self._book(order, event)
-        else:
+        elif not isinstance(event, OrderAccepted):
+            # ACCEPTED is not journaled: NEW and ACCEPTED are both looked up after a crash,
+            # so the write (an fsync) would buy no safety on the order path
             self.journal.update_order(order)
         if not order.is_open:
             self.orders.pop(cid, None)
             self._looked_up.pop(cid, None)
-        self.sink.emit(OrderUpdated(order))
+        self.sink.emit(OrderUpdated(replace(order)))
         if isinstance(event, OrderRejected | OrderNotFound):
             self._refused(order, event)
         self._on_change(order.symbol)

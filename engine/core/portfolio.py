@@ -13,7 +13,7 @@ Rebuilding after a restart is replaying the stored fills through ``apply_fill``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from engine.core.models import Fill, Position, Side
@@ -81,29 +81,7 @@ class Portfolio:
         pos.qty = new
         return pos
 
-    def replay(self, fills: Iterable[Fill]) -> None:
-        for f in fills:
-            self.apply_fill(f)
-
-    def set_stops(self, symbol: str, stop_loss: float, take_profit: float) -> None:
-        pos = self.positions.get(symbol)
-        if pos is None or not pos.is_open:
-            raise KeyError(f"{symbol}: no open position to attach stops to")
-        pos.stop_loss = stop_loss
-        pos.take_profit = take_profit
-
     # ---- queries -----------------------------------------------------------------------
-
-    def position(self, symbol: str) -> Position | None:
-        pos = self.positions.get(symbol)
-        return pos if pos is not None and pos.is_open else None
-
-    def qty(self, symbol: str) -> float:
-        pos = self.positions.get(symbol)
-        return pos.qty if pos is not None else 0.0
-
-    def open_positions(self) -> dict[str, Position]:
-        return {s: p for s, p in self.positions.items() if p.is_open}
 
     @staticmethod
     def _mark(pos: Position, marks: Mapping[str, float]) -> float:

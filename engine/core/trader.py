@@ -33,7 +33,9 @@ from engine.core.views import PortfolioSummary, policy_state
 log = logging.getLogger("engine")
 
 SPARKLINE_CLOSES = 60
-JUMP_CONFIRM_MIN_MS = 60_000  # a tick this far past the pair's last one needs a second opinion
+JUMP_CONFIRM_MIN_MS = 60_000  # a tick this far past the pair's last one needs confirming
+JUMP_CONFIRM_TICKS = 3  # ... by this many ticks agreeing with it
+JUMP_CONFIRM_S = 1.0  # ... over at least this long
 FLUSH_EVERY_S = 0.5
 FEED_LATENCY_ALLOWANCE_MS = 2_000  # a candle is closed by the timer this long after its end
 EQUITY_EVERY_S = 10.0
@@ -54,7 +56,9 @@ class PairState:
     last_tick_at: float = 0.0  # clock.monotonic() at the latest tick; 0 = never
     last_te: int = 0  # exchange time of the newest accepted tick (ms)
     te_offset_ms: int = 0  # feed clock minus our clock at the latest tick (replays run apart)
-    suspect_te: int = 0  # a far jump waiting for confirmation by the next tick
+    suspect_te: int = 0  # a far jump waiting for confirmation by the ticks after it
+    suspect_since: float = 0.0
+    suspect_count: int = 0
     ticks: int = 0
     implausible: int = 0  # ticks refused by the plausibility check
     ind: Indicators = field(default_factory=Indicators)
@@ -152,15 +156,8 @@ class TradingCore:
 
     def on_tick(self, ps: PairState, ts_ms: int, bid: float, ask: float, last: float, base_volume: float) -> bool:
         """The per-tick path, O(1) except on candle close. False: refused as implausible."""
-        if ps.last_te and ts_ms > ps.last_te + self._jump_ms:
-            sus = ps.suspect_te
-            if not sus or abs(ts_ms - sus) > self._jump_ms:
-                # one tick stamped hours ahead would freeze the pair's candles: wait for a second
-                ps.suspect_te = ts_ms
-                ps.implausible += 1
-                return False
-            log.info("%s - exchange time jumped %.0f s ahead (confirmed by two ticks)", ps.symbol, (ts_ms - ps.last_te) / 1000)
-        ps.suspect_te = 0
+        if ps.last_te and ts_ms > ps.last_te + self._jump_ms and not self._confirm_jump(ps, ts_ms):
+            return False
         ps.bid = bid
         ps.ask = ask
         ps.last = last
@@ -180,6 +177,24 @@ class TradingCore:
         for candle in closed:
             self.on_candle_close(ps, candle)
         return True
+
+    def _confirm_jump(self, ps: PairState, ts_ms: int) -> bool:
+        """A tick far ahead of the pair's clock is believed only when ticks keep agreeing with
+        it for ``JUMP_CONFIRM_S`` (a feed back from an outage); a lone stamp hours ahead (a
+        corrupt frame) would otherwise freeze the pair's candles until the clock caught up."""
+        now = self.clock.monotonic()
+        if ps.suspect_count and abs(ts_ms - ps.suspect_te) <= self._jump_ms:
+            ps.suspect_count += 1
+            ps.suspect_te = max(ps.suspect_te, ts_ms)
+            if ps.suspect_count >= JUMP_CONFIRM_TICKS and now - ps.suspect_since >= JUMP_CONFIRM_S:
+                log.info("%s - exchange time jumped %.0f s ahead (confirmed by %d ticks)",
+                         ps.symbol, (ts_ms - ps.last_te) / 1000, ps.suspect_count)
+                ps.suspect_count = 0
+                return True
+        else:
+            ps.suspect_te, ps.suspect_since, ps.suspect_count = ts_ms, now, 1
+        ps.implausible += 1
+        return False
 
     def _check_exits(self, ps: PairState, pos: Position) -> None:
         """Stops and take-profits on every tick against the executable side; a pending exit

@@ -10,7 +10,8 @@ fakes build them: a field renamed in one place fails everywhere at once.
 Rules: a field is required unless it has a default; ``None`` is allowed only where the type
 says ``| None``; numbers must be finite (ints stand in for floats; bools are never numbers);
 integers fit 64 bits; strings are at most 4,096 characters and lists at most 10,000 items;
-unknown keys are ignored (a newer engine may add fields). See docs/wire.md.
+unknown keys are ignored (a newer engine may add fields); an optional field whose value is
+``None`` is left out of the map (absent and ``None`` mean the same). See docs/wire.md.
 """
 
 from __future__ import annotations
@@ -198,7 +199,10 @@ class Message:
     def to_wire(self, versioned: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {"v": ENGINE_WIRE_VERSION} if versioned else {}
         for f in fields(self):  # type: ignore[arg-type]
-            out[f.name] = _plain(getattr(self, f.name))
+            x = getattr(self, f.name)
+            if x is None and f.default is None:
+                continue
+            out[f.name] = _plain(x)
         return out
 
 

@@ -1,0 +1,1 @@
+"""Execution clients: the trading core's ``ExecutionClient`` port (paper today; live next)."""

@@ -1,0 +1,1 @@
+"""The journal: the SQLite book (schema, migrations, the ``Journal`` port's implementation)."""
