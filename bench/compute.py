@@ -88,7 +88,7 @@ class _HistoryFromMemory:
 def _service() -> Iterator[Any]:
     """A warmed EngineNode on a temp SQLite file; its sockets are never bound."""
     from engine.core.config import load_safe_list
-    from engine.node.service import EngineNode, Endpoints
+    from engine.node.service import Endpoints, EngineNode
 
     d = Path(tempfile.mkdtemp(prefix="mpb-", dir="/tmp"))
     cfg = load_safe_list(ROOT / "safe_list.yaml")

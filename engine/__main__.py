@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--db: directory {Path(args.db).parent} does not exist", file=sys.stderr)
         return 2
 
-    from engine.node.service import EngineNode, Endpoints  # after arg checks: keeps --help fast
+    from engine.node.service import Endpoints, EngineNode  # after arg checks: keeps --help fast
 
     stop = _Stop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

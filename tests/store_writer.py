@@ -1,10 +1,14 @@
-"""Crash-test writer for engine.journal.store: executes a deterministic stream of fills into a Store.
+"""Crash-test writer for engine.journal.store: journals a deterministic stream of orders and fills.
 
 Order ``n`` has client order id ``o-{n}`` and a fill that depends on ``n`` alone
 (``make_fill``); positions and the account follow from the fills by ``apply_fill``. For each
-``n`` it stores the decision, then the execution, then prints ``n`` to stdout and flushes, so
-every printed ``n`` is committed. tests/test_store.py SIGKILLs it at random moments and checks
-what survived. Run by hand with:  PYTHONPATH=. python tests/store_writer.py DB --start 0
+``n`` it does what the engine does: journal the decision together with its order (status
+new), then book the fill with the order (now filled), the position and the account after it,
+then print ``n`` to stdout and flush, so every printed ``n`` is committed. At start it first
+"looks up" the orders a crash left open (journaled, never filled) and books their fills, as
+the engine asks the venue about an order of unknown outcome. tests/test_store.py SIGKILLs it
+at random moments and checks what survived. Run by hand with:
+PYTHONPATH=. python tests/store_writer.py DB --start 0
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sys
 from dataclasses import replace
 
 from engine.core.models import CheckResult, Decision, Fill, Position, Side, Signal, SignalType
+from engine.core.orders import Order, OrderFilled, OrderStatus, apply_event
 from engine.journal.store import Store
 
 CAPITAL = 100_000.0
@@ -24,6 +29,7 @@ FEE_RATE = 0.001
 T0_MS = 1_700_000_000_000
 EXIT_REPLAYED_ORDER_EXECUTED = 3
 EXIT_NEW_ORDER_REFUSED = 4
+EXIT_OPEN_ORDER_UNEXPECTED = 5
 
 
 def buy_qty(n: int) -> float:
@@ -78,6 +84,20 @@ def make_decision(n: int) -> Decision:
     )
 
 
+def make_order(n: int) -> Order:
+    """The order of decision ``d-{n}``, as journaled before it is sent."""
+    f = make_fill(n)
+    return Order(f.order_id, f.symbol, f.side, f.qty, f.reason, f"d-{n}", f.ts, updated_ts=f.ts)
+
+
+def filled_order(n: int) -> Order:
+    """Order ``n`` after the venue reported its one fill."""
+    order = make_order(n)
+    apply_event(order, OrderFilled(order.client_order_id, make_fill(n)))
+    assert order.status is OrderStatus.FILLED
+    return order
+
+
 def new_account(capital: float = CAPITAL) -> dict[str, float]:
     return {"capital": capital, "cash": capital, "realised": 0.0, "fees": 0.0}
 
@@ -128,24 +148,40 @@ def main(argv: list[str] | None = None) -> int:
     assert account is not None
     positions = store.load_positions()
 
-    if args.retry_last and args.start > 0:
-        # a restart replays its last decision: the stored order id must stop a second execution
-        f = make_fill(args.start - 1)
+    def book(n: int) -> bool:
+        nonlocal account
+        f = make_fill(n)
         pos, acct = apply_fill(positions.get(f.symbol, Position(f.symbol)), account, f)
-        if store.record_execution(f, pos, acct, f"d-{args.start - 1}"):
-            print(f"order {f.order_id} executed twice", file=sys.stderr)
+        if not store.record_fill(f, filled_order(n), pos, acct):
+            return False
+        positions[f.symbol] = pos
+        account = acct
+        return True
+
+    # a crash between journaling an order and booking its fill leaves it open: look it up
+    for o in store.open_orders():
+        n = int(o.client_order_id.removeprefix("o-"))
+        if o != make_order(n) or n != args.start - 1 or not book(n):
+            print(f"unexpected open order {o}", file=sys.stderr)
+            return EXIT_OPEN_ORDER_UNEXPECTED
+
+    if args.retry_last and args.start > 0:
+        # a restart replays its last decision: the stored key, order id and fill id must each
+        # stop a second execution
+        last = args.start - 1
+        if (
+            store.record_decision(make_decision(last), make_order(last))
+            or store.record_order(make_order(last))
+            or book(last)
+        ):
+            print(f"order o-{last} executed twice", file=sys.stderr)
             return EXIT_REPLAYED_ORDER_EXECUTED
 
     n = args.start
     while args.count == 0 or n < args.start + args.count:
-        f = make_fill(n)
-        store.record_decision(make_decision(n))  # False after a crash between decision and fill
-        pos, acct = apply_fill(positions.get(f.symbol, Position(f.symbol)), account, f)
-        if not store.record_execution(f, pos, acct, f"d-{n}"):
-            print(f"new order {f.order_id} refused", file=sys.stderr)
+        if not store.record_decision(make_decision(n), make_order(n)) or not book(n):
+            print(f"new order o-{n} refused", file=sys.stderr)
             return EXIT_NEW_ORDER_REFUSED
-        positions[f.symbol] = pos
-        account = acct
         sys.stdout.write(f"{n}\n")
         sys.stdout.flush()
         n += 1

@@ -1,11 +1,11 @@
-"""Paper broker fills (price, slippage, fee, precision, idempotency) and the market rules
-behind them (exact step flooring, price ticks, order checks, loading ccxt markets).
+"""Paper execution fills (price, slippage, fee, precision, idempotency), the execution
+events it answers ``submit`` and ``lookup`` with, and the market rules behind them (exact
+step flooring, price ticks, order checks, loading ccxt markets).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,12 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
-    sys.path.insert(0, _ROOT)
-
-from engine.execution.paper import BrokerError, PaperBroker  # noqa: E402
-from engine.core.markets import (  # noqa: E402
+from engine.core.markets import (
     DECIMAL_PLACES,
     DEFAULT_RULES,
     FALLBACK_RULES,
@@ -31,7 +26,19 @@ from engine.core.markets import (  # noqa: E402
     round_qty_down,
     rules_for,
 )
-from engine.core.models import Side  # noqa: E402
+from engine.core.models import Side
+from engine.core.orders import (
+    ExecutionEvent,
+    Order,
+    OrderAccepted,
+    OrderFilled,
+    OrderNotFound,
+    OrderRejected,
+    OrderStatus,
+    apply_event,
+    client_order_id,
+)
+from engine.execution.paper import PaperExecutionClient, PaperRejection, fill_id_for
 
 BTC = DEFAULT_RULES["BTC/USDT"]
 
@@ -146,15 +153,26 @@ def test_load_rules_errors_are_one_line(tmp_path: Path) -> None:
         load_rules({"X/USDT": 5})
 
 
-# -------------------------------------------------------------------------------- broker
+# --------------------------------------------------------------------- paper execution
 
 
-def _broker(fee: float = 0.001, slip_bps: float = 1.0) -> PaperBroker:
-    return PaperBroker(fee, slip_bps, dict(DEFAULT_RULES))
+class FakeClock:
+    def __init__(self, ms: int = 1_000) -> None:
+        self.ms = ms
+
+    def time_ms(self) -> int:
+        return self.ms
+
+    def monotonic(self) -> float:
+        return self.ms / 1000
+
+
+def _client(fee: float = 0.001, slip_bps: float = 1.0, clock: FakeClock | None = None) -> PaperExecutionClient:
+    return PaperExecutionClient(fee, slip_bps, dict(DEFAULT_RULES), clock or FakeClock())
 
 
 def test_buy_fills_at_ask_plus_slippage_rounded_up() -> None:
-    f = _broker().execute("BTC/USDT|1|BUY", "BTC/USDT", Side.BUY, 0.0123456, 49_990.0, 50_000.0, 123, "signal")
+    f = _client().fill("BTC/USDT|1|BUY", "BTC/USDT", Side.BUY, 0.0123456, 49_990.0, 50_000.0, 123, "signal")
     assert f.price == 50_005.0  # 50000 × 1.0001
     assert f.qty == 0.01234  # floored to the 0.00001 step
     assert f.fee == pytest.approx(0.01234 * 50_005.0 * 0.001)
@@ -162,51 +180,132 @@ def test_buy_fills_at_ask_plus_slippage_rounded_up() -> None:
 
 
 def test_sell_fills_at_bid_minus_slippage_rounded_down() -> None:
-    f = _broker(slip_bps=3.0).execute("o", "ETH/USDT", Side.SELL, 0.5, 3_000.0, 3_001.0, 1)
+    f = _client(slip_bps=3.0).fill("o", "ETH/USDT", Side.SELL, 0.5, 3_000.0, 3_001.0, 1)
     assert f.price == 2_999.1  # 3000 × 0.9997 = 2999.1 exactly on the tick
-    f = _broker(slip_bps=1.0).execute("o2", "ETH/USDT", Side.SELL, 0.5, 3_000.55, 3_001.0, 1)
+    f = _client(slip_bps=1.0).fill("o2", "ETH/USDT", Side.SELL, 0.5, 3_000.55, 3_001.0, 1)
     assert f.price == 3_000.24  # 3000.249945 rounded down to 0.01
     assert f.price < 3_000.55
 
 
 def test_zero_fee_and_zero_slippage() -> None:
-    f = _broker(0.0, 0.0).execute("o", "SOL/USDT", "buy", 2.0, 149.9, 150.0, 1)
+    f = _client(0.0, 0.0).fill("o", "SOL/USDT", "buy", 2.0, 149.9, 150.0, 1)  # type: ignore[arg-type]
     assert (f.price, f.fee, f.qty) == (150.0, 0.0, 2.0)
 
 
 def test_same_order_id_fills_once_with_a_deterministic_fill_id() -> None:
-    b = _broker()
-    f1 = b.execute("BTC/USDT|60000|BUY", "BTC/USDT", Side.BUY, 0.01, 50_000, 50_001, 1)
-    f2 = b.execute("BTC/USDT|60000|BUY", "BTC/USDT", Side.BUY, 0.01, 60_000, 60_001, 2)
+    c = _client()
+    f1 = c.fill("BTC/USDT|60000|BUY", "BTC/USDT", Side.BUY, 0.01, 50_000, 50_001, 1)
+    f2 = c.fill("BTC/USDT|60000|BUY", "BTC/USDT", Side.BUY, 0.01, 60_000, 60_001, 2)
     assert f2 is f1
-    other = _broker().execute("BTC/USDT|60000|BUY", "BTC/USDT", Side.BUY, 0.01, 1, 2, 3)
-    assert other.fill_id == f1.fill_id and other.order_id == "BTC/USDT|60000|BUY"
-    assert b.execute("next", "BTC/USDT", Side.BUY, 0.01, 50_000, 50_001, 1).fill_id != f1.fill_id
+    other = _client().fill("BTC/USDT|60000|BUY", "BTC/USDT", Side.BUY, 0.01, 1, 2, 3)
+    assert other.fill_id == f1.fill_id == fill_id_for("BTC/USDT|60000|BUY")
+    assert other.order_id == "BTC/USDT|60000|BUY"
+    assert c.fill("next", "BTC/USDT", Side.BUY, 0.01, 50_000, 50_001, 1).fill_id != f1.fill_id
 
 
 def test_unknown_symbol_uses_fallback_precision() -> None:
-    f = _broker(0.0, 0.0).execute("o", "PEPE/USDT", Side.BUY, 1234.5678919, 0.0000101, 0.00001012345, 1)
+    f = _client(0.0, 0.0).fill("o", "PEPE/USDT", Side.BUY, 1234.5678919, 0.0000101, 0.00001012345, 1)
     assert f.qty == 1234.567891 and f.price == 0.00001013
 
 
 @pytest.mark.parametrize(
-    ("qty", "bid", "ask", "msg"),
+    ("qty", "bid", "ask", "msg", "retryable"),
     [
-        (0.000001, 50_000.0, 50_001.0, "rounds to 0"),
-        (0.01, 0.0, 50_001.0, "not a valid quote"),
-        (0.01, 50_002.0, 50_001.0, "not a valid quote"),  # crossed
-        (0.01, float("nan"), 50_001.0, "not a valid quote"),
+        (0.000001, 50_000.0, 50_001.0, "rounds to 0", False),  # the same order can never pass
+        (0.01, 0.0, 50_001.0, "not a valid quote", True),
+        (0.01, 50_002.0, 50_001.0, "not a valid quote", True),  # crossed
+        (0.01, float("nan"), 50_001.0, "not a valid quote", True),
     ],
 )
-def test_refused_orders(qty: float, bid: float, ask: float, msg: str) -> None:
-    b = _broker()
-    with pytest.raises(BrokerError, match=msg) as err:
-        b.execute("o", "BTC/USDT", Side.BUY, qty, bid, ask, 1)
+def test_refused_orders(qty: float, bid: float, ask: float, msg: str, retryable: bool) -> None:
+    c = _client()
+    with pytest.raises(PaperRejection, match=msg) as err:
+        c.fill("o", "BTC/USDT", Side.BUY, qty, bid, ask, 1)
     assert str(err.value).startswith("BTC/USDT: ") and "\n" not in str(err.value)
+    assert err.value.retryable is retryable
     # a refused order is not remembered: a valid retry with the same id fills
-    assert b.execute("o", "BTC/USDT", Side.BUY, 0.01, 50_000, 50_001, 1).qty == 0.01
+    assert c.fill("o", "BTC/USDT", Side.BUY, 0.01, 50_000, 50_001, 1).qty == 0.01
 
 
 def test_bad_configuration() -> None:
     with pytest.raises(ValueError):
-        PaperBroker(-0.1, 1.0, {})
+        PaperExecutionClient(-0.1, 1.0, {}, FakeClock())
+    with pytest.raises(ValueError):
+        PaperExecutionClient(0.001, 10_000.0, {}, FakeClock())
+
+
+# ------------------------------------------------------------- the ExecutionClient port
+
+
+def _order(key: str = "BTC/USDT|60000|BUY", qty: float = 0.0123456, side: Side = Side.BUY) -> Order:
+    return Order(client_order_id(key), "BTC/USDT", side, qty, "signal", key, 1_000, updated_ts=1_000)
+
+
+def _bound(c: PaperExecutionClient) -> list[ExecutionEvent]:
+    events: list[ExecutionEvent] = []
+    c.bind(events.append)
+    return events
+
+
+def test_submit_answers_accepted_then_filled_at_the_clock_time() -> None:
+    clock = FakeClock(5_000)
+    c = _client(clock=clock)
+    events = _bound(c)
+    order = _order(qty=0.01234)  # on the lot step, as the risk engine sizes it
+    c.submit(order, 49_990.0, 50_000.0)
+    cid = order.client_order_id
+    assert events == [
+        OrderAccepted(cid, 5_000),
+        OrderFilled(cid, c.fill(cid, "BTC/USDT", Side.BUY, order.qty, 1, 2, 0)),  # the remembered fill
+    ]
+    fill = events[1].fill  # type: ignore[union-attr]
+    assert (fill.fill_id, fill.order_id, fill.qty, fill.price, fill.ts, fill.reason) == (
+        fill_id_for(cid), cid, 0.01234, 50_005.0, 5_000, "signal")
+    for e in events:  # the events move the order to FILLED at the fill price
+        apply_event(order, e)
+    assert order.status is OrderStatus.FILLED and order.avg_price == 50_005.0
+    assert order.filled_qty == order.qty and order.fees == fill.fee
+
+
+def test_submit_of_a_refused_order_answers_rejected_with_retryable() -> None:
+    c = _client(clock=FakeClock(7))
+    events = _bound(c)
+    dust = _order(qty=0.000001)
+    c.submit(dust, 50_000.0, 50_001.0)
+    assert len(events) == 1 and isinstance(events[0], OrderRejected)
+    rej = events[0]
+    assert (rej.client_order_id, rej.ts, rej.retryable) == (dust.client_order_id, 7, False)
+    assert "rounds to 0" in rej.reason
+    no_quote = _order("other", qty=0.01)
+    c.submit(no_quote, 0.0, 0.0)
+    assert isinstance(events[1], OrderRejected) and events[1].retryable is True
+    assert apply_event(dust, rej) and dust.status is OrderStatus.REJECTED and dust.message == rej.reason
+
+
+def test_resubmitting_or_looking_up_answers_the_same_fill() -> None:
+    c = _client()
+    events = _bound(c)
+    order = _order(qty=0.01)
+    c.submit(order, 50_000.0, 50_001.0)
+    c.submit(order, 60_000.0, 60_001.0)  # a resend never fills twice at the venue
+    c.lookup(order)
+    fills = [e.fill for e in events if isinstance(e, OrderFilled)]
+    assert len(fills) == 3 and fills[0] is fills[1] is fills[2]
+    assert [type(e) for e in events] == [OrderAccepted, OrderFilled] * 3
+
+
+def test_lookup_of_an_order_never_seen_answers_not_found() -> None:
+    c = _client(clock=FakeClock(42))
+    events = _bound(c)
+    order = _order()
+    c.lookup(order)
+    assert events == [OrderNotFound(order.client_order_id, 42)]
+    refused = _order("dust", qty=0.000001)
+    c.submit(refused, 50_000.0, 50_001.0)
+    c.lookup(refused)  # a refused order was never filled: the venue does not know it
+    assert events[-1] == OrderNotFound(refused.client_order_id, 42)
+
+
+def test_submit_before_bind_is_an_error() -> None:
+    with pytest.raises(RuntimeError, match="bind"):
+        _client().submit(_order(qty=0.01), 50_000.0, 50_001.0)

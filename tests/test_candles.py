@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,13 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-# The bare `pytest` entry point does not put the repo root on sys.path (no
-# `pythonpath` in pyproject yet); make the import work either way.
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from engine.core.candles import Candle, CandleBuilder  # noqa: E402
+from engine.core.candles import Candle, CandleBuilder
 
 TF = 60
 MS = TF * 1000

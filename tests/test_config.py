@@ -4,16 +4,11 @@ are one line each, naming the file, the pair and the field; the shipped file loa
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
-    sys.path.insert(0, _ROOT)
-
-from engine.core.config import (  # noqa: E402
+from engine.core.config import (
     ENV_SAFE_LIST,
     ConfigError,
     Tier,
@@ -22,7 +17,7 @@ from engine.core.config import (  # noqa: E402
     load_safe_list,
 )
 
-SHIPPED = Path(_ROOT) / "safe_list.yaml"
+SHIPPED = Path(__file__).resolve().parents[1] / "safe_list.yaml"
 BASE = SHIPPED.read_text(encoding="utf-8")
 
 

@@ -72,7 +72,7 @@ def test_an_unknown_order_is_looked_up_after_a_restart_and_booked_once(tmp_path:
 def test_a_refused_stop_is_retried_until_it_fills(tmp_path: Path) -> None:
     """Refuse the stop's first order: the stop stays armed and the next tick after the
     back-off fills it (it used to be recorded as done and never fire again)."""
-    h, client = _seeded(tmp_path, plan=["reject"])
+    h, _ = _seeded(tmp_path, plan=["reject"])
     h.tick("BTC/USDT", 58_000.0)
     assert h.store.load_positions()["BTC/USDT"].qty == 0.004
     assert h.core.execution.exits["BTC/USDT"].last_error == "venue busy, try again"
@@ -126,7 +126,6 @@ def test_a_tick_stamped_hours_ahead_is_dropped_and_candles_go_on(tmp_path: Path)
     closed = ps.candles.last_closed
     assert closed is not None
     ahead = h.clock.ms + 5 * 3600 * 1000
-    assert not ps.runtime.strategy is None
     assert h.core.on_tick(ps, ahead, 59_999.0, 60_001.0, 60_000.0, 0.0) is False
     for _ in range(50):
         h.clock.advance(100)
@@ -146,3 +145,24 @@ def test_a_real_gap_is_believed_once_ticks_agree_for_a_second(tmp_path: Path) ->
         accepted.append(h.tick("BTC/USDT", 60_000.0))
     assert accepted.count(False) >= 2 and accepted[-1] is True
     assert ps.last_te == h.clock.ms
+
+
+def test_a_journal_that_cannot_record_a_fill_stops_the_core_and_the_book_stays_whole(tmp_path: Path) -> None:
+    """A full disk while booking a fill is fatal (the process exits and restarts), never a
+    position that lives only in memory; the restarted core finds the order open and asks."""
+    from engine.journal.store import StoreError
+
+    h, client = _seeded(tmp_path)
+
+    def full_disk(*_: object) -> bool:
+        raise StoreError("book.sqlite: record_fill failed: database or disk is full")
+
+    h.store.record_fill = full_disk  # type: ignore[method-assign]
+    with pytest.raises(StoreError, match="disk is full"):
+        h.tick("BTC/USDT", 58_000.0)
+    h2 = h.reopen(client=client)
+    assert h2.store.load_positions()["BTC/USDT"].qty == 0.004  # the book never saw the exit
+    (order,) = h2.store.open_orders()
+    h2.core.on_timer()
+    assert client.lookups == [order.client_order_id]  # the venue filled it: booked now, once
+    assert "BTC/USDT" not in h2.store.load_positions() and len(h2.store.fills()) == 2

@@ -5,17 +5,11 @@ rolling correlation against numpy, the matrix shape, and correlated_with = group
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
-    sys.path.insert(0, _ROOT)
-
-from engine.core.correlation import CorrelationTracker  # noqa: E402
+from engine.core.correlation import CorrelationTracker
 
 MIN = 60_000
 SYMS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]

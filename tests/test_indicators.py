@@ -8,10 +8,8 @@ and leave the state untouched.
 from __future__ import annotations
 
 import math
-import sys
 from collections import deque
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,13 +19,7 @@ import talib
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-# The bare `pytest` entry point does not put the repo root on sys.path (no
-# `pythonpath` in pyproject yet); make the import work either way.
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from engine.core.indicators import (  # noqa: E402
+from engine.core.indicators import (
     ATR,
     EMA,
     RSI,

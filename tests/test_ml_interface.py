@@ -5,20 +5,14 @@ and the action mapping 0 HOLD / 1 BUY / 2 SELL / anything else HOLD.
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
-    sys.path.insert(0, _ROOT)
-
-from engine.core.ml_interface import STATE_FIELDS, MLInterface, action_to_signal, state_vector  # noqa: E402
-from engine.core.models import Indicators, SignalType  # noqa: E402
+from engine.core.ml_interface import STATE_FIELDS, MLInterface, action_to_signal, state_vector
+from engine.core.models import Indicators, SignalType
 
 FULL = Indicators(rsi=75.0, bb_upper=110.0, bb_middle=100.0, bb_lower=90.0, atr=2.5)
 

@@ -1,27 +1,29 @@
-"""PairRuntime and PairBook: indicators built from the pair's params, committed per closed
-candle (prev values, highest/lowest of the candles before), preview for the forming candle,
-the 24 h reference close, bad candles ignored, and a book of every active pair.
+"""PairRuntime: indicators built from the pair's params, committed per closed candle (prev
+values, highest/lowest of the candles before), preview for the forming candle, the 24 h
+reference close, bad candles ignored, warm-up and live analysis reaching the same state
+(the breakout's volume average included), and the trading core holding one runtime per
+active pair of the safe list.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import talib
 
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
-    sys.path.insert(0, _ROOT)
-
-from engine.core.candles import Candle  # noqa: E402
-from engine.core.config import PairConfig, SafeList, StrategyParams, load_safe_list  # noqa: E402
-from engine.core.pair import PairBook, PairRuntime  # noqa: E402
+from engine.core.candles import Candle
+from engine.core.config import PairConfig, SafeList, StrategyParams, load_safe_list
+from engine.core.models import SignalType
+from engine.core.pair import PairRuntime
+from engine.core.strategies.breakout import BASE_CONFIDENCE
+from engine.core.trader import TradingCore
+from engine.execution.paper import PaperExecutionClient
+from engine.journal.store import Store
 
 MIN = 60_000
-ROOT = Path(_ROOT)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _runtime(strategy: str = "breakout", timeframe_s: int = 60, **params: object) -> PairRuntime:
@@ -29,13 +31,15 @@ def _runtime(strategy: str = "breakout", timeframe_s: int = 60, **params: object
     return PairRuntime("BTC/USDT", cfg, timeframe_s)
 
 
-def _series(n: int, seed: int = 5) -> list[Candle]:
+def _series(n: int, seed: int = 5, *, volumes: bool = False) -> list[Candle]:
     rng = np.random.default_rng(seed)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     openp = np.concatenate([[close[0]], close[:-1]])
     high = np.maximum(openp, close) * (1 + rng.uniform(0, 0.005, n))
     low = np.minimum(openp, close) * (1 - rng.uniform(0, 0.005, n))
-    return [Candle(i * MIN, float(openp[i]), float(high[i]), float(low[i]), float(close[i]), 1.0, 1) for i in range(n)]
+    vol = rng.uniform(0.5, 3.0, n) if volumes else np.ones(n)
+    return [Candle(i * MIN, float(openp[i]), float(high[i]), float(low[i]), float(close[i]), float(vol[i]), 1)
+            for i in range(n)]
 
 
 def test_indicators_follow_the_params_and_match_talib() -> None:
@@ -137,18 +141,70 @@ def test_analyze_and_warm_up_feed_the_strategy() -> None:
     assert sig.ts == candles[30].ts and ind is rt.ind
 
 
-def test_pair_book_holds_every_active_pair_of_the_safe_list() -> None:
+def test_breakout_volume_average_is_warm_after_warm_up() -> None:
+    rt = _runtime("breakout", lookback=5, atr_period=5)
+    flat = [Candle(i * MIN, 100.0, 101.0, 99.0, 100.0, 10.0, 1) for i in range(12)]  # N > lookback
+    rt.warm_up(flat)
+    assert rt.strategy.volume_average == pytest.approx(10.0)  # type: ignore[attr-defined]
+    # the first live candle breaks out above the 5-candle high of 101 on 3× the volume
+    live = Candle(12 * MIN, 100.0, 101.6, 99.9, 101.5, 30.0, 1)
+    ind, sig = rt.analyze(live, 0.0)
+    assert sig.type is SignalType.BUY and sig.ts == live.ts
+    assert "volume 3.0× average" in sig.reasoning
+    assert ind.highest == 101.0 and ind.atr is not None and ind.atr > 0
+    margin = min((live.close - ind.highest) / ind.atr, 1.0)
+    no_volume = BASE_CONFIDENCE + 0.15 * margin
+    assert sig.confidence > no_volume
+    assert sig.confidence == pytest.approx(no_volume + 0.15)  # surge 3× − 1, capped at 1
+    # and the live candle is folded in afterwards: the average moved towards 30
+    assert rt.strategy.volume_average == pytest.approx(10.0 + (30.0 - 10.0) * 2 / 6)  # type: ignore[attr-defined]
+
+
+def test_warm_up_and_live_analysis_reach_the_same_state() -> None:
+    candles = _series(80, seed=11, volumes=True)
+    warmed = _runtime("breakout", lookback=7, atr_period=5, ma_fast=3, ma_slow=8)
+    live = _runtime("breakout", lookback=7, atr_period=5, ma_fast=3, ma_slow=8)
+    warmed.warm_up(candles)
+    for c in candles:
+        live.analyze(c, 0.0)
+    assert warmed.ind == live.ind and warmed.candles == live.candles == 80
+    assert warmed.strategy.volume_average is not None  # type: ignore[attr-defined]
+    assert warmed.strategy.volume_average == live.strategy.volume_average  # type: ignore[attr-defined]
+    assert warmed.reference_close == live.reference_close
+    assert warmed.preview(101.0, 102.0, 100.0) == live.preview(101.0, 102.0, 100.0)
+    # from here on both decide alike: the next candle gives the same signal
+    nxt = Candle(80 * MIN, 100.0, 200.0, 99.0, 190.0, 9.0, 1)
+    assert warmed.analyze(nxt, 0.0) == live.analyze(nxt, 0.0)
+
+
+class _Clock:
+    def time_ms(self) -> int:
+        return 1_700_000_000_000
+
+    def monotonic(self) -> float:
+        return 1.0
+
+
+def _core(cfg: SafeList, journal: Store) -> TradingCore:
+    clock = _Clock()
+    return TradingCore(cfg, clock=clock, client=PaperExecutionClient(0.001, 1.0, {}, clock), journal=journal)
+
+
+def test_trading_core_holds_a_runtime_for_every_active_pair_of_the_safe_list(tmp_path: Path) -> None:
     cfg = load_safe_list(ROOT / "safe_list.yaml")
-    book = PairBook(cfg)
-    assert book.symbols == cfg.active_symbols() and len(book) == len(cfg.active_symbols())
-    for rt in book:
-        pcfg = cfg.pair(rt.symbol)
-        assert rt.strategy.name == pcfg.strategy and rt.strategy.symbol == rt.symbol
+    with Store(tmp_path / "a.db") as journal:
+        core = _core(cfg, journal)
+    assert core.symbols == list(core.pairs) == cfg.active_symbols()
+    for sym, ps in core.pairs.items():
+        rt, pcfg = ps.runtime, cfg.pair(sym)
+        assert rt.symbol == sym and rt.cfg is pcfg and rt.candles == 0
+        assert rt.strategy.name == pcfg.strategy and rt.strategy.symbol == sym
         assert rt.rsi.period == pcfg.params.rsi_period and rt.atr.period == pcfg.params.atr_period
         assert rt.highs.period == pcfg.params.lookback
-    assert "BTC/USDT" in book and book["BTC/USDT"].cfg is cfg.pair("BTC/USDT")
-    with pytest.raises(KeyError, match="not an active pair"):
-        book["XRP/USDT"]
+        assert rt.strategy.portfolio_state is not None  # the core hands every strategy its state
+    assert core.pair("BTC/USDT") is core.pairs["BTC/USDT"]
+    assert core.pair("XRP/USDT") is None
     data = cfg.model_dump()
     data["pairs"]["SOL/USDT"]["enabled"] = False
-    assert "SOL/USDT" not in PairBook(SafeList.model_validate(data))
+    with Store(tmp_path / "b.db") as journal:
+        assert "SOL/USDT" not in _core(SafeList.model_validate(data), journal).pairs

@@ -5,19 +5,20 @@ at every step of hand-written and random fill sequences.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
-    sys.path.insert(0, _ROOT)
-
-from engine.core.models import Fill, Side  # noqa: E402
-from engine.core.portfolio import MS_PER_DAY, Portfolio  # noqa: E402
+from engine.core.execution import ExecutionEngine
+from engine.core.markets import DEFAULT_RULES
+from engine.core.models import Fill, Side
+from engine.core.orders import Order, OrderFilled, OrderStatus, apply_event
+from engine.core.portfolio import MS_PER_DAY, Portfolio
+from engine.core.ports import NullSink
+from engine.execution.paper import PaperExecutionClient
+from engine.journal.store import Store
 
 _n = 0
 
@@ -53,7 +54,7 @@ def test_open_add_reduce_close_long() -> None:
     assert p.qty == 0.0 and not p.is_open and p.entry == 0.0
     assert pf.realised == pytest.approx(20.0 - 30.0)
     assert pf.fees == pytest.approx(2.0) and p.fees == pytest.approx(2.0)
-    assert pf.position("BTC/USDT") is None and pf.open_positions() == {}
+    assert not pf.positions["BTC/USDT"].is_open and not any(p.is_open for p in pf.positions.values())
     assert pf.cash == pytest.approx(10_000 - 10 - 2.0)
     assert _identity(pf, {}) == pytest.approx(pf.cash)
 
@@ -81,20 +82,56 @@ def test_float_dust_closes_flat() -> None:
     pf = Portfolio(1_000)
     for q in (0.1, 0.2):
         pf.apply_fill(_fill("ETH/USDT", "buy", q, 3_000))
-    pf.apply_fill(_fill("ETH/USDT", "sell", 0.3, 3_000))
-    assert pf.qty("ETH/USDT") == 0.0
+    p = pf.apply_fill(_fill("ETH/USDT", "sell", 0.3, 3_000))
+    assert p.qty == 0.0 and not p.is_open and pf.positions["ETH/USDT"] is p
 
 
-def test_stops_are_kept_until_close() -> None:
+def test_stops_are_kept_until_close_or_flip() -> None:
     pf = Portfolio(1_000)
-    with pytest.raises(KeyError):
-        pf.set_stops("BTC/USDT", 1, 2)
-    pf.apply_fill(_fill("BTC/USDT", "buy", 0.001, 50_000))
-    pf.set_stops("BTC/USDT", 49_000, 53_000)
+    p = pf.apply_fill(_fill("BTC/USDT", "buy", 0.001, 50_000))
+    p.stop_loss, p.take_profit = 49_000, 53_000  # as the execution engine attaches an entry's levels
     p = pf.apply_fill(_fill("BTC/USDT", "buy", 0.001, 50_000))
     assert (p.stop_loss, p.take_profit) == (49_000, 53_000)
-    p = pf.apply_fill(_fill("BTC/USDT", "sell", 0.002, 50_000))
-    assert (p.stop_loss, p.take_profit) == (0.0, 0.0)
+    p = pf.apply_fill(_fill("BTC/USDT", "sell", 0.0005, 51_000))  # reducing keeps them
+    assert (p.stop_loss, p.take_profit) == (49_000, 53_000)
+    p = pf.apply_fill(_fill("BTC/USDT", "sell", 0.0015, 50_000))
+    assert (p.stop_loss, p.take_profit) == (0.0, 0.0) and p.qty == 0.0
+    p = pf.apply_fill(_fill("SOL/USDT", "sell", 1.0, 150.0))
+    p.stop_loss, p.take_profit = 155.0, 140.0
+    p = pf.apply_fill(_fill("SOL/USDT", "buy", 3.0, 149.0))  # flipped: a fresh long has no stops
+    assert p.qty == pytest.approx(2.0) and (p.stop_loss, p.take_profit) == (0.0, 0.0)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.ms = 1_000
+
+    def time_ms(self) -> int:
+        self.ms += 1
+        return self.ms
+
+    def monotonic(self) -> float:
+        return self.ms / 1000
+
+
+def test_an_entry_orders_levels_are_attached_to_its_position(tmp_path: Path) -> None:
+    """What attaches stops now: the execution engine books an entry's fill with its order's
+    stop-loss and take-profit on the position; an exit's fill clears them."""
+    clock = _Clock()
+    pf = Portfolio(10_000)
+    with Store(tmp_path / "book.db") as journal:
+        journal.init_account(10_000, 0)
+        ex = ExecutionEngine(PaperExecutionClient(0.0, 0.0, DEFAULT_RULES, clock), journal, NullSink(), pf, clock,
+                             DEFAULT_RULES, lambda _sym: None)
+        entry = Order("mp-entry", "BTC/USDT", Side.BUY, 0.002, "signal", "k1", 1, updated_ts=1,
+                      stop_loss=49_000.0, take_profit=53_000.0)
+        assert ex.submit(entry, 50_000.0, 50_000.0)
+        pos = pf.positions["BTC/USDT"]
+        assert pos.qty == 0.002 and (pos.stop_loss, pos.take_profit) == (49_000.0, 53_000.0)
+        assert journal.load_positions()["BTC/USDT"] == pos  # journaled with its levels
+        assert ex.close(pos, "flatten", "k2", 50_100.0, 50_100.0) == "filled"
+        assert pos.qty == 0.0 and (pos.stop_loss, pos.take_profit) == (0.0, 0.0)
+        assert journal.load_positions() == {}
 
 
 def test_missing_mark_values_at_entry() -> None:
@@ -111,7 +148,7 @@ def test_bad_fill_is_refused_without_changing_anything(qty: float, price: float,
     pf = Portfolio(1_000)
     with pytest.raises(ValueError, match="BTC/USDT: fill"):
         pf.apply_fill(_fill("BTC/USDT", "buy", qty, price, fee))
-    assert pf.cash == 1_000 and pf.fills == 0 and pf.qty("BTC/USDT") == 0.0
+    assert pf.cash == 1_000 and pf.fills == 0 and pf.positions == {}
 
 
 def test_daily_pnl_resets_at_utc_midnight() -> None:
@@ -141,18 +178,33 @@ def test_snapshot_fields() -> None:
     assert all(isinstance(v, int | float) for v in snap.values())
 
 
-def test_replay_rebuilds_the_same_account() -> None:
+def test_replaying_the_journaled_fills_rebuilds_the_same_account(tmp_path: Path) -> None:
     fills = [
         _fill("BTC/USDT", "buy", 0.01, 50_000, 0.5),
         _fill("ETH/USDT", "buy", 0.2, 3_000, 0.6),
         _fill("BTC/USDT", "sell", 0.004, 51_000, 0.2),
+        _fill("ETH/USDT", "sell", 0.2, 2_900, 0.58),
     ]
-    a, b = Portfolio(5_000), Portfolio(5_000)
-    for f in fills:
-        a.apply_fill(f)
-    b.replay(fills)
+    a = Portfolio(5_000)
+    with Store(tmp_path / "book.db") as journal:
+        journal.init_account(5_000, 0)
+        for f in fills:  # what the engine journals: the order, then its fill with the state after it
+            order = Order(f.order_id, f.symbol, f.side, f.qty, "signal", f"key-{f.order_id}", f.ts)
+            assert journal.record_order(order)
+            apply_event(order, OrderFilled(f.order_id, f))
+            assert order.status is OrderStatus.FILLED
+            pos = a.apply_fill(f)
+            assert journal.record_fill(f, order, pos, {"cash": a.cash, "realised": a.realised, "fees": a.fees})
+        stored = journal.fills()
+        account, positions = journal.load_account(), journal.load_positions()
+    assert stored == fills
+    b = Portfolio(5_000)
+    for f in stored:
+        b.apply_fill(f)
     assert (a.cash, a.realised, a.fees) == (b.cash, b.realised, b.fees)
+    assert account == {"capital": 5_000, "cash": b.cash, "realised": b.realised, "fees": b.fees}
     assert {s: (p.qty, p.entry) for s, p in a.positions.items()} == {s: (p.qty, p.entry) for s, p in b.positions.items()}
+    assert positions == {s: p for s, p in b.positions.items() if p.is_open}
 
 
 _fills = st.lists(

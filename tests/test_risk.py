@@ -7,25 +7,19 @@ no position above its max size, and the equity identity at every step.
 from __future__ import annotations
 
 import logging
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
-    sys.path.insert(0, _ROOT)
-
-from engine.execution.paper import PaperBroker  # noqa: E402
-from engine.core.config import SafeList  # noqa: E402
-from engine.core.correlation import CorrelationTracker  # noqa: E402
-from engine.core.markets import DEFAULT_RULES, MarketRules  # noqa: E402
-from engine.core.models import PairMode, Position, Side, Signal, SignalType  # noqa: E402
-from engine.core.portfolio import Portfolio  # noqa: E402
-from engine.core.risk import CHECKS, RiskContext, RiskEngine  # noqa: E402
+from engine.core.config import SafeList
+from engine.core.correlation import CorrelationTracker
+from engine.core.markets import DEFAULT_RULES, MarketRules
+from engine.core.models import PairMode, Position, Side, Signal, SignalType
+from engine.core.portfolio import Portfolio
+from engine.core.risk import CHECKS, RiskContext, RiskEngine
+from engine.execution.paper import PaperExecutionClient
 
 PRICES = {"BTC/USDT": 50_000.0, "ETH/USDT": 3_000.0, "SOL/USDT": 150.0, "DOGE/USDT": 0.2}
 RULES = {**DEFAULT_RULES, "DOGE/USDT": MarketRules(1.0, 0.00001, 1.0, 5.0)}
@@ -310,7 +304,44 @@ def test_decision_key_and_ts_come_through() -> None:
     assert d.key == "BTC/USDT|60000|BUY" and d.ts == 1 and d.symbol == "BTC/USDT"
 
 
+def test_largest_open_cluster_is_what_the_correlation_check_counts() -> None:
+    risk = RiskEngine(_cfg(max_correlated_positions=2, max_total_exposure=1.0, correlation_groups=[]), RULES)
+    live = {"SOL/USDT": {"DOGE/USDT", "BTC/USDT"}, "DOGE/USDT": {"SOL/USDT"}, "BTC/USDT": {"SOL/USDT"}}
+
+    def correlated_with(sym: str) -> set[str]:
+        return live.get(sym, set())
+
+    assert risk.largest_open_cluster(_ctx(correlated_with=correlated_with)) == []
+    held = {
+        "SOL/USDT": Position("SOL/USDT", qty=1.0, entry=150.0),
+        "DOGE/USDT": Position("DOGE/USDT", qty=-100.0, entry=0.2),  # shorts count too
+        "ETH/USDT": Position("ETH/USDT", qty=0.0, entry=0.0),  # flat: not open
+    }
+    ctx = _ctx(held, correlated_with=correlated_with)
+    assert risk.largest_open_cluster(ctx) == ["DOGE/USDT", "SOL/USDT"]
+    # at the max: the check refuses BTC, whose entry would grow SOL's cluster to 3
+    d = risk.evaluate(_buy("BTC/USDT"), ctx, "k")
+    assert d.reasons == ["3 correlated positions (BTC/USDT, DOGE/USDT, SOL/USDT) would exceed max 2"]
+    # configured groups count as well; uncorrelated open positions are clusters of one
+    grouped = RiskEngine(_cfg(max_total_exposure=1.0), RULES)
+    both = {"BTC/USDT": Position("BTC/USDT", qty=0.001, entry=50_000.0),
+            "ETH/USDT": Position("ETH/USDT", qty=0.01, entry=3_000.0)}
+    assert grouped.largest_open_cluster(_ctx(both)) == ["BTC/USDT", "ETH/USDT"]
+    assert grouped.largest_open_cluster(_ctx({"SOL/USDT": held["SOL/USDT"]})) == ["SOL/USDT"]
+
+
 # ------------------------------------------------------------------------- properties
+
+
+class _NoClock:
+    """The paper client's clock; ``fill`` is given its timestamp, so it is never read."""
+
+    def time_ms(self) -> int:
+        raise AssertionError("fill() takes its ts explicitly")
+
+    def monotonic(self) -> float:
+        raise AssertionError("not used")
+
 
 SYMBOLS = list(PRICES)
 
@@ -347,8 +378,13 @@ def test_property_caps_and_equity_identity(
     cfg = _cfg(max_correlated_positions=max_corr, max_total_exposure=max_exposure, taker_fee=fee,
                slippage_bps=slippage_bps)
     risk = RiskEngine(cfg, RULES)
-    broker = PaperBroker(fee, slippage_bps, RULES)
+    broker = PaperExecutionClient(fee, slippage_bps, RULES, _NoClock())
     pf = Portfolio(cfg.portfolio.capital_usd)
+
+    def held(sym: str) -> float:
+        pos = pf.positions.get(sym)
+        return pos.qty if pos is not None else 0.0
+
     marks = dict(PRICES)
     atrs: dict[str, float] = {}
     groups = {s: set() for s in SYMBOLS}
@@ -368,13 +404,13 @@ def test_property_caps_and_equity_identity(
         if kind == "move":
             marks[sym] = marks[sym] * step[2]
         elif kind == "stop":
-            pos = pf.position(sym)
-            if pos is not None:
+            pos = pf.positions.get(sym)
+            if pos is not None and pos.is_open:
                 sig = Signal(sym, SignalType.SELL if pos.qty > 0 else SignalType.BUY, 1.0, marks[sym], ts=n)
                 d = risk.exit_decision(sig, pos, f"{sym}|stop|{n}", "stop")
                 side = Side.SELL if d.action == "close_long" else Side.BUY
-                pf.apply_fill(broker.execute(f"o{n}", sym, side, d.qty, marks[sym], marks[sym], n, "stop"))
-                assert pf.qty(sym) == 0.0
+                pf.apply_fill(broker.fill(f"o{n}", sym, side, d.qty, marks[sym], marks[sym], n, "stop"))
+                assert held(sym) == 0.0
         else:
             _, _, typ, conf, atr_frac = step
             price = marks[sym]
@@ -396,21 +432,25 @@ def test_property_caps_and_equity_identity(
             if d.approved:
                 side = Side.BUY if d.action in ("open_long", "close_short") else Side.SELL
                 bid, ask = price * 0.9999, price
-                fill = broker.execute(f"o{n}", sym, side, d.qty, bid, ask, n)
+                fill = broker.fill(f"o{n}", sym, side, d.qty, bid, ask, n)
                 assert fill.qty == d.qty  # the risk engine already floored to the step
                 pf.apply_fill(fill)
                 if d.action.startswith("close"):
-                    assert pf.qty(sym) == 0.0
+                    assert held(sym) == 0.0
                 else:
                     cap = cfg.portfolio.max_exposure_usd
                     assert pf.exposure(marks) <= cap + 1e-6
                     assert pf.exposure(marks) == pytest.approx(before_exposure + d.qty * price)
-                    assert abs(pf.qty(sym)) * price <= cfg.pair(sym).max_position_size_usd + 1e-6
+                    assert abs(held(sym)) * price <= cfg.pair(sym).max_position_size_usd + 1e-6
                     if cfg.pair(sym).market == "spot":
-                        assert pf.qty(sym) > 0 and pf.cash >= -1e-6
+                        assert held(sym) > 0 and pf.cash >= -1e-6
                     open_syms = {s for s, p in pf.positions.items() if p.qty != 0}
                     for s in open_syms:
                         assert len(open_syms & (groups[s] | {s})) <= max_corr
+                    # the gauge's cluster is what the check counts: never above the max either
+                    cluster = risk.largest_open_cluster(ctx)
+                    assert len(cluster) <= max_corr and sym in open_syms
+                    assert len(cluster) == max(len(open_syms & (groups[s] | {s})) for s in open_syms)
         # the accounting identity, at every step
         eq = pf.equity(marks)
         assert eq == pytest.approx(pf.cash + sum(p.qty * marks[s] for s, p in pf.positions.items()), abs=1e-6)

@@ -1,5 +1,6 @@
-"""Tests for engine.journal.store: round trips, idempotency, durability settings, concurrent readers,
-damaged files, and a SIGKILL crash test against a real writer subprocess."""
+"""Tests for engine.journal.store: round trips, idempotency (decision key, client order id, fill
+id), atomicity, the v1 → v2 migration, durability settings, concurrent readers, damaged files,
+and a SIGKILL crash test against a real writer subprocess."""
 
 from __future__ import annotations
 
@@ -13,13 +14,34 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from engine.core.models import CheckResult, Decision, Fill, PairMode, Position, Side, Signal, SignalType
-from engine.journal.store import SCHEMA_VERSION, Store, StoreError
+from engine.core.models import (
+    CheckResult,
+    Decision,
+    Fill,
+    PairMode,
+    Position,
+    Side,
+    Signal,
+    SignalType,
+)
+from engine.core.orders import (
+    Order,
+    OrderAccepted,
+    OrderCancelled,
+    OrderFilled,
+    OrderRejected,
+    OrderStatus,
+    apply_event,
+)
+from engine.journal.schema import SCHEMA_VERSION, _migrate_to_1
+from engine.journal.store import Store, StoreError
+from engine.wire.schema import DecisionMsg, SignalMsg
 
 REPO = Path(__file__).resolve().parents[1]
 WRITER = Path(__file__).resolve().parent / "store_writer.py"
@@ -87,7 +109,7 @@ def raw(s: Store) -> sqlite3.Connection:
 
 def test_schema_version_and_pragmas(store: Store) -> None:
     c = raw(store)
-    assert store.schema_version() == SCHEMA_VERSION == 1
+    assert store.schema_version() == SCHEMA_VERSION == 2
     assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert c.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert c.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -127,6 +149,13 @@ def test_schema_version_and_pragmas(store: Store) -> None:
         "status",
         "reason",
         "ts",
+        "filled_qty",
+        "avg_price",
+        "fees",
+        "updated_ts",
+        "message",
+        "stop_loss",
+        "take_profit",
     ]
     assert cols("fills") == [
         "fill_id",
@@ -147,7 +176,7 @@ def test_reopen_keeps_version_and_data(db: Path) -> None:
     with Store(db) as s:
         s.init_account(1000.0, 1)
     with Store(db) as s:
-        assert s.schema_version() == 1
+        assert s.schema_version() == SCHEMA_VERSION
         assert s.load_account() == {"capital": 1000.0, "cash": 1000.0, "realised": 0.0, "fees": 0.0}
 
 
@@ -175,7 +204,7 @@ def test_simultaneous_first_opens_create_schema_once(db: Path) -> None:
         t.start()
     for t in threads:
         t.join(20)
-    assert not errors and versions == [1, 1, 1, 1]
+    assert not errors and versions == [SCHEMA_VERSION] * 4
 
 
 # ---- damaged or foreign files ---------------------------------------------------------------
@@ -233,7 +262,7 @@ def test_newer_schema_is_refused(db: Path) -> None:
 def test_empty_file_becomes_a_store(db: Path) -> None:
     db.touch()
     with Store(db) as s:
-        assert s.schema_version() == 1 and s.load_account() is None
+        assert s.schema_version() == SCHEMA_VERSION and s.load_account() is None
 
 
 def test_closed_store_raises_store_error(db: Path) -> None:
@@ -273,28 +302,25 @@ def test_init_account_rejects_non_finite(store: Store) -> None:
 def test_decision_round_trip_in_wire_shape(store: Store) -> None:
     d = make_decision()
     assert store.record_decision(d) is True
-    assert store.has_decision(d.key) and not store.has_decision("other")
     [got] = store.recent_decisions()
-    assert isinstance(got["id"], int)
-    assert {k: v for k, v in got.items() if k != "id"} == {
-        "key": d.key,
-        "symbol": "BTC/USDT",
-        "ts": 1000,
-        "action": "open_long",
-        "approved": True,
-        "qty": 0.012345678901234,
-        "price": 50_000.1,
-        "signal": {
-            "type": "BUY",
-            "confidence": 0.1 + 0.2,
-            "entry": 50_000.1,
-            "stop_loss": 49_000.123456789,
-            "take_profit": 1 / 3 * 1e5,
-            "reasoning": "rsi crossed 30",
-            "ts": 999,
-        },
-        "checks": [["stop_side", True, ""], ["exposure", True, ""]],
-    }
+    assert isinstance(got, DecisionMsg) and isinstance(got.id, int)
+    assert got == DecisionMsg(
+        key=d.key,
+        symbol="BTC/USDT",
+        ts=1000,
+        action="open_long",
+        approved=True,
+        qty=0.012345678901234,
+        price=50_000.1,
+        signal=SignalMsg(
+            "BUY", 0.1 + 0.2, 50_000.1, 49_000.123456789, 1 / 3 * 1e5, "rsi crossed 30", 999
+        ),
+        checks=[("stop_side", True, ""), ("exposure", True, "")],
+        id=got.id,
+    )
+    # the book gives back the very message a console receives live, and it is valid on the wire
+    assert DecisionMsg.from_wire(got.to_wire()) == got
+    assert store.orders() == []  # a decision alone creates no order
 
 
 def test_same_decision_key_twice_is_refused(store: Store) -> None:
@@ -303,15 +329,16 @@ def test_same_decision_key_twice_is_refused(store: Store) -> None:
     again = make_decision(approved=True)  # same key, other content
     assert store.record_decision(again) is False
     [got] = store.recent_decisions()
-    assert got["approved"] is False and got["checks"][1] == ["exposure", False, "cap 10% used"]
+    assert got.approved is False and got.checks[1] == ("exposure", False, "cap 10% used")
+    assert got.reasons == ["cap 10% used"]
 
 
 def test_recent_decisions_newest_first_filtered_and_limited(store: Store) -> None:
     for i, sym in enumerate(["BTC/USDT", "ETH/USDT", "BTC/USDT", "SOL/USDT", "BTC/USDT"]):
         store.record_decision(make_decision(key=f"{sym}|{i}", symbol=sym, ts=1000 + i))
-    assert [d["ts"] for d in store.recent_decisions()] == [1004, 1003, 1002, 1001, 1000]
-    assert [d["ts"] for d in store.recent_decisions("BTC/USDT")] == [1004, 1002, 1000]
-    assert [d["ts"] for d in store.recent_decisions("BTC/USDT", limit=2)] == [1004, 1002]
+    assert [d.ts for d in store.recent_decisions()] == [1004, 1003, 1002, 1001, 1000]
+    assert [d.ts for d in store.recent_decisions("BTC/USDT")] == [1004, 1002, 1000]
+    assert [d.ts for d in store.recent_decisions("BTC/USDT", limit=2)] == [1004, 1002]
     assert store.recent_decisions(limit=0) == []
     assert store.recent_decisions("XRP/USDT") == []
 
@@ -319,10 +346,10 @@ def test_recent_decisions_newest_first_filtered_and_limited(store: Store) -> Non
 def test_rejected_decision_with_nan_stop_is_still_stored(store: Store) -> None:
     d = make_decision(approved=False, stop=math.nan)
     assert store.record_decision(d)
-    assert store.recent_decisions()[0]["signal"]["stop_loss"] is None
+    assert store.recent_decisions()[0].signal.stop_loss is None
 
 
-# ---- executions -----------------------------------------------------------------------------
+# ---- orders and fills -----------------------------------------------------------------------
 
 
 def _fill(
@@ -346,41 +373,147 @@ def _fill(
     )
 
 
-def test_execution_round_trip(store: Store) -> None:
+def _order(
+    n: int = 1,
+    *,
+    symbol: str = "BTC/USDT",
+    side: Side = Side.BUY,
+    qty: float = 0.1 + 0.2,
+    key: str | None = None,
+    status: OrderStatus = OrderStatus.NEW,
+) -> Order:
+    """A journaled-before-sending order; ``updated_ts`` set, so it reads back equal."""
+    ts = 1000 + n
+    return Order(
+        f"o-{n}",
+        symbol,
+        side,
+        qty,
+        "signal",
+        key or f"{symbol}|{ts}|open_long",
+        ts,
+        status,
+        updated_ts=ts,
+        stop_loss=49_000.1,
+        take_profit=52_000.7,
+    )
+
+
+def _order_for(f: Fill) -> Order:
+    """The order ``f`` fills, as it was journaled before it was sent."""
+    return Order(f.order_id, f.symbol, f.side, f.qty, f.reason, f"key-{f.order_id}", f.ts, updated_ts=f.ts)
+
+
+def _filled(order: Order, f: Fill) -> Order:
+    """A copy of ``order`` moved by the fill event, as the execution engine hands it to the store."""
+    moved = replace(order)
+    apply_event(moved, OrderFilled(order.client_order_id, f))
+    return moved
+
+
+def _book(s: Store, f: Fill, pos: Position, acct: dict[str, float]) -> bool:
+    """What the engine does for one order: journal it, then book its fill."""
+    order = _order_for(f)
+    assert s.record_order(order)
+    return s.record_fill(f, _filled(order, f), pos, acct)
+
+
+def test_decision_and_its_order_are_stored_together(store: Store) -> None:
+    d = make_decision()
+    o = _order(key=d.key)
+    assert store.record_decision(d, o) is True
+    assert store.orders() == [o] and store.open_orders() == [o]
+    assert [m.key for m in store.recent_decisions()] == [d.key]
+
+
+def test_decision_whose_order_id_is_stored_stores_neither(store: Store) -> None:
+    stored = _order(1)
+    assert store.record_order(stored)
+    before = snapshot(store)
+    d = make_decision(key="BTC/USDT|2000|open_long", ts=2000)
+    clash = replace(stored, qty=5.0, decision_key=d.key)  # a new decision, an order id in use
+    assert store.record_decision(d, clash) is False
+    assert snapshot(store) == before  # neither the decision nor the order
+    # the decision was rolled back, not burnt: with a free order id it is stored
+    assert store.record_decision(d, _order(2, key=d.key)) is True
+    assert [o.client_order_id for o in store.orders()] == ["o-1", "o-2"]
+
+
+def test_stored_decision_key_with_a_new_order_stores_no_order(store: Store) -> None:
+    d = make_decision()
+    assert store.record_decision(d, _order(1, key=d.key))
+    before = snapshot(store)
+    assert store.record_decision(d, _order(2, key=d.key)) is False
+    assert snapshot(store) == before
+
+
+def test_order_and_fill_round_trip(store: Store) -> None:
     store.init_account(10_000.0, 0)
     f = _fill()
+    o = _order_for(f)
+    o.stop_loss, o.take_profit = 49_000.1, 52_000.7
+    assert store.record_order(o) is True  # journaled before it is sent
+    assert store.orders() == [o] and store.open_orders() == [o] and store.fills() == []
+    apply_event(o, OrderAccepted(o.client_order_id, 1002))
+    store.update_order(o)
+    assert store.orders() == [o] and store.orders()[0].status is OrderStatus.ACCEPTED
+    apply_event(o, OrderFilled(o.client_order_id, f))
     pos = Position("BTC/USDT", f.qty, f.price, 49_000.1, 52_000.7, 0.0, f.fee, f.ts)
     acct = {"cash": 10_000.0 - f.qty * f.price - f.fee, "realised": 0.0, "fees": f.fee}
-    assert store.record_execution(f, pos, acct, "BTC/USDT|1000|open_long") is True
-    assert store.has_order("o-1") and not store.has_order("o-2")
+    assert store.record_fill(f, o, pos, acct) is True
+    assert store.has_fill("f-1") and not store.has_fill("f-2")
     assert store.fills() == [f]
-    assert store.orders() == [
-        {
-            "order_id": "o-1",
-            "decision_key": "BTC/USDT|1000|open_long",
-            "symbol": "BTC/USDT",
-            "side": "buy",
-            "qty": f.qty,
-            "status": "filled",
-            "reason": "signal",
-            "ts": f.ts,
-        },
-    ]
+    [got] = store.orders()
+    assert got == o
+    assert (got.status, got.filled_qty, got.avg_price, got.fees, got.updated_ts) == (
+        OrderStatus.FILLED, f.qty, f.price, f.fee, f.ts)
+    assert (got.decision_key, got.stop_loss, got.take_profit) == ("key-o-1", 49_000.1, 52_000.7)
+    assert store.open_orders() == []
     assert store.load_positions() == {"BTC/USDT": pos}
     assert store.load_account() == {"capital": 10_000.0, **acct}
 
 
-def test_same_order_twice_is_refused_and_changes_nothing(store: Store) -> None:
+def test_partial_fills_keep_the_order_open_until_filled(store: Store) -> None:
+    store.init_account(10_000.0, 0)
+    o = _order(1, qty=1.0)
+    store.record_order(o)
+    first = Fill("f-1a", "o-1", "BTC/USDT", Side.BUY, 0.4, 100.0, 0.04, 1002, "signal")
+    second = Fill("f-1b", "o-1", "BTC/USDT", Side.BUY, 0.6, 110.0, 0.066, 1003, "signal")
+    apply_event(o, OrderFilled("o-1", first))
+    acct = {"cash": 9_959.96, "realised": 0.0, "fees": 0.04}
+    assert store.record_fill(first, o, Position("BTC/USDT", 0.4, 100.0), acct)
+    [partial] = store.open_orders()
+    assert partial.status is OrderStatus.PARTIALLY_FILLED and partial.filled_qty == 0.4
+    apply_event(o, OrderFilled("o-1", second))
+    acct = {"cash": 9_893.894, "realised": 0.0, "fees": 0.106}
+    assert store.record_fill(second, o, Position("BTC/USDT", 1.0, 106.0), acct)
+    assert store.open_orders() == [] and store.orders() == [o]
+    assert o.status is OrderStatus.FILLED and o.avg_price == pytest.approx(106.0)
+    assert [f.fill_id for f in store.fills()] == ["f-1a", "f-1b"]
+
+
+def test_same_order_id_twice_is_refused_and_changes_nothing(store: Store) -> None:
+    o = _order(1)
+    assert store.record_order(o) is True
+    before = snapshot(store)
+    again = replace(o, side=Side.SELL, qty=5.0, status=OrderStatus.FILLED, decision_key="other")
+    assert store.record_order(again) is False
+    assert snapshot(store) == before
+
+
+def test_same_fill_id_twice_is_refused_and_changes_nothing(store: Store) -> None:
     store.init_account(10_000.0, 0)
     f = _fill()
-    store.record_execution(
-        f, Position("BTC/USDT", f.qty, f.price), {"cash": 1.0, "realised": 0.0, "fees": 2.0}, None
-    )
+    assert _book(store, f, Position("BTC/USDT", f.qty, f.price), {"cash": 1.0, "realised": 0.0, "fees": 2.0})
     before = snapshot(store)
-    replay = _fill(fill_id="f-other", qty=5.0)  # same order id, different everything else
+    [o] = store.orders()
+    replayed = replace(f, qty=5.0, price=1.0)  # the venue reports the same fill id again
     assert (
-        store.record_execution(
-            replay, Position("BTC/USDT", 9.0, 1.0), {"cash": 7.0, "realised": 8.0, "fees": 9.0}, "k"
+        store.record_fill(
+            replayed,
+            replace(o, message="again"),
+            Position("BTC/USDT", 9.0, 1.0),
+            {"cash": 7.0, "realised": 8.0, "fees": 9.0},
         )
         is False
     )
@@ -390,15 +523,15 @@ def test_same_order_twice_is_refused_and_changes_nothing(store: Store) -> None:
 def test_flat_position_row_is_deleted_and_realised_kept_in_account(store: Store) -> None:
     store.init_account(10_000.0, 0)
     buy = _fill(1, Side.BUY, 0.5, 100.0)
-    store.record_execution(
+    _book(
+        store,
         buy,
         Position("BTC/USDT", 0.5, 100.0, 98.0, 104.0, 0.0, 0.05, 1001),
         {"cash": 9949.95, "realised": 0.0, "fees": 0.05},
-        None,
     )
     sell = _fill(2, Side.SELL, 0.5, 110.0)
     flat = Position("BTC/USDT", 0.0, 100.0, 98.0, 104.0, 5.0, 0.105, 1001)
-    store.record_execution(sell, flat, {"cash": 10_004.895, "realised": 5.0, "fees": 0.105}, None)
+    _book(store, sell, flat, {"cash": 10_004.895, "realised": 5.0, "fees": 0.105})
     assert store.load_positions() == {}
     assert store.load_account() == {
         "capital": 10_000.0,
@@ -407,42 +540,86 @@ def test_flat_position_row_is_deleted_and_realised_kept_in_account(store: Store)
         "fees": 0.105,
     }
     assert [f.side for f in store.fills()] == [Side.BUY, Side.SELL]
+    assert [o.status for o in store.orders()] == [OrderStatus.FILLED, OrderStatus.FILLED]
 
 
 def test_fills_filtered_by_symbol_oldest_first(store: Store) -> None:
     store.init_account(10_000.0, 0)
     acct = {"cash": 1.0, "realised": 0.0, "fees": 0.0}
     for n, sym in enumerate(["ETH/USDT", "BTC/USDT", "ETH/USDT"]):
-        store.record_execution(_fill(n, symbol=sym), Position(sym, 1.0, 1.0), acct, None)
+        _book(store, _fill(n, symbol=sym), Position(sym, 1.0, 1.0), acct)
     assert [f.order_id for f in store.fills("ETH/USDT")] == ["o-0", "o-2"]
     assert [f.order_id for f in store.fills()] == ["o-0", "o-1", "o-2"]
-    assert [o["order_id"] for o in store.orders()] == ["o-0", "o-1", "o-2"]
+    assert [o.client_order_id for o in store.orders()] == ["o-0", "o-1", "o-2"]
     assert set(store.load_positions()) == {"ETH/USDT", "BTC/USDT"}
 
 
-def test_execution_before_account_is_refused_atomically(store: Store) -> None:
+def test_fill_before_account_is_refused_atomically(store: Store) -> None:
+    f = _fill()
+    o = _order_for(f)
+    store.record_order(o)
+    before = snapshot(store)
     with pytest.raises(StoreError, match="init_account"):
-        store.record_execution(
-            _fill(),
+        store.record_fill(
+            f,
+            _filled(o, f),
             Position("BTC/USDT", 1.0, 1.0),
             {"cash": 1.0, "realised": 0.0, "fees": 0.0},
-            None,
         )
-    assert store.orders() == [] and store.fills() == [] and store.load_positions() == {}
-
-
-def test_reused_fill_id_rolls_back_the_whole_execution(store: Store) -> None:
-    store.init_account(10_000.0, 0)
-    acct = {"cash": 1.0, "realised": 0.0, "fees": 0.0}
-    store.record_execution(_fill(1), Position("BTC/USDT", 1.0, 1.0), acct, None)
-    before = snapshot(store)
-    clash = _fill(2, fill_id="f-1", symbol="ETH/USDT")  # new order, but its fill id exists
-    with pytest.raises(StoreError, match="record_execution failed"):
-        store.record_execution(
-            clash, Position("ETH/USDT", 1.0, 1.0), {"cash": 2.0, "realised": 0.0, "fees": 0.0}, None
-        )
-    assert not store.has_order("o-2")  # the order inserted before the failing fill is gone too
+    # the fill, the position and the order's move to filled were all rolled back
     assert snapshot(store) == before
+    assert store.fills() == [] and store.load_positions() == {} and store.open_orders() == [o]
+
+
+def test_fill_of_an_order_never_journaled_is_refused_and_leaves_nothing(store: Store) -> None:
+    """The order row is written before its fill: a fill for an unknown order id is refused."""
+    store.init_account(10_000.0, 0)
+    before = snapshot(store)
+    f = _fill()
+    with pytest.raises(StoreError, match="record_fill failed") as ei:
+        store.record_fill(
+            f,
+            _filled(_order_for(f), f),
+            Position("BTC/USDT", f.qty, f.price),
+            {"cash": 1.0, "realised": 0.0, "fees": 0.0},
+        )
+    assert "\n" not in str(ei.value)
+    assert snapshot(store) == before and not store.has_fill(f.fill_id)
+
+
+def test_update_of_an_order_never_journaled_raises(store: Store) -> None:
+    o = _order(9)
+    apply_event(o, OrderRejected(o.client_order_id, 1, "insufficient balance"))
+    with pytest.raises(StoreError, match="never journaled"):
+        store.update_order(o)
+    assert store.orders() == []
+
+
+def test_open_orders_are_the_non_terminal_ones(store: Store) -> None:
+    statuses = list(OrderStatus)
+    for n, status in enumerate(statuses):
+        assert store.record_order(_order(n, status=status))
+    assert [o.status for o in store.orders()] == statuses
+    assert [o.status for o in store.open_orders()] == [
+        OrderStatus.NEW,
+        OrderStatus.ACCEPTED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.UNKNOWN,
+    ]
+    # a refusal or a cancel takes an order off the list, with the venue's reason
+    new, accepted = store.open_orders()[:2]
+    apply_event(new, OrderRejected(new.client_order_id, 2000, "insufficient balance", retryable=False))
+    apply_event(accepted, OrderCancelled(accepted.client_order_id, 2001))
+    store.update_order(new)
+    store.update_order(accepted)
+    assert [o.status for o in store.open_orders()] == [
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.UNKNOWN,
+    ]
+    got = {o.client_order_id: o for o in store.orders()}
+    assert got[new.client_order_id] == new and got[new.client_order_id].message == "insufficient balance"
+    assert got[accepted.client_order_id].message == "cancelled"
+    assert got[accepted.client_order_id].updated_ts == 2001
 
 
 @pytest.mark.parametrize(
@@ -464,7 +641,7 @@ def test_reused_fill_id_rolls_back_the_whole_execution(store: Store) -> None:
             _fill(),
             Position("ETH/USDT", 1.0),
             {"cash": 1.0, "realised": 0.0, "fees": 0.0},
-            "position symbol",
+            "position or order does not belong",
         ),
         (_fill(), Position("BTC/USDT", 1.0), {"cash": 1.0, "fees": 0.0}, "'realised'"),
         (
@@ -481,14 +658,28 @@ def test_reused_fill_id_rolls_back_the_whole_execution(store: Store) -> None:
         ),
     ],
 )
-def test_bad_execution_values_are_refused(
+def test_bad_fill_values_are_refused(
     store: Store, fill: Fill, pos: Position, acct: dict, match: str
 ) -> None:
     store.init_account(10_000.0, 0)
+    order = _order_for(fill)
+    store.record_order(order)
     before = snapshot(store)
     with pytest.raises(StoreError, match=match) as ei:
-        store.record_execution(fill, pos, acct, None)
+        store.record_fill(fill, order, pos, acct)
     assert "\n" not in str(ei.value)
+    assert snapshot(store) == before
+
+
+def test_fill_with_another_orders_state_is_refused(store: Store) -> None:
+    store.init_account(10_000.0, 0)
+    f = _fill(1)
+    store.record_order(_order_for(f))
+    other = _order(2)
+    store.record_order(other)
+    before = snapshot(store)
+    with pytest.raises(StoreError, match="position or order does not belong"):
+        store.record_fill(f, other, Position("BTC/USDT", 1.0), {"cash": 1.0, "realised": 0.0, "fees": 0.0})
     assert snapshot(store) == before
 
 
@@ -497,6 +688,99 @@ def test_foreign_key_from_fill_to_order_is_enforced(store: Store) -> None:
         raw(store).execute(
             "INSERT INTO fills VALUES ('f-x', 'o-missing', 'BTC/USDT', 'buy', 1.0, 1.0, 0.0, 1, 'signal')"
         )
+
+
+# ---- migrations -----------------------------------------------------------------------------
+
+
+def _write_v1_store(path: Path, f: Fill, key: str) -> dict[str, float]:
+    """A store as version 1 wrote it: an order was stored filled, with its fill, in one go."""
+    c = sqlite3.connect(path, isolation_level=None)
+    _migrate_to_1(c)
+    c.execute("PRAGMA user_version = 1")
+    acct = {"cash": 10_000.0 - f.qty * f.price - f.fee, "realised": 0.0, "fees": f.fee}
+    c.execute(
+        "INSERT INTO account (id, capital, cash, realised, fees, updated_ts) VALUES (1, 10000.0, ?, ?, ?, ?)",
+        (acct["cash"], acct["realised"], acct["fees"], f.ts),
+    )
+    c.execute(
+        "INSERT INTO decisions (key, symbol, ts, action, approved, qty, price, signal_type, confidence, "
+        "entry, stop_loss, take_profit, reasoning, signal_ts, checks_json) "
+        "VALUES (?, 'BTC/USDT', 1000, 'open_long', 1, ?, ?, 'BUY', 0.75, ?, 49000.1, 52000.7, 'v1', 999, ?)",
+        (key, f.qty, f.price, f.price, '[["stop_side", true, ""]]'),
+    )
+    c.execute(
+        "INSERT INTO orders (order_id, decision_key, symbol, side, qty, status, reason, ts) "
+        "VALUES (?, ?, ?, 'buy', ?, 'filled', ?, ?)",
+        (f.order_id, key, f.symbol, f.qty, f.reason, f.ts),
+    )
+    c.execute(
+        "INSERT INTO fills (fill_id, order_id, symbol, side, qty, price, fee, ts, reason) "
+        "VALUES (?, ?, ?, 'buy', ?, ?, ?, ?, ?)",
+        (f.fill_id, f.order_id, f.symbol, f.qty, f.price, f.fee, f.ts, f.reason),
+    )
+    c.execute(
+        "INSERT INTO positions VALUES ('BTC/USDT', ?, ?, 49000.1, 52000.7, 0.0, ?, ?, ?)",
+        (f.qty, f.price, f.fee, f.ts, f.ts),
+    )
+    c.execute("INSERT INTO pair_modes VALUES ('BTC/USDT', 'PAUSED', 'operator', 5)")
+    c.execute(
+        "INSERT INTO equity (ts, equity, cash, exposure, realised, unrealised, fees) "
+        "VALUES (6, 9999.0, 1.0, 2.0, 0.0, 0.5, 0.25)"
+    )
+    c.execute("INSERT INTO events (ts, kind, message) VALUES (7, 'kill', 'operator pressed kill')")
+    c.close()
+    return acct
+
+
+def test_version_1_store_is_migrated_and_loses_nothing(db: Path) -> None:
+    f = _fill()
+    key = "BTC/USDT|1000|open_long"
+    acct = _write_v1_store(db, f, key)
+    with Store(db) as s:
+        assert s.schema_version() == SCHEMA_VERSION == 2
+        # the filled order now carries its own fill state, from its fill
+        assert s.orders() == [
+            Order(
+                f.order_id,
+                f.symbol,
+                Side.BUY,
+                f.qty,
+                "signal",
+                key,
+                f.ts,
+                OrderStatus.FILLED,
+                filled_qty=f.qty,
+                avg_price=f.price,
+                fees=f.fee,
+                updated_ts=f.ts,
+            )
+        ]
+        [o] = s.orders()
+        assert o.filled_qty == o.qty and o.avg_price == f.price and not o.is_open
+        assert s.open_orders() == []
+        # and nothing else changed
+        assert s.fills() == [f]
+        assert s.load_account() == {"capital": 10_000.0, **acct}
+        assert s.load_positions() == {
+            "BTC/USDT": Position("BTC/USDT", f.qty, f.price, 49_000.1, 52_000.7, 0.0, f.fee, f.ts)
+        }
+        assert s.load_modes() == {"BTC/USDT": PairMode.PAUSED}
+        assert s.equity_curve() == [
+            {"ts": 6, "equity": 9999.0, "cash": 1.0, "exposure": 2.0, "realised": 0.0, "unrealised": 0.5,
+             "fees": 0.25}
+        ]
+        assert s.recent_events() == [{"ts": 7, "kind": "kill", "message": "operator pressed kill"}]
+        [d] = s.recent_decisions()
+        assert (d.key, d.approved, d.qty, d.signal.reasoning, d.checks) == (
+            key, True, f.qty, "v1", [("stop_side", True, "")])
+        # the idempotency of what v1 stored holds: neither the order nor the fill comes twice
+        assert s.record_order(_order_for(f)) is False
+        assert s.record_fill(f, o, Position("BTC/USDT", 9.0, 1.0), {"cash": 0.0, "realised": 0.0, "fees": 0.0}) is False
+        assert raw(s).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert raw(s).execute("PRAGMA foreign_key_check").fetchall() == []
+    with Store(db) as s:  # a second open finds version 2 and migrates nothing
+        assert s.schema_version() == SCHEMA_VERSION and len(s.orders()) == 1
 
 
 # ---- modes, equity, events ------------------------------------------------------------------
@@ -509,7 +793,7 @@ def test_modes_persist_across_close_and_reopen(db: Path) -> None:
             "start",
             1,
         )
-        s.set_mode("ETH/USDT", PairMode.PAUSED, "operator", 2)
+        s.set_modes({"ETH/USDT": PairMode.PAUSED}, "operator", 2)
         s.set_modes({"BTC/USDT": PairMode.HALTED, "SOL/USDT": PairMode.HALTED}, "kill", 3)
     with Store(db) as s:
         modes = s.load_modes()
@@ -530,7 +814,7 @@ def test_modes_persist_across_close_and_reopen(db: Path) -> None:
 
 
 def test_set_modes_with_unknown_mode_writes_nothing(store: Store) -> None:
-    store.set_mode("BTC/USDT", PairMode.ACTIVE, "start", 1)
+    store.set_modes({"BTC/USDT": PairMode.ACTIVE}, "start", 1)
     with pytest.raises(StoreError, match="known: ACTIVE"):
         store.set_modes({"BTC/USDT": PairMode.HALTED, "ETH/USDT": "FROZEN"}, "kill", 2)  # type: ignore[dict-item]
     assert store.load_modes() == {"BTC/USDT": PairMode.ACTIVE}
@@ -580,7 +864,7 @@ def test_events_round_trip_newest_first(store: Store) -> None:
 def test_second_connection_reads_while_first_holds_a_write(db: Path) -> None:
     with Store(db) as writer_store:
         writer_store.init_account(1000.0, 1)
-        writer_store.set_mode("BTC/USDT", PairMode.ACTIVE, "start", 1)
+        writer_store.set_modes({"BTC/USDT": PairMode.ACTIVE}, "start", 1)
         w = raw(writer_store)
         w.execute("BEGIN IMMEDIATE")  # the engine mid-transaction: write lock held
         w.execute("UPDATE account SET cash = 1.0")
@@ -632,11 +916,12 @@ def test_reader_thread_sees_monotonic_progress_while_writer_thread_writes(db: Pa
                 s.init_account(1000.0, 0)
                 for n in range(total):
                     f = _fill(n, qty=1.0, price=1.0)
-                    s.record_execution(
+                    # the order commits on its own, before its fill: a reader may see it open
+                    _book(
+                        s,
                         f,
                         Position("BTC/USDT", n + 1.0, 1.0),
                         {"cash": 1000.0 - n - 1, "realised": 0.0, "fees": 0.0},
-                        None,
                     )
         except BaseException as exc:
             failures.append(exc)
@@ -647,13 +932,16 @@ def test_reader_thread_sees_monotonic_progress_while_writer_thread_writes(db: Pa
     with Store(db) as reader:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            orders = len(reader.orders())
+            fills = len(reader.fills())
+            filled = sum(o.status is OrderStatus.FILLED for o in reader.orders())
             acct = reader.load_account()
             if acct is not None:
-                # the account is never behind the orders it read before it: commits are atomic
-                assert 1000.0 - acct["cash"] >= orders
-            seen.append(orders)
-            if orders == total:
+                # neither the orders nor the account are ever behind the fills read before
+                # them: a fill, its order's new state and the account commit together
+                assert filled >= fills
+                assert 1000.0 - acct["cash"] >= fills
+            seen.append(fills)
+            if fills == total:
                 break
     t.join(20)
     assert not failures
@@ -667,7 +955,7 @@ def _stored_ns(db: Path) -> list[int]:
     if not db.exists():
         return []
     with Store(db) as s:
-        return [int(o["order_id"].removeprefix("o-")) for o in s.orders()]
+        return [int(o.client_order_id.removeprefix("o-")) for o in s.orders()]
 
 
 def _run_writer(db: Path, args: list[str]) -> subprocess.Popen[str]:
@@ -731,7 +1019,8 @@ def test_sigkilled_writer_loses_nothing_it_reported(tmp_path: Path) -> None:
         )
         printed.update(got)
 
-    # a final clean run: retries the last order (must be refused) and stops by itself
+    # a final clean run: books the order a kill may have left open, retries the last order
+    # (must be refused) and stops by itself
     start = len(_stored_ns(db))
     proc = _run_writer(db, ["--start", str(start), "--count", "25", "--retry-last"])
     out, err = proc.communicate(timeout=20)
@@ -743,7 +1032,7 @@ def test_sigkilled_writer_loses_nothing_it_reported(tmp_path: Path) -> None:
     with Store(db) as s:
         assert raw(s).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         orders, fills = s.orders(), s.fills()
-        ns = [int(o["order_id"].removeprefix("o-")) for o in orders]
+        ns = [int(o.client_order_id.removeprefix("o-")) for o in orders]
         assert len(ns) == len(set(ns)), f"seed {seed}: duplicated order id"
         assert ns == list(range(len(ns))), f"seed {seed}: gap in n"
         assert printed <= set(ns), (
@@ -752,7 +1041,10 @@ def test_sigkilled_writer_loses_nothing_it_reported(tmp_path: Path) -> None:
         assert len(ns) >= start + 25
         # every order has exactly its one fill, equal to what the writer made for that n
         assert fills == [writer.make_fill(n) for n in ns]
-        assert all(s.has_decision(o["decision_key"]) for o in orders)
+        assert orders == [writer.filled_order(n) for n in ns] and s.open_orders() == []
+        # every order's decision was journaled with it, and no decision without its order
+        keys = {d.key for d in s.recent_decisions(limit=len(ns) + 10)}
+        assert keys == {o.decision_key for o in orders}
         # account and positions equal a replay of the stored fills
         account, positions = writer.new_account(), {}
         for f in fills:

@@ -4,23 +4,17 @@ hand-built indicator snapshots: warm-up HOLD, entries, exits, stops and confiden
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:  # bare `pytest` does not put the repo root on sys.path
-    sys.path.insert(0, _ROOT)
-
-from engine.core.candles import Candle  # noqa: E402
-from engine.core.config import ConfigError, PairConfig, StrategyParams  # noqa: E402
-from engine.core.models import Indicators, Signal, SignalType  # noqa: E402
-from engine.core.pair import PairRuntime  # noqa: E402
-from engine.core.strategies import create_strategy, known_strategies  # noqa: E402
+from engine.core.candles import Candle
+from engine.core.config import ConfigError, PairConfig, StrategyParams
+from engine.core.models import Indicators, Signal, SignalType
+from engine.core.pair import PairRuntime
+from engine.core.strategies import create_strategy, known_strategies
 
 MIN = 60_000
 

@@ -38,7 +38,7 @@ from engine.core.orders import (
     client_order_id,
 )
 from engine.core.portfolio import Portfolio
-from engine.core.ports import Clock, EventSink, ExecutionClient, Journal
+from engine.core.ports import Clock, EventSink, ExecutionClient, Journal, JournalError
 
 log = logging.getLogger("engine")
 
@@ -118,6 +118,8 @@ class ExecutionEngine:
         self.sink.emit(OrderUpdated(replace(order)))
         try:
             self.client.submit(order, bid, ask)
+        except JournalError:
+            raise  # the book could not record the answer: stop rather than trade on memory
         except Exception as exc:  # the request may have reached the venue: never resend blind
             if order.is_open and order.status is OrderStatus.NEW:
                 order.status = OrderStatus.UNKNOWN

@@ -139,7 +139,8 @@ def apply_event(order: Order, event: ExecutionEvent) -> bool:
         if st in (OrderStatus.FILLED, OrderStatus.CANCELLED) and order.remaining <= 0.0:
             raise OrderTransitionError(f"{order.client_order_id}: fill {f.fill_id} on a {st} order")
         total = order.filled_qty + f.qty
-        order.avg_price = (order.avg_price * order.filled_qty + f.price * f.qty) / total
+        # the first fill's price as it is (q·p/q can be off by an ulp)
+        order.avg_price = f.price if order.filled_qty == 0.0 else (order.avg_price * order.filled_qty + f.price * f.qty) / total
         order.filled_qty = total
         order.fees += f.fee
         # a rounding hair short of the requested quantity is a full fill

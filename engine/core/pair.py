@@ -105,7 +105,10 @@ class PairRuntime:
         return ind
 
     def decide(self, candle: Candle, position_qty: float) -> Signal:
-        """Ask the strategy about the candle just committed by ``on_candle_close``."""
+        """Ask the strategy about the candle just committed by ``on_candle_close``; a candle
+        that was refused there is never decided on (the strategy did not see it either)."""
+        if self.last_ts != candle.ts:
+            return self.strategy.hold(candle, f"candle {candle.ts} refused: no decision")
         return self.strategy.analyze(candle, self.ind, position_qty)
 
     def analyze(self, candle: Candle, position_qty: float) -> tuple[Indicators, Signal]:

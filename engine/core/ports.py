@@ -102,6 +102,12 @@ class HistorySource(Protocol):
         ...
 
 
+class JournalError(Exception):
+    """The journal cannot record a fact. Fatal for the shell: the core never trades on a
+    state its journal does not hold (a restarted engine reloads the book and looks up every
+    open order)."""
+
+
 class HistoryUnavailable(Exception):
     """No history for a pair right now (the pair warms up live instead)."""
 

@@ -138,7 +138,8 @@ class TradingCore:
         loaded = ps.candles.seed(candles)  # the builder keeps the sparkline's worth
         for c in loaded:
             ps.runtime.on_candle_close(c)
-            self.corr.on_close(symbol, c.ts, c.close)
+            if ps.runtime.last_ts == c.ts:  # refused candles feed nothing
+                self.corr.on_close(symbol, c.ts, c.close)
         ps.ind = ps.runtime.ind
         last = ps.candles.last_closed
         if last is not None:
@@ -213,6 +214,8 @@ class TradingCore:
 
     def on_candle_close(self, ps: PairState, candle: Candle) -> None:
         ps.ind = ps.runtime.on_candle_close(candle)
+        if ps.runtime.last_ts != candle.ts:
+            return  # refused (bad OHLC or out of order): counted in the runtime, nothing decided
         self.corr.on_close(ps.symbol, candle.ts, candle.close)
         pos = self.portfolio.positions.get(ps.symbol)
         qty = pos.qty if pos is not None else 0.0

@@ -19,7 +19,14 @@ from collections.abc import Callable, Mapping
 
 from engine.core.markets import MarketRules, round_price, round_qty_down, rules_for
 from engine.core.models import Fill, Side
-from engine.core.orders import ExecutionEvent, Order, OrderAccepted, OrderFilled, OrderNotFound, OrderRejected
+from engine.core.orders import (
+    ExecutionEvent,
+    Order,
+    OrderAccepted,
+    OrderFilled,
+    OrderNotFound,
+    OrderRejected,
+)
 from engine.core.ports import Clock
 
 log = logging.getLogger(__name__)

@@ -12,12 +12,14 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import suppress
 
+from engine.core.ports import JournalError
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
 
 
-class StoreError(Exception):
+class StoreError(JournalError):
     """The store cannot be opened or written; the message is one line naming the file."""
 
 

@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from engine.core.events import CoreEvent, DecisionMade, FillBooked, ModesChanged, Notice, OrderUpdated
+from engine.core.events import (
+    CoreEvent,
+    DecisionMade,
+    FillBooked,
+    ModesChanged,
+    Notice,
+    OrderUpdated,
+)
 from engine.core.models import Decision, Fill, Position, Signal
 from engine.core.orders import Order
 from engine.wire.commands import (
