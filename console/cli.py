@@ -258,6 +258,8 @@ def _child_args(args: argparse.Namespace, source: str) -> tuple[list[str], list[
         feed += ["--speed", str(args.speed)]
     feed += args.feed_arg
     engine: list[str] = []
+    if args.markets_file:  # the engine sizes and fills on the exchange's steps, as the feed sees them
+        engine += ["--markets-file", str(Path(args.markets_file).expanduser().absolute())]
     # The demo trades on 2-second candles so signals, decisions and fills show within a minute;
     # paper and live runs use the safe list's timeframe (1m) unless --timeframe says otherwise.
     timeframe = args.timeframe or (DEMO_TIMEFRAME if args.demo else None)

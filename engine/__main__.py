@@ -21,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cmd", required=True, help="command endpoint to bind (ROUTER)")
     p.add_argument("--timeframe", help="candle interval (overrides the safe list), e.g. 1m, 15s")
     p.add_argument("--history", type=int, help="warm-up candles to request (overrides the safe list)")
+    p.add_argument("--markets-file", help="ccxt load_markets() JSON: the exchange's lot and price steps")
     p.add_argument("--log-file", help="log here instead of stderr")
     p.add_argument("--log-level", default="INFO")
     return p
@@ -54,6 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.db).parent.exists():
         print(f"--db: directory {Path(args.db).parent} does not exist", file=sys.stderr)
         return 2
+    rules = None
+    if args.markets_file:
+        from engine.core.markets import MarketRulesError, default_rules, load_rules
+
+        try:
+            loaded = load_rules(args.markets_file, symbols=cfg.active_symbols())
+        except MarketRulesError as exc:
+            print(f"--markets-file: {exc} (pass a ccxt load_markets() JSON file)", file=sys.stderr)
+            return 2
+        rules = {s: loaded.get(s) or default_rules(s) for s in cfg.active_symbols()}
 
     from engine.node.service import Endpoints, EngineNode  # after arg checks: keeps --help fast
 
@@ -69,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             Endpoints(args.feed_pub, args.feed_rep, args.pub, args.cmd),
             timeframe_s=timeframe_s,
             history_limit=args.history,
+            rules=rules,
         )
     except StoreError as exc:
         print(str(exc), file=sys.stderr)

@@ -190,10 +190,11 @@ class TestConsoleOptions:
         args = build_parser().parse_args(
             ["--ws-url", "ws://127.0.0.1:9/ws", "--testnet", "--markets-file", "/m.json"]
         )
-        feed, _ = _child_args(args, "binance")
+        feed, engine = _child_args(args, "binance")
         assert feed == [
             "--source", "binance", "--ws-url", "ws://127.0.0.1:9/ws", "--testnet", "--markets-file", "/m.json",
         ]  # fmt: skip
+        assert engine == ["--markets-file", "/m.json"]
 
     def test_default_db_follows_xdg_state_home(self) -> None:
         assert default_db_path({"HOME": "/home/ana"}) == Path(

@@ -59,3 +59,29 @@ def test_engine_publishes_state_for_every_pair_and_answers_commands() -> None:
         with sqlite3.connect(s.db) as db:
             modes = dict(db.execute("SELECT symbol, mode FROM pair_modes"))
         assert modes == {sym: "HALTED" for sym in SYMBOLS}
+
+
+def test_engine_refuses_bad_start_arguments_with_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Exit 2 with one line naming the option, before any socket is bound."""
+    import json
+    import subprocess
+    import sys
+
+    good = tmp_path / "markets.json"
+    good.write_text(json.dumps({"BTC/USDT": {"precision": {"amount": 0.001, "price": 0.1}}}))
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2")
+    base = [sys.executable, "-m", "engine", "--config", "safe_list.yaml", "--feed-pub", f"ipc://{tmp_path}/a",
+            "--feed-rep", f"ipc://{tmp_path}/b", "--pub", f"ipc://{tmp_path}/c", "--cmd", f"ipc://{tmp_path}/d"]
+    for extra, expect in (
+        (["--db", str(tmp_path / "x.sqlite"), "--markets-file", str(bad)], "--markets-file: "),
+        (["--db", str(tmp_path / "nodir" / "x.sqlite")], "--db: directory"),
+        (["--db", str(tmp_path / "x.sqlite"), "--timeframe", "7x"], "--timeframe: "),
+    ):
+        r = subprocess.run(base + extra, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(expect), r.stderr
+    from engine.core.markets import load_rules
+
+    assert load_rules(good, symbols=["BTC/USDT"])["BTC/USDT"].amount_step == 0.001
