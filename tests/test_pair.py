@@ -134,8 +134,8 @@ def test_reference_close_is_a_day_ago_or_the_oldest_held() -> None:
 def test_analyze_and_warm_up_feed_the_strategy() -> None:
     rt = _runtime(lookback=5)
     candles = _series(40)
-    ind = rt.warm_up(candles[:30])
-    assert ind is rt.ind and rt.candles == 30
+    assert rt.warm_up(candles[:30]) == candles[:30]
+    assert rt.candles == 30
     assert rt.strategy._seen == 30  # breakout's own volume average saw the history
     ind, sig = rt.analyze(candles[30], 0.0)
     assert sig.ts == candles[30].ts and ind is rt.ind

@@ -116,11 +116,15 @@ class PairRuntime:
         ind = self.on_candle_close(candle)
         return ind, self.decide(candle, position_qty)
 
-    def warm_up(self, candles: Iterable[Candle]) -> Indicators:
-        """Commit history: indicators and the strategy's own state, no decisions."""
+    def warm_up(self, candles: Iterable[Candle]) -> list[Candle]:
+        """Commit history: indicators and the strategy's own state, no decisions. Returns the
+        candles committed (a refused one is counted in ``bad_candles`` and left out)."""
+        committed = []
         for c in candles:
             self.on_candle_close(c)
-        return self.ind
+            if self.last_ts == c.ts:
+                committed.append(c)
+        return committed
 
     def preview(self, price: float, high: float | None = None, low: float | None = None) -> dict[str, Any]:
         """Indicator values if the forming candle closed at ``price`` (wire ``ind`` map).

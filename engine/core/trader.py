@@ -136,10 +136,8 @@ class TradingCore:
         """Seed a pair from history through the live path (indicators and strategy state)."""
         ps = self.pairs[symbol]
         loaded = ps.candles.seed(candles)  # the builder keeps the sparkline's worth
-        for c in loaded:
-            ps.runtime.on_candle_close(c)
-            if ps.runtime.last_ts == c.ts:  # refused candles feed nothing
-                self.corr.on_close(symbol, c.ts, c.close)
+        for c in ps.runtime.warm_up(loaded):
+            self.corr.on_close(symbol, c.ts, c.close)
         ps.ind = ps.runtime.ind
         last = ps.candles.last_closed
         if last is not None:
