@@ -5,8 +5,8 @@ Owns ``TradingCore`` and ``PairState`` (what the core holds for one pair besides
 position). The flow of one tick: plausibility (a tick far ahead of the pair's clock must be
 confirmed by the next one), forming candle, exits of an open position against the executable
 side, and on each candle close: indicators → strategy → signal → risk pipeline → order.
-Operator commands (pause, resume, reduce, flatten, flatten all, kill, re-arm) are methods that
-journal the change before they return the message a shell acknowledges with.
+Operator commands (pause, resume, reduce, flatten, flatten all, kill, re-arm) come from
+``engine.core.commands``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.candles import Candle, CandleBuilder
+from engine.core.commands import OperatorCommands
 from engine.core.config import SafeList
 from engine.core.correlation import CorrelationTracker
-from engine.core.events import DecisionMade, ModesChanged, Notice
+from engine.core.events import DecisionMade
 from engine.core.execution import ExecutionEngine
 from engine.core.markets import MarketRules, default_rules
 from engine.core.models import Decision, Indicators, PairMode, Position, Side, Signal, SignalType
@@ -67,13 +68,7 @@ class PairState:
     dirty: bool = True
 
 
-@dataclass(slots=True, frozen=True)
-class CommandResult:
-    ok: bool
-    message: str
-
-
-class TradingCore:
+class TradingCore(OperatorCommands):
     def __init__(
         self,
         cfg: SafeList,
@@ -298,96 +293,6 @@ class TradingCore:
         if ps is not None:
             ps.dirty = True
         self.portfolio_dirty = True
-
-    # ------------------------------------------------------------------ operator commands
-
-    def command(self, cmd: str, symbol: str | None = None) -> CommandResult:
-        """Apply one operator command; every change is journaled before this returns."""
-        now = self.clock.time_ms()
-        if cmd == "ping":
-            return CommandResult(True, "pong")
-        if cmd in ("pause", "resume", "reduce", "flatten"):
-            ps = self.pairs.get(symbol or "")
-            if ps is None:
-                return CommandResult(False, f"unknown symbol {symbol!r}")
-            if cmd == "flatten":
-                return self._flatten_one(ps.symbol, now)
-            if ps.mode is PairMode.HALTED:
-                return CommandResult(False, f"{ps.symbol} is HALTED: re-arm first")
-            target = {"pause": PairMode.PAUSED, "resume": PairMode.ACTIVE, "reduce": PairMode.REDUCING}[cmd]
-            self.set_modes({ps.symbol: target}, f"operator {cmd}")
-            return CommandResult(True, f"{ps.symbol} {target}")
-        if cmd == "flatten_all":
-            n, failed = self.flatten_all("flatten_all", now)
-            if failed:
-                return CommandResult(False, f"flattened {n}; could not flatten {', '.join(failed)}")
-            return CommandResult(True, f"flattened {n} position(s)")
-        if cmd == "kill":
-            return self.kill("kill")
-        if cmd == "rearm":
-            halted = {s: PairMode.ACTIVE for s, p in self.pairs.items() if p.mode is PairMode.HALTED}
-            self.set_modes(halted, "operator rearm")
-            self._notice("rearm", "info", f"re-armed {len(halted)} pair(s)")
-            return CommandResult(True, f"re-armed {len(halted)} pair(s)")
-        return CommandResult(False, f"unhandled command {cmd!r}")
-
-    def _flatten_one(self, symbol: str, now: int) -> CommandResult:
-        outcome = self.close_position(symbol, "flatten", f"{symbol}|flatten|{now}", operator=True)
-        if outcome == "flat":
-            return CommandResult(True, f"{symbol} already flat")
-        if outcome == "filled":
-            f = self.execution.last_fill.get(symbol)
-            what = f" {f.side} {f.qty:g} @ {f.price:.8g}" if f is not None else ""
-            return CommandResult(True, f"{symbol} flattened:{what}")
-        if outcome == "pending":
-            why = self.execution.exits[symbol].last_error if symbol in self.execution.exits else ""
-            return CommandResult(False, f"{symbol} exit pending" + (f" ({why})" if why else "") + ": retried until flat")
-        return CommandResult(False, f"{symbol} could not be flattened: {outcome.removeprefix('blocked: ')}")
-
-    def flatten_all(self, reason: str, now: int) -> tuple[int, list[str]]:
-        n, failed = 0, []
-        for sym, pos in list(self.portfolio.positions.items()):
-            if not pos.is_open:
-                continue
-            outcome = self.close_position(sym, reason, f"{sym}|{reason}|{now}", operator=True)
-            if outcome == "filled":
-                n += 1
-            elif outcome != "flat":
-                failed.append(f"{sym} ({outcome.removeprefix('blocked: ') if outcome != 'pending' else 'exit pending'})")
-        return n, failed
-
-    def kill(self, reason: str = "kill") -> CommandResult:
-        """Halt every pair (journaled first, so nothing opens while we flatten), then flatten."""
-        now = self.clock.time_ms()
-        symbols = set(self.pairs) | {s for s, p in self.portfolio.positions.items() if p.is_open}
-        self.set_modes(dict.fromkeys(sorted(symbols), PairMode.HALTED), "kill switch" if reason == "kill" else reason)
-        self._notice(reason, "error", "kill switch: all pairs HALTED")
-        n, failed = self.flatten_all(reason, now)
-        log.warning("KILL SWITCH: %d position(s) flattened, all pairs HALTED", n)
-        if failed:
-            return CommandResult(False, f"HALTED; could not flatten {', '.join(failed)}")
-        return CommandResult(True, f"all pairs HALTED, {n} position(s) flattened")
-
-    def set_modes(self, modes: Mapping[str, PairMode], reason: str) -> None:
-        if not modes:
-            return
-        self.journal.set_modes(modes, reason, self.clock.time_ms())
-        for sym, mode in modes.items():
-            ps = self.pairs.get(sym)
-            if ps is not None:
-                ps.mode = mode
-                ps.dirty = True
-            log.info("%s - mode %s (%s)", sym, mode, reason)
-        self.portfolio_dirty = True
-        self.sink.emit(ModesChanged(dict(modes), reason))
-
-    def _notice(self, kind: str, level: str, message: str) -> None:
-        ts = self.clock.time_ms()
-        self.journal.record_event(ts, kind, message)
-        self.sink.emit(Notice(ts, kind, level, message))
-
-    def modes(self) -> dict[str, str]:
-        return {s: str(p.mode) for s, p in self.pairs.items()}
 
     # ------------------------------------------------------------------ timers
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from engine.core.models import Decision, Fill, PairMode, Position, Side
 from engine.core.orders import Order, OrderStatus
+from engine.journal.reads import BookReads
 from engine.journal.schema import StoreError, migrate
-from engine.wire.schema import DecisionMsg, SignalMsg
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def _side(x: Side | str) -> str:
         raise StoreError(f"side must be 'buy' or 'sell', got {x!r}") from None
 
 
-class Store:
+class Store(BookReads):
     """One SQLite connection to one store file. Not shared between threads."""
 
     def __init__(self, path: str | Path, *, verify: bool = True) -> None:
@@ -199,37 +199,6 @@ class Store:
                 return False
             return True
 
-    def recent_decisions(self, symbol: str | None = None, limit: int = 50) -> list[DecisionMsg]:
-        """Newest first, as the ``decision`` wire message a console receives live."""
-        if limit <= 0:
-            return []
-        cols = (
-            "id, key, symbol, ts, action, approved, qty, price, signal_type, confidence, entry, "
-            "stop_loss, take_profit, reasoning, signal_ts, checks_json"
-        )
-        if symbol is None:
-            rows = self._read(
-                "recent_decisions",
-                f"SELECT {cols} FROM decisions ORDER BY ts DESC, id DESC LIMIT ?",
-                (limit,),
-            )
-        else:
-            rows = self._read(
-                "recent_decisions",
-                f"SELECT {cols} FROM decisions WHERE symbol = ? ORDER BY ts DESC, id DESC LIMIT ?",
-                (symbol, limit),
-            )
-        return [
-            DecisionMsg(
-                key=key, symbol=sym, ts=ts, action=action, approved=bool(approved), qty=qty, price=price,
-                signal=SignalMsg(stype, conf, entry, sl, tp, reasoning, sts),
-                checks=[(n, bool(ok), r) for n, ok, r in json.loads(checks_json)],
-                id=did,
-            )
-            for (did, key, sym, ts, action, approved, qty, price, stype, conf, entry, sl, tp, reasoning, sts,
-                 checks_json) in rows
-        ]
-
     # ---- orders and fills -----------------------------------------------------------------
 
     _ORDER_COLS = (
@@ -337,10 +306,6 @@ class Store:
             for cid, sym, side, qty, reason, key, ts, status, fq, ap, fees, uts, msg, sl, tp in rows
         ]
 
-    def orders(self) -> list[Order]:
-        """Every order, oldest first."""
-        return self._orders("orders")
-
     def open_orders(self) -> list[Order]:
         """Orders not yet filled, rejected or cancelled: after a restart, each is looked up."""
         return self._orders("open_orders", "WHERE status NOT IN ('filled', 'rejected', 'cancelled')")
@@ -353,19 +318,6 @@ class Store:
             "FROM positions ORDER BY symbol",
         )
         return {r[0]: Position(*r) for r in rows}
-
-    def fills(self, symbol: str | None = None) -> list[Fill]:
-        """Oldest first (insertion order), so replaying them rebuilds the account."""
-        cols = "fill_id, order_id, symbol, side, qty, price, fee, ts, reason"
-        if symbol is None:
-            rows = self._read("fills", f"SELECT {cols} FROM fills ORDER BY rowid")
-        else:
-            rows = self._read(
-                "fills", f"SELECT {cols} FROM fills WHERE symbol = ? ORDER BY rowid", (symbol,)
-            )
-        return [
-            Fill(f, o, s, Side(side), q, p, fee, ts, r) for f, o, s, side, q, p, fee, ts, r in rows
-        ]
 
     # ---- pair modes ---------------------------------------------------------------------
 
@@ -429,31 +381,9 @@ class Store:
                 (int(ts), *vals),
             )
 
-    def equity_curve(self, since_ts: int = 0) -> list[dict[str, Any]]:
-        """Equity points with ts >= since_ts, oldest first."""
-        rows = self._read(
-            "equity_curve",
-            "SELECT ts, equity, cash, exposure, realised, unrealised, fees FROM equity "
-            "WHERE ts >= ? ORDER BY ts, id",
-            (int(since_ts),),
-        )
-        keys = ("ts", "equity", "cash", "exposure", "realised", "unrealised", "fees")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
-
     def record_event(self, ts: int, kind: str, message: str) -> None:
         """An operator-visible event: kill, fallback, rearm, restart, ..."""
         with self._write("record_event") as c:
             c.execute(
                 "INSERT INTO events (ts, kind, message) VALUES (?, ?, ?)", (int(ts), kind, message)
             )
-
-    def recent_events(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Newest first."""
-        if limit <= 0:
-            return []
-        rows = self._read(
-            "recent_events",
-            "SELECT ts, kind, message FROM events ORDER BY ts DESC, id DESC LIMIT ?",
-            (limit,),
-        )
-        return [{"ts": ts, "kind": k, "message": m} for ts, k, m in rows]

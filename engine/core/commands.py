@@ -1,0 +1,131 @@
+"""Operator commands on the trading core: pause, resume, reduce, flatten one or all, kill and
+re-arm. Each journals its change (modes, events, the exit orders) before it returns the
+message a shell acknowledges with.
+
+Owns ``OperatorCommands``, a mixin of ``TradingCore`` (the attributes it reads are the
+core's), and ``CommandResult``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from engine.core.events import ModesChanged, Notice
+from engine.core.models import PairMode
+
+if TYPE_CHECKING:
+    from engine.core.execution import ExecutionEngine
+    from engine.core.portfolio import Portfolio
+    from engine.core.ports import Clock, EventSink, Journal
+    from engine.core.trader import PairState
+
+log = logging.getLogger("engine")
+
+
+@dataclass(slots=True, frozen=True)
+class CommandResult:
+    ok: bool
+    message: str
+
+
+class OperatorCommands:
+    pairs: dict[str, PairState]
+    portfolio: Portfolio
+    execution: ExecutionEngine
+    journal: Journal
+    sink: EventSink
+    clock: Clock
+    portfolio_dirty: bool
+    close_position: Callable[..., str]  # TradingCore's: the one path that closes a position
+
+    def command(self, cmd: str, symbol: str | None = None) -> CommandResult:
+        """Apply one operator command; every change is journaled before this returns."""
+        now = self.clock.time_ms()
+        if cmd == "ping":
+            return CommandResult(True, "pong")
+        if cmd in ("pause", "resume", "reduce", "flatten"):
+            ps = self.pairs.get(symbol or "")
+            if ps is None:
+                return CommandResult(False, f"unknown symbol {symbol!r}")
+            if cmd == "flatten":
+                return self._flatten_one(ps.symbol, now)
+            if ps.mode is PairMode.HALTED:
+                return CommandResult(False, f"{ps.symbol} is HALTED: re-arm first")
+            target = {"pause": PairMode.PAUSED, "resume": PairMode.ACTIVE, "reduce": PairMode.REDUCING}[cmd]
+            self.set_modes({ps.symbol: target}, f"operator {cmd}")
+            return CommandResult(True, f"{ps.symbol} {target}")
+        if cmd == "flatten_all":
+            n, failed = self.flatten_all("flatten_all", now)
+            if failed:
+                return CommandResult(False, f"flattened {n}; could not flatten {', '.join(failed)}")
+            return CommandResult(True, f"flattened {n} position(s)")
+        if cmd == "kill":
+            return self.kill("kill")
+        if cmd == "rearm":
+            halted = {s: PairMode.ACTIVE for s, p in self.pairs.items() if p.mode is PairMode.HALTED}
+            self.set_modes(halted, "operator rearm")
+            self._notice("rearm", "info", f"re-armed {len(halted)} pair(s)")
+            return CommandResult(True, f"re-armed {len(halted)} pair(s)")
+        return CommandResult(False, f"unhandled command {cmd!r}")
+
+    def _flatten_one(self, symbol: str, now: int) -> CommandResult:
+        outcome = self.close_position(symbol, "flatten", f"{symbol}|flatten|{now}", operator=True)
+        if outcome == "flat":
+            return CommandResult(True, f"{symbol} already flat")
+        if outcome == "filled":
+            f = self.execution.last_fill.get(symbol)
+            what = f" {f.side} {f.qty:g} @ {f.price:.8g}" if f is not None else ""
+            return CommandResult(True, f"{symbol} flattened:{what}")
+        if outcome == "pending":
+            why = self.execution.exits[symbol].last_error if symbol in self.execution.exits else ""
+            return CommandResult(False, f"{symbol} exit pending" + (f" ({why})" if why else "") + ": retried until flat")
+        return CommandResult(False, f"{symbol} could not be flattened: {outcome.removeprefix('blocked: ')}")
+
+    def flatten_all(self, reason: str, now: int) -> tuple[int, list[str]]:
+        n, failed = 0, []
+        for sym, pos in list(self.portfolio.positions.items()):
+            if not pos.is_open:
+                continue
+            outcome = self.close_position(sym, reason, f"{sym}|{reason}|{now}", operator=True)
+            if outcome == "filled":
+                n += 1
+            elif outcome != "flat":
+                failed.append(f"{sym} ({outcome.removeprefix('blocked: ') if outcome != 'pending' else 'exit pending'})")
+        return n, failed
+
+    def kill(self, reason: str = "kill") -> CommandResult:
+        """Halt every pair (journaled first, so nothing opens while we flatten), then flatten."""
+        now = self.clock.time_ms()
+        symbols = set(self.pairs) | {s for s, p in self.portfolio.positions.items() if p.is_open}
+        self.set_modes(dict.fromkeys(sorted(symbols), PairMode.HALTED), "kill switch" if reason == "kill" else reason)
+        self._notice(reason, "error", "kill switch: all pairs HALTED")
+        n, failed = self.flatten_all(reason, now)
+        log.warning("KILL SWITCH: %d position(s) flattened, all pairs HALTED", n)
+        if failed:
+            return CommandResult(False, f"HALTED; could not flatten {', '.join(failed)}")
+        return CommandResult(True, f"all pairs HALTED, {n} position(s) flattened")
+
+    def set_modes(self, modes: Mapping[str, PairMode], reason: str) -> None:
+        if not modes:
+            return
+        self.journal.set_modes(modes, reason, self.clock.time_ms())
+        for sym, mode in modes.items():
+            ps = self.pairs.get(sym)
+            if ps is not None:
+                ps.mode = mode
+                ps.dirty = True
+            log.info("%s - mode %s (%s)", sym, mode, reason)
+        self.portfolio_dirty = True
+        self.sink.emit(ModesChanged(dict(modes), reason))
+
+    def _notice(self, kind: str, level: str, message: str) -> None:
+        ts = self.clock.time_ms()
+        self.journal.record_event(ts, kind, message)
+        self.sink.emit(Notice(ts, kind, level, message))
+
+    def modes(self) -> dict[str, str]:
+        return {s: str(p.mode) for s, p in self.pairs.items()}
+

@@ -1,0 +1,212 @@
+"""Rolling windows: highest high / lowest low (breakouts) and the correlation of returns."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from engine.core.indicators.base import _centre, _check_period, _Indicator
+
+
+class _RollingExtreme(_Indicator):
+    """Monotonic deque of (index, value); front is the window's extreme."""
+
+    __slots__ = ("_count", "_dq")
+    _is_max: bool = True
+
+    def __init__(self, period: int) -> None:
+        self._period = _check_period(period)
+        self._dq: deque[tuple[int, float]] = deque()
+        self._count = 0
+        self._value: float | None = None
+
+
+    @property
+    def value(self) -> float | None:
+        return self._value
+
+
+    def _beats(self, a: float, b: float) -> bool:
+        return a >= b if self._is_max else a <= b
+
+    def preview(self, x: float) -> float | None:
+        """Extreme of the last ``period - 1`` committed values and x."""
+        if self._count + 1 < self._period:
+            return None
+        dq = self._dq
+        expiring = self._count - self._period  # index that drops out on the next update
+        best: float | None = None
+        if dq:
+            if dq[0][0] != expiring:
+                best = dq[0][1]
+            elif len(dq) > 1:
+                best = dq[1][1]  # deque is monotonic, so the runner-up is next
+        if best is None or self._beats(x, best):
+            return x
+        return best
+
+    def update(self, x: float) -> float | None:
+        dq = self._dq
+        i = self._count
+        beats = self._beats
+        while dq and beats(x, dq[-1][1]):
+            dq.pop()
+        dq.append((i, x))
+        if dq[0][0] <= i - self._period:
+            dq.popleft()
+        self._count = i + 1
+        value = dq[0][1] if self._count >= self._period else None
+        self._value = value
+        return value
+
+
+class RollingMax(_RollingExtreme):
+    """Max of the last ``period`` values (None until ``period`` seen); amortised O(1)."""
+
+    __slots__ = ()
+    _is_max = True
+
+
+class RollingMin(_RollingExtreme):
+    """Min of the last ``period`` values (None until ``period`` seen); amortised O(1)."""
+
+    __slots__ = ()
+    _is_max = False
+
+
+# --------------------------------------------------------- rolling correlation
+
+
+class RollingCorrelation:
+    """Pearson correlation of the last ``window`` (x, y) pairs, e.g. two return
+    series. ``update(x, y)`` returns None until the window is full, or when
+    either side has zero variance (σ below 1e-10 of its mean's magnitude).
+
+    Same numerical scheme as BollingerBands: running sums centred on a shift
+    per series, re-derived exactly every ``window`` updates, and an exact
+    O(window) computation when the peak squared deviation says the running
+    sums can no longer be trusted (e.g. right after a level shift leaves).
+    """
+
+    __slots__ = (
+        "_kx",
+        "_ky",
+        "_px",
+        "_py",
+        "_ratio",
+        "_since_resync",
+        "_sx",
+        "_sxx",
+        "_sxy",
+        "_sy",
+        "_syy",
+        "_value",
+        "_window",
+        "_xs",
+        "_ys",
+    )
+
+    # σ/|mean| below 1e-10 cannot be told apart from rounding noise: call it flat.
+    _ZERO_VAR = 1e-20
+
+    def __init__(self, window: int) -> None:
+        self._window = _check_period(window, "window")
+        self._ratio = 2.0 * window + 1000.0  # see BollingerBands
+        self._xs: deque[float] = deque()
+        self._ys: deque[float] = deque()
+        self._kx = self._ky = 0.0
+        self._sx = self._sy = self._sxx = self._syy = self._sxy = 0.0
+        self._px = self._py = 0.0  # peak squared deviation from the shift
+        self._since_resync = 0
+        self._value: float | None = None
+
+    @property
+    def window(self) -> int:
+        return self._window
+
+    @property
+    def value(self) -> float | None:
+        return self._value
+
+    @property
+    def ready(self) -> bool:
+        return self._value is not None
+
+
+    def update(self, x: float, y: float) -> float | None:
+        xs, ys = self._xs, self._ys
+        if not xs:
+            self._kx, self._ky = x, y
+        kx, ky = self._kx, self._ky
+        dx, dy = x - kx, y - ky
+        dxx, dyy = dx * dx, dy * dy
+        self._sx += dx
+        self._sy += dy
+        self._sxx += dxx
+        self._syy += dyy
+        self._sxy += dx * dy
+        if dxx > self._px:
+            self._px = dxx
+        if dyy > self._py:
+            self._py = dyy
+        n = self._window
+        if len(xs) == n:
+            ox = xs.popleft() - kx
+            oy = ys.popleft() - ky
+            self._sx -= ox
+            self._sy -= oy
+            self._sxx -= ox * ox
+            self._syy -= oy * oy
+            self._sxy -= ox * oy
+        xs.append(x)
+        ys.append(y)
+        self._since_resync += 1
+        if len(xs) < n:
+            self._value = None
+            return None
+        mx, my = self._sx / n, self._sy / n
+        vx = self._sxx / n - mx * mx
+        vy = self._syy / n - my * my
+        exact = vx * self._ratio < self._px or vy * self._ratio < self._py
+        if exact:
+            mean_x, mean_y, vx, vy, cov = self._exact_moments()
+        else:
+            mean_x, mean_y = kx + mx, ky + my
+            cov = self._sxy / n - mx * my
+        value: float | None
+        zv = self._ZERO_VAR
+        if vx <= zv * mean_x * mean_x or vy <= zv * mean_y * mean_y:
+            value = None
+        else:
+            r = cov / (math.sqrt(vx) * math.sqrt(vy))
+            value = -1.0 if r < -1.0 else (1.0 if r > 1.0 else r)
+        self._value = value
+        if exact or self._since_resync >= n:
+            self._resync()
+        return value
+
+    def _exact_moments(self) -> tuple[float, float, float, float, float]:
+        n = self._window
+        mean_x = math.fsum(self._xs) / n
+        mean_y = math.fsum(self._ys) / n
+        dxs = [v - mean_x for v in self._xs]
+        dys = [v - mean_y for v in self._ys]
+        vx = math.fsum(d * d for d in dxs) / n
+        vy = math.fsum(d * d for d in dys) / n
+        cov = math.fsum(a * b for a, b in zip(dxs, dys, strict=True)) / n
+        return mean_x, mean_y, vx, vy, cov
+
+    def _resync(self) -> None:
+        xs, ys = self._xs, self._ys
+        kx, ky = _centre(xs), _centre(ys)
+        self._kx, self._ky = kx, ky
+        dxs = [v - kx for v in xs]
+        dys = [v - ky for v in ys]
+        self._sx = math.fsum(dxs)
+        self._sy = math.fsum(dys)
+        self._sxx = math.fsum(d * d for d in dxs)
+        self._syy = math.fsum(d * d for d in dys)
+        self._sxy = math.fsum(a * b for a, b in zip(dxs, dys, strict=True))
+        self._px = max(d * d for d in dxs)
+        self._py = max(d * d for d in dys)
+        self._since_resync = 0
