@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -195,14 +195,11 @@ class StatePublisher:
 
     @staticmethod
     def portfolio(core: TradingCore) -> PortfolioMsg:
+        """The core's summary field for field (a name the wire lacks fails here at once)."""
         s = core.portfolio_summary()
         syms, matrix = core.corr.matrix()
         return PortfolioMsg(
-            capital=s.capital, cash=s.cash, equity=s.equity, realised=s.realised, unrealised=s.unrealised,
-            fees=s.fees, daily_pnl=s.daily_pnl, exposure_used=s.exposure_used, exposure_max=s.exposure_max,
-            correlated_used=s.correlated_used, correlated_max=s.correlated_max, halted=s.halted,
-            positions=s.positions, correlated_cluster=s.correlated_cluster,
-            corr=CorrelationMsg(syms, matrix), ts=time.time_ns(),
+            **asdict(s), correlated_used=s.correlated_used, corr=CorrelationMsg(syms, matrix), ts=time.time_ns()
         )
 
     def heartbeat(
