@@ -166,3 +166,19 @@ def test_a_journal_that_cannot_record_a_fill_stops_the_core_and_the_book_stays_w
     h2.core.on_timer()
     assert client.lookups == [order.client_order_id]  # the venue filled it: booked now, once
     assert "BTC/USDT" not in h2.store.load_positions() and len(h2.store.fills()) == 2
+
+
+def test_no_entry_is_decided_while_an_order_of_the_pair_is_unknown(tmp_path: Path) -> None:
+    from engine.core.models import Side
+    from engine.core.orders import Order, OrderStatus, client_order_id
+
+    h = make_core(tmp_path, safe_list({"SOL/USDT": "breakout"}), timeframe_s=2)
+    stuck = Order(client_order_id("stuck"), "SOL/USDT", Side.BUY, 1.0, "signal", "stuck", h.clock.ms)
+    stuck.status = OrderStatus.UNKNOWN
+    h.core.execution.orders[stuck.client_order_id] = stuck
+    h.core.execution._looked_up[stuck.client_order_id] = 10**15  # the venue does not answer
+    from tests.core_harness import Walk
+
+    Walk(h, seed=7, step_ms=100, sd=0.002).run(3_000)
+    assert not any(d.action.startswith("open_") for d in h.events.decisions)
+    assert h.store.orders() == []

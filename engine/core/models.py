@@ -55,7 +55,7 @@ class Signal:
     stop_loss: float = 0.0
     take_profit: float = 0.0
     reasoning: str = ""
-    ts: int = 0  # ms: close time of the candle that produced it
+    ts: int = 0  # ms: open time of the candle that produced it
 
     @property
     def actionable(self) -> bool:
@@ -73,7 +73,7 @@ class CheckResult:
 class Decision:
     """The outcome of running a signal through the risk pipeline; stored whether approved or not."""
 
-    key: str  # idempotency key: symbol|candle ts|action; a restart never executes one twice
+    key: str  # idempotency key: symbol|candle open ts|BUY/SELL (exits: symbol|reason|...); stored once
     symbol: str
     ts: int  # ms
     action: str  # "open_long", "open_short", "close_long", "close_short"

@@ -219,6 +219,12 @@ class TradingCore(OperatorCommands):
         if signal.type is SignalType.SELL and qty <= 0.0 and ps.runtime.cfg.market == "spot":
             # a bearish view on a flat spot pair is no trade, not an order to refuse
             return
+        pending = self.execution.open_order(ps.symbol)
+        if pending is not None and not (pos is not None and pos.is_open):
+            # an order whose outcome is not known yet (or still in flight): decide nothing new
+            log.info("%s - %s signal not evaluated: order %s is %s", ps.symbol, signal.type,
+                     pending.client_order_id, pending.status)
+            return
         if ps.bid > 0.0:  # entries are priced at the executable side, not the candle close
             signal.entry = ps.ask if signal.type is SignalType.BUY else ps.bid
         key = f"{ps.symbol}|{candle.ts}|{signal.type}"

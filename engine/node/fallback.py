@@ -60,6 +60,7 @@ def flatten_from_store(db_path: Path, cfg: SafeList, marks: dict[str, tuple[floa
                 bid = ask = pos.entry
                 unpriced.append(sym)
             core.set_quote(sym, bid, ask)
+        core.execution.poll(core.quote)  # orders of unknown outcome are looked up first
         result = core.kill(REASON)
         note = f" ({', '.join(sorted(unpriced))} closed at entry: no known price)" if unpriced else ""
         store.record_event(
