@@ -26,6 +26,7 @@ from textual.theme import Theme
 from textual.timer import Timer
 from textual.worker import Worker
 
+from console.backend import COMMAND_TIMEOUT_S as BACKEND_COMMAND_TIMEOUT_S
 from console.model import (
     DIRTY_EVENTS,
     DIRTY_HEADER,
@@ -51,8 +52,9 @@ logging.getLogger("console").addHandler(logging.NullHandler())
 
 FRAME_HZ = 12.0  # panes, header, logs
 CHART_EVERY = 4  # frames between chart repaints: 12 / 4 = 3 Hz
-# The backend answers within ~1 s; this guard makes sure the operator always sees an outcome.
-COMMAND_TIMEOUT_S = 1.5
+# The backend answers or gives up within its own timeout; this guard, derived from it, makes
+# sure the operator always sees an outcome even from a backend that never returns.
+COMMAND_TIMEOUT_S = BACKEND_COMMAND_TIMEOUT_S + 0.5
 BINDINGS_REFRESH_S = 0.5  # market-driven footer changes, at most twice a second
 # The kill path may stop the engine and flatten from the store itself: give it room.
 KILL_TIMEOUT_S = 20.0
@@ -285,7 +287,7 @@ class MultiparApp(App[None]):
         pv = self.selected_view
         state = (
             self.selected_symbol,
-            pv.mode if pv else None,
+            pv.state.mode if pv else None,
             pv.has_position if pv else False,
             bool(self.model.open_positions()),
             self.model.halted,
@@ -321,7 +323,7 @@ class MultiparApp(App[None]):
         """Disable (None: shown dimmed in the footer) what has nothing to act on."""
         pv = self.selected_view
         if action == "pause_toggle":
-            return True if pv is not None and pv.mode in MODE_COMMANDS else None
+            return True if pv is not None and pv.state.mode in MODE_COMMANDS else None
         if action == "flatten":
             return True if pv is not None and pv.has_position else None
         if action == "flatten_all":
@@ -400,8 +402,7 @@ class MultiparApp(App[None]):
             level, severity = "warning", "warning"
         else:
             level, severity = "success", "information"
-        if ack.modes:
-            self.model.apply_modes(ack.modes)
+        self.model.apply_ack(ack)  # modes and halted at once; the engine's messages confirm
         self.model.add_event(text, level)
         # One ack toast at a time: stacked toasts cover the very rows the operator is watching
         # (at 80x24 four of them hid the board); the event log keeps every ack.
@@ -439,10 +440,10 @@ class MultiparApp(App[None]):
 
     def action_pause_toggle(self) -> None:
         pv = self.selected_view
-        if pv is None or pv.mode not in MODE_COMMANDS:
+        if pv is None or pv.state.mode not in MODE_COMMANDS:
             self.notify("re-arm first: the pair is HALTED", severity="warning", markup=False)
             return
-        self.send_command(MODE_COMMANDS[pv.mode], pv.symbol)
+        self.send_command(MODE_COMMANDS[pv.state.mode], pv.symbol)
 
     def action_reduce(self) -> None:
         pv = self.selected_view
@@ -454,13 +455,13 @@ class MultiparApp(App[None]):
         if pv is None or not pv.has_position:
             self.notify("no open position to flatten", severity="warning", markup=False)
             return
-        side, qty, upnl = position_parts(pv.position)
+        side, qty, upnl = position_parts(pv.state.position)
         sym = pv.symbol
         self._confirm(
             "flatten",
             f"Flatten {sym}?",
             f"Close the {side} {fmt_qty(None if qty is None else abs(qty))} {sym} position at market "
-            f"(last {fmt_price(pv.last)}, uPnL {fmt_usd(upnl, signed=True)}).",
+            f"(last {fmt_price(pv.state.last)}, uPnL {fmt_usd(upnl, signed=True)}).",
             partial(self.send_command, "flatten", sym),
         )
 
@@ -620,11 +621,5 @@ def make_app(
         }
         for s in symbols
     }
-    model = ConsoleModel(
-        symbols,
-        meta,
-        clock=clock or time.monotonic,
-        wall=clock or time.time,
-        stale_after_s=cfg.portfolio.stale_after_s,
-    )
+    model = ConsoleModel(symbols, meta, clock=clock or time.monotonic, wall=clock or time.time)
     return MultiparApp(backend, cfg, model, wall=clock or time.time, log_path=log_path)

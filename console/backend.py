@@ -29,15 +29,28 @@ from console.bridge import Bridge
 from console.model import Ack
 from console.rundir import Endpoints, LogFiles
 from console.supervisor import ChildSpec, Supervisor
-from engine import wire as engine_wire
 from engine.core.config import SafeList
+from engine.wire import commands as engine_wire
+from engine.wire import liveness
+from engine.wire.schema import AckMsg, SchemaError
 
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S = 1.0
 KILL_ACK_TIMEOUT_S = 1.0
-HUNG_AFTER_S = 3.0  # an engine silent this long is not asked: the fallback runs at once
+# An engine silent this long is not asked: the fallback runs at once (engine/wire/liveness.py).
+HUNG_AFTER_S = liveness.HUNG_AFTER_S
 FEED_READY_TIMEOUT_S = 5.0
+
+
+def decode_ack(payload: bytes) -> AckMsg:
+    """One ack frame from the engine; ``CommandError``/``SchemaError`` when it is not one."""
+    return AckMsg.from_wire(engine_wire.unpack(payload))
+
+
+def to_ack(msg: AckMsg, cmd: str, elapsed_ms: float) -> Ack:
+    """The engine's ack as the app shows it: its modes and halted flag apply at once."""
+    return Ack(cmd, msg.ok, msg.message, elapsed_ms, modes=msg.modes, halted=msg.halted)
 
 
 def _child_env() -> dict[str, str]:
@@ -49,14 +62,6 @@ def _child_env() -> dict[str, str]:
         env["PYTHONPATH"] = os.pathsep.join([root, *parts])
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
-
-
-def _modes(ack: dict[str, Any]) -> dict[str, str]:
-    """The ack's ``modes`` map (symbol -> mode), so the screen shows a new mode at once."""
-    modes = ack.get("modes")
-    if type(modes) is not dict:
-        return {}
-    return {k: v for k, v in modes.items() if type(k) is str and type(v) is str}
 
 
 class ProcessBackend:
@@ -94,7 +99,7 @@ class ProcessBackend:
         self._supervisor_options = supervisor_options or {}
         self._ctx: zmq.asyncio.Context | None = None
         self._dealer: zmq.asyncio.Socket | None = None
-        self._pending: dict[str, asyncio.Future[dict[str, Any] | None]] = {}
+        self._pending: dict[str, asyncio.Future[AckMsg | None]] = {}
         self._ack_task: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._kill_lock: asyncio.Lock | None = None
@@ -256,30 +261,30 @@ class ProcessBackend:
             except zmq.ZMQError:
                 return
             try:
-                ack = engine_wire.unpack(payload)
-            except engine_wire.CommandError as exc:
+                ack = decode_ack(payload)
+            except (engine_wire.CommandError, SchemaError) as exc:
                 log.warning("dropped malformed ack: %s", exc)
                 continue
-            fut = self._pending.pop(str(ack.get("id")), None)
+            fut = self._pending.pop(ack.id, None)
             if fut is not None and not fut.done():
                 fut.set_result(ack)
             # an ack nobody waits for answers a command that already timed out: drop it
 
     async def _send(
         self, cmd: str, symbol: str | None, timeout_s: float
-    ) -> tuple[dict[str, Any] | None, float]:
+    ) -> tuple[AckMsg | None, float]:
         """Send one command and wait for the ack with its id; None when none came in time."""
         if self._dealer is None:
             return None, 0.0
         cmd_id = f"c{os.getpid()}-{next(self._ids)}"
-        fut: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[AckMsg | None] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = fut
         payload = engine_wire.make_command(
             cmd_id, cmd, symbol, deadline_ns=time.time_ns() + int(timeout_s * 1e9)
         )
         t0 = time.perf_counter()
         deadline = t0 + timeout_s
-        ack: dict[str, Any] | None = None
+        ack: AckMsg | None = None
         try:
             while True:  # IMMEDIATE: Again while the engine (re)binds; retry until the deadline
                 try:
@@ -320,12 +325,10 @@ class ProcessBackend:
             "%s%s -> ok=%s %s",
             cmd,
             f" {symbol}" if symbol else "",
-            ack.get("ok"),
-            ack.get("message"),
+            ack.ok,
+            ack.message,
         )
-        return Ack(
-            cmd, bool(ack.get("ok")), str(ack.get("message", "")), elapsed, modes=_modes(ack)
-        )
+        return to_ack(ack, cmd, elapsed)
 
     # -- the kill switch -----------------------------------------------------------------
     def engine_hung(self) -> bool:
@@ -343,13 +346,10 @@ class ProcessBackend:
             t0 = time.perf_counter()
             if not self.engine_hung():
                 ack, _ = await self._send("kill", None, self.kill_ack_timeout_s)
-                if ack is not None and ack.get("ok"):
-                    msg = str(ack.get("message", "kill: all pairs HALTED"))
-                    log.warning("kill switch: engine acknowledged: %s", msg)
-                    return Ack(
-                        "kill", True, msg, (time.perf_counter() - t0) * 1000.0, modes=_modes(ack)
-                    )
-                why = "no ack" if ack is None else f"refused: {ack.get('message')}"
+                if ack is not None and ack.ok:
+                    log.warning("kill switch: engine acknowledged: %s", ack.message)
+                    return to_ack(ack, "kill", (time.perf_counter() - t0) * 1000.0)
+                why = "no ack" if ack is None else f"refused: {ack.message}"
             else:
                 why = "no heartbeat"
             return await self._kill_fallback(why, t0)
@@ -380,9 +380,8 @@ class ProcessBackend:
         if apply_flat is not None:
             apply_flat([f.symbol for f in fills])
         halted = dict.fromkeys(self.cfg.active_symbols(), "HALTED")
-        return Ack(
-            "kill", True, text, (time.perf_counter() - t0) * 1000.0, fallback=True, modes=halted
-        )
+        elapsed = (time.perf_counter() - t0) * 1000.0
+        return Ack("kill", True, text, elapsed, fallback=True, modes=halted, halted=True)
 
     def _release_engine(self) -> None:
         if self.supervisor is not None and not self._stopped:  # never respawn during shutdown
@@ -395,18 +394,13 @@ class ProcessBackend:
         )
         pairs = getattr(self._model, "pairs", None)
         if isinstance(pairs, dict):
-            for sym, p in pairs.items():
-                if sym in marks:
+            for sym, pv in pairs.items():
+                state = getattr(pv, "state", None)  # a PairView's PairStateMsg
+                if sym in marks or state is None:
                     continue
-                bid = getattr(p, "bid", None) if not isinstance(p, dict) else p.get("bid")
-                ask = getattr(p, "ask", None) if not isinstance(p, dict) else p.get("ask")
-                if (
-                    isinstance(bid, int | float)
-                    and isinstance(ask, int | float)
-                    and bid > 0
-                    and ask > 0
-                ):
-                    marks[sym] = (float(bid), float(ask))
+                bid, ask = state.bid, state.ask
+                if bid is not None and ask is not None and bid > 0 and ask > 0:
+                    marks[sym] = (bid, ask)
         return marks
 
     def _event(self, text: str, level: str) -> None:

@@ -2,11 +2,14 @@
 
 Owns two SUB sockets: the engine's PUB (every topic) and the feed's PUB (only ``_hb`` and
 ``_status``: the console never needs ticks). One task awaits ``poll()`` and then drains each
-ready socket with ``NOBLOCK`` (twice as fast as one await per message), decodes the msgpack
-maps and hands them to the model. A malformed message is counted in ``bad_messages`` and
-dropped, never raised; per-topic sequence gaps are counted in ``gaps``. The bridge also keeps
-each child's last heartbeat time (for the supervisor) and each pair's last bid/ask (the marks
-the kill-switch fallback flattens at).
+ready socket with ``NOBLOCK`` (twice as fast as one await per message) and hands each message
+to ``dispatch``. Engine messages are decoded into the typed messages of ``engine.wire.schema``
+(``from_wire`` checks every field); the feed's control maps stay feed-owned
+(``feed.wire.decode_map``). A malformed message (undecodable, unversioned, a field missing or
+of the wrong type or range) is counted in ``bad_messages`` and dropped, never raised; per-topic
+sequence gaps are counted in ``gaps``. The bridge also keeps each child's last heartbeat time
+(for the supervisor) and each pair's last bid/ask (the marks the kill-switch fallback
+flattens at).
 """
 
 from __future__ import annotations
@@ -22,7 +25,18 @@ import zmq
 import zmq.asyncio
 
 from console.rundir import Endpoints
-from engine import wire as engine_wire
+from engine.wire import commands as engine_wire
+from engine.wire.schema import (
+    DecisionMsg,
+    FillMsg,
+    HeartbeatMsg,
+    Message,
+    NoticeMsg,
+    OrderMsg,
+    PairStateMsg,
+    PortfolioMsg,
+    SchemaError,
+)
 from feed import wire as feed_wire
 
 log = logging.getLogger(__name__)
@@ -34,21 +48,36 @@ _LOG_FIRST_BAD = 20
 class StateSink(Protocol):
     """The part of ConsoleModel the bridge feeds."""
 
-    def apply_pair(self, m: dict[str, Any]) -> None: ...
+    def apply_pair(self, msg: PairStateMsg) -> None: ...
 
-    def apply_portfolio(self, m: dict[str, Any]) -> None: ...
+    def apply_portfolio(self, msg: PortfolioMsg) -> None: ...
 
-    def apply_decision(self, m: dict[str, Any]) -> None: ...
+    def apply_decision(self, msg: DecisionMsg) -> None: ...
 
-    def apply_fill(self, m: dict[str, Any]) -> None: ...
+    def apply_order(self, msg: OrderMsg) -> None: ...
+
+    def apply_fill(self, msg: FillMsg) -> None: ...
+
+    def apply_notice(self, msg: NoticeMsg) -> None: ...
 
     def apply_feed_status(self, m: dict[str, Any]) -> None: ...
 
-    def apply_heartbeat(self, kind: str, m: dict[str, Any]) -> None: ...
+    def apply_heartbeat(self, kind: str, pid: int | None) -> None: ...
 
 
 class BadMessage(ValueError):
     """A message the bridge cannot use; counted and dropped."""
+
+
+# Engine topic -> (message type, sequence key, StateSink method); heartbeats are handled apart.
+_ENGINE_TOPICS: dict[bytes, tuple[type[Message], str, str]] = {
+    engine_wire.TOPIC_PAIR: (PairStateMsg, "engine:pair", "apply_pair"),
+    engine_wire.TOPIC_PORTFOLIO: (PortfolioMsg, "engine:portfolio", "apply_portfolio"),
+    engine_wire.TOPIC_DECISION: (DecisionMsg, "engine:decision", "apply_decision"),
+    engine_wire.TOPIC_ORDER: (OrderMsg, "engine:order", "apply_order"),
+    engine_wire.TOPIC_FILL: (FillMsg, "engine:fill", "apply_fill"),
+    engine_wire.TOPIC_EVENT: (NoticeMsg, "engine:event", "apply_notice"),
+}
 
 
 def _decode_engine(payload: bytes) -> dict[str, Any]:
@@ -63,14 +92,6 @@ def _decode_feed(payload: bytes) -> dict[str, Any]:
         return feed_wire.decode_map(payload)
     except feed_wire.WireError as exc:
         raise BadMessage(str(exc)) from None
-
-
-def _finite_price(x: object) -> float | None:
-    if type(x) is int:
-        x = float(x)
-    if type(x) is float and x > 0.0 and x != float("inf"):
-        return x
-    return None
 
 
 class Bridge:
@@ -99,6 +120,10 @@ class Bridge:
         self.last_beat: dict[str, float] = {}  # "feed"/"engine" -> clock() of the last _hb
         self.beat_pid: dict[str, int] = {}
         self.marks: dict[str, tuple[float, float]] = {}  # symbol -> last (bid, ask)
+        self._routes: dict[bytes, tuple[type[Message], str, Callable[[Any], None]]] = {
+            topic: (cls, seq_key, getattr(model, method))
+            for topic, (cls, seq_key, method) in _ENGINE_TOPICS.items()
+        }
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -190,10 +215,9 @@ class Bridge:
                 "dropped malformed %s message (%d so far): %s", source, self.bad_messages, why
             )
 
-    def _track_seq(self, key: str, m: dict[str, Any]) -> None:
-        seq = m.get("seq")
-        if type(seq) is not int:
-            return
+    def _track_seq(self, key: str, seq: Any) -> None:
+        if type(seq) is not int or seq <= 0:
+            return  # 0: the message carried none
         last = self._last_seq.get(key)
         if last is not None and seq > last + 1:
             self.gaps[key] = self.gaps.get(key, 0) + seq - last - 1
@@ -201,43 +225,42 @@ class Bridge:
         self._last_seq[key] = seq
 
     def _dispatch_engine(self, topic: bytes, m: dict[str, Any]) -> None:
-        if topic == engine_wire.TOPIC_PAIR:
-            self._track_seq("engine:pair", m)
-            sym = m.get("symbol")
-            if type(sym) is not str:
-                raise BadMessage("pair message without a symbol")
-            bid, ask = _finite_price(m.get("bid")), _finite_price(m.get("ask"))
-            if bid is not None and ask is not None:
-                self.marks[sym] = (bid, ask)
-            self._model.apply_pair(m)
-        elif topic == engine_wire.TOPIC_PORTFOLIO:
-            self._track_seq("engine:portfolio", m)
-            self._model.apply_portfolio(m)
-        elif topic == engine_wire.TOPIC_DECISION:
-            self._track_seq("engine:decision", m)
-            self._model.apply_decision(m)
-        elif topic == engine_wire.TOPIC_FILL:
-            self._track_seq("engine:fill", m)
-            self._model.apply_fill(m)
+        route = self._routes.get(topic)
+        cls: type[Message]
+        apply: Callable[[Any], None] | None
+        if route is not None:
+            cls, seq_key, apply = route
         elif topic == engine_wire.TOPIC_HEARTBEAT:
-            self._track_seq("engine:_hb", m)
-            self._beat("engine", m)
+            cls, seq_key, apply = HeartbeatMsg, "engine:_hb", None
         else:
             raise BadMessage(f"unknown engine topic {topic[:40]!r}")
+        try:
+            msg: Any = cls.from_wire(m)  # every field checked; SchemaError names the bad one
+        except SchemaError as exc:
+            raise BadMessage(f"{topic[:40]!r}: {exc}") from None
+        self._track_seq(seq_key, msg.seq)
+        if apply is None:
+            self._beat("engine", msg.pid)
+            return
+        if cls is PairStateMsg:
+            bid, ask = msg.bid, msg.ask
+            if bid is not None and ask is not None and bid > 0.0 and ask > 0.0:
+                self.marks[msg.symbol] = (bid, ask)
+        apply(msg)
 
     def _dispatch_feed(self, topic: bytes, m: dict[str, Any]) -> None:
         if topic == feed_wire.TOPIC_HEARTBEAT:
-            self._track_seq("feed:_hb", m)
-            self._beat("feed", m)
+            self._track_seq("feed:_hb", m.get("seq"))
+            pid = m.get("pid")
+            self._beat("feed", pid if type(pid) is int else None)
         elif topic == feed_wire.TOPIC_STATUS:
-            self._track_seq("feed:_status", m)
+            self._track_seq("feed:_status", m.get("seq"))
             self._model.apply_feed_status(m)
         else:
             raise BadMessage(f"unexpected feed topic {topic[:40]!r}")
 
-    def _beat(self, kind: str, m: dict[str, Any]) -> None:
+    def _beat(self, kind: str, pid: int | None) -> None:
         self.last_beat[kind] = self._clock()
-        pid = m.get("pid")
-        if type(pid) is int:
+        if pid is not None:
             self.beat_pid[kind] = pid
-        self._model.apply_heartbeat(kind, m)
+        self._model.apply_heartbeat(kind, pid)

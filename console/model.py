@@ -3,8 +3,14 @@
 Owns ``ConsoleModel`` (per-pair views, portfolio, decision/fill/event logs, feed and child
 status), the ``Ack`` returned for operator commands and the ``Backend`` protocol the process
 side implements. No Textual here: ingest must stay O(1) and cheap because the bridge calls the
-``apply_*`` methods up to thousands of times a second. Ingest only records values and marks
-what changed in ``dirty``; the app's single repaint timer decides when to draw.
+``apply_*`` methods up to thousands of times a second. Ingest only stores the engine's typed
+messages (``engine.wire.schema``, already validated by ``from_wire``) and marks what changed in
+``dirty``; the app's single repaint timer decides when to draw.
+
+Every fact shown is the engine's: staleness, halted, daily PnL, the correlation gauge, a
+decision's reasons. The console adds only what it alone knows: how long ago a message arrived
+(a pair whose state is older than ``PAIR_SILENT_S`` is shown STALE: the engine is not speaking)
+and the state of its own children.
 
 Call every method from the app's event loop (the bridge runs there): ``take_dirty`` swaps the
 set without a lock.
@@ -13,12 +19,21 @@ set without a lock.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from engine.wire.liveness import PAIR_SILENT_S
+from engine.wire.schema import (
+    DecisionMsg,
+    FillMsg,
+    NoticeMsg,
+    OrderMsg,
+    PairStateMsg,
+    PortfolioMsg,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,152 +41,64 @@ log = logging.getLogger(__name__)
 DIRTY_HEADER = "@header"
 DIRTY_PORTFOLIO = "@portfolio"
 DIRTY_LOG = "@log"  # decision log
-DIRTY_EVENTS = "@events"  # operator event log (acks, fills, child status)
+DIRTY_EVENTS = "@events"  # operator event log (acks, fills, orders, notices, child status)
 
 MODES = ("ACTIVE", "PAUSED", "REDUCING", "HALTED")
 CHILD_STATES = ("starting", "running", "restarting", "dead", "stopped")
+EVENT_LEVELS = ("info", "success", "warning", "error")
+# Order states the operator must read about (engine.core.orders.OrderStatus values).
+ORDER_LEVELS = {"rejected": "error", "unknown": "warning", "cancelled": "warning"}
 
 DECISIONS_MAXLEN = 500
 FILLS_MAXLEN = 500
 EVENTS_MAXLEN = 500
-# A running child whose last heartbeat is older than this is shown as silent.
-HEARTBEAT_SILENT_S = 3.0
 # Rate limit for malformed-input warnings: the first few, then one per this many.
 _WARN_FIRST = 10
 _WARN_EVERY = 1000
 
 
-def _f(x: Any) -> float | None:
-    """A finite float from a wire value, or None (bools, strings and NaN are not numbers)."""
-    t = type(x)
-    if t is float:
-        return x if math.isfinite(x) else None
-    if t is int:
-        return float(x)
-    return None
-
-
-def _i(x: Any) -> int:
-    return x if type(x) is int else 0
-
-
-def _d(x: Any) -> dict[str, Any] | None:
-    return x if type(x) is dict else None
-
-
 @dataclass(slots=True)
 class PairView:
-    """Latest engine state of one pair, as published on topic ``pair``."""
+    """One pair: the engine's latest ``PairStateMsg`` and what the console keeps across them.
+
+    ``state`` is a placeholder (no prices, STALE) until the first message; widgets read its
+    attributes (``state.ind.rsi``, ``state.position.stop_loss``), so a renamed field fails
+    loudly. ``closes`` outlives the messages: a state carries them only sometimes.
+    """
 
     symbol: str
-    tier: str = ""
-    strategy: str = ""
-    mode: str = "ACTIVE"
-    stale: bool = False
-    last: float | None = None
-    bid: float | None = None
-    ask: float | None = None
-    change_pct: float | None = None
-    tick_age_ms: float | None = None
-    ticks: int = 0
-    gaps: int = 0
-    bad: int = 0
+    state: PairStateMsg
     closes: list[float] = field(default_factory=list)
-    ind: dict[str, Any] = field(default_factory=dict)
-    signal: dict[str, Any] | None = None
-    decision: dict[str, Any] | None = None
-    position: dict[str, Any] | None = None
-    ts: int = 0  # ns, engine publish time
-    seq: int = 0
-    received_at: float | None = None  # model clock when the last map arrived; None = no data yet
+    received_at: float | None = None  # model clock when the last state arrived; None = none yet
     updates: int = 0
+    order: OrderMsg | None = None  # the pair's latest order update
 
     def tick_age_s(self, now: float) -> float | None:
         """Age of the latest tick now: the age the engine reported plus time since it arrived."""
-        if self.received_at is None or self.tick_age_ms is None:
+        age_ms = self.state.tick_age_ms
+        if self.received_at is None or age_ms is None:
             return None
-        return self.tick_age_ms / 1000.0 + max(0.0, now - self.received_at)
+        return age_ms / 1000.0 + max(0.0, now - self.received_at)
 
-    def is_stale(self, now: float, stale_after_s: float) -> bool:
-        """Stale if the engine says so, if no data arrived yet, or the tick aged out since."""
-        if self.stale or self.received_at is None:
-            return True
-        age = self.tick_age_s(now)
-        return age is None or age > stale_after_s
+    def is_stale(self, now: float) -> bool:
+        """The engine's verdict, or no state yet, or none for ``PAIR_SILENT_S`` (the engine
+        republishes every pair at least every ``PAIR_REFRESH_S``: it is not speaking)."""
+        at = self.received_at
+        return self.state.stale or at is None or now - at > PAIR_SILENT_S
 
-    def badge(self, now: float, stale_after_s: float) -> str:
+    def badge(self, now: float) -> str:
         """The one state word a compact row shows: HALTED > STALE > PAUSED/REDUCING > ACTIVE."""
-        if self.mode == "HALTED":
+        mode = self.state.mode
+        if mode == "HALTED":
             return "HALTED"
-        if self.is_stale(now, stale_after_s):
+        if self.is_stale(now):
             return "STALE"
-        return self.mode
-
-    @property
-    def position_qty(self) -> float:
-        p = self.position
-        if p is None:
-            return 0.0
-        return _f(p.get("qty")) or 0.0
+        return mode
 
     @property
     def has_position(self) -> bool:
-        return self.position_qty != 0.0
-
-
-@dataclass(slots=True)
-class PortfolioView:
-    """Latest portfolio snapshot (topic ``portfolio``); gauges default to the safe list's caps."""
-
-    capital: float | None = None
-    cash: float | None = None
-    equity: float | None = None
-    realised: float | None = None
-    unrealised: float | None = None
-    fees: float | None = None
-    daily_pnl: float | None = None
-    exposure_used: float | None = None
-    exposure_max: float | None = None
-    correlated_used: int = 0
-    correlated_max: int | None = None
-    halted: bool = False
-    positions: int = 0
-    corr_symbols: list[str] = field(default_factory=list)
-    corr_matrix: list[list[float | None]] = field(default_factory=list)
-    ts: int = 0
-    seq: int = 0
-    received_at: float | None = None
-
-
-@dataclass(slots=True)
-class DecisionView:
-    """One risk decision (topic ``decision``): approved or rejected, with every failed reason."""
-
-    symbol: str
-    ts: int  # ms
-    action: str
-    approved: bool
-    qty: float | None = None
-    price: float | None = None
-    signal_type: str = ""
-    confidence: float | None = None
-    reasoning: str = ""
-    reasons: list[str] = field(default_factory=list)
-    checks: list[tuple[str, bool, str]] = field(default_factory=list)
-    key: str = ""
-    id: str = ""
-
-
-@dataclass(slots=True)
-class FillView:
-    fill_id: str
-    symbol: str
-    side: str
-    qty: float | None
-    price: float | None
-    fee: float | None
-    ts: int
-    reason: str = ""
+        pos = self.state.position
+        return pos is not None and pos.qty != 0.0
 
 
 @dataclass(slots=True)
@@ -200,7 +127,6 @@ class ChildStatus:
     last_beat: float | None = None
     message: str = ""
     updated_at: float = 0.0
-    beat: dict[str, Any] = field(default_factory=dict)
 
     def restart_in(self, now: float) -> float | None:
         if self.state != "restarting" or self.next_restart_s is None:
@@ -219,8 +145,9 @@ class Ack:
     """The outcome of one operator command, shown within a second of the keystroke.
 
     ``fallback`` is True when the kill switch had to stop the engine and flatten from the
-    store itself. ``modes`` (optional) carries the engine's ack ``modes`` map so the pane can
-    show the new mode before the next ``pair`` message arrives.
+    store itself. ``modes`` and ``halted`` (None: not said) carry the engine's ack
+    (``AckMsg``) so the screen shows the new state before the next ``pair``/``portfolio``
+    message confirms it.
     """
 
     cmd: str
@@ -229,6 +156,7 @@ class Ack:
     elapsed_ms: float = 0.0
     fallback: bool = False
     modes: dict[str, str] = field(default_factory=dict)
+    halted: bool | None = None
 
 
 @runtime_checkable
@@ -251,7 +179,7 @@ class Backend(Protocol):
 
 
 class ConsoleModel:
-    """Everything the console shows, as plain objects; widgets read it, the bridge writes it."""
+    """Everything the console shows; widgets read it, the bridge writes it."""
 
     def __init__(
         self,
@@ -260,22 +188,28 @@ class ConsoleModel:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
-        stale_after_s: float = 10.0,
     ) -> None:
         self.clock = clock  # ages and heartbeats
         self.wall = wall  # timestamps shown to the operator (epoch seconds)
-        self.stale_after_s = stale_after_s
         self.symbols: list[str] = list(symbols)
         self.pair_meta = pair_meta
         self.pairs: dict[str, PairView] = {}
         for s in self.symbols:
             meta = pair_meta.get(s, {})
-            self.pairs[s] = PairView(
-                symbol=s, tier=str(meta.get("tier", "")), strategy=str(meta.get("strategy", ""))
+            placeholder = PairStateMsg(
+                symbol=s,
+                mode="ACTIVE",
+                stale=True,
+                tier=str(meta.get("tier", "")),
+                strategy=str(meta.get("strategy", "")),
             )
-        self.portfolio = PortfolioView()
-        self.decisions: deque[DecisionView] = deque(maxlen=DECISIONS_MAXLEN)
-        self.fills: deque[FillView] = deque(maxlen=FILLS_MAXLEN)
+            self.pairs[s] = PairView(s, placeholder)
+        self.portfolio: PortfolioMsg | None = None  # None until the engine's first snapshot
+        self.portfolio_at: float | None = None
+        # The engine's verdict (``PortfolioMsg.halted``), set at once by a kill/re-arm ack.
+        self.halted = False
+        self.decisions: deque[DecisionMsg] = deque(maxlen=DECISIONS_MAXLEN)
+        self.fills: deque[FillMsg] = deque(maxlen=FILLS_MAXLEN)
         self.events: deque[EventLine] = deque(maxlen=EVENTS_MAXLEN)
         self.feed_status: dict[str, Any] = {"state": "unknown", "reconnects": 0}
         self.feed_status_at: float | None = None
@@ -291,7 +225,7 @@ class ConsoleModel:
         }
         # Symbols whose closes changed: charts repaint these at 2-4 Hz, not at the pane rate.
         self.chart_dirty: set[str] = set(self.symbols)
-        self.malformed = 0  # messages dropped or fields ignored because they were malformed
+        self.malformed = 0  # messages dropped because they do not fit the safe list
         self.last_malformed = ""
         self.ingested = 0
 
@@ -322,153 +256,91 @@ class ConsoleModel:
     def open_positions(self) -> list[str]:
         return [s for s, p in self.pairs.items() if p.has_position]
 
-    @property
-    def halted(self) -> bool:
-        return self.portfolio.halted or any(p.mode == "HALTED" for p in self.pairs.values())
-
     # ------------------------------------------------------------------ ingest
 
-    def apply_pair(self, m: dict[str, Any]) -> None:
-        sym = m.get("symbol")
-        pv = self.pairs.get(sym) if type(sym) is str else None
+    def apply_pair(self, msg: PairStateMsg) -> None:
+        sym = msg.symbol
+        pv = self.pairs.get(sym)
         if pv is None:
-            self._reject("pair", f"symbol {sym!r} is not in the safe list")
+            self._reject("pair", f"symbol {sym[:40]!r} is not in the safe list")
             return
-        mode = m.get("mode")
-        if mode in MODES:
-            pv.mode = mode
-        elif mode is not None:
-            self._reject("pair", f"{sym}: unknown mode {mode!r}")
-        pv.stale = m.get("stale") is True
-        pv.last = _f(m.get("last"))
-        pv.bid = _f(m.get("bid"))
-        pv.ask = _f(m.get("ask"))
-        pv.change_pct = _f(m.get("change_pct"))
-        pv.tick_age_ms = _f(m.get("tick_age_ms"))
-        pv.ticks = _i(m.get("ticks"))
-        pv.gaps = _i(m.get("gaps"))
-        pv.bad = _i(m.get("bad"))
-        closes = m.get("closes")
-        if type(closes) is list:
-            pv.closes = closes  # numbers are checked when drawn (2-4 Hz), not per message
+        if msg.mode not in MODES:
+            self._reject("pair", f"{sym}: unknown mode {msg.mode[:40]!r}")
+            return
+        pv.state = msg
+        if msg.closes is not None:
+            pv.closes = msg.closes  # kept until the next message that carries them
             self.chart_dirty.add(sym)
-        pv.ind = _d(m.get("ind")) or {}
-        pv.signal = _d(m.get("signal"))
-        pv.decision = _d(m.get("decision"))
-        pos = _d(m.get("position"))
-        pv.position = pos if pos is not None and _f(pos.get("qty")) else None
-        pv.ts = _i(m.get("ts"))
-        pv.seq = _i(m.get("seq"))
         pv.received_at = self.clock()
         pv.updates += 1
         self.ingested += 1
         self.dirty.add(sym)
 
-    def apply_modes(self, modes: dict[str, Any]) -> None:
-        """Modes from a command ack: shown at once, confirmed by the next ``pair`` message."""
+    def apply_ack(self, ack: Ack) -> None:
+        """An ack's modes and halted flag, shown at once; the next messages confirm them."""
+        if ack.modes:
+            self.apply_modes(ack.modes)
+        if ack.halted is not None and ack.halted != self.halted:
+            self.halted = ack.halted
+            self.dirty.add(DIRTY_HEADER)
+            self.dirty.add(DIRTY_PORTFOLIO)
+
+    def apply_modes(self, modes: dict[str, str]) -> None:
+        """Modes from a command ack, written into the held state until the next ``pair``."""
         for sym, mode in modes.items():
             pv = self.pairs.get(sym)
-            if pv is not None and mode in MODES and pv.mode != mode:
-                pv.mode = mode
+            if pv is not None and mode in MODES and pv.state.mode != mode:
+                pv.state.mode = mode
                 self.dirty.add(sym)
 
     def apply_flat(self, symbols: list[str]) -> None:
         """Positions the console closed itself (kill fallback): flat at once, confirmed later."""
         for sym in symbols:
             pv = self.pairs.get(sym)
-            if pv is not None and pv.position is not None:
-                pv.position = None
+            if pv is not None and pv.state.position is not None:
+                pv.state.position = None
                 self.dirty.add(sym)
 
-    def apply_portfolio(self, m: dict[str, Any]) -> None:
-        pf = self.portfolio
-        pf.capital = _f(m.get("capital"))
-        pf.cash = _f(m.get("cash"))
-        pf.equity = _f(m.get("equity"))
-        pf.realised = _f(m.get("realised"))
-        pf.unrealised = _f(m.get("unrealised"))
-        pf.fees = _f(m.get("fees"))
-        pf.daily_pnl = _f(m.get("daily_pnl"))
-        pf.exposure_used = _f(m.get("exposure_used"))
-        pf.exposure_max = _f(m.get("exposure_max"))
-        pf.correlated_used = _i(m.get("correlated_used"))
-        cmax = m.get("correlated_max")
-        pf.correlated_max = cmax if type(cmax) is int else None
-        pf.halted = m.get("halted") is True
-        pf.positions = _i(m.get("positions"))
-        corr = _d(m.get("corr"))
-        if corr is not None:
-            syms = corr.get("symbols")
-            matrix = corr.get("matrix")
-            if type(syms) is list and type(matrix) is list and len(matrix) == len(syms):
-                pf.corr_symbols = [str(s) for s in syms]
-                pf.corr_matrix = [
-                    [_f(x) for x in row] if type(row) is list else [None] * len(syms)
-                    for row in matrix
-                ]
-            else:
-                self._reject("portfolio", "corr.symbols and corr.matrix do not match")
-        pf.ts = _i(m.get("ts"))
-        pf.seq = _i(m.get("seq"))
-        pf.received_at = self.clock()
+    def apply_portfolio(self, msg: PortfolioMsg) -> None:
+        self.portfolio = msg
+        self.portfolio_at = self.clock()
+        self.halted = msg.halted
         self.ingested += 1
         self.dirty.add(DIRTY_PORTFOLIO)
         self.dirty.add(DIRTY_HEADER)
 
-    def apply_decision(self, m: dict[str, Any]) -> None:
-        sym = m.get("symbol")
-        if type(sym) is not str:
-            self._reject("decision", f"symbol {sym!r} is not a string")
-            return
-        sig = _d(m.get("signal")) or {}
-        checks: list[tuple[str, bool, str]] = []
-        raw_checks = m.get("checks")
-        if type(raw_checks) is list:
-            for c in raw_checks:
-                if type(c) in (list, tuple) and len(c) == 3:
-                    checks.append((str(c[0]), c[1] is True, str(c[2] or "")))
-        self.decisions.append(
-            DecisionView(
-                symbol=sym,
-                ts=_i(m.get("ts")),
-                action=str(m.get("action") or ""),
-                approved=m.get("approved") is True,
-                qty=_f(m.get("qty")),
-                price=_f(m.get("price")),
-                signal_type=str(sig.get("type") or ""),
-                confidence=_f(sig.get("confidence")),
-                reasoning=str(sig.get("reasoning") or ""),
-                reasons=[reason or name for name, ok, reason in checks if not ok],
-                checks=checks,
-                key=str(m.get("key") or ""),
-                id=str(m.get("id") or ""),
-            )
-        )
+    def apply_decision(self, msg: DecisionMsg) -> None:
+        self.decisions.append(msg)
         self.ingested += 1
         self.dirty.add(DIRTY_LOG)
 
-    def apply_fill(self, m: dict[str, Any]) -> None:
-        sym = m.get("symbol")
-        if type(sym) is not str:
-            self._reject("fill", f"symbol {sym!r} is not a string")
-            return
-        fill = FillView(
-            fill_id=str(m.get("fill_id") or ""),
-            symbol=sym,
-            side=str(m.get("side") or ""),
-            qty=_f(m.get("qty")),
-            price=_f(m.get("price")),
-            fee=_f(m.get("fee")),
-            ts=_i(m.get("ts")),
-            reason=str(m.get("reason") or ""),
+    def apply_fill(self, msg: FillMsg) -> None:
+        self.fills.append(msg)
+        self.add_event(
+            f"fill {msg.symbol} {msg.side} {msg.qty:.6g} @ {msg.price:,.8g} ({msg.reason or 'order'})"
         )
-        self.fills.append(fill)
-        qty = "?" if fill.qty is None else f"{fill.qty:.6g}"
-        price = "?" if fill.price is None else f"{fill.price:,.8g}"
-        self.add_event(f"fill {sym} {fill.side} {qty} @ {price} ({fill.reason or 'order'})")
+        self.ingested += 1
+
+    def apply_order(self, msg: OrderMsg) -> None:
+        """Keep the pair's latest order; a rejected, unknown or cancelled one is an event."""
+        pv = self.pairs.get(msg.symbol)
+        if pv is not None:
+            pv.order = msg
+        level = ORDER_LEVELS.get(msg.status)
+        if level is not None:
+            why = f": {msg.message}" if msg.message else ""
+            self.add_event(
+                f"order {msg.symbol} {msg.side} {msg.qty:.6g} {msg.status} ({msg.reason}){why}",
+                level,
+            )
+        self.ingested += 1
+
+    def apply_notice(self, msg: NoticeMsg) -> None:
+        self.add_event(msg.message, msg.level if msg.level in EVENT_LEVELS else "info")
         self.ingested += 1
 
     def apply_feed_status(self, m: dict[str, Any]) -> None:
+        """The feed's ``_status`` map (feed-owned format, ``feed.wire``)."""
         state = m.get("state")
         if type(state) is not str:
             self._reject("_status", f"state {state!r} is not a string")
@@ -480,18 +352,19 @@ class ConsoleModel:
             err = m.get("last_error")
             self.add_event(f"feed {state}" + (f": {err}" if err else ""), "warning")
         elif prev not in (state, "unknown"):
-            self.add_event(f"feed {state} (reconnects {_i(m.get('reconnects'))})")
+            reconnects = m.get("reconnects")
+            n = reconnects if type(reconnects) is int else 0
+            self.add_event(f"feed {state} (reconnects {n})")
         self.dirty.add(DIRTY_HEADER)
 
-    def apply_heartbeat(self, kind: str, m: dict[str, Any]) -> None:
+    def apply_heartbeat(self, kind: str, pid: int | None) -> None:
+        """A child's heartbeat (``HeartbeatMsg`` from the engine, the feed's ``_hb`` map)."""
         child = self.children.get(kind)
         if child is None:
-            self._reject("_hb", f"unknown heartbeat kind {kind!r}")
+            self._reject("_hb", f"unknown heartbeat kind {kind[:40]!r}")
             return
         child.last_beat = self.clock()
-        child.beat = m
-        pid = m.get("pid")
-        if type(pid) is int:
+        if pid is not None:
             child.pid = pid
         if child.state == "starting":  # a beat proves it started; the supervisor owns the rest
             child.state = "running"

@@ -25,11 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine.wire import liveness
+
 log = logging.getLogger(__name__)
 
 BACKOFF_S: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
-SILENT_AFTER_S = 5.0
-START_GRACE_S = 20.0  # first beat may take long: imports on a loaded 2-core machine
+# Both derived in engine/wire/liveness.py from the heartbeat interval and the engine's warm-up
+# (the first beat may take long: imports on a loaded 2-core machine).
+SILENT_AFTER_S = liveness.SILENT_AFTER_S
+START_GRACE_S = liveness.START_GRACE_S
 HEALTHY_RESET_S = 60.0
 STOP_TIMEOUT_S = 3.0
 WATCH_INTERVAL_S = 0.25

@@ -21,12 +21,12 @@ from typing import Any
 import zmq
 
 from feed.wire import (
+    HEARTBEAT_INTERVAL_S,
     RESERVED_PREFIX,
     STATUS_CONNECTED,
     STATUS_RECONNECTING,
     STATUS_STALE,
     STATUS_STOPPED,
-    HEARTBEAT_INTERVAL_S,
     TOPIC_HEARTBEAT,
     TOPIC_STATUS,
     Tick,

@@ -2,9 +2,11 @@
 
 Owns ``FakeBackend`` (records every command, answers with configurable acks and delays, and
 can play a hung engine whose kill falls back to the console), a safe list built without the
-strategy registry, a frozen clock, and builders of ``pair`` / ``portfolio`` / ``decision`` /
-``fill`` / ``_status`` / ``_hb`` maps shaped exactly as docs/wire.md describes, so tests feed
-the model what the bridge would.
+strategy registry, a frozen clock, and builders of the engine's typed messages
+(``engine.wire.schema``: ``PairStateMsg``, ``PortfolioMsg``, ``DecisionMsg``, ``OrderMsg``,
+``FillMsg``, ``NoticeMsg``, ``HeartbeatMsg``) and of the feed's ``_status`` / ``_hb`` maps, so
+tests feed the model what the bridge would (``.to_wire()`` when a test goes through the bridge).
+No hand-written engine dict shape: a renamed schema field breaks the fakes too.
 """
 
 from __future__ import annotations
@@ -14,8 +16,32 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from console.backend import decode_ack, to_ack
 from console.model import Ack, ConsoleModel
-from engine.core.config import EngineConfig, PairConfig, PortfolioConfig, SafeList, StrategyParams, Tier
+from engine.core.config import (
+    EngineConfig,
+    PairConfig,
+    PortfolioConfig,
+    SafeList,
+    StrategyParams,
+    Tier,
+)
+from engine.wire.commands import make_ack
+from engine.wire.schema import (
+    AckMsg,
+    CorrelationMsg,
+    DecisionBriefMsg,
+    DecisionMsg,
+    FillMsg,
+    HeartbeatMsg,
+    IndicatorsMsg,
+    NoticeMsg,
+    OrderMsg,
+    PairStateMsg,
+    PortfolioMsg,
+    PositionMsg,
+    SignalMsg,
+)
 
 # 2023-11-14 22:13:20 UTC: every snapshot shows this time.
 FROZEN_EPOCH_S = 1_700_000_000.0
@@ -73,7 +99,7 @@ def make_safe_list(pairs: tuple[tuple[str, Tier, str, float], ...] = PAIRS) -> S
     )
 
 
-# ---------------------------------------------------------------------- wire maps
+# ---------------------------------------------------------------------- wire messages
 
 
 def closes_for(symbol: str, n: int = 61) -> list[float]:
@@ -97,7 +123,7 @@ def _next_seq(topic: str) -> int:
     return _seq[topic]
 
 
-def position_map(
+def position_msg(
     symbol: str,
     qty: float,
     entry: float,
@@ -105,21 +131,20 @@ def position_map(
     *,
     stop: float | None = None,
     tp: float | None = None,
-) -> dict[str, Any]:
-    unreal = qty * (last - entry)
-    return {
-        "qty": qty,
-        "side": "long" if qty > 0 else "short",
-        "entry": entry,
-        "stop_loss": stop if stop is not None else round(entry * 0.985, 2),
-        "take_profit": tp if tp is not None else round(entry * 1.03, 2),
-        "unrealised": round(unreal, 2),
-        "realised": 0.0,
-        "notional": round(abs(qty) * last, 2),
-    }
+) -> PositionMsg:
+    return PositionMsg(
+        qty=qty,
+        side="long" if qty > 0 else "short",
+        entry=entry,
+        stop_loss=stop if stop is not None else round(entry * 0.985, 2),
+        take_profit=tp if tp is not None else round(entry * 1.03, 2),
+        unrealised=round(qty * (last - entry), 2),
+        realised=0.0,
+        notional=round(abs(qty) * last, 2),
+    )
 
 
-def pair_map(
+def pair_msg(
     symbol: str,
     *,
     mode: str = "ACTIVE",
@@ -127,76 +152,78 @@ def pair_map(
     last: float | None = None,
     change_pct: float = 0.42,
     tick_age_ms: int = 250,
-    position: dict[str, Any] | None = None,
-    signal: dict[str, Any] | None = None,
-    decision: dict[str, Any] | None = None,
+    position: PositionMsg | None = None,
+    signal: SignalMsg | None = None,
+    decision: DecisionBriefMsg | None = None,
+    exit_pending: str | None = None,
     tier: str = "STABLE",
     strategy: str = "momentum",
     seq: int | None = None,
-) -> dict[str, Any]:
-    """One ``pair`` message (docs/wire.md, engine v1)."""
+) -> PairStateMsg:
+    """One ``pair`` message (``PairStateMsg``); ``.to_wire()`` is what the engine sends."""
     closes = closes_for(symbol)
     last = closes[-1] if last is None else last
     tick = 0.01 if last > 10 else 0.0001
-    return {
-        "v": 1,
-        "seq": _next_seq("pair") if seq is None else seq,
-        "symbol": symbol,
-        "tier": tier,
-        "strategy": strategy,
-        "mode": mode,
-        "stale": stale,
-        "last": last,
-        "bid": round(last - tick, 4),
-        "ask": round(last + tick, 4),
-        "change_pct": change_pct,
-        "tick_age_ms": tick_age_ms,
-        "ticks": 1200,
-        "gaps": 0,
-        "bad": 0,
-        "closes": closes,
-        "ind": {
-            "rsi": 56.4,
-            "bb_upper": round(last * 1.01, 2),
-            "bb_middle": round(last, 2),
-            "bb_lower": round(last * 0.99, 2),
-            "bb_pos": 0.62,
-            "ma_fast": round(last * 1.001, 2),
-            "ma_slow": round(last * 0.998, 2),
-            "atr": round(last * 0.004, 2),
-        },
-        "signal": signal,
-        "decision": decision,
-        "position": position,
-        "ts": FROZEN_NS,
-    }
+    return PairStateMsg(
+        symbol=symbol,
+        mode=mode,
+        stale=stale,
+        tier=tier,
+        strategy=strategy,
+        last=last,
+        bid=round(last - tick, 4),
+        ask=round(last + tick, 4),
+        change_pct=change_pct,
+        tick_age_ms=tick_age_ms,
+        ticks=1200,
+        gaps=0,
+        bad=0,
+        ind=IndicatorsMsg(
+            rsi=56.4,
+            bb_upper=round(last * 1.01, 2),
+            bb_middle=round(last, 2),
+            bb_lower=round(last * 0.99, 2),
+            bb_pos=0.62,
+            ma_fast=round(last * 1.001, 2),
+            ma_slow=round(last * 0.998, 2),
+            atr=round(last * 0.004, 2),
+        ),
+        signal=signal,
+        decision=decision,
+        position=position,
+        exit_pending=exit_pending,
+        closes=closes,
+        ts=FROZEN_NS,
+        seq=_next_seq("pair") if seq is None else seq,
+    )
 
 
-def signal_map(
+def signal_msg(
     kind: str = "BUY", confidence: float = 0.72, entry: float = 100.0, reasoning: str = ""
-) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "confidence": confidence,
-        "entry": entry,
-        "stop_loss": round(entry * 0.985, 2),
-        "take_profit": round(entry * 1.03, 2),
-        "reasoning": reasoning or "fast MA crossed above slow; RSI 56 rising",
-        "ts": FROZEN_MS,
-    }
+) -> SignalMsg:
+    return SignalMsg(
+        type=kind,
+        confidence=confidence,
+        entry=entry,
+        stop_loss=round(entry * 0.985, 2),
+        take_profit=round(entry * 1.03, 2),
+        reasoning=reasoning or "fast MA crossed above slow; RSI 56 rising",
+        ts=FROZEN_MS,
+    )
 
 
-def portfolio_map(
+def portfolio_msg(
     *,
     exposure_used: float = 0.0,
     positions: int = 0,
-    correlated_used: int = 0,
+    correlated_cluster: tuple[str, ...] = (),
     unrealised: float = 0.0,
     daily_pnl: float = 0.0,
     halted: bool = False,
     symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT", "SOL/USDT"),
-) -> dict[str, Any]:
-    """One ``portfolio`` message with a fixed correlation matrix."""
+) -> PortfolioMsg:
+    """One ``portfolio`` message with a fixed correlation matrix; ``correlated_used`` is the
+    size of ``correlated_cluster``, as the engine computes it."""
     fixed = {
         ("BTC/USDT", "ETH/USDT"): 0.86,
         ("BTC/USDT", "SOL/USDT"): 0.42,
@@ -208,28 +235,28 @@ def portfolio_map(
         for b in symbols:
             row.append(1.0 if a == b else fixed.get((a, b), fixed.get((b, a))))
         matrix.append(row)
-    return {
-        "v": 1,
-        "seq": _next_seq("portfolio"),
-        "capital": 10_000.0,
-        "cash": round(10_000.0 - exposure_used, 2),
-        "equity": round(10_000.0 + 1.2 - 0.99 + unrealised, 2),
-        "realised": 1.2,
-        "unrealised": unrealised,
-        "fees": 0.99,
-        "daily_pnl": daily_pnl,
-        "exposure_used": exposure_used,
-        "exposure_max": 1_000.0,
-        "correlated_used": correlated_used,
-        "correlated_max": 2,
-        "halted": halted,
-        "positions": positions,
-        "corr": {"symbols": list(symbols), "matrix": matrix},
-        "ts": FROZEN_NS,
-    }
+    return PortfolioMsg(
+        capital=10_000.0,
+        cash=round(10_000.0 - exposure_used, 2),
+        equity=round(10_000.0 + 1.2 - 0.99 + unrealised, 2),
+        realised=1.2,
+        unrealised=unrealised,
+        fees=0.99,
+        daily_pnl=daily_pnl,
+        exposure_used=exposure_used,
+        exposure_max=1_000.0,
+        correlated_used=len(correlated_cluster),
+        correlated_max=2,
+        halted=halted,
+        positions=positions,
+        correlated_cluster=list(correlated_cluster),
+        corr=CorrelationMsg(list(symbols), matrix),
+        ts=FROZEN_NS,
+        seq=_next_seq("portfolio"),
+    )
 
 
-def decision_map(
+def decision_msg(
     symbol: str,
     *,
     approved: bool,
@@ -239,48 +266,91 @@ def decision_map(
     reasons: tuple[tuple[str, str], ...] = (),
     ts_ms: int = FROZEN_MS,
     confidence: float = 0.72,
-) -> dict[str, Any]:
+) -> DecisionMsg:
     """One ``decision`` message; ``reasons`` are (check name, reason) of failed checks."""
-    checks: list[list[Any]] = [["stop_side", True, ""], ["min_confidence", True, ""]]
-    checks += [[name, False, reason] for name, reason in reasons]
+    checks: list[tuple[str, bool, str]] = [("stop_side", True, ""), ("min_confidence", True, "")]
+    checks += [(name, False, reason) for name, reason in reasons]
     if approved:
-        checks.append(["exposure_cap", True, ""])
-    return {
-        "v": 1,
-        "seq": _next_seq("decision"),
-        "id": f"d-{symbol}-{ts_ms}",
-        "key": f"{symbol}|{ts_ms}|{action}",
-        "symbol": symbol,
-        "ts": ts_ms,
-        "action": action,
-        "approved": approved,
-        "qty": qty if approved else 0.0,
-        "price": price,
-        "signal": signal_map("BUY", confidence, price),
-        "checks": checks,
-    }
+        checks.append(("exposure_cap", True, ""))
+    return DecisionMsg(
+        key=f"{symbol}|{ts_ms}|{action}",
+        symbol=symbol,
+        ts=ts_ms,
+        action=action,
+        approved=approved,
+        signal=signal_msg("BUY", confidence, price),
+        qty=qty if approved else 0.0,
+        price=price,
+        checks=checks,
+        seq=_next_seq("decision"),
+    )
 
 
-def fill_map(
+def fill_msg(
     symbol: str,
     side: str = "buy",
     qty: float = 0.0137,
     price: float = 36_512.3,
     reason: str = "signal",
-) -> dict[str, Any]:
-    return {
-        "v": 1,
-        "seq": _next_seq("fill"),
-        "fill_id": f"f-{symbol}-1",
-        "order_id": f"{symbol}|{FROZEN_MS}|open_long",
-        "symbol": symbol,
-        "side": side,
-        "qty": qty,
-        "price": price,
-        "fee": round(qty * price * 0.001, 4),
-        "ts": FROZEN_MS,
-        "reason": reason,
-    }
+) -> FillMsg:
+    order_id = f"{symbol}|{FROZEN_MS}|open_long"
+    return FillMsg(
+        fill_id=f"{order_id}/F1",
+        order_id=order_id,
+        symbol=symbol,
+        side=side,
+        qty=qty,
+        price=price,
+        fee=round(qty * price * 0.001, 4),
+        ts=FROZEN_MS,
+        reason=reason,
+        seq=_next_seq("fill"),
+    )
+
+
+def order_msg(
+    symbol: str,
+    status: str = "filled",
+    *,
+    side: str = "buy",
+    qty: float = 0.0137,
+    reason: str = "signal",
+    message: str = "",
+) -> OrderMsg:
+    filled = status == "filled"
+    return OrderMsg(
+        client_order_id=f"mp-{abs(hash(symbol)) % 10**12:012d}",
+        symbol=symbol,
+        side=side,
+        qty=qty,
+        status=status,
+        reason=reason,
+        decision_key=f"{symbol}|{FROZEN_MS}|BUY",
+        filled_qty=qty if filled else 0.0,
+        avg_price=36_512.3 if filled else 0.0,
+        message=message,
+        ts=FROZEN_MS,
+        seq=_next_seq("order"),
+    )
+
+
+def notice_msg(message: str, level: str = "error", kind: str = "kill") -> NoticeMsg:
+    return NoticeMsg(ts=FROZEN_MS, kind=kind, level=level, message=message, seq=_next_seq("event"))
+
+
+def engine_heartbeat_msg(pid: int) -> HeartbeatMsg:
+    return HeartbeatMsg(
+        kind="engine",
+        pid=pid,
+        ts=FROZEN_NS,
+        ticks=123_000,
+        decisions=42,
+        mode_counts={"ACTIVE": 2, "PAUSED": 1},
+        seq=_next_seq("_hb:engine"),
+    )
+
+
+# The feed's control maps are the feed's own format (feed/wire.py), not the engine schema.
 
 
 def feed_status_map(
@@ -298,19 +368,16 @@ def feed_status_map(
     }
 
 
-def heartbeat_map(kind: str, pid: int) -> dict[str, Any]:
-    m: dict[str, Any] = {
+def feed_heartbeat_map(pid: int) -> dict[str, Any]:
+    return {
         "v": 1,
-        "seq": _next_seq(f"_hb:{kind}"),
-        "kind": kind,
+        "seq": _next_seq("_hb:feed"),
+        "kind": "feed",
         "pid": pid,
         "ts": FROZEN_NS,
+        "source": "sim",
+        "published": 123_456,
     }
-    if kind == "feed":
-        m.update(source="sim", published=123_456)
-    else:
-        m.update(ticks=123_000, decisions=42, mode_counts={"ACTIVE": 2, "PAUSED": 1})
-    return m
 
 
 # ---------------------------------------------------------------------- scenarios
@@ -329,45 +396,40 @@ BTC_QTY = 0.0082
 ETH_QTY = 0.146
 
 
-def btc_state(**overrides: Any) -> dict[str, Any]:
+def btc_state(**overrides: Any) -> PairStateMsg:
     last = closes_for("BTC/USDT")[-1]
     kw: dict[str, Any] = dict(
         mode="ACTIVE",
         change_pct=1.23,
-        position=position_map("BTC/USDT", BTC_QTY, BTC_ENTRY, last),
-        signal=signal_map("BUY", 0.72, BTC_ENTRY),
-        decision={
-            "approved": True,
-            "action": "open_long",
-            "reasons": [],
-            "ts": FROZEN_MS - 120_000,
-        },
+        position=position_msg("BTC/USDT", BTC_QTY, BTC_ENTRY, last),
+        signal=signal_msg("BUY", 0.72, BTC_ENTRY),
+        decision=DecisionBriefMsg(True, "open_long", [], FROZEN_MS - 120_000),
         **meta_of("BTC/USDT"),
     )
     kw.update(overrides)
-    return pair_map("BTC/USDT", **kw)
+    return pair_msg("BTC/USDT", **kw)
 
 
-def eth_state(**overrides: Any) -> dict[str, Any]:
+def eth_state(**overrides: Any) -> PairStateMsg:
     last = closes_for("ETH/USDT")[-1]
     kw: dict[str, Any] = dict(
         mode="PAUSED",
         change_pct=-0.87,
-        position=position_map("ETH/USDT", ETH_QTY, ETH_ENTRY, last),
-        signal=signal_map("HOLD", 0.0, last, "RSI 48 inside the bands; no edge"),
-        decision={
-            "approved": False,
-            "action": "open_long",
-            "reasons": ["correlated positions 2 >= max 2 (BTC/USDT, ETH/USDT)"],
-            "ts": FROZEN_MS - 60_000,
-        },
+        position=position_msg("ETH/USDT", ETH_QTY, ETH_ENTRY, last),
+        signal=signal_msg("HOLD", 0.0, last, "RSI 48 inside the bands; no edge"),
+        decision=DecisionBriefMsg(
+            False,
+            "open_long",
+            ["correlated positions 2 >= max 2 (BTC/USDT, ETH/USDT)"],
+            FROZEN_MS - 60_000,
+        ),
         **meta_of("ETH/USDT"),
     )
     kw.update(overrides)
-    return pair_map("ETH/USDT", **kw)
+    return pair_msg("ETH/USDT", **kw)
 
 
-def sol_state(**overrides: Any) -> dict[str, Any]:
+def sol_state(**overrides: Any) -> PairStateMsg:
     kw: dict[str, Any] = dict(
         mode="ACTIVE",
         stale=True,
@@ -377,7 +439,7 @@ def sol_state(**overrides: Any) -> dict[str, Any]:
         **meta_of("SOL/USDT"),
     )
     kw.update(overrides)
-    return pair_map("SOL/USDT", **kw)
+    return pair_msg("SOL/USDT", **kw)
 
 
 def apply_board(model: ConsoleModel) -> None:
@@ -386,8 +448,8 @@ def apply_board(model: ConsoleModel) -> None:
     model.set_child("feed", state="running", pid=4101, restarts=0)
     model.set_child("engine", state="running", pid=4102, restarts=0)
     model.apply_feed_status(feed_status_map("connected", 0))
-    model.apply_heartbeat("feed", heartbeat_map("feed", 4101))
-    model.apply_heartbeat("engine", heartbeat_map("engine", 4102))
+    model.apply_heartbeat("feed", feed_heartbeat_map(4101)["pid"])
+    model.apply_heartbeat("engine", engine_heartbeat_msg(4102).pid)
     model.apply_pair(btc_state())
     model.apply_pair(eth_state())
     model.apply_pair(sol_state())
@@ -396,21 +458,21 @@ def apply_board(model: ConsoleModel) -> None:
     upnl = round(BTC_QTY * (btc_last - BTC_ENTRY) + ETH_QTY * (eth_last - ETH_ENTRY), 2)
     exposure = round(BTC_QTY * btc_last + ETH_QTY * eth_last, 2)
     model.apply_portfolio(
-        portfolio_map(
+        portfolio_msg(
             exposure_used=exposure,
             positions=2,
-            correlated_used=2,
+            correlated_cluster=("BTC/USDT", "ETH/USDT"),
             unrealised=upnl,
             daily_pnl=upnl + 1.2,
         )
     )
     model.apply_decision(
-        decision_map(
+        decision_msg(
             "BTC/USDT", approved=True, ts_ms=FROZEN_MS - 120_000, price=BTC_ENTRY, qty=BTC_QTY
         )
     )
     model.apply_decision(
-        decision_map(
+        decision_msg(
             "ETH/USDT",
             approved=False,
             ts_ms=FROZEN_MS - 60_000,
@@ -419,7 +481,7 @@ def apply_board(model: ConsoleModel) -> None:
         )
     )
     model.apply_decision(
-        decision_map(
+        decision_msg(
             "SOL/USDT",
             approved=False,
             ts_ms=FROZEN_MS - 30_000,
@@ -481,21 +543,32 @@ class FakeBackend:
         if ack is not None:
             return ack
         target = f" {symbol}" if symbol else ""
-        return Ack(cmd, True, f"{cmd}{target} done", elapsed_ms=12.0)
+        halted = False if cmd == "rearm" else None
+        return self._ack(
+            AckMsg(f"c{len(self.commands)}", cmd, True, f"{cmd}{target} done", halted=halted), 12.0
+        )
 
     async def kill(self) -> Ack:
         self.kills += 1
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        if self.hung_engine:
+        halted = dict.fromkeys(self.model.symbols if self.model else (), "HALTED")
+        if self.hung_engine:  # what ProcessBackend's fallback answers
             return Ack(
                 "kill",
                 True,
                 "engine silent for 1000 ms; stopped it and flattened 2 positions from the store",
                 elapsed_ms=1350.0,
                 fallback=True,
+                modes=halted,
+                halted=True,
             )
-        return Ack("kill", True, "halted; 2 positions flattened", elapsed_ms=85.0)
+        msg = AckMsg("k1", "kill", True, "halted; 2 positions flattened", halted, halted=True)
+        return self._ack(msg, 85.0)
+
+    def _ack(self, msg: AckMsg, elapsed_ms: float) -> Ack:
+        """An engine ack as ProcessBackend turns it into an ``Ack``, through the real codec."""
+        return to_ack(decode_ack(make_ack(msg)), msg.cmd, elapsed_ms)
 
     async def stop(self) -> None:
         self.stops += 1

@@ -24,9 +24,11 @@ from console.backend import ProcessBackend
 from console.bridge import Bridge
 from console.model import ConsoleModel
 from console.rundir import Endpoints, create_run_dir
-from engine import wire as engine_wire
 from engine.core.config import load_safe_list
+from engine.wire import commands as engine_wire
+from engine.wire.schema import HeartbeatMsg
 from feed import wire as feed_wire
+from tests.console_fakes import pair_msg
 from tests.procs import alive, until
 from tests.store_seed import seed_open_position
 
@@ -36,13 +38,17 @@ SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 pytestmark = pytest.mark.timeout(120)
 
 
-
-
 @pytest.fixture
 def short_dir() -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="mpb-", dir="/tmp"))
     yield d
     shutil.rmtree(d, ignore_errors=True)
+
+
+def engine_beat(seq: int) -> bytes:
+    return engine_wire.pack_map(
+        HeartbeatMsg(kind="engine", pid=1, ts=time.time_ns(), seq=seq).to_wire()
+    )
 
 
 def new_model() -> ConsoleModel:
@@ -69,9 +75,7 @@ class TestBridge:
             # slow joiner: beat until the bridge hears both publishers
             deadline = time.monotonic() + 10
             while not {"engine", "feed"} <= set(bridge.last_beat) and time.monotonic() < deadline:
-                eng.send_multipart(
-                    [b"_hb", engine_wire.pack({"seq": 1, "kind": "engine", "pid": 1})]
-                )
+                eng.send_multipart([b"_hb", engine_beat(1)])
                 feed.send_multipart(
                     [b"_hb", feed_wire.encode_map({"seq": 1, "kind": "feed", "pid": 2})]
                 )
@@ -85,36 +89,24 @@ class TestBridge:
                 [b"pair"],  # one frame
                 [b"pair", engine_wire.pack({}), b"extra"],  # three frames
                 [b"nonsense", engine_wire.pack({"seq": 1})],  # unknown topic
-                [
-                    b"pair",
-                    engine_wire.pack({"seq": 9, "symbol": 42}),
-                ],  # no usable symbol (seq 9 did arrive)
+                [b"pair", engine_wire.pack({"seq": 9, "symbol": 42})],  # not a PairStateMsg
+                [b"order", engine_wire.pack({"seq": 1, "symbol": "BTC/USDT"})],  # fields missing
+                [b"_hb", engine_wire.pack({"seq": 2, "kind": "engine"})],  # no pid, no ts
             ]
             for frames in bad_frames:
                 eng.send_multipart(frames)
             feed.send_multipart([b"_status", b"\x00garbage"])
             # then good ones, with a sequence jump of 3 on topic pair
-            for seq in (10, 11, 15):
-                eng.send_multipart(
-                    [
-                        b"pair",
-                        engine_wire.pack(
-                            {
-                                "seq": seq,
-                                "symbol": "BTC/USDT",
-                                "bid": 100.0 + seq,
-                                "ask": 101.0 + seq,
-                                "last": 100.5,
-                                "mode": "PAUSED",
-                            }
-                        ),
-                    ]
-                )
-            await until(lambda: model.pairs["BTC/USDT"].seq == 15, what="the good pair messages")
+            for seq in (1, 2, 6):
+                m = pair_msg("BTC/USDT", mode="PAUSED", seq=seq)
+                m.bid, m.ask = 100.0 + seq, 101.0 + seq
+                eng.send_multipart([b"pair", engine_wire.pack_map(m.to_wire())])
+            pv = model.pairs["BTC/USDT"]
+            await until(lambda: pv.state.seq == 6, what="the good pair messages")
             assert bridge.bad_messages - base_bad == len(bad_frames) + 1
             assert bridge.gaps["engine:pair"] == 3
-            assert bridge.marks["BTC/USDT"] == (115.0, 116.0)
-            assert model.pairs["BTC/USDT"].mode == "PAUSED"
+            assert bridge.marks["BTC/USDT"] == (106.0, 107.0)
+            assert pv.state.mode == "PAUSED" and pv.updates == 3
             assert bridge._task is not None and not bridge._task.done()  # still draining
         finally:
             await bridge.stop()
@@ -132,21 +124,17 @@ class TestBridge:
         try:
             deadline = time.monotonic() + 10
             while "engine" not in bridge.last_beat and time.monotonic() < deadline:
-                eng.send_multipart(
-                    [b"_hb", engine_wire.pack({"seq": 0, "kind": "engine", "pid": 1})]
-                )
+                eng.send_multipart([b"_hb", engine_beat(0)])
                 await asyncio.sleep(0.05)
             n = 20_000
             for i in range(1, n + 1):
-                m = {
-                    "seq": i,
-                    "symbol": SYMBOLS[i % 3],
-                    "bid": 1.0 + i,
-                    "ask": 2.0 + i,
-                    "last": 1.5 + i,
-                }
-                eng.send_multipart([b"pair", engine_wire.pack(m)])
-            await until(lambda: model.pairs[SYMBOLS[n % 3]].seq == n, what="the whole burst")
+                m = pair_msg(SYMBOLS[i % 3], last=1.5 + i, seq=i)
+                if i % 2:
+                    m.closes = None  # as the engine does between sparkline updates
+                eng.send_multipart([b"pair", engine_wire.pack_map(m.to_wire())])
+            last = model.pairs[SYMBOLS[n % 3]]
+            await until(lambda: last.state.seq == n, what="the whole burst")
+            assert last.state.last == 1.5 + n
             assert bridge.gaps.get("engine:pair", 0) == 0 and bridge.bad_messages == 0
         finally:
             await bridge.stop()
@@ -198,8 +186,10 @@ async def test_command_round_trip(running: tuple[ProcessBackend, ConsoleModel]) 
     ack = await backend.command("ping")
     assert ack.ok and ack.cmd == "ping" and 0 < ack.elapsed_ms < 1000
     ack = await backend.command("pause", "ETH/USDT")
-    assert ack.ok and ack.modes["ETH/USDT"] == "PAUSED", ack
-    await until(lambda: model.pairs["ETH/USDT"].mode == "PAUSED", what="PAUSED via the bridge")
+    assert ack.ok and ack.modes["ETH/USDT"] == "PAUSED" and ack.halted is None, ack
+    await until(
+        lambda: model.pairs["ETH/USDT"].state.mode == "PAUSED", what="PAUSED via the bridge"
+    )
     ack = await backend.command("pause", "DOGE/USDT")
     assert not ack.ok and "DOGE/USDT" in ack.message
     ack = await backend.command("resume", "ETH/USDT")
@@ -207,7 +197,11 @@ async def test_command_round_trip(running: tuple[ProcessBackend, ConsoleModel]) 
     bad = await backend.command("launch_rockets")
     assert not bad.ok and "unknown command" in bad.message
     # the bridge heard both children and every pair
-    await until(lambda: all(model.pairs[s].last for s in SYMBOLS), what="prices for every pair")
+    await until(
+        lambda: all(model.pairs[s].state.last for s in SYMBOLS), what="prices for every pair"
+    )
+    await until(lambda: model.portfolio is not None, what="the portfolio")
+    assert not model.halted
     assert backend.bridge is not None and backend.bridge.bad_messages == 0
 
 
@@ -260,11 +254,17 @@ async def test_kill_switch_acknowledged_by_the_engine(
     backend, model = running
     t0 = time.monotonic()
     ack = await backend.kill()
-    assert ack.ok and not ack.fallback, ack
+    assert ack.ok and not ack.fallback and ack.halted is True, ack
     assert time.monotonic() - t0 < 1.0
     assert set(ack.modes.values()) == {"HALTED"}
     await until(
-        lambda: all(model.pairs[s].mode == "HALTED" for s in SYMBOLS), what="HALTED on the model"
+        lambda: all(model.pairs[s].state.mode == "HALTED" for s in SYMBOLS),
+        what="HALTED on the model",
+    )
+    await until(lambda: model.portfolio is not None and model.portfolio.halted, what="halted")
+    await until(
+        lambda: any(e.text == "kill switch: all pairs HALTED" for e in model.events),
+        what="the engine's kill notice",
     )
     modes, positions = db_state(backend.db_path)
     assert modes == dict.fromkeys(SYMBOLS, "HALTED") and positions == []
@@ -288,7 +288,7 @@ async def test_kill_fallback_on_a_stopped_engine(short_dir: Path) -> None:
         t0 = time.monotonic()
         ack = await backend.kill()
         took = time.monotonic() - t0
-        assert ack.ok and ack.fallback, ack
+        assert ack.ok and ack.fallback and ack.halted is True, ack
         assert (
             ack.message
             == "engine hung: console flattened 1 position from the store, all pairs HALTED"

@@ -24,6 +24,7 @@ from console.screens.confirm import ConfirmScreen
 from console.screens.detail import PairDetailScreen
 from console.screens.help import HelpScreen
 from console.screens.main import MainScreen
+from engine.wire.schema import IndicatorsMsg
 from tests.console_fakes import (
     FROZEN_MS,
     FakeBackend,
@@ -31,8 +32,10 @@ from tests.console_fakes import (
     btc_state,
     eth_state,
     make_safe_list,
-    pair_map,
-    portfolio_map,
+    notice_msg,
+    order_msg,
+    pair_msg,
+    portfolio_msg,
     screen_text,
     sol_state,
 )
@@ -346,6 +349,9 @@ async def test_kill_needs_ctrl_k_then_y() -> None:
         line = await wait_ack(pilot, app, "KILL: ok")
         assert "halted; 2 positions flattened" in line
         assert backend.kills == 1
+        # the engine's ack says halted: shown at once, before any portfolio message
+        assert app.model.halted and app.screen.active_bindings["r"].enabled is True
+        assert "HALTED" in screen_text(app).splitlines()[0]
         assert backend.commands == [], "the kill switch goes through Backend.kill, not command()"
 
 
@@ -399,7 +405,7 @@ async def test_kill_disabled_when_already_halted_and_flat() -> None:
         assert app.screen.active_bindings["ctrl+k"].enabled is True
         for state in (btc_state, eth_state, sol_state):
             app.model.apply_pair(state(mode="HALTED", position=None))
-        app.model.apply_portfolio(portfolio_map(halted=True))
+        app.model.apply_portfolio(portfolio_msg(halted=True))
         app.repaint_now()
         await pilot.pause()
         assert app.screen.active_bindings["ctrl+k"].enabled is False
@@ -419,7 +425,7 @@ async def test_rearm_after_halt_with_confirm() -> None:
         assert app.screen.active_bindings["r"].enabled is False
         for state in (btc_state, eth_state, sol_state):
             app.model.apply_pair(state(mode="HALTED", position=None))
-        app.model.apply_portfolio(portfolio_map(halted=True))
+        app.model.apply_portfolio(portfolio_msg(halted=True))
         app.repaint_now()
         await pilot.pause()
         assert "HALTED" in screen_text(app)
@@ -625,48 +631,121 @@ async def test_command_palette_offers_the_actions() -> None:
 # ---------------------------------------------------------------------- model and logging
 
 
-def test_model_counts_bad_input_and_never_crashes() -> None:
+def test_model_refuses_what_does_not_fit_the_safe_list() -> None:
+    """Malformed maps never reach the model (the bridge drops them: tests/test_wire_contract.py);
+    well-typed messages about something the console does not know are counted and dropped."""
+    clock = FrozenClock()
     model = ConsoleModel(
-        ["BTC/USDT"], {"BTC/USDT": {"tier": "STABLE", "strategy": "momentum"}}, clock=FrozenClock()
+        ["BTC/USDT"], {"BTC/USDT": {"tier": "STABLE", "strategy": "momentum"}}, clock=clock
     )
-    model.apply_pair({"symbol": "DOGE/USDT"})
-    model.apply_pair({"symbol": 7})
-    model.apply_decision({"symbol": None})
-    model.apply_heartbeat("router", {})
-    model.set_child("engine", colour="red")
-    assert model.malformed == 5
-    assert "not in the safe list" in model.last_malformed or "no field" in model.last_malformed
-    bad = pair_map("BTC/USDT")
-    bad.update(last="abc", mode="WEIRD", tick_age_ms=None)
-    model.apply_pair(bad)
     pv = model.pairs["BTC/USDT"]
-    assert pv.last is None and pv.mode == "ACTIVE" and model.malformed == 6
-    model.apply_pair(
-        {"symbol": "BTC/USDT", "closes": ["x", None, 1.0], "ind": "nope", "position": {"qty": "1"}}
+    assert pv.state.tier == "STABLE" and pv.is_stale(clock()) and pv.badge(clock()) == "STALE"
+    model.apply_pair(pair_msg("DOGE/USDT"))
+    model.apply_pair(pair_msg("BTC/USDT", mode="WEIRD"))
+    model.apply_heartbeat("router", 1)
+    model.set_child("engine", colour="red")
+    assert model.malformed == 4
+    assert "no field" in model.last_malformed
+    assert pv.received_at is None and pv.state.last is None and pv.state.mode == "ACTIVE"
+
+
+def test_closes_survive_a_state_without_them() -> None:
+    model = ConsoleModel(["BTC/USDT"], {}, clock=FrozenClock())
+    first = pair_msg("BTC/USDT")
+    model.apply_pair(first)
+    assert model.take_chart_dirty() == {"BTC/USDT"}
+    later = pair_msg("BTC/USDT", last=37_000.0)
+    later.closes = None  # the engine sends closes at most twice a second
+    model.apply_pair(later)
+    pv = model.pairs["BTC/USDT"]
+    assert pv.closes == first.closes and pv.state.last == 37_000.0
+    assert model.take_chart_dirty() == set()
+
+
+def test_staleness_is_the_engines_verdict_or_its_silence() -> None:
+    """STALE = the engine's ``stale`` flag, no state yet, or a state older than PAIR_SILENT_S;
+    the console never compares a tick age with the safe list's ``stale_after_s`` itself."""
+    from engine.wire.liveness import PAIR_REFRESH_S, PAIR_SILENT_S
+
+    clock = FrozenClock()
+    model = ConsoleModel(["BTC/USDT"], {}, clock=clock)
+    pv = model.pairs["BTC/USDT"]
+    model.apply_pair(pair_msg("BTC/USDT", tick_age_ms=60_000))  # old tick, engine says fresh
+    assert not pv.is_stale(clock()) and pv.badge(clock()) == "ACTIVE"
+    assert pv.tick_age_s(clock()) == 60.0
+    clock.advance(PAIR_SILENT_S - 0.1)
+    assert not pv.is_stale(clock())
+    clock.advance(0.2)  # the engine republishes every PAIR_REFRESH_S: it is not speaking
+    assert PAIR_SILENT_S > PAIR_REFRESH_S and pv.is_stale(clock())
+    model.apply_pair(pair_msg("BTC/USDT", stale=True))
+    assert pv.badge(clock()) == "STALE"
+    model.apply_pair(pair_msg("BTC/USDT", stale=True, mode="HALTED"))
+    assert pv.badge(clock()) == "HALTED"
+
+
+def test_halted_is_the_engines_and_an_ack_shows_it_at_once() -> None:
+    model = ConsoleModel(["BTC/USDT", "ETH/USDT"], {}, clock=FrozenClock())
+    model.apply_pair(pair_msg("BTC/USDT", mode="HALTED"))
+    assert not model.halted  # one HALTED pair is not the console's to generalise
+    model.apply_portfolio(portfolio_msg(halted=True))
+    assert model.halted
+    model.apply_ack(Ack("rearm", True, "re-armed", modes={"BTC/USDT": "ACTIVE"}, halted=False))
+    assert not model.halted and model.pairs["BTC/USDT"].state.mode == "ACTIVE"
+    model.apply_ack(Ack("ping", True, "pong"))  # halted None: not said
+    assert not model.halted
+    model.apply_ack(Ack("kill", True, "halted", fallback=True, halted=True))
+    assert model.halted
+    model.apply_portfolio(portfolio_msg(halted=False))
+    assert not model.halted
+
+
+def test_orders_and_notices_reach_the_event_log() -> None:
+    model = ConsoleModel(["BTC/USDT"], {}, clock=FrozenClock())
+    model.apply_order(order_msg("BTC/USDT", "accepted"))
+    model.apply_order(order_msg("BTC/USDT", "filled"))
+    assert list(model.events) == []  # the fill tells the operator
+    assert model.pairs["BTC/USDT"].order is not None
+    model.apply_order(
+        order_msg("BTC/USDT", "rejected", qty=0.00001, message="qty rounds to 0 at the lot step")
     )
-    assert pv.ind == {} and pv.position is None
+    model.apply_notice(notice_msg("kill switch: all pairs HALTED", "error"))
+    model.apply_notice(notice_msg("odd level", "shouting", kind="x"))
+    (rejected, kill, odd) = model.events
+    assert rejected.level == "error"
+    assert rejected.text == (
+        "order BTC/USDT buy 1e-05 rejected (signal): qty rounds to 0 at the lot step"
+    )
+    assert (kill.level, kill.text) == ("error", "kill switch: all pairs HALTED")
+    assert odd.level == "info"
+    assert model.pairs["BTC/USDT"].order.status == "rejected"  # type: ignore[union-attr]
 
 
-async def test_garbage_fields_render_as_dashes() -> None:
+async def test_missing_values_render_as_dashes() -> None:
     backend = FakeBackend()
     app = build(backend)
     async with app.run_test(size=WIDE) as pilot:
         await ready(pilot, backend)
-        app.model.apply_pair(
-            {
-                "symbol": "BTC/USDT",
-                "mode": "ACTIVE",
-                "closes": ["x", float("nan"), 1.0, 2.0],
-                "ind": {"rsi": "high", "atr": float("inf")},
-                "signal": {"type": "BUY", "confidence": "sure"},
-                "position": {"qty": 0.5, "entry": "?", "side": 3},
-                "decision": {"approved": "yes", "reasons": "no list"},
-            }
-        )
+        bare = pair_msg("BTC/USDT")
+        bare.ind = IndicatorsMsg()  # warming up: no indicator yet
+        bare.signal = bare.decision = None
+        bare.change_pct = None
+        app.model.apply_pair(bare)
         app.repaint_now()
         await pilot.pause()
         text = pane_text(app, "BTC/USDT")
-        assert "RSI —" in text and "LONG 0.5 @ —" in text
+        assert "RSI —" in text and "MA — / —" in text and "Signal —" in text
+        assert "no decision yet" in text and "flat" in text
+
+
+async def test_a_pending_exit_is_shown() -> None:
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        app.model.apply_pair(btc_state(exit_pending="stop: insufficient balance"))
+        app.repaint_now()
+        await pilot.pause()
+        assert "exit pending: stop: insufficient balance" in pane_text(app, "BTC/USDT")
 
 
 def test_ingest_is_cheap() -> None:
@@ -711,16 +790,25 @@ def test_docs_keys_md_names_every_binding() -> None:
                 assert f"`{key}`" in doc, f"docs/keys.md lacks key {key} ({b.id})"
 
 
-def test_wire_builders_match_docs() -> None:
-    """The fakes feed the model what docs/wire.md promises, key for key."""
+def test_fakes_are_the_engine_schema_and_docs_name_every_field() -> None:
+    """The fakes build the engine's own typed messages (what they send survives the codec), and
+    docs/wire.md names every field of every message the console reads."""
+    import dataclasses
+
+    from engine.wire import schema
+
+    for msg in (btc_state(), eth_state(), sol_state(), portfolio_msg(), order_msg("BTC/USDT")):
+        wire = msg.to_wire()
+        assert type(msg).from_wire(wire) == msg
     doc = (REPO / "docs" / "wire.md").read_text()
-    pair_keys = set(pair_map("BTC/USDT")) - {"v", "seq"}
-    for key in pair_keys:
-        assert f"`{key}`" in doc, key
-    assert set(portfolio_map()) - {"v", "seq"} == {
-        "capital", "cash", "equity", "realised", "unrealised", "fees", "daily_pnl", "exposure_used",
-        "exposure_max", "correlated_used", "correlated_max", "halted", "positions", "corr", "ts",
-    }  # fmt: skip
+    published = (
+        schema.PairStateMsg, schema.PortfolioMsg, schema.DecisionMsg, schema.OrderMsg,
+        schema.FillMsg, schema.NoticeMsg, schema.HeartbeatMsg, schema.AckMsg,
+        schema.IndicatorsMsg, schema.SignalMsg, schema.DecisionBriefMsg, schema.PositionMsg,
+    )  # fmt: skip
+    for cls in published:
+        for f in dataclasses.fields(cls):
+            assert f"`{f.name}`" in doc, f"docs/wire.md lacks {cls.__name__}.{f.name}"
     assert FROZEN_MS == 1_700_000_000_000
 
 
@@ -769,7 +857,7 @@ async def test_header_shows_mode_feed_children_and_pnl() -> None:
         m.apply_feed_status(
             {"state": "reconnecting", "source": "binance", "reconnects": 3, "last_error": "timeout"}
         )
-        m.apply_portfolio(portfolio_map(daily_pnl=-12.5))
+        m.apply_portfolio(portfolio_msg(daily_pnl=-12.5))
         clock.advance(1.2)
         line = header.render()
         assert "engine restarting in 3s" in line.plain
@@ -793,7 +881,7 @@ async def test_stale_tick_age_is_red() -> None:
         quote = app.main.panes["BTC/USDT"].quote
         fresh = quote.render()
         assert _style_at(fresh, "0.2s").color != app.palette.error.color
-        clock.advance(11.0)  # no message for longer than stale_after_s: the console ages it out
+        clock.advance(11.0)  # no state for longer than PAIR_SILENT_S: the engine is not speaking
         aged = quote.render()
         assert "age 11s" in aged.plain and "STALE" in aged.plain
         assert _style_at(aged, "11s").color == app.palette.error.color
@@ -825,7 +913,7 @@ async def test_only_panes_in_view_are_repainted_and_hidden_ones_catch_up_on_scro
     async with app.run_test(size=WIDE) as pilot:
         await wait_for(pilot, backend.started.is_set, "backend.start")
         for sym, *_ in pairs:
-            app.model.apply_pair(pair_map(sym, last=100.0))
+            app.model.apply_pair(pair_msg(sym, last=100.0))
         app.repaint_now()
         await pilot.pause()
         main = app.screen
@@ -834,9 +922,9 @@ async def test_only_panes_in_view_are_repainted_and_hidden_ones_catch_up_on_scro
         assert first in main._visible_symbols() and last not in main._visible_symbols()
         painted: list[str] = []
         for sym, pane in main.panes.items():
-            pane.repaint = (lambda s=sym: painted.append(s))  # type: ignore[method-assign]
-        app.model.apply_pair(pair_map(first, last=101.0))
-        app.model.apply_pair(pair_map(last, last=101.0))
+            pane.repaint = lambda s=sym: painted.append(s)  # type: ignore[method-assign]
+        app.model.apply_pair(pair_msg(first, last=101.0))
+        app.model.apply_pair(pair_msg(last, last=101.0))
         app._frame()
         app._frame()  # panes take turns: a price change is drawn within two frames
         assert first in painted and last not in painted
@@ -855,23 +943,23 @@ async def test_prices_repaint_every_other_frame_but_a_mode_change_at_once() -> N
         assert isinstance(main, MainScreen)
         painted: list[str] = []
         for sym, pane in main.panes.items():
-            pane.repaint = (lambda s=sym: painted.append(s))  # type: ignore[method-assign]
+            pane.repaint = lambda s=sym: painted.append(s)  # type: ignore[method-assign]
         for sym in app.model.symbols:  # settle: what the fake board showed before
-            app.model.apply_pair(pair_map(sym))
+            app.model.apply_pair(pair_msg(sym))
         app._frame()
         app._frame()
         counts = []
         for _ in range(4):
             for sym in app.model.symbols:
-                app.model.apply_pair(pair_map(sym))
+                app.model.apply_pair(pair_msg(sym))
             painted.clear()
             app._frame()
             counts.append(len(painted))
         assert sum(counts) == 2 * len(app.model.symbols)  # each pane twice in four frames
         assert all(c > 0 for c in counts[1:])  # they take turns: no frame goes blank
         painted.clear()
-        app.model.apply_pair(pair_map("BTC/USDT", mode="PAUSED"))
+        app.model.apply_pair(pair_msg("BTC/USDT", mode="PAUSED"))
         app._frame()
-        app.model.apply_pair(pair_map("BTC/USDT", mode="ACTIVE"))
+        app.model.apply_pair(pair_msg("BTC/USDT", mode="ACTIVE"))
         app._frame()
         assert painted.count("BTC/USDT") == 2  # the operator's change is never held back

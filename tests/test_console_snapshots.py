@@ -24,7 +24,7 @@ from tests.console_fakes import (
     btc_state,
     eth_state,
     make_safe_list,
-    portfolio_map,
+    portfolio_msg,
     sol_state,
 )
 
@@ -77,7 +77,7 @@ def painted(
 def halted(app: MultiparApp) -> None:
     for state in (btc_state, eth_state, sol_state):
         app.model.apply_pair(state(mode="HALTED", position=None, stale=False, tick_age_ms=300))
-    app.model.apply_portfolio(portfolio_map(halted=True))
+    app.model.apply_portfolio(portfolio_msg(halted=True))
     app.model.add_event("KILL: ok (85 ms) — halted; 2 positions flattened", "success")
 
 

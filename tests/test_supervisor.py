@@ -53,8 +53,6 @@ class Recorder(ConsoleModel):
         return [e.text for e in self.events]
 
 
-
-
 @pytest.fixture
 def short_dir() -> Path:
     d = Path(tempfile.mkdtemp(prefix="mps-", dir="/tmp"))

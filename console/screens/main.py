@@ -224,7 +224,7 @@ class MainScreen(Screen[None]):
                 hidden.add(sym)
                 continue
             pv = pairs[sym]
-            key = (pv.mode, pv.has_position, pv.stale)
+            key = (pv.state.mode, pv.has_position, pv.state.stale)
             if painted.get(sym) == key and (self._frame_no + phase[sym]) % FRAMES_PER_PANE_PAINT:
                 self._deferred.add(sym)
                 continue

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from rich.style import Style
 from rich.text import Text
 
-from console.model import HEARTBEAT_SILENT_S, ChildStatus, ConsoleModel
+from console.model import ChildStatus, ConsoleModel
 from console.widgets.base import ModelWidget
 from console.widgets.palette import Palette, fmt_usd, pad_between
+from engine.wire.liveness import HUNG_AFTER_S
 
 SHORT_NAMES = {"feed": "feed", "engine": "eng"}
 FEED_STATE_SHORT = {
@@ -33,7 +34,8 @@ def child_label(child: ChildStatus, now: float, palette: Palette) -> tuple[str, 
     state = child.state
     if state == "running":
         age = child.beat_age(now)
-        if age is not None and age > HEARTBEAT_SILENT_S:
+        # the moment the kill switch stops asking the engine (engine/wire/liveness.py)
+        if age is not None and age > HUNG_AFTER_S:
             return f"silent {age:.0f}s", f"silent {age:.0f}s", palette.warn
         return "running", "run", palette.up
     if state == "restarting":
@@ -88,9 +90,13 @@ class StatusHeader(ModelWidget):
         clock = time.strftime("%H:%M:%S", time.gmtime(self.wall()))
         feed_long, feed_short, feed_style = self._feed(pal)
         kids = [(name, *child_label(c, now, pal)) for name, c in m.children.items()]
-        pnl_pct = None
-        if pf.daily_pnl is not None and pf.capital:
-            pnl_pct = pf.daily_pnl / pf.capital * 100
+        equity: float | None = None
+        day: float | None = None  # the engine's daily PnL (equity since its UTC day start)
+        pnl_pct: float | None = None
+        if pf is not None:
+            equity, day = pf.equity, pf.daily_pnl
+            if pf.capital:
+                pnl_pct = day / pf.capital * 100
 
         def build(long: bool) -> tuple[Text, Text]:
             left = Text(no_wrap=True)
@@ -108,13 +114,11 @@ class StatusHeader(ModelWidget):
                 left.append(lo if long else sh, style)
             right = Text(no_wrap=True)
             right.append("Equity " if long else "Eq ", pal.muted)
-            right.append(fmt_usd(pf.equity), Style(bold=True))
+            right.append(fmt_usd(equity), Style(bold=True))
             right.append("  Day " if long else " Day ", pal.muted)
-            right.append(
-                fmt_usd(pf.daily_pnl, signed=True), pal.sign(pf.daily_pnl) + Style(bold=True)
-            )
+            right.append(fmt_usd(day, signed=True), pal.sign(day) + Style(bold=True))
             if long and pnl_pct is not None:
-                right.append(f" ({pnl_pct:+.2f}%)", pal.sign(pf.daily_pnl))
+                right.append(f" ({pnl_pct:+.2f}%)", pal.sign(day))
             right.append("  UTC " if long else " ", pal.muted)
             right.append(clock + ("" if long else "Z") + " ")
             return left, right

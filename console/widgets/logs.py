@@ -15,9 +15,10 @@ from itertools import islice
 from rich.style import Style
 from rich.text import Text
 
-from console.model import DecisionView, EventLine
+from console.model import EventLine
 from console.widgets.base import ModelWidget
 from console.widgets.palette import Palette, fmt_price, fmt_qty
+from engine.wire.schema import DecisionMsg
 
 
 def hms_ms(ts_ms: int) -> str:
@@ -25,7 +26,8 @@ def hms_ms(ts_ms: int) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(ts_ms / 1000.0))
 
 
-def decision_line(d: DecisionView, palette: Palette, with_symbol: bool = True) -> Text:
+def decision_line(d: DecisionMsg, palette: Palette, with_symbol: bool = True) -> Text:
+    """One decision as the engine sent it; the reasons are its failed checks (``reasons``)."""
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(hms_ms(d.ts) + " ", palette.muted)
     if with_symbol:
@@ -37,9 +39,10 @@ def decision_line(d: DecisionView, palette: Palette, with_symbol: bool = True) -
     else:
         line.append("✗ REJECTED ", palette.down + Style(bold=True))
         line.append("; ".join(d.reasons) or "no reason given", palette.warn)
-    if d.signal_type:
-        conf = "" if d.confidence is None else f" {d.confidence * 100:.0f}%"
-        line.append(f"  {d.signal_type}{conf}", palette.muted)
+    sig = d.signal
+    if sig.type:
+        conf = "" if sig.confidence is None else f" {sig.confidence * 100:.0f}%"
+        line.append(f"  {sig.type}{conf}", palette.muted)
     return line
 
 
@@ -79,7 +82,7 @@ class DecisionLog(ModelWidget):
         title = Text("Decisions", pal.accent)
         if self.symbol is not None:
             title.append(f" · {self.symbol}", pal.accent)
-            rows: list[DecisionView] = []
+            rows: list[DecisionMsg] = []
             for d in reversed(decisions):  # bounded by the deque's maxlen (500)
                 if d.symbol == self.symbol:
                     rows.append(d)

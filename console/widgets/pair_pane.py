@@ -9,8 +9,6 @@ here is ``-selected``, on a keystroke, never per tick.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
@@ -29,10 +27,10 @@ from console.widgets.palette import (
     fmt_price,
     fmt_qty,
     fmt_usd,
-    num,
     pad_between,
     price_decimals,
 )
+from engine.wire.schema import PositionMsg
 
 # Compact row columns: (title, width, right-aligned); PairRow and its header share them.
 ROW_COLUMNS: tuple[tuple[str, int, bool], ...] = (
@@ -62,15 +60,11 @@ def rsi_style(rsi: float | None, palette: Palette) -> Style:
     return palette.text
 
 
-def position_parts(pos: dict[str, Any] | None) -> tuple[str, float | None, float | None]:
-    """(side word, qty, unrealised) of a wire position map; ("", None, None) when flat."""
-    if not pos:
+def position_parts(pos: PositionMsg | None) -> tuple[str, float | None, float | None]:
+    """(side word, qty, unrealised) of the engine's position; ("", None, None) when flat."""
+    if pos is None or pos.qty == 0.0:
         return "", None, None
-    qty = num(pos.get("qty"))
-    side = pos.get("side")
-    if side not in ("long", "short"):
-        side = "long" if (qty or 0) > 0 else "short"
-    return str(side).upper(), qty, num(pos.get("unrealised"))
+    return pos.side.upper(), pos.qty, pos.unrealised
 
 
 class PairRow(ModelWidget):
@@ -82,17 +76,17 @@ class PairRow(ModelWidget):
         assert self.symbol is not None
         pal = self.palette
         pv = self.model.pairs[self.symbol]
-        now = self.model.now()
-        badge = pv.badge(now, self.model.stale_after_s)
-        chg = pv.change_pct
-        side, qty, upnl = position_parts(pv.position)
-        rsi = num(pv.ind.get("rsi"))
+        st = pv.state
+        badge = pv.badge(self.model.now())
+        chg = st.change_pct
+        side, qty, upnl = position_parts(st.position)
+        rsi = st.ind.rsi
         pos_text = f"{side} {fmt_qty(abs(qty))}" if side and qty is not None else "flat"
         badge_word = f" {badge} "
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(_cell("▸" if self.selected else "", 0), pal.selected)
         line.append(_cell(pv.symbol, 1), pal.selected if self.selected else Style(bold=True))
-        line.append(_cell(fmt_price(pv.last), 2), pal.muted if badge == "STALE" else pal.sign(chg))
+        line.append(_cell(fmt_price(st.last), 2), pal.muted if badge == "STALE" else pal.sign(chg))
         line.append(_cell(fmt_pct(chg), 3), pal.sign(chg))
         line.append(_cell("", 4))
         line.append(badge_word, pal.badge(badge))
@@ -132,23 +126,24 @@ class PairQuote(ModelWidget):
         assert self.symbol is not None
         pal = self.palette
         pv = self.model.pairs[self.symbol]
+        st = pv.state
         now = self.model.now()
         width = self.size.width or 48
-        stale = pv.is_stale(now, self.model.stale_after_s)
+        stale = pv.is_stale(now)
 
         left = Text()
         left.append(pv.symbol, Style(bold=True))
-        left.append(f"  {pv.tier} · {pv.strategy}", pal.muted)
+        left.append(f"  {st.tier} · {st.strategy}", pal.muted)
         badges = Text()
-        badges.append_text(badge_text(pv.mode, pal))
-        if stale and pv.mode != "HALTED":
+        badges.append_text(badge_text(st.mode, pal))
+        if stale and st.mode != "HALTED":
             badges.append(" ")
             badges.append_text(badge_text("STALE", pal))
         line1 = pad_between(left, badges, width)
 
-        chg = pv.change_pct
+        chg = st.change_pct
         price = Text()
-        price.append(fmt_price(pv.last), Style(bold=True) + (pal.muted if stale else pal.sign(chg)))
+        price.append(fmt_price(st.last), Style(bold=True) + (pal.muted if stale else pal.sign(chg)))
         arrow = "▲" if (chg or 0) > 0 else "▼" if (chg or 0) < 0 else "•"
         price.append(f"  {arrow} {fmt_pct(chg)}", pal.sign(chg))
         age = pv.tick_age_s(now)
@@ -158,12 +153,13 @@ class PairQuote(ModelWidget):
 
         line3 = Text(no_wrap=True, overflow="ellipsis")
         line3.append("bid ", pal.muted)
-        line3.append(fmt_price(pv.bid))
+        bid, ask = st.bid, st.ask
+        line3.append(fmt_price(bid))
         line3.append("  ask ", pal.muted)
-        line3.append(fmt_price(pv.ask))
-        if pv.bid is not None and pv.ask is not None:
-            spread = pv.ask - pv.bid
-            mid = (pv.ask + pv.bid) / 2
+        line3.append(fmt_price(ask))
+        if bid is not None and ask is not None:
+            spread = ask - bid
+            mid = (ask + bid) / 2
             line3.append("  spr ", pal.muted)
             line3.append(fmt_price(spread, price_decimals(mid)))
             if mid > 0:
@@ -177,11 +173,11 @@ class PairStats(ModelWidget):
     def render(self) -> Text:
         assert self.symbol is not None
         pal = self.palette
-        pv = self.model.pairs[self.symbol]
+        st = self.model.pairs[self.symbol].state
         width = self.size.width or 48
-        ind = pv.ind
-        rsi, bb_pos, atr = num(ind.get("rsi")), num(ind.get("bb_pos")), num(ind.get("atr"))
-        ma_fast, ma_slow = num(ind.get("ma_fast")), num(ind.get("ma_slow"))
+        ind = st.ind
+        rsi, bb_pos, atr = ind.rsi, ind.bb_pos, ind.atr
+        ma_fast, ma_slow = ind.ma_fast, ind.ma_slow
 
         l1 = Text(no_wrap=True, overflow="ellipsis")
         l1.append("RSI ", pal.muted)
@@ -192,7 +188,7 @@ class PairStats(ModelWidget):
             pal.warn if bb_pos is not None and not 0 <= bb_pos <= 1 else pal.text,
         )
         l1.append("   ATR ", pal.muted)
-        l1.append(fmt_price(atr, price_decimals(pv.last) if pv.last else None))
+        l1.append(fmt_price(atr, price_decimals(st.last) if st.last else None))
 
         l2 = Text(no_wrap=True, overflow="ellipsis")
         l2.append("MA ", pal.muted)
@@ -205,9 +201,9 @@ class PairStats(ModelWidget):
                 pal.up if ma_fast > ma_slow else pal.down,
             )
 
-        sig = pv.signal or {}
-        stype = str(sig.get("type") or "")
-        conf = num(sig.get("confidence"))
+        sig = st.signal
+        stype = sig.type if sig is not None else ""
+        conf = sig.confidence if sig is not None else None
         l3 = Text(no_wrap=True, overflow="ellipsis")
         l3.append("Signal ", pal.muted)
         if stype:
@@ -220,47 +216,46 @@ class PairStats(ModelWidget):
                 l3.append(f" {conf * 100:.0f}%")
         else:
             l3.append("—", pal.muted)
-        l4 = Text(str(sig.get("reasoning") or ""), pal.muted, no_wrap=True, overflow="ellipsis")
+        if st.exit_pending:  # an exit the venue has not filled yet outranks the reasoning
+            l4 = Text(
+                f"exit pending: {st.exit_pending}", pal.warn, no_wrap=True, overflow="ellipsis"
+            )
+        else:
+            reasoning = sig.reasoning if sig is not None else ""
+            l4 = Text(reasoning, pal.muted, no_wrap=True, overflow="ellipsis")
 
-        pos = pv.position
+        pos = st.position
         side, qty, upnl = position_parts(pos)
         l5 = Text(no_wrap=True, overflow="ellipsis")
         l6 = Text(no_wrap=True, overflow="ellipsis")
         l5.append("Pos ", pal.muted)
         if side and pos is not None:
             l5.append(side, (pal.up if side == "LONG" else pal.down) + Style(bold=True))
-            l5.append(
-                f" {fmt_qty(None if qty is None else abs(qty))} @ {fmt_price(num(pos.get('entry')))}"
-            )
+            l5.append(f" {fmt_qty(None if qty is None else abs(qty))} @ {fmt_price(pos.entry)}")
             l5.append("  stop ", pal.muted)
-            l5.append(fmt_price(num(pos.get("stop_loss"))))
+            l5.append(fmt_price(pos.stop_loss))
             l6.append("uPnL ", pal.muted)
             l6.append(fmt_usd(upnl, signed=True), pal.sign(upnl) + Style(bold=True))
-            notional = num(pos.get("notional"))
+            notional = pos.notional
             if upnl is not None and notional:
                 l6.append(f" ({upnl / notional * 100:+.2f}%)", pal.sign(upnl))
             l6.append("  tp ", pal.muted)
-            l6.append(fmt_price(num(pos.get("take_profit"))))
+            l6.append(fmt_price(pos.take_profit))
         else:
             l5.append("flat", pal.muted)
-            realised = num((pos or {}).get("realised"))
-            if realised is not None:
-                l6.append("realised ", pal.muted)
-                l6.append(fmt_usd(realised, signed=True), pal.sign(realised))
 
-        dec = pv.decision
+        dec = st.decision
         l7 = Text(no_wrap=True, overflow="ellipsis")
         l7.append("Last ", pal.muted)
-        if dec:
-            approved = dec.get("approved") is True
+        if dec is not None:
+            approved = dec.approved
             l7.append(
                 "APPROVED" if approved else "REJECTED",
                 (pal.up if approved else pal.down) + Style(bold=True),
             )
-            l7.append(f" {dec.get('action') or ''}")
-            reasons = dec.get("reasons")
-            if not approved and type(reasons) is list and reasons:
-                l7.append(": " + "; ".join(str(r) for r in reasons), pal.warn)
+            l7.append(f" {dec.action}")
+            if not approved and dec.reasons:
+                l7.append(": " + "; ".join(dec.reasons), pal.warn)
         else:
             l7.append("no decision yet", pal.muted)
         lines = [l1, l2, l3, l4, l5, l6, l7]

@@ -3,7 +3,9 @@
 Owns ``PortfolioBar``: the exposure gauge (used $ / max $, %), the correlation gauge
 (correlated open positions / max), account figures and a compact correlation matrix of the
 active pairs. Below 4 rows or 100 columns it folds into two lines, the matrix becoming the
-most correlated couples. Caps default to the safe list's until the engine's first snapshot.
+most correlated couples. Every figure is the engine's ``PortfolioMsg`` (the correlated count is
+the cluster its risk check used, HALTED its verdict); the safe list's caps only fill the gauges
+until the engine's first snapshot.
 """
 
 from __future__ import annotations
@@ -51,16 +53,19 @@ class PortfolioBar(ModelWidget):
 
     def _figures(self) -> tuple[float | None, float, int, int]:
         pf = self.model.portfolio
-        exp_max = pf.exposure_max or self.caps.exposure_max_usd
-        cmax = pf.correlated_max if pf.correlated_max is not None else self.caps.correlated_max
-        return pf.exposure_used, exp_max, pf.correlated_used, cmax
+        if pf is None:
+            return None, self.caps.exposure_max_usd, 0, self.caps.correlated_max
+        return pf.exposure_used, pf.exposure_max, pf.correlated_used, pf.correlated_max
+
+    def _corr(self) -> tuple[list[str], list[list[float | None]]]:
+        pf = self.model.portfolio
+        return ([], []) if pf is None else (pf.corr.symbols, pf.corr.matrix)
 
     def _corr_pairs(self) -> list[tuple[str, str, float]]:
-        pf = self.model.portfolio
+        syms, matrix = self._corr()
         out = []
-        syms = pf.corr_symbols
         for i, a in enumerate(syms):
-            row = pf.corr_matrix[i] if i < len(pf.corr_matrix) else []
+            row = matrix[i] if i < len(matrix) else []
             for j in range(i + 1, len(syms)):
                 v = row[j] if j < len(row) else None
                 if v is not None:
@@ -69,10 +74,11 @@ class PortfolioBar(ModelWidget):
         return out
 
     def _matrix(self, rows: int) -> list[Text]:
-        """Up to ``rows`` lines: a header and one row per symbol; |ρ| over the threshold in amber."""
+        """Up to ``rows`` lines: a header and one row per symbol; ρ at or over the threshold
+        (the engine's live link, ``CorrelationTracker.correlated_with``) in amber."""
         pal = self.palette
-        pf = self.model.portfolio
-        syms = pf.corr_symbols[: max(0, rows - 1)]
+        all_syms, matrix = self._corr()
+        syms = all_syms[: max(0, rows - 1)]
         if not syms:
             return [Text("ρ  waiting for correlations", pal.muted)]
         head = Text("ρ     ", pal.muted)
@@ -81,7 +87,7 @@ class PortfolioBar(ModelWidget):
         lines = [head]
         for i, a in enumerate(syms):
             line = Text(f"{short_symbol(a):<6}", pal.muted)
-            row = pf.corr_matrix[i] if i < len(pf.corr_matrix) else []
+            row = matrix[i] if i < len(matrix) else []
             for j in range(len(syms)):
                 v = row[j] if j < len(row) else None
                 if i == j:
@@ -89,7 +95,7 @@ class PortfolioBar(ModelWidget):
                 elif v is None:
                     line.append(f"{'—':>6}", pal.muted)
                 else:
-                    hot = abs(v) >= self.caps.corr_threshold
+                    hot = v >= self.caps.corr_threshold
                     line.append(f"{v:>6.2f}", pal.warn if hot else pal.text)
             lines.append(line)
         return lines
@@ -100,6 +106,7 @@ class PortfolioBar(ModelWidget):
         width = self.size.width or 80
         height = self.size.height or 4
         used, exp_max, cused, cmax = self._figures()
+        positions = pf.positions if pf is not None else 0
         exp_frac = None if used is None or not exp_max else used / exp_max
         corr_frac = cused / cmax if cmax else None
         compact = height < 4 or width < 100
@@ -114,16 +121,14 @@ class PortfolioBar(ModelWidget):
             l1.append_text(gauge(corr_frac, 4, pal))
             l1.append(f" {cused}/{cmax}")
             l1.append("  Pos ", pal.muted)
-            l1.append(str(pf.positions))
+            l1.append(str(positions))
             l2 = Text("ρ ", pal.muted, no_wrap=True, overflow="ellipsis")
             pairs = self._corr_pairs()
             if not pairs:
                 l2.append("waiting for correlations", pal.muted)
             for a, b, v in pairs:
                 l2.append(f"{short_symbol(a)}·{short_symbol(b)} ")
-                l2.append(
-                    f"{v:.2f}  ", pal.warn if abs(v) >= self.caps.corr_threshold else pal.text
-                )
+                l2.append(f"{v:.2f}  ", pal.warn if v >= self.caps.corr_threshold else pal.text)
             lines = [l1, l2][: max(1, height)]
             for line in lines:
                 line.truncate(width, overflow="ellipsis")
@@ -145,18 +150,18 @@ class PortfolioBar(ModelWidget):
         left.append(l2)
         l3 = Text(no_wrap=True)
         for label, value, signed in (
-            ("cash", pf.cash, False),
-            ("realised", pf.realised, True),
-            ("unrealised", pf.unrealised, True),
-            ("fees", pf.fees, False),
+            ("cash", pf.cash if pf is not None else None, False),
+            ("realised", pf.realised if pf is not None else None, True),
+            ("unrealised", pf.unrealised if pf is not None else None, True),
+            ("fees", pf.fees if pf is not None else None, False),
         ):
             l3.append(f"{label} ", pal.muted)
             l3.append(fmt_usd(value, signed=signed), pal.sign(value) if signed else pal.text)
             l3.append("   ")
         l3.append("positions ", pal.muted)
-        l3.append(str(pf.positions), Style(bold=True))
+        l3.append(str(positions), Style(bold=True))
         left.append(l3)
-        if pf.halted:
+        if self.model.halted:
             left.append(
                 Text(" HALTED: kill switch engaged; press r to re-arm ", pal.badge("HALTED"))
             )
