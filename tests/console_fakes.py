@@ -245,7 +245,6 @@ def portfolio_msg(
         daily_pnl=daily_pnl,
         exposure_used=exposure_used,
         exposure_max=1_000.0,
-        correlated_used=len(correlated_cluster),
         correlated_max=2,
         halted=halted,
         positions=positions,

@@ -57,6 +57,12 @@ class PortfolioBar(ModelWidget):
             return None, self.caps.exposure_max_usd, 0, self.caps.correlated_max
         return pf.exposure_used, pf.exposure_max, pf.correlated_used, pf.correlated_max
 
+    def _threshold(self) -> float:
+        """The engine's link threshold once it spoke; the safe list's before."""
+        pf = self.model.portfolio
+        t = pf.corr.threshold if pf is not None else None
+        return t if t is not None else self.caps.corr_threshold
+
     def _corr(self) -> tuple[list[str], list[list[float | None]]]:
         pf = self.model.portfolio
         return ([], []) if pf is None else (pf.corr.symbols, pf.corr.matrix)
@@ -95,7 +101,7 @@ class PortfolioBar(ModelWidget):
                 elif v is None:
                     line.append(f"{'—':>6}", pal.muted)
                 else:
-                    hot = v >= self.caps.corr_threshold
+                    hot = v >= self._threshold()
                     line.append(f"{v:>6.2f}", pal.warn if hot else pal.text)
             lines.append(line)
         return lines
@@ -128,7 +134,7 @@ class PortfolioBar(ModelWidget):
                 l2.append("waiting for correlations", pal.muted)
             for a, b, v in pairs:
                 l2.append(f"{short_symbol(a)}·{short_symbol(b)} ")
-                l2.append(f"{v:.2f}  ", pal.warn if v >= self.caps.corr_threshold else pal.text)
+                l2.append(f"{v:.2f}  ", pal.warn if v >= self._threshold() else pal.text)
             lines = [l1, l2][: max(1, height)]
             for line in lines:
                 line.truncate(width, overflow="ellipsis")

@@ -85,7 +85,7 @@ class Decision:
 
     @property
     def reasons(self) -> list[str]:
-        return [c.reason for c in self.checks if not c.ok]
+        return [c.reason or c.name for c in self.checks if not c.ok]
 
 
 @dataclass(slots=True)

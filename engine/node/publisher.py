@@ -199,7 +199,7 @@ class StatePublisher:
         s = core.portfolio_summary()
         syms, matrix = core.corr.matrix()
         return PortfolioMsg(
-            **asdict(s), correlated_used=s.correlated_used, corr=CorrelationMsg(syms, matrix), ts=time.time_ns()
+            **asdict(s), corr=CorrelationMsg(syms, matrix, core.corr.threshold), ts=time.time_ns()
         )
 
     def heartbeat(

@@ -141,7 +141,6 @@ class Message:
 
     __slots__ = ()
     _spec: ClassVar[tuple[tuple[str, Check, bool, Any], ...]]
-    _plain_fields: ClassVar[frozenset[str]]
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)

@@ -94,6 +94,7 @@ def parse_command(payload: bytes) -> dict[str, Any]:
 
 def make_ack(ack: AckMsg) -> bytes:
     """The ack frame; the message text is cut to the schema's string limit."""
+    m = ack.to_wire()
     if len(ack.message) > MAX_STR:
-        ack.message = ack.message[: MAX_STR - 1] + "…"
-    return _packer.pack(ack.to_wire())
+        m["message"] = ack.message[: MAX_STR - 1] + "…"
+    return _packer.pack(m)

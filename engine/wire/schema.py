@@ -94,8 +94,12 @@ class PositionMsg(Message):
 
 @dataclass(slots=True)
 class CorrelationMsg(Message):
+    """Live correlations of returns (None while warming up); pairs at or above ``threshold``
+    are linked, as are the safe list's configured groups."""
+
     symbols: list[str] = field(default_factory=list)
     matrix: list[list[float | None]] = field(default_factory=list)
+    threshold: float | None = None
 
 
 # ---- published messages ---------------------------------------------------------------------
@@ -143,7 +147,6 @@ class PortfolioMsg(Message):
     daily_pnl: float
     exposure_used: float
     exposure_max: float
-    correlated_used: int
     correlated_max: int
     halted: bool
     positions: int
@@ -151,6 +154,10 @@ class PortfolioMsg(Message):
     corr: CorrelationMsg = field(default_factory=CorrelationMsg)
     ts: int = 0
     seq: int = 0
+
+    @property
+    def correlated_used(self) -> int:
+        return len(self.correlated_cluster)
 
 
 @dataclass(slots=True)
