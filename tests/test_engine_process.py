@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 
@@ -85,3 +86,29 @@ def test_engine_refuses_bad_start_arguments_with_one_line(tmp_path) -> None:  # 
     from engine.core.markets import load_rules
 
     assert load_rules(good, symbols=["BTC/USDT"])["BTC/USDT"].amount_step == 0.001
+
+
+def test_warm_up_beats_so_a_slow_history_server_never_looks_dead() -> None:
+    """No feed answers the history requests (each times out): the engine keeps beating with
+    phase "warming" more often than the supervisor's silence limit, then runs."""
+    from engine.wire.liveness import HISTORY_REQUEST_TIMEOUT_S, SILENT_AFTER_S
+
+    with stack() as s:
+        sub = Subscriber(s.engine_pub, [b"_hb"])
+        t0 = time.monotonic()
+        s.start("engine", s.engine_cmd_line())
+        try:
+            beats: list[tuple[float, str]] = []
+            deadline = t0 + 3 * HISTORY_REQUEST_TIMEOUT_S + 10
+            while time.monotonic() < deadline and not (beats and beats[-1][1] == "running"):
+                got = sub.recv(0.2)
+                if got is not None:
+                    beats.append((time.monotonic(), got[1]["phase"]))
+            phases = [p for _, p in beats]
+            assert phases.count("warming") >= 2 and phases[-1] == "running", phases  # the first may beat the SUB
+            gaps = [b - a for (a, _), (b, _) in itertools.pairwise(beats)]
+            assert max(gaps) < SILENT_AFTER_S, gaps
+            assert "no history from the feed" in s.log("engine")
+        finally:
+            sub.close()
+        assert s.stop("engine") == 0
