@@ -45,6 +45,7 @@ log = logging.getLogger("engine")
 RETRY_FIRST_MS = 200  # a refused exit is tried again after this, doubling up to RETRY_MAX_MS
 RETRY_MAX_MS = 5_000
 LOOKUP_EVERY_MS = 1_000  # an order of unknown outcome is looked up at most this often
+QUIET_ORDER_MS = 5_000  # an open order with no news this long is looked up too
 
 
 @dataclass(slots=True)
@@ -188,10 +189,14 @@ class ExecutionEngine:
         """Timer work: retry due exits, look up orders of unknown outcome."""
         now = self.clock.time_ms()
         for o in list(self.orders.values()):
-            if o.status is OrderStatus.UNKNOWN and now - self._looked_up.get(o.client_order_id, -LOOKUP_EVERY_MS) >= LOOKUP_EVERY_MS:
+            # unknown outcome, or open with no news for a while (an answer the venue lost)
+            due = o.status is OrderStatus.UNKNOWN or now - (o.updated_ts or o.created_ts) >= QUIET_ORDER_MS
+            if due and now - self._looked_up.get(o.client_order_id, -LOOKUP_EVERY_MS) >= LOOKUP_EVERY_MS:
                 self._looked_up[o.client_order_id] = now
                 try:
                     self.client.lookup(o)
+                except JournalError:
+                    raise
                 except Exception as exc:
                     log.warning("%s - lookup of %s failed: %s", o.symbol, o.client_order_id, exc)
         for ex in list(self.exits.values()):

@@ -220,8 +220,9 @@ class TradingCore(OperatorCommands):
             # a bearish view on a flat spot pair is no trade, not an order to refuse
             return
         pending = self.execution.open_order(ps.symbol)
-        if pending is not None and not (pos is not None and pos.is_open):
-            # an order whose outcome is not known yet (or still in flight): decide nothing new
+        exit_signal = (signal.type is SignalType.SELL and qty > 0.0) or (signal.type is SignalType.BUY and qty < 0.0)
+        if pending is not None and not exit_signal:
+            # an order whose outcome is not known yet (or still in flight): no new entry
             log.info("%s - %s signal not evaluated: order %s is %s", ps.symbol, signal.type,
                      pending.client_order_id, pending.status)
             return
