@@ -62,7 +62,7 @@ class StateSink(Protocol):
 
     def apply_feed_status(self, m: dict[str, Any]) -> None: ...
 
-    def apply_heartbeat(self, kind: str, pid: int | None) -> None: ...
+    def apply_heartbeat(self, kind: str, pid: int | None, phase: str = "") -> None: ...
 
 
 class BadMessage(ValueError):
@@ -240,7 +240,7 @@ class Bridge:
             raise BadMessage(f"{topic[:40]!r}: {exc}") from None
         self._track_seq(seq_key, msg.seq)
         if apply is None:
-            self._beat("engine", msg.pid)
+            self._beat("engine", msg.pid, msg.phase)
             return
         if cls is PairStateMsg:
             bid, ask = msg.bid, msg.ask
@@ -259,8 +259,8 @@ class Bridge:
         else:
             raise BadMessage(f"unexpected feed topic {topic[:40]!r}")
 
-    def _beat(self, kind: str, pid: int | None) -> None:
+    def _beat(self, kind: str, pid: int | None, phase: str = "") -> None:
         self.last_beat[kind] = self._clock()
         if pid is not None:
             self.beat_pid[kind] = pid
-        self._model.apply_heartbeat(kind, pid)
+        self._model.apply_heartbeat(kind, pid, phase)

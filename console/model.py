@@ -125,6 +125,7 @@ class ChildStatus:
     restarts: int = 0
     next_restart_s: float | None = None
     last_beat: float | None = None
+    phase: str = ""  # the engine's own phase from its heartbeat: warming | running
     message: str = ""
     updated_at: float = 0.0
 
@@ -357,13 +358,15 @@ class ConsoleModel:
             self.add_event(f"feed {state} (reconnects {n})")
         self.dirty.add(DIRTY_HEADER)
 
-    def apply_heartbeat(self, kind: str, pid: int | None) -> None:
-        """A child's heartbeat (``HeartbeatMsg`` from the engine, the feed's ``_hb`` map)."""
+    def apply_heartbeat(self, kind: str, pid: int | None, phase: str = "") -> None:
+        """A child's heartbeat (``HeartbeatMsg`` from the engine, the feed's ``_hb`` map);
+        ``phase`` is the engine's ("warming" while it loads history, then "running")."""
         child = self.children.get(kind)
         if child is None:
             self._reject("_hb", f"unknown heartbeat kind {kind[:40]!r}")
             return
         child.last_beat = self.clock()
+        child.phase = phase
         if pid is not None:
             child.pid = pid
         if child.state == "starting":  # a beat proves it started; the supervisor owns the rest

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         service.bind()
-        service.warm_up()
+        service.warm_up(lambda: stop.flag)
         service.run(lambda: stop.flag)
     finally:
         service.close()

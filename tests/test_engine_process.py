@@ -112,3 +112,23 @@ def test_warm_up_beats_so_a_slow_history_server_never_looks_dead() -> None:
         finally:
             sub.close()
         assert s.stop("engine") == 0
+
+
+def test_a_kill_during_a_slow_warm_up_is_answered_at_once() -> None:
+    """History requests time out (no feed): the engine still answers a kill between them,
+    halts every pair, and leaves the stored position's exit pending until a first price."""
+    from tests.store_seed import seed_open_position
+
+    with stack() as s:
+        seed_open_position(s.db)
+        s.start("engine", s.engine_cmd_line())
+        cmd = Commander(s.engine_cmd)
+        try:
+            t0 = time.monotonic()
+            ack = cmd.send("kill", timeout_s=8.0)
+            assert time.monotonic() - t0 < 6.5  # one history request at most, not all three
+            assert set(ack["modes"].values()) == {"HALTED"} and ack["halted"] is True
+            assert ack["ok"] is False and "BTC/USDT (exit pending: no price yet)" in ack["message"]
+        finally:
+            cmd.close()
+        assert s.stop("engine", timeout=8.0) == 0  # after the history request in flight

@@ -37,6 +37,8 @@ def child_label(child: ChildStatus, now: float, palette: Palette) -> tuple[str, 
         # the moment the kill switch stops asking the engine (engine/wire/liveness.py)
         if age is not None and age > HUNG_AFTER_S:
             return f"silent {age:.0f}s", f"silent {age:.0f}s", palette.warn
+        if child.phase == "warming":  # loading history; commands are answered between requests
+            return "warming up", "warm", palette.muted
         return "running", "run", palette.up
     if state == "restarting":
         left = child.restart_in(now)

@@ -80,9 +80,8 @@ class OperatorCommands:
             what = f" {f.side} {f.qty:g} @ {f.price:.8g}" if f is not None else ""
             return CommandResult(True, f"{symbol} flattened:{what}")
         if outcome == "pending":
-            why = self.execution.exits[symbol].last_error if symbol in self.execution.exits else ""
-            return CommandResult(False, f"{symbol} exit pending" + (f" ({why})" if why else "") + ": retried until flat")
-        return CommandResult(False, f"{symbol} could not be flattened: {outcome.removeprefix('blocked: ')}")
+            return CommandResult(False, f"{symbol} {self._why_not_flat(symbol, outcome)}: retried until flat")
+        return CommandResult(False, f"{symbol} could not be flattened: {self._why_not_flat(symbol, outcome)}")
 
     def flatten_all(self, reason: str, now: int) -> tuple[int, list[str]]:
         n, failed = 0, []
@@ -93,8 +92,15 @@ class OperatorCommands:
             if outcome == "filled":
                 n += 1
             elif outcome != "flat":
-                failed.append(f"{sym} ({outcome.removeprefix('blocked: ') if outcome != 'pending' else 'exit pending'})")
+                failed.append(f"{sym} ({self._why_not_flat(sym, outcome)})")
         return n, failed
+
+    def _why_not_flat(self, symbol: str, outcome: str) -> str:
+        if outcome != "pending":
+            return outcome.removeprefix("blocked: ")
+        ex = self.execution.exits.get(symbol)
+        why = ex.last_error if ex is not None else ""
+        return f"exit pending: {why}" if why else "exit pending"
 
     def kill(self, reason: str = "kill") -> CommandResult:
         """Halt every pair (journaled first, so nothing opens while we flatten), then flatten."""

@@ -59,6 +59,7 @@ class PendingExit:
     next_try_ms: int = 0
     blocked: str = ""  # a refusal no retry can fix; cleared when the operator acts
     last_error: str = ""
+    decision: Decision | None = None  # journaled with the first order
 
 
 class ExecutionEngine:
@@ -134,15 +135,24 @@ class ExecutionEngine:
 
     # ------------------------------------------------------------------ closing positions
 
-    def close(self, pos: Position, reason: str, key: str, bid: float, ask: float, *, operator: bool = False) -> str:
-        """Start (or push) the exit of ``pos``; returns "filled", "pending", "blocked: why"."""
+    def close(
+        self, pos: Position, reason: str, key: str, bid: float, ask: float, *,
+        operator: bool = False, decision: Decision | None = None,
+    ) -> str:
+        """Start (or push) the exit of ``pos``; returns "filled", "pending", "blocked: why".
+        A new exit's ``decision`` is journaled with its first order (one transaction), or on
+        its own when no order can go out now."""
         ex = self.exits.get(pos.symbol)
         if ex is None:
-            ex = self.exits[pos.symbol] = PendingExit(pos.symbol, reason, key)
+            ex = self.exits[pos.symbol] = PendingExit(pos.symbol, reason, key, decision=decision)
         elif operator:
             # the operator acts: a back-off or a blocked exit is tried again now
             ex.reason, ex.blocked, ex.next_try_ms = reason, "", 0
         self._attempt(ex, pos, bid, ask)
+        if ex.decision is not None:  # no order went out: the decision is a fact all the same
+            if self.journal.record_decision(ex.decision):
+                self.sink.emit(DecisionMade(ex.decision))
+            ex.decision = None
         if not pos.is_open:
             return "filled"
         return f"blocked: {ex.blocked}" if ex.blocked else "pending"
@@ -173,8 +183,13 @@ class ExecutionEngine:
             cid = client_order_id(f"{ex.key}#{ex.attempts}")
             side = Side.SELL if pos.qty > 0 else Side.BUY
             order = Order(cid, ex.symbol, side, qty, ex.reason, ex.key, now, updated_ts=now)
-            if self.submit(order, bid, ask):
+            decision, ex.decision = ex.decision, None
+            if self.submit(order, bid, ask, decision):
                 return
+            # the decision key was stored before (a restart meets the same stop): the order alone
+            if decision is not None and self.submit(order, bid, ask):
+                return
+            ex.decision = decision  # this id was taken: try the next one
             if ex.attempts > 1000:
                 self._block(ex, "no free client order id")
                 return

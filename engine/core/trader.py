@@ -232,8 +232,10 @@ class TradingCore(OperatorCommands):
         decision = self.risk.evaluate(signal, self.risk_context(), key)
         decision.ts = self.clock.time_ms()  # when it was decided; the key keeps the candle
         if decision.action in ("close_long", "close_short") and pos is not None:
-            if self._record(ps, decision):
-                self.execution.close(pos, "signal", key, ps.bid, ps.ask)
+            if ps.symbol in self.execution.exits:
+                return  # an exit is already pending: it stays until the pair is flat
+            self._decided(ps.symbol, decision)
+            self.execution.close(pos, "signal", key, ps.bid, ps.ask, decision=decision)
             return
         if not (decision.approved and decision.qty > 0.0):
             self._record(ps, decision)
@@ -244,19 +246,22 @@ class TradingCore(OperatorCommands):
             updated_ts=decision.ts, stop_loss=signal.stop_loss, take_profit=signal.take_profit,
         )
         if self.execution.submit(order, ps.bid, ps.ask, decision):
-            self.decisions_total += 1
-            ps.decision = decision
-            ps.dirty = True
+            self._decided(ps.symbol, decision)
 
     def _record(self, ps: PairState, decision: Decision) -> bool:
-        """Journal a decision that creates no order now, then tell the shell."""
+        """Journal a decision that creates no order, then tell the shell."""
         if not self.journal.record_decision(decision):
             return False
-        self.decisions_total += 1
-        ps.decision = decision
-        ps.dirty = True
+        self._decided(ps.symbol, decision)
         self.sink.emit(DecisionMade(decision))
         return True
+
+    def _decided(self, symbol: str, decision: Decision) -> None:
+        self.decisions_total += 1
+        ps = self.pairs.get(symbol)
+        if ps is not None:
+            ps.decision = decision
+            ps.dirty = True
 
     # ------------------------------------------------------------------ closing
 
@@ -282,18 +287,16 @@ class TradingCore(OperatorCommands):
         if pos is None or not pos.is_open:
             return "flat"
         bid, ask = self.quote(symbol)
+        decision = None
         if symbol not in self.execution.exits:
             long = pos.qty > 0
             signal = Signal(symbol, SignalType.SELL if long else SignalType.BUY, 1.0, bid if long else ask,
                             reasoning=reason, ts=self.clock.time_ms())
             decision = self.risk.exit_decision(signal, pos, key, reason)
             decision.ts = signal.ts
-            ps = self.pairs.get(symbol)
-            if ps is not None:
-                self._record(ps, decision)
-            elif self.journal.record_decision(decision):
-                self.sink.emit(DecisionMade(decision))
-        return self.execution.close(pos, reason, key, bid, ask, operator=operator)
+            self._decided(symbol, decision)
+        # the decision is journaled with the exit's first order, in one transaction
+        return self.execution.close(pos, reason, key, bid, ask, operator=operator, decision=decision)
 
     def _changed(self, symbol: str) -> None:
         ps = self.pairs.get(symbol)

@@ -121,13 +121,18 @@ class EngineNode:
             pcfg = ps.runtime.cfg
             log.info(" %s: %s (%s) mode=%s", sym, pcfg.strategy, _params_text(pcfg.params), ps.mode)
 
-    def warm_up(self) -> None:
-        """Seed candles and indicators from history so nothing waits for ATR; beat between
-        requests so a slow history server never gets a healthy engine restarted."""
+    def warm_up(self, should_stop: Callable[[], bool] = lambda: False) -> None:
+        """Seed candles and indicators from history so nothing waits for ATR. Between requests
+        it beats (a slow history server never gets a healthy engine restarted) and answers
+        commands (a kill during a slow warm-up is not left waiting for it)."""
         self.phase = "warming"
         if self.history_limit > 0:
             for sym, ps in self.core.pairs.items():
+                if should_stop():  # SIGTERM during a slow warm-up: stop after one request at most
+                    return
                 self._heartbeat(self.clock.monotonic())
+                if self._bound:
+                    self._drain_commands()
                 try:
                     candles = self.history.candles(sym, self.core.timeframe_s, self.history_limit)
                 except HistoryUnavailable as exc:
