@@ -153,6 +153,7 @@ class Loop:
 
     def sync(self) -> None:
         """Everything published so far reaches the model (a heartbeat marks the end)."""
+        self.publisher.flush_orders()  # what the node's loop turn does before its state
         self.publisher.heartbeat(self.core, "running", 0, 0, {}, None)
         while True:
             assert self.sub.poll(5000), "a published frame never arrived"

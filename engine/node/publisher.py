@@ -1,7 +1,8 @@
 """What the engine node publishes, built from the trading core through the typed schema.
 
-Owns ``StatePublisher``: the core's ``EventSink`` (decisions, orders, fills, mode changes and
-notices go out as they happen, after the journal has them) and the throttled state messages
+Owns ``StatePublisher``: the core's ``EventSink`` (decisions, fills and notices go out as they
+happen, after the journal has them; an order's state changes within one loop turn are
+coalesced into its latest state, sent at the end of the turn) and the throttled state messages
 (each changed pair at most every ``PAIR_PUBLISH_INTERVAL_S``, quiet pairs every
 ``PAIR_REFRESH_S`` so their tick age moves, the portfolio at most 4× a second, the heartbeat).
 It maps core state to wire fields; every value it sends is computed by the core.
@@ -115,6 +116,7 @@ class StatePublisher:
         self.sock = sock
         self._seq: dict[bytes, int] = {}
         self._last_portfolio = -1e9
+        self._orders: dict[str, Order] = {}  # latest state per order, sent at the end of the turn
         self.sent = 0
 
     def send(self, topic: bytes, msg: Message) -> None:
@@ -135,7 +137,8 @@ class StatePublisher:
         elif isinstance(event, FillBooked):
             self.send(TOPIC_FILL, fill_msg(event.fill))
         elif isinstance(event, OrderUpdated):
-            self.send(TOPIC_ORDER, order_msg(event.order))
+            # coalesced per loop turn: a paper order goes new → accepted → filled in one call
+            self._orders[event.order.client_order_id] = event.order
         elif isinstance(event, Notice):
             self.send(TOPIC_EVENT, NoticeMsg(event.ts, event.kind, event.level, event.message))
         elif isinstance(event, ModesChanged):
@@ -143,7 +146,15 @@ class StatePublisher:
 
     # ---- throttled state --------------------------------------------------------------------
 
+    def flush_orders(self) -> None:
+        """The latest state of every order that changed since the last flush."""
+        if self._orders:
+            orders, self._orders = self._orders, {}
+            for order in orders.values():
+                self.send(TOPIC_ORDER, order_msg(order))
+
     def publish_due(self, core: TradingCore, stats: dict[str, TopicStats], now: float) -> None:
+        self.flush_orders()
         for sym, ps in core.pairs.items():
             st = stats[sym]
             since = now - st.last_publish
