@@ -44,6 +44,9 @@ def _fuzz_cases(rng: random.Random, te: int) -> list[list[bytes]]:
         lambda: [b"BTC/USDT\xff", b"\x00"],  # undecodable topic
         lambda: [b"BTC/USDT", b"x", b"extra"],  # wrong frame count
         lambda: [b"BTC/USDT", tick_map(te=te + 10**12)],  # absurd timestamp jump
+        lambda: [b"BTC/USDT", tick_map(te=te + 5 * 3600 * 1000)],  # one tick 5 hours ahead
+        lambda: [b"BTC/USDT", tick_map(q=2**64 - 1)],  # a sequence number beyond int64
+        lambda: [b"BTC/USDT", tick_map(v=1.0)],  # a float version
     ]
     return [rng.choice(makers)() for _ in range(10_000)]
 
