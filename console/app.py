@@ -220,10 +220,13 @@ class MultiparApp(App[None]):
     def _attach_log_file(self) -> None:
         if self.log_path is None:
             return
-        handler = logging.FileHandler(self.log_path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        from feed.private import private_log_handler  # 0600, URLs in every line redacted
+
+        handler, note = private_log_handler(self.log_path)
         root = logging.getLogger()
         root.addHandler(handler)
+        if note:
+            log.warning("%s", note)
         if root.level == logging.NOTSET or root.level > logging.INFO:
             self._root_level = root.level
             root.setLevel(logging.INFO)

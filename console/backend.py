@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from engine.core.config import SafeList
 from engine.wire import commands as engine_wire
 from engine.wire import liveness
 from engine.wire.schema import AckMsg, SchemaError
+from feed.private import SECRET_OPTIONS, redact_argv, split_secret_options
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,16 @@ def to_ack(msg: AckMsg, cmd: str, elapsed_ms: float) -> Ack:
     return Ack(cmd, msg.ok, msg.message, elapsed_ms, modes=msg.modes, halted=msg.halted)
 
 
-def _child_env() -> dict[str, str]:
-    """The children import the same packages as the console, wherever it was started from."""
+def _child_env(
+    secrets: Mapping[str, str] | None = None, *, drop: Iterable[str] = ()
+) -> dict[str, str]:
+    """The console's environment minus ``drop`` plus ``secrets`` (what ``ps`` must not show:
+    it shows argv to every local user, the environment to its owner only); the children
+    import the same packages as the console, wherever it was started from."""
     env = dict(os.environ)
+    for name in drop:
+        env.pop(name, None)
+    env.update(secrets or {})
     root = str(Path(__file__).resolve().parent.parent)
     parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     if root not in parts:
@@ -95,6 +103,7 @@ class ProcessBackend:
         self.hung_after_s = hung_after_s
         self._pids_path = pids_path if pids_path is not None else log.feed.parent / "pids.json"
         self._feed_argv = self.feed_argv(feed_args)
+        self._feed_secrets = split_secret_options(feed_args)[1]
         self._engine_argv = self.engine_argv(engine_args)
         self._supervisor_options = supervisor_options or {}
         self._ctx: zmq.asyncio.Context | None = None
@@ -113,6 +122,9 @@ class ProcessBackend:
 
     # -- child command lines -------------------------------------------------------------
     def feed_argv(self, extra: Sequence[str]) -> list[str]:
+        """The feed's command line; options that may carry credentials (--ws-url, --rest-url)
+        are taken out of ``extra``: they reach the feed through its environment (child_env)."""
+        extra, _ = split_secret_options(extra)
         symbols = self.cfg.active_symbols()
         tiers = ",".join(f"{s}={self.cfg.pairs[s].tier.value}" for s in symbols)
         return [
@@ -138,6 +150,12 @@ class ProcessBackend:
             *extra,
         ]  # fmt: skip
 
+    def child_env(self, name: str) -> dict[str, str]:
+        """The feed's environment carries its URL options; the engine's none of those variables."""
+        if name == "feed":
+            return _child_env(self._feed_secrets)
+        return _child_env(drop=SECRET_OPTIONS.values())
+
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self, model: Any) -> None:
         """Connect the bridge, spawn the feed, then (once it beats, ≤ 5 s) the engine."""
@@ -151,19 +169,21 @@ class ProcessBackend:
         self.bridge = Bridge(self.endpoints, model, ctx=self._ctx)
         self.bridge.start()
         self._open_dealer()
-        env = _child_env()
+        self.logs.make_private()  # 0600 before the supervisor opens them for the children
         self.supervisor = Supervisor(
             [
-                ChildSpec("feed", self._feed_argv, self.logs.feed, env),
-                ChildSpec("engine", self._engine_argv, self.logs.engine, env),
+                ChildSpec("feed", self._feed_argv, self.logs.feed, self.child_env("feed")),
+                ChildSpec("engine", self._engine_argv, self.logs.engine, self.child_env("engine")),
             ],
             model,
             last_beat=self.bridge.last_beat.get,
             pids_path=self._pids_path,
             **self._supervisor_options,
         )
-        log.info("starting %s backend: feed %s", self.mode, " ".join(self._feed_argv[1:]))
-        log.info("engine %s", " ".join(self._engine_argv[1:]))
+        env = [f"{k}={v}" for k, v in self._feed_secrets.items()]
+        shown = [*self._feed_argv[1:], *(["environment:", *env] if env else [])]
+        log.info("starting %s backend: feed %s", self.mode, " ".join(redact_argv(shown)))
+        log.info("engine %s", " ".join(redact_argv(self._engine_argv[1:])))
         self.supervisor.spawn("feed")
         self.supervisor.start_watching()
         # the engine asks the feed for warm-up history at start: give the feed a head start

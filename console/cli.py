@@ -13,7 +13,6 @@ import atexit
 import contextlib
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -32,7 +31,6 @@ SHUTDOWN_TIMEOUT_S = 8.0
 # Seen here: after a hang-up Textual's writer thread can die on the vanished pty and the app's
 # own shutdown then blocks the event loop for ever on a full output queue.
 FORCE_EXIT_AFTER_S = 3.0
-_SECRET_OPT = re.compile(r"(key|secret|token|passw)", re.IGNORECASE)
 
 
 def default_db_path(environ: dict[str, str] | None = None) -> Path:
@@ -93,8 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="candle interval, e.g. 15s, 1m, 1h (overrides the safe list)",
     )
     b = p.add_argument_group("binance source")
-    b.add_argument("--ws-url", metavar="URL", help="websocket URL (e.g. a local test server)")
-    b.add_argument("--rest-url", metavar="URL", help="REST URL")
+    b.add_argument(
+        "--ws-url",
+        metavar="URL",
+        help="websocket URL (e.g. a local test server); the feed gets it in its environment, "
+        "never on its command line. This console's own command line is visible to every "
+        "local user: put credentials in $MULTIPAR_BINANCE_WS_URL instead",
+    )
+    b.add_argument(
+        "--rest-url",
+        metavar="URL",
+        help="REST URL, passed like --ws-url (credentials: $MULTIPAR_BINANCE_REST_URL)",
+    )
     b.add_argument("--testnet", action="store_true", help="use the exchange's testnet")
     b.add_argument(
         "--markets-file",
@@ -210,35 +218,35 @@ def check_config(argv: Sequence[str]) -> int:
 
 # -- the console --------------------------------------------------------------------------
 def _redact(argv: Sequence[str]) -> list[str]:
-    """Argument lists for the log, with the value of any key/secret/token option hidden."""
-    out: list[str] = []
-    hide_next = False
-    for a in argv:
-        if hide_next:
-            out.append("***")
-            hide_next = False
-        elif a.startswith("--") and _SECRET_OPT.search(a):
-            if "=" in a:
-                out.append(a.split("=", 1)[0] + "=***")
-            else:
-                out.append(a)
-                hide_next = True
-        else:
-            out.append(a)
-    return out
+    """Argument lists for the log: the value of any key/secret/token option hidden, and the
+    user info and secret query parameters of every URL (feed.private.redact_argv)."""
+    from feed.private import redact_argv
+
+    return redact_argv(argv)
 
 
 def _setup_logging(path: Path, level: str) -> None:
+    """console.log: created 0600 (an existing one with wider modes is tightened, and the log
+    says so), every line with its URLs redacted. Exits 2 with one line when it cannot."""
+    from feed.private import private_log_handler
+
     root = logging.getLogger()
     for h in list(root.handlers):  # the screen belongs to the app: no stream handler
         root.removeHandler(h)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    try:
+        handler, note = private_log_handler(path)
+    except OSError as exc:
+        print(f"{APP_NAME}: cannot open log file {path}: {exc.strerror or exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    if note:
+        log.warning("%s", note)
 
 
 def _child_args(args: argparse.Namespace, source: str) -> tuple[list[str], list[str]]:
+    """The feed's and the engine's extra arguments. --ws-url/--rest-url are listed here, but
+    ProcessBackend takes them out: they reach the feed in its environment, never its argv."""
     feed = ["--source", source]
     if args.seed is not None:
         feed += ["--seed", str(args.seed)]
@@ -327,20 +335,34 @@ async def serve(app: Any, backend: Any) -> int:
 
 
 def run_console(args: argparse.Namespace) -> int:
+    from console import preflight
     from console.rundir import RunDirError, create_run_dir
+    from engine.journal.check import check_book
+    from engine.journal.schema import StoreError
 
     os.umask(0o077)  # logs, database and sockets of a trading run are nobody else's business
     cfg_path = Path(args.config) if args.config is not None else default_path()
     try:
-        cfg = load_safe_list(cfg_path)
+        validated = preflight.validate(cfg_path)  # the engine gets this text, not the file
     except ConfigError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return 2
+    cfg = validated.cfg
     mode = "DEMO" if args.demo else "PAPER"
     source = args.source or ("sim" if args.demo else "binance")
     if source == "replay" and not args.replay_file:
         print(f"{APP_NAME}: --source replay needs --replay-file PATH", file=sys.stderr)
+        return 2
+    # The book, checked read-only before the run directory or any child (None: a fresh demo's)
+    planned_db = preflight.planned_book(
+        args.db, demo=args.demo, run_dir=args.run_dir, default=default_db_path()
+    )
+    try:
+        if planned_db is not None:
+            check_book(planned_db)
+    except StoreError as exc:
+        print(f"{APP_NAME}: {exc}", file=sys.stderr)
         return 2
     try:
         run = create_run_dir(args.run_dir)
@@ -355,18 +377,23 @@ def run_console(args: argparse.Namespace) -> int:
         return 2
     _setup_logging(run.logs.console, args.log_level)
 
-    # --demo gets a fresh book in the run dir; paper keeps one across runs
-    default_db = run.path / "demo.sqlite" if args.demo else default_db_path()
-    db_path = Path(args.db or default_db).expanduser().absolute()
+    db_path = planned_db or run.path / preflight.DEMO_BOOK_NAME
     try:
         db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         print(f"{APP_NAME}: --db: cannot create {db_path.parent}: {exc.strerror}", file=sys.stderr)
         return 2
+    try:
+        engine_cfg_path = preflight.write_run_copy(validated, run.path)
+    except OSError as exc:
+        print(f"{APP_NAME}: cannot copy the safe list into {run.path}: {exc}", file=sys.stderr)
+        return 2
     feed_args, engine_args = _child_args(args, source)
     log.info(
-        "%s starting: mode %s, source %s, config %s, db %s, run dir %s, args %s",
-        APP_NAME, mode, source, cfg_path.absolute(), db_path, run.path, _redact(sys.argv[1:]),
+        "%s starting: mode %s, source %s, config %s (the engine runs on its copy %s), db %s, "
+        "run dir %s, args %s",
+        APP_NAME, mode, source, cfg_path.absolute(), engine_cfg_path, db_path, run.path,
+        _redact(sys.argv[1:]),
     )  # fmt: skip
 
     from console.app import make_app
@@ -374,7 +401,7 @@ def run_console(args: argparse.Namespace) -> int:
 
     backend = ProcessBackend(
         cfg,
-        cfg_path.absolute(),
+        engine_cfg_path,
         endpoints,
         db_path,
         mode,

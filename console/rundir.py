@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from feed.private import private_file
+
 log = logging.getLogger(__name__)
 
 KEEP_RUNS = 10
@@ -93,6 +95,17 @@ class LogFiles:
     feed: Path
     engine: Path
     console: Path
+
+    def make_private(self) -> None:
+        """The children's logs 0600 (created so, or tightened with a log line) whatever the
+        umask. A failure is logged; the child opening the file refuses it with the reason."""
+        for path in (self.feed, self.engine):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if note := private_file(path):
+                    log.warning("%s", note)
+            except OSError as exc:
+                log.error("%s", exc)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,28 +3,30 @@
 Owns the child processes: each is ``sys.executable -m feed|engine …`` with stdin closed,
 stdout/stderr appended to its log file, and (on Linux) ``PR_SET_PDEATHSIG`` so a console that
 is SIGKILLed never leaves an orphan. A child that exits or falls silent (no heartbeat for
-``silent_after_s``) is restarted with backoff 1, 2, 4, 8, 16, 30, 30 … s, reset after
-``healthy_reset_s`` of health. Every change is reported through ``model.set_child`` and the
-current pids are written to ``pids.json`` in the run directory.
+``silent_after_s``) is restarted with backoff 1, 2, 4, 8, 16, 30, 30 … s. A run during which
+the child beat for ``healthy_reset_s`` (counted from its first beat) forgives the crashes
+before it: the restart after it waits the first step again. A child that exits with code 2
+(``EXIT_CONFIG``: its configuration or its book is wrong) is not restarted: a loop cannot fix
+it, so it is shown dead with its last log line. Every change is reported through
+``model.set_child`` and the current pids are written to ``pids.json`` in the run directory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from console.childproc import last_log_line, pdeathsig_preexec
 from engine.wire import liveness
 
 log = logging.getLogger(__name__)
@@ -34,10 +36,13 @@ BACKOFF_S: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 # (the first beat may take long: imports on a loaded 2-core machine).
 SILENT_AFTER_S = liveness.SILENT_AFTER_S
 START_GRACE_S = liveness.START_GRACE_S
-HEALTHY_RESET_S = 60.0
+# A run beating this long (from its first beat) resets the backoff: engine/wire/liveness.py.
+HEALTHY_RESET_S = liveness.HEALTHY_AFTER_S
+# The children's exit status for a bad configuration or book (python -m engine|feed, argparse):
+# restarting cannot help, so the child is left dead for the operator.
+EXIT_CONFIG = 2
 STOP_TIMEOUT_S = 3.0
 WATCH_INTERVAL_S = 0.25
-_PR_SET_PDEATHSIG = 1
 
 
 class ChildReporter(Protocol):
@@ -62,53 +67,15 @@ class _Child:
     proc: subprocess.Popen[bytes] | None = None
     state: str = "stopped"  # starting/running/restarting/dead/stopped/held
     started_at: float = 0.0
+    first_beat_at: float | None = None  # the first beat of this run the supervisor saw
     restarts: int = 0
     backoff_index: int = 0
     next_restart_at: float | None = None
-    healthy: bool = False
     history: list[int] = field(default_factory=list)  # every pid this child ever had
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
-
-
-def _pdeathsig_preexec() -> Callable[[], None] | None:
-    """A preexec_fn that asks Linux to SIGKILL the child when the console dies.
-
-    libc and prctl are resolved here, in the parent, so the forked child only calls a function
-    pointer (no imports or allocation between fork and exec). The signal fires when the forking
-    *thread* exits, so children must be spawned from the event-loop (main) thread.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        log.warning("prctl unavailable: children rely on explicit stop only")
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the console died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
-def _last_log_line(path: Path, limit: int = 160) -> str:
-    """The child's last words (why it exited), shortened for the status line."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 4096))
-            lines = [ln.strip() for ln in f.read().decode("utf-8", "replace").splitlines()]
-    except OSError:
-        return ""
-    last = next((ln for ln in reversed(lines) if ln), "")
-    return last if len(last) <= limit else last[: limit - 1] + "…"
 
 
 def backoff_delay(index: int, schedule: Sequence[float] = BACKOFF_S) -> float:
@@ -142,7 +109,7 @@ class Supervisor:
         self._start_grace_s = start_grace_s
         self._healthy_reset_s = healthy_reset_s
         self._watch_interval_s = watch_interval_s
-        self._preexec = _pdeathsig_preexec()
+        self._preexec = pdeathsig_preexec()
         self._watch_task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -166,7 +133,7 @@ class Supervisor:
 
     # -- lifecycle -----------------------------------------------------------------------
     def spawn(self, name: str) -> int:
-        """Start one child now (from the event-loop thread: see _pdeathsig_preexec)."""
+        """Start one child now (from the event-loop thread: see pdeathsig_preexec)."""
         c = self._children[name]
         spec = c.spec
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +151,7 @@ class Supervisor:
         c.started_at = self._clock()
         c.state = "starting"
         c.next_restart_at = None
-        c.healthy = False
+        c.first_beat_at = None
         c.history.append(c.proc.pid)
         log.info("%s started, pid %d", name, c.proc.pid)
         self._write_pids()
@@ -315,7 +282,7 @@ class Supervisor:
         """One pass: notice exits and silence, restart when a backoff has elapsed."""
         now = self._clock()
         for name, c in self._children.items():
-            if c.state in ("held", "stopped") or self._stopping:
+            if c.state in ("held", "stopped", "dead") or self._stopping:
                 continue
             if c.state == "restarting":
                 if c.next_restart_at is not None and now >= c.next_restart_at:
@@ -331,22 +298,25 @@ class Supervisor:
             code = c.proc.poll()
             if code is not None:
                 why = f"exited with code {code}"
-                last = _last_log_line(c.spec.log_path) if code > 0 else ""
-                self._schedule_restart(c, f"{why}: {last}" if last else why, now)
+                last = last_log_line(c.spec.log_path) if code > 0 else ""
+                if code == EXIT_CONFIG:
+                    why += ", not restarted"
+                    self._give_up(c, f"{why}: {last}" if last else why)
+                else:
+                    self._schedule_restart(c, f"{why}: {last}" if last else why, now)
                 continue
             beat = self._last_beat(name)
             fresh = beat is not None and beat >= c.started_at
             if fresh:
                 assert beat is not None
+                if c.first_beat_at is None:
+                    c.first_beat_at = beat
                 if now - beat > self._silent_after_s:
                     self._kill_silent(c, f"no heartbeat for {now - beat:.1f} s", now)
                     continue
                 if c.state == "starting":
                     c.state = "running"
                     self._report(c, message=f"running, pid {c.proc.pid}")
-                if not c.healthy and now - c.started_at >= self._healthy_reset_s:
-                    c.healthy = True
-                    c.backoff_index = 0  # a long healthy run forgives earlier crashes
             elif now - c.started_at > self._start_grace_s:
                 self._kill_silent(c, f"no heartbeat {self._start_grace_s:.0f} s after start", now)
 
@@ -358,7 +328,32 @@ class Supervisor:
             c.proc.wait(0.5)
         self._schedule_restart(c, why, now)
 
+    def _ran_healthy(self, c: _Child) -> bool:
+        """Did the run that just ended beat for ``healthy_reset_s``, from its first beat on?
+
+        Judged when the run ends, from its first and its last beat, so it holds however the
+        run ended (exit, kill, silence) and whether or not a check ran inside the window.
+        """
+        if c.first_beat_at is None:
+            return False  # never seen beating: a failed start
+        last = self._last_beat(c.spec.name)
+        if last is None or last < c.started_at:
+            return False
+        return last - c.first_beat_at >= self._healthy_reset_s
+
+    def _give_up(self, c: _Child, why: str) -> None:
+        """A configuration or book error: leave the child dead, with its last words."""
+        c.state = "dead"
+        c.next_restart_at = None
+        c.first_beat_at = None
+        pid = c.proc.pid if c.proc is not None else None
+        log.error("%s (pid %s) %s", c.spec.name, pid, why)
+        self._report(c, message=why)
+
     def _schedule_restart(self, c: _Child, why: str, now: float) -> None:
+        if self._ran_healthy(c):
+            c.backoff_index = 0  # a healthy run forgives the crashes before it
+        c.first_beat_at = None  # the run is over; a failed respawn must not count it again
         delay = backoff_delay(c.backoff_index, self._backoff)
         c.backoff_index += 1
         c.state = "restarting"

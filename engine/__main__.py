@@ -35,13 +35,42 @@ class _Stop:
         self.flag = True
 
 
+def _setup_logging(log_file: str | None, level: str) -> bool:
+    """Log to ``log_file`` (0600, tightened if wider) or stderr, URLs redacted; False if it
+    cannot be opened (the reason is printed on stderr, one line naming the file)."""
+    from feed.private import LOG_FORMAT, RedactingFormatter, private_log_handler
+
+    handler: logging.Handler
+    note = None
+    if log_file:
+        try:
+            handler, note = private_log_handler(log_file)
+        except OSError as exc:
+            print(f"--log-file: cannot open {log_file}: {exc.strerror or exc}", file=sys.stderr)
+            return False
+    else:
+        handler = logging.StreamHandler()
+        handler.setFormatter(RedactingFormatter(LOG_FORMAT))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
+    if note:
+        logging.getLogger("engine").warning("%s", note)
+    return True
+
+
+def _fail(message: str, code: int, *, log_file: str | None) -> int:
+    """Why the engine cannot start: in its log file, then on stderr, so it is the log's last
+    line (what the console's supervisor shows). Returns ``code``: 2 when restarting cannot
+    help (a bad configuration or book: the supervisor leaves the engine dead), else 1."""
+    if log_file:
+        logging.getLogger("engine").error("%s", message)
+    print(message, file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        filename=args.log_file,
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if not _setup_logging(args.log_file, str(args.log_level)):
+        return 2
     try:
         cfg = load_safe_list(args.config)
         timeframe_s = parse_timeframe(args.timeframe) if args.timeframe else None
@@ -65,14 +94,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--markets-file: {exc} (pass a ccxt load_markets() JSON file)", file=sys.stderr)
             return 2
         rules = {s: loaded.get(s) or default_rules(s) for s in cfg.active_symbols()}
+    from engine.journal.check import check_book
+    from engine.journal.store import StoreError
+
+    try:
+        check_book(args.db)  # read-only: a foreign or damaged file is refused before any write
+    except StoreError as exc:
+        return _fail(str(exc), 2, log_file=args.log_file)
 
     from engine.node.service import Endpoints, EngineNode  # after arg checks: keeps --help fast
 
     stop = _Stop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
-    from engine.journal.store import StoreError
-
     try:
         service = EngineNode(
             cfg,
@@ -83,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             rules=rules,
         )
     except StoreError as exc:
-        print(str(exc), file=sys.stderr)
-        logging.getLogger("engine").error("%s", exc)
-        return 2
+        # The book passed check_book: locked, busy, an I/O error. Exit 1: worth another try
+        # (2 would tell the supervisor that no restart can help).
+        return _fail(str(exc), 1, log_file=args.log_file)
     try:
         service.bind()
         service.warm_up(lambda: stop.flag)

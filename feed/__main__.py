@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from feed.errors import FeedError
+from feed.private import LOG_FORMAT, RedactingFormatter, private_log_handler, redact_text
 from feed.source import SOURCE_NAMES, Source
 
 log = logging.getLogger("feed")
@@ -37,7 +38,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, not usage + message
-        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"{PROG}: error: {redact_text(message)} (see --help)\n")
 
 
 def _symbols(text: str) -> list[str]:
@@ -109,8 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--warmup", type=_positive(int, allow_zero=True), default=500,
                         help="candles per symbol served as history and not replayed")
     binance = p.add_argument_group("binance")
-    binance.add_argument("--ws-url")
-    binance.add_argument("--rest-url")
+    binance.add_argument("--ws-url", help="websocket base URL (default: $MULTIPAR_BINANCE_WS_URL); "
+                         "anything on a command line is visible to every local user: put "
+                         "credentials in the environment variable")
+    binance.add_argument("--rest-url", help="REST root URL (default: $MULTIPAR_BINANCE_REST_URL)")
     binance.add_argument("--testnet", action="store_true")
     binance.add_argument("--markets-file")
     binance.add_argument("--stale-after", type=_positive(float), default=10.0,
@@ -135,22 +138,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
+    """Log to --log-file (0600, tightened if wider) or stderr; URLs in every line redacted."""
     handler: logging.Handler
+    note = None
     if args.log_file:
         try:
-            handler = logging.FileHandler(args.log_file, encoding="utf-8")
+            handler, note = private_log_handler(args.log_file)
         except OSError as exc:
             _fail_usage(f"cannot open --log-file {args.log_file}: {exc.strerror or exc}")
     else:
         handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(RedactingFormatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(args.log_level)
+    if note:
+        log.warning("%s", note)
 
 
 def _fail_usage(message: str) -> NoReturn:
-    sys.stderr.write(f"{PROG}: error: {message}\n")
+    sys.stderr.write(f"{PROG}: error: {redact_text(message)}\n")
     raise SystemExit(EXIT_USAGE)
 
 
@@ -215,7 +222,7 @@ async def _close_source(source: Source) -> None:
     try:
         await asyncio.wait_for(source.close(), SOURCE_CLOSE_WAIT_S)
     except Exception as exc:  # closing is best effort: the process is exiting anyway
-        log.warning("closing the %s source: %s", source.name, exc or type(exc).__name__)
+        log.warning("closing the %s source: %s", source.name, redact_text(str(exc) or type(exc).__name__))
 
 
 async def _serve(source: Source, publisher: Any, history: Any) -> int:
@@ -241,7 +248,7 @@ async def _serve(source: Source, publisher: Any, history: Any) -> int:
     if not stop.is_set():
         failed = next(iter(done))
         exc = failed.exception()
-        error = f"{failed.get_name()} {'failed: ' + repr(exc) if exc else 'ended unexpectedly'}"
+        error = redact_text(f"{failed.get_name()} {'failed: ' + repr(exc) if exc else 'ended unexpectedly'}")
         log.error("%s", error, exc_info=exc)
         exit_code = EXIT_FAILED
     stop.set()
@@ -271,8 +278,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FeedError as exc:
         if args.log_file:
             log.error("%s", exc)
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        sys.stderr.write(f"{PROG}: error: {redact_text(str(exc))}\n")
         return EXIT_USAGE
+    except Exception as exc:  # through the redacting formatter, never printed raw on stderr
+        log.exception("feed crashed")
+        if args.log_file:
+            sys.stderr.write(f"{PROG}: crashed: {redact_text(repr(exc))[:300]}; see {args.log_file}\n")
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -25,19 +25,17 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import ccxt
 import ccxt.pro
 
 from feed.errors import SourceConfigError, UnknownSymbolError
+from feed.private import ENV_REST_URL, ENV_WS_URL, redact_text, redact_url
 from feed.source import Publisher
 from feed.wire import STATUS_CONNECTED, STATUS_RECONNECTING, STATUS_STALE, STATUS_STOPPED
 
 logger = logging.getLogger(__name__)
-
-ENV_WS_URL = "MULTIPAR_BINANCE_WS_URL"
-ENV_REST_URL = "MULTIPAR_BINANCE_REST_URL"
 
 # ccxt urls['api'] keys replaced by the overrides (spot only: this source streams spot pairs).
 WS_URL_KEYS = ("spot", "margin")  # urls['api']['ws'][key] = ws_url
@@ -50,17 +48,11 @@ _LOG_EVERY = 1000  # after the first few, log one bad frame in this many
 
 
 def _one_line(exc: BaseException | str, limit: int = 200) -> str:
+    """First line of an error, URLs redacted: ccxt puts the request URL in its messages."""
     text = exc if isinstance(exc, str) else (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    text = redact_text(text)
     first = text.strip().splitlines()[0] if text.strip() else text
     return first if len(first) <= limit else first[: limit - 1] + "…"
-
-
-def _redact(url: str) -> str:
-    """The URL without user info or query string, safe for a log line."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _positive(x: Any) -> bool:
@@ -222,8 +214,8 @@ class BinanceSource:
         self._closing = False
         logger.info(
             "binance: ws %s rest %s%s",
-            _redact(self._exchange.urls["api"]["ws"]["spot"]),
-            _redact(self._exchange.urls["api"]["public"]),
+            redact_url(self._exchange.urls["api"]["ws"]["spot"]),
+            redact_url(self._exchange.urls["api"]["public"]),
             " (testnet)" if testnet else "",
         )
 
@@ -231,14 +223,14 @@ class BinanceSource:
 
     def _set_ws_url(self, url: str) -> None:
         if urlsplit(url).scheme not in ("ws", "wss"):
-            raise SourceConfigError(f"binance: ws url {_redact(url)!r} (--ws-url / {ENV_WS_URL}) must start with ws:// or wss://")
+            raise SourceConfigError(f"binance: ws url {redact_url(url)!r} (--ws-url / {ENV_WS_URL}) must start with ws:// or wss://")
         for key in WS_URL_KEYS:
             self._exchange.urls["api"]["ws"][key] = url.rstrip("/")
 
     def _set_rest_url(self, url: str) -> None:
         if urlsplit(url).scheme not in ("http", "https"):
             raise SourceConfigError(
-                f"binance: rest url {_redact(url)!r} (--rest-url / {ENV_REST_URL}) must start with http:// or https://"
+                f"binance: rest url {redact_url(url)!r} (--rest-url / {ENV_REST_URL}) must start with http:// or https://"
             )
         base = url.rstrip("/")
         for suffix in ("/api/v3", "/api"):  # accept the API root as well as the host

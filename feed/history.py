@@ -23,6 +23,7 @@ import zmq
 import zmq.asyncio
 
 from feed.errors import FeedError, HistoryRefused
+from feed.private import redact_text
 from feed.source import Source
 from feed.wire import WireError, decode_map, encode_map
 
@@ -36,7 +37,8 @@ HISTORY_TIMEOUT_S = 30.0  # a source that takes longer gets an error reply, not 
 
 
 def _error(message: str) -> bytes:
-    return encode_map({"ok": False, "error": message})
+    """An error reply; ccxt's messages carry the request URL, whose credentials stay here."""
+    return encode_map({"ok": False, "error": redact_text(message)})
 
 
 def _plain_candles(candles: list[list[float]]) -> list[list[float]]:

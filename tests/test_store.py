@@ -1054,3 +1054,24 @@ def test_sigkilled_writer_loses_nothing_it_reported(tmp_path: Path) -> None:
             positions[f.symbol] = pos
         assert s.load_account() == account
         assert s.load_positions() == {sym: p for sym, p in positions.items() if p.is_open}
+
+
+def test_a_new_book_appears_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Built beside its path and linked into place: a failure while creating it leaves no
+    empty file behind (the start check would refuse one), and no temporary file either."""
+    import engine.journal.files as files
+
+    path = tmp_path / "book.sqlite"
+
+    def broken(conn: object, name: str) -> int:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(files, "migrate", broken)
+    with pytest.raises(StoreError, match="cannot create the book"):
+        Store(path)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    with Store(path) as s:
+        assert s.schema_version() == SCHEMA_VERSION
+    assert path.stat().st_size > 0 and (path.stat().st_mode & 0o777) == 0o600
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".new")]

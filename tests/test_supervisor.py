@@ -27,7 +27,15 @@ from console.rundir import (
     prune_runs,
     runs_root,
 )
-from console.supervisor import BACKOFF_S, ChildSpec, Supervisor, backoff_delay
+from console.supervisor import (
+    BACKOFF_S,
+    HEALTHY_RESET_S,
+    SILENT_AFTER_S,
+    ChildSpec,
+    Supervisor,
+    backoff_delay,
+)
+from engine.wire import liveness
 from tests.procs import alive, until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,45 +243,230 @@ async def test_silent_child_is_killed_and_restarted(short_dir: Path) -> None:
 async def test_exit_reason_comes_from_the_log(short_dir: Path) -> None:
     """A child that fails at start shows its last log line, so the operator sees why."""
     log_file = short_dir / "engine.log"
-    argv = [sys.executable, "-c", "import sys; print('store file is damaged'); sys.exit(2)"]
+    argv = [sys.executable, "-c", "import sys; print('lost the exchange'); sys.exit(1)"]
     model = Recorder()
     sup = Supervisor([ChildSpec("engine", argv, log_file)], model)
     try:
         await sup.start()
         await until(lambda: sup.state("engine") == "restarting", what="the failed start")
         msg = model.children["engine"].message
-        assert msg == "exited with code 2: store file is damaged; restarting in 1 s"
+        assert msg == "exited with code 1: lost the exchange; restarting in 1 s"
     finally:
         await sup.stop()
 
 
-async def test_backoff_resets_after_a_healthy_minute(short_dir: Path) -> None:
+def restart_delays(model: Recorder, name: str) -> list[float]:
+    """The wait announced when each restart was scheduled (not the countdown updates after)."""
+    return [
+        f["next_restart_s"]
+        for f in model.states(name)
+        if f["state"] == "restarting" and "restarting in" in f.get("message", "")
+    ]
+
+
+async def kill_when_running(sup: Supervisor, name: str, seen: list[int]) -> int:
+    """Wait for a new pid of ``name`` to beat, SIGKILL it, wait until the death is noticed."""
+    await until(
+        lambda: sup.state(name) == "running" and sup.pid(name) not in seen, what="a new beating pid"
+    )
+    pid = sup.pid(name)
+    assert pid is not None
+    seen.append(pid)
+    os.kill(pid, signal.SIGKILL)
+    await until(lambda: sup.state(name) == "restarting", what="the death noticed")
+    return pid
+
+
+def test_a_healthy_run_is_derived_from_the_silence_limit() -> None:
+    """Long enough to outlast a silence window, short enough that an engine killed every 20 s
+    is back in a second (60 s from spawn let repeated kills walk the wait up to 30 s)."""
+    assert HEALTHY_RESET_S == liveness.HEALTHY_AFTER_S == 2 * SILENT_AFTER_S
+    assert SILENT_AFTER_S < HEALTHY_RESET_S < 20.0 - BACKOFF_S[0] - 2.0  # 2 s: start to beat
+
+
+async def test_first_crash_after_a_healthy_run_restarts_after_the_first_step(
+    short_dir: Path,
+) -> None:
+    """Real feed, real heartbeats, shortened timings: two quick crashes grow the wait (0.5 s,
+    then 2 s); a run that beats for longer than healthy_reset_s forgives them, so the crash
+    after it waits 0.5 s again, not 4 s."""
+    spec, eps = feed_spec(short_dir)
+    model = Recorder()
+    bridge = Bridge(eps, model)
+    bridge.start()
+    sup = Supervisor(
+        [spec], model, last_beat=bridge.last_beat.get, backoff=(0.5, 2.0, 4.0), healthy_reset_s=2.5
+    )
+    seen: list[int] = []
+    try:
+        await sup.start()
+        await kill_when_running(sup, "feed", seen)  # first crash: first step
+        await kill_when_running(sup, "feed", seen)  # beat for an instant: grown
+        assert restart_delays(model, "feed") == pytest.approx([0.5, 2.0], abs=0.1)
+        await until(lambda: sup.state("feed") == "running" and sup.pid("feed") not in seen)
+        await asyncio.sleep(3.5)  # beats for longer than healthy_reset_s
+        await kill_when_running(sup, "feed", [])
+        t_dead = time.monotonic()
+        assert restart_delays(model, "feed") == pytest.approx([0.5, 2.0, 0.5], abs=0.1)
+        await until(lambda: sup.state("feed") == "running" and sup.pid("feed") not in seen)
+        assert time.monotonic() - t_dead < 0.5 + 5.0  # the first step and a start, no 4 s wait
+        assert sup.restarts("feed") == 3
+    finally:
+        await sup.stop()
+        await bridge.stop()
+
+
+async def test_repeated_quick_crashes_still_back_off(short_dir: Path) -> None:
+    """A child that dies at start never beats: every restart waits the next step."""
+    argv = [sys.executable, "-c", "import sys; print('no exchange'); sys.exit(1)"]
+    model = Recorder()
+    sup = Supervisor(
+        [ChildSpec("feed", argv, short_dir / "f.log")],
+        model,
+        backoff=(0.2, 0.4, 0.8, 1.6),
+        healthy_reset_s=0.1,
+    )
+    try:
+        await sup.start()
+        await until(lambda: len(restart_delays(model, "feed")) >= 4, what="four restarts")
+        assert restart_delays(model, "feed")[:4] == pytest.approx([0.2, 0.4, 0.8, 1.6], abs=0.05)
+    finally:
+        await sup.stop()
+
+
+async def test_a_healthy_run_counts_from_the_first_beat_not_from_spawn(short_dir: Path) -> None:
+    """A child that took long to beat and beat only briefly did not have a healthy run, however
+    long ago it was spawned: its crash still grows the wait (it used to reset it)."""
+    beats: dict[str, float] = {}
+    spec = ChildSpec(
+        "feed", [sys.executable, "-c", "import time; time.sleep(60)"], short_dir / "f.log"
+    )
+    model = Recorder()
+    sup = Supervisor(
+        [spec],
+        model,
+        last_beat=beats.get,
+        backoff=(0.3, 5.0),
+        healthy_reset_s=1.0,
+        start_grace_s=30.0,
+        silent_after_s=30.0,
+    )
+    try:
+        await sup.start()
+        first = sup.pid("feed")
+        assert first is not None
+        os.kill(first, signal.SIGKILL)  # a failed start: first step
+        await until(lambda: sup.pid("feed") not in (None, first), what="the restart")
+        await asyncio.sleep(1.5)  # longer than healthy_reset_s since the spawn, and no beat
+        t_end = time.monotonic() + 0.4
+        while time.monotonic() < t_end:  # then beats, for less than healthy_reset_s
+            beats["feed"] = time.monotonic()
+            await asyncio.sleep(0.05)
+        assert sup.state("feed") == "running"
+        os.kill(sup.pid("feed"), signal.SIGKILL)  # type: ignore[arg-type]
+        await until(lambda: sup.state("feed") == "restarting", what="the second death")
+        assert restart_delays(model, "feed") == pytest.approx([0.3, 5.0], abs=0.1)
+    finally:
+        await sup.stop()
+
+
+async def test_the_reset_does_not_wait_for_a_check_inside_the_healthy_window(
+    short_dir: Path,
+) -> None:
+    """Judged when the run ends, from its first and last beat: a run that beat for
+    HEALTHY_RESET_S resets the wait even if no check ran while it was healthy (the reset used
+    to happen only in a check that saw the child alive past the window)."""
     now = [1000.0]
     spec = ChildSpec(
         "feed", [sys.executable, "-c", "import time; time.sleep(60)"], short_dir / "f.log"
     )
     model = Recorder()
     sup = Supervisor([spec], model, last_beat=lambda _n: now[0], clock=lambda: now[0])
-    try:
-        sup.spawn("feed")
-        for _ in range(3):  # three quick deaths: backoff 1, 2, 4
-            os.kill(sup.pid("feed"), signal.SIGKILL)  # type: ignore[arg-type]
-            await until(lambda: sup._children["feed"].proc.poll() is not None)  # type: ignore[union-attr]
-            sup.check()
-            now[0] += 100.0  # past any backoff
-            sup.check()
-            assert sup.state("feed") == "starting"
-        delays = [f["next_restart_s"] for f in model.states("feed") if f["state"] == "restarting"]
-        assert delays == [1.0, 2.0, 4.0]
-        sup.check()
-        assert sup.state("feed") == "running"
-        now[0] += 61.0  # a healthy minute (beats keep coming: last_beat follows the clock)
-        sup.check()
+
+    async def crash() -> None:
         os.kill(sup.pid("feed"), signal.SIGKILL)  # type: ignore[arg-type]
         await until(lambda: sup._children["feed"].proc.poll() is not None)  # type: ignore[union-attr]
+        sup.check()  # notices the death, schedules the restart
+        now[0] += 100.0  # past any backoff
+        sup.check()  # respawns
+        assert sup.state("feed") == "starting"
+
+    try:
+        sup.spawn("feed")
+        for _ in range(3):  # three deaths before a first beat: 1, 2, 4
+            await crash()
+        assert restart_delays(model, "feed") == [1.0, 2.0, 4.0]
         sup.check()
-        delays = [f["next_restart_s"] for f in model.states("feed") if f["state"] == "restarting"]
-        assert delays[-1] == 1.0
+        assert sup.state("feed") == "running"  # the first beat seen
+        now[0] += HEALTHY_RESET_S - 1.0  # beating, but not long enough
+        await crash()
+        assert restart_delays(model, "feed")[-1] == 8.0
+        sup.check()
+        now[0] += HEALTHY_RESET_S  # beating long enough; no check in between
+        await crash()
+        assert restart_delays(model, "feed")[-1] == 1.0
+        sup.check()  # and the count starts again from there
+        await crash()
+        assert restart_delays(model, "feed")[-1] == 2.0
+    finally:
+        await sup.stop()
+
+
+async def test_a_configuration_or_book_error_is_not_restarted(short_dir: Path) -> None:
+    """Exit 2 is what the engine and the feed say when their configuration or book is wrong:
+    no restart can fix that, so the child stays dead, with its last log line on screen."""
+    log_file = short_dir / "engine.log"
+    why = "/books/paper.sqlite: empty file (0 bytes), not a book (pass another --db)"
+    argv = [sys.executable, "-c", f"import sys; print({why!r}, file=sys.stderr); sys.exit(2)"]
+    model = Recorder()
+    sup = Supervisor([ChildSpec("engine", argv, log_file)], model, backoff=(0.1,))
+    try:
+        await sup.start()
+        await until(lambda: sup.state("engine") == "dead", what="the refusal")
+        await asyncio.sleep(1.0)  # ten backoffs: no restart came
+        assert sup.state("engine") == "dead" and sup.restarts("engine") == 0
+        assert len(sup.all_pids()) == 1
+        status = model.children["engine"]
+        assert status.message == f"exited with code 2, not restarted: {why}"
+        assert status.pid is None and status.next_restart_s is None
+        last = model.events[-1]
+        assert last.level == "error" and last.text == f"engine dead: {status.message}"
+        assert [f["state"] for f in model.states("engine")] == ["starting", "dead"]
+    finally:
+        await sup.stop()
+    assert model.children["engine"].state == "stopped"
+
+
+async def test_the_real_engine_on_a_foreign_database_is_left_dead(short_dir: Path) -> None:
+    """The real engine exits 2 on a book it must not touch; the supervisor does not loop on it."""
+    import sqlite3
+    from contextlib import closing
+
+    db = short_dir / "other.sqlite"
+    with closing(sqlite3.connect(db)) as c:
+        c.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+        c.commit()
+    data = db.read_bytes()
+    eps = Endpoints.ipc(short_dir)
+    log_file = short_dir / "engine.log"
+    argv = [
+        sys.executable, "-m", "engine", "--config", str(ROOT / "safe_list.yaml"), "--db", str(db),
+        "--feed-pub", eps.feed_pub, "--feed-rep", eps.feed_rep, "--pub", eps.engine_pub,
+        "--cmd", eps.engine_cmd, "--log-file", str(log_file),
+    ]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    model = Recorder()
+    sup = Supervisor([ChildSpec("engine", argv, log_file, env)], model, backoff=(0.1,))
+    try:
+        await sup.start()
+        await until(lambda: sup.state("engine") == "dead", timeout_s=30, what="the refusal")
+        await asyncio.sleep(0.5)
+        assert sup.restarts("engine") == 0 and len(sup.all_pids()) == 1
+        assert model.children["engine"].message == (
+            f"exited with code 2, not restarted: {db}: SQLite database of another program "
+            "(tables users), not a multipar-console book (pass another --db)"
+        )
+        assert db.read_bytes() == data
     finally:
         await sup.stop()
 

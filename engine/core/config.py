@@ -221,12 +221,27 @@ def default_path() -> Path:
 
 def load_safe_list(path: str | os.PathLike[str] | None = None) -> SafeList:
     """Load and validate; raise ConfigError with one line per problem."""
+    return read_safe_list(path)[1]
+
+
+def read_safe_list(path: str | os.PathLike[str] | None = None) -> tuple[str, SafeList]:
+    """The file's text, read once, and the safe list it validates to (ConfigError otherwise).
+
+    The console hands the engine exactly this text (console/safelist.py), never the file again.
+    """
     p = Path(path) if path is not None else default_path()
     name = str(p)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError([f"{name}: cannot read: {exc.strerror or exc} (pass the path of a safe list)"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{name}: not UTF-8 text (byte {exc.start}) (save it as UTF-8)"]) from None
+    return text, parse_safe_list(text, name)
+
+
+def parse_safe_list(text: str, name: str) -> SafeList:
+    """Validate a safe list's text; ``name`` (its file) starts every problem line."""
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:

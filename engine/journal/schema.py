@@ -1,16 +1,19 @@
 """The book's schema: the SQLite tables and the migrations between their versions.
 
 Owns ``SCHEMA_VERSION``, one migration function per version (append, never edit a shipped
-step) and ``migrate``, which brings a file to the current version in one write transaction.
-docs/storage.md describes every table.
+step), ``migrate``, which brings a file to the current version in one write transaction, and
+``expected_tables``, the tables and columns a book of each version has (built by running the
+migrations in memory, so it never disagrees with them). docs/storage.md describes every table.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Mapping
+from contextlib import closing, suppress
+from types import MappingProxyType
 
 from engine.core.ports import JournalError
 
@@ -153,6 +156,28 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
 # MIGRATIONS[n] turns a version n-1 file into version n; append, never edit a shipped step.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
 assert max(MIGRATIONS) == SCHEMA_VERSION
+
+
+@functools.cache
+def expected_tables(version: int) -> Mapping[str, frozenset[str]]:
+    """Table name -> column names of a book at ``version`` (1 … SCHEMA_VERSION)."""
+    if version not in MIGRATIONS:
+        raise ValueError(f"no schema version {version}")
+    with closing(sqlite3.connect(":memory:", isolation_level=None)) as conn:
+        for step in range(1, version + 1):
+            MIGRATIONS[step](conn)
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        return MappingProxyType(
+            {
+                name: frozenset(r[1] for r in conn.execute(f"PRAGMA table_info({name!r})"))
+                for name in names
+            }
+        )
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> int:

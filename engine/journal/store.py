@@ -22,6 +22,7 @@ from typing import Any
 
 from engine.core.models import Decision, Fill, PairMode, Position, Side
 from engine.core.orders import Order, OrderStatus
+from engine.journal.files import create_book, make_private
 from engine.journal.reads import BookReads
 from engine.journal.schema import StoreError, migrate
 
@@ -62,6 +63,9 @@ class Store(BookReads):
             )
         if self.path.exists() and not self.path.is_file():
             raise StoreError(f"{name}: not a regular file (pass the path of a store file)")
+        if not self.path.exists():
+            create_book(self.path)
+        make_private(self.path)  # 0600 before SQLite opens it: its -wal/-shm inherit that
         try:
             # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves
             self._conn = sqlite3.connect(name, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
@@ -69,6 +73,7 @@ class Store(BookReads):
             raise StoreError(f"{name}: cannot open: {_one_line(exc)}") from None
         try:
             self._configure(verify)
+            make_private(self.path)  # WAL on: SQLite gave new -wal/-shm the book's mode; check
             migrate(self._conn, name)
         except StoreError:
             self._conn.close()

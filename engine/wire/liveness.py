@@ -12,7 +12,12 @@ exchange never makes a healthy engine look dead. From those two:
   and a console shows the child as silent from the same moment;
 - ``PAIR_REFRESH_S``: a quiet pair's state is republished this often, so its tick age moves;
   ``PAIR_SILENT_S``: a console shows a pair whose state is this old as STALE (the engine is
-  not speaking; it is the engine's verdict otherwise).
+  not speaking; it is the engine's verdict otherwise);
+- ``HEALTHY_AFTER_S``: a child that has been beating this long, counted from its first beat,
+  had a healthy run: the supervisor's restart backoff starts again from its first step (1 s).
+  Twice the silence limit: a crash loop (a child that dies at start, or within seconds of its
+  first beat) still backs off, while a child that crashes now and then, even every 20 s, is
+  back in about a second instead of after a grown delay.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ START_GRACE_S = 20.0
 HUNG_AFTER_S = 3 * HEARTBEAT_INTERVAL_S
 PAIR_REFRESH_S = HEARTBEAT_INTERVAL_S
 PAIR_SILENT_S = 3 * PAIR_REFRESH_S
+HEALTHY_AFTER_S = 2 * SILENT_AFTER_S
 
 assert SILENT_AFTER_S > HISTORY_REQUEST_TIMEOUT_S + HEARTBEAT_INTERVAL_S
 assert HUNG_AFTER_S < SILENT_AFTER_S  # the kill acts before the supervisor would restart
+assert HEALTHY_AFTER_S > SILENT_AFTER_S  # a healthy run outlasted at least one silence window
