@@ -1,8 +1,9 @@
 """The Textual app: a thin shell that owns the model, the backend and the operator's keys.
 
-Owns ``make_app`` (the one factory the CLI and the tests use), ``MultiparApp`` (bindings,
-``check_action``, confirm flows, command workers that show every ack with its elapsed ms,
-the command palette's commands, the single repaint timer and the orderly ``shutdown()``).
+Owns ``make_app`` (the one factory the CLI and the tests use) and ``MultiparApp`` (bindings,
+``check_action``, the single repaint timer and the orderly ``shutdown()``); the operator's
+actions (commands and their acks, confirm flows, the kill switch, the command palette) are
+its base, ``console.actions.OperatorActions``.
 
 Ingest fast, render slow: the backend writes into the plain ``ConsoleModel``; ONE timer at
 12 Hz hands what changed to the visible screens inside ``batch_update()``; charts follow at
@@ -14,35 +15,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
-from textual.worker import Worker
 
-from console.backend import COMMAND_TIMEOUT_S as BACKEND_COMMAND_TIMEOUT_S
+from console.actions import (
+    MODE_COMMANDS,
+    OperatorActions,
+)
 from console.model import (
     DIRTY_EVENTS,
     DIRTY_HEADER,
     DIRTY_LOG,
     DIRTY_PORTFOLIO,
-    Ack,
     Backend,
     ConsoleModel,
     PairView,
 )
-from console.screens.confirm import ConfirmScreen
-from console.screens.detail import PairDetailScreen
-from console.screens.help import HelpScreen
 from console.screens.main import MainScreen
-from console.widgets.pair_pane import position_parts
-from console.widgets.palette import DEFAULT_PALETTE, Palette, fmt_price, fmt_qty, fmt_usd
+from console.widgets.palette import DEFAULT_PALETTE, Palette
 from console.widgets.portfolio import RiskCaps
 from engine.core.config import SafeList
 
@@ -52,18 +48,12 @@ logging.getLogger("console").addHandler(logging.NullHandler())
 
 FRAME_HZ = 12.0  # panes, header, logs
 CHART_EVERY = 4  # frames between chart repaints: 12 / 4 = 3 Hz
-# The backend answers or gives up within its own timeout; this guard, derived from it, makes
-# sure the operator always sees an outcome even from a backend that never returns.
-COMMAND_TIMEOUT_S = BACKEND_COMMAND_TIMEOUT_S + 0.5
 BINDINGS_REFRESH_S = 0.5  # market-driven footer changes, at most twice a second
-# The kill path may stop the engine and flatten from the store itself: give it room.
-KILL_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 20.0
 
-MODE_COMMANDS = {"ACTIVE": "pause", "PAUSED": "resume", "REDUCING": "resume"}
 
 
-class MultiparApp(App[None]):
+class MultiparApp(OperatorActions):
     """The operator's console. Build it with ``make_app``."""
 
     CSS_PATH = "app.tcss"
@@ -338,269 +328,6 @@ class MultiparApp(App[None]):
         if action == "open_detail":
             return True if pv is not None else None
         return True
-
-    # ------------------------------------------------------------------ commands
-
-    def send_command(self, cmd: str, symbol: str | None = None) -> Worker[Ack]:
-        """Send one command in a worker; its ack (or failure) shows within a second."""
-        return self.run_worker(
-            self._command(cmd, symbol),
-            name=f"command:{cmd}",
-            group="commands",
-            exclusive=False,  # commands for different pairs may be in flight together
-            description=f"send {cmd} {symbol or ''} to the engine and show its ack".replace(
-                "  ", " "
-            ),
-            exit_on_error=False,
-        )
-
-    async def _command(self, cmd: str, symbol: str | None) -> Ack:
-        label = f"{cmd} {symbol}" if symbol else cmd
-        t0 = time.perf_counter()
-        try:
-            ack = await asyncio.wait_for(self.backend.command(cmd, symbol), COMMAND_TIMEOUT_S)
-        except TimeoutError:
-            ack = Ack(cmd, False, f"no ack within {COMMAND_TIMEOUT_S * 1000:.0f} ms")
-        except Exception as exc:
-            log.exception("command %s failed", label)
-            ack = Ack(cmd, False, f"{type(exc).__name__}: {exc}")
-        elapsed = ack.elapsed_ms or (time.perf_counter() - t0) * 1000.0
-        self.show_ack(label, ack, elapsed)
-        return ack
-
-    async def _kill(self) -> Ack:
-        self._kill_in_flight = True
-        self.model.add_event(
-            "KILL switch: halting, cancelling orders, flattening everything", "warning"
-        )
-        t0 = time.perf_counter()
-        try:
-            ack = await asyncio.wait_for(self.backend.kill(), KILL_TIMEOUT_S)
-        except TimeoutError:
-            ack = Ack(
-                "kill", False, f"no outcome within {KILL_TIMEOUT_S:.0f} s: check positions NOW"
-            )
-        except Exception as exc:
-            log.exception("kill failed")
-            ack = Ack("kill", False, f"{type(exc).__name__}: {exc}")
-        finally:
-            self._kill_in_flight = False
-        elapsed = ack.elapsed_ms or (time.perf_counter() - t0) * 1000.0
-        label = (
-            "KILL (fallback: console stopped the engine, flattened from the store)"
-            if ack.fallback
-            else "KILL"
-        )
-        self.show_ack(label, ack, elapsed)
-        return ack
-
-    def show_ack(self, label: str, ack: Ack, elapsed_ms: float) -> None:
-        """Notification + event log line with the elapsed ms; modes applied at once."""
-        verdict = "ok" if ack.ok else "FAILED"
-        # elapsed before the message: a narrow log truncates the end, never the timing
-        text = f"{label}: {verdict} ({elapsed_ms:.0f} ms) — {ack.message}"
-        if not ack.ok:
-            level, severity = "error", "error"
-        elif ack.fallback:
-            level, severity = "warning", "warning"
-        else:
-            level, severity = "success", "information"
-        self.model.apply_ack(ack)  # modes and halted at once; the engine's messages confirm
-        self.model.add_event(text, level)
-        # One ack toast at a time: stacked toasts cover the very rows the operator is watching
-        # (at 80x24 four of them hid the board); the event log keeps every ack.
-        self.clear_notifications()
-        self.notify(text, severity=severity, markup=False, timeout=3 if ack.ok else 8)  # type: ignore[arg-type]
-        self._refresh_binding_state(force=True)
-        self._frame()  # show the outcome now, not at the next frame
-
-    def _confirm(
-        self,
-        kind: str,
-        title: str,
-        body: str,
-        on_yes: Callable[[], object],
-        *,
-        danger: bool = False,
-    ) -> None:
-        def done(yes: bool | None) -> None:
-            if yes:
-                on_yes()
-            else:
-                self.model.add_event(f"{title.rstrip('?')}: cancelled")
-
-        self.push_screen(ConfirmScreen(kind, title, body, danger=danger), done)
-
-    def _cancel_open_confirm(self) -> str | None:
-        """Any other key cancels a dialog: a global key pressed over one closes it first."""
-        top = self.screen
-        if isinstance(top, ConfirmScreen) and not top.answered:
-            top.answer(False)
-            return top.kind
-        return None
-
-    # ------------------------------------------------------------------ actions
-
-    def action_pause_toggle(self) -> None:
-        pv = self.selected_view
-        if pv is None or pv.state.mode not in MODE_COMMANDS:
-            self.notify("re-arm first: the pair is HALTED", severity="warning", markup=False)
-            return
-        self.send_command(MODE_COMMANDS[pv.state.mode], pv.symbol)
-
-    def action_reduce(self) -> None:
-        pv = self.selected_view
-        if pv is not None:
-            self.send_command("reduce", pv.symbol)
-
-    def action_flatten(self) -> None:
-        pv = self.selected_view
-        if pv is None or not pv.has_position:
-            self.notify("no open position to flatten", severity="warning", markup=False)
-            return
-        side, qty, upnl = position_parts(pv.state.position)
-        sym = pv.symbol
-        self._confirm(
-            "flatten",
-            f"Flatten {sym}?",
-            f"Close the {side} {fmt_qty(None if qty is None else abs(qty))} {sym} position at market "
-            f"(last {fmt_price(pv.state.last)}, uPnL {fmt_usd(upnl, signed=True)}).",
-            partial(self.send_command, "flatten", sym),
-        )
-
-    def action_flatten_all(self) -> None:
-        open_syms = self.model.open_positions()
-        if not open_syms:
-            self.notify("no open positions", severity="warning", markup=False)
-            return
-        self._confirm(
-            "flatten_all",
-            f"Flatten all {len(open_syms)} positions?",
-            "Close at market: " + ", ".join(open_syms) + ". Pairs stay in their mode.",
-            partial(self.send_command, "flatten_all"),
-        )
-
-    def action_kill(self) -> None:
-        if self._cancel_open_confirm() == "kill":
-            return  # ctrl+k inside the kill dialog is "any other key": cancel
-        if self._kill_in_flight:
-            self.notify("kill switch already running", severity="warning", markup=False)
-            return
-        n = len(self.model.open_positions())
-        self._confirm(
-            "kill",
-            "KILL SWITCH?",
-            f"Halt every pair, cancel open orders and flatten all {n} open position(s). "
-            "If the engine does not acknowledge within ~1s the console stops it and flattens "
-            "from the stored positions. Nothing opens again until you re-arm (r).",
-            self._start_kill,
-            danger=True,
-        )
-
-    def _start_kill(self) -> None:
-        self.run_worker(
-            self._kill(),
-            name="kill",
-            group="kill",
-            exclusive=False,  # never cancel a kill in flight; _kill_in_flight refuses a second
-            description="kill switch: engine flattens and acks, else console fallback",
-            exit_on_error=False,
-        )
-
-    def action_rearm(self) -> None:
-        if not self.model.halted:
-            self.notify("not halted: nothing to re-arm", severity="warning", markup=False)
-            return
-        self._confirm(
-            "rearm",
-            "Re-arm trading?",
-            "Leave HALTED: pairs return to ACTIVE and may open positions again.",
-            partial(self.send_command, "rearm"),
-        )
-
-    def action_open_detail(self) -> None:
-        pv = self.selected_view
-        if pv is not None:
-            self.push_screen(PairDetailScreen(self.model, pv.symbol, self.backend.mode, self.wall))
-
-    def action_help(self) -> None:
-        sources: list[tuple[str, list[Binding]]] = [
-            ("board", _bindings(MainScreen.BINDINGS)),
-            ("everywhere", _bindings(self.BINDINGS)),
-            ("detail", _bindings(PairDetailScreen.BINDINGS)),
-            ("help", _bindings(HelpScreen.BINDINGS)),
-        ]
-        self.push_screen(HelpScreen(sources))
-
-    async def action_quit(self) -> None:
-        """q, ctrl+q and the palette's Quit: warn first when positions are open."""
-        if self._cancel_open_confirm() == "quit":
-            return  # ctrl+q inside the quit dialog is "any other key": cancel
-        open_syms = self.model.open_positions()
-        if not open_syms:
-            self._start_shutdown()
-            return
-        self._confirm(
-            "quit",
-            f"Quit with {len(open_syms)} open position(s)?",
-            f"{', '.join(open_syms)} stay open: the engine stops, so nothing watches their stops "
-            "until you start the console again. Flatten first (F) to be safe.",
-            self._start_shutdown,
-            danger=True,
-        )
-
-    def _start_shutdown(self) -> None:
-        self.run_worker(
-            self.shutdown(),
-            name="shutdown",
-            group="shutdown",
-            exclusive=True,
-            description="stop engine and feed, then exit",
-            exit_on_error=False,
-        )
-
-    # ------------------------------------------------------------------ command palette
-
-    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        sym = self.selected_symbol or "the selected pair"
-        yield SystemCommand(
-            f"Pause or resume {sym}", "p: no new entries while paused", self.action_pause_toggle
-        )
-        yield SystemCommand(f"Reduce-only {sym}", "exits only until resumed", self.action_reduce)
-        yield SystemCommand(
-            f"Flatten {sym}", "f: close the position at market (confirm)", self.action_flatten
-        )
-        yield SystemCommand(
-            "Flatten all positions", "F: close every position (confirm)", self.action_flatten_all
-        )
-        yield SystemCommand(
-            "KILL switch", "ctrl+k: halt and flatten everything (confirm with y)", self.action_kill
-        )
-        yield SystemCommand("Re-arm after a halt", "r: leave HALTED (confirm)", self.action_rearm)
-        yield SystemCommand(
-            "Ping the engine",
-            "round-trip a command and show its ack time",
-            partial(self.send_command, "ping"),
-        )
-        yield SystemCommand(
-            f"Open {sym} detail", "Enter: chart and decisions of the pair", self.action_open_detail
-        )
-        yield SystemCommand(
-            "Help: every key", "?: the key list and the kill switch rules", self.action_help
-        )
-        for s in self.model.symbols:
-            yield SystemCommand(
-                f"Select {s}",
-                "move the selection to this pair",
-                partial(self.select_symbol, s),
-                discover=False,
-            )
-
-
-def _bindings(bindings: Iterable[Any]) -> list[Binding]:
-    """Bindings as declared (multi-key ones kept whole, so help shows "↑, k" on one row)."""
-    return [b for b in bindings if isinstance(b, Binding)]
 
 
 def make_app(

@@ -17,7 +17,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.pilot import Pilot
 
-import console.app as console_app
+import console.actions as console_actions
 from console.app import MultiparApp, make_app
 from console.model import Ack, Backend, ConsoleModel
 from console.screens.confirm import ConfirmScreen
@@ -227,7 +227,7 @@ async def test_failed_command_is_shown_as_failure() -> None:
 
 
 async def test_unanswered_command_fails_within_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(console_app, "COMMAND_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(console_actions, "COMMAND_TIMEOUT_S", 0.3)
     backend = FakeBackend(hang=True)
     app = build(backend)
     async with app.run_test(size=SMALL) as pilot:
