@@ -383,6 +383,13 @@ def run_console(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"{APP_NAME}: --db: cannot create {db_path.parent}: {exc.strerror}", file=sys.stderr)
         return 2
+    from console.booklock import BookLock, BookLockError
+
+    try:  # one trading process per book, held until this process exits
+        book_lock = BookLock.acquire(db_path)
+    except BookLockError as exc:
+        print(f"{APP_NAME}: {exc}", file=sys.stderr)
+        return 2
     try:
         engine_cfg_path = preflight.write_run_copy(validated, run.path)
     except OSError as exc:
@@ -421,6 +428,7 @@ def run_console(args: argparse.Namespace) -> int:
         backend.stop_sync()
         print(f"{APP_NAME}: crashed; see {run.logs.console}", file=sys.stderr)
         return 1
+    book_lock.release()
     log.info("%s exited with code %d", APP_NAME, code)
     return code
 
