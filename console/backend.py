@@ -8,6 +8,12 @@ beating) it SIGKILLs the engine, flattens every stored position itself through t
 trading core (``engine.node.fallback.flatten_from_store``: the one exit path, the same
 execution client), marks every pair HALTED,
 and restarts the engine, which comes back halted and flat.
+
+Attach: the bridge holds the engine's live stream from the start; at each engine's first
+heartbeat the backend asks it for a ``snapshot`` over the DEALER (``SnapshotMsg``: its state
+and the book's recent decisions, fills and events), retrying while the engine starts, and the
+bridge applies it and then the stream after it, with no gap and no double (docs/wire.md,
+"Snapshot"). When none comes, the bridge is released and the live stream shown as it is.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
+from console.attach import Reply, decode_reply, fetch_snapshot, summary, to_ack
 from console.bridge import Bridge
+from console.killswitch import KillSwitch
 from console.model import Ack
 from console.rundir import Endpoints, LogFiles
 from console.supervisor import ChildSpec, Supervisor
@@ -42,16 +50,6 @@ KILL_ACK_TIMEOUT_S = 1.0
 # An engine silent this long is not asked: the fallback runs at once (engine/wire/liveness.py).
 HUNG_AFTER_S = liveness.HUNG_AFTER_S
 FEED_READY_TIMEOUT_S = 5.0
-
-
-def decode_ack(payload: bytes) -> AckMsg:
-    """One ack frame from the engine; ``CommandError``/``SchemaError`` when it is not one."""
-    return AckMsg.from_wire(engine_wire.unpack(payload))
-
-
-def to_ack(msg: AckMsg, cmd: str, elapsed_ms: float) -> Ack:
-    """The engine's ack as the app shows it: its modes and halted flag apply at once."""
-    return Ack(cmd, msg.ok, msg.message, elapsed_ms, modes=msg.modes, halted=msg.halted)
 
 
 def _child_env(
@@ -72,7 +70,7 @@ def _child_env(
     return env
 
 
-class ProcessBackend:
+class ProcessBackend(KillSwitch):
     """Runs the feed and engine as child processes and talks to them over ZeroMQ."""
 
     def __init__(
@@ -108,7 +106,7 @@ class ProcessBackend:
         self._supervisor_options = supervisor_options or {}
         self._ctx: zmq.asyncio.Context | None = None
         self._dealer: zmq.asyncio.Socket | None = None
-        self._pending: dict[str, asyncio.Future[AckMsg | None]] = {}
+        self._pending: dict[str, asyncio.Future[Reply | None]] = {}
         self._ack_task: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._kill_lock: asyncio.Lock | None = None
@@ -119,6 +117,8 @@ class ProcessBackend:
         self._stopped = False
         self._stop_task: asyncio.Task[None] | None = None
         self._engine_start: asyncio.Task[None] | None = None
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self.synced = False  # the current engine's snapshot was applied, or given up on
 
     # -- child command lines -------------------------------------------------------------
     def feed_argv(self, extra: Sequence[str]) -> list[str]:
@@ -166,7 +166,10 @@ class ProcessBackend:
         self._model = model
         self._kill_lock = asyncio.Lock()
         self._ctx = zmq.asyncio.Context()
-        self.bridge = Bridge(self.endpoints, model, ctx=self._ctx)
+        self.bridge = Bridge(
+            self.endpoints, model, ctx=self._ctx, on_new_engine=self._on_new_engine
+        )
+        self.bridge.hold()  # until the first engine's snapshot
         self.bridge.start()
         self._open_dealer()
         self.logs.make_private()  # 0600 before the supervisor opens them for the children
@@ -203,10 +206,12 @@ class ProcessBackend:
             self.supervisor.spawn("engine")
 
     async def wait_ready(self, timeout_s: float = 20.0) -> bool:
-        """True once both children have beaten (for tests and the CLI's startup log)."""
+        """True once both children have beaten and the engine's snapshot was applied (or given
+        up on), for tests and the CLI's startup log."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.bridge is not None and {"feed", "engine"} <= set(self.bridge.last_beat):
+            beats = set(self.bridge.last_beat) if self.bridge is not None else set()
+            if {"feed", "engine"} <= beats and self.synced:
                 return True
             await asyncio.sleep(0.05)
         return False
@@ -229,6 +234,8 @@ class ProcessBackend:
 
     async def _stop(self) -> None:
         log.info("stopping backend")
+        if self._snapshot_task is not None:
+            self._snapshot_task.cancel()
         if self.supervisor is not None:
             await self.supervisor.stop()
         self._close_dealer()
@@ -281,30 +288,37 @@ class ProcessBackend:
             except zmq.ZMQError:
                 return
             try:
-                ack = decode_ack(payload)
+                reply = decode_reply(payload)
             except (engine_wire.CommandError, SchemaError) as exc:
-                log.warning("dropped malformed ack: %s", exc)
+                log.warning("dropped malformed reply: %s", exc)
                 continue
-            fut = self._pending.pop(ack.id, None)
+            fut = self._pending.pop(reply.id, None)
             if fut is not None and not fut.done():
-                fut.set_result(ack)
-            # an ack nobody waits for answers a command that already timed out: drop it
+                fut.set_result(reply)
+            # a reply nobody waits for answers a command that already timed out: drop it
 
     async def _send(
         self, cmd: str, symbol: str | None, timeout_s: float
     ) -> tuple[AckMsg | None, float]:
-        """Send one command and wait for the ack with its id; None when none came in time."""
+        """Send one operator command and wait for the ack with its id; None when none came."""
+        reply, elapsed = await self._request(cmd, symbol, timeout_s)
+        return (reply if isinstance(reply, AckMsg) else None), elapsed
+
+    async def _request(
+        self, cmd: str, symbol: str | None, timeout_s: float
+    ) -> tuple[Reply | None, float]:
+        """Send one command and wait for the reply with its id; None when none came in time."""
         if self._dealer is None:
             return None, 0.0
         cmd_id = f"c{os.getpid()}-{next(self._ids)}"
-        fut: asyncio.Future[AckMsg | None] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Reply | None] = asyncio.get_running_loop().create_future()
         self._pending[cmd_id] = fut
         payload = engine_wire.make_command(
             cmd_id, cmd, symbol, deadline_ns=time.time_ns() + int(timeout_s * 1e9)
         )
         t0 = time.perf_counter()
         deadline = t0 + timeout_s
-        ack: AckMsg | None = None
+        ack: Reply | None = None
         try:
             while True:  # IMMEDIATE: Again while the engine (re)binds; retry until the deadline
                 try:
@@ -323,7 +337,7 @@ class ProcessBackend:
 
     async def command(self, cmd: str, symbol: str | None = None) -> Ack:
         """Send one command and wait ≤ 1 s for its ack."""
-        if cmd not in engine_wire.COMMANDS:
+        if cmd not in engine_wire.OPERATOR_COMMANDS:
             return Ack(cmd, False, f"unknown command {cmd!r}")
         if cmd in engine_wire.COMMANDS_WITH_SYMBOL and symbol is None:
             return Ack(cmd, False, f"{cmd} needs a pair")
@@ -350,78 +364,30 @@ class ProcessBackend:
         )
         return to_ack(ack, cmd, elapsed)
 
-    # -- the kill switch -----------------------------------------------------------------
-    def engine_hung(self) -> bool:
-        """No engine process, or no heartbeat for more than ``hung_after_s``."""
-        if self.supervisor is None or self.supervisor.pid("engine") is None:
-            return True
-        age = self.bridge.beat_age("engine") if self.bridge is not None else None
-        return age is None or age > self.hung_after_s
-
-    async def kill(self) -> Ack:
-        """Halt everything: ask the engine; if it does not confirm in ~1 s, do it ourselves."""
-        if self._kill_lock is None:
-            return Ack("kill", False, "backend is not started")
-        async with self._kill_lock:
-            t0 = time.perf_counter()
-            if not self.engine_hung():
-                ack, _ = await self._send("kill", None, self.kill_ack_timeout_s)
-                if ack is not None and ack.ok:
-                    log.warning("kill switch: engine acknowledged: %s", ack.message)
-                    return to_ack(ack, "kill", (time.perf_counter() - t0) * 1000.0)
-                why = "no ack" if ack is None else f"refused: {ack.message}"
-            else:
-                why = "no heartbeat"
-            return await self._kill_fallback(why, t0)
-
-    async def _kill_fallback(self, why: str, t0: float) -> Ack:
-        assert self.supervisor is not None
-        log.error("kill switch: engine %s; console takes over", why)
-        self._reset_dealer()
-        await self.supervisor.hold("engine", reason=f"kill switch fallback ({why})")
-        marks = self._marks()
-        try:
-            from engine.node.fallback import flatten_from_store
-
-            fills = await asyncio.to_thread(flatten_from_store, self.db_path, self.cfg, marks)
-        except Exception as exc:
-            log.exception("flatten from store failed")
-            self._release_engine()
-            text = f"engine hung and flatten from the store FAILED: {exc}; engine restarted, press kill again"
-            self._event(text, "error")
-            return Ack("kill", False, text, (time.perf_counter() - t0) * 1000.0, fallback=True)
-        self._release_engine()  # it reads HALTED and the flat book back from the store
-        n = len(fills)
-        text = f"engine hung: console flattened {n} position{'' if n == 1 else 's'} from the store, all pairs HALTED"
-        self._event(text, "error")
-        log.error("kill switch: %s", text)
-        # Show it now: the restarted engine confirms a second later, the store already says so.
-        apply_flat = getattr(self._model, "apply_flat", None)
-        if apply_flat is not None:
-            apply_flat([f.symbol for f in fills])
-        halted = dict.fromkeys(self.cfg.active_symbols(), "HALTED")
-        elapsed = (time.perf_counter() - t0) * 1000.0
-        return Ack("kill", True, text, elapsed, fallback=True, modes=halted, halted=True)
-
-    def _release_engine(self) -> None:
-        if self.supervisor is not None and not self._stopped:  # never respawn during shutdown
-            self.supervisor.release("engine")
-
-    def _marks(self) -> dict[str, tuple[float, float]]:
-        """Last known (bid, ask) per pair: the bridge's, else whatever the model holds."""
-        marks: dict[str, tuple[float, float]] = (
-            dict(self.bridge.marks) if self.bridge is not None else {}
+    # -- the snapshot on attach ------------------------------------------------------------
+    def _on_new_engine(self, pid: int) -> None:
+        """The bridge heard an engine's first beat: hold its stream and ask for its snapshot."""
+        if self._stopped or self.bridge is None:
+            return
+        self.synced = False
+        self.bridge.hold()
+        if self._snapshot_task is not None:
+            self._snapshot_task.cancel()  # a previous engine's: superseded
+        self._snapshot_task = asyncio.get_running_loop().create_task(
+            self._sync(pid), name="snapshot"
         )
-        pairs = getattr(self._model, "pairs", None)
-        if isinstance(pairs, dict):
-            for sym, pv in pairs.items():
-                state = getattr(pv, "state", None)  # a PairView's PairStateMsg
-                if sym in marks or state is None:
-                    continue
-                bid, ask = state.bid, state.ask
-                if bid is not None and ask is not None and bid > 0 and ask > 0:
-                    marks[sym] = (bid, ask)
-        return marks
+
+    async def _sync(self, pid: int) -> None:
+        """Engine ``pid``'s snapshot to the bridge; without one, the held stream as it is."""
+        snap, why = await fetch_snapshot(self._request, self.command_timeout_s)
+        if self._stopped or self.bridge is None:
+            return
+        if snap is None:
+            self.bridge.release()
+            self._event(f"no snapshot from the engine ({why}): live stream only", "warning")
+        elif self.bridge.apply_snapshot(snap):
+            log.info("snapshot of engine %d: %s", pid, summary(snap))
+        self.synced = True
 
     def _event(self, text: str, level: str) -> None:
         if self._model is None:

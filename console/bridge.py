@@ -10,6 +10,15 @@ of the wrong type or range) is counted in ``bad_messages`` and dropped, never ra
 sequence gaps are counted in ``gaps``. The bridge also keeps each child's last heartbeat time
 (for the supervisor) and each pair's last bid/ask (the marks the kill-switch fallback
 flattens at).
+
+Attach without a gap or a double (docs/wire.md, "Snapshot"): while ``hold()`` is on, engine
+messages other than heartbeats are decoded and kept, not applied. ``apply_snapshot`` hands the
+engine's ``SnapshotMsg`` to the model, then replays the kept messages; from then on a message on
+a topic the snapshot carries (pair, portfolio, decision, fill, event) whose ``seq`` is at or
+below the snapshot's is already in it and is dropped (``snapshot_dropped``), and the first one
+above it counts a gap when it is not the next number. ``release()`` gives up waiting (no
+snapshot came) and applies what was kept. A new engine pid in a heartbeat clears the floors,
+discards what was kept for the previous engine and calls ``on_new_engine``.
 """
 
 from __future__ import annotations
@@ -36,12 +45,14 @@ from engine.wire.schema import (
     PairStateMsg,
     PortfolioMsg,
     SchemaError,
+    SnapshotMsg,
 )
 from feed import wire as feed_wire
 
 log = logging.getLogger(__name__)
 
 DRAIN_BATCH = 2000  # messages per socket per wake-up, so a flood cannot starve the UI
+HOLD_MAX = 100_000  # messages kept while waiting for a snapshot; beyond, the wait is given up
 _LOG_FIRST_BAD = 20
 
 
@@ -64,6 +75,8 @@ class StateSink(Protocol):
 
     def apply_heartbeat(self, kind: str, pid: int | None, phase: str = "") -> None: ...
 
+    def apply_snapshot(self, msg: SnapshotMsg) -> None: ...
+
 
 class BadMessage(ValueError):
     """A message the bridge cannot use; counted and dropped."""
@@ -78,6 +91,20 @@ _ENGINE_TOPICS: dict[bytes, tuple[type[Message], str, str]] = {
     engine_wire.TOPIC_FILL: (FillMsg, "engine:fill", "apply_fill"),
     engine_wire.TOPIC_EVENT: (NoticeMsg, "engine:event", "apply_notice"),
 }
+# Topics whose state a snapshot carries (its ``seq`` name -> the bridge's sequence key): a live
+# message at or below the snapshot's number is dropped. Orders are not in a snapshot, so an
+# order message is never dropped; heartbeats are never held.
+SNAPSHOT_TOPICS = {
+    t.decode(): _ENGINE_TOPICS[t][1]
+    for t in (
+        engine_wire.TOPIC_PAIR,
+        engine_wire.TOPIC_PORTFOLIO,
+        engine_wire.TOPIC_DECISION,
+        engine_wire.TOPIC_FILL,
+        engine_wire.TOPIC_EVENT,
+    )
+}
+Held = tuple[str, Any, Callable[[Any], None]]  # (sequence key, decoded message, model method)
 
 
 def _decode_engine(payload: bytes) -> dict[str, Any]:
@@ -104,6 +131,7 @@ class Bridge:
         *,
         ctx: zmq.asyncio.Context | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_new_engine: Callable[[int], None] | None = None,
     ) -> None:
         self._endpoints = endpoints
         self._model = model
@@ -120,6 +148,11 @@ class Bridge:
         self.last_beat: dict[str, float] = {}  # "feed"/"engine" -> clock() of the last _hb
         self.beat_pid: dict[str, int] = {}
         self.marks: dict[str, tuple[float, float]] = {}  # symbol -> last (bid, ask)
+        self.on_new_engine = on_new_engine  # called with the pid of an engine's first beat
+        self._held: list[Held] | None = None  # engine messages kept until the snapshot
+        self._floors: dict[str, int] = {}  # sequence key -> the applied snapshot's seq
+        self.snapshot_dropped = 0  # live messages the snapshot already held
+        self.snapshots = 0  # snapshots applied
         self._routes: dict[bytes, tuple[type[Message], str, Callable[[Any], None]]] = {
             topic: (cls, seq_key, getattr(model, method))
             for topic, (cls, seq_key, method) in _ENGINE_TOPICS.items()
@@ -155,6 +188,61 @@ class Bridge:
         self._engine_sub = self._feed_sub = None
         if self._own_ctx:
             self._ctx.term()
+
+    # -- snapshot ------------------------------------------------------------------------
+    @property
+    def holding(self) -> bool:
+        return self._held is not None
+
+    def hold(self) -> None:
+        """Keep engine messages (heartbeats excepted) until ``apply_snapshot`` or ``release``."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Stop waiting for a snapshot: apply what was kept, in order."""
+        held, self._held = self._held, None
+        for item in held or ():
+            self._deliver(*item)
+
+    def apply_snapshot(self, snap: SnapshotMsg) -> bool:
+        """The model gets the snapshot, then the kept messages newer than it. False (nothing
+        applied) when the bridge is not holding: the live stream already went past it."""
+        if self._held is None:
+            log.warning("snapshot %s ignored: the live stream was not held for it", snap.id)
+            return False
+        self._model.apply_snapshot(snap)
+        self.snapshots += 1
+        for p in snap.pairs:
+            self._mark(p)
+        self._floors = {}
+        for topic, key in SNAPSHOT_TOPICS.items():
+            n = snap.seq.get(topic)
+            if n is not None:
+                self._floors[key] = n
+                self._last_seq[key] = n  # a first live number above n + 1 counts a gap
+        self.release()
+        return True
+
+    def _deliver(self, seq_key: str, msg: Any, apply: Callable[[Any], None]) -> None:
+        floor = self._floors.get(seq_key)
+        if floor is not None:
+            if 0 < msg.seq <= floor:
+                self.snapshot_dropped += 1
+                return
+            del self._floors[seq_key]  # one topic's numbers only rise (a new engine: new floors)
+        self._track_seq(seq_key, msg.seq)
+        if type(msg) is PairStateMsg:
+            self._mark(msg)
+        try:
+            apply(msg)
+        except Exception as exc:  # the model choked on a decodable but odd message: drop, count
+            self._bad("engine", f"{type(exc).__name__}: {exc}")
+
+    def _mark(self, msg: PairStateMsg) -> None:
+        bid, ask = msg.bid, msg.ask
+        if bid is not None and ask is not None and bid > 0.0 and ask > 0.0:
+            self.marks[msg.symbol] = (bid, ask)
 
     def beat_age(self, kind: str) -> float | None:
         """Seconds since the last heartbeat of ``kind``, or None if none was ever seen."""
@@ -238,15 +326,18 @@ class Bridge:
             msg: Any = cls.from_wire(m)  # every field checked; SchemaError names the bad one
         except SchemaError as exc:
             raise BadMessage(f"{topic[:40]!r}: {exc}") from None
-        self._track_seq(seq_key, msg.seq)
         if apply is None:
+            self._track_seq(seq_key, msg.seq)
             self._beat("engine", msg.pid, msg.phase)
             return
-        if cls is PairStateMsg:
-            bid, ask = msg.bid, msg.ask
-            if bid is not None and ask is not None and bid > 0.0 and ask > 0.0:
-                self.marks[msg.symbol] = (bid, ask)
-        apply(msg)
+        held = self._held
+        if held is not None:
+            if len(held) < HOLD_MAX:
+                held.append((seq_key, msg, apply))
+                return
+            log.warning("%d messages held without a snapshot: applying them", len(held))
+            self.release()
+        self._deliver(seq_key, msg, apply)
 
     def _dispatch_feed(self, topic: bytes, m: dict[str, Any]) -> None:
         if topic == feed_wire.TOPIC_HEARTBEAT:
@@ -260,7 +351,21 @@ class Bridge:
             raise BadMessage(f"unexpected feed topic {topic[:40]!r}")
 
     def _beat(self, kind: str, pid: int | None, phase: str = "") -> None:
+        if kind == "engine" and pid is not None and pid != self.beat_pid.get(kind):
+            self._new_engine(pid)
         self.last_beat[kind] = self._clock()
         if pid is not None:
             self.beat_pid[kind] = pid
         self._model.apply_heartbeat(kind, pid, phase)
+
+    def _new_engine(self, pid: int) -> None:
+        """An engine beats for the first time: its numbers start again, and what was kept for
+        the previous one is superseded by the snapshot the new one will give."""
+        self._floors.clear()
+        if self._held:
+            log.info(
+                "new engine %d: %d messages kept for the previous one dropped", pid, len(self._held)
+            )
+            self._held = []
+        if self.on_new_engine is not None:
+            self.on_new_engine(pid)

@@ -12,6 +12,9 @@ decision's reasons. The console adds only what it alone knows: how long ago a me
 (a pair whose state is older than ``PAIR_SILENT_S`` is shown STALE: the engine is not speaking)
 and the state of its own children.
 
+On attach, ``apply_snapshot`` sets everything from the engine's ``SnapshotMsg`` (its state and
+the book's recent decisions, fills and events); the bridge holds the live stream until then.
+
 Call every method from the app's event loop (the bridge runs there): ``take_dirty`` swaps the
 set without a lock.
 """
@@ -25,6 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from console import eventlog
+from console.eventlog import EventLine
 from engine.wire.liveness import PAIR_SILENT_S
 from engine.wire.schema import (
     DecisionMsg,
@@ -33,6 +38,7 @@ from engine.wire.schema import (
     OrderMsg,
     PairStateMsg,
     PortfolioMsg,
+    SnapshotMsg,
 )
 
 log = logging.getLogger(__name__)
@@ -45,7 +51,6 @@ DIRTY_EVENTS = "@events"  # operator event log (acks, fills, orders, notices, ch
 
 MODES = ("ACTIVE", "PAUSED", "REDUCING", "HALTED")
 CHILD_STATES = ("starting", "running", "restarting", "dead", "stopped")
-EVENT_LEVELS = ("info", "success", "warning", "error")
 # Order states the operator must read about (engine.core.orders.OrderStatus values).
 ORDER_LEVELS = {"rejected": "error", "unknown": "warning", "cancelled": "warning"}
 
@@ -99,15 +104,6 @@ class PairView:
     def has_position(self) -> bool:
         pos = self.state.position
         return pos is not None and pos.qty != 0.0
-
-
-@dataclass(slots=True)
-class EventLine:
-    """One operator-facing line of the event log: acks, fills, child restarts, errors."""
-
-    at: float  # wall clock, epoch seconds
-    level: str  # info | success | warning | error
-    text: str
 
 
 @dataclass(slots=True)
@@ -317,9 +313,7 @@ class ConsoleModel:
 
     def apply_fill(self, msg: FillMsg) -> None:
         self.fills.append(msg)
-        self.add_event(
-            f"fill {msg.symbol} {msg.side} {msg.qty:.6g} @ {msg.price:,.8g} ({msg.reason or 'order'})"
-        )
+        self.add_event(eventlog.fill_text(msg), key=eventlog.fill_key(msg))
         self.ingested += 1
 
     def apply_order(self, msg: OrderMsg) -> None:
@@ -337,8 +331,25 @@ class ConsoleModel:
         self.ingested += 1
 
     def apply_notice(self, msg: NoticeMsg) -> None:
-        self.add_event(msg.message, msg.level if msg.level in EVENT_LEVELS else "info")
+        self.add_event(msg.message, eventlog.level_of(msg.level), key=eventlog.notice_key(msg))
         self.ingested += 1
+
+    def apply_snapshot(self, msg: SnapshotMsg) -> None:
+        """The engine's ``SnapshotMsg`` on attach: every pair, the portfolio (and the modes in
+        them), the decision and fill logs (replaced: the book holds every decision and fill the
+        engine published), then one line saying what was recovered and the book's fills and
+        events, oldest first, marked ``[book]``; a fact already in the event log is not shown
+        twice. The bridge applies the live messages that follow it (console/bridge.py)."""
+        for p in msg.pairs:
+            self.apply_pair(p)
+        self.apply_portfolio(msg.portfolio)
+        self.decisions.clear()
+        self.decisions.extend(msg.decisions)
+        self.fills.clear()
+        self.fills.extend(msg.fills)
+        self.dirty.add(DIRTY_LOG)
+        self.add_event(eventlog.recovered_text(msg))
+        self.events.extend(eventlog.book_lines(msg, {e.key for e in self.events if e.key}))
 
     def apply_feed_status(self, m: dict[str, Any]) -> None:
         """The feed's ``_status`` map (feed-owned format, ``feed.wire``)."""
@@ -397,7 +408,7 @@ class ConsoleModel:
             self.add_event(f"{name} {child.state}{extra}", level)
         self.dirty.add(DIRTY_HEADER)
 
-    def add_event(self, text: str, level: str = "info") -> None:
-        self.events.append(EventLine(self.wall(), level, text))
+    def add_event(self, text: str, level: str = "info", *, key: str = "") -> None:
+        self.events.append(EventLine(self.wall(), level, text, key))
         log.log(logging.WARNING if level in ("warning", "error") else logging.INFO, "%s", text)
         self.dirty.add(DIRTY_EVENTS)

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.backend import decode_ack, to_ack
+from console.attach import decode_ack, to_ack
 from console.model import Ack, ConsoleModel
 from engine.core.config import (
     EngineConfig,

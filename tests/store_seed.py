@@ -43,3 +43,20 @@ def seed_open_position(
         st.record_decision(decision, order)
         order.status, order.filled_qty, order.avg_price, order.fees = OrderStatus.FILLED, qty, price, fee
         st.record_fill(fill, order, pos, account)
+
+
+def seed_history(db: Path, symbol: str = "ETH/USDT", n: int = 2) -> list[str]:
+    """``n`` rejected decisions and one operator event in the book, through its API; returns the
+    decisions' keys, oldest first (a console attaching must show them)."""
+    ts = int(time.time() * 1000) - 30_000
+    keys = []
+    with Store(db) as st:
+        st.init_account(CAPITAL, ts)
+        for i in range(n):
+            key = f"{symbol}|seed-rejected|{ts + i}"
+            signal = Signal(symbol, SignalType.BUY, 0.2, 2_000.0, 1_900.0, 2_200.0, "seeded, too weak", ts + i)
+            checks = [CheckResult("confidence", False, "confidence 0.20 < 0.60")]
+            st.record_decision(Decision(key, symbol, ts + i, "open_long", signal, checks, False))
+            keys.append(key)
+        st.record_event(ts + n, "rearm", "re-armed 3 pair(s) (seeded)")
+    return keys

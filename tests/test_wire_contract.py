@@ -29,7 +29,7 @@ import zmq
 import zmq.asyncio
 
 from console.app import make_app
-from console.backend import decode_ack, to_ack
+from console.attach import decode_ack, to_ack
 from console.bridge import Bridge
 from console.model import ConsoleModel
 from console.rundir import Endpoints

@@ -65,6 +65,20 @@ class BookReads:
             Fill(f, o, s, Side(side), q, p, fee, ts, r) for f, o, s, side, q, p, fee, ts, r in rows
         ]
 
+    def recent_fills(self, limit: int = 200) -> list[Fill]:
+        """The latest ``limit`` fills, oldest first (insertion order), as ``fills()`` says them."""
+        if limit <= 0:
+            return []
+        rows = self._read(
+            "recent_fills",
+            "SELECT fill_id, order_id, symbol, side, qty, price, fee, ts, reason FROM fills "
+            "ORDER BY rowid DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            Fill(f, o, s, Side(side), q, p, fee, ts, r) for f, o, s, side, q, p, fee, ts, r in reversed(rows)
+        ]
+
     def orders(self) -> list[Order]:
         """Every order, oldest first."""
         return self._orders("orders")

@@ -36,6 +36,7 @@ from engine.wire.commands import (
     TOPIC_ORDER,
     TOPIC_PAIR,
     TOPIC_PORTFOLIO,
+    TOPICS,
     pack_map,
 )
 from engine.wire.liveness import PAIR_REFRESH_S
@@ -128,6 +129,10 @@ class StatePublisher:
         with contextlib.suppress(zmq.Again):
             self.sock.send_multipart([topic, pack_map(m)], zmq.NOBLOCK)
             self.sent += 1
+
+    def sequence_numbers(self) -> dict[str, int]:
+        """The last sequence number sent on every topic (0: none yet), keyed by topic name."""
+        return {t.decode(): self._seq.get(t, 0) for t in TOPICS}
 
     # ---- EventSink --------------------------------------------------------------------------
 

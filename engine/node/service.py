@@ -4,7 +4,8 @@ Owns ``EngineNode``: a SUB socket on the feed's ticks, a PUB socket for state an
 ROUTER socket for operator commands, and one ``TradingCore`` built with the system clock,
 the paper execution client and the SQLite journal. It decodes (malformed input is counted and
 dropped, never raised), tracks per-topic sequence numbers, hands ticks and commands to the
-core and publishes what the core says. It holds no trading rule.
+core and publishes what the core says. It holds no trading rule. A ``snapshot`` command is
+answered with the state and the book's recent past (``engine.node.snapshot``) instead of an ack.
 
 The loop is single-threaded and synchronous (``zmq.Poller``): one tick is handled start to
 finish before the next, which keeps ordering and the journal's write-before-publish rule simple.
@@ -32,7 +33,8 @@ from engine.journal.store import Store
 from engine.node.clock import SystemClock
 from engine.node.history import FeedHistory
 from engine.node.publisher import StatePublisher, TopicStats
-from engine.wire.commands import CommandError, make_ack, parse_command
+from engine.node.snapshot import build_snapshot
+from engine.wire.commands import SNAPSHOT, CommandError, make_ack, make_snapshot, parse_command
 from engine.wire.liveness import HEARTBEAT_INTERVAL_S
 from engine.wire.schema import AckMsg
 from feed.wire import TOPIC_STATUS, WireError, decode_map, decode_tick
@@ -243,21 +245,43 @@ class EngineNode:
                 if cmd_id is not None:
                     self._ack(ident, AckMsg(cmd_id, "?", False, str(exc)))
                 continue
-            self._ack(ident, self.handle(m))
+            if m["cmd"] == SNAPSHOT:
+                self.router.send_multipart([ident, self.snapshot_reply(m)])
+            else:
+                self._ack(ident, self.handle(m))
 
-    def handle(self, m: dict[str, Any]) -> AckMsg:
-        """One parsed command: refused when it arrives after its deadline (a console that gave
-        up must not see it run late), except ``kill`` (halting late is always safe)."""
+    def _expired(self, m: dict[str, Any]) -> AckMsg | None:
+        """The refusal of a command that arrived after its deadline (a console that gave up
+        must not see it run late), except ``kill`` (halting late is always safe)."""
         cmd, symbol = m["cmd"], m.get("symbol")
         deadline = m.get("deadline_ns")
         late_ms = (time.time_ns() - deadline) / 1e6 if deadline is not None else 0.0
-        if late_ms > 0.0 and cmd != "kill":
-            self.commands_expired += 1
-            log.warning("command %s %s expired (%.0f ms late)", cmd, symbol or "", late_ms)
-            return AckMsg(m["id"], cmd, False, f"expired: arrived {late_ms:.0f} ms after its deadline, not applied")
+        if late_ms <= 0.0 or cmd == "kill":
+            return None
+        self.commands_expired += 1
+        log.warning("command %s %s expired (%.0f ms late)", cmd, symbol or "", late_ms)
+        return AckMsg(m["id"], cmd, False, f"expired: arrived {late_ms:.0f} ms after its deadline, not applied")
+
+    def handle(self, m: dict[str, Any]) -> AckMsg:
+        """One parsed operator command, unless it expired."""
+        cmd, symbol = m["cmd"], m.get("symbol")
+        expired = self._expired(m)
+        if expired is not None:
+            return expired
         result = self.core.command(cmd, symbol)
         halted = self.core.portfolio_summary().halted if cmd in ("kill", "rearm") else None
         return AckMsg(m["id"], cmd, result.ok, result.message, modes=self.core.modes(), halted=halted)
+
+    def snapshot_reply(self, m: dict[str, Any]) -> bytes:
+        """The ``snapshot`` command's one frame: the ``SnapshotMsg`` (nothing is published while
+        it is built), or an ack refusing it when it arrived after its deadline."""
+        expired = self._expired(m)
+        if expired is not None:
+            return make_ack(expired)
+        snap = build_snapshot(m["id"], self.core, self.publisher, self.stats, self.store)
+        log.info("snapshot: %d pairs, %d decisions, %d fills, %d events", len(snap.pairs),
+                 len(snap.decisions), len(snap.fills), len(snap.events))
+        return make_snapshot(snap)
 
     def _ack(self, ident: bytes, ack: AckMsg) -> None:
         self.router.send_multipart([ident, make_ack(ack)])

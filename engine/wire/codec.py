@@ -151,7 +151,9 @@ class Message:
         hints = get_type_hints(cls)
         spec = []
         for f in fields(cls):  # type: ignore[arg-type]
-            if f.name == "seq" or f.name.startswith("_"):
+            # ``seq: int`` is the publication's sequence number, set by ``from_wire`` below; a
+            # ``seq`` of another type (the snapshot's per-topic map) is an ordinary field.
+            if (f.name == "seq" and hints[f.name] is int) or f.name.startswith("_"):
                 continue
             required = f.default is MISSING and f.default_factory is MISSING
             default = f.default if f.default is not MISSING else f.default_factory
@@ -183,7 +185,7 @@ class Message:
             raise SchemaError(f"{cls.__name__}: field v: expected wire version {ENGINE_WIRE_VERSION}, got {v!r}"[:200])
         msg = cls._decode(m)
         seq = m.get("seq")
-        if seq is not None and hasattr(msg, "seq"):
+        if seq is not None and type(getattr(msg, "seq", None)) is int:
             msg.seq = _int(seq, "seq")  # type: ignore[attr-defined]
         return msg
 

@@ -13,7 +13,9 @@ Published messages are ``[topic, msgpack(map)]``; every map carries ``v`` (wire 
 - ``_hb``        heartbeat (``HeartbeatMsg``)
 
 Commands travel DEALER -> ROUTER as one frame ``msgpack({"v", "id", "cmd", "symbol"?,
-"deadline_ns"?})`` and every command gets exactly one ack (``AckMsg``). See docs/wire.md.
+"deadline_ns"?})`` and every command gets exactly one reply, one frame: an ack (``AckMsg``),
+or for ``snapshot`` the ``SnapshotMsg`` (an ack with ``ok: false`` when it is refused: a reply
+with an ``ok`` key is an ack). See docs/wire.md.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import msgpack
 
-from engine.wire.schema import ENGINE_WIRE_VERSION, INT64, MAX_STR, AckMsg
+from engine.wire.schema import ENGINE_WIRE_VERSION, INT64, MAX_STR, AckMsg, SnapshotMsg
 
 TOPIC_PAIR = b"pair"
 TOPIC_PORTFOLIO = b"portfolio"
@@ -31,8 +33,12 @@ TOPIC_FILL = b"fill"
 TOPIC_ORDER = b"order"
 TOPIC_EVENT = b"event"
 TOPIC_HEARTBEAT = b"_hb"
+# every topic the engine publishes, as named in a snapshot's ``seq`` map
+TOPICS = (TOPIC_PAIR, TOPIC_PORTFOLIO, TOPIC_DECISION, TOPIC_ORDER, TOPIC_FILL, TOPIC_EVENT, TOPIC_HEARTBEAT)
 
-COMMANDS = ("ping", "pause", "resume", "reduce", "flatten", "flatten_all", "kill", "rearm")
+OPERATOR_COMMANDS = ("ping", "pause", "resume", "reduce", "flatten", "flatten_all", "kill", "rearm")
+SNAPSHOT = "snapshot"  # answered with a SnapshotMsg, not an ack; changes nothing
+COMMANDS = (*OPERATOR_COMMANDS, SNAPSHOT)
 COMMANDS_WITH_SYMBOL = ("pause", "resume", "reduce", "flatten")
 
 
@@ -98,3 +104,13 @@ def make_ack(ack: AckMsg) -> bytes:
     if len(ack.message) > MAX_STR:
         m["message"] = ack.message[: MAX_STR - 1] + "…"
     return _packer.pack(m)
+
+
+def make_snapshot(snap: SnapshotMsg) -> bytes:
+    """The snapshot reply frame (its lists are bounded by the builder: engine/node/snapshot.py)."""
+    return _packer.pack(snap.to_wire())
+
+
+def is_ack(m: dict[str, Any]) -> bool:
+    """A reply map is an ack when it has ``ok`` (a ``SnapshotMsg`` never has)."""
+    return "ok" in m

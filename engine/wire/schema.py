@@ -1,9 +1,9 @@
 """One typed schema for everything the engine publishes and the book reads back.
 
-Owns the message classes (pair state, portfolio, decision, order, fill, ack, heartbeat and
-the maps nested in them) and their codec: ``to_wire()`` gives the msgpack-ready map,
-``from_wire(map)`` checks every field's type and range and raises ``SchemaError`` naming the
-field. The engine node builds them from the trading core, the journal reads decisions back
+Owns the message classes (pair state, portfolio, decision, order, fill, ack, heartbeat, the
+maps nested in them, and the snapshot a console asks for when it attaches) and their codec:
+``to_wire()`` gives the msgpack-ready map, ``from_wire(map)`` checks every field's type and
+range and raises ``SchemaError`` naming the field. The engine node builds them from the trading core, the journal reads decisions back
 as them, the console's model stores them and its widgets read their attributes, and the test
 fakes build them: a field renamed in one place fails everywhere at once.
 
@@ -40,6 +40,7 @@ __all__ = [
     "PositionMsg",
     "SchemaError",
     "SignalMsg",
+    "SnapshotMsg",
 ]
 
 # ---- nested maps ------------------------------------------------------------------------------
@@ -261,3 +262,21 @@ class AckMsg(Message):
     message: str
     modes: dict[str, str] = field(default_factory=dict)
     halted: bool | None = None
+
+
+@dataclass(slots=True)
+class SnapshotMsg(Message):
+    """The answer to the ``snapshot`` command: everything a console needs on attach, built in
+    one loop turn. ``seq`` is the publisher's sequence number of every topic at that moment
+    (0: nothing sent yet): a live message at or below it is already in the snapshot, the first
+    one above it follows it with no gap. ``decisions``, ``fills`` and ``events`` are the book's
+    latest (at most ``SNAPSHOT_HISTORY`` each), oldest first."""
+
+    id: str
+    portfolio: PortfolioMsg
+    pairs: list[PairStateMsg] = field(default_factory=list)
+    decisions: list[DecisionMsg] = field(default_factory=list)
+    fills: list[FillMsg] = field(default_factory=list)
+    events: list[NoticeMsg] = field(default_factory=list)
+    seq: dict[str, int] = field(default_factory=dict)  # topic -> its last sequence number
+    ts: int = 0  # ns, when it was built

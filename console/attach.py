@@ -1,0 +1,75 @@
+"""Attaching to an engine: its replies over the DEALER, and asking for its snapshot.
+
+Owns ``decode_ack`` and ``to_ack`` (an ack frame, and the ``Ack`` the app shows), ``decode_reply`` (a reply frame is an ack when it has ``ok``, else a ``SnapshotMsg``) and
+``fetch_snapshot``: ask the engine for its ``snapshot`` until it answers, each attempt with the
+command timeout (a warming engine answers between history requests), for at most
+``SNAPSHOT_RETRY_FOR_S``. The backend hands what it gets to the bridge, which applies it and
+then the live stream after it (docs/wire.md, "Snapshot").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from console.model import Ack
+from engine.wire import commands as engine_wire
+from engine.wire import liveness
+from engine.wire.schema import AckMsg, SnapshotMsg
+
+# A warming engine answers between history requests: keep asking this long.
+SNAPSHOT_RETRY_FOR_S = liveness.START_GRACE_S
+SNAPSHOT_RETRY_PAUSE_S = 0.2
+
+Reply = AckMsg | SnapshotMsg
+
+
+def decode_ack(payload: bytes) -> AckMsg:
+    """One ack frame from the engine; ``CommandError``/``SchemaError`` when it is not one."""
+    return AckMsg.from_wire(engine_wire.unpack(payload))
+
+
+def to_ack(msg: AckMsg, cmd: str, elapsed_ms: float) -> Ack:
+    """The engine's ack as the app shows it: its modes and halted flag apply at once."""
+    return Ack(cmd, msg.ok, msg.message, elapsed_ms, modes=msg.modes, halted=msg.halted)
+
+# (cmd, symbol, timeout_s) -> (the reply with the command's id or None, elapsed ms)
+Request = Callable[[str, str | None, float], Awaitable[tuple[Reply | None, float]]]
+
+
+def decode_reply(payload: bytes) -> Reply:
+    """One reply frame: an ack (it has ``ok``) or a snapshot; ``CommandError``/``SchemaError``
+    when it is neither."""
+    m = engine_wire.unpack(payload)
+    return AckMsg.from_wire(m) if engine_wire.is_ack(m) else SnapshotMsg.from_wire(m)
+
+
+async def fetch_snapshot(
+    request: Request,
+    timeout_s: float,
+    retry_for_s: float = SNAPSHOT_RETRY_FOR_S,
+    pause_s: float = SNAPSHOT_RETRY_PAUSE_S,
+) -> tuple[SnapshotMsg | None, str]:
+    """The engine's snapshot, or None and why not: a refusal other than "expired" (an engine
+    that has no snapshot) at once, no answer after ``retry_for_s``."""
+    t0 = time.monotonic()
+    why = "no answer"
+    while True:
+        reply, _ = await request(engine_wire.SNAPSHOT, None, timeout_s)
+        if isinstance(reply, SnapshotMsg):
+            return reply, ""
+        if reply is not None:
+            why = reply.message
+            if not why.startswith("expired"):
+                return None, why
+        if time.monotonic() - t0 >= retry_for_s:
+            return None, why
+        await asyncio.sleep(pause_s)
+
+
+def summary(snap: SnapshotMsg) -> str:
+    return (
+        f"{len(snap.pairs)} pairs, {len(snap.decisions)} decisions, {len(snap.fills)} fills, "
+        f"{len(snap.events)} events"
+    )
