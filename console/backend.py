@@ -366,7 +366,8 @@ class ProcessBackend(KillSwitch):
 
     # -- the snapshot on attach ------------------------------------------------------------
     def _on_new_engine(self, pid: int) -> None:
-        """The bridge heard an engine's first beat: hold its stream and ask for its snapshot."""
+        """The bridge heard a new engine (its first beat, or any message before one; pid 0 when
+        unknown yet): hold its stream and ask for its snapshot."""
         if self._stopped or self.bridge is None:
             return
         self.synced = False

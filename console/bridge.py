@@ -147,6 +147,7 @@ class Bridge:
         self._last_seq: dict[str, int] = {}
         self.last_beat: dict[str, float] = {}  # "feed"/"engine" -> clock() of the last _hb
         self.beat_pid: dict[str, int] = {}
+        self._asked = False  # a snapshot was asked for before the engine's first beat
         self.marks: dict[str, tuple[float, float]] = {}  # symbol -> last (bid, ask)
         self.on_new_engine = on_new_engine  # called with the pid of an engine's first beat
         self._held: list[Held] | None = None  # engine messages kept until the snapshot
@@ -213,6 +214,8 @@ class Bridge:
             return False
         self._model.apply_snapshot(snap)
         self.snapshots += 1
+        if snap.pid:  # its first heartbeat is not a new engine
+            self.beat_pid["engine"] = snap.pid
         for p in snap.pairs:
             self._mark(p)
         self._floors = {}
@@ -330,6 +333,11 @@ class Bridge:
             self._track_seq(seq_key, msg.seq)
             self._beat("engine", msg.pid, msg.phase)
             return
+        if "engine" not in self.beat_pid and not self._asked and self.on_new_engine is not None:
+            # the engine speaks before we heard it beat (its first beats can be lost to the
+            # slow joiner): ask for its snapshot now rather than at its next beat
+            self._asked = True
+            self.on_new_engine(0)
         held = self._held
         if held is not None:
             if len(held) < HOLD_MAX:

@@ -298,16 +298,17 @@ def test_bridge_ignores_a_snapshot_it_did_not_hold_for_and_restarts_with_a_new_e
     started: list[int] = []
     bridge = Bridge(Endpoints.ipc(Path("/tmp")), model, on_new_engine=started.append)
     bridge.dispatch("engine", _frame(b"pair", pair_msg("BTC/USDT", seq=1)))
+    assert started == [0]  # it spoke before it beat: its snapshot is asked for at once
     assert not bridge.apply_snapshot(_snap({"pair": 5}))  # live already applied: not rewound
     assert model.pairs["BTC/USDT"].state.seq == 1
 
     beat = HeartbeatMsg("engine", 41, 1, seq=1)
     bridge.dispatch("engine", _frame(b"_hb", beat))
-    assert started == [41]
+    assert started == [0, 41]
     bridge.hold()
     bridge.dispatch("engine", _frame(b"pair", pair_msg("BTC/USDT", seq=2)))
     bridge.dispatch("engine", _frame(b"_hb", HeartbeatMsg("engine", 41, 2, seq=2)))
-    assert started == [41] and bridge.last_beat  # beats are never held; same engine
+    assert started == [0, 41] and bridge.last_beat  # beats are never held; same engine
     assert bridge.apply_snapshot(_snap({"pair": 9}))
     assert bridge.snapshot_dropped == 1  # seq 2 <= 9
 
@@ -315,7 +316,25 @@ def test_bridge_ignores_a_snapshot_it_did_not_hold_for_and_restarts_with_a_new_e
     bridge.hold()
     bridge.dispatch("engine", _frame(b"pair", pair_msg("BTC/USDT", seq=10)))  # the old one's
     bridge.dispatch("engine", _frame(b"_hb", HeartbeatMsg("engine", 42, 3, seq=1)))
-    assert started == [41, 42] and bridge._held == []  # what was kept for 41 is superseded
+    assert started == [0, 41, 42] and bridge._held == []  # what was kept for 41 is superseded
     bridge.release()  # no snapshot from 42: live as it comes
     bridge.dispatch("engine", _frame(b"pair", pair_msg("BTC/USDT", last=7.0, seq=1)))
     assert model.pairs["BTC/USDT"].state.last == 7.0
+
+
+def test_an_engine_that_speaks_before_it_beats_is_asked_once() -> None:
+    """Its first beats can be lost to the slow joiner: its first message of any kind asks for
+    the snapshot, and the snapshot's pid makes its later beat no new engine."""
+    from engine.wire.schema import HeartbeatMsg
+
+    model = _model()
+    started: list[int] = []
+    bridge = Bridge(Endpoints.ipc(Path("/tmp")), model, on_new_engine=started.append)
+    bridge.hold()
+    bridge.dispatch("engine", _frame(b"pair", pair_msg("BTC/USDT", seq=1)))
+    bridge.dispatch("engine", _frame(b"pair", pair_msg("BTC/USDT", seq=2)))
+    assert started == [0]  # asked once, at the first message
+    assert bridge.apply_snapshot(_snap({"pair": 1}, pid=77))
+    bridge.dispatch("engine", _frame(b"_hb", HeartbeatMsg("engine", 77, 1, seq=1)))
+    assert started == [0]  # the same engine: not asked again
+    assert model.pairs["BTC/USDT"].state.seq == 2 and bridge.snapshot_dropped == 1

@@ -150,6 +150,7 @@ class EngineNode:
         if not self._bound:
             self.bind()
         self.phase = "running"
+        self._heartbeat(self.clock.monotonic())  # running is news: consoles ask for a snapshot now
         poller = zmq.Poller()
         poller.register(self.sub, zmq.POLLIN)
         poller.register(self.router, zmq.POLLIN)

@@ -14,6 +14,7 @@ Also owns the level an operator event read back from the book is shown with
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -71,4 +72,5 @@ def build_snapshot(
         events=[NoticeMsg(e["ts"], _cut(e["kind"]), event_level(e["kind"]), _cut(e["message"])) for e in events],
         seq=publisher.sequence_numbers(),
         ts=time.time_ns(),
+        pid=os.getpid(),
     )

@@ -280,3 +280,4 @@ class SnapshotMsg(Message):
     events: list[NoticeMsg] = field(default_factory=list)
     seq: dict[str, int] = field(default_factory=dict)  # topic -> its last sequence number
     ts: int = 0  # ns, when it was built
+    pid: int = 0  # the engine's: a console that heard no heartbeat yet knows whose it is
