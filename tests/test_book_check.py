@@ -4,12 +4,11 @@ file is left exactly as it was: same bytes, same mtime, no file created beside i
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -301,24 +300,9 @@ def test_expected_tables_follow_the_migrations() -> None:
 
 
 # -- the console refuses before anything of the run exists ------------------------------------
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in list(root.handlers):
-        if h not in handlers:
-            root.removeHandler(h)
-            h.close()
-    for h in handlers:
-        if h not in root.handlers:
-            root.addHandler(h)
-    root.setLevel(level)
-
-
 @pytest.mark.parametrize("case", ["another program", "zero bytes", "damaged", "directory"])
 def test_the_console_refuses_a_bad_book_before_the_run_exists(
-    d: Path, capsys: pytest.CaptureFixture[str], restore_logging: None, case: str
+    d: Path, capsys: pytest.CaptureFixture[str], console_root_logging: None, case: str
 ) -> None:
     make, expected = BAD[case]
     p = make(d)
@@ -337,7 +321,7 @@ def test_the_console_refuses_a_bad_book_before_the_run_exists(
 
 
 def test_a_demo_run_dir_with_a_bad_book_is_refused_too(
-    d: Path, capsys: pytest.CaptureFixture[str], restore_logging: None
+    d: Path, capsys: pytest.CaptureFixture[str], console_root_logging: None
 ) -> None:
     """--demo keeps its book in the run directory: a reused --run-dir may hold a bad one."""
     run_dir = d / "run"
@@ -353,7 +337,7 @@ def test_the_paper_default_book_is_checked(
     d: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    restore_logging: None,
+    console_root_logging: None,
 ) -> None:
     state = d / "state"
     default = state / "multipar-console" / "paper.sqlite"

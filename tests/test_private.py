@@ -93,20 +93,6 @@ def loose_umask() -> Iterator[None]:
     os.umask(old)
 
 
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    """_setup_logging replaces the root handlers: put pytest's back afterwards."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for h in list(root.handlers):
-        if h not in handlers:
-            root.removeHandler(h)
-            h.close()
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 # -- redaction ----------------------------------------------------------------------------
 class TestRedaction:
     def test_url_user_info_and_secret_parameters(self) -> None:
@@ -161,7 +147,7 @@ def test_feed_gets_the_urls_in_its_environment_not_its_argv(short_dir: Path, mon
 
 
 async def test_console_run_shows_no_secret_in_ps_or_any_log(
-    short_dir: Path, root_logging: None, loose_umask: None
+    short_dir: Path, console_root_logging: None, loose_umask: None
 ) -> None:
     """The real backend start: /proc/PID/cmdline of both children, console.log, feed.log and
     engine.log hold no credential; the feed's /proc/PID/environ has them; logs are 0600."""
@@ -329,7 +315,7 @@ class TestBookModes:
 
 
 class TestLogModes:
-    def test_console_log_is_created_0600_and_tightened(self, tmp_path: Path, root_logging: None, loose_umask: None) -> None:
+    def test_console_log_is_created_0600_and_tightened(self, tmp_path: Path, console_root_logging: None, loose_umask: None) -> None:
         path = tmp_path / "console.log"
         _setup_logging(path, "INFO")
         assert mode(path) == 0o600
@@ -340,7 +326,7 @@ class TestLogModes:
         assert "mode was 0644, readable by other users; tightened to 0600" in path.read_text()
 
     def test_console_refuses_a_log_it_cannot_tighten(
-        self, tmp_path: Path, root_logging: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        self, tmp_path: Path, console_root_logging: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
     ) -> None:
         path = tmp_path / "console.log"
         path.write_text("")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +43,7 @@ from tests.test_wire_contract import (
     Loop,
     assert_pairs_match,
     assert_portfolio_matches,
+    running_loop,
 )
 
 pytestmark = pytest.mark.timeout(120)
@@ -52,13 +51,8 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def lp() -> Iterator[Loop]:
-    d = Path(tempfile.mkdtemp(prefix="mps-", dir="/tmp"))  # ipc paths must stay short
-    loop = Loop(d, load_safe_list(ROOT / "safe_list.yaml"))
-    try:
+    with running_loop("mps-") as loop:
         yield loop
-    finally:
-        loop.close()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def snapshot(lp: Loop, cmd_id: str = "s1") -> SnapshotMsg:

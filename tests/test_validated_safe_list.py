@@ -4,7 +4,6 @@ restarted engine."""
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import signal
@@ -89,8 +88,7 @@ def test_editing_the_original_does_not_change_what_a_respawned_engine_is_given(
 
 
 def test_run_console_gives_the_engine_the_run_copy(
-    short_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch, console_root_logging: None) -> None:
     """The real command-line path, up to where the app would run: the backend it builds names
     the copy in the run directory, written from the text it validated."""
     mine = operator_copy(short_dir)
@@ -101,20 +99,8 @@ def test_run_console_gives_the_engine_the_run_copy(
         return 0
 
     monkeypatch.setattr(cli, "serve", fake_serve)
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
     run_dir = short_dir / "run"
-    try:
-        assert cli.main(["--demo", "--config", str(mine), "--run-dir", str(run_dir)]) == 0
-    finally:
-        for h in list(root.handlers):
-            if h not in handlers:
-                root.removeHandler(h)
-                h.close()
-        for h in handlers:
-            if h not in root.handlers:
-                root.addHandler(h)
-        root.setLevel(level)
+    assert cli.main(["--demo", "--config", str(mine), "--run-dir", str(run_dir)]) == 0
     (backend,) = built
     copy = run_dir.absolute() / "safe_list.yaml"
     assert engine_config(backend.engine_argv([])) == copy

@@ -13,6 +13,7 @@ hostile maps on every engine topic are counted and dropped without touching the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
@@ -220,15 +221,22 @@ class Loop:
         self.store.close()
 
 
-@pytest.fixture
-def loop() -> Iterator[Loop]:
-    d = Path(tempfile.mkdtemp(prefix="mpw-", dir="/tmp"))  # ipc paths must stay short
+@contextlib.contextmanager
+def running_loop(prefix: str = "mpw-") -> Iterator[Loop]:
+    """A ``Loop`` on the repo's safe list in a short temp dir, closed and removed after."""
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))  # ipc paths must stay short
     lp = Loop(d, load_safe_list(ROOT / "safe_list.yaml"))
     try:
         yield lp
     finally:
         lp.close()
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def loop() -> Iterator[Loop]:
+    with running_loop() as lp:
+        yield lp
 
 
 # ---- the contract ----------------------------------------------------------------------------
