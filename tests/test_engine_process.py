@@ -64,12 +64,9 @@ def test_engine_publishes_state_for_every_pair_and_answers_commands() -> None:
 
 def test_engine_refuses_bad_start_arguments_with_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Exit 2 with one line naming the option, before any socket is bound."""
-    import json
     import subprocess
     import sys
 
-    good = tmp_path / "markets.json"
-    good.write_text(json.dumps({"BTC/USDT": {"precision": {"amount": 0.001, "price": 0.1}}}))
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2")
     base = [sys.executable, "-m", "engine", "--config", "safe_list.yaml", "--feed-pub", f"ipc://{tmp_path}/a",
@@ -83,9 +80,37 @@ def test_engine_refuses_bad_start_arguments_with_one_line(tmp_path) -> None:  # 
         assert r.returncode == 2, r.stderr
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(expect), r.stderr
-    from engine.core.markets import load_rules
 
-    assert load_rules(good, symbols=["BTC/USDT"])["BTC/USDT"].amount_step == 0.001
+
+def test_the_markets_file_sets_the_engines_lot_steps(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``--markets-file`` reaches the node as its rules: a pair it names gets the exchange's
+    steps, a pair it does not name keeps the built-in ones."""
+    import json
+
+    import engine.__main__ as engine_main
+    import engine.node.service as service
+    from engine.core.markets import default_rules
+    from engine.journal.store import StoreError
+
+    markets = tmp_path / "markets.json"
+    markets.write_text(json.dumps({"BTC/USDT": {"precision": {"amount": 0.001, "price": 0.1}}}))
+    given: dict = {}
+
+    class Node:
+        def __init__(self, *args, **kw) -> None:  # type: ignore[no-untyped-def]
+            given.update(kw)
+            raise StoreError("stop here")  # after the rules were built
+
+    monkeypatch.setattr(service, "EngineNode", Node)
+    monkeypatch.setattr(engine_main.signal, "signal", lambda *_: None)  # not pytest's handlers
+    code = engine_main.main([
+        "--config", "safe_list.yaml", "--db", str(tmp_path / "x.sqlite"), "--markets-file", str(markets),
+        "--feed-pub", "ipc://a", "--feed-rep", "ipc://b", "--pub", "ipc://c", "--cmd", "ipc://d",
+    ])  # fmt: skip
+    assert code == 1  # a book that cannot be opened now is worth another try
+    rules = given["rules"]
+    assert rules["BTC/USDT"].amount_step == 0.001 and rules["BTC/USDT"].price_step == 0.1
+    assert rules["ETH/USDT"] == default_rules("ETH/USDT")
 
 
 def test_warm_up_beats_so_a_slow_history_server_never_looks_dead() -> None:

@@ -145,9 +145,6 @@ class TradingCore(OperatorCommands):
 
     # ------------------------------------------------------------------ market data
 
-    def pair(self, symbol: str) -> PairState | None:
-        return self.pairs.get(symbol)
-
     def on_tick(self, ps: PairState, ts_ms: int, bid: float, ask: float, last: float, base_volume: float) -> bool:
         """The per-tick path, O(1) except on candle close. False: refused as implausible."""
         if ps.last_te and ts_ms > ps.last_te + self._jump_ms and not self._confirm_jump(ps, ts_ms):

@@ -30,16 +30,13 @@ import stat
 from pathlib import Path
 from urllib.parse import quote
 
-from engine.journal.schema import SCHEMA_VERSION, StoreError, expected_tables
+from engine.journal.schema import SCHEMA_VERSION, StoreError, expected_tables, one_line
 
 _MAGIC = b"SQLite format 3\x00"
 _HEADER = 100
 _RESTORE = "restore it from a backup, or move it aside and pass another --db"
 _OTHER = "pass another --db"
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def check_book(path: str | Path) -> None:
@@ -138,7 +135,7 @@ def _check_contents(p: Path, name: str, *, immutable: bool) -> None:
     try:
         conn = sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None)
     except sqlite3.Error as exc:
-        raise StoreError(f"{name}: cannot be opened: {_one_line(exc)} ({_OTHER})") from None
+        raise StoreError(f"{name}: cannot be opened: {one_line(exc)} ({_OTHER})") from None
     try:
         with contextlib.closing(conn):
             result = str(conn.execute("PRAGMA quick_check(1)").fetchone()[0])
@@ -154,11 +151,11 @@ def _check_contents(p: Path, name: str, *, immutable: bool) -> None:
             }
     except sqlite3.OperationalError as exc:  # locked, I/O: the file may be fine
         raise StoreError(
-            f"{name}: cannot be read: {_one_line(exc)} (is another program using it? try again)"
+            f"{name}: cannot be read: {one_line(exc)} (is another program using it? try again)"
         ) from None
     except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
         raise StoreError(
-            f"{name}: not a usable SQLite database: {_one_line(exc)} ({_RESTORE})"
+            f"{name}: not a usable SQLite database: {one_line(exc)} ({_RESTORE})"
         ) from None
     _check_schema(name, version, tables)
 

@@ -8,14 +8,11 @@ import os
 import sqlite3
 from pathlib import Path
 
-from engine.journal.schema import StoreError, migrate
+from engine.journal.schema import StoreError, migrate, one_line
 from feed.private import PrivateFileError, private_file
 
 log = logging.getLogger("engine.journal.store")
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def create_book(path: Path) -> None:
@@ -33,7 +30,7 @@ def create_book(path: Path) -> None:
         with contextlib.suppress(FileExistsError):  # another process made it first: use theirs
             os.link(tmp, path)
     except (OSError, sqlite3.Error, PrivateFileError) as exc:
-        raise StoreError(f"{path}: cannot create the book: {_one_line(exc)}") from None
+        raise StoreError(f"{path}: cannot create the book: {one_line(exc)}") from None
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()

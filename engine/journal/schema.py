@@ -26,6 +26,11 @@ class StoreError(JournalError):
     """The store cannot be opened or written; the message is one line naming the file."""
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one line (SQLite's messages can span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 _SCHEMA_V1 = """
 CREATE TABLE account (
     id          INTEGER PRIMARY KEY CHECK (id = 1),

@@ -24,15 +24,12 @@ from engine.core.models import Decision, Fill, PairMode, Position, Side
 from engine.core.orders import Order, OrderStatus
 from engine.journal.files import create_book, make_private
 from engine.journal.reads import BookReads
-from engine.journal.schema import StoreError, migrate
+from engine.journal.schema import StoreError, migrate, one_line
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000  # the console reads (and, on a kill fallback, writes) while the engine runs
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _finite(what: str, x: float) -> float:
@@ -70,7 +67,7 @@ class Store(BookReads):
             # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves
             self._conn = sqlite3.connect(name, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except sqlite3.Error as exc:
-            raise StoreError(f"{name}: cannot open: {_one_line(exc)}") from None
+            raise StoreError(f"{name}: cannot open: {one_line(exc)}") from None
         try:
             self._configure(verify)
             make_private(self.path)  # WAL on: SQLite gave new -wal/-shm the book's mode; check
@@ -80,11 +77,11 @@ class Store(BookReads):
             raise
         except sqlite3.OperationalError as exc:  # locked, busy, unreadable: the file may be fine
             self._conn.close()
-            raise StoreError(f"{name}: cannot open store: {_one_line(exc)}") from None
+            raise StoreError(f"{name}: cannot open store: {one_line(exc)}") from None
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StoreError(
-                f"{name}: not a usable SQLite store ({_one_line(exc)}); "
+                f"{name}: not a usable SQLite store ({one_line(exc)}); "
                 "move it aside and restart, or pass another store path"
             ) from None
 
@@ -134,7 +131,7 @@ class Store(BookReads):
         try:
             conn.execute("BEGIN IMMEDIATE")  # take the write lock now so busy_timeout applies
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {op} failed: {_one_line(exc)}") from None
+            raise StoreError(f"{self.path}: {op} failed: {one_line(exc)}") from None
         try:
             yield conn
             conn.execute("COMMIT")
@@ -145,7 +142,7 @@ class Store(BookReads):
                 except sqlite3.Error:
                     log.exception("store %s: rollback after failed %s", self.path, op)
             if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"{self.path}: {op} failed: {_one_line(exc)}") from None
+                raise StoreError(f"{self.path}: {op} failed: {one_line(exc)}") from None
             raise
 
     def _read(self, op: str, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -153,7 +150,7 @@ class Store(BookReads):
         try:
             return conn.execute(sql, args).fetchall()
         except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {op} failed: {_one_line(exc)}") from None
+            raise StoreError(f"{self.path}: {op} failed: {one_line(exc)}") from None
 
     def schema_version(self) -> int:
         return int(self._read("schema_version", "PRAGMA user_version")[0][0])
@@ -332,7 +329,7 @@ class Store(BookReads):
             rows = [(sym, PairMode(m).value, reason, int(ts)) for sym, m in modes.items()]
         except ValueError as exc:
             raise StoreError(
-                f"set_modes: {_one_line(exc)} (known: ACTIVE, PAUSED, REDUCING, HALTED)"
+                f"set_modes: {one_line(exc)} (known: ACTIVE, PAUSED, REDUCING, HALTED)"
             ) from None
         with self._write("set_modes") as c:
             c.executemany(
