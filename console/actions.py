@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker
 
-from console.backend import COMMAND_TIMEOUT_S as BACKEND_COMMAND_TIMEOUT_S
+from console.client import COMMAND_TIMEOUT_S as BACKEND_COMMAND_TIMEOUT_S
 from console.model import Ack, Backend, ConsoleModel, PairView
 from console.screens.confirm import ConfirmScreen
 from console.screens.detail import PairDetailScreen
@@ -248,11 +248,12 @@ class OperatorActions(App[None]):
         self.push_screen(HelpScreen(sources))
 
     async def action_quit(self) -> None:
-        """q, ctrl+q and the palette's Quit: warn first when positions are open."""
+        """q, ctrl+q and the palette's Quit/Detach. Attached to a daemon: detach at once
+        (trading goes on). The demo's own daemon stops with it: warn first about positions."""
         if self._cancel_open_confirm() == "quit":
             return  # ctrl+q inside the quit dialog is "any other key": cancel
         open_syms = self.model.open_positions()
-        if not open_syms:
+        if getattr(self.backend, "detaches", False) or not open_syms:
             self._start_shutdown()
             return
         self._confirm(
@@ -263,6 +264,37 @@ class OperatorActions(App[None]):
             self._start_shutdown,
             danger=True,
         )
+
+    def action_stop_trading(self) -> None:
+        """S: stop the daemon (engine and feed) for good; with positions open, flatten first."""
+        stop = getattr(self.backend, "stop_trading", None)
+        if stop is None:
+            self.notify("this console cannot stop trading", severity="warning", markup=False)
+            return
+        open_syms = self.model.open_positions()
+        if open_syms:
+            title = f"Flatten {len(open_syms)} position(s), then stop trading?"
+            body = (
+                f"{', '.join(open_syms)} are closed at market first; trading stops only once "
+                "the book is flat. To stop and leave them open: multipar-console stop."
+            )
+        else:
+            title, body = "Stop trading?", "The engine and the feed stop; start them again with multipar-console."
+        self._confirm(
+            "stop", title, body, lambda: self._start_stop_trading(bool(open_syms)), danger=True
+        )
+
+    def _start_stop_trading(self, flatten: bool) -> None:
+        async def run() -> None:
+            self.model.add_event("asking the daemon to stop" + (" once flat" if flatten else ""))
+            ack = await self.backend.stop_trading(flatten=flatten)  # type: ignore[attr-defined]
+            self.model.apply_ack(ack)
+            if ack.ok:
+                await self.shutdown()
+            else:
+                self.notify(f"not stopped: {ack.message}", severity="error", markup=False)
+
+        self.run_worker(run(), name="stop-trading", group="shutdown", exclusive=True)
 
     def _start_shutdown(self) -> None:
         self.run_worker(

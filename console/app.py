@@ -111,7 +111,15 @@ class MultiparApp(OperatorActions):
             "quit",
             "Quit",
             id="quit",
-            tooltip="Stop engine and feed and quit; asks first when positions are open",
+            tooltip="Quit the demo: its engine and feed stop; asks first when positions are open",
+        ),
+        Binding(
+            "S",
+            "stop_trading",
+            "Stop",
+            show=False,
+            id="stop",
+            tooltip="Stop trading: the daemon stops engine and feed (flattens first when asked)",
         ),
     ]
 
@@ -125,6 +133,8 @@ class MultiparApp(OperatorActions):
         log_path: Path | None = None,
     ) -> None:
         super().__init__()
+        if getattr(backend, "detaches", False):  # attached to a daemon: q leaves it trading
+            self.bind("q", "quit", description="Detach")
         self.backend = backend
         self.cfg = cfg
         self.model = model
@@ -203,7 +213,8 @@ class MultiparApp(OperatorActions):
         if self._shutting_down:
             return
         self._shutting_down = True
-        self.model.add_event("stopping engine and feed…")
+        detaching = getattr(self.backend, "detaches", False)
+        self.model.add_event("detaching: trading goes on" if detaching else "stopping engine and feed…")
         await self._stop_backend()
         self.exit()
 
@@ -342,14 +353,5 @@ def make_app(
     ``clock`` (seconds) drives tick and heartbeat ages and the displayed UTC clock; tests pass
     a frozen one. Without it, ages use ``time.monotonic`` and the header shows ``time.time``.
     """
-    symbols = cfg.active_symbols()
-    meta = {
-        s: {
-            "tier": str(cfg.pairs[s].tier),
-            "strategy": cfg.pairs[s].strategy,
-            "max_position_size_usd": cfg.pairs[s].max_position_size_usd,
-        }
-        for s in symbols
-    }
-    model = ConsoleModel(symbols, meta, clock=clock or time.monotonic, wall=clock or time.time)
+    model = ConsoleModel.for_safe_list(cfg, clock=clock or time.monotonic, wall=clock or time.time)
     return MultiparApp(backend, cfg, model, wall=clock or time.time, log_path=log_path)

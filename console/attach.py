@@ -10,8 +10,10 @@ then the live stream after it (docs/wire.md, "Snapshot").
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from console.model import Ack
 from engine.wire import commands as engine_wire
@@ -32,7 +34,16 @@ def decode_ack(payload: bytes) -> AckMsg:
 
 def to_ack(msg: AckMsg, cmd: str, elapsed_ms: float) -> Ack:
     """The engine's ack as the app shows it: its modes and halted flag apply at once."""
-    return Ack(cmd, msg.ok, msg.message, elapsed_ms, modes=msg.modes, halted=msg.halted)
+    return Ack(
+        cmd,
+        msg.ok,
+        msg.message,
+        elapsed_ms,
+        fallback=msg.fallback,
+        modes=msg.modes,
+        halted=msg.halted,
+        flat=list(msg.flat),
+    )
 
 # (cmd, symbol, timeout_s) -> (the reply with the command's id or None, elapsed ms)
 Request = Callable[[str, str | None, float], Awaitable[tuple[Reply | None, float]]]
@@ -73,3 +84,45 @@ def summary(snap: SnapshotMsg) -> str:
         f"{len(snap.pairs)} pairs, {len(snap.decisions)} decisions, {len(snap.fills)} fills, "
         f"{len(snap.events)} events"
     )
+
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotSync:
+    """Keep a model in step with the engine: at each new engine (the bridge heard its first
+    message) hold its live stream, ask for its snapshot through ``_request``, apply it, then the
+    stream after it. Used by the daemon (its own model) and by every attached console."""
+
+    bridge: Any
+    command_timeout_s: float
+    synced: bool
+    _stopped: bool
+    _snapshot_task: asyncio.Task[None] | None
+    _request: Request
+    _event: Callable[[str, str], None]
+
+    def _on_new_engine(self, pid: int) -> None:
+        """The bridge heard a new engine (its first beat, or any message before one; pid 0 when
+        unknown yet): hold its stream and ask for its snapshot."""
+        if self._stopped or self.bridge is None:
+            return
+        self.synced = False
+        self.bridge.hold()
+        if self._snapshot_task is not None:
+            self._snapshot_task.cancel()  # a previous engine's: superseded
+        self._snapshot_task = asyncio.get_running_loop().create_task(
+            self._sync(pid), name="snapshot"
+        )
+
+    async def _sync(self, pid: int) -> None:
+        """Engine ``pid``'s snapshot to the bridge; without one, the held stream as it is."""
+        snap, why = await fetch_snapshot(self._request, self.command_timeout_s)
+        if self._stopped or self.bridge is None:
+            return
+        if snap is None:
+            self.bridge.release()
+            self._event(f"no snapshot from the engine ({why}): live stream only", "warning")
+        elif self.bridge.apply_snapshot(snap):
+            log.info("snapshot of engine %d: %s", pid, summary(snap))
+        self.synced = True

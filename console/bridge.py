@@ -1,6 +1,7 @@
 """ZeroMQ bridge from the children's PUB sockets to the console's model.
 
-Owns two SUB sockets: the engine's PUB (every topic) and the feed's PUB (only ``_hb`` and
+Owns three SUB sockets: the engine's PUB (every topic), the daemon's PUB (its children and notices:
+``console/daemon/wire.py``) and the feed's PUB (only ``_hb`` and
 ``_status``: the console never needs ticks). One task awaits ``poll()`` and then drains each
 ready socket with ``NOBLOCK`` (twice as fast as one await per message) and hands each message
 to ``dispatch``. Engine messages are decoded into the typed messages of ``engine.wire.schema``
@@ -33,6 +34,7 @@ from typing import Any, Protocol
 import zmq
 import zmq.asyncio
 
+from console.daemon import wire as daemon_wire
 from console.rundir import Endpoints
 from engine.wire import commands as engine_wire
 from engine.wire.schema import (
@@ -76,6 +78,10 @@ class StateSink(Protocol):
     def apply_heartbeat(self, kind: str, pid: int | None, phase: str = "") -> None: ...
 
     def apply_snapshot(self, msg: SnapshotMsg) -> None: ...
+
+    def set_child(self, name: str, **fields: Any) -> None: ...
+
+    def add_event(self, text: str, level: str = "info") -> None: ...
 
 
 class BadMessage(ValueError):
@@ -132,8 +138,10 @@ class Bridge:
         ctx: zmq.asyncio.Context | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_new_engine: Callable[[int], None] | None = None,
+        secure: Callable[[zmq.Socket[Any]], None] | None = None,
     ) -> None:
         self._endpoints = endpoints
+        self._secure = secure  # CURVE client options for a remote attach (console/daemon/curve.py)
         self._model = model
         self._own_ctx = ctx is None
         self._ctx = ctx if ctx is not None else zmq.asyncio.Context()
@@ -141,6 +149,8 @@ class Bridge:
         self._task: asyncio.Task[None] | None = None
         self._engine_sub: zmq.asyncio.Socket | None = None
         self._feed_sub: zmq.asyncio.Socket | None = None
+        self._daemon_sub: zmq.asyncio.Socket | None = None
+        self.last_daemon: float | None = None  # clock() of the daemon's last message
         self.bad_messages = 0
         self.messages = 0
         self.gaps: dict[str, int] = {}  # "engine:pair" -> messages lost by sequence number
@@ -164,17 +174,14 @@ class Bridge:
         """Connect (before the children bind is fine: ZeroMQ reconnects) and start draining."""
         if self._task is not None:
             return
-        eng = self._ctx.socket(zmq.SUB)
-        eng.setsockopt(zmq.LINGER, 0)
+        eng = self._sub(self._endpoints.engine_pub, b"")
         eng.setsockopt(zmq.RCVHWM, 100_000)
-        eng.setsockopt(zmq.SUBSCRIBE, b"")
-        eng.connect(self._endpoints.engine_pub)
-        feed = self._ctx.socket(zmq.SUB)
-        feed.setsockopt(zmq.LINGER, 0)
-        feed.setsockopt(zmq.SUBSCRIBE, feed_wire.TOPIC_HEARTBEAT)
-        feed.setsockopt(zmq.SUBSCRIBE, feed_wire.TOPIC_STATUS)
-        feed.connect(self._endpoints.feed_pub)
+        feed = self._sub(
+            self._endpoints.feed_pub, feed_wire.TOPIC_HEARTBEAT, feed_wire.TOPIC_STATUS
+        )
         self._engine_sub, self._feed_sub = eng, feed
+        if self._endpoints.daemon_pub:
+            self._daemon_sub = self._sub(self._endpoints.daemon_pub, b"")
         self._task = asyncio.get_running_loop().create_task(self._run(), name="bridge")
 
     async def stop(self) -> None:
@@ -183,12 +190,22 @@ class Bridge:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for sock in (self._engine_sub, self._feed_sub):
+        for sock in (self._engine_sub, self._feed_sub, self._daemon_sub):
             if sock is not None:
                 sock.close(linger=0)
-        self._engine_sub = self._feed_sub = None
+        self._engine_sub = self._feed_sub = self._daemon_sub = None
         if self._own_ctx:
             self._ctx.term()
+
+    def _sub(self, endpoint: str, *topics: bytes) -> zmq.asyncio.Socket:
+        sock = self._ctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        if self._secure is not None:
+            self._secure(sock)
+        for topic in topics:
+            sock.setsockopt(zmq.SUBSCRIBE, topic)
+        sock.connect(endpoint)
+        return sock
 
     # -- snapshot ------------------------------------------------------------------------
     @property
@@ -263,6 +280,9 @@ class Bridge:
             self._engine_sub: ("engine", zmq.Socket.shadow(self._engine_sub.underlying)),
             self._feed_sub: ("feed", zmq.Socket.shadow(self._feed_sub.underlying)),
         }
+        if self._daemon_sub is not None:
+            poller.register(self._daemon_sub, zmq.POLLIN)
+            drains[self._daemon_sub] = ("daemon", zmq.Socket.shadow(self._daemon_sub.underlying))
         while True:
             try:
                 ready = await poller.poll()
@@ -292,6 +312,8 @@ class Bridge:
             topic, payload = frames
             if source == "engine":
                 self._dispatch_engine(topic, _decode_engine(payload))
+            elif source == "daemon":
+                self._dispatch_daemon(topic, _decode_engine(payload))
             else:
                 self._dispatch_feed(topic, _decode_feed(payload))
         except BadMessage as exc:
@@ -357,6 +379,30 @@ class Bridge:
             self._model.apply_feed_status(m)
         else:
             raise BadMessage(f"unexpected feed topic {topic[:40]!r}")
+
+    def _dispatch_daemon(self, topic: bytes, m: dict[str, Any]) -> None:
+        """The daemon's own topics: its children's states and its notices."""
+        self.last_daemon = self._clock()
+        try:
+            if topic == daemon_wire.TOPIC_CHILD:
+                c = daemon_wire.ChildMsg.from_wire(m)
+                self._track_seq("daemon:_child", c.seq)
+                self._model.set_child(
+                    c.name,
+                    state=c.state,
+                    pid=c.pid,
+                    restarts=c.restarts,
+                    next_restart_s=c.next_restart_s,
+                    message=c.message,
+                )
+            elif topic == daemon_wire.TOPIC_EVENT:
+                n = NoticeMsg.from_wire(m)
+                self._track_seq("daemon:devent", n.seq)
+                self._model.add_event(n.message, n.level)
+            else:
+                raise BadMessage(f"unknown daemon topic {topic[:40]!r}")
+        except SchemaError as exc:
+            raise BadMessage(f"{topic[:40]!r}: {exc}") from None
 
     def _beat(self, kind: str, pid: int | None, phase: str = "") -> None:
         if kind == "engine" and pid is not None and pid != self.beat_pid.get(kind):

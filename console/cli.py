@@ -1,8 +1,11 @@
-"""``multipar-console``: the command line. Builds the run directory, the backend and the app.
+"""``multipar-console``: the command line. Finds or starts the book's daemon, then attaches.
 
-Owns argument parsing, the ``check-config`` subcommand, where the paper database lives, the
-console's log file (never the screen) and the SIGHUP/SIGTERM handlers that run the same
-orderly shutdown as ``q``, so an SSH drop leaves no child behind.
+Owns the subcommands (``daemon``, ``attach``, ``status``, ``stop``, ``keys``, ``check-config``)
+and the console's own run: ``multipar-console`` starts the book's daemon in the background when
+none runs (a session of its own: an SSH drop does not reach it) and attaches; ``--demo`` starts
+a daemon that belongs to this console (a fresh book in a fresh run directory) and stops with
+it. The console logs to ``console.log`` in the daemon's directory (never the screen); SIGHUP
+and SIGTERM detach it as ``q`` does: trading goes on.
 """
 
 from __future__ import annotations
@@ -14,147 +17,24 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.core.config import ConfigError, SafeList, default_path, load_safe_list, parse_timeframe
+from console.options import APP_NAME, build_parser, default_db_path
+from engine.core.config import ConfigError, SafeList, default_path, load_safe_list
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "multipar-console"
-SOURCES = ("sim", "binance", "replay")
 SHUTDOWN_TIMEOUT_S = 8.0
-# After a signal, once the children are stopped, the terminal gets this long to be restored.
+DAEMON_START_TIMEOUT_S = 20.0
+# After a signal, once the console has detached, the terminal gets this long to be restored.
 # Seen here: after a hang-up Textual's writer thread can die on the vanished pty and the app's
 # own shutdown then blocks the event loop for ever on a full output queue.
 FORCE_EXIT_AFTER_S = 3.0
-
-
-def default_db_path(environ: dict[str, str] | None = None) -> Path:
-    """``$XDG_STATE_HOME/multipar-console/paper.sqlite`` (``~/.local/state`` when unset)."""
-    env = os.environ if environ is None else environ
-    state = env.get("XDG_STATE_HOME") or str(
-        Path(env.get("HOME") or Path.home()) / ".local" / "state"
-    )
-    return Path(state) / APP_NAME / "paper.sqlite"
-
-
-DEMO_TIMEFRAME = "2s"
-
-
-def _timeframe(value: str) -> str:
-    try:
-        parse_timeframe(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=APP_NAME,
-        description=(
-            "Keyboard-driven console that trades several crypto pairs (paper by default). "
-            f"Validate a safe list with: {APP_NAME} check-config [PATH]"
-        ),
-    )
-    p.add_argument(
-        "--demo",
-        action="store_true",
-        help="simulated market + paper + a fresh database: no network",
-    )
-    p.add_argument(
-        "--config",
-        metavar="PATH",
-        type=Path,
-        help="safe list (default: $MULTIPAR_SAFE_LIST, ./safe_list.yaml, the bundled one)",
-    )
-    p.add_argument(
-        "--db",
-        metavar="PATH",
-        type=Path,
-        help="paper database (default: ~/.local/state/multipar-console/paper.sqlite)",
-    )
-    p.add_argument(
-        "--source", choices=SOURCES, help="market data source (default: binance; sim with --demo)"
-    )
-    p.add_argument(
-        "--seed", metavar="N", type=int, help="seed of the simulated market (sim source)"
-    )
-    p.add_argument(
-        "--timeframe",
-        metavar="TF",
-        type=_timeframe,
-        help="candle interval, e.g. 15s, 1m, 1h (overrides the safe list)",
-    )
-    b = p.add_argument_group("binance source")
-    b.add_argument(
-        "--ws-url",
-        metavar="URL",
-        help="websocket URL (e.g. a local test server); the feed gets it in its environment, "
-        "never on its command line. This console's own command line is visible to every "
-        "local user: put credentials in $MULTIPAR_BINANCE_WS_URL instead",
-    )
-    b.add_argument(
-        "--rest-url",
-        metavar="URL",
-        help="REST URL, passed like --ws-url (credentials: $MULTIPAR_BINANCE_REST_URL)",
-    )
-    b.add_argument("--testnet", action="store_true", help="use the exchange's testnet")
-    b.add_argument(
-        "--markets-file",
-        metavar="PATH",
-        type=Path,
-        help="markets JSON, so no REST call is needed at start",
-    )
-    sim = p.add_argument_group("sim and replay sources")
-    sim.add_argument("--rate", type=float, metavar="N", help="sim: ticks per second per pair")
-    sim.add_argument(
-        "--replay-file",
-        type=Path,
-        metavar="PATH",
-        help="replay: CSV or Parquet of candles or ticks",
-    )
-    sim.add_argument(
-        "--speed", type=float, metavar="X", help="replay: speed factor (0 = as fast as possible)"
-    )
-    r = p.add_argument_group("processes and sockets")
-    r.add_argument(
-        "--run-dir",
-        metavar="DIR",
-        type=Path,
-        help="use this directory (mode 0700) for sockets, logs and pids",
-    )
-    r.add_argument(
-        "--feed-pub", metavar="EP", help="feed tick endpoint (tcp://HOST:PORT for split hosts)"
-    )
-    r.add_argument("--feed-rep", metavar="EP", help="feed history endpoint")
-    r.add_argument("--engine-pub", metavar="EP", help="engine state endpoint")
-    r.add_argument("--engine-cmd", metavar="EP", help="engine command endpoint")
-    r.add_argument(
-        "--feed-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra argument for the feed (repeatable)",
-    )
-    r.add_argument(
-        "--engine-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra argument for the engine (repeatable)",
-    )
-    r.add_argument(
-        "--log-level",
-        metavar="LEVEL",
-        default="INFO",
-        help="console.log level (DEBUG, INFO, WARNING)",
-    )
-    return p
 
 
 # -- check-config -------------------------------------------------------------------------
@@ -244,39 +124,6 @@ def _setup_logging(path: Path, level: str) -> None:
         log.warning("%s", note)
 
 
-def _child_args(args: argparse.Namespace, source: str) -> tuple[list[str], list[str]]:
-    """The feed's and the engine's extra arguments. --ws-url/--rest-url are listed here, but
-    ProcessBackend takes them out: they reach the feed in its environment, never its argv."""
-    feed = ["--source", source]
-    if args.seed is not None:
-        feed += ["--seed", str(args.seed)]
-    if args.ws_url:
-        feed += ["--ws-url", args.ws_url]
-    if args.rest_url:
-        feed += ["--rest-url", args.rest_url]
-    if args.testnet:
-        feed.append("--testnet")
-    if args.markets_file:
-        feed += ["--markets-file", str(args.markets_file)]
-    if args.rate is not None:
-        feed += ["--rate", str(args.rate)]
-    if args.replay_file:
-        feed += ["--replay-file", str(Path(args.replay_file).expanduser().absolute())]
-    if args.speed is not None:
-        feed += ["--speed", str(args.speed)]
-    feed += args.feed_arg
-    engine: list[str] = []
-    if args.markets_file:  # the engine sizes and fills on the exchange's steps, as the feed sees them
-        engine += ["--markets-file", str(Path(args.markets_file).expanduser().absolute())]
-    # The demo trades on 2-second candles so signals, decisions and fills show within a minute;
-    # paper and live runs use the safe list's timeframe (1m) unless --timeframe says otherwise.
-    timeframe = args.timeframe or (DEMO_TIMEFRAME if args.demo else None)
-    if timeframe:
-        engine += ["--timeframe", timeframe]
-    engine += args.engine_arg
-    return feed, engine
-
-
 def _force_exit(code: int) -> None:
     """The children are already stopped; only the terminal restore hangs: leave without it."""
     log.error("terminal not released %.0f s after the children stopped: exiting without restoring it", FORCE_EXIT_AFTER_S)
@@ -334,8 +181,76 @@ async def serve(app: Any, backend: Any) -> int:
     return 128 + got[0] if got else 0
 
 
-def run_console(args: argparse.Namespace) -> int:
+def _fail(msg: str, code: int = 2) -> int:
+    print(f"{APP_NAME}: {msg}", file=sys.stderr)
+    return code
+
+
+def daemon_argv(argv: Sequence[str], extra: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The daemon's command line from the console's (options that may carry credentials go to
+    its environment instead) and those variables."""
+    from feed.private import split_secret_options
+
+    clean, secrets = split_secret_options(list(argv))
+    return [sys.executable, "-m", "console.daemon", *clean, *extra, "--quiet"], secrets
+
+
+def spawn_daemon(
+    argv: Sequence[str], extra: Sequence[str], out_dir: Path
+) -> subprocess.Popen[bytes]:
+    """Start a daemon in a session of its own (a hang-up of this terminal never reaches it);
+    its stdout/stderr (early failures only: it logs to daemon.log) go to ``daemon.out``."""
+    from console.daemon.service import child_env
+    from feed.private import private_file
+
+    cmd, secrets = daemon_argv(argv, extra)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    out = out_dir / "daemon.out"
+    private_file(out, create=True)
+    with open(out, "ab", buffering=0) as f:
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=f,
+            stderr=f,
+            env=child_env(secrets),
+            close_fds=True,
+            start_new_session=True,
+        )
+
+
+def _last_words(home: Path) -> str:
+    from console.daemon.childproc import last_log_line
+
+    for name in ("daemon.out", "daemon.log"):
+        line = last_log_line(home / name)
+        if line:
+            return line
+    return ""
+
+
+def _start_daemon(argv: Sequence[str], extra: Sequence[str], home: Path, owned: bool) -> Any:
+    """Start a daemon whose home is ``home``; its ``DaemonInfo`` and process, or an exit code."""
+    from console.daemon.home import BookHome, wait_for_daemon
+
+    proc = spawn_daemon(argv, extra, home)
+    info = wait_for_daemon(
+        BookHome(home), proc.pid, DAEMON_START_TIMEOUT_S, alive=lambda: proc.poll() is None
+    )
+    if info is None:
+        code = proc.poll()
+        if code is None:
+            proc.terminate()
+        words = _last_words(home)
+        why = f"exit {code}" if code is not None else f"not ready in {DAEMON_START_TIMEOUT_S:.0f} s"
+        return _fail(f"the daemon did not start ({why}){': ' + words if words else ''}", code or 1)
+    return info, (proc if owned else None)
+
+
+def run_console(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``multipar-console [options]``: attach to the book's daemon, starting it if needed."""
     from console import preflight
+    from console.daemon.home import BookHome, find_daemon
     from console.rundir import RunDirError, create_run_dir
     from engine.journal.check import check_book
     from engine.journal.schema import StoreError
@@ -343,102 +258,192 @@ def run_console(args: argparse.Namespace) -> int:
     os.umask(0o077)  # logs, database and sockets of a trading run are nobody else's business
     cfg_path = Path(args.config) if args.config is not None else default_path()
     try:
-        validated = preflight.validate(cfg_path)  # the engine gets this text, not the file
+        preflight.validate(cfg_path)  # here too, so the one line lands on this terminal
     except ConfigError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return 2
-    cfg = validated.cfg
-    mode = "DEMO" if args.demo else "PAPER"
     source = args.source or ("sim" if args.demo else "binance")
     if source == "replay" and not args.replay_file:
-        print(f"{APP_NAME}: --source replay needs --replay-file PATH", file=sys.stderr)
-        return 2
-    # The book, checked read-only before the run directory or any child (None: a fresh demo's)
-    planned_db = preflight.planned_book(
+        return _fail("--source replay needs --replay-file PATH")
+    book = preflight.planned_book(
         args.db, demo=args.demo, run_dir=args.run_dir, default=default_db_path()
     )
     try:
-        if planned_db is not None:
-            check_book(planned_db)
+        if book is not None:
+            check_book(book)
     except StoreError as exc:
-        print(f"{APP_NAME}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        run = create_run_dir(args.run_dir)
-        endpoints = run.endpoints.with_overrides(
-            feed_pub=args.feed_pub,
-            feed_rep=args.feed_rep,
-            engine_pub=args.engine_pub,
-            engine_cmd=args.engine_cmd,
-        )
-    except RunDirError as exc:
-        print(f"{APP_NAME}: {exc}", file=sys.stderr)
-        return 2
-    _setup_logging(run.logs.console, args.log_level)
+        return _fail(str(exc))
+    if args.demo:  # the demo's daemon belongs to this console: fresh run directory, owned
+        try:
+            run = create_run_dir(args.run_dir)
+        except RunDirError as exc:
+            return _fail(str(exc))
+        extra = ["--owner-pid", str(os.getpid())]
+        if args.run_dir is None:
+            extra += ["--run-dir", str(run.path)]
+        started = _start_daemon(argv, extra, run.path, owned=True)
+    else:
+        assert book is not None
+        info = find_daemon(book, args.run_dir)
+        if info is not None:
+            return attach_to(info, None, args.log_level)
+        try:
+            home = BookHome.at(args.run_dir) if args.run_dir else BookHome.for_book(book)
+        except RunDirError as exc:
+            return _fail(str(exc))
+        started = _start_daemon(argv, [], home.path, owned=False)
+    if isinstance(started, int):
+        return started
+    info, owned = started
+    return attach_to(info, owned, args.log_level)
 
-    db_path = planned_db or run.path / preflight.DEMO_BOOK_NAME
-    try:
-        db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        print(f"{APP_NAME}: --db: cannot create {db_path.parent}: {exc.strerror}", file=sys.stderr)
-        return 2
-    from console.booklock import BookLock, BookLockError
 
-    try:  # one trading process per book, held until this process exits
-        book_lock = BookLock.acquire(db_path)
-    except BookLockError as exc:
-        print(f"{APP_NAME}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        engine_cfg_path = preflight.write_run_copy(validated, run.path)
-    except OSError as exc:
-        print(f"{APP_NAME}: cannot copy the safe list into {run.path}: {exc}", file=sys.stderr)
-        return 2
-    feed_args, engine_args = _child_args(args, source)
-    log.info(
-        "%s starting: mode %s, source %s, config %s (the engine runs on its copy %s), db %s, "
-        "run dir %s, args %s",
-        APP_NAME, mode, source, cfg_path.absolute(), engine_cfg_path, db_path, run.path,
-        _redact(sys.argv[1:]),
-    )  # fmt: skip
+def attach_main(argv: Sequence[str]) -> int:
+    """``multipar-console attach``: attach to a running daemon (never starts one)."""
+    from console.daemon.home import find_daemon
 
-    from console.app import make_app
-    from console.backend import ProcessBackend
-
-    backend = ProcessBackend(
-        cfg,
-        engine_cfg_path,
-        endpoints,
-        db_path,
-        mode,
-        feed_args,
-        engine_args,
-        run.logs,
-        pids_path=run.pids,
+    p = argparse.ArgumentParser(
+        prog=f"{APP_NAME} attach",
+        description="Attach a console to the book's running daemon; q detaches.",
     )
-    atexit.register(backend.stop_sync)  # a crash must not orphan the children either
-    # console.log is already the root logger's file (set up above, for before and after the
-    # app too): passing log_path would write every line twice
+    p.add_argument("--db", metavar="PATH", type=Path, help=f"the book (default: {default_db_path()})")
+    p.add_argument("--run-dir", metavar="DIR", type=Path, help="the daemon's directory, if set")
+    p.add_argument(
+        "--connect",
+        metavar="tcp://HOST:PORT",
+        help="a remote daemon's gateway (daemon --listen), with --server-key and --client-key",
+    )
+    p.add_argument("--server-key", metavar="FILE", type=Path, help="the daemon's server.key")
+    p.add_argument(
+        "--client-key", metavar="FILE", type=Path, help="this console's NAME.key_secret"
+    )
+    p.add_argument("--log-level", metavar="LEVEL", default="INFO")
+    args = p.parse_args(list(argv))
+    os.umask(0o077)
+    if args.connect:
+        return attach_remote(args)
+    book = Path(args.db or default_db_path()).expanduser().absolute()
+    info = find_daemon(book, args.run_dir)
+    if info is None:
+        print(
+            f"{APP_NAME}: no daemon runs for {book} (start one: {APP_NAME} --db {book}, "
+            f"or {APP_NAME} daemon --db {book})",
+            file=sys.stderr,
+        )
+        return 3
+    return attach_to(info, None, args.log_level)
+
+
+def attach_remote(args: argparse.Namespace) -> int:
+    from console.daemon import curve
+
+    try:
+        server = curve.load_public(args.server_key) if args.server_key else None
+        pub, sec = curve.load_client_pair(args.client_key) if args.client_key else (None, None)
+    except curve.CurveError as exc:
+        return _fail(str(exc))
+    if server is None or pub is None or sec is None:
+        return _fail("--connect needs --server-key FILE and --client-key FILE (see keys --help)")
+    try:
+        endpoints = remote_endpoints(args.connect)
+    except ValueError as exc:
+        return _fail(f"--connect: {exc}")
+
+    def secure(sock: Any) -> None:
+        curve.secure_client(sock, server, pub, sec)
+
+    log_dir = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / APP_NAME
+    log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return _attach(endpoints, None, log_dir / "remote-console.log", args.log_level, secure, args.connect)
+
+
+def remote_endpoints(url: str) -> Any:
+    """tcp://HOST:PORT: the gateway's four ports (feed PUB, engine PUB, daemon PUB, control)."""
+    from console.rundir import Endpoints
+
+    if not url.startswith("tcp://") or ":" not in url[6:]:
+        raise ValueError(f"{url!r} is not tcp://HOST:PORT")
+    host, _, port = url[6:].rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65533:
+        raise ValueError(f"{url!r}: the port must be a number below 65533")
+    p = int(port)
+    return Endpoints(
+        feed_pub=f"tcp://{host}:{p}",
+        feed_rep="",
+        engine_pub=f"tcp://{host}:{p + 1}",
+        engine_cmd="",
+        daemon_pub=f"tcp://{host}:{p + 2}",
+        daemon_ctl=f"tcp://{host}:{p + 3}",
+    )
+
+
+def attach_to(info: Any, owned: Any, log_level: str) -> int:
+    return _attach(info.endpoints, owned, info.home / "console.log", log_level, None, "local")
+
+
+def _attach(
+    endpoints: Any, owned: Any, log_path: Path, log_level: str, secure: Any, where: str
+) -> int:
+    """Fetch the daemon's status (its safe list and mode), build the app, run it."""
+    from console.ctl import request
+    from console.daemon import wire as dwire
+    from engine.core.config import parse_safe_list
+    from engine.wire.schema import SchemaError
+
+    _setup_logging(log_path, log_level)
+    m = request(endpoints.daemon_ctl, dwire.STATUS, 5.0, secure=secure)
+    try:
+        status = dwire.StatusMsg.from_wire(m) if m is not None else None
+        cfg = parse_safe_list(status.safe_list, "the daemon's safe list") if status else None
+    except (SchemaError, ConfigError) as exc:
+        return _fail(f"the daemon's status is unreadable: {exc}", 1)
+    if status is None or cfg is None:
+        if owned is not None:
+            owned.terminate()
+        return _fail(f"the daemon does not answer on {endpoints.daemon_ctl}", 1)
+    log.info(
+        "%s attaching to the %s daemon pid %d of %s (%s), args %s",
+        APP_NAME, status.mode, status.pid, status.book, where, _redact(sys.argv[1:]),
+    )  # fmt: skip
+    from console.app import make_app
+    from console.client import DaemonClient
+
+    backend = DaemonClient(endpoints, status.mode, secure=secure, owned=owned, where=where)
+    atexit.register(backend.stop_sync)  # a crash must not orphan a demo's daemon either
     app = make_app(backend, cfg)
     try:
         code = asyncio.run(serve(app, backend))
     except Exception:
         log.exception("console crashed")
         backend.stop_sync()
-        print(f"{APP_NAME}: crashed; see {run.logs.console}", file=sys.stderr)
+        print(f"{APP_NAME}: crashed; see {log_path}", file=sys.stderr)
         return 1
-    book_lock.release()
     log.info("%s exited with code %d", APP_NAME, code)
     return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] == "check-config":
-        return check_config(args_list[1:])
+    sub, rest = (args_list[0], args_list[1:]) if args_list else ("", [])
+    if sub == "check-config":
+        return check_config(rest)
+    if sub == "daemon":
+        from console.daemon.main import run_daemon
+
+        return run_daemon(build_parser(f"{APP_NAME} daemon", daemon=True).parse_args(rest))
+    if sub == "attach":
+        return attach_main(rest)
+    if sub in ("status", "stop"):
+        from console import ctl
+
+        return ctl.status_main(rest) if sub == "status" else ctl.stop_main(rest)
+    if sub == "keys":
+        from console.daemon.curve import keys_main
+
+        return keys_main(rest)
     args = build_parser().parse_args(args_list)
-    return run_console(args)
+    return run_console(args, args_list)
 
 
 if __name__ == "__main__":

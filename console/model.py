@@ -154,6 +154,7 @@ class Ack:
     fallback: bool = False
     modes: dict[str, str] = field(default_factory=dict)
     halted: bool | None = None
+    flat: list[str] = field(default_factory=list)  # pairs the fallback flattened
 
 
 @runtime_checkable
@@ -177,6 +178,26 @@ class Backend(Protocol):
 
 class ConsoleModel:
     """Everything the console shows; widgets read it, the bridge writes it."""
+
+    @classmethod
+    def for_safe_list(
+        cls,
+        cfg: Any,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> ConsoleModel:
+        """The model of ``cfg``'s active pairs (a ``SafeList``), as the app and daemon build it."""
+        symbols = cfg.active_symbols()
+        meta = {
+            s: {
+                "tier": str(cfg.pairs[s].tier),
+                "strategy": cfg.pairs[s].strategy,
+                "max_position_size_usd": cfg.pairs[s].max_position_size_usd,
+            }
+            for s in symbols
+        }
+        return cls(symbols, meta, clock=clock, wall=wall)
 
     def __init__(
         self,

@@ -39,6 +39,8 @@ class Endpoints:
     feed_rep: str  # feed ROUTER (history requests)
     engine_pub: str  # engine PUB (pair, portfolio, decision, fill, _hb)
     engine_cmd: str  # engine ROUTER (commands and acks)
+    daemon_pub: str = ""  # daemon PUB (its children's states, its notices); "" = no daemon
+    daemon_ctl: str = ""  # daemon ROUTER (every console command; engine ones are relayed)
 
     @classmethod
     def ipc(cls, run_dir: Path) -> Endpoints:
@@ -47,6 +49,8 @@ class Endpoints:
             feed_rep=f"ipc://{run_dir}/feed.rep",
             engine_pub=f"ipc://{run_dir}/engine.pub",
             engine_cmd=f"ipc://{run_dir}/engine.cmd",
+            daemon_pub=f"ipc://{run_dir}/daemon.pub",
+            daemon_ctl=f"ipc://{run_dir}/daemon.ctl",
         )
         eps.check()
         return eps
@@ -62,12 +66,26 @@ class Endpoints:
         )
 
     def as_dict(self) -> dict[str, str]:
-        return {
+        d = {
             "feed_pub": self.feed_pub,
             "feed_rep": self.feed_rep,
             "engine_pub": self.engine_pub,
             "engine_cmd": self.engine_cmd,
         }
+        if self.daemon_pub or self.daemon_ctl:
+            d.update(daemon_pub=self.daemon_pub, daemon_ctl=self.daemon_ctl)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> Endpoints:
+        """The endpoints a daemon wrote to its ``daemon.json``; ``RunDirError`` if unusable."""
+        names = ("feed_pub", "feed_rep", "engine_pub", "engine_cmd", "daemon_pub", "daemon_ctl")
+        values = {k: d.get(k, "") for k in names}
+        if not all(isinstance(v, str) for v in values.values()):
+            raise RunDirError("endpoints: every endpoint must be a string")
+        eps = cls(**values)  # type: ignore[arg-type]
+        eps.check()
+        return eps
 
     def with_overrides(self, **overrides: str | None) -> Endpoints:
         """Replace the endpoints given (None = keep), e.g. from --engine-cmd tcp://…"""

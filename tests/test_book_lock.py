@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from console.booklock import BookLock, BookLockError, lock_path
+from console.daemon.booklock import BookLock, BookLockError, lock_path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAFE_LIST = ROOT / "safe_list.yaml"
@@ -32,7 +32,7 @@ def test_a_second_holder_is_refused_with_the_first_ones_pid(tmp_path: Path) -> N
 def test_the_lock_dies_with_its_holder_even_on_sigkill(tmp_path: Path) -> None:
     book = tmp_path / "book.sqlite"
     code = (
-        "import sys, time; from pathlib import Path; from console.booklock import BookLock;"
+        "import sys, time; from pathlib import Path; from console.daemon.booklock import BookLock;"
         f"BookLock.acquire(Path({str(book)!r})); print('held', flush=True); time.sleep(60)"
     )
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True,

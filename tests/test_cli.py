@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from console.cli import _child_args, _redact, build_parser, default_db_path, main, serve
+from console.cli import _redact, main, serve
+from console.options import build_parser, default_db_path
+from console.options import child_args as _child_args
 
 ROOT = Path(__file__).resolve().parent.parent
 SAFE_LIST = ROOT / "safe_list.yaml"

@@ -27,7 +27,7 @@ from console.rundir import (
     prune_runs,
     runs_root,
 )
-from console.supervisor import (
+from console.daemon.supervisor import (
     BACKOFF_S,
     HEALTHY_RESET_S,
     SILENT_AFTER_S,
@@ -493,7 +493,7 @@ def test_children_die_with_a_sigkilled_parent(short_dir: Path) -> None:
         import asyncio, sys
         sys.path.insert(0, {str(ROOT)!r})
         from pathlib import Path
-        from console.supervisor import ChildSpec, Supervisor
+        from console.daemon.supervisor import ChildSpec, Supervisor
 
         class M:
             def set_child(self, name, **f): pass

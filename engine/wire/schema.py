@@ -262,6 +262,9 @@ class AckMsg(Message):
     message: str
     modes: dict[str, str] = field(default_factory=dict)
     halted: bool | None = None
+    # set by the daemon's kill switch when it had to do the engine's job: the pairs it flattened
+    fallback: bool = False
+    flat: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

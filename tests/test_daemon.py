@@ -1,10 +1,12 @@
-"""The bridge (real PUB/SUB over ipc) and the ProcessBackend against the real feed and engine:
-command round trips, command timeouts, the kill switch and its fallback on a stopped engine.
+"""The bridge (real PUB/SUB over ipc), and a daemon with the real feed and engine and a console
+attached to it over its control socket: command round trips through the daemon, command
+timeouts, the kill switch and its fallback on a stopped engine, a second console, status.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -20,10 +22,13 @@ import msgpack
 import pytest
 import zmq
 
-from console.backend import ProcessBackend
+from console import preflight
 from console.bridge import Bridge
+from console.client import DaemonClient
+from console.daemon.home import BookHome
+from console.daemon.service import Daemon
 from console.model import ConsoleModel
-from console.rundir import Endpoints, create_run_dir
+from console.rundir import Endpoints
 from engine.core.config import load_safe_list
 from engine.wire import commands as engine_wire
 from engine.wire.schema import HeartbeatMsg
@@ -141,37 +146,73 @@ class TestBridge:
             ctx.destroy(linger=0)
 
 
-# -- the backend against the real children ------------------------------------------------
-def make_backend(d: Path, *, db: Path | None = None, **kw: Any) -> ProcessBackend:
-    run = create_run_dir(d / "run")
-    cfg_path = ROOT / "safe_list.yaml"
-    cfg = load_safe_list(cfg_path)
-    return ProcessBackend(
-        cfg,
-        cfg_path,
-        run.endpoints,
-        db or run.path / "demo.sqlite",
+# -- the daemon against the real children, a console attached -----------------------------
+class Attached:
+    """A daemon and one console attached to it (the same loop; real sockets and processes)."""
+
+    def __init__(self, daemon: Daemon, client: DaemonClient, model: ConsoleModel) -> None:
+        self.daemon, self.client, self.model = daemon, client, model
+
+    # what the tests used to ask the backend
+    @property
+    def supervisor(self) -> Any:
+        return self.daemon.supervisor
+
+    @property
+    def bridge(self) -> Bridge:
+        assert self.client.bridge is not None
+        return self.client.bridge
+
+    @property
+    def db_path(self) -> Path:
+        return self.daemon.db_path
+
+    async def command(self, cmd: str, symbol: str | None = None) -> Any:
+        return await self.client.command(cmd, symbol)
+
+    async def kill(self) -> Any:
+        return await self.client.kill()
+
+
+def make_daemon(d: Path, *, db: Path | None = None, **kw: Any) -> Daemon:
+    home = BookHome.at(d / "run")
+    validated = preflight.validate(ROOT / "safe_list.yaml")
+    cfg_copy = preflight.write_run_copy(validated, home.path)
+    return Daemon(
+        validated.cfg,
+        cfg_copy,
+        home,
+        db or home.path / "demo.sqlite",
         "DEMO",
+        "sim",
         ["--source", "sim", "--seed", "11"],
         [],
-        run.logs,
-        pids_path=run.pids,
         **kw,
     )
 
 
-@pytest.fixture
-async def running(short_dir: Path) -> AsyncIterator[tuple[ProcessBackend, ConsoleModel]]:
-    backend = make_backend(short_dir)
+@contextlib.asynccontextmanager
+async def attached(d: Path, **kw: Any) -> AsyncIterator[Attached]:
+    daemon = make_daemon(d, **kw)
+    await daemon.start()
+    client = DaemonClient(daemon.endpoints, "DEMO")
     model = new_model()
-    await backend.start(model)
     try:
-        assert await backend.wait_ready(30), backend.logs.engine.read_text(errors="replace")[-3000:]
-        yield backend, model
+        await client.start(model)
+        ok = await daemon.wait_ready(30) and await client.wait_ready(30)
+        assert ok, daemon.logs.engine.read_text(errors="replace")[-3000:]
+        yield Attached(daemon, client, model)
     finally:
-        await backend.stop()
-        pids = backend.supervisor.all_pids() if backend.supervisor else []
-        assert pids and not any(alive(p) for p in pids), "a child outlived backend.stop()"
+        await client.stop()
+        await daemon.stop()
+        pids = daemon.supervisor.all_pids() if daemon.supervisor else []
+        assert pids and not any(alive(p) for p in pids), "a child outlived daemon.stop()"
+
+
+@pytest.fixture
+async def running(short_dir: Path) -> AsyncIterator[tuple[Attached, ConsoleModel]]:
+    async with attached(short_dir) as a:
+        yield a, a.model
 
 
 def db_state(db: Path) -> tuple[dict[str, str], list[tuple[Any, ...]]]:
@@ -181,7 +222,7 @@ def db_state(db: Path) -> tuple[dict[str, str], list[tuple[Any, ...]]]:
     return modes, positions
 
 
-async def test_command_round_trip(running: tuple[ProcessBackend, ConsoleModel]) -> None:
+async def test_command_round_trip(running: tuple[Attached, ConsoleModel]) -> None:
     backend, model = running
     ack = await backend.command("ping")
     assert ack.ok and ack.cmd == "ping" and 0 < ack.elapsed_ms < 1000
@@ -206,7 +247,7 @@ async def test_command_round_trip(running: tuple[ProcessBackend, ConsoleModel]) 
 
 
 async def test_command_times_out_on_a_stopped_engine_and_recovers(
-    running: tuple[ProcessBackend, ConsoleModel],
+    running: tuple[Attached, ConsoleModel],
 ) -> None:
     backend, _ = running
     assert backend.supervisor is not None
@@ -228,7 +269,7 @@ async def test_command_times_out_on_a_stopped_engine_and_recovers(
 
 
 async def test_a_command_to_a_dead_engine_is_never_delivered_to_its_successor(
-    running: tuple[ProcessBackend, ConsoleModel],
+    running: tuple[Attached, ConsoleModel],
 ) -> None:
     backend, _ = running
     sup = backend.supervisor
@@ -249,7 +290,7 @@ async def test_a_command_to_a_dead_engine_is_never_delivered_to_its_successor(
 
 
 async def test_kill_switch_acknowledged_by_the_engine(
-    running: tuple[ProcessBackend, ConsoleModel],
+    running: tuple[Attached, ConsoleModel],
 ) -> None:
     backend, model = running
     t0 = time.monotonic()
@@ -273,13 +314,10 @@ async def test_kill_switch_acknowledged_by_the_engine(
 async def test_kill_fallback_on_a_stopped_engine(short_dir: Path) -> None:
     db = short_dir / "paper.sqlite"
     seed_open_position(db)
-    backend = make_backend(short_dir, db=db)
-    model = new_model()
-    await backend.start(model)
-    try:
-        assert await backend.wait_ready(30)
+    async with attached(short_dir, db=db) as backend:
+        model = backend.model
         await until(lambda: model.pairs["BTC/USDT"].has_position, what="the recovered position")
-        await until(lambda: "BTC/USDT" in backend.bridge.marks, what="a BTC price")  # type: ignore[union-attr]
+        await until(lambda: "BTC/USDT" in backend.daemon.bridge.marks, what="a BTC price")  # type: ignore[union-attr]
         assert backend.supervisor is not None
         hung = backend.supervisor.pid("engine")
         assert hung is not None
@@ -291,7 +329,7 @@ async def test_kill_fallback_on_a_stopped_engine(short_dir: Path) -> None:
         assert ack.ok and ack.fallback and ack.halted is True, ack
         assert (
             ack.message
-            == "engine hung: console flattened 1 position from the store, all pairs HALTED"
+            == "engine hung: daemon flattened 1 position from the store, all pairs HALTED"
         )
         assert took < 2.0, f"fallback took {took:.2f} s"
         assert not alive(hung)
@@ -303,7 +341,7 @@ async def test_kill_fallback_on_a_stopped_engine(short_dir: Path) -> None:
                 "SELECT reason FROM fills WHERE symbol = 'BTC/USDT' ORDER BY ts DESC"
             ).fetchone()
         assert reason == "kill-fallback"
-        assert any("console flattened 1 position from" in e.text for e in model.events)
+        assert any("daemon flattened 1 position from" in e.text for e in model.events)
 
         # the engine comes back by itself, reads HALTED and the flat book from the store
         await until(
@@ -316,33 +354,26 @@ async def test_kill_fallback_on_a_stopped_engine(short_dir: Path) -> None:
         ack = await backend.command("ping")
         assert ack.ok and set(ack.modes.values()) == {"HALTED"}
         await until(lambda: not model.pairs["BTC/USDT"].has_position, what="flat on the model")
-    finally:
-        await backend.stop()
-    assert not any(alive(p) for p in backend.supervisor.all_pids())  # type: ignore[union-attr]
 
 
 async def test_kill_with_no_engine_heartbeat_skips_the_wait(short_dir: Path) -> None:
     """An engine silent for more than 3 s is not asked: the fallback starts at once."""
-    backend = make_backend(short_dir, hung_after_s=0.5)
-    model = new_model()
-    await backend.start(model)
-    try:
-        assert await backend.wait_ready(30)
+    async with attached(short_dir, hung_after_s=0.5) as backend:
         pid = backend.supervisor.pid("engine")  # type: ignore[union-attr]
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)
-        await until(lambda: backend.engine_hung(), timeout_s=5, what="the engine to fall silent")
+        await until(
+            lambda: backend.daemon.engine_hung(), timeout_s=5, what="the engine to fall silent"
+        )
         t0 = time.monotonic()
         ack = await backend.kill()
         assert ack.fallback and ack.ok
         assert time.monotonic() - t0 < 0.9  # no 1 s wait for an ack
-        assert ack.message.startswith("engine hung: console flattened 0 positions")
-    finally:
-        await backend.stop()
+        assert ack.message.startswith("engine hung: daemon flattened 0 positions")
 
 
 def test_child_command_lines(short_dir: Path) -> None:
-    backend = make_backend(short_dir)
+    backend = make_daemon(short_dir)
     feed = backend.feed_argv(["--source", "sim"])
     assert feed[:3] == [sys.executable, "-m", "feed"]
     assert feed[feed.index("--symbols") + 1] == "BTC/USDT,ETH/USDT,SOL/USDT"

@@ -1,6 +1,6 @@
-"""The kill switch, as the process that runs the engine does it.
+"""The kill switch, as the daemon that runs the engine does it.
 
-Owns ``KillSwitch``, the part of ``ProcessBackend`` that halts everything: ask the engine; when
+Owns ``KillSwitch``, the part of the daemon (``service.py``) that halts everything: ask the engine; when
 it does not confirm within ``kill_ack_timeout_s`` (or has stopped beating for
 ``hung_after_s``), hold the engine (SIGKILL, no restart), close every stored position through
 the trading core on the book (``engine.node.fallback.flatten_from_store``), show the result at
@@ -18,15 +18,15 @@ from typing import Any
 
 from console.attach import to_ack
 from console.bridge import Bridge
+from console.daemon.supervisor import Supervisor
 from console.model import Ack
-from console.supervisor import Supervisor
 from engine.core.config import SafeList
 
-log = logging.getLogger("console.backend")
+log = logging.getLogger(__name__)
 
 
 class KillSwitch:
-    # the ProcessBackend's
+    # the Daemon's
     cfg: SafeList
     db_path: Path
     bridge: Bridge | None
@@ -65,7 +65,7 @@ class KillSwitch:
 
     async def _kill_fallback(self, why: str, t0: float) -> Ack:
         assert self.supervisor is not None
-        log.error("kill switch: engine %s; console takes over", why)
+        log.error("kill switch: engine %s; daemon takes over", why)
         self._reset_dealer()
         await self.supervisor.hold("engine", reason=f"kill switch fallback ({why})")
         marks = self._marks()
@@ -81,7 +81,7 @@ class KillSwitch:
             return Ack("kill", False, text, (time.perf_counter() - t0) * 1000.0, fallback=True)
         self._release_engine()  # it reads HALTED and the flat book back from the store
         n = len(fills)
-        text = f"engine hung: console flattened {n} position{'' if n == 1 else 's'} from the store, all pairs HALTED"
+        text = f"engine hung: daemon flattened {n} position{'' if n == 1 else 's'} from the store, all pairs HALTED"
         self._event(text, "error")
         log.error("kill switch: %s", text)
         # Show it now: the restarted engine confirms a second later, the store already says so.
@@ -90,7 +90,10 @@ class KillSwitch:
             apply_flat([f.symbol for f in fills])
         halted = dict.fromkeys(self.cfg.active_symbols(), "HALTED")
         elapsed = (time.perf_counter() - t0) * 1000.0
-        return Ack("kill", True, text, elapsed, fallback=True, modes=halted, halted=True)
+        flat = [f.symbol for f in fills]
+        return Ack(
+            "kill", True, text, elapsed, fallback=True, modes=halted, halted=True, flat=flat
+        )
 
     def _release_engine(self) -> None:
         if self.supervisor is not None and not self._stopped:  # never respawn during shutdown

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from console.childproc import last_log_line, pdeathsig_preexec
+from console.daemon.childproc import last_log_line, pdeathsig_preexec
 from engine.wire import liveness
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Owns ``pdeathsig_preexec`` (on Linux a console that is SIGKILLed takes its children with it,
 ``PR_SET_PDEATHSIG``) and ``last_log_line`` (why a child exited, from the end of its log, for
-the status line). The supervisor (console/supervisor.py) uses both.
+the status line). The supervisor (console/daemon/supervisor.py) uses both.
 """
 
 from __future__ import annotations

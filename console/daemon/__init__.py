@@ -1,0 +1,1 @@
+"""The headless daemon per book: supervisor, control socket, kill switch (never imports Textual)."""

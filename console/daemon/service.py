@@ -1,0 +1,548 @@
+"""The daemon of one book: it runs the feed and the engine, and every console talks to it.
+
+Owns ``Daemon``. It supervises the two children (heartbeats, restart with backoff, exit 2 left
+dead: ``supervisor.py``), keeps its own model of the book in step with the engine (the bridge
+and the engine's snapshot, as a console does: the kill switch's marks and ``status`` read it),
+and serves consoles on two sockets of the book's home: a control ROUTER, where ``status`` and
+``stop`` are answered, ``kill`` runs the kill switch (which needs no engine: it SIGKILLs a hung
+one and flattens from the book itself, ``killswitch.py``), and every other command is relayed
+to the engine with the console's id on the reply; and a PUB with each child's state (on every
+change, and each second for every child) and the daemon's notices. Consoles read the feed's
+and the engine's PUB sockets directly. Nothing here imports Textual: a console may come and
+go, trading goes on until ``stop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from console.attach import Reply, SnapshotSync
+from console.bridge import Bridge
+from console.daemon import wire as dwire
+from console.daemon.home import BookHome
+from console.daemon.killswitch import KillSwitch
+from console.daemon.supervisor import ChildSpec, Supervisor
+from console.model import Ack, ConsoleModel
+from console.requester import Requester
+from console.rundir import Endpoints
+from engine.core.config import SafeList
+from engine.wire import commands as engine_wire
+from engine.wire import liveness
+from engine.wire.schema import AckMsg, NoticeMsg, SchemaError, SnapshotMsg
+from feed.private import SECRET_OPTIONS, redact_argv, split_secret_options
+
+log = logging.getLogger(__name__)
+
+COMMAND_TIMEOUT_S = 1.0
+KILL_ACK_TIMEOUT_S = 1.0
+HUNG_AFTER_S = liveness.HUNG_AFTER_S  # an engine silent this long is not asked: fallback at once
+FEED_READY_TIMEOUT_S = 5.0
+FLATTEN_WAIT_S = 10.0  # "flatten, then stop": how long the positions get to close
+PUBLISH_EVERY_S = 1.0
+SILENT_FEED = ("down", "stale", "reconnecting", "error", "unknown")
+
+
+def child_env(
+    secrets: Mapping[str, str] | None = None, *, drop: Iterable[str] = ()
+) -> dict[str, str]:
+    """The daemon's environment minus ``drop`` plus ``secrets`` (what ``ps`` must not show:
+    it shows argv to every local user, the environment to its owner only); the children
+    import the same packages as the daemon, wherever it was started from."""
+    env = dict(os.environ)
+    for name in drop:
+        env.pop(name, None)
+    env.update(secrets or {})
+    root = str(Path(__file__).resolve().parent.parent.parent)
+    parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in parts:
+        env["PYTHONPATH"] = os.pathsep.join([root, *parts])
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class Daemon(SnapshotSync, KillSwitch):
+    def __init__(
+        self,
+        cfg: SafeList,
+        cfg_path: Path,
+        home: BookHome,
+        db_path: Path,
+        mode: str,
+        source: str,
+        feed_args: Sequence[str],
+        engine_args: Sequence[str],
+        *,
+        endpoints: Endpoints | None = None,
+        command_timeout_s: float = COMMAND_TIMEOUT_S,
+        kill_ack_timeout_s: float = KILL_ACK_TIMEOUT_S,
+        hung_after_s: float = HUNG_AFTER_S,
+        supervisor_options: dict[str, Any] | None = None,
+        on_event: Callable[[str, str, str], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.cfg_path = Path(cfg_path)
+        self.cfg_text = self.cfg_path.read_text(encoding="utf-8")  # the validated copy
+        self.home = home
+        self.endpoints = endpoints or home.endpoints
+        self.db_path = Path(db_path)
+        self.mode = mode
+        self.source = source
+        self.logs = home.logs
+        self.command_timeout_s = command_timeout_s
+        self.kill_ack_timeout_s = kill_ack_timeout_s
+        self.hung_after_s = hung_after_s
+        self._feed_argv = self.feed_argv(feed_args)
+        self._feed_secrets = split_secret_options(feed_args)[1]
+        self._engine_argv = self.engine_argv(engine_args)
+        self._supervisor_options = supervisor_options or {}
+        self.on_event = on_event  # (kind, text, level): the notifier's hook
+        self.model = ConsoleModel.for_safe_list(cfg)
+        self._model = self.model  # the kill switch's name for it
+        self.remote = ""  # the gateway's tcp endpoint, when one listens
+        self.counters: dict[str, int] = {"requests": 0, "bad_requests": 0}
+        self.started_at = time.monotonic()
+        self._ctx: zmq.asyncio.Context | None = None
+        self._engine: Requester | None = None
+        self._ctl: zmq.asyncio.Socket | None = None
+        self._pub: zmq.Socket[Any] | None = None
+        self._pub_seq: dict[bytes, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._kill_lock: asyncio.Lock | None = None
+        self.bridge: Bridge | None = None
+        self.supervisor: Supervisor | None = None
+        self._started = False
+        self._stopped = False
+        self.stopping = False
+        self._stop_task: asyncio.Task[None] | None = None
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self._done = asyncio.Event()
+        self.synced = False
+        self.on_second: list[Callable[[], None]] = []  # the watchdog ping, the notifier's watch
+
+    # -- child command lines -------------------------------------------------------------
+    def feed_argv(self, extra: Sequence[str]) -> list[str]:
+        """The feed's command line; options that may carry credentials (--ws-url, --rest-url)
+        are taken out of ``extra``: they reach the feed through its environment."""
+        extra, _ = split_secret_options(extra)
+        symbols = self.cfg.active_symbols()
+        tiers = ",".join(f"{s}={self.cfg.pairs[s].tier.value}" for s in symbols)
+        return [
+            sys.executable, "-m", "feed",
+            "--symbols", ",".join(symbols),
+            "--tiers", tiers,
+            "--pub", self.endpoints.feed_pub,
+            "--rep", self.endpoints.feed_rep,
+            "--log-file", str(self.logs.feed),
+            *extra,
+        ]  # fmt: skip
+
+    def engine_argv(self, extra: Sequence[str]) -> list[str]:
+        return [
+            sys.executable, "-m", "engine",
+            "--config", str(self.cfg_path),
+            "--db", str(self.db_path),
+            "--feed-pub", self.endpoints.feed_pub,
+            "--feed-rep", self.endpoints.feed_rep,
+            "--pub", self.endpoints.engine_pub,
+            "--cmd", self.endpoints.engine_cmd,
+            "--log-file", str(self.logs.engine),
+            *extra,
+        ]  # fmt: skip
+
+    def child_env(self, name: str) -> dict[str, str]:
+        """The feed's environment carries its URL options; the engine's none of those variables."""
+        if name == "feed":
+            return child_env(self._feed_secrets)
+        return child_env(drop=SECRET_OPTIONS.values())
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bind the console sockets, connect to the children, spawn the feed, then the engine."""
+        if self._started:
+            return
+        self._started = True
+        self._kill_lock = asyncio.Lock()
+        self._ctx = zmq.asyncio.Context()
+        children_only = dataclasses.replace(self.endpoints, daemon_pub="")  # not our own PUB
+        self.bridge = Bridge(
+            children_only, self.model, ctx=self._ctx, on_new_engine=self._on_new_engine
+        )
+        self.bridge.hold()
+        self.bridge.start()
+        self._engine = Requester(self._ctx, self.endpoints.engine_cmd, name="engine")
+        self._engine.open()
+        # a plain socket: publishing is synchronous and never blocks (NOBLOCK, HWM drops)
+        pub = zmq.Context.shadow(self._ctx.underlying).socket(zmq.PUB)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.bind(self.endpoints.daemon_pub)
+        self._pub = pub
+        ctl = self._ctx.socket(zmq.ROUTER)
+        ctl.setsockopt(zmq.LINGER, 0)
+        ctl.bind(self.endpoints.daemon_ctl)
+        self._ctl = ctl
+        self._spawn(self._serve_ctl(), "ctl")
+        self._spawn(self._every_second(), "every-second")
+        self.logs.make_private()
+        self.supervisor = Supervisor(
+            [
+                ChildSpec("feed", self._feed_argv, self.logs.feed, self.child_env("feed")),
+                ChildSpec("engine", self._engine_argv, self.logs.engine, self.child_env("engine")),
+            ],
+            self,
+            last_beat=self.bridge.last_beat.get,
+            pids_path=self.home.pids,
+            **self._supervisor_options,
+        )
+        env = [f"{k}={v}" for k, v in self._feed_secrets.items()]
+        shown = [*self._feed_argv[1:], *(["environment:", *env] if env else [])]
+        log.info("starting %s daemon: feed %s", self.mode, " ".join(redact_argv(shown)))
+        log.info("engine %s", " ".join(redact_argv(self._engine_argv[1:])))
+        self.supervisor.spawn("feed")
+        self.supervisor.start_watching()
+        self._spawn(self._start_engine_after_feed(), "start-engine")
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)  # the loop holds tasks only weakly
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _start_engine_after_feed(self) -> None:
+        """The engine asks the feed for warm-up history at start: give the feed a head start."""
+        assert self.bridge is not None and self.supervisor is not None
+        deadline = time.monotonic() + FEED_READY_TIMEOUT_S
+        while "feed" not in self.bridge.last_beat and time.monotonic() < deadline:
+            if self._stopped:
+                return
+            await asyncio.sleep(0.05)
+        if not self._stopped and self.supervisor.state("engine") == "stopped":
+            self.supervisor.spawn("engine")
+
+    async def wait_ready(self, timeout_s: float = 20.0) -> bool:
+        """True once both children beat and the engine's snapshot was applied (or given up on)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            beats = set(self.bridge.last_beat) if self.bridge is not None else set()
+            if {"feed", "engine"} <= beats and self.synced:
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def wait_stopped(self) -> None:
+        await self._done.wait()
+
+    def request_stop(self, why: str) -> None:
+        """From a signal handler or a ``stop`` command: the orderly stop, once."""
+        if self._stop_task is None:
+            log.warning("stopping: %s", why)
+            self._stop_task = asyncio.get_running_loop().create_task(self.stop(), name="stop")
+
+    async def stop(self) -> None:
+        """SIGTERM the children (engine first), ≤ 3 s, SIGKILL the rest, close every socket."""
+        if self._stopped:
+            await self._done.wait()
+            return
+        self._stopped = self.stopping = True
+        log.info("stopping daemon")
+        if self._snapshot_task is not None:
+            self._snapshot_task.cancel()
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+        self._publish_children()  # consoles see "stopped" before the socket goes
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        if self._engine is not None:
+            self._engine.close()
+        if self.bridge is not None:
+            await self.bridge.stop()
+        await asyncio.sleep(0.05)  # the last PUB messages leave before the socket closes
+        for sock in (self._ctl, self._pub):
+            if sock is not None:
+                sock.close(linger=0)
+        if self._ctx is not None:
+            self._ctx.destroy(linger=0)
+            self._ctx = None
+        log.info("daemon stopped")
+        self._done.set()
+
+    def stop_sync(self) -> None:
+        """Last resort when no loop is left (crash paths): the children must not outlive us."""
+        if self.supervisor is not None:
+            self.supervisor.stop_sync()
+
+    # -- the engine: requests for the kill switch, the snapshot and relayed commands -------
+    async def _request_map(
+        self, cmd: str, symbol: str | None, timeout_s: float, deadline_ns: int | None = None
+    ) -> tuple[dict[str, Any] | None, float]:
+        if self._engine is None:
+            return None, 0.0
+        return await self._engine.request(cmd, symbol, timeout_s, deadline_ns=deadline_ns)
+
+    async def _request(
+        self, cmd: str, symbol: str | None, timeout_s: float
+    ) -> tuple[Reply | None, float]:
+        m, elapsed = await self._request_map(cmd, symbol, timeout_s)
+        if m is None:
+            return None, elapsed
+        try:
+            reply: Reply = AckMsg.from_wire(m) if engine_wire.is_ack(m) else SnapshotMsg.from_wire(m)
+        except SchemaError as exc:
+            log.warning("dropped malformed %s reply from the engine: %s", cmd, exc)
+            return None, elapsed
+        return reply, elapsed
+
+    async def _send(
+        self, cmd: str, symbol: str | None, timeout_s: float
+    ) -> tuple[AckMsg | None, float]:
+        reply, elapsed = await self._request(cmd, symbol, timeout_s)
+        return (reply if isinstance(reply, AckMsg) else None), elapsed
+
+    def _reset_dealer(self) -> None:
+        if self._engine is not None and not self._stopped:
+            self._engine.reset()
+
+    # -- what consoles see ---------------------------------------------------------------
+    def set_child(self, name: str, **fields: Any) -> None:
+        """The supervisor's reports: into the daemon's model, and out to every console."""
+        prev = self.model.children[name].state if name in self.model.children else None
+        self.model.set_child(name, **fields)
+        self._publish_child(name)
+        state = fields.get("state")
+        if state == "restarting" and prev != "restarting" and self.on_event is not None:
+            self.on_event("restart", f"{name} {fields.get('message', 'restarting')}", "warning")
+
+    def _publish(self, topic: bytes, m: dict[str, Any]) -> None:
+        if self._pub is None:
+            return
+        seq = self._pub_seq.get(topic, 0) + 1
+        self._pub_seq[topic] = seq
+        m["seq"] = seq
+        with contextlib.suppress(zmq.ZMQError):
+            self._pub.send_multipart([topic, engine_wire.pack_map(m)], zmq.NOBLOCK)
+
+    def child_msg(self, name: str) -> dwire.ChildMsg:
+        c = self.model.children[name]
+        now = self.model.clock()
+        age = self.bridge.beat_age(name) if self.bridge is not None else None
+        return dwire.ChildMsg(
+            name=name,
+            state=c.state,
+            pid=c.pid,
+            restarts=c.restarts,
+            next_restart_s=c.restart_in(now),
+            beat_age_s=age,
+            message=c.message,
+        )
+
+    def _publish_child(self, name: str) -> None:
+        self._publish(dwire.TOPIC_CHILD, self.child_msg(name).to_wire())
+
+    def _publish_children(self) -> None:
+        for name in self.model.children:
+            self._publish_child(name)
+
+    def _event(self, text: str, level: str, kind: str = "daemon") -> None:
+        """A notice for every console (and the notifier), and the daemon's own log."""
+        self.model.add_event(text, level=level)
+        msg = NoticeMsg(ts=time.time_ns(), kind=kind, level=level, message=text)
+        self._publish(dwire.TOPIC_EVENT, msg.to_wire())
+        if self.on_event is not None and kind != "daemon":
+            self.on_event(kind, text, level)
+
+    async def _every_second(self) -> None:
+        while True:
+            await asyncio.sleep(PUBLISH_EVERY_S)
+            self._publish_children()
+            for hook in list(self.on_second):
+                try:
+                    hook()
+                except Exception:
+                    log.exception("periodic hook failed")
+
+    # -- the control socket --------------------------------------------------------------
+    async def _serve_ctl(self) -> None:
+        assert self._ctl is not None
+        while True:
+            try:
+                frames = await self._ctl.recv_multipart()
+            except asyncio.CancelledError:
+                raise
+            except zmq.ZMQError:
+                return
+            self.counters["requests"] += 1
+            envelope, payload = frames[:-1], frames[-1]
+            try:
+                m = dwire.parse_request(payload)
+            except engine_wire.CommandError as exc:
+                self.counters["bad_requests"] += 1
+                log.warning("bad request dropped: %s", exc)
+                rid = _id_of(payload)
+                if rid is not None:
+                    await self._reply(envelope, AckMsg(rid, "?", False, str(exc)).to_wire())
+                continue
+            self._spawn(self._handle(envelope, m), f"ctl-{m['cmd']}")
+
+    async def _reply(self, envelope: list[bytes], m: dict[str, Any]) -> None:
+        if self._ctl is None or not envelope:
+            return
+        with contextlib.suppress(zmq.ZMQError):
+            await self._ctl.send_multipart([*envelope, engine_wire.pack_map(m)], zmq.NOBLOCK)
+
+    async def _handle(self, envelope: list[bytes], m: dict[str, Any]) -> None:
+        cmd, rid = m["cmd"], m["id"]
+        try:
+            if cmd == dwire.STATUS:
+                reply = self.status(rid).to_wire()
+            elif cmd == dwire.STOP:
+                reply = await self._stop_command(rid, m.get("flatten", False))
+            elif self.stopping:
+                reply = AckMsg(rid, cmd, False, "the daemon is stopping").to_wire()
+            elif cmd == dwire.KILL:
+                log.warning("kill switch from a console (%s)", rid)
+                ack = await self.kill()
+                reply = _ack_wire(rid, ack)
+                if self.on_event is not None:
+                    self.on_event("kill", f"KILL switch: {ack.message}", "error")
+            else:
+                reply = await self._relay(rid, cmd, m.get("symbol"), m.get("deadline_ns"))
+        except Exception as exc:  # a bug must cost one reply, not the control socket
+            log.exception("%s failed", cmd)
+            reply = AckMsg(rid, cmd, False, f"daemon error: {type(exc).__name__}").to_wire()
+        await self._reply(envelope, reply)
+        if cmd == dwire.STOP and reply.get("ok"):
+            self.request_stop("a console asked")
+
+    async def _relay(
+        self, rid: str, cmd: str, symbol: str | None, deadline_ns: int | None
+    ) -> dict[str, Any]:
+        timeout = self.command_timeout_s
+        if deadline_ns is not None:
+            timeout = min(timeout, max(0.0, (deadline_ns - time.time_ns()) / 1e9))
+        # the engine gets our deadline: a command we gave up on must never run late
+        m, _ = await self._request_map(cmd, symbol, timeout, time.time_ns() + int(timeout * 1e9))
+        where = f"{cmd}{f' {symbol}' if symbol else ''}"
+        if m is None:
+            if cmd != engine_wire.SNAPSHOT:
+                self._reset_dealer()
+            log.warning("%s: engine did not answer in %.1f s", where, timeout)
+            return AckMsg(rid, cmd, False, f"engine did not answer in {timeout:.1f} s").to_wire()
+        if cmd != engine_wire.SNAPSHOT and cmd != "ping":
+            log.info("%s (%s) -> ok=%s %s", where, rid, m.get("ok"), m.get("message", ""))
+        m["id"] = rid
+        return m
+
+    async def _stop_command(self, rid: str, flatten: bool) -> dict[str, Any]:
+        """``stop``: an ack, then the orderly stop; with ``flatten``, only once flat."""
+        if self.stopping:
+            return AckMsg(rid, dwire.STOP, True, "already stopping").to_wire()
+        if flatten and self.model.open_positions():
+            ok, why = await self._flatten_everything()
+            if not ok:
+                self._event(f"stop refused: {why}", "error")
+                return AckMsg(rid, dwire.STOP, False, f"{why}: not stopped").to_wire()
+        left = self.model.open_positions()
+        note = f" with {len(left)} open position(s): {', '.join(left)}" if left else " (flat)"
+        self._event(f"stop requested by a console: stopping feed and engine{note}", "warning")
+        return AckMsg(rid, dwire.STOP, True, f"stopping{note}").to_wire()
+
+    async def _flatten_everything(self) -> tuple[bool, str]:
+        ack, _ = await self._send("flatten_all", None, self.command_timeout_s)
+        if ack is None:  # a hung engine: the kill switch flattens from the book itself
+            kill = await self.kill()
+            if not kill.ok:
+                return False, f"flatten failed: {kill.message}"
+        elif not ack.ok:
+            return False, f"flatten refused: {ack.message}"
+        deadline = time.monotonic() + FLATTEN_WAIT_S
+        while self.model.open_positions() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        left = self.model.open_positions()
+        if left:
+            return False, f"{len(left)} position(s) still open after {FLATTEN_WAIT_S:.0f} s ({', '.join(left)})"
+        return True, ""
+
+    # -- status --------------------------------------------------------------------------
+    def status(self, rid: str = "") -> dwire.StatusMsg:
+        m = self.model
+        now = m.clock()
+        problems: list[str] = []
+        children = [self.child_msg(n) for n in m.children]
+        for c in children:
+            if c.state != "running":
+                problems.append(f"{c.name} {c.state}")
+            elif c.beat_age_s is None or c.beat_age_s > self.hung_after_s:
+                problems.append(f"{c.name} silent")
+        feed_state = str(m.feed_status.get("state", "unknown"))
+        if feed_state in SILENT_FEED:
+            problems.append(f"feed {feed_state}")
+        pairs = []
+        for sym, pv in m.pairs.items():
+            badge = pv.badge(now)
+            if badge in ("STALE", "HALTED"):
+                problems.append(f"{sym} {badge}")
+            pos = pv.state.position
+            pairs.append(
+                dwire.PairStatusMsg(
+                    symbol=sym,
+                    mode=badge,
+                    side=pos.side if pos is not None and pos.qty else "",
+                    qty=pos.qty if pos is not None else 0.0,
+                    unrealised=pos.unrealised if pos is not None else 0.0,
+                )
+            )
+        counters = dict(self.counters)
+        if self.bridge is not None:
+            counters["bad_messages"] = self.bridge.bad_messages
+        return dwire.StatusMsg(
+            id=rid,
+            pid=os.getpid(),
+            book=str(self.db_path),
+            mode=self.mode,
+            source=self.source,
+            uptime_s=time.monotonic() - self.started_at,
+            health="degraded" if problems else "healthy",
+            problems=problems,
+            children=children,
+            feed=feed_state,
+            pairs=pairs,
+            equity=m.portfolio.equity if m.portfolio is not None else None,
+            halted=m.halted,
+            stopping=self.stopping,
+            remote=self.remote,
+            counters=counters,
+            safe_list=self.cfg_text,
+        )
+
+
+def _ack_wire(rid: str, ack: Ack) -> dict[str, Any]:
+    return AckMsg(
+        rid,
+        ack.cmd,
+        ack.ok,
+        ack.message,
+        modes=dict(ack.modes),
+        halted=ack.halted,
+        fallback=ack.fallback,
+        flat=list(ack.flat),
+    ).to_wire()
+
+
+def _id_of(payload: bytes) -> str | None:
+    with contextlib.suppress(engine_wire.CommandError):
+        rid = engine_wire.unpack(payload).get("id")
+        if type(rid) is str and 0 < len(rid) <= 128:
+            return rid
+    return None
