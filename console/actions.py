@@ -279,7 +279,10 @@ class OperatorActions(App[None]):
                 "the book is flat. To stop and leave them open: multipar-console stop."
             )
         else:
-            title, body = "Stop trading?", "The engine and the feed stop; start them again with multipar-console."
+            title, body = (
+                "Stop trading?",
+                "The engine and the feed stop; start them again with multipar-console.",
+            )
         self._confirm(
             "stop", title, body, lambda: self._start_stop_trading(bool(open_syms)), danger=True
         )

@@ -52,6 +52,14 @@ BINDINGS_REFRESH_S = 0.5  # market-driven footer changes, at most twice a second
 STOP_TIMEOUT_S = 20.0
 
 
+DETACH_BINDING = Binding(
+    "q",
+    "quit",
+    "Detach",
+    id="quit",
+    tooltip="Detach this console: the daemon keeps trading (S stops trading)",
+)
+
 
 class MultiparApp(OperatorActions):
     """The operator's console. Build it with ``make_app``."""
@@ -134,7 +142,7 @@ class MultiparApp(OperatorActions):
     ) -> None:
         super().__init__()
         if getattr(backend, "detaches", False):  # attached to a daemon: q leaves it trading
-            self.bind("q", "quit", description="Detach")
+            self._bindings.key_to_bindings["q"] = [DETACH_BINDING]
         self.backend = backend
         self.cfg = cfg
         self.model = model
@@ -214,7 +222,9 @@ class MultiparApp(OperatorActions):
             return
         self._shutting_down = True
         detaching = getattr(self.backend, "detaches", False)
-        self.model.add_event("detaching: trading goes on" if detaching else "stopping engine and feed…")
+        self.model.add_event(
+            "detaching: trading goes on" if detaching else "stopping engine and feed…"
+        )
         await self._stop_backend()
         self.exit()
 

@@ -45,6 +45,7 @@ def to_ack(msg: AckMsg, cmd: str, elapsed_ms: float) -> Ack:
         flat=list(msg.flat),
     )
 
+
 # (cmd, symbol, timeout_s) -> (the reply with the command's id or None, elapsed ms)
 Request = Callable[[str, str | None, float], Awaitable[tuple[Reply | None, float]]]
 

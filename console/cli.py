@@ -126,7 +126,10 @@ def _setup_logging(path: Path, level: str) -> None:
 
 def _force_exit(code: int) -> None:
     """The children are already stopped; only the terminal restore hangs: leave without it."""
-    log.error("terminal not released %.0f s after the children stopped: exiting without restoring it", FORCE_EXIT_AFTER_S)
+    log.error(
+        "terminal not released %.0f s after the children stopped: exiting without restoring it",
+        FORCE_EXIT_AFTER_S,
+    )
     logging.shutdown()
     os._exit(code)
 
@@ -307,7 +310,9 @@ def attach_main(argv: Sequence[str]) -> int:
         prog=f"{APP_NAME} attach",
         description="Attach a console to the book's running daemon; q detaches.",
     )
-    p.add_argument("--db", metavar="PATH", type=Path, help=f"the book (default: {default_db_path()})")
+    p.add_argument(
+        "--db", metavar="PATH", type=Path, help=f"the book (default: {default_db_path()})"
+    )
     p.add_argument("--run-dir", metavar="DIR", type=Path, help="the daemon's directory, if set")
     p.add_argument(
         "--connect",
@@ -315,9 +320,7 @@ def attach_main(argv: Sequence[str]) -> int:
         help="a remote daemon's gateway (daemon --listen), with --server-key and --client-key",
     )
     p.add_argument("--server-key", metavar="FILE", type=Path, help="the daemon's server.key")
-    p.add_argument(
-        "--client-key", metavar="FILE", type=Path, help="this console's NAME.key_secret"
-    )
+    p.add_argument("--client-key", metavar="FILE", type=Path, help="this console's NAME.key_secret")
     p.add_argument("--log-level", metavar="LEVEL", default="INFO")
     args = p.parse_args(list(argv))
     os.umask(0o077)
@@ -355,19 +358,19 @@ def attach_remote(args: argparse.Namespace) -> int:
 
     log_dir = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / APP_NAME
     log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return _attach(endpoints, None, log_dir / "remote-console.log", args.log_level, secure, args.connect)
+    return _attach(
+        endpoints, None, log_dir / "remote-console.log", args.log_level, secure, args.connect
+    )
 
 
 def remote_endpoints(url: str) -> Any:
     """tcp://HOST:PORT: the gateway's four ports (feed PUB, engine PUB, daemon PUB, control)."""
+    from console.daemon.main import parse_listen
     from console.rundir import Endpoints
 
-    if not url.startswith("tcp://") or ":" not in url[6:]:
-        raise ValueError(f"{url!r} is not tcp://HOST:PORT")
-    host, _, port = url[6:].rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65533:
-        raise ValueError(f"{url!r}: the port must be a number below 65533")
-    p = int(port)
+    host, p = parse_listen(url)
+    if ":" in host:
+        host = f"[{host}]"
     return Endpoints(
         feed_pub=f"tcp://{host}:{p}",
         feed_rep="",

@@ -102,7 +102,9 @@ class DaemonClient(SnapshotSync):
         log.info("attached to the daemon at %s", self.endpoints.daemon_ctl)
         status = await self.status()
         if status is None:
-            self._event("the daemon does not answer: is it running? (multipar-console status)", "error")
+            self._event(
+                "the daemon does not answer: is it running? (multipar-console status)", "error"
+            )
         else:
             for c in status.children:
                 model.set_child(
@@ -188,7 +190,9 @@ class DaemonClient(SnapshotSync):
         if m is None:
             return None, elapsed
         try:
-            reply: Reply = AckMsg.from_wire(m) if engine_wire.is_ack(m) else SnapshotMsg.from_wire(m)
+            reply: Reply = (
+                AckMsg.from_wire(m) if engine_wire.is_ack(m) else SnapshotMsg.from_wire(m)
+            )
         except SchemaError as exc:
             log.warning("dropped malformed %s reply: %s", cmd, exc)
             return None, elapsed

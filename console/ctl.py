@@ -117,7 +117,9 @@ def status_json(st: dwire.StatusMsg) -> dict[str, Any]:
 
 
 def status_main(argv: list[str]) -> int:
-    p = _book_parser("status", "Is the book's daemon up and healthy? Exit 0 healthy, 1 degraded, 3 not running.")
+    p = _book_parser(
+        "status", "Is the book's daemon up and healthy? Exit 0 healthy, 1 degraded, 3 not running."
+    )
     p.add_argument("--json", action="store_true", help="one JSON object")
     args = p.parse_args(argv)
     book, info = locate(args)
@@ -137,7 +139,11 @@ def status_main(argv: list[str]) -> int:
     if st is None:
         text = f"daemon pid {info.pid} of {book} does not answer on {info.endpoints.daemon_ctl}"
         if args.json:
-            print(json.dumps({"running": True, "health": "degraded", "pid": info.pid, "problems": [text]}))
+            print(
+                json.dumps(
+                    {"running": True, "health": "degraded", "pid": info.pid, "problems": [text]}
+                )
+            )
         else:
             print(f"degraded: {text}")
         return EXIT_DEGRADED
@@ -148,14 +154,18 @@ def status_main(argv: list[str]) -> int:
 def stop_main(argv: list[str]) -> int:
     p = _book_parser("stop", "Stop the book's daemon: the engine, the feed and the daemon itself.")
     p.add_argument(
-        "--flatten", action="store_true", help="close every position first; refuse to stop if that fails"
+        "--flatten",
+        action="store_true",
+        help="close every position first; refuse to stop if that fails",
     )
     args = p.parse_args(argv)
     book, info = locate(args)
     if info is None:
         print(f"not running: no daemon for {book}")
         return EXIT_NOT_RUNNING
-    m = request(info.endpoints.daemon_ctl, dwire.STOP, 16.0 if args.flatten else 3.0, flatten=args.flatten)
+    m = request(
+        info.endpoints.daemon_ctl, dwire.STOP, 16.0 if args.flatten else 3.0, flatten=args.flatten
+    )
     if m is None:
         print(f"daemon pid {info.pid} does not answer: sending SIGTERM", file=sys.stderr)
         with contextlib.suppress(ProcessLookupError):

@@ -183,7 +183,9 @@ def child_args(args: argparse.Namespace, source: str) -> tuple[list[str], list[s
         feed += ["--speed", str(args.speed)]
     feed += args.feed_arg
     engine: list[str] = []
-    if args.markets_file:  # the engine sizes and fills on the exchange's steps, as the feed sees them
+    if (
+        args.markets_file
+    ):  # the engine sizes and fills on the exchange's steps, as the feed sees them
         engine += ["--markets-file", str(Path(args.markets_file).expanduser().absolute())]
     # The demo trades on 2-second candles so signals, decisions and fills show within a minute;
     # paper and live runs use the safe list's timeframe (1m) unless --timeframe says otherwise.
@@ -192,5 +194,3 @@ def child_args(args: argparse.Namespace, source: str) -> tuple[list[str], list[s
         engine += ["--timeframe", timeframe]
     engine += args.engine_arg
     return feed, engine
-
-

@@ -91,9 +91,7 @@ class KillSwitch:
         halted = dict.fromkeys(self.cfg.active_symbols(), "HALTED")
         elapsed = (time.perf_counter() - t0) * 1000.0
         flat = [f.symbol for f in fills]
-        return Ack(
-            "kill", True, text, elapsed, fallback=True, modes=halted, halted=True, flat=flat
-        )
+        return Ack("kill", True, text, elapsed, fallback=True, modes=halted, halted=True, flat=flat)
 
     def _release_engine(self) -> None:
         if self.supervisor is not None and not self._stopped:  # never respawn during shutdown

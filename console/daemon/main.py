@@ -123,6 +123,12 @@ def run_daemon(args: argparse.Namespace) -> int:
         cfg_copy = preflight.write_run_copy(validated, home.path)
     except OSError as exc:
         return _fail(f"cannot copy the safe list into {home.path}: {exc}")
+    listen: tuple[str, int] | None = None
+    if args.listen:
+        try:
+            listen = parse_listen(args.listen)
+        except ValueError as exc:
+            return _fail(f"--listen: {exc}")
     feed_args, engine_args = child_args(args, source)
     log.info(
         "daemon starting: pid %d, mode %s, source %s, config %s (the engine runs on its copy %s),"
@@ -134,7 +140,7 @@ def run_daemon(args: argparse.Namespace) -> int:
         endpoints=endpoints,
     )  # fmt: skip
     try:
-        code = asyncio.run(_serve(daemon, home, args))
+        code = asyncio.run(_serve(daemon, home, args, listen))
     except Exception:
         log.exception("daemon crashed")
         daemon.stop_sync()
@@ -147,7 +153,19 @@ def run_daemon(args: argparse.Namespace) -> int:
     return code
 
 
-async def _serve(daemon: Daemon, home: BookHome, args: argparse.Namespace) -> int:
+def parse_listen(url: str) -> tuple[str, int]:
+    """``tcp://HOST:PORT`` (the gateway takes PORT..PORT+3)."""
+    if not url.startswith("tcp://") or ":" not in url[6:]:
+        raise ValueError(f"{url!r} is not tcp://HOST:PORT")
+    host, _, port = url[6:].rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65533 or not host:
+        raise ValueError(f"{url!r}: the port must be a number below 65533 and a host given")
+    return host.strip("[]"), int(port)
+
+
+async def _serve(
+    daemon: Daemon, home: BookHome, args: argparse.Namespace, listen: tuple[str, int] | None
+) -> int:
     loop = asyncio.get_running_loop()
     notify = Notify()
     got: list[int] = []
@@ -164,6 +182,26 @@ async def _serve(daemon: Daemon, home: BookHome, args: argparse.Namespace) -> in
         loop.add_signal_handler(sig, on_stop_signal, sig)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
     await daemon.start()
+    gateway = None
+    if listen is not None:
+        from console.daemon.curve import CurveError, RemoteGateway, default_keys_dir
+
+        try:
+            gateway = RemoteGateway(
+                daemon.endpoints.as_dict(),
+                listen[0],
+                listen[1],
+                args.keys_dir or default_keys_dir(),
+            )
+            gateway.start()
+        except CurveError as exc:
+            print(f"{APP}: --listen: {exc}", file=sys.stderr)
+            log.error("--listen: %s", exc)
+            await daemon.stop()
+            return 2
+        daemon.remote = args.listen
+        daemon.gateway = gateway
+        log.info("serving remote consoles with CURVE on %s", gateway.endpoints())
     info = DaemonInfo(
         pid=os.getpid(),
         book=daemon.db_path,
@@ -185,6 +223,8 @@ async def _serve(daemon: Daemon, home: BookHome, args: argparse.Namespace) -> in
         await daemon.wait_stopped()
     finally:
         notify.stopping()
+        if gateway is not None:
+            gateway.stop()
         remove_daemon_file(home, os.getpid())
         for t in tasks:
             t.cancel()

@@ -111,6 +111,7 @@ class Daemon(SnapshotSync, KillSwitch):
         self.model = ConsoleModel.for_safe_list(cfg)
         self._model = self.model  # the kill switch's name for it
         self.remote = ""  # the gateway's tcp endpoint, when one listens
+        self.gateway: Any = None  # its RemoteGateway (console/daemon/curve.py): refusals counted
         self.counters: dict[str, int] = {"requests": 0, "bad_requests": 0}
         self.started_at = time.monotonic()
         self._ctx: zmq.asyncio.Context | None = None
@@ -298,7 +299,9 @@ class Daemon(SnapshotSync, KillSwitch):
         if m is None:
             return None, elapsed
         try:
-            reply: Reply = AckMsg.from_wire(m) if engine_wire.is_ack(m) else SnapshotMsg.from_wire(m)
+            reply: Reply = (
+                AckMsg.from_wire(m) if engine_wire.is_ack(m) else SnapshotMsg.from_wire(m)
+            )
         except SchemaError as exc:
             log.warning("dropped malformed %s reply from the engine: %s", cmd, exc)
             return None, elapsed
@@ -471,7 +474,10 @@ class Daemon(SnapshotSync, KillSwitch):
             await asyncio.sleep(0.05)
         left = self.model.open_positions()
         if left:
-            return False, f"{len(left)} position(s) still open after {FLATTEN_WAIT_S:.0f} s ({', '.join(left)})"
+            return (
+                False,
+                f"{len(left)} position(s) still open after {FLATTEN_WAIT_S:.0f} s ({', '.join(left)})",
+            )
         return True, ""
 
     # -- status --------------------------------------------------------------------------
@@ -506,6 +512,10 @@ class Daemon(SnapshotSync, KillSwitch):
         counters = dict(self.counters)
         if self.bridge is not None:
             counters["bad_messages"] = self.bridge.bad_messages
+        if self.gateway is not None:
+            counters["remote_accepted"] = self.gateway.accepted
+            counters["remote_refused"] = self.gateway.refused
+            counters["remote_failed_handshakes"] = self.gateway.failed_handshakes
         return dwire.StatusMsg(
             id=rid,
             pid=os.getpid(),

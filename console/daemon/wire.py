@@ -78,7 +78,9 @@ class StatusMsg(Message):
     stopping: bool = False
     remote: str = ""
     counters: dict[str, int] = field(default_factory=dict)
-    safe_list: str = ""  # the validated text the engine trades on: a console builds its panes from it
+    safe_list: str = (
+        ""  # the validated text the engine trades on: a console builds its panes from it
+    )
 
 
 class DaemonCommandError(engine_wire.CommandError):

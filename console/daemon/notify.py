@@ -1,0 +1,681 @@
+"""Notifications while nobody watches: the daemon tells the operator through a webhook or Telegram.
+
+Owns ``Notifier``. The daemon calls ``event(kind, text)`` (a kill, a pair HALTED or STALE, a
+child restarted, the feed down for ``feed_down_after_s``, a fill when asked for); the call only
+appends to a queue in memory and returns. A background task writes the queue to the book's
+outbox (``engine.journal.outbox``, one row per message and channel), and one task per channel
+sends the due rows, oldest first, with aiohttp:
+
+- webhook: ``POST <url>`` with the JSON ``{"id", "kind", "text", "ts", "book"}`` (``ts`` in
+  milliseconds since the epoch, ``id`` the outbox row: delivery is at least once, a receiver
+  may drop a double by it);
+- Telegram: ``POST {api_url}/bot{token}/sendMessage`` with ``{"chat_id", "text"}``, the text
+  prefixed by ``[<book file name>]``.
+
+A 2xx is sent. A network error, a timeout (``request_timeout_s``), 408, 429 and 5xx are tried
+again after 1, 2, 4 … s (capped at 60 s; a 429's ``retry_after`` or a ``Retry-After`` header
+is honoured instead), up to ``max_attempts`` attempts, then the row is ``failed``; any other
+status fails at once (a wrong token or URL: no retry can fix it). After a retryable failure the
+channel pauses until that row is due again, so a server that is down gets one probe per
+backoff step, not one per pending message. Each channel is limited to ``max_per_minute``
+messages (a token bucket): a message over the limit waits in the outbox (counted in
+``deferred``), it is never dropped. Rows a previous daemon left pending are sent after start.
+
+Secrets (the webhook URL, which may carry a token in its user info, query or path, and the bot
+token) are read from the environment at construction and never appear in a log line, an error
+stored in the book or an exception: every text that may hold one is scrubbed of the known
+secret strings and then of URL credentials (``feed.private.redact_text``). Logs name a webhook
+by its scheme and host only.
+
+Never imports Textual. The lead wires it into the daemon; ``status()`` feeds the status output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+
+from engine.core.config import NOTIFY_EVENTS, NotifyConfig
+from engine.journal.outbox import Outbox, OutboxRow
+from engine.journal.schema import StoreError
+from feed.private import HIDDEN, redact_text
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 60.0
+MAX_ATTEMPTS = 8
+REQUEST_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 1.0
+RETRY_AFTER_CAP_S = 3600.0  # a server asking for more is asked again after an hour
+KEEP_DONE_S = 30 * 86_400  # sent and failed rows are pruned from the book after 30 days
+MAX_QUEUED = 10_000  # events in memory not yet in the outbox (the book locked for long)
+TELEGRAM_MAX_TEXT = 4096  # Telegram refuses a longer message
+BATCH = 20  # due rows read per query
+IDLE_RECHECK_S = 60.0  # a sender with nothing due looks again at least this often
+BODY_READ_MAX = 4096  # bytes of a response body read (an error description)
+
+
+class _Retry(Exception):
+    """An attempt that may succeed later (network, timeout, 408, 429, 5xx)."""
+
+    def __init__(self, error: str, retry_after_s: float | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.retry_after_s = retry_after_s
+
+
+class _Fail(Exception):
+    """An attempt no retry can fix (4xx other than 408 and 429, a redirect)."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+class _TokenBucket:
+    """``capacity`` messages at once, refilled at ``capacity`` per ``window_s``."""
+
+    def __init__(self, capacity: int, window_s: float, monotonic: Callable[[], float]) -> None:
+        self.capacity = float(capacity)
+        self.rate = capacity / window_s
+        self.tokens = float(capacity)
+        self._monotonic = monotonic
+        self._last = monotonic()
+
+    def _refill(self) -> None:
+        now = self._monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self._last) * self.rate)
+        self._last = now
+
+    def wait_s(self) -> float:
+        """0 when a message may go now, else how long until it may."""
+        self._refill()
+        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+
+    def take(self) -> None:
+        self._refill()
+        self.tokens -= 1.0
+
+
+@dataclass(eq=False)
+class _Channel:
+    name: str  # "webhook" | "telegram"
+    url: str  # where to POST: a secret, never logged
+    where: str  # what a log line may say about it
+    bucket: _TokenBucket
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    deferred_ids: set[int] = field(default_factory=set)
+    failing: bool = False  # the last attempt failed: the next success is logged
+
+
+class Notifier:
+    """Sends the daemon's events through the configured channels, from the book's outbox."""
+
+    def __init__(
+        self,
+        cfg: NotifyConfig,
+        book: Path,
+        *,
+        environ: Mapping[str, str] = os.environ,
+        clock: Callable[[], float] = time.time,
+        session_factory: Callable[[], aiohttp.ClientSession] | None = None,
+        backoff_base_s: float = BACKOFF_BASE_S,
+        backoff_cap_s: float = BACKOFF_CAP_S,
+        max_attempts: int = MAX_ATTEMPTS,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        stop_timeout_s: float = STOP_TIMEOUT_S,
+        rate_window_s: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Read the channels' secrets from ``environ`` now; a channel whose variable is unset
+        (or whose value is unusable) is off, with one warning naming the variable."""
+        self.cfg = cfg
+        self.book = Path(book)
+        self._clock = clock
+        self._session_factory = session_factory
+        self._backoff_base_s = backoff_base_s
+        self._backoff_cap_s = backoff_cap_s
+        self._max_attempts = max(1, max_attempts)
+        self._request_timeout_s = request_timeout_s
+        self._stop_timeout_s = stop_timeout_s
+        self._events = frozenset(cfg.events)
+        self._secrets: list[str] = []
+        self._channels: list[_Channel] = []
+        self._telegram_chat = ""
+        self.sent = 0
+        self.retried = 0
+        self.failed = 0
+        self.deferred = 0  # messages that waited for the rate limit (each counted once)
+        self.dropped = 0  # events refused because MAX_QUEUED were waiting in memory
+        self._queue: deque[tuple[str, str, int]] = deque()
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._stopping = False
+        self._drained = False  # stopping, and every queued event is in the outbox
+        self._stop_event = asyncio.Event()
+        self._outbox: Outbox | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._run_task: asyncio.Task[None] | None = None
+        self._senders: list[asyncio.Task[None]] = []
+        self._store_failing = False
+        self._feed_down_since: float | None = None
+        self._feed_down_timer: asyncio.TimerHandle | None = None
+        self._feed_down_told = False
+        self._feed_down_detail = ""
+        window = rate_window_s
+
+        if cfg.webhook is not None:
+            var = cfg.webhook.url_env
+            url = environ.get(var, "").strip()
+            where = _http_origin(url) if url else None
+            if not url:
+                log.warning("notify: webhook off: environment variable %s is not set", var)
+            elif where is None:
+                log.warning(
+                    "notify: webhook off: environment variable %s does not hold an http(s) URL",
+                    var,
+                )
+            else:
+                parts = urlsplit(url)
+                self._add_secret(url)
+                if len(parts.path) > 1:  # e.g. Slack's /services/T…/B…/<secret>
+                    self._add_secret(parts.path)
+                    for segment in parts.path.split("/"):
+                        if len(segment) >= 6:  # a secret segment echoed alone
+                            self._add_secret(segment)
+                for s in (parts.query, parts.fragment, parts.password, parts.username):
+                    self._add_secret(s or "")
+                self._channels.append(
+                    _Channel(
+                        "webhook", url, where, _TokenBucket(cfg.max_per_minute, window, monotonic)
+                    )
+                )
+        if cfg.telegram is not None:
+            var = cfg.telegram.token_env
+            token = environ.get(var, "").strip()
+            if not token:
+                log.warning("notify: telegram off: environment variable %s is not set", var)
+            elif any(ch.isspace() or ch in "/?#" for ch in token):
+                log.warning(
+                    "notify: telegram off: environment variable %s does not hold a bot token", var
+                )
+            else:
+                self._add_secret(token)
+                self._add_secret(quote(token, safe=""))
+                self._telegram_chat = cfg.telegram.chat_id
+                url = f"{cfg.telegram.api_url}/bot{token}/sendMessage"
+                where = f"telegram chat {cfg.telegram.chat_id}"
+                self._channels.append(
+                    _Channel(
+                        "telegram", url, where, _TokenBucket(cfg.max_per_minute, window, monotonic)
+                    )
+                )
+        self._secrets.sort(key=len, reverse=True)  # a longer secret first: it may hold a shorter
+
+    def _add_secret(self, s: str) -> None:
+        if len(s) >= 4 and s not in self._secrets:
+            self._secrets.append(s)
+
+    def scrub(self, text: str) -> str:
+        """``text`` without any secret this notifier knows of, URL credentials redacted."""
+        for s in self._secrets:
+            text = text.replace(s, HIDDEN)
+        return redact_text(text)
+
+    # ---- the API the daemon uses -------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        """At least one channel is configured and has its secret."""
+        return bool(self._channels)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels on (configured, with their secret)."""
+        return tuple(ch.name for ch in self._channels)
+
+    def event(self, kind: str, text: str) -> None:
+        """Queue a message (never blocks, never raises for a delivery problem).
+
+        ``kind`` is one of ``NOTIFY_EVENTS`` (a ValueError otherwise: a programming error);
+        kinds not in the safe list's ``notify.events`` are ignored. Call it from the event
+        loop's thread.
+        """
+        if kind not in NOTIFY_EVENTS:
+            raise ValueError(
+                f"unknown notification kind {kind!r} (known: {', '.join(NOTIFY_EVENTS)})"
+            )
+        if not self._channels or kind not in self._events:
+            return
+        if len(self._queue) >= MAX_QUEUED:
+            if not self.dropped:
+                log.error(
+                    "notify: %d messages wait to be written to the book; dropping new ones",
+                    len(self._queue),
+                )
+            self.dropped += 1
+            return
+        self._queue.append((kind, text, self._now_ns()))
+        self._wake.set()
+
+    def feed_state(self, up: bool, detail: str = "") -> None:
+        """The feed's connection: down for ``feed_down_after_s`` sends one ``feed_down``
+        message (with ``detail``); back up after that sends one more. Idempotent; call it
+        from the event loop (it sets a timer on it)."""
+        loop = asyncio.get_running_loop()
+        if not up:
+            self._feed_down_detail = detail or self._feed_down_detail
+            if self._feed_down_since is None:
+                self._feed_down_since = loop.time()
+                self._feed_down_timer = loop.call_later(
+                    self.cfg.feed_down_after_s, self._feed_down_fire
+                )
+            return
+        if self._feed_down_timer is not None:
+            self._feed_down_timer.cancel()
+            self._feed_down_timer = None
+        if self._feed_down_since is not None and self._feed_down_told:
+            lasted = loop.time() - self._feed_down_since
+            self.event("feed_down", f"feed back up after {_duration(lasted)} down")
+        self._feed_down_since = None
+        self._feed_down_told = False
+        self._feed_down_detail = ""
+
+    def _feed_down_fire(self) -> None:
+        self._feed_down_timer = None
+        self._feed_down_told = True
+        detail = f": {self._feed_down_detail}" if self._feed_down_detail else ""
+        self.event("feed_down", f"feed down for {_duration(self.cfg.feed_down_after_s)}{detail}")
+
+    def status(self) -> dict[str, Any]:
+        """Counters for the daemon's status output (no secret)."""
+        return {
+            "channels": list(self.channels),
+            "sent": self.sent,
+            "retried": self.retried,
+            "failed": self.failed,
+            "deferred": self.deferred,
+            "dropped": self.dropped,
+            "queued": len(self._queue),
+        }
+
+    async def start(self) -> None:
+        """Start the background tasks (returns at once; the book is opened by them)."""
+        if not self._channels or self._run_task is not None:
+            return
+        self._stopping = self._drained = False
+        self._wake = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._stop_event = asyncio.Event()
+        for ch in self._channels:
+            ch.wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notify-outbox")
+        if self._session_factory is not None:
+            self._session = self._session_factory()
+        else:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._request_timeout_s)
+            )
+        log.info("notify: on: %s", ", ".join(ch.where for ch in self._channels))
+        loop = asyncio.get_running_loop()
+        self._run_task = loop.create_task(self._run(), name="notify-outbox")
+        self._senders = [
+            loop.create_task(self._send_loop(ch), name=f"notify-{ch.name}") for ch in self._channels
+        ]
+        self._wake.set()  # events queued before start
+
+    async def stop(self) -> None:
+        """Stop within ``stop_timeout_s`` (~1 s), however the servers behave.
+
+        Until then the queued events are written to the outbox and what is due is delivered
+        (a kill just before a stop still goes out); at the deadline a request in flight is
+        abandoned, and every message not delivered stays pending for the next start. A write
+        the book holds up (locked by the engine) finishes on the outbox's thread after."""
+        if self._run_task is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._stop_timeout_s
+        self._stopping = True
+        if self._feed_down_timer is not None:
+            self._feed_down_timer.cancel()
+            self._feed_down_timer = None
+        self._feed_down_since, self._feed_down_told = None, False
+        self._stop_event.set()
+        self._wake.set()  # the writer flushes what is queued, then returns
+        # until the deadline the senders deliver what is due (a kill just before a stop goes
+        # out); then a request still in flight is abandoned and its row stays pending
+        tasks = [self._run_task, *self._senders]
+        _done, late = await asyncio.wait(tasks, timeout=max(0.0, deadline - loop.time()))
+        for t in late:
+            t.cancel()
+        if late:
+            await asyncio.wait(late, timeout=0.05)
+            if self._run_task in late and self._queue:
+                log.warning(
+                    "notify: %d messages not written to the book in time: lost", len(self._queue)
+                )
+        if self._session is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self._session.close(), timeout=max(0.05, deadline - loop.time())
+                )
+        executor, outbox = self._executor, self._outbox
+        if executor is not None:
+            if outbox is not None:  # after the writes still queued on that thread
+                closed = asyncio.wrap_future(executor.submit(outbox.close))
+                closed.add_done_callback(_retrieve)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        asyncio.shield(closed), timeout=max(0.05, deadline - loop.time())
+                    )
+            executor.shutdown(wait=False)  # a write still waiting for the lock finishes later
+        self._run_task, self._senders, self._session = None, [], None
+        self._executor, self._outbox = None, None
+        log.info(
+            "notify: stopped (sent %d, retried %d, failed %d, deferred %d)",
+            self.sent,
+            self.retried,
+            self.failed,
+            self.deferred,
+        )
+
+    # ---- background -------------------------------------------------------------------
+
+    def _now_ns(self) -> int:
+        return int(self._clock() * 1e9)
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run one outbox call on the outbox's own thread.
+
+        Not on the loop: a write waits for the engine's commit (its fsync, synchronous=FULL)
+        up to the busy timeout, 2 s, which would stall everything else the daemon does. One
+        dedicated thread (rather than asyncio.to_thread's pool) keeps the connection on the
+        thread that opened it and runs the calls in order, the close after the last write.
+        """
+        assert self._executor is not None
+        job = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        job.add_done_callback(_retrieve)
+        # shielded: a caller cancelled by stop() leaves the call to finish on its thread (a
+        # batch taken from the queue is written, a delivered row is marked sent)
+        return await asyncio.shield(job)
+
+    async def _open(self) -> None:
+        """Open the outbox, trying again every few seconds while the book refuses."""
+        told = False
+        while True:
+            try:
+                self._outbox = await self._db(Outbox, self.book)
+                if told:
+                    log.info("notify: the book's outbox is open")
+                break
+            except StoreError as exc:
+                if not told:
+                    log.warning(
+                        "notify: cannot open the outbox (trying again): %s", self.scrub(str(exc))
+                    )
+                    told = True
+                await asyncio.sleep(2.0)  # stop() cancels this task if the book never opens
+        with contextlib.suppress(StoreError):
+            cut = self._now_ns() - int(KEEP_DONE_S * 1e9)
+            if n := await self._db(self._outbox.prune, cut):
+                log.info("notify: pruned %d sent or failed messages older than 30 days", n)
+
+    async def _run(self) -> None:
+        """Write queued events to the outbox and wake the senders."""
+        await self._open()
+        self._ready.set()
+        while True:
+            if not self._queue:
+                if self._stopping:  # all written: the senders deliver what is due, then end
+                    self._drained = True
+                    for ch in self._channels:
+                        ch.wake.set()
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            batch = list(self._queue)
+            self._queue.clear()  # taken before the write: a cancelled wait must not write twice
+            try:
+                await self._db(self._write, batch)
+            except StoreError as exc:
+                self._queue.extendleft(reversed(batch))
+                if not self._store_failing:
+                    log.warning(
+                        "notify: cannot write %d messages to the book (trying again): %s",
+                        len(batch),
+                        self.scrub(str(exc)),
+                    )
+                    self._store_failing = True
+                if await self._pause(1.0):
+                    return
+                continue
+            self._store_failing = False
+            for ch in self._channels:
+                ch.wake.set()
+
+    def _write(self, batch: list[tuple[str, str, int]]) -> None:
+        """On the outbox's thread: one row per event and channel."""
+        assert self._outbox is not None
+        names = [ch.name for ch in self._channels]
+        for kind, text, ts_ns in batch:
+            self._outbox.add(kind, text, names, ts_ns)
+
+    async def _send_loop(self, ch: _Channel) -> None:
+        await self._ready.wait()
+        assert self._outbox is not None
+        outbox = self._outbox
+        while True:
+            ch.wake.clear()  # before the query: an event written after it wakes us again
+            try:
+                rows = await self._db(outbox.due, self._now_ns(), BATCH, ch.name)
+                if not rows:
+                    if self._drained:
+                        return
+                    nxt = await self._db(outbox.next_due_ns, ch.name)
+                    wait = IDLE_RECHECK_S if nxt is None else (nxt - self._now_ns()) / 1e9
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(ch.wake.wait(), min(max(wait, 0.0), IDLE_RECHECK_S))
+                    continue
+                for i, row in enumerate(rows):
+                    while (wait := ch.bucket.wait_s()) > 0:
+                        new = [r.id for r in rows[i:] if r.id not in ch.deferred_ids]
+                        ch.deferred_ids.update(new)
+                        self.deferred += len(new)
+                        if await self._pause(wait):
+                            return  # stopping: the rest waits in the outbox
+                    ch.bucket.take()
+                    pause = await self._attempt(ch, outbox, row)
+                    if pause is not None:  # the channel is failing: wait, then the oldest again
+                        if await self._pause(pause):
+                            return
+                        break
+            except StoreError as exc:
+                log.warning("notify: %s: outbox: %s", ch.name, self.scrub(str(exc)))
+                if await self._pause(2.0):
+                    return
+            except Exception as exc:  # a bug: say it (scrubbed), keep the channel alive
+                log.error("notify: %s: %s: %s", ch.name, type(exc).__name__, self.scrub(str(exc)))
+                if await self._pause(2.0):
+                    return
+
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds``, or less when stop() begins; True when stopping."""
+        if not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_event.wait(), seconds)
+        return self._stopping
+
+    async def _attempt(self, ch: _Channel, outbox: Outbox, row: OutboxRow) -> float | None:
+        """Send one row and record the outcome; the pause the channel takes, if any."""
+        attempt = row.attempts + 1
+        try:
+            await self._post(ch, row)
+        except _Retry as r:
+            error = self.scrub(r.error)
+            now = self._now_ns()
+            if attempt >= self._max_attempts:
+                ch.deferred_ids.discard(row.id)
+                await self._db(
+                    outbox.mark_failed,
+                    row.id,
+                    f"{error} (gave up after {attempt} attempt{'s' if attempt > 1 else ''})",
+                )
+                self.failed += 1
+                log.warning(
+                    "notify: %s: message %d (%s) failed after %d attempts: %s",
+                    ch.where,
+                    row.id,
+                    row.kind,
+                    attempt,
+                    error,
+                )
+                ch.failing = True
+                return None
+            if r.retry_after_s is not None:
+                delay = min(max(r.retry_after_s, 0.0), RETRY_AFTER_CAP_S)
+            else:
+                delay = min(self._backoff_base_s * 2 ** (attempt - 1), self._backoff_cap_s)
+            await self._db(outbox.mark_retry, row.id, now, now + int(delay * 1e9), error)
+            self.retried += 1
+            level = logging.DEBUG if ch.failing else logging.WARNING
+            log.log(
+                level,
+                "notify: %s: attempt %d of message %d failed, next in %.3g s: %s",
+                ch.where,
+                attempt,
+                row.id,
+                delay,
+                error,
+            )
+            ch.failing = True
+            return delay
+        except _Fail as f:
+            error = self.scrub(f.error)
+            ch.deferred_ids.discard(row.id)
+            await self._db(outbox.mark_failed, row.id, error)
+            self.failed += 1
+            log.warning("notify: %s: message %d (%s) failed: %s", ch.where, row.id, row.kind, error)
+            return None
+        ch.deferred_ids.discard(row.id)
+        if ch.failing:
+            log.info("notify: %s: delivering again", ch.where)
+            ch.failing = False
+        try:
+            await self._db(outbox.mark_sent, row.id, self._now_ns())
+        except StoreError as exc:  # it went: it will go once more (at least once)
+            log.warning(
+                "notify: %s: message %d sent, not marked: %s",
+                ch.where,
+                row.id,
+                self.scrub(str(exc)),
+            )
+        self.sent += 1
+        return None
+
+    def _body(self, ch: _Channel, row: OutboxRow) -> dict[str, Any]:
+        if ch.name == "telegram":
+            text = f"[{self.book.name}] {row.text}"
+            if len(text) > TELEGRAM_MAX_TEXT:
+                text = text[: TELEGRAM_MAX_TEXT - 1] + "…"
+            return {"chat_id": self._telegram_chat, "text": text}
+        return {
+            "id": row.id,
+            "kind": row.kind,
+            "text": row.text,
+            "ts": row.ts_ns // 1_000_000,
+            "book": self.book.name,
+        }
+
+    async def _post(self, ch: _Channel, row: OutboxRow) -> None:
+        """One HTTP attempt: returns when delivered, raises _Retry or _Fail."""
+        assert self._session is not None
+        try:
+            async with asyncio.timeout(self._request_timeout_s):
+                async with self._session.post(
+                    ch.url,
+                    json=self._body(ch, row),
+                    allow_redirects=False,  # a redirect would carry the message elsewhere
+                    timeout=aiohttp.ClientTimeout(total=self._request_timeout_s),
+                ) as resp:
+                    status = resp.status
+                    if 200 <= status < 300:
+                        return
+                    raw = await resp.content.read(BODY_READ_MAX)
+                    retry_after = _retry_after(resp.headers.get("Retry-After"), raw)
+        except TimeoutError:
+            raise _Retry(f"no answer within {self._request_timeout_s:g} s") from None
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise _Retry(f"{type(exc).__name__}: {exc}") from None
+        error = f"HTTP {status}{_describe_body(raw)}"
+        if status in (408, 429) or status >= 500:
+            raise _Retry(error, retry_after)
+        raise _Fail(error)
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    """Consume an abandoned job's outcome (its error is said by whoever waited, if anyone)."""
+    if not fut.cancelled():
+        fut.exception()
+
+
+def _http_origin(url: str) -> str | None:
+    """``scheme://host[:port]`` of an http(s) URL (what a log may say), None if it is not one."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
+        return None
+    return f"{parts.scheme}://{parts.hostname}{port}"
+
+
+def _retry_after(header: str | None, raw: bytes) -> float | None:
+    """Telegram's ``parameters.retry_after`` in the JSON body, else a Retry-After in seconds."""
+    with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
+        value = json.loads(raw)["parameters"]["retry_after"]
+        if isinstance(value, int | float) and math.isfinite(value):
+            return float(value)
+    if header:
+        with contextlib.suppress(ValueError):
+            value = float(header.strip())
+            if math.isfinite(value):
+                return value
+    return None
+
+
+def _describe_body(raw: bytes) -> str:
+    """``: <Telegram's description>`` or the body's first line, short; '' when empty."""
+    text = raw.decode("utf-8", "replace")
+    with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
+        text = str(json.loads(text)["description"])
+    text = " ".join(text.split())[:200]
+    return f": {text}" if text else ""
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.3g} s"
+    s = round(seconds)
+    if s < 7200:
+        return f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
