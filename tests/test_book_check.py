@@ -94,7 +94,7 @@ def missing_columns(d: Path) -> Path:
     p = d / "v1-as-v2.sqlite"
     with closing(sqlite3.connect(p, isolation_level=None)) as c:
         _migrate_to_1(c)
-        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        c.execute("PRAGMA user_version = 2")
     return p
 
 

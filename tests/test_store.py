@@ -109,7 +109,7 @@ def raw(s: Store) -> sqlite3.Connection:
 
 def test_schema_version_and_pragmas(store: Store) -> None:
     c = raw(store)
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 3
     assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert c.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert c.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -738,7 +738,7 @@ def test_version_1_store_is_migrated_and_loses_nothing(db: Path) -> None:
     key = "BTC/USDT|1000|open_long"
     acct = _write_v1_store(db, f, key)
     with Store(db) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 2
+        assert s.schema_version() == SCHEMA_VERSION == 3
         # the filled order now carries its own fill state, from its fill
         assert s.orders() == [
             Order(
@@ -779,7 +779,7 @@ def test_version_1_store_is_migrated_and_loses_nothing(db: Path) -> None:
         assert s.record_fill(f, o, Position("BTC/USDT", 9.0, 1.0), {"cash": 0.0, "realised": 0.0, "fees": 0.0}) is False
         assert raw(s).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert raw(s).execute("PRAGMA foreign_key_check").fetchall() == []
-    with Store(db) as s:  # a second open finds version 2 and migrates nothing
+    with Store(db) as s:  # a second open finds the current version and migrates nothing
         assert s.schema_version() == SCHEMA_VERSION and len(s.orders()) == 1
 
 

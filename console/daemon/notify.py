@@ -19,7 +19,10 @@ status fails at once (a wrong token or URL: no retry can fix it). After a retrya
 channel pauses until that row is due again, so a server that is down gets one probe per
 backoff step, not one per pending message. Each channel is limited to ``max_per_minute``
 messages (a token bucket): a message over the limit waits in the outbox (counted in
-``deferred``), it is never dropped. Rows a previous daemon left pending are sent after start.
+``deferred``), it is never dropped. ``stop()`` delivers what is due until its deadline
+(~1 s), then abandons a request in flight; what was not delivered stays pending in the book,
+and the next start sends it. The outbox's SQLite calls run on one thread of their own, never
+on the event loop (see ``_db``).
 
 Secrets (the webhook URL, which may carry a token in its user info, query or path, and the bot
 token) are read from the environment at construction and never appear in a log line, an error
@@ -27,7 +30,7 @@ stored in the book or an exception: every text that may hold one is scrubbed of 
 secret strings and then of URL credentials (``feed.private.redact_text``). Logs name a webhook
 by its scheme and host only.
 
-Never imports Textual. The lead wires it into the daemon; ``status()`` feeds the status output.
+Never imports Textual. ``status()`` feeds the daemon's status output.
 """
 
 from __future__ import annotations

@@ -86,7 +86,9 @@ class PairConfig(_Strict):
     @model_validator(mode="after")
     def _spot_unlevered(self) -> PairConfig:
         if self.market == "spot" and self.leverage != 1:
-            raise ValueError("leverage must be 1 for a spot pair (set market: futures to use leverage)")
+            raise ValueError(
+                "leverage must be 1 for a spot pair (set market: futures to use leverage)"
+            )
         return self
 
 
@@ -124,11 +126,121 @@ class EngineConfig(_Strict):
         return parse_timeframe(self.timeframe)
 
 
+# Notifications (console/daemon/notify.py): what the daemon sends while nobody watches.
+NotifyEvent = Literal["kill", "halted", "stale", "restart", "feed_down", "fill"]
+NOTIFY_EVENTS: tuple[str, ...] = ("kill", "halted", "stale", "restart", "feed_down", "fill")
+DEFAULT_NOTIFY_EVENTS: tuple[str, ...] = ("kill", "halted", "stale", "restart", "feed_down")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TELEGRAM_CHAT_RE = re.compile(r"^(-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{3,})$")
+# The sections whose values are never echoed in an error line: they may hold a secret pasted
+# where the name of an environment variable belongs.
+SECRET_SECTIONS = (("notify", "webhook"), ("notify", "telegram"))
+
+
+def _env_name(v: str, field: str, example: str) -> str:
+    if not ENV_NAME_RE.match(v):
+        raise ValueError(
+            f"{field} names the environment variable that holds the secret (letters, digits "
+            f"and _, e.g. {example}), not the secret itself"
+        )
+    return v
+
+
+def _no_secret_here(data: Any, keys: tuple[str, ...], env_field: str) -> Any:
+    if isinstance(data, dict):
+        for k in keys:
+            if k in data:
+                raise ValueError(
+                    f"{k!r} is not written in the safe list (it is a secret): set it in an "
+                    f"environment variable and name that variable with {env_field}"
+                )
+    return data
+
+
+class WebhookConfig(_Strict):
+    """A generic webhook: a JSON POST to the URL held by the environment variable ``url_env``."""
+
+    url_env: str = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_not_inline(cls, data: Any) -> Any:
+        return _no_secret_here(data, ("url",), "url_env")
+
+    @field_validator("url_env")
+    @classmethod
+    def _url_env(cls, v: str) -> str:
+        return _env_name(v, "url_env", "MULTIPAR_WEBHOOK_URL")
+
+
+class TelegramConfig(_Strict):
+    """Telegram's bot API: the bot token comes from the environment variable ``token_env``."""
+
+    token_env: str = Field(min_length=1)
+    chat_id: str
+    api_url: str = "https://api.telegram.org"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_not_inline(cls, data: Any) -> Any:
+        return _no_secret_here(data, ("token", "bot_token"), "token_env")
+
+    @field_validator("token_env")
+    @classmethod
+    def _token_env(cls, v: str) -> str:
+        return _env_name(v, "token_env", "MULTIPAR_TELEGRAM_TOKEN")
+
+    @field_validator("chat_id", mode="before")
+    @classmethod
+    def _chat_id(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = str(v)  # YAML reads 123456 as a number; Telegram takes either
+        if isinstance(v, str) and not TELEGRAM_CHAT_RE.match(v.strip()):
+            raise ValueError('chat_id is a chat number ("123456", "-100123456") or @channelname')
+        return v.strip() if isinstance(v, str) else v
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s?#@]+(/[^\s?#]*)?$", v):
+            raise ValueError(
+                "api_url is an http(s) URL without user, query or fragment, "
+                "e.g. https://api.telegram.org"
+            )
+        return v.rstrip("/")
+
+
+class NotifyConfig(_Strict):
+    """Notifications the daemon sends; no channel configured means notifications are off."""
+
+    events: tuple[NotifyEvent, ...] = DEFAULT_NOTIFY_EVENTS  # type: ignore[assignment]
+    feed_down_after_s: float = Field(60.0, gt=0, le=86_400)
+    max_per_minute: int = Field(20, ge=1, le=600)  # per channel; beyond it, messages wait
+    webhook: WebhookConfig | None = None
+    telegram: TelegramConfig | None = None
+
+    @field_validator("events")
+    @classmethod
+    def _events_once(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        twice = sorted({e for e in v if v.count(e) > 1})
+        if twice:
+            raise ValueError(f"event {twice[0]!r} is listed twice (list each event once)")
+        return v
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The configured channels (their secrets are read from the environment later)."""
+        return tuple(
+            name for name, ch in (("webhook", self.webhook), ("telegram", self.telegram)) if ch
+        )
+
+
 class SafeList(_Strict):
     version: Literal[1] = 1
     portfolio: PortfolioConfig
     engine: EngineConfig = EngineConfig()
     pairs: dict[str, PairConfig]
+    notify: NotifyConfig = NotifyConfig()
 
     @field_validator("pairs")
     @classmethod
@@ -173,13 +285,18 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate mapping keys (PyYAML keeps the last one silently)."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+def _construct_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {seen[key] + 1})",
+                key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line
     return loader.construct_mapping(node, deep=deep)
@@ -216,7 +333,7 @@ def default_path() -> Path:
     cwd = Path("safe_list.yaml")
     if cwd.exists():
         return cwd
-    return Path(__file__).resolve().parent.parent / "safe_list.yaml"
+    return Path(__file__).resolve().parents[2] / "safe_list.yaml"  # the repository root
 
 
 def load_safe_list(path: str | os.PathLike[str] | None = None) -> SafeList:
@@ -234,9 +351,13 @@ def read_safe_list(path: str | os.PathLike[str] | None = None) -> tuple[str, Saf
     try:
         text = p.read_bytes().decode("utf-8")
     except OSError as exc:
-        raise ConfigError([f"{name}: cannot read: {exc.strerror or exc} (pass the path of a safe list)"]) from None
+        raise ConfigError(
+            [f"{name}: cannot read: {exc.strerror or exc} (pass the path of a safe list)"]
+        ) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError([f"{name}: not UTF-8 text (byte {exc.start}) (save it as UTF-8)"]) from None
+        raise ConfigError(
+            [f"{name}: not UTF-8 text (byte {exc.start}) (save it as UTF-8)"]
+        ) from None
     return text, parse_safe_list(text, name)
 
 
@@ -250,7 +371,9 @@ def parse_safe_list(text: str, name: str) -> SafeList:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"{name}:{where}: malformed YAML: {problem} (fix the syntax)"]) from None
     if not isinstance(data, dict):
-        raise ConfigError([f"{name}: expected a mapping with 'portfolio' and 'pairs' at the top level"])
+        raise ConfigError(
+            [f"{name}: expected a mapping with 'portfolio' and 'pairs' at the top level"]
+        )
     try:
         return SafeList.model_validate(data)
     except ValidationError as exc:
@@ -259,7 +382,13 @@ def parse_safe_list(text: str, name: str) -> SafeList:
             loc = tuple(err["loc"])
             where = _loc(loc)
             value = err.get("input")
-            shown = "" if err["type"] in ("missing", "model_type") or isinstance(value, dict) else f" (got {value!r})"
+            shown = (
+                ""
+                if err["type"] in ("missing", "model_type") or isinstance(value, dict)
+                else f" (got {value!r})"
+            )
+            if any(loc[: len(sec)] == sec for sec in SECRET_SECTIONS):
+                shown = ""  # a value there may be a secret pasted in the wrong place
             problems.append(f"{name}: {where}: {_describe(err)}{shown}")
         raise ConfigError(problems) from None
 

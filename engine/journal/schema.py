@@ -19,7 +19,7 @@ from engine.core.ports import JournalError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class StoreError(JournalError):
@@ -158,8 +158,37 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+_OUTBOX_V3 = """
+CREATE TABLE outbox (
+    id         INTEGER PRIMARY KEY,
+    ts_ns      INTEGER NOT NULL,
+    kind       TEXT    NOT NULL,
+    text       TEXT    NOT NULL,
+    channel    TEXT    NOT NULL,
+    status     TEXT    NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    next_ns    INTEGER NOT NULL,
+    sent_ns    INTEGER,
+    last_error TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX outbox_pending ON outbox (channel, next_ns) WHERE status = 'pending'
+"""
+
+
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    """The notification outbox: one row per message and channel, sent by the daemon
+    (console/daemon/notify.py) with retries; rows survive a restart until sent or failed."""
+    for statement in _OUTBOX_V3.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 # MIGRATIONS[n] turns a version n-1 file into version n; append, never edit a shipped step.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_to_1, 2: _migrate_to_2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _migrate_to_1,
+    2: _migrate_to_2,
+    3: _migrate_to_3,
+}
 assert max(MIGRATIONS) == SCHEMA_VERSION
 
 
