@@ -70,7 +70,9 @@ class RunningDaemon:
                 self.proc.wait(5)
 
 
-def start_daemon(d: Path, *extra: str, seed_position: bool = False) -> RunningDaemon:
+def start_daemon(
+    d: Path, *extra: str, seed_position: bool = False, env: dict[str, str] | None = None
+) -> RunningDaemon:
     run, db = d / "run", d / "book.sqlite"
     if seed_position:
         seed_open_position(db)
@@ -98,6 +100,7 @@ def start_daemon(d: Path, *extra: str, seed_position: bool = False) -> RunningDa
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env=env,
     )
     rd = RunningDaemon(run, db, proc)
     deadline = time.monotonic() + 20

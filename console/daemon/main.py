@@ -29,6 +29,7 @@ from console.daemon.home import (
     remove_daemon_file,
     write_daemon_file,
 )
+from console.daemon.notify import Notifier
 from console.daemon.service import Daemon
 from console.daemon.systemd import Notify
 from console.options import child_args, default_db_path
@@ -135,9 +136,10 @@ def run_daemon(args: argparse.Namespace) -> int:
         " book %s, home %s",
         os.getpid(), mode, source, cfg_path.absolute(), cfg_copy, book, home.path,
     )  # fmt: skip
+    notifier = Notifier(validated.cfg.notify, book) if validated.cfg.notify.channels else None
     daemon = Daemon(
         validated.cfg, cfg_copy, home, book, mode, source, feed_args, engine_args,
-        endpoints=endpoints,
+        endpoints=endpoints, notifier=notifier,
     )  # fmt: skip
     try:
         code = asyncio.run(_serve(daemon, home, args, listen))
@@ -181,6 +183,9 @@ async def _serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop_signal, sig)
     loop.add_signal_handler(signal.SIGHUP, on_hup)
+    if daemon.notifier is not None:
+        await daemon.notifier.start()
+        log.info("notifications on: %s", ", ".join(daemon.notifier.channels) or "no channel")
     await daemon.start()
     gateway = None
     if listen is not None:
@@ -198,6 +203,8 @@ async def _serve(
             print(f"{APP}: --listen: {exc}", file=sys.stderr)
             log.error("--listen: %s", exc)
             await daemon.stop()
+            if daemon.notifier is not None:
+                await daemon.notifier.stop()
             return 2
         daemon.remote = args.listen
         daemon.gateway = gateway
@@ -225,6 +232,8 @@ async def _serve(
         notify.stopping()
         if gateway is not None:
             gateway.stop()
+        if daemon.notifier is not None:
+            await daemon.notifier.stop()  # bounded; what is not sent stays in the outbox
         remove_daemon_file(home, os.getpid())
         for t in tasks:
             t.cancel()

@@ -90,6 +90,7 @@ class Daemon(SnapshotSync, KillSwitch):
         hung_after_s: float = HUNG_AFTER_S,
         supervisor_options: dict[str, Any] | None = None,
         on_event: Callable[[str, str, str], None] | None = None,
+        notifier: Any = None,
     ) -> None:
         self.cfg = cfg
         self.cfg_path = Path(cfg_path)
@@ -107,8 +108,18 @@ class Daemon(SnapshotSync, KillSwitch):
         self._feed_secrets = split_secret_options(feed_args)[1]
         self._engine_argv = self.engine_argv(engine_args)
         self._supervisor_options = supervisor_options or {}
-        self.on_event = on_event  # (kind, text, level): the notifier's hook
+        self.on_event = on_event  # (kind, text, level): tests listen here
+        self.notifier = notifier  # console/daemon/notify.py Notifier, or None
+        # the notifier's secrets (webhook URL, bot token) stay in the daemon's environment only
+        n = cfg.notify
+        self._private_env = [
+            *(SECRET_OPTIONS.values()),
+            *([n.webhook.url_env] if n.webhook else []),
+            *([n.telegram.token_env] if n.telegram else []),
+        ]
         self.model = ConsoleModel.for_safe_list(cfg)
+        self._watch_fills()
+        self._badges: dict[str, str] = {}
         self._model = self.model  # the kill switch's name for it
         self.remote = ""  # the gateway's tcp endpoint, when one listens
         self.gateway: Any = None  # its RemoteGateway (console/daemon/curve.py): refusals counted
@@ -130,7 +141,7 @@ class Daemon(SnapshotSync, KillSwitch):
         self._snapshot_task: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
         self.synced = False
-        self.on_second: list[Callable[[], None]] = []  # the watchdog ping, the notifier's watch
+        self.on_second: list[Callable[[], None]] = [self._watch_book]
 
     # -- child command lines -------------------------------------------------------------
     def feed_argv(self, extra: Sequence[str]) -> list[str]:
@@ -164,9 +175,10 @@ class Daemon(SnapshotSync, KillSwitch):
 
     def child_env(self, name: str) -> dict[str, str]:
         """The feed's environment carries its URL options; the engine's none of those variables."""
+        notify_only = [v for v in self._private_env if v not in SECRET_OPTIONS.values()]
         if name == "feed":
-            return child_env(self._feed_secrets)
-        return child_env(drop=SECRET_OPTIONS.values())
+            return child_env(self._feed_secrets, drop=notify_only)
+        return child_env(drop=self._private_env)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -324,8 +336,55 @@ class Daemon(SnapshotSync, KillSwitch):
         self.model.set_child(name, **fields)
         self._publish_child(name)
         state = fields.get("state")
-        if state == "restarting" and prev != "restarting" and self.on_event is not None:
-            self.on_event("restart", f"{name} {fields.get('message', 'restarting')}", "warning")
+        if state == "restarting" and prev != "restarting":
+            self.notify("restart", f"{name} {fields.get('message', 'restarting')}", "warning")
+        elif state == "dead" and prev != "dead":
+            self.notify(
+                "restart", f"{name} DEAD, not restarted: {fields.get('message', '')}", "error"
+            )
+
+    def notify(self, kind: str, text: str, level: str) -> None:
+        """One message for the operator's phone (the notifier filters by the safe list)."""
+        if self.on_event is not None:
+            self.on_event(kind, text, level)
+        if self.notifier is not None:
+            try:
+                self.notifier.event(kind, text)
+            except Exception:  # a notification must never cost trading anything
+                log.exception("notifier.event failed")
+
+    def _watch_fills(self) -> None:
+        """Fills as the bridge applies them (a snapshot's are history: not announced)."""
+        apply = self.model.apply_fill
+
+        def apply_and_notify(msg: Any) -> None:
+            apply(msg)
+            self.notify(
+                "fill",
+                f"fill {msg.symbol} {msg.side} {msg.qty:g} @ {msg.price:,.2f}"
+                + (f" ({msg.reason})" if msg.reason else ""),
+                "info",
+            )
+
+        self.model.apply_fill = apply_and_notify  # type: ignore[method-assign]
+
+    def _watch_book(self) -> None:
+        """Each second: pairs newly HALTED or STALE (one message for all of them), the feed."""
+        now = self.model.clock()
+        fresh: dict[str, list[str]] = {"HALTED": [], "STALE": []}
+        for sym, pv in self.model.pairs.items():
+            badge = pv.badge(now)
+            if badge in fresh and self._badges.get(sym) != badge and sym in self._badges:
+                fresh[badge].append(sym)
+            self._badges[sym] = badge
+        for badge, syms in fresh.items():
+            if syms:
+                self.notify(badge.lower(), f"{', '.join(syms)} {badge}", "warning")
+        if self.notifier is not None and self.bridge is not None:
+            state = str(self.model.feed_status.get("state", "unknown"))
+            feed = self.model.children["feed"]
+            up = feed.state == "running" and state not in SILENT_FEED
+            self.notifier.feed_state(up, f"feed {feed.state}, {state}")
 
     def _publish(self, topic: bytes, m: dict[str, Any]) -> None:
         if self._pub is None:
@@ -362,8 +421,6 @@ class Daemon(SnapshotSync, KillSwitch):
         self.model.add_event(text, level=level)
         msg = NoticeMsg(ts=time.time_ns(), kind=kind, level=level, message=text)
         self._publish(dwire.TOPIC_EVENT, msg.to_wire())
-        if self.on_event is not None and kind != "daemon":
-            self.on_event(kind, text, level)
 
     async def _every_second(self) -> None:
         while True:
@@ -417,8 +474,7 @@ class Daemon(SnapshotSync, KillSwitch):
                 log.warning("kill switch from a console (%s)", rid)
                 ack = await self.kill()
                 reply = _ack_wire(rid, ack)
-                if self.on_event is not None:
-                    self.on_event("kill", f"KILL switch: {ack.message}", "error")
+                self.notify("kill", f"KILL switch: {ack.message}", "error")
             else:
                 reply = await self._relay(rid, cmd, m.get("symbol"), m.get("deadline_ns"))
         except Exception as exc:  # a bug must cost one reply, not the control socket
@@ -512,6 +568,10 @@ class Daemon(SnapshotSync, KillSwitch):
         counters = dict(self.counters)
         if self.bridge is not None:
             counters["bad_messages"] = self.bridge.bad_messages
+        if self.notifier is not None:
+            for k, v in self.notifier.status().items():
+                if type(v) is int:
+                    counters[f"notify_{k}"] = v
         if self.gateway is not None:
             counters["remote_accepted"] = self.gateway.accepted
             counters["remote_refused"] = self.gateway.refused
