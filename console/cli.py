@@ -233,7 +233,8 @@ def _last_words(home: Path) -> str:
 
 
 def _start_daemon(argv: Sequence[str], extra: Sequence[str], home: Path, owned: bool) -> Any:
-    """Start a daemon whose home is ``home``; its ``DaemonInfo`` and process, or an exit code."""
+    """Start a daemon whose home is ``home``: (its ``DaemonInfo``, its process if ``owned``),
+    or (an exit code, why it did not start)."""
     from console.daemon.home import BookHome, wait_for_daemon
 
     proc = spawn_daemon(argv, extra, home)
@@ -246,7 +247,7 @@ def _start_daemon(argv: Sequence[str], extra: Sequence[str], home: Path, owned: 
             proc.terminate()
         words = _last_words(home)
         why = f"exit {code}" if code is not None else f"not ready in {DAEMON_START_TIMEOUT_S:.0f} s"
-        return _fail(f"the daemon did not start ({why}){': ' + words if words else ''}", code or 1)
+        return code or 1, f"the daemon did not start ({why}){': ' + words if words else ''}"
     return info, (proc if owned else None)
 
 
@@ -296,8 +297,12 @@ def run_console(args: argparse.Namespace, argv: Sequence[str]) -> int:
         except RunDirError as exc:
             return _fail(str(exc))
         started = _start_daemon(argv, [], home.path, owned=False)
-    if isinstance(started, int):
-        return started
+        if isinstance(started[0], int):  # another console may have started one at the same time
+            info = find_daemon(book, args.run_dir)
+            if info is not None:
+                return attach_to(info, None, args.log_level)
+    if isinstance(started[0], int):
+        return _fail(started[1], started[0])
     info, owned = started
     return attach_to(info, owned, args.log_level)
 
