@@ -3,32 +3,23 @@
 Owns ``Notifier``. The daemon calls ``event(kind, text)`` (a kill, a pair HALTED or STALE, a
 child restarted, the feed down for ``feed_down_after_s``, a fill when asked for); the call only
 appends to a queue in memory and returns. A background task writes the queue to the book's
-outbox (``engine.journal.outbox``, one row per message and channel), and one task per channel
-sends the due rows, oldest first, with aiohttp:
+outbox (``engine.journal.outbox``, one row per message and channel) on a thread of its own,
+never on the event loop (see ``_db``), and one task per channel sends the due rows, oldest
+first, each attempt a ``channels.Channel.post`` (what is posted, what is retried).
 
-- webhook: ``POST <url>`` with the JSON ``{"id", "kind", "text", "ts", "book"}`` (``ts`` in
-  milliseconds since the epoch, ``id`` the outbox row: delivery is at least once, a receiver
-  may drop a double by it);
-- Telegram: ``POST {api_url}/bot{token}/sendMessage`` with ``{"chat_id", "text"}``, the text
-  prefixed by ``[<book file name>]``.
-
-A 2xx is sent. A network error, a timeout (``request_timeout_s``), 408, 429 and 5xx are tried
-again after 1, 2, 4 … s (capped at 60 s; a 429's ``retry_after`` or a ``Retry-After`` header
-is honoured instead), up to ``max_attempts`` attempts, then the row is ``failed``; any other
-status fails at once (a wrong token or URL: no retry can fix it). After a retryable failure the
-channel pauses until that row is due again, so a server that is down gets one probe per
-backoff step, not one per pending message. Each channel is limited to ``max_per_minute``
-messages (a token bucket): a message over the limit waits in the outbox (counted in
-``deferred``), it is never dropped. ``stop()`` delivers what is due until its deadline
-(~1 s), then abandons a request in flight; what was not delivered stays pending in the book,
-and the next start sends it. The outbox's SQLite calls run on one thread of their own, never
-on the event loop (see ``_db``).
+A retryable failure is tried again after 1, 2, 4 … s (capped at 60 s; a delay the server asks
+for is honoured instead), up to ``max_attempts`` attempts, then the row is ``failed``; any
+other fails at once. After a retryable failure the channel pauses until that row is due again:
+a server that is down gets one probe per backoff step, not one per pending message. Each
+channel is limited to ``max_per_minute`` messages (a token bucket): a message over the limit
+waits in the outbox (counted in ``deferred``), it is never dropped. ``stop()`` delivers what
+is due until its deadline (~1 s), then abandons a request in flight; what was not delivered
+stays pending in the book, and the next start sends it.
 
 Secrets (the webhook URL, which may carry a token in its user info, query or path, and the bot
 token) are read from the environment at construction and never appear in a log line, an error
 stored in the book or an exception: every text that may hold one is scrubbed of the known
-secret strings and then of URL credentials (``feed.private.redact_text``). Logs name a webhook
-by its scheme and host only.
+secret strings and then of URL credentials (``feed.private.redact_text``).
 
 Never imports Textual. ``status()`` feeds the daemon's status output.
 """
@@ -37,21 +28,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import math
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from console.daemon.channels import Channel, Failed, RetryLater, TokenBucket, open_channels
 from engine.core.config import NOTIFY_EVENTS, NotifyConfig
 from engine.journal.outbox import Outbox, OutboxRow
 from engine.journal.schema import StoreError
@@ -69,63 +57,8 @@ STOP_TIMEOUT_S = 1.0
 RETRY_AFTER_CAP_S = 3600.0  # a server asking for more is asked again after an hour
 KEEP_DONE_S = 30 * 86_400  # sent and failed rows are pruned from the book after 30 days
 MAX_QUEUED = 10_000  # events in memory not yet in the outbox (the book locked for long)
-TELEGRAM_MAX_TEXT = 4096  # Telegram refuses a longer message
 BATCH = 20  # due rows read per query
 IDLE_RECHECK_S = 60.0  # a sender with nothing due looks again at least this often
-BODY_READ_MAX = 4096  # bytes of a response body read (an error description)
-
-
-class _Retry(Exception):
-    """An attempt that may succeed later (network, timeout, 408, 429, 5xx)."""
-
-    def __init__(self, error: str, retry_after_s: float | None = None) -> None:
-        super().__init__(error)
-        self.error = error
-        self.retry_after_s = retry_after_s
-
-
-class _Fail(Exception):
-    """An attempt no retry can fix (4xx other than 408 and 429, a redirect)."""
-
-    def __init__(self, error: str) -> None:
-        super().__init__(error)
-        self.error = error
-
-
-class _TokenBucket:
-    """``capacity`` messages at once, refilled at ``capacity`` per ``window_s``."""
-
-    def __init__(self, capacity: int, window_s: float, monotonic: Callable[[], float]) -> None:
-        self.capacity = float(capacity)
-        self.rate = capacity / window_s
-        self.tokens = float(capacity)
-        self._monotonic = monotonic
-        self._last = monotonic()
-
-    def _refill(self) -> None:
-        now = self._monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self._last) * self.rate)
-        self._last = now
-
-    def wait_s(self) -> float:
-        """0 when a message may go now, else how long until it may."""
-        self._refill()
-        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
-
-    def take(self) -> None:
-        self._refill()
-        self.tokens -= 1.0
-
-
-@dataclass(eq=False)
-class _Channel:
-    name: str  # "webhook" | "telegram"
-    url: str  # where to POST: a secret, never logged
-    where: str  # what a log line may say about it
-    bucket: _TokenBucket
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    deferred_ids: set[int] = field(default_factory=set)
-    failing: bool = False  # the last attempt failed: the next success is logged
 
 
 class Notifier:
@@ -160,8 +93,6 @@ class Notifier:
         self._stop_timeout_s = stop_timeout_s
         self._events = frozenset(cfg.events)
         self._secrets: list[str] = []
-        self._channels: list[_Channel] = []
-        self._telegram_chat = ""
         self.sent = 0
         self.retried = 0
         self.failed = 0
@@ -183,59 +114,15 @@ class Notifier:
         self._feed_down_timer: asyncio.TimerHandle | None = None
         self._feed_down_told = False
         self._feed_down_detail = ""
-        window = rate_window_s
-
-        if cfg.webhook is not None:
-            var = cfg.webhook.url_env
-            url = environ.get(var, "").strip()
-            where = _http_origin(url) if url else None
-            if not url:
-                log.warning("notify: webhook off: environment variable %s is not set", var)
-            elif where is None:
-                log.warning(
-                    "notify: webhook off: environment variable %s does not hold an http(s) URL",
-                    var,
-                )
-            else:
-                parts = urlsplit(url)
-                self._add_secret(url)
-                if len(parts.path) > 1:  # e.g. Slack's /services/T…/B…/<secret>
-                    self._add_secret(parts.path)
-                    for segment in parts.path.split("/"):
-                        if len(segment) >= 6:  # a secret segment echoed alone
-                            self._add_secret(segment)
-                for s in (parts.query, parts.fragment, parts.password, parts.username):
-                    self._add_secret(s or "")
-                self._channels.append(
-                    _Channel(
-                        "webhook", url, where, _TokenBucket(cfg.max_per_minute, window, monotonic)
-                    )
-                )
-        if cfg.telegram is not None:
-            var = cfg.telegram.token_env
-            token = environ.get(var, "").strip()
-            if not token:
-                log.warning("notify: telegram off: environment variable %s is not set", var)
-            elif any(ch.isspace() or ch in "/?#" for ch in token):
-                log.warning(
-                    "notify: telegram off: environment variable %s does not hold a bot token", var
-                )
-            else:
-                self._add_secret(token)
-                self._add_secret(quote(token, safe=""))
-                self._telegram_chat = cfg.telegram.chat_id
-                url = f"{cfg.telegram.api_url}/bot{token}/sendMessage"
-                where = f"telegram chat {cfg.telegram.chat_id}"
-                self._channels.append(
-                    _Channel(
-                        "telegram", url, where, _TokenBucket(cfg.max_per_minute, window, monotonic)
-                    )
-                )
+        self._channels, secrets, off = open_channels(
+            cfg, environ, lambda: TokenBucket(cfg.max_per_minute, rate_window_s, monotonic)
+        )
+        for fmt, var in off:
+            log.warning(fmt, var)
+        for s in secrets:
+            if len(s) >= 4 and s not in self._secrets:
+                self._secrets.append(s)
         self._secrets.sort(key=len, reverse=True)  # a longer secret first: it may hold a shorter
-
-    def _add_secret(self, s: str) -> None:
-        if len(s) >= 4 and s not in self._secrets:
-            self._secrets.append(s)
 
     def scrub(self, text: str) -> str:
         """``text`` without any secret this notifier knows of, URL credentials redacted."""
@@ -482,7 +369,7 @@ class Notifier:
         for kind, text, ts_ns in batch:
             self._outbox.add(kind, text, names, ts_ns)
 
-    async def _send_loop(self, ch: _Channel) -> None:
+    async def _send_loop(self, ch: Channel) -> None:
         await self._ready.wait()
         assert self._outbox is not None
         outbox = self._outbox
@@ -527,12 +414,13 @@ class Notifier:
                 await asyncio.wait_for(self._stop_event.wait(), seconds)
         return self._stopping
 
-    async def _attempt(self, ch: _Channel, outbox: Outbox, row: OutboxRow) -> float | None:
+    async def _attempt(self, ch: Channel, outbox: Outbox, row: OutboxRow) -> float | None:
         """Send one row and record the outcome; the pause the channel takes, if any."""
         attempt = row.attempts + 1
+        assert self._session is not None
         try:
-            await self._post(ch, row)
-        except _Retry as r:
+            await ch.post(self._session, row, self.book.name, self._request_timeout_s)
+        except RetryLater as r:
             error = self.scrub(r.error)
             now = self._now_ns()
             if attempt >= self._max_attempts:
@@ -571,7 +459,7 @@ class Notifier:
             )
             ch.failing = True
             return delay
-        except _Fail as f:
+        except Failed as f:
             error = self.scrub(f.error)
             ch.deferred_ids.discard(row.id)
             await self._db(outbox.mark_failed, row.id, error)
@@ -594,85 +482,11 @@ class Notifier:
         self.sent += 1
         return None
 
-    def _body(self, ch: _Channel, row: OutboxRow) -> dict[str, Any]:
-        if ch.name == "telegram":
-            text = f"[{self.book.name}] {row.text}"
-            if len(text) > TELEGRAM_MAX_TEXT:
-                text = text[: TELEGRAM_MAX_TEXT - 1] + "…"
-            return {"chat_id": self._telegram_chat, "text": text}
-        return {
-            "id": row.id,
-            "kind": row.kind,
-            "text": row.text,
-            "ts": row.ts_ns // 1_000_000,
-            "book": self.book.name,
-        }
-
-    async def _post(self, ch: _Channel, row: OutboxRow) -> None:
-        """One HTTP attempt: returns when delivered, raises _Retry or _Fail."""
-        assert self._session is not None
-        try:
-            async with asyncio.timeout(self._request_timeout_s):
-                async with self._session.post(
-                    ch.url,
-                    json=self._body(ch, row),
-                    allow_redirects=False,  # a redirect would carry the message elsewhere
-                    timeout=aiohttp.ClientTimeout(total=self._request_timeout_s),
-                ) as resp:
-                    status = resp.status
-                    if 200 <= status < 300:
-                        return
-                    raw = await resp.content.read(BODY_READ_MAX)
-                    retry_after = _retry_after(resp.headers.get("Retry-After"), raw)
-        except TimeoutError:
-            raise _Retry(f"no answer within {self._request_timeout_s:g} s") from None
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            raise _Retry(f"{type(exc).__name__}: {exc}") from None
-        error = f"HTTP {status}{_describe_body(raw)}"
-        if status in (408, 429) or status >= 500:
-            raise _Retry(error, retry_after)
-        raise _Fail(error)
-
 
 def _retrieve(fut: asyncio.Future[Any]) -> None:
     """Consume an abandoned job's outcome (its error is said by whoever waited, if anyone)."""
     if not fut.cancelled():
         fut.exception()
-
-
-def _http_origin(url: str) -> str | None:
-    """``scheme://host[:port]`` of an http(s) URL (what a log may say), None if it is not one."""
-    try:
-        parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
-        return None
-    return f"{parts.scheme}://{parts.hostname}{port}"
-
-
-def _retry_after(header: str | None, raw: bytes) -> float | None:
-    """Telegram's ``parameters.retry_after`` in the JSON body, else a Retry-After in seconds."""
-    with contextlib.suppress(ValueError, TypeError, KeyError, AttributeError):
-        value = json.loads(raw)["parameters"]["retry_after"]
-        if isinstance(value, int | float) and math.isfinite(value):
-            return float(value)
-    if header:
-        with contextlib.suppress(ValueError):
-            value = float(header.strip())
-            if math.isfinite(value):
-                return value
-    return None
-
-
-def _describe_body(raw: bytes) -> str:
-    """``: <Telegram's description>`` or the body's first line, short; '' when empty."""
-    text = raw.decode("utf-8", "replace")
-    with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
-        text = str(json.loads(text)["description"])
-    text = " ".join(text.split())[:200]
-    return f": {text}" if text else ""
 
 
 def _duration(seconds: float) -> str:
