@@ -468,7 +468,7 @@ async def test_a_book_locked_by_the_engine_delays_only_the_notification(
 ) -> None:
     n = Notifier(notify_cfg(server, telegram=False), book, environ=env(server), **FAST)
     await n.start()
-    await wait_until(lambda: n._ready.is_set(), "the outbox open")
+    await wait_until(lambda: n._writer.ready.is_set(), "the outbox open")
     gaps: list[float] = []
     done = asyncio.Event()
     ticker = asyncio.create_task(_ticker(gaps, done))

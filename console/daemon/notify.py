@@ -4,8 +4,8 @@ Owns ``Notifier``. The daemon calls ``event(kind, text)`` (a kill, a pair HALTED
 child restarted, the feed down for ``feed_down_after_s``, a fill when asked for); the call only
 appends to a queue in memory and returns. A background task writes the queue to the book's
 outbox (``engine.journal.outbox``, one row per message and channel) on a thread of its own,
-never on the event loop (see ``_db``), and one task per channel sends the due rows, oldest
-first, each attempt a ``channels.Channel.post`` (what is posted, what is retried).
+never on the event loop (``outbox_writer``), and one task per channel sends the due rows,
+oldest first, each attempt a ``channels.Channel.post`` (what is posted, what is retried).
 
 A retryable failure is tried again after 1, 2, 4 … s (capped at 60 s; a delay the server asks
 for is honoured instead), up to ``max_attempts`` attempts, then the row is ``failed``; any
@@ -28,18 +28,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 
 from console.daemon.channels import Channel, Failed, RetryLater, TokenBucket, open_channels
+from console.daemon.outbox_writer import OutboxWriter
 from engine.core.config import NOTIFY_EVENTS, NotifyConfig
 from engine.journal.outbox import Outbox, OutboxRow
 from engine.journal.schema import StoreError
@@ -47,15 +47,12 @@ from feed.private import HIDDEN, redact_text
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 60.0
 MAX_ATTEMPTS = 8
 REQUEST_TIMEOUT_S = 5.0
 STOP_TIMEOUT_S = 1.0
 RETRY_AFTER_CAP_S = 3600.0  # a server asking for more is asked again after an hour
-KEEP_DONE_S = 30 * 86_400  # sent and failed rows are pruned from the book after 30 days
 MAX_QUEUED = 10_000  # events in memory not yet in the outbox (the book locked for long)
 BATCH = 20  # due rows read per query
 IDLE_RECHECK_S = 60.0  # a sender with nothing due looks again at least this often
@@ -85,7 +82,9 @@ class Notifier:
         self.cfg = cfg
         self.book = Path(book)
         self._clock = clock
-        self._session_factory = session_factory
+        self._session_factory = session_factory or functools.partial(
+            aiohttp.ClientSession, timeout=aiohttp.ClientTimeout(total=request_timeout_s)
+        )
         self._backoff_base_s = backoff_base_s
         self._backoff_cap_s = backoff_cap_s
         self._max_attempts = max(1, max_attempts)
@@ -98,18 +97,11 @@ class Notifier:
         self.failed = 0
         self.deferred = 0  # messages that waited for the rate limit (each counted once)
         self.dropped = 0  # events refused because MAX_QUEUED were waiting in memory
-        self._queue: deque[tuple[str, str, int]] = deque()
-        self._wake = asyncio.Event()
-        self._ready = asyncio.Event()
         self._stopping = False
-        self._drained = False  # stopping, and every queued event is in the outbox
         self._stop_event = asyncio.Event()
-        self._outbox: Outbox | None = None
-        self._executor: ThreadPoolExecutor | None = None
         self._session: aiohttp.ClientSession | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._senders: list[asyncio.Task[None]] = []
-        self._store_failing = False
         self._feed_down_since: float | None = None
         self._feed_down_timer: asyncio.TimerHandle | None = None
         self._feed_down_told = False
@@ -123,6 +115,7 @@ class Notifier:
             if len(s) >= 4 and s not in self._secrets:
                 self._secrets.append(s)
         self._secrets.sort(key=len, reverse=True)  # a longer secret first: it may hold a shorter
+        self._writer = OutboxWriter(self.book, self.channels, scrub=self.scrub, now_ns=self._now_ns)
 
     def scrub(self, text: str) -> str:
         """``text`` without any secret this notifier knows of, URL credentials redacted."""
@@ -155,16 +148,15 @@ class Notifier:
             )
         if not self._channels or kind not in self._events:
             return
-        if len(self._queue) >= MAX_QUEUED:
+        if len(self._writer.queue) >= MAX_QUEUED:
             if not self.dropped:
                 log.error(
                     "notify: %d messages wait to be written to the book; dropping new ones",
-                    len(self._queue),
+                    len(self._writer.queue),
                 )
             self.dropped += 1
             return
-        self._queue.append((kind, text, self._now_ns()))
-        self._wake.set()
+        self._writer.put(kind, text, self._now_ns())
 
     def feed_state(self, up: bool, detail: str = "") -> None:
         """The feed's connection: down for ``feed_down_after_s`` sends one ``feed_down``
@@ -204,33 +196,29 @@ class Notifier:
             "failed": self.failed,
             "deferred": self.deferred,
             "dropped": self.dropped,
-            "queued": len(self._queue),
+            "queued": len(self._writer.queue),
         }
 
     async def start(self) -> None:
         """Start the background tasks (returns at once; the book is opened by them)."""
         if not self._channels or self._run_task is not None:
             return
-        self._stopping = self._drained = False
-        self._wake = asyncio.Event()
-        self._ready = asyncio.Event()
+        self._stopping = False
+        self._writer.start()
         self._stop_event = asyncio.Event()
         for ch in self._channels:
             ch.wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notify-outbox")
-        if self._session_factory is not None:
-            self._session = self._session_factory()
-        else:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self._request_timeout_s)
-            )
+        self._session = self._session_factory()
         log.info("notify: on: %s", ", ".join(ch.where for ch in self._channels))
         loop = asyncio.get_running_loop()
-        self._run_task = loop.create_task(self._run(), name="notify-outbox")
+        self._run_task = loop.create_task(
+            self._writer.run(lambda: self._stopping, self._pause, self._wake_senders),
+            name="notify-outbox",
+        )
         self._senders = [
             loop.create_task(self._send_loop(ch), name=f"notify-{ch.name}") for ch in self._channels
         ]
-        self._wake.set()  # events queued before start
+        self._writer.wake.set()  # events queued before start
 
     async def stop(self) -> None:
         """Stop within ``stop_timeout_s`` (~1 s), however the servers behave.
@@ -249,7 +237,7 @@ class Notifier:
             self._feed_down_timer = None
         self._feed_down_since, self._feed_down_told = None, False
         self._stop_event.set()
-        self._wake.set()  # the writer flushes what is queued, then returns
+        self._writer.wake.set()  # the writer flushes what is queued, then returns
         # until the deadline the senders deliver what is due (a kill just before a stop goes
         # out); then a request still in flight is abandoned and its row stays pending
         tasks = [self._run_task, *self._senders]
@@ -258,27 +246,15 @@ class Notifier:
             t.cancel()
         if late:
             await asyncio.wait(late, timeout=0.05)
-            if self._run_task in late and self._queue:
-                log.warning(
-                    "notify: %d messages not written to the book in time: lost", len(self._queue)
-                )
+            if self._run_task in late and (queued := len(self._writer.queue)):
+                log.warning("notify: %d messages not written to the book in time: lost", queued)
         if self._session is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
                     self._session.close(), timeout=max(0.05, deadline - loop.time())
                 )
-        executor, outbox = self._executor, self._outbox
-        if executor is not None:
-            if outbox is not None:  # after the writes still queued on that thread
-                closed = asyncio.wrap_future(executor.submit(outbox.close))
-                closed.add_done_callback(_retrieve)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        asyncio.shield(closed), timeout=max(0.05, deadline - loop.time())
-                    )
-            executor.shutdown(wait=False)  # a write still waiting for the lock finishes later
+        await self._writer.close(deadline)
         self._run_task, self._senders, self._session = None, [], None
-        self._executor, self._outbox = None, None
         log.info(
             "notify: stopped (sent %d, retried %d, failed %d, deferred %d)",
             self.sent,
@@ -292,95 +268,21 @@ class Notifier:
     def _now_ns(self) -> int:
         return int(self._clock() * 1e9)
 
-    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run one outbox call on the outbox's own thread.
-
-        Not on the loop: a write waits for the engine's commit (its fsync, synchronous=FULL)
-        up to the busy timeout, 2 s, which would stall everything else the daemon does. One
-        dedicated thread (rather than asyncio.to_thread's pool) keeps the connection on the
-        thread that opened it and runs the calls in order, the close after the last write.
-        """
-        assert self._executor is not None
-        job = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-        job.add_done_callback(_retrieve)
-        # shielded: a caller cancelled by stop() leaves the call to finish on its thread (a
-        # batch taken from the queue is written, a delivered row is marked sent)
-        return await asyncio.shield(job)
-
-    async def _open(self) -> None:
-        """Open the outbox, trying again every few seconds while the book refuses."""
-        told = False
-        while True:
-            try:
-                self._outbox = await self._db(Outbox, self.book)
-                if told:
-                    log.info("notify: the book's outbox is open")
-                break
-            except StoreError as exc:
-                if not told:
-                    log.warning(
-                        "notify: cannot open the outbox (trying again): %s", self.scrub(str(exc))
-                    )
-                    told = True
-                await asyncio.sleep(2.0)  # stop() cancels this task if the book never opens
-        with contextlib.suppress(StoreError):
-            cut = self._now_ns() - int(KEEP_DONE_S * 1e9)
-            if n := await self._db(self._outbox.prune, cut):
-                log.info("notify: pruned %d sent or failed messages older than 30 days", n)
-
-    async def _run(self) -> None:
-        """Write queued events to the outbox and wake the senders."""
-        await self._open()
-        self._ready.set()
-        while True:
-            if not self._queue:
-                if self._stopping:  # all written: the senders deliver what is due, then end
-                    self._drained = True
-                    for ch in self._channels:
-                        ch.wake.set()
-                    return
-                await self._wake.wait()
-                self._wake.clear()
-                continue
-            batch = list(self._queue)
-            self._queue.clear()  # taken before the write: a cancelled wait must not write twice
-            try:
-                await self._db(self._write, batch)
-            except StoreError as exc:
-                self._queue.extendleft(reversed(batch))
-                if not self._store_failing:
-                    log.warning(
-                        "notify: cannot write %d messages to the book (trying again): %s",
-                        len(batch),
-                        self.scrub(str(exc)),
-                    )
-                    self._store_failing = True
-                if await self._pause(1.0):
-                    return
-                continue
-            self._store_failing = False
-            for ch in self._channels:
-                ch.wake.set()
-
-    def _write(self, batch: list[tuple[str, str, int]]) -> None:
-        """On the outbox's thread: one row per event and channel."""
-        assert self._outbox is not None
-        names = [ch.name for ch in self._channels]
-        for kind, text, ts_ns in batch:
-            self._outbox.add(kind, text, names, ts_ns)
+    def _wake_senders(self) -> None:
+        """New rows are in the outbox (or, once ``drained``, none will come): each sender looks."""
+        for ch in self._channels:
+            ch.wake.set()
 
     async def _send_loop(self, ch: Channel) -> None:
-        await self._ready.wait()
-        assert self._outbox is not None
-        outbox = self._outbox
+        outbox, db = await self._writer.opened(), self._writer.call
         while True:
             ch.wake.clear()  # before the query: an event written after it wakes us again
             try:
-                rows = await self._db(outbox.due, self._now_ns(), BATCH, ch.name)
+                rows = await db(outbox.due, self._now_ns(), BATCH, ch.name)
                 if not rows:
-                    if self._drained:
+                    if self._writer.drained:
                         return
-                    nxt = await self._db(outbox.next_due_ns, ch.name)
+                    nxt = await db(outbox.next_due_ns, ch.name)
                     wait = IDLE_RECHECK_S if nxt is None else (nxt - self._now_ns()) / 1e9
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(ch.wake.wait(), min(max(wait, 0.0), IDLE_RECHECK_S))
@@ -425,7 +327,7 @@ class Notifier:
             now = self._now_ns()
             if attempt >= self._max_attempts:
                 ch.deferred_ids.discard(row.id)
-                await self._db(
+                await self._writer.call(
                     outbox.mark_failed,
                     row.id,
                     f"{error} (gave up after {attempt} attempt{'s' if attempt > 1 else ''})",
@@ -445,7 +347,7 @@ class Notifier:
                 delay = min(max(r.retry_after_s, 0.0), RETRY_AFTER_CAP_S)
             else:
                 delay = min(self._backoff_base_s * 2 ** (attempt - 1), self._backoff_cap_s)
-            await self._db(outbox.mark_retry, row.id, now, now + int(delay * 1e9), error)
+            await self._writer.call(outbox.mark_retry, row.id, now, now + int(delay * 1e9), error)
             self.retried += 1
             level = logging.DEBUG if ch.failing else logging.WARNING
             log.log(
@@ -462,7 +364,7 @@ class Notifier:
         except Failed as f:
             error = self.scrub(f.error)
             ch.deferred_ids.discard(row.id)
-            await self._db(outbox.mark_failed, row.id, error)
+            await self._writer.call(outbox.mark_failed, row.id, error)
             self.failed += 1
             log.warning("notify: %s: message %d (%s) failed: %s", ch.where, row.id, row.kind, error)
             return None
@@ -471,7 +373,7 @@ class Notifier:
             log.info("notify: %s: delivering again", ch.where)
             ch.failing = False
         try:
-            await self._db(outbox.mark_sent, row.id, self._now_ns())
+            await self._writer.call(outbox.mark_sent, row.id, self._now_ns())
         except StoreError as exc:  # it went: it will go once more (at least once)
             log.warning(
                 "notify: %s: message %d sent, not marked: %s",
@@ -481,12 +383,6 @@ class Notifier:
             )
         self.sent += 1
         return None
-
-
-def _retrieve(fut: asyncio.Future[Any]) -> None:
-    """Consume an abandoned job's outcome (its error is said by whoever waited, if anyone)."""
-    if not fut.cancelled():
-        fut.exception()
 
 
 def _duration(seconds: float) -> str:
