@@ -141,7 +141,7 @@ class Bridge:
         secure: Callable[[zmq.Socket[Any]], None] | None = None,
     ) -> None:
         self._endpoints = endpoints
-        self._secure = secure  # CURVE client options for a remote attach (console/daemon/curve.py)
+        self._secure = secure  # CURVE client options for a remote attach (console/daemon/keys.py)
         self._model = model
         self._own_ctx = ctx is None
         self._ctx = ctx if ctx is not None else zmq.asyncio.Context()

@@ -344,12 +344,12 @@ def attach_main(argv: Sequence[str]) -> int:
 
 
 def attach_remote(args: argparse.Namespace) -> int:
-    from console.daemon import curve
+    from console.daemon import keys
 
     try:
-        server = curve.load_public(args.server_key) if args.server_key else None
-        pub, sec = curve.load_client_pair(args.client_key) if args.client_key else (None, None)
-    except curve.CurveError as exc:
+        server = keys.load_public(args.server_key) if args.server_key else None
+        pub, sec = keys.load_client_pair(args.client_key) if args.client_key else (None, None)
+    except keys.CurveError as exc:
         return _fail(str(exc))
     if server is None or pub is None or sec is None:
         return _fail("--connect needs --server-key FILE and --client-key FILE (see keys --help)")
@@ -359,7 +359,7 @@ def attach_remote(args: argparse.Namespace) -> int:
         return _fail(f"--connect: {exc}")
 
     def secure(sock: Any) -> None:
-        curve.secure_client(sock, server, pub, sec)
+        keys.secure_client(sock, server, pub, sec)
 
     log_dir = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / APP_NAME
     log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -447,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return ctl.status_main(rest) if sub == "status" else ctl.stop_main(rest)
     if sub == "keys":
-        from console.daemon.curve import keys_main
+        from console.daemon.keys import keys_main
 
         return keys_main(rest)
     args = build_parser().parse_args(args_list)

@@ -19,10 +19,9 @@ from pathlib import Path
 import pytest
 import zmq
 
-from console.daemon.curve import (
-    LOCAL_ENDPOINTS,
+from console.daemon.gateway import LOCAL_ENDPOINTS, RemoteGateway
+from console.daemon.keys import (
     CurveError,
-    RemoteGateway,
     authorize,
     authorized_keys,
     keys_main,
@@ -217,7 +216,7 @@ def test_refused_clients_get_nothing_and_are_counted(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="console.daemon.curve")
+    caplog.set_level(logging.WARNING, logger="console.daemon.gateway")
     remote = gateway.endpoints()
     server = load_public(keys_dir / "server.key")
     good = load_client_pair(keys_dir / "clients" / "laptop.key_secret")

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from console.client import DaemonClient
-from console.daemon import curve
+from console.daemon import keys as curve_keys
 from console.daemon.home import BookHome, read_daemon_file
 from tests.procs import alive, until
 from tests.store_seed import seed_open_position
@@ -256,22 +256,24 @@ def _free_port_block(n: int = 4) -> int:
 
 async def test_remote_attach_with_curve(short_dir: Path) -> None:
     keys = short_dir / "keys"
-    curve.make_server_keys(keys)
-    _, laptop_secret = curve.make_client_keys(keys, "laptop")
+    curve_keys.make_server_keys(keys)
+    _, laptop_secret = curve_keys.make_client_keys(keys, "laptop")
     stranger = short_dir / "stranger"
-    curve.make_server_keys(stranger)  # a key pair nobody authorised
+    curve_keys.make_server_keys(stranger)  # a key pair nobody authorised
     port = _free_port_block()
     rd = start_daemon(short_dir, "--listen", f"tcp://127.0.0.1:{port}", "--keys-dir", str(keys))
     try:
         from console.cli import remote_endpoints
 
         eps = remote_endpoints(f"tcp://127.0.0.1:{port}")
-        server = curve.load_public(keys / "server.key")
-        pub, sec = curve.load_client_pair(laptop_secret)
-        good = DaemonClient(eps, "PAPER", secure=lambda s: curve.secure_client(s, server, pub, sec))
-        spub, ssec = curve.load_server_pair(stranger)
+        server = curve_keys.load_public(keys / "server.key")
+        pub, sec = curve_keys.load_client_pair(laptop_secret)
+        good = DaemonClient(
+            eps, "PAPER", secure=lambda s: curve_keys.secure_client(s, server, pub, sec)
+        )
+        spub, ssec = curve_keys.load_server_pair(stranger)
         bad = DaemonClient(
-            eps, "PAPER", secure=lambda s: curve.secure_client(s, server, spub, ssec)
+            eps, "PAPER", secure=lambda s: curve_keys.secure_client(s, server, spub, ssec)
         )
         mg, mb = new_model(), new_model()
         await good.start(mg)
@@ -295,6 +297,8 @@ async def test_remote_attach_with_curve(short_dir: Path) -> None:
 
 
 def test_the_daemon_process_loads_no_textual() -> None:
-    code = "import sys, console.daemon.main, console.daemon.curve; print('textual' in sys.modules)"
+    code = (
+        "import sys, console.daemon.main, console.daemon.gateway; print('textual' in sys.modules)"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr

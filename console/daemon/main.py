@@ -189,7 +189,8 @@ async def _serve(
     await daemon.start()
     gateway = None
     if listen is not None:
-        from console.daemon.curve import CurveError, RemoteGateway, default_keys_dir
+        from console.daemon.gateway import RemoteGateway
+        from console.daemon.keys import CurveError, default_keys_dir
 
         try:
             gateway = RemoteGateway(
