@@ -195,7 +195,26 @@ def daemon_argv(argv: Sequence[str], extra: Sequence[str]) -> tuple[list[str], d
     from feed.private import split_secret_options
 
     clean, secrets = split_secret_options(list(argv))
-    return [sys.executable, "-m", "console.daemon", *clean, *extra, "--quiet"], secrets
+    rest, feed_args = _take_feed_args(clean)  # --feed-arg=--ws-url=URL is a credential too
+    feed_clean, feed_secrets = split_secret_options(feed_args)
+    secrets = {**feed_secrets, **secrets}
+    feed = [f"--feed-arg={a}" for a in feed_clean]
+    return [sys.executable, "-m", "console.daemon", *rest, *feed, *extra, "--quiet"], secrets
+
+
+def _take_feed_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``argv`` without its ``--feed-arg`` options, and their values in order."""
+    rest: list[str] = []
+    values: list[str] = []
+    it = iter(argv)
+    for token in it:
+        if token.startswith("--feed-arg="):
+            values.append(token.split("=", 1)[1])
+        elif token == "--feed-arg":
+            values.append(next(it, ""))
+        else:
+            rest.append(token)
+    return rest, values
 
 
 def spawn_daemon(
@@ -228,7 +247,7 @@ def _last_words(home: Path) -> str:
     for name in ("daemon.out", "daemon.log"):
         line = last_log_line(home / name)
         if line:
-            return line
+            return line.removeprefix(f"{APP_NAME}: ")
     return ""
 
 

@@ -58,17 +58,25 @@ def test_the_lock_dies_with_its_holder_even_on_sigkill(tmp_path: Path) -> None:
 
 
 def test_a_second_console_on_the_same_book_exits_2_with_one_line(tmp_path: Path) -> None:
-    """The real command against a book another process trades on: one line, exit 2, no child."""
+    """The real command against a book another process trades on: one line, exit 2, no child.
+    The console's daemon is what takes the lock: its refusal is the console's one line."""
     book = tmp_path / "book.sqlite"
     env = dict(os.environ, PYTHONPATH=str(ROOT), HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"))
+    refused = f"{book}: in use by process {os.getpid()} (stop it first, or pass another --db)"
     with BookLock.acquire(book):
         r = subprocess.run(
             [sys.executable, "-m", "console", "--db", str(book), "--demo", "--config", str(SAFE_LIST),
              "--run-dir", str(tmp_path / "run")],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30,
         )  # fmt: skip
+        d = subprocess.run(
+            [sys.executable, "-m", "console", "daemon", "--db", str(book), "--demo", "--config",
+             str(SAFE_LIST), "--run-dir", str(tmp_path / "run2")],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
     assert r.returncode == 2, r.stderr
-    assert r.stderr.splitlines() == [
-        f"multipar-console: {book}: in use by process {os.getpid()} (stop it first, or pass another --db)"
-    ]
-    assert not (tmp_path / "run" / "pids.json").exists()  # no child was started
+    assert r.stderr.splitlines() == [f"multipar-console: the daemon did not start (exit 2): {refused}"]
+    assert d.returncode == 2 and d.stderr.splitlines() == [f"multipar-console: {refused}"], d.stderr
+    for run in (tmp_path / "run", tmp_path / "run2"):
+        assert not (run / "pids.json").exists()  # no child was started
+        assert not (run / "daemon.json").exists()  # nor a daemon left

@@ -23,9 +23,13 @@ from pathlib import Path
 
 import pytest
 
-from console.backend import ProcessBackend, _child_env
-from console.cli import _child_args, _redact, _setup_logging, build_parser
+from console.cli import _redact, _setup_logging, daemon_argv
+from console.client import DaemonClient
+from console.daemon.home import BookHome
+from console.daemon.main import _setup_logging as _setup_daemon_logging
+from console.daemon.service import Daemon, child_env
 from console.model import ConsoleModel
+from console.options import build_parser, child_args
 from console.rundir import create_run_dir
 from engine.core.config import load_safe_list
 from engine.journal.schema import StoreError
@@ -122,47 +126,67 @@ class TestRedaction:
         assert env == {ENV_WS_URL: "wss://a", ENV_REST_URL: "http://b"}
 
 
-# -- the console never puts a URL on a child's command line --------------------------------
-def make_backend(run_dir: Path, argv: list[str]) -> ProcessBackend:
+# -- neither the console nor the daemon puts a URL on a command line ----------------------
+def make_backend(run_dir: Path, argv: list[str]) -> Daemon:
     args = build_parser().parse_args(argv)
-    feed_args, engine_args = _child_args(args, "binance")  # as run_console does
-    run = create_run_dir(run_dir)
-    return ProcessBackend(load_safe_list(SAFE_LIST), SAFE_LIST, run.endpoints, run.path / "book.sqlite",
-                          "PAPER", feed_args, engine_args, run.logs, pids_path=run.pids)  # fmt: skip
+    feed_args, engine_args = child_args(args, "binance")  # as run_daemon does
+    return Daemon(load_safe_list(SAFE_LIST), SAFE_LIST, BookHome.at(run_dir), run_dir / "book.sqlite",
+                  "PAPER", "binance", feed_args, engine_args)  # fmt: skip
 
 
 def test_feed_gets_the_urls_in_its_environment_not_its_argv(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ws, rest = secret_urls(9)
     monkeypatch.setenv(ENV_WS_URL, "wss://from-the-console-env/ws")
+    # the daemon the console starts: the URL options go to its environment, not its argv
+    cmd, secrets = daemon_argv(["--ws-url", ws, "--rest-url=" + rest], ["--run-dir", str(short_dir)])
+    assert_no_secret(" ".join(cmd), "the daemon's argv")
+    assert secrets == {ENV_WS_URL: ws, ENV_REST_URL: rest}
     backend = make_backend(short_dir / "run", ["--ws-url", ws, "--rest-url", rest, "--feed-arg=--ws-url=" + ws])
-    for argv in (backend._feed_argv, backend._engine_argv, backend.feed_argv(["--ws-url", ws])):
-        assert_no_secret(" ".join(argv), "a child's argv")
-        assert "--ws-url" not in " ".join(argv)
+    for child_argv in (backend._feed_argv, backend._engine_argv, backend.feed_argv(["--ws-url", ws])):
+        assert_no_secret(" ".join(child_argv), "a child's argv")
+        assert "--ws-url" not in " ".join(child_argv)
     feed_env, engine_env = backend.child_env("feed"), backend.child_env("engine")
     assert feed_env[ENV_WS_URL] == ws and feed_env[ENV_REST_URL] == rest  # the option wins
     assert ENV_WS_URL not in engine_env and ENV_REST_URL not in engine_env
     assert str(ROOT) in feed_env["PYTHONPATH"].split(os.pathsep)
-    env = _child_env({"X_SECRET": "1"}, drop=["HOME"])
+    env = child_env({"X_SECRET": "1"}, drop=["HOME"])
     assert env["X_SECRET"] == "1" and "HOME" not in env
+
+
+def test_a_url_given_as_a_feed_arg_stays_off_the_daemons_argv() -> None:
+    """The feed never gets it on its argv (above); the daemon the console starts should not either."""
+    ws, _ = secret_urls(9)
+    cmd, secrets = daemon_argv(["--feed-arg=--ws-url=" + ws], [])
+    assert_no_secret(" ".join(cmd), "the daemon's argv")
+    assert secrets == {ENV_WS_URL: ws}
 
 
 async def test_console_run_shows_no_secret_in_ps_or_any_log(
     short_dir: Path, console_root_logging: None, loose_umask: None
 ) -> None:
-    """The real backend start: /proc/PID/cmdline of both children, console.log, feed.log and
-    engine.log hold no credential; the feed's /proc/PID/environ has them; logs are 0600."""
+    """The real daemon start, a console attached: /proc/PID/cmdline of both children,
+    daemon.log, console.log, feed.log and engine.log hold no credential; the feed's
+    /proc/PID/environ has them; logs are 0600."""
     port = closed_port()
     ws, rest = secret_urls(port)
     argv = ["--ws-url", ws, "--rest-url", rest]  # no markets file: ccxt's REST errors name the URL
     backend = make_backend(short_dir / "run", argv)
-    console_log = short_dir / "run" / "console.log"
+    console_log, daemon_log = backend.logs.console, backend.home.daemon_log
+    # one process here plays both: the console's log handler, then the daemon's beside it
     _setup_logging(console_log, "INFO")
-    logging.getLogger("console.cli").info("starting: args %s", _redact(argv))  # as run_console logs
+    root = logging.getLogger()
+    console_handlers = list(root.handlers)
+    _setup_daemon_logging(daemon_log, "INFO", True)  # as run_daemon (--quiet) sets it up
+    for h in console_handlers:
+        root.addHandler(h)
+    logging.getLogger("console.cli").info("attaching: args %s", _redact(argv))  # as _attach logs
     logging.getLogger("test").error("a stray one: %s", ws)  # the formatter catches even this
     cfg = load_safe_list(SAFE_LIST)
     model = ConsoleModel(cfg.active_symbols(), {s: {"tier": p.tier.value, "strategy": p.strategy} for s, p in cfg.pairs.items()})
-    await backend.start(model)
+    client = DaemonClient(backend.endpoints, "PAPER")
     try:
+        await backend.start()
+        await client.start(model)
         sup = backend.supervisor
         assert sup is not None
         await until(lambda: sup.pid("feed") is not None and sup.pid("engine") is not None, 30, "both children")
@@ -175,14 +199,17 @@ async def test_console_run_shows_no_secret_in_ps_or_any_log(
         await until(lambda: logs.feed.exists() and logs.feed.read_text().count("retry #") >= 2, 30,
                     "the feed to fail twice against the closed port")  # fmt: skip
     finally:
+        await client.stop()
         await backend.stop()
     pids = backend.supervisor.all_pids() if backend.supervisor else []
     assert pids and not any(alive(p) for p in pids)
-    for path in (console_log, backend.logs.feed, backend.logs.engine):
+    for path in (daemon_log, console_log, backend.logs.feed, backend.logs.engine):
         assert_no_secret(path.read_text(), path.name)
         assert mode(path) == 0o600, f"{path.name} is {mode(path):04o}"
     feed_log = backend.logs.feed.read_text()
     assert f"http://***@127.0.0.1:{port}/?token=***" in feed_log  # the error still says where
+    # the daemon's start line names the feed's environment, its URL redacted
+    assert f"{ENV_WS_URL}=wss://***@127.0.0.1:{port}/ws?apiKey=***" in daemon_log.read_text()
     assert "***@127.0.0.1" in console_log.read_text()
 
 

@@ -1,7 +1,8 @@
 """The snapshot on attach across real processes: the engine subprocess answers ``snapshot`` on
-its ROUTER with the book's rows and every pair, numbered so the live stream continues it; the
-console's real ProcessBackend applies it at start (the model holds the book's decisions as soon
-as the backend is ready) and again after the engine restarts, with nothing shown twice.
+its ROUTER with the book's rows and every pair, numbered so the live stream continues it; a
+console attached to the real daemon (which relays the request to the engine) applies it at start
+(the model holds the book's decisions as soon as the console is ready) and again after the
+engine restarts, with nothing shown twice.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from engine.wire import commands as engine_wire
 from engine.wire.schema import SnapshotMsg
 from tests.procs import SYMBOLS, Commander, Subscriber, stack, until
 from tests.store_seed import seed_history, seed_open_position
-from tests.test_backend import make_backend, new_model
+from tests.test_daemon import attached
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -80,13 +81,12 @@ async def test_the_console_holds_the_books_history_when_ready_and_after_a_restar
 ) -> None:
     db = short_dir / "paper.sqlite"
     keys = seed(db)
-    backend = make_backend(short_dir, db=db)
-    model = new_model()
-    await backend.start(model)
-    try:
-        assert await backend.wait_ready(30), backend.logs.engine.read_text(errors="replace")[-3000:]
-        bridge = backend.bridge
-        assert bridge is not None and bridge.snapshots == 1 and not bridge.holding
+    # attached() asserts the daemon and the console are ready (both children beat, snapshot
+    # applied) within 30 s, naming the engine's log otherwise
+    async with attached(short_dir, db=db) as backend:
+        model = backend.model
+        bridge = backend.bridge  # the console's
+        assert bridge.snapshots == 1 and not bridge.holding
         # right after start, before any decision is made live: the book's
         got = [d.key for d in model.decisions]
         assert got[0].startswith(keys[0]) and got[1:3] == keys[1:], got
@@ -104,7 +104,7 @@ async def test_the_console_holds_the_books_history_when_ready_and_after_a_restar
         assert dead is not None
         os.kill(dead, signal.SIGKILL)
         await until(lambda: bridge.snapshots == 2, timeout_s=40, what="the new engine's snapshot")
-        assert backend.synced and sup.pid("engine") not in (None, dead)
+        assert backend.client.synced and sup.pid("engine") not in (None, dead)
         shown = [d.key for d in model.decisions]
         assert len(shown) == len(set(shown)) and shown[1:3] == keys[1:]
         fills = [f.fill_id for f in model.fills]
@@ -115,5 +115,3 @@ async def test_the_console_holds_the_books_history_when_ready_and_after_a_restar
         assert texts.count("[book] re-armed 3 pair(s) (seeded)") == 1
         assert sum(t.startswith("recovered ") for t in texts) == 2
         assert bridge.bad_messages == 0
-    finally:
-        await backend.stop()

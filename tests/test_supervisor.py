@@ -18,6 +18,14 @@ from typing import Any
 import pytest
 
 from console.bridge import Bridge
+from console.daemon.supervisor import (
+    BACKOFF_S,
+    HEALTHY_RESET_S,
+    SILENT_AFTER_S,
+    ChildSpec,
+    Supervisor,
+    backoff_delay,
+)
 from console.model import ConsoleModel
 from console.rundir import (
     MAX_IPC_PATH,
@@ -26,14 +34,6 @@ from console.rundir import (
     create_run_dir,
     prune_runs,
     runs_root,
-)
-from console.daemon.supervisor import (
-    BACKOFF_S,
-    HEALTHY_RESET_S,
-    SILENT_AFTER_S,
-    ChildSpec,
-    Supervisor,
-    backoff_delay,
 )
 from engine.wire import liveness
 from tests.procs import alive, until
@@ -80,7 +80,9 @@ class TestRunDir:
         assert run.path.name.startswith("run-") and run.path.name.endswith(f"-{os.getpid()}")
         assert stat.S_IMODE(os.stat(run.path).st_mode) == 0o700
         eps = run.endpoints.as_dict()
-        assert set(eps) == {"feed_pub", "feed_rep", "engine_pub", "engine_cmd"}
+        assert set(eps) == {
+            "feed_pub", "feed_rep", "engine_pub", "engine_cmd", "daemon_pub", "daemon_ctl"
+        }  # fmt: skip
         for ep in eps.values():
             assert ep.startswith(f"ipc://{run.path}/")
             assert len(ep) - len("ipc://") < MAX_IPC_PATH

@@ -1,10 +1,11 @@
 """End to end, as a person uses it: ``multipar-console --demo`` inside tmux.
 
-Each test starts the real console (which starts the real feed and engine) in a detached tmux
-session of a fixed size, with a fresh HOME / XDG_RUNTIME_DIR / XDG_STATE_HOME under /tmp, reads
-the screen with capture-pane, types keys with send-keys, and checks afterwards that no process
-of ours is left: by the pids the console recorded in ``pids.json`` and by ``pgrep -f`` on the
-run directory's path.
+Each test starts the real console (which starts a daemon of its own, which starts the real feed
+and engine) in a detached tmux session of a fixed size, with a fresh HOME / XDG_RUNTIME_DIR /
+XDG_STATE_HOME under /tmp, reads the screen with capture-pane, types keys with send-keys, and
+checks afterwards that no process of ours is left: the console (the pane's process), the daemon
+and the children it recorded in ``pids.json``, and ``pgrep -f`` on the run directory's path (the
+demo's daemon is started with ``--run-dir``).
 """
 
 from __future__ import annotations
@@ -43,11 +44,14 @@ pytestmark = [
 ]
 
 
-def console_command() -> list[str]:
+def console_entry() -> list[str]:
     """The installed entry point beside the interpreter if there is one, else ``-m console``."""
     script = Path(sys.executable).with_name("multipar-console")
-    base = [str(script)] if script.exists() else [sys.executable, "-m", "console"]
-    return [*base, "--demo", "--config", str(SAFE_LIST), "--seed", "5"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "console"]
+
+
+def console_command() -> list[str]:
+    return [*console_entry(), "--demo", "--config", str(SAFE_LIST), "--seed", "5"]
 
 
 
@@ -57,15 +61,18 @@ class Demo:
 
     tmux: TmuxSession
     home: Path
+    console_pid: int | None = None  # the pane's process (``exec``), once started
 
     @property
     def runs(self) -> Path:
         return self.home / "xdg" / "multipar-console"
 
     def run_dir(self, timeout_s: float = 10.0) -> Path:
+        """The daemon's directory: the demo's fresh ``run-*``, or the book's home ``book-*``."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             found = sorted(self.runs.glob("run-*")) if self.runs.exists() else []
+            found = found or (sorted(self.runs.glob("book-*")) if self.runs.exists() else [])
             if found:
                 return found[-1]
             time.sleep(0.05)
@@ -74,11 +81,22 @@ class Demo:
     def pids(self) -> dict[str, object]:
         return json.loads((self.run_dir() / "pids.json").read_text())
 
-    def all_our_pids(self) -> set[int]:
+    def daemon_pid(self) -> int:
+        """The supervisor's process: the daemon."""
+        return int(self.pids()["daemon"])  # type: ignore[call-overload]
+
+    def daemon_pids(self) -> set[int]:
+        """The daemon and every child it ever started."""
         data = self.pids()
-        pids = {int(data["console"])}  # type: ignore[call-overload]
+        pids = {self.daemon_pid()}
         for history in data["history"].values():  # type: ignore[union-attr]
             pids.update(int(p) for p in history)
+        return pids
+
+    def all_our_pids(self) -> set[int]:
+        pids = self.daemon_pids()
+        if self.console_pid is not None:
+            pids.add(self.console_pid)
         return pids
 
     def engine_pid(self) -> int:
@@ -99,6 +117,7 @@ class Demo:
     def wait_started(self) -> str:
         """Every pair on screen with a price, and both children recorded."""
         screen = self.tmux.wait_for(lambda s: all(prices(s).get(sym) for sym in SYMBOLS), STARTUP_S)
+        self.console_pid = self.tmux.pane_pid()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -269,23 +288,31 @@ def test_demo_shows_live_prices_and_quits_clean(demo_factory, width: int, height
 
 @pytest.mark.parametrize("how", ["hangup", "sigterm", "sigkill"])
 def test_no_child_outlives_the_console(demo_factory, how: str) -> None:  # type: ignore[no-untyped-def]
-    """hangup: a dropped SSH session (tmux kill-session hangs up the terminal: SIGHUP);
-    sigterm: a service manager stopping it; sigkill: no cleanup at all (PR_SET_PDEATHSIG)."""
+    """The demo's daemon belongs to its console. hangup: a dropped SSH session (tmux
+    kill-session hangs up the terminal: SIGHUP); sigterm: a service manager stopping it; both
+    detach, which stops an owned daemon. sigkill: no cleanup at all by the console (the daemon
+    watches its owner's pid; the children die with the daemon)."""
     demo: Demo = demo_factory()
     demo.wait_started()
     ours = demo.all_our_pids()
-    assert len(ours) == 3
-    console = int(demo.pids()["console"])  # type: ignore[call-overload]
+    console, daemon = demo.console_pid, demo.daemon_pid()
+    assert console is not None and alive(console) and console != daemon
+    assert len(ours) == 4  # the console, the daemon, the feed and the engine
     if how == "hangup":
         demo.tmux.kill_session()
     else:
         os.kill(console, signal.SIGTERM if how == "sigterm" else signal.SIGKILL)
     demo.assert_nothing_left()
     log = (demo.run_dir() / "console.log").read_text()
+    daemon_log = (demo.run_dir() / "daemon.log").read_text()
     if how != "sigkill":
         name = "SIGHUP" if how == "hangup" else "SIGTERM"
         assert f"{name} received: orderly shutdown" in log
-        assert "backend stopped" in log
+        assert "detached" in log
+        assert "stopping: a console asked" in daemon_log
+    else:
+        assert f"stopping: its console (pid {console}) is gone" in daemon_log
+    assert "daemon stopped" in daemon_log
 
 
 def test_p_pauses_the_selected_pair(demo_factory) -> None:  # type: ignore[no-untyped-def]

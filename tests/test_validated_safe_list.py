@@ -1,4 +1,4 @@
-"""The engine trades on the safe list the console validated at start (a copy in the run
+"""The engine trades on the safe list the daemon validated at start (a copy in its home
 directory), not on the operator's file as it is now: a file broken while trading never stops a
 restarted engine."""
 
@@ -16,7 +16,10 @@ from typing import Any
 import pytest
 
 from console import cli, preflight
-from console.backend import ProcessBackend
+from console.client import DaemonClient
+from console.daemon import main as daemon_main
+from console.daemon.home import BookHome
+from console.daemon.service import Daemon
 from console.model import ConsoleModel
 from console.rundir import create_run_dir
 from engine.core.config import ConfigError, load_safe_list
@@ -75,9 +78,9 @@ def test_editing_the_original_does_not_change_what_a_respawned_engine_is_given(
     validated = preflight.validate(mine)
     run = create_run_dir(short_dir / "run")
     copy = preflight.write_run_copy(validated, run.path)
-    backend = ProcessBackend(
-        validated.cfg, copy, run.endpoints, run.path / "demo.sqlite", "DEMO",
-        ["--source", "sim"], [], run.logs,
+    backend = Daemon(
+        validated.cfg, copy, BookHome.at(run.path), run.path / "demo.sqlite", "DEMO", "sim",
+        ["--source", "sim"], [],
     )  # fmt: skip
     argv = backend.engine_argv([])
     assert engine_config(argv) == copy
@@ -89,18 +92,24 @@ def test_editing_the_original_does_not_change_what_a_respawned_engine_is_given(
 
 def test_run_console_gives_the_engine_the_run_copy(
     short_dir: Path, monkeypatch: pytest.MonkeyPatch, console_root_logging: None) -> None:
-    """The real command-line path, up to where the app would run: the backend it builds names
-    the copy in the run directory, written from the text it validated."""
+    """The real command-line path, up to where the daemon would run: the console hands the
+    operator's file and the run directory to the daemon it starts, and the daemon it builds
+    names the copy in that directory, written from the text it validated."""
     mine = operator_copy(short_dir)
+    run_dir = short_dir / "run"
+    argv = ["--demo", "--config", str(mine), "--run-dir", str(run_dir)]
+    # what the console runs (with --owner-pid) for the demo's daemon
+    cmd, _ = cli.daemon_argv(argv, ["--owner-pid", "1"])
+    assert cmd[1:3] == ["-m", "console.daemon"] and cmd[cmd.index("--config") + 1] == str(mine)
+    assert cmd[cmd.index("--run-dir") + 1] == str(run_dir)
     built: list[Any] = []
 
-    async def fake_serve(app: Any, backend: Any) -> int:
-        built.append(backend)
+    async def fake_serve(daemon: Any, home: Any, args: Any, listen: Any) -> int:
+        built.append(daemon)
         return 0
 
-    monkeypatch.setattr(cli, "serve", fake_serve)
-    run_dir = short_dir / "run"
-    assert cli.main(["--demo", "--config", str(mine), "--run-dir", str(run_dir)]) == 0
+    monkeypatch.setattr(daemon_main, "_serve", fake_serve)
+    assert cli.main(["daemon", *argv]) == 0  # what that command runs
     (backend,) = built
     copy = run_dir.absolute() / "safe_list.yaml"
     assert engine_config(backend.engine_argv([])) == copy
@@ -122,15 +131,18 @@ async def test_an_engine_restarted_after_the_file_broke_trades_on(short_dir: Pat
     validated = preflight.validate(mine)
     run = create_run_dir(short_dir / "run")
     copy = preflight.write_run_copy(validated, run.path)
-    backend = ProcessBackend(
-        validated.cfg, copy, run.endpoints, run.path / "demo.sqlite", "DEMO",
-        ["--source", "sim", "--seed", "5"], [], run.logs, pids_path=run.pids,
+    daemon = Daemon(
+        validated.cfg, copy, BookHome.at(run.path), run.path / "demo.sqlite", "DEMO", "sim",
+        ["--source", "sim", "--seed", "5"], [],
     )  # fmt: skip
+    backend = DaemonClient(daemon.endpoints, "DEMO")  # a console attached to it
     model = new_model()
-    await backend.start(model)
     try:
-        assert await backend.wait_ready(30), backend.logs.engine.read_text(errors="replace")[-2000:]
-        sup, bridge = backend.supervisor, backend.bridge
+        await daemon.start()
+        await backend.start(model)
+        ready = await daemon.wait_ready(30) and await backend.wait_ready(30)
+        assert ready, daemon.logs.engine.read_text(errors="replace")[-2000:]
+        sup, bridge = daemon.supervisor, backend.bridge
         assert sup is not None and bridge is not None
         first = sup.pid("engine")
         assert first is not None
@@ -152,4 +164,6 @@ async def test_an_engine_restarted_after_the_file_broke_trades_on(short_dir: Pat
         assert sup.state("engine") == "running" and sup.restarts("engine") == 1
     finally:
         await backend.stop()
-    assert not any(alive(p) for p in backend.supervisor.all_pids())  # type: ignore[union-attr]
+        await daemon.stop()
+    pids = daemon.supervisor.all_pids() if daemon.supervisor else []
+    assert pids and not any(alive(p) for p in pids)

@@ -1,7 +1,7 @@
-"""Supervisor of the console's children (feed, engine): spawn, watch, restart, stop.
+"""Supervisor of the daemon's children (feed, engine): spawn, watch, restart, stop.
 
 Owns the child processes: each is ``sys.executable -m feed|engine …`` with stdin closed,
-stdout/stderr appended to its log file, and (on Linux) ``PR_SET_PDEATHSIG`` so a console that
+stdout/stderr appended to its log file, and (on Linux) ``PR_SET_PDEATHSIG`` so a daemon that
 is SIGKILLed never leaves an orphan. A child that exits or falls silent (no heartbeat for
 ``silent_after_s``) is restarted with backoff 1, 2, 4, 8, 16, 30, 30 … s. A run during which
 the child beat for ``healthy_reset_s`` (counted from its first beat) forgives the crashes
@@ -386,7 +386,7 @@ class Supervisor:
         if self._pids_path is None:
             return
         data = {
-            "console": os.getpid(),
+            "daemon": os.getpid(),
             "children": {n: self.pid(n) for n in self._children},
             "history": {n: list(c.history) for n, c in self._children.items()},
         }
