@@ -517,6 +517,8 @@ class FakeBackend:
     start_error: str | None = None
     commands: list[tuple[str, str | None]] = field(default_factory=list)
     kills: int = 0
+    detaches: bool = False  # True: a console attached to a daemon (q detaches, S stops trading)
+    stop_requests: list[bool] = field(default_factory=list)  # stop_trading(flatten=…) calls
     starts: int = 0
     stops: int = 0
     model: ConsoleModel | None = None
@@ -565,8 +567,12 @@ class FakeBackend:
         msg = AckMsg("k1", "kill", True, "halted; 2 positions flattened", halted, halted=True)
         return self._ack(msg, 85.0)
 
+    async def stop_trading(self, *, flatten: bool) -> Ack:
+        self.stop_requests.append(flatten)
+        return self.acks.get("stop", Ack("stop", True, "stopping"))
+
     def _ack(self, msg: AckMsg, elapsed_ms: float) -> Ack:
-        """An engine ack as ProcessBackend turns it into an ``Ack``, through the real codec."""
+        """An engine ack as the console's client turns it into an ``Ack``, through the real codec."""
         return to_ack(decode_ack(make_ack(msg)), msg.cmd, elapsed_ms)
 
     async def stop(self) -> None:

@@ -497,6 +497,50 @@ async def test_shutdown_is_orderly_and_idempotent() -> None:
     assert backend.stops == 1
 
 
+async def test_attached_q_detaches_at_once_even_with_positions_open() -> None:
+    """Attached to a daemon: q is "Detach" in the footer and never asks: trading goes on."""
+    backend = FakeBackend(detaches=True)
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        assert app.model.open_positions()
+        assert "q Detach" in screen_text(app) and "q Quit" not in screen_text(app)
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, "the app to detach")
+    assert backend.stops == 1 and backend.stop_requests == []
+
+
+async def test_stop_trading_with_positions_open_is_flatten_then_stop() -> None:
+    backend = FakeBackend(detaches=True)
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("S")
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "stop"
+        assert "Flatten 2 position(s), then stop trading?" in screen_text(app)
+        await pilot.press("n")
+        await pilot.pause(0.1)
+        assert backend.stop_requests == [] and app.is_running
+        await pilot.press("S", "y")
+        await wait_for(pilot, lambda: not app.is_running, "the app to leave once stopping")
+    assert backend.stop_requests == [True]
+
+
+async def test_stop_trading_refused_keeps_the_console() -> None:
+    backend = FakeBackend(
+        detaches=True, board=False, acks={"stop": Ack("stop", False, "engine did not answer")}
+    )
+    app = build(backend)
+    async with app.run_test(size=SMALL) as pilot:
+        await ready(pilot, backend)
+        await pilot.press("S")
+        assert "Stop trading?" in screen_text(app)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: backend.stop_requests == [False], "the stop request")
+        await pilot.pause(0.1)
+        assert app.is_running and backend.stops == 0
+
+
 # ---------------------------------------------------------------------- navigation
 
 
