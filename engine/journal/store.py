@@ -48,10 +48,12 @@ def _side(x: Side | str) -> str:
 class Store(BookReads):
     """One SQLite connection to one store file. Not shared between threads."""
 
-    def __init__(self, path: str | Path, *, verify: bool = True) -> None:
+    def __init__(self, path: str | Path, *, verify: bool = True, durable: bool = True) -> None:
         """Open (creating the schema if the file is new). ``verify`` runs ``PRAGMA quick_check``
-        so a damaged file is refused at start rather than at the first fill."""
+        so a damaged file is refused at start rather than at the first fill. ``durable=False``
+        (a backtest's own book: rerun it rather than fsync it) commits without fsync."""
         self.path = Path(path)
+        self.durable = durable
         self.equity_dropped = 0  # equity points refused for a non-finite value
         name = str(self.path)
         if not self.path.parent.is_dir():
@@ -94,7 +96,8 @@ class Store(BookReads):
             log.warning(
                 "store %s: journal_mode is %s, not wal (filesystem without shm?)", self.path, mode
             )
-        c.execute("PRAGMA synchronous = FULL")  # fsync every commit: a fill must survive power loss
+        # fsync every commit: a fill must survive power loss (a backtest's book: a rerun does)
+        c.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'OFF'}")
         c.execute("PRAGMA foreign_keys = ON")
         if verify:
             result = c.execute("PRAGMA quick_check(1)").fetchone()[0]

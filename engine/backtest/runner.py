@@ -1,0 +1,310 @@
+"""The backtest: the one trading core that trades live, run candle by candle over history.
+
+Owns ``run_backtest``. Nothing here decides a trade: the ``TradingCore`` does, with the paper
+execution client (the safe list's fee and slippage, the exchange's order rules) and a journal,
+as in the engine process. What the backtest adds is a simulated clock and the market data:
+
+- Warm-up: the first ``warmup`` candles of each pair (at most half of them; the safe list's
+  ``engine.history_candles`` by default) seed indicators and strategies through the live path
+  (``TradingCore.warm_pair``), exactly what the replay feed serves an engine as history.
+- Each later candle becomes four ticks at 0, 30, 60 and 90 % of its interval
+  (``feed.candle_ticks``): the open, the two extremes, the close, with a ``spread_bps`` spread
+  around each price and the 24 h rolling volume. Pairs are interleaved by time as a feed
+  interleaves them. A candle closes (and the strategy decides) at the next candle's open tick,
+  so an entry fills at the next open, at the ask or bid, with slippage and the taker fee.
+- **Intra-candle order**: for a pair holding a position when the candle's extremes come, the
+  extreme against the position comes first (a long sees the low before the high; a short the
+  high before the low), so when a stop and a take-profit both lie inside one candle the stop
+  wins: the pessimistic reading. A flat pair takes the replay's order (low first on an up
+  candle). A stop fills at the tick that crosses it (the extreme, not the stop level: a gap
+  through the stop costs what it costs).
+- The core's timer runs once per candle time, so candles with no tick close and pending exits
+  are retried as live. The run ends 2 s after the last candle's end (its decision is made);
+  positions still open are marked at the last close and reported as open (``exit_reason`` end).
+
+The run's book (SQLite, no fsync: rerun it rather than recover it) holds every decision,
+order and fill as the engine's would; the equity curve is kept in memory at every candle time
+and written to the book once, at the end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.backtest.result import BacktestResult, EquityPoint, PairSeries, Rejection, RunMeta
+from engine.backtest.trades import TradeBook
+from engine.core.candles import Candle
+from engine.core.config import SafeList
+from engine.core.events import CoreEvent, DecisionMade, FillBooked
+from engine.core.markets import MarketRules, default_rules
+from engine.core.trader import FEED_LATENCY_ALLOWANCE_MS, TradingCore
+from engine.execution.paper import PaperExecutionClient
+from engine.journal.store import Store
+from feed.candle_ticks import TICK_FRACTIONS, candle_ticks
+
+DEFAULT_SPREAD_BPS = 2.0  # the replay feed's default
+MAX_POINTS = 20_000  # equity points and price points per pair kept in the result
+Progress = Callable[[int, int], None]  # (candles done, candles in all)
+
+
+class SimClock:
+    """The backtest's clock: the current tick's exchange time."""
+
+    __slots__ = ("ms",)
+
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def time_ms(self) -> int:
+        return self.ms
+
+    def monotonic(self) -> float:
+        return self.ms / 1000.0
+
+
+class BacktestBook(Store):
+    """The run's book: the engine's journal without fsync, the equity curve written once."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, verify=False, durable=False)
+        self._equity: list[tuple[Any, ...]] = []
+
+    def record_equity(self, ts: int, *values: float) -> None:  # type: ignore[override]
+        self._equity.append((int(ts), *values))
+
+    def flush_equity(self) -> None:
+        rows = [r for r in self._equity if all(math.isfinite(v) for v in r[1:])]
+        self.equity_dropped += len(self._equity) - len(rows)
+        with self._write("record_equity") as c:
+            c.executemany(
+                "INSERT INTO equity (ts, equity, cash, exposure, realised, unrealised, fees) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        self._equity.clear()
+
+
+class _Sink:
+    """The core's events, turned into trades and the 'why not traded' ledger as they come."""
+
+    def __init__(self, trades: TradeBook) -> None:
+        self.trades = trades
+        self.rejections: list[Rejection] = []
+        self.signals: dict[str, int] = {}
+
+    def emit(self, event: CoreEvent) -> None:
+        if type(event) is FillBooked:
+            self.trades.on_fill(event.fill, event.position)
+        elif type(event) is DecisionMade:
+            d = event.decision
+            self.signals[d.symbol] = self.signals.get(d.symbol, 0) + 1
+            if not d.approved:
+                failed = next((c for c in d.checks if not c.ok), None)
+                self.rejections.append(
+                    Rejection(
+                        ts=d.ts,
+                        symbol=d.symbol,
+                        action=d.action,
+                        check=failed.name if failed is not None else "unknown",
+                        reason=(failed.reason or failed.name) if failed is not None else "",
+                    )
+                )
+
+
+def run_backtest(
+    cfg: SafeList,
+    candles: Mapping[str, np.ndarray],
+    book: Path,
+    *,
+    timeframe_s: int | None = None,
+    warmup: int | None = None,
+    spread_bps: float = DEFAULT_SPREAD_BPS,
+    rules: Mapping[str, MarketRules] | None = None,
+    progress: Progress | None = None,
+    config_name: str = "",
+    data_name: str = "",
+) -> BacktestResult:
+    """Backtest ``cfg``'s active pairs over ``candles`` (per pair an ``(n, 6)`` array: ts in
+    ms, open, high, low, close, volume, in time order) into the new book at ``book``."""
+    t_start = time.perf_counter()
+    symbols = [s for s in cfg.active_symbols() if s in candles]
+    missing = [s for s in cfg.active_symbols() if s not in candles]
+    if missing:
+        raise ValueError(f"no candles for {', '.join(missing)}")
+    tf_s = timeframe_s or cfg.engine.timeframe_s
+    tf_ms = tf_s * 1000
+    n_warm = cfg.engine.history_candles if warmup is None else warmup
+    skips = {s: min(max(n_warm, 0), len(candles[s]) // 2) for s in symbols}
+    first = min(int(candles[s][skips[s], 0]) for s in symbols if len(candles[s]) > skips[s])
+    clock = SimClock(first)
+    store = BacktestBook(book)
+    rules = dict(rules) if rules else {s: default_rules(s) for s in symbols}
+    pc = cfg.portfolio
+    trades = TradeBook()
+    sink = _Sink(trades)
+    core = TradingCore(
+        cfg,
+        clock=clock,
+        client=PaperExecutionClient(pc.taker_fee, pc.slippage_bps, rules, clock),
+        journal=store,
+        sink=sink,
+        rules=rules,
+        timeframe_s=tf_s,
+    )
+    for s in symbols:
+        rows = candles[s][: skips[s]]
+        core.warm_pair(s, [Candle(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows])
+    eq_ts, eq_val, eq_cash, eq_exp = _replay(
+        core, clock, symbols, candles, skips, tf_ms, spread_bps * 0.5e-4, progress
+    )
+    # the last candles close by the timer, as live: their decisions are made
+    clock.ms = int(max(candles[s][-1, 0] for s in symbols)) + tf_ms + FEED_LATENCY_ALLOWANCE_MS + 1
+    core.on_timer()
+    store.flush_equity()
+    marks = core.marks()
+    pf = core.portfolio
+    trades.close_open(marks, clock.ms)
+    store.close()
+    n_candles = sum(len(candles[s]) - skips[s] for s in symbols)
+    meta = RunMeta(
+        config=config_name,
+        pairs=symbols,
+        timeframe=_tf_text(tf_s),
+        start_ms=first,
+        end_ms=int(max(candles[s][-1, 0] for s in symbols)) + tf_ms,
+        capital=pc.capital_usd,
+        fee_rate=pc.taker_fee,
+        slippage_bps=pc.slippage_bps,
+        candles=n_candles,
+        elapsed_s=time.perf_counter() - t_start,
+        book=str(book),
+        data=data_name,
+    )
+    eq_ts.append(clock.ms)
+    eq_val.append(pf.equity(marks))
+    eq_cash.append(pf.cash)
+    eq_exp.append(pf.exposure(marks))
+    return BacktestResult(
+        meta=meta,
+        trades=trades.trades,
+        equity=_equity_points(eq_ts, eq_val, eq_cash, eq_exp),
+        rejections=sink.rejections,
+        signals=sink.signals,
+        series=[_series(s, candles[s][skips[s] :], trades) for s in symbols],
+    )
+
+
+def _replay(
+    core: TradingCore,
+    clock: SimClock,
+    symbols: list[str],
+    candles: Mapping[str, np.ndarray],
+    skips: Mapping[str, int],
+    tf_ms: int,
+    half_spread: float,
+    progress: Progress | None,
+) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Every candle's four ticks through ``core.on_tick``, pairs interleaved by time."""
+    ticks = {s: candle_ticks(candles[s], tf_ms, skips[s]) for s in symbols}
+    # one timeline: every (candle time, pair) in time order, pairs in safe-list order
+    starts = np.concatenate([ticks[s].ts[:, 0] for s in symbols])
+    owner = np.concatenate([np.full(len(ticks[s].ts), k) for k, s in enumerate(symbols)])
+    row = np.concatenate([np.arange(len(ticks[s].ts)) for s in symbols])
+    order = np.lexsort((owner, starts))
+    starts, owner, row = starts[order].tolist(), owner[order].tolist(), row[order].tolist()
+    times = [ticks[s].ts.tolist() for s in symbols]
+    prices = [ticks[s].price.tolist() for s in symbols]
+    volumes = [ticks[s].base_volume.tolist() for s in symbols]
+    states = [core.pairs[s] for s in symbols]
+    positions = core.portfolio.positions
+    on_tick, on_timer, portfolio = core.on_tick, core.on_timer, core.portfolio
+    eq_ts: list[int] = []
+    eq_val: list[float] = []
+    eq_cash: list[float] = []
+    eq_exp: list[float] = []
+    total = len(starts)
+    i = 0
+    next_report = 0
+    while i < total:
+        t = starts[i]
+        j = i
+        while j < total and starts[j] == t:
+            j += 1
+        group = [(owner[g], row[g]) for g in range(i, j)]
+        for step in range(len(TICK_FRACTIONS)):
+            for k, r in group:
+                ps = states[k]
+                px = prices[k][r]
+                p = px[step]
+                if step in (1, 2):
+                    pos = positions.get(ps.symbol)
+                    if pos is not None and pos.qty != 0.0:
+                        lo, hi = min(px[1], px[2]), max(px[1], px[2])
+                        first_adverse = lo if pos.qty > 0.0 else hi
+                        p = first_adverse if step == 1 else (hi if pos.qty > 0.0 else lo)
+                clock.ms = times[k][r][step]
+                half = p * half_spread
+                on_tick(ps, clock.ms, p - half, p + half, p, volumes[k][r][step])
+        on_timer()
+        marks = {ps.symbol: ps.last for ps in states}
+        eq_ts.append(clock.ms)
+        eq_val.append(portfolio.equity(marks))
+        eq_cash.append(portfolio.cash)
+        eq_exp.append(portfolio.exposure(marks))
+        i = j
+        if progress is not None and i >= next_report:
+            progress(i, total)
+            next_report = i + max(1, total // 200)
+    if progress is not None:
+        progress(total, total)
+    return eq_ts, eq_val, eq_cash, eq_exp
+
+
+def _equity_points(
+    ts: list[int], equity: list[float], cash: list[float], exposure: list[float]
+) -> list[EquityPoint]:
+    """At most ``MAX_POINTS``: each bucket keeps its lowest and highest point in time order,
+    so every peak and trough (and so the maximum drawdown) survives exactly."""
+    n = len(ts)
+    keep = range(n) if n <= MAX_POINTS else _extremes(np.asarray(equity), MAX_POINTS // 2)
+    return [EquityPoint(ts[i], equity[i], cash[i], exposure[i]) for i in keep]
+
+
+def _extremes(values: np.ndarray, buckets: int) -> list[int]:
+    """Indices of each bucket's minimum and maximum (and the last point), in time order."""
+    n = len(values)
+    edges = np.linspace(0, n, buckets + 1).astype(int)
+    keep: set[int] = {0, n - 1}
+    for a, b in itertools.pairwise(edges):
+        if b > a:
+            seg = values[a:b]
+            keep.add(a + int(np.argmin(seg)))
+            keep.add(a + int(np.argmax(seg)))
+    return sorted(keep)
+
+
+def _series(symbol: str, rows: np.ndarray, trades: TradeBook) -> PairSeries:
+    """The pair's closes for the price chart (lows and highs of buckets when downsampled)."""
+    ts = rows[:, 0].astype("int64")
+    close = rows[:, 4]
+    idx = range(len(ts)) if len(ts) <= MAX_POINTS else _extremes(close, MAX_POINTS // 2)
+    return PairSeries(
+        symbol=symbol,
+        ts=[int(ts[i]) for i in idx],
+        close=[float(close[i]) for i in idx],
+        stops=trades.stops.get(symbol, []),
+    )
+
+
+def _tf_text(seconds: int) -> str:
+    for unit, n in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % n == 0:
+            return f"{seconds // n}{unit}"
+    return f"{seconds}s"
