@@ -1,8 +1,8 @@
 """``python -m bench``: run every benchmark and print one table of figures against their targets.
 
-    python -m bench                      # everything (~5 min on 2 cores)
+    python -m bench                      # everything (~6 min on 2 cores)
     python -m bench --quick              # fewer runs and trials (~1 min)
-    python -m bench --only compute,kill  # some of: compute latency throughput demo load kill
+    python -m bench --only compute,kill  # some of: compute latency throughput demo load kill attach
     python -m bench --json out.json      # results JSON (default: bench/results/<time>.json)
     python -m bench --compare bench/results/previous.json
 
@@ -35,7 +35,7 @@ Bench = Callable[[bool, Callable[[str], None]], tuple[list[Figure], dict[str, An
 
 
 def _benches() -> dict[str, Bench]:
-    from bench import compute, console, latency, throughput
+    from bench import attach, compute, console, latency, throughput
 
     return {
         "compute": compute.run,
@@ -44,10 +44,11 @@ def _benches() -> dict[str, Bench]:
         "demo": console.run_demo,
         "load": console.run_load,
         "kill": console.run_kill,
+        "attach": attach.run,
     }
 
 
-NAMES = ("compute", "latency", "throughput", "demo", "load", "kill")
+NAMES = ("compute", "latency", "throughput", "demo", "load", "kill", "attach")
 
 
 def _names(text: str) -> list[str]:

@@ -80,7 +80,9 @@ class _HistoryFromMemory:
     def candles(self, symbol: str, timeframe_s: int, limit: int) -> list[Any]:
         from engine.core.candles import Candle
 
-        rows = _history_rows(symbol, seed=1 + sorted(_START).index(symbol) if symbol in _START else 9)
+        rows = _history_rows(
+            symbol, seed=1 + sorted(_START).index(symbol) if symbol in _START else 9
+        )
         return [Candle(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows[-limit:]]
 
 
@@ -95,7 +97,9 @@ def _service() -> Iterator[Any]:
     eps = Endpoints(f"ipc://{d}/f.pub", f"ipc://{d}/f.rep", f"ipc://{d}/e.pub", f"ipc://{d}/e.cmd")
     svc = None
     try:
-        svc = EngineNode(cfg, d / "engine.sqlite", eps, history_limit=HISTORY, history=_HistoryFromMemory())
+        svc = EngineNode(
+            cfg, d / "engine.sqlite", eps, history_limit=HISTORY, history=_HistoryFromMemory()
+        )
         svc.warm_up()
         yield svc
     finally:

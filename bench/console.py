@@ -1,37 +1,43 @@
-"""The console as a person runs it: ``multipar-console --demo`` on a pty this bench reads.
+"""The console as a person runs it: ``multipar-console`` on a pty this bench reads.
 
-Owns ``ConsoleRun`` (one console in a private HOME / XDG dir / run dir, on a ``PtyTerminal``
-of a fixed size; its pids from ``pids.json``; cleanup by pid only) and three benchmarks:
+Owns ``ConsoleRun`` (one console on a ``PtyTerminal`` of a fixed size: ``--demo`` in a private
+HOME / XDG dir / run dir, which starts a daemon of its own, or ``attach`` to a running
+``bench.daemon.DaemonRun``), the screen readers and the window measurement the console
+benchmarks share, and three benchmarks. Since the daemon split a run is four processes, each
+measured on its own row: console, daemon, feed, engine (pids from ``daemon.json`` and
+``pids.json``; cleanup by pid only, see ``bench/daemon.py``).
 
   demo      3 pairs at 80×24 and 160×48: cold start (spawn → a price for every pair on the
-            screen), bytes written to the terminal per second, frames per second, CPU of
-            each process, resident memory of console + feed + engine after ≥ 10 s, and
-            key → screen latency of ``p`` (pause/resume the selected pair)
-  load      100 pairs at 20 ticks/s each (2,000 ticks/s) at 160×48: console CPU, frame rate,
+            screen; the console starts the daemon, which starts feed and engine), bytes
+            written to the terminal per second, frames per second, CPU of each process,
+            resident memory of console + daemon + feed + engine after ≥ 10 s, and key →
+            screen latency of ``p`` (pause/resume the selected pair: console → daemon →
+            engine and back)
+  load      100 pairs at 20 ticks/s each (2,000 ticks/s) at 160×48: console CPU (and the
+            daemon's, which decodes the engine's whole stream for its own model), frame rate,
             bytes/s and ``p`` → screen latency under load
   kill      ctrl+k, y with paper positions open (three seeded in the store before start;
             a strategy may close one first): time from ``y`` to every pair row showing HALTED
             and flat, then the SQLite file is checked (no position, every pair HALTED); and
-            the same with the engine SIGSTOPped (the console's fallback path)
+            the same with the engine SIGSTOPped (the daemon's kill-switch fallback: it
+            SIGKILLs the engine and flattens from the book)
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import re
-import shutil
 import signal
 import sqlite3
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.daemon import ROLES, DaemonRun, Procs, RunHome, console_argv
 from bench.report import Figure
 from bench.stack import (
     ROOT,
@@ -40,7 +46,6 @@ from bench.stack import (
     alive,
     rss_mb,
     safe_list_text,
-    short_tmpdir,
     synthetic_symbols,
 )
 from bench.terminal import KEY_CTRL_K, PtyTerminal
@@ -49,12 +54,6 @@ DEMO_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 START_PRICE = {"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0, "SOL/USDT": 150.0}
 STARTUP_TIMEOUT_S = 30.0
 _BORDERS = "│┃"
-
-
-def console_argv() -> list[str]:
-    """The installed entry point beside the interpreter, else ``python -m console``."""
-    script = Path(sys.executable).with_name("multipar-console")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "console"]
 
 
 # -- reading the screen -----------------------------------------------------------------
@@ -112,99 +111,83 @@ def every_row(
 
 
 class ConsoleRun:
-    """One ``multipar-console --demo`` on a pty, in its own temp HOME and run dir."""
+    """One ``multipar-console`` on a pty of ``cols`` × ``rows``: ``demo()`` (a fresh private
+    home; the console starts a daemon it owns) or ``attach()`` (to a running ``DaemonRun``)."""
 
     def __init__(
         self,
+        cols: int,
+        rows: int,
+        args: Sequence[str],
+        home: RunHome,
+        procs: Procs,
+        *,
+        owns_daemon: bool,
+        db: Path | None = None,
+    ) -> None:
+        self.home = home
+        self.run_dir = home.run_dir
+        self.procs = procs  # the daemon's processes (shared with the DaemonRun when attached)
+        self.owns_daemon = owns_daemon
+        self.db = db
+        self.spawned = time.monotonic()
+        self.term = PtyTerminal(
+            [*console_argv(), *args], cols=cols, rows=rows, env=home.env, cwd=str(ROOT)
+        )
+
+    @classmethod
+    def demo(
+        cls,
         cols: int,
         rows: int,
         *,
         config_text: str | None = None,
         extra: Sequence[str] = (),
         seed_positions: Sequence[str] = (),
-    ) -> None:
-        self.home = short_tmpdir("mpc-")
-        (self.home / "xdg").mkdir(mode=0o700)
-        self.run_dir = self.home / "run"
-        args = [*console_argv(), "--demo", "--seed", "5", "--run-dir", str(self.run_dir)]
-        if config_text is not None:
-            cfg = self.home / "safe_list.yaml"
-            cfg.write_text(config_text)
-            args += ["--config", str(cfg)]
-        else:
-            args += ["--config", str(ROOT / "safe_list.yaml")]
-        self.db: Path | None = None
+    ) -> ConsoleRun:
+        """``multipar-console --demo --seed 5`` in its own HOME, XDG dirs and run dir."""
+        home = RunHome("mpc-")
+        args = ["--demo", "--seed", "5", "--run-dir", str(home.run_dir)]
+        args += ["--config", str(home.config(config_text))]
+        db = None
         if seed_positions:
-            self.db = self.home / "paper.sqlite"
-            _seed_positions(self.db, seed_positions)
-            args += ["--db", str(self.db)]
-        args += list(extra)
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(self.home),
-            "XDG_RUNTIME_DIR": str(self.home / "xdg"),
-            "XDG_STATE_HOME": str(self.home / "state"),
-            "TERM": "xterm-256color",
-            "COLORTERM": "truecolor",
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-        }
-        self.spawned = time.monotonic()
-        self.term = PtyTerminal(args, cols=cols, rows=rows, env=env, cwd=str(ROOT))
+            db = home.path / "paper.sqlite"
+            _seed_positions(db, seed_positions)
+            args += ["--db", str(db)]
+        return cls(cols, rows, [*args, *extra], home, Procs(home.run_dir), owns_daemon=True, db=db)
+
+    @classmethod
+    def attach(cls, daemon: DaemonRun, cols: int, rows: int) -> ConsoleRun:
+        """``multipar-console attach`` to ``daemon``: a new console process, the same daemon."""
+        args = ["attach", "--run-dir", str(daemon.run_dir), "--db", str(daemon.db)]
+        return cls(cols, rows, args, daemon.home, daemon.procs, owns_daemon=False, db=daemon.db)
 
     @property
     def console_pid(self) -> int:
         return self.term.pid
 
-    def pids(self, timeout_s: float = 10.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                data = json.loads((self.run_dir / "pids.json").read_text())
-                if isinstance(data, dict):
-                    return data
-            except (OSError, ValueError):
-                pass
-            if time.monotonic() >= deadline:
-                return {}
-            self.term.pump(0.05)
+    def daemon_pids(self, timeout_s: float = 10.0) -> dict[str, int]:
+        """daemon, feed and engine pids once all three are known (the engine starts last)."""
+        return self.procs.wait(timeout_s, self.term.pump)
 
-    def child_pids(self, timeout_s: float = 10.0) -> dict[str, int]:
-        """feed and engine pids once both are running (the engine starts after the feed)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            children = self.pids(1.0).get("children", {})
-            if children.get("feed") and children.get("engine"):
-                return {"feed": int(children["feed"]), "engine": int(children["engine"])}
-            if time.monotonic() >= deadline:
-                return {k: int(v) for k, v in children.items() if v}
-            self.term.pump(0.05)
-
-    def all_pids(self) -> set[int]:
-        data = self.pids(0.5)
-        out = {self.console_pid}
-        for history in data.get("history", {}).values():
-            out.update(int(p) for p in history)
-        return out
+    def all_pids(self, timeout_s: float = 5.0) -> dict[str, int]:
+        """Every process of the run by role: console, daemon, feed, engine."""
+        return {"console": self.console_pid, **self.daemon_pids(timeout_s)}
 
     def rss_total_mb(self) -> tuple[float, dict[str, float | None]]:
-        pids = {"console": self.console_pid, **self.child_pids(2.0)}
-        each = {k: rss_mb(p) for k, p in pids.items()}
-        if len(each) < 3 or None in each.values():
+        each = {k: rss_mb(p) for k, p in self.all_pids(2.0).items()}
+        if len(each) < 1 + len(ROLES) or None in each.values():
             self.ensure_alive("the memory reading")
             raise RuntimeError(f"no resident memory for every process: {each}")
         return sum(v for v in each.values() if v is not None), each
 
     def ensure_alive(self, during: str) -> None:
-        """A console that died mid-run (crash, or someone else's kill) fails the run, loudly."""
+        """A process that died mid-run (crash, or someone else's kill) fails the run, loudly."""
         dead = [] if self.term.alive() else [f"console (wait status {self.term.exit_status})"]
-        dead += [k for k, p in self.child_pids(0.5).items() if not alive(p)]
+        dead += self.procs.dead()
         if dead:
-            try:
-                tail = (self.run_dir / "console.log").read_text().splitlines()[-3:]
-            except OSError:
-                tail = []
-            raise RuntimeError(f"{', '.join(dead)} gone during {during}; console.log: {tail}")
+            logs = {n: self.home.tail(n) for n in ("console.log", "daemon.log")}
+            raise RuntimeError(f"{', '.join(dead)} gone during {during}; {logs}")
 
     def db_state(self) -> tuple[dict[str, str], list[tuple[str, float]]]:
         db = self.db or (self.run_dir / "demo.sqlite")
@@ -214,7 +197,8 @@ class ConsoleRun:
         return modes, positions
 
     def quit(self, timeout_s: float = 15.0) -> bool:
-        """``q`` (answering ``y`` to a quit-with-positions confirm); SIGTERM if it lingers."""
+        """``q`` (answering ``y`` to the demo's quit-with-positions confirm); True once the
+        console has exited. Attached, ``q`` detaches at once and the daemon goes on."""
         with contextlib.suppress(OSError):
             self.term.send(b"q")
         deadline = time.monotonic() + timeout_s
@@ -229,18 +213,14 @@ class ConsoleRun:
         return False
 
     def close(self) -> None:
-        """Stop the console (SIGTERM = its orderly path), then any pid of ours still alive."""
-        ours = self.all_pids()
+        """Stop the console (SIGTERM: it detaches; the demo's stops its daemon first); when
+        the daemon is the console's own, give its processes 10 s, then SIGKILL them by pid."""
+        if self.owns_daemon:
+            self.procs.current()  # a last look: remember every pid before they go
         self.term.close()
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline and any(alive(p) for p in ours):
-            time.sleep(0.05)
-        for pid in ours:  # by pid only, never by name
-            if alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGCONT)
-                    os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(self.home, ignore_errors=True)
+        if self.owns_daemon:
+            self.procs.reap(10.0)
+            self.home.remove()
 
 
 def _seed_positions(db: Path, symbols: Sequence[str]) -> None:
@@ -257,12 +237,25 @@ def _seed_positions(db: Path, symbols: Sequence[str]) -> None:
 
 # -- shared measurements ------------------------------------------------------------------
 
+PROCESSES = ("console", *ROLES)  # console, daemon, feed, engine: one row each
 
-def _window(run: ConsoleRun, seconds: float) -> dict[str, Any]:
+
+def per_process(values: dict[str, Any], unit: str = "%") -> str:
+    """``console 5%, daemon 2%, feed 1%, engine 1%``: every process named, none folded."""
+    return ", ".join(f"{k} {values.get(k) or 0:.0f}{unit}" for k in PROCESSES)
+
+
+def median_each(runs: Sequence[dict[str, Any]], key: str) -> dict[str, float]:
+    """Per process, the median over ``runs`` of ``run[key][process]``."""
+    if not runs:
+        return {}
+    return {k: statistics.median(r[key].get(k) or 0.0 for r in runs) for k in PROCESSES}
+
+
+def measure_window(run: ConsoleRun, seconds: float) -> dict[str, Any]:
     """Bytes/s, frames/s and CPU % of every process over ``seconds`` of steady state."""
     term = run.term
-    pids = {"console": run.console_pid, **run.child_pids(5.0)}
-    cpu = CpuWindow(pids)
+    cpu = CpuWindow(run.all_pids(5.0))
     term.track_screen = False  # count only: the reader stays cheap while CPU is measured
     b0, f0 = term.bytes_total, term.frames_total
     t0 = time.monotonic()
@@ -276,6 +269,7 @@ def _window(run: ConsoleRun, seconds: float) -> dict[str, Any]:
         "bytes_per_s": (term.bytes_total - b0) / dt,
         "fps": (term.frames_total - f0) / dt,
         "cpu_pct": usage,
+        "pids": cpu.pids,
         "seconds": dt,
     }
 
@@ -306,7 +300,7 @@ def _pause_latencies(run: ConsoleRun, symbol: str, trials: int) -> list[float]:
 def _demo_run(
     cols: int, rows: int, window_s: float, key_trials: int, rss_age_s: float, say: Any
 ) -> dict[str, Any]:
-    run = ConsoleRun(cols, rows)
+    run = ConsoleRun.demo(cols, rows)
     try:
         t_first = run.term.wait_for(all_demo_prices, STARTUP_TIMEOUT_S)
         if t_first is None:
@@ -316,7 +310,7 @@ def _demo_run(
         cold = t_first - run.spawned
         first_head = run.term.screen().split("\n", 1)[0]
         run.term.drain_for(min(2.0, window_s / 2))  # let start-up settle (first charts, toasts)
-        win = _window(run, window_s)
+        win = measure_window(run, window_s)
         wait_rss = rss_age_s - (time.monotonic() - run.spawned)
         if wait_rss > 0:
             run.term.drain_for(wait_rss)
@@ -327,9 +321,8 @@ def _demo_run(
         run.close()
     say(
         f"demo {cols}x{rows}: cold start {cold:.2f} s, {win['bytes_per_s'] / 1024:.1f} KiB/s, "
-        f"{win['fps']:.1f} fps, cpu console {win['cpu_pct'].get('console') or 0:.0f}% feed "
-        f"{win['cpu_pct'].get('feed') or 0:.0f}% engine {win['cpu_pct'].get('engine') or 0:.0f}%, "
-        f"rss {rss:.0f} MB, p → screen {', '.join(f'{x:.0f}' for x in keys)} ms"
+        f"{win['fps']:.1f} fps, cpu {per_process(win['cpu_pct'])}, rss {rss:.0f} MB "
+        f"({per_process(rss_each, ' MB')}), p → screen {', '.join(f'{x:.0f}' for x in keys)} ms"
     )
     return {
         "cold_start_s": cold,
@@ -368,8 +361,8 @@ def run_demo(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
                 64.0,
                 [r["bytes_per_s"] / 1024.0 for r in rs],
                 note=(
-                    f"{statistics.median(r['fps'] for r in rs):.1f} frames/s; console CPU "
-                    f"{statistics.median(r['cpu_pct'].get('console') or 0 for r in rs):.0f}%"
+                    f"{statistics.median(r['fps'] for r in rs):.1f} frames/s; CPU "
+                    f"{per_process(median_each(rs, 'cpu_pct'))}"
                     if rs
                     else ""
                 ),
@@ -377,24 +370,49 @@ def run_demo(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             )
         )
     all_runs = [r for rs in results.values() for r in rs]
+    rss_each = median_each(all_runs, "rss_each_mb")
+    failed = "" if all_runs else "every run failed"
     figures.append(
         Figure(
             "demo.rss_mb",
-            f"resident memory, console + feed + engine (demo, ≥ {rss_age_s:.0f} s)",
+            f"resident memory, console + daemon + feed + engine (demo, ≥ {rss_age_s:.0f} s)",
             "MB",
             "<=",
             300.0,
             [r["rss_mb"] for r in all_runs],
             note=(
-                "per process (median): "
-                + ", ".join(
-                    f"{k} {statistics.median(r['rss_each_mb'].get(k) or 0 for r in all_runs):.0f} MB"
-                    for k in ("console", "feed", "engine")
-                )
+                f"per process (median): {per_process(rss_each, ' MB')}. Meaning changed with "
+                "the daemon split: the sum now includes the daemon, a fourth process; console "
+                "+ feed + engine alone (the old sum) "
+                f"{statistics.median(r['rss_mb'] - r['rss_each_mb']['daemon'] for r in all_runs):.0f} MB"
                 if all_runs
                 else ""
             ),
-            missing="" if all_runs else "every run failed",
+            missing=failed,
+        )
+    )
+    figures.append(
+        Figure(
+            "demo.daemon_rss_mb",
+            "resident memory of the daemon alone (demo)",
+            "MB",
+            "",
+            None,
+            [r["rss_each_mb"]["daemon"] for r in all_runs],
+            note="new with the daemon split: no Textual, its own synced model of the book",
+            missing=failed,
+        )
+    )
+    figures.append(
+        Figure(
+            "demo.daemon_cpu_pct",
+            "daemon CPU, 3 pairs (demo, 80x24 and 160x48)",
+            "%",
+            "",
+            None,
+            [r["cpu_pct"].get("daemon") or 0.0 for r in all_runs],
+            note="new with the daemon split: the same at both sizes (it draws nothing)",
+            missing=failed,
         )
     )
     keys = [x for r in all_runs for x in r["key_ms"]]
@@ -407,8 +425,9 @@ def run_demo(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             100.0,
             keys,
             note=(
-                f"pause/resume alternating, every press counted; max {max(keys):,.0f} ms "
-                "(a multi-second max is the stacked-toast freeze in docs/performance.md)"
+                f"pause/resume alternating, every press counted; max {max(keys):,.0f} ms. Since "
+                "the daemon split p goes console → daemon → engine (one more hop), the ack back "
+                "the same way"
                 if keys
                 else ""
             ),
@@ -422,44 +441,46 @@ def run_demo(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
 # -- load: 100 pairs at 2,000 ticks/s -----------------------------------------------------
 
 
-def _load_run(window_s: float, key_trials: int, say: Any) -> dict[str, Any]:
-    symbols = synthetic_symbols(100)
-    # 100 candles of warm-up instead of 500: start-up is not what this run measures
-    run = ConsoleRun(
-        160, 48, config_text=safe_list_text(symbols, history=100), extra=["--rate", "20"]
+def board_shows_price(symbol: str) -> Callable[[str], bool]:
+    """The 100-pair board at 160×48 shows a bid (for ``symbol``'s pane, or any pane)."""
+    return lambda s: (
+        re.search(r"bid \d", cell(s, symbol)) is not None or re.search(r"bid \d", s) is not None
     )
-    reader: StateReader | None = None
+
+
+def engine_tick_rate(run_dir: Path, during: Callable[[], Any]) -> tuple[float | None, Any]:
+    """Ticks/s the engine handled (from its heartbeats) while ``during()`` runs; its result."""
+    reader = StateReader(f"ipc://{run_dir}/engine.pub", topics=(b"_hb",))
     try:
-        t_ready = run.term.wait_for(
-            lambda s: (
-                re.search(r"bid \d", cell(s, symbols[0])) is not None
-                or re.search(r"bid \d", s) is not None
-            ),
-            STARTUP_TIMEOUT_S + 30,
-        )
-        if t_ready is None:
-            raise RuntimeError(f"the 100-pair board never showed a price:\n{run.term.screen()}")
-        reader = StateReader(f"ipc://{run.run_dir}/engine.pub", topics=(b"_hb",))
-        run.term.drain_for(3.0)
         reader.pump(0.0)
         hb0 = reader.wait_heartbeat(lambda hb: True, 3.0)
-        win = _window(run, window_s)
+        out = during()
         hb1 = reader.wait_heartbeat(lambda hb: True, 3.0)
-        rate = (
-            (hb1["ticks"] - hb0["ticks"]) / ((hb1["ts"] - hb0["ts"]) / 1e9)
-            if hb0 and hb1 and hb1["ts"] > hb0["ts"]
-            else None
-        )
+    finally:
+        reader.close()
+    if hb0 and hb1 and hb1["ts"] > hb0["ts"]:
+        return (hb1["ticks"] - hb0["ticks"]) / ((hb1["ts"] - hb0["ts"]) / 1e9), out
+    return None, out
+
+
+def _load_run(window_s: float, key_trials: int, say: Any) -> dict[str, Any]:
+    symbols = synthetic_symbols(100)
+    # 100 candles of warm-up instead of 500: start-up is not what this run measures; compact:
+    # the long form is refused by the daemon's status schema (see safe_list_text)
+    cfg = safe_list_text(symbols, history=100, compact=True)
+    run = ConsoleRun.demo(160, 48, config_text=cfg, extra=["--rate", "20"])
+    try:
+        if run.term.wait_for(board_shows_price(symbols[0]), STARTUP_TIMEOUT_S + 30) is None:
+            raise RuntimeError(f"the 100-pair board never showed a price:\n{run.term.screen()}")
+        run.term.drain_for(3.0)
+        rate, win = engine_tick_rate(run.run_dir, lambda: measure_window(run, window_s))
         keys = _pause_latencies(run, symbols[0], key_trials)
         run.quit()
     finally:
-        if reader is not None:
-            reader.close()
         run.close()
     say(
-        f"load 100 pairs 160x48: engine {rate or 0:,.0f} ticks/s, console cpu "
-        f"{win['cpu_pct'].get('console') or 0:.0f}% (feed {win['cpu_pct'].get('feed') or 0:.0f}%, "
-        f"engine {win['cpu_pct'].get('engine') or 0:.0f}%), {win['fps']:.1f} fps, "
+        f"load 100 pairs 160x48: engine {rate or 0:,.0f} ticks/s, cpu "
+        f"{per_process(win['cpu_pct'])}, {win['fps']:.1f} fps, "
         f"{win['bytes_per_s'] / 1024:.0f} KiB/s, p → screen {', '.join(f'{x:.0f}' for x in keys)} ms"
     )
     return {**win, "ticks_per_s": rate, "key_ms": keys}
@@ -476,21 +497,25 @@ def run_load(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
     missing = "" if results else "every run failed (see the log above)"
     rates = [r["ticks_per_s"] for r in results if r["ticks_per_s"]]
     keys = [x for r in results for x in r["key_ms"]]
+    cpu = median_each(results, "cpu_pct")
     note = (
-        f"engine handled {statistics.median(rates):,.0f} ticks/s; feed "
-        f"{statistics.median(r['cpu_pct'].get('feed') or 0 for r in results):.0f}%, engine "
-        f"{statistics.median(r['cpu_pct'].get('engine') or 0 for r in results):.0f}% of a core; "
-        f"{statistics.median(r['bytes_per_s'] for r in results) / 1024:.0f} KiB/s to the terminal"
+        f"engine handled {statistics.median(rates):,.0f} ticks/s; CPU {per_process(cpu)} of a "
+        f"core; {statistics.median(r['bytes_per_s'] for r in results) / 1024:.0f} KiB/s to the "
+        "terminal"
         if results and rates
         else ""
     )
     figures = [
         Figure("load.console_cpu_pct", "console CPU, 100 pairs @ 2,000 ticks/s, 160x48", "%", "<=",
                30.0, [r["cpu_pct"].get("console") or 0.0 for r in results], note=note, missing=missing),
+        Figure("load.daemon_cpu_pct", "daemon CPU, same load (a console attached)", "%", "", None,
+               [r["cpu_pct"].get("daemon") or 0.0 for r in results], missing=missing,
+               note="new with the daemon split: it decodes the engine's stream for its own model"),
         Figure("load.fps", "console frame rate, 100 pairs @ 2,000 ticks/s", "fps", ">=", 10.0,
                [r["fps"] for r in results], missing=missing),
         Figure("load.key_ms", "key → screen, p (pause), 100 pairs @ 2,000 ticks/s", "ms", "<=",
-               100.0, keys, missing=missing or ("" if keys else "no key trial completed")),
+               100.0, keys, missing=missing or ("" if keys else "no key trial completed"),
+               note="console → daemon → engine since the daemon split"),
     ]  # fmt: skip
     return figures, {"runs": results}
 
@@ -510,7 +535,8 @@ def open_rows(screen: str) -> int:
 
 
 def _kill_trial(fallback: bool, say: Any) -> dict[str, Any]:
-    run = ConsoleRun(80, 24, seed_positions=DEMO_SYMBOLS)
+    run = ConsoleRun.demo(80, 24, seed_positions=DEMO_SYMBOLS)
+    hung: int | None = None
     try:
         t_first = run.term.wait_for(all_demo_prices, STARTUP_TIMEOUT_S)
         if t_first is None:
@@ -524,10 +550,11 @@ def _kill_trial(fallback: bool, say: Any) -> dict[str, Any]:
         if run.term.wait_for(lambda s: open_rows(s) > 0, 10.0) is None:
             raise RuntimeError("no seeded position showed:\n" + run.term.screen())
         n_open = open_rows(run.term.screen())
-        hung = run.child_pids(10.0).get("engine")
+        pids = run.daemon_pids(10.0)
         if fallback:
+            hung = pids.get("engine")  # the daemon supervisor's pids.json names it
             if hung is None:
-                raise RuntimeError("no engine pid in pids.json")
+                raise RuntimeError(f"no engine pid in pids.json: {pids}")
             os.kill(hung, signal.SIGSTOP)
         run.term.send(KEY_CTRL_K)
         if run.term.wait_for(lambda s: "KILL SWITCH?" in s, 3.0) is None:
@@ -537,12 +564,12 @@ def _kill_trial(fallback: bool, say: Any) -> dict[str, Any]:
         t_flat = run.term.wait_for(every_row(_halted_and_flat), 20.0 if fallback else 10.0)
         modes, positions = run.db_state()
         db_ok = not positions and all(modes.get(s) == "HALTED" for s in DEMO_SYMBOLS)
-        if fallback and hung is not None and alive(hung):
-            os.kill(
-                hung, signal.SIGCONT
-            )  # the console should have killed it: never leave it stopped
+        after = run.daemon_pids(2.0)
         run.quit()
     finally:
+        if hung is not None and alive(hung):  # the daemon should have killed it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hung, signal.SIGCONT)  # never leave it stopped
         run.close()
     return {
         "cold_start_s": cold,
@@ -552,6 +579,9 @@ def _kill_trial(fallback: bool, say: Any) -> dict[str, Any]:
         "ack_ms": None if t_ack is None else (t_ack - t0) * 1000.0,
         "db_ok": db_ok,
         "db_positions": positions,
+        "pids_before": pids,
+        "pids_after": after,
+        "engine_replaced": pids.get("engine") != after.get("engine"),
     }
 
 
@@ -575,7 +605,8 @@ def run_kill(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             fallbacks.append(fb)
             say(
                 f"kill with the engine SIGSTOPped {i + 1}: fallback ack shown {_ms(fb['ack_ms'])}, "
-                f"HALTED+flat {_ms(fb['flat_ms'])}, store ok {fb['db_ok']}"
+                f"HALTED+flat {_ms(fb['flat_ms'])}, store ok {fb['db_ok']}, engine replaced "
+                f"{fb['engine_replaced']}"
             )
         except Exception as exc:
             say(f"kill fallback trial failed: {exc}")
@@ -597,7 +628,8 @@ def run_kill(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
                 f"1-3 seeded paper positions open (a strategy may close one first); median "
                 f"{statistics.median(flats):.0f} ms, max {max(flats):.0f} ms over {len(flats)} "
                 f"trials; {failed} trial(s) failed or not shown within 10 s; store not "
-                f"flat+HALTED after {db_bad} trial(s)"
+                f"flat+HALTED after {db_bad} trial(s). Since the daemon split kill goes "
+                "console → daemon (its kill switch) → engine"
                 if flats
                 else ""
             ),
@@ -611,10 +643,12 @@ def run_kill(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             2000.0,
             fb_flats,
             note=(
-                f"engine SIGSTOPped; the fallback ack shows after {statistics.median(fb_acks):.0f} "
-                f"ms (1 s ack timeout), rows turn flat+HALTED when the restarted engine publishes; "
-                f"store flat+HALTED after {sum(1 for f in fallbacks if f['db_ok'])}/"
-                f"{len(fallbacks)} trial(s)"
+                f"engine SIGSTOPped; the daemon waits 1 s for the engine's ack, SIGKILLs it "
+                f"and flattens from the book (it did so before the split from the console); "
+                f"the fallback ack shows after {statistics.median(fb_acks):.0f} ms; engine "
+                f"replaced in {sum(1 for f in fallbacks if f['engine_replaced'])}/"
+                f"{len(fallbacks)}, store flat+HALTED after "
+                f"{sum(1 for f in fallbacks if f['db_ok'])}/{len(fallbacks)} trial(s)"
                 if fb_acks
                 else ""
             ),
@@ -648,6 +682,10 @@ def cold_start_figure(samples: list[float]) -> Figure:
         "<=",
         3.0,
         samples,
-        note="multipar-console --demo on a pty at 80×24 / 160×48; samples from the demo and kill runs",
+        note=(
+            "multipar-console --demo on a pty at 80×24 / 160×48; samples from the demo and kill "
+            "runs. Since the daemon split this includes starting the daemon (console → daemon "
+            "→ feed, engine) and attaching to it"
+        ),
         missing="" if samples else "no console run reached a price",
     )

@@ -62,6 +62,17 @@ def alive(pid: int) -> bool:
         return False
 
 
+def start_ticks(pid: int) -> int | None:
+    """When a process started (clock ticks since boot): with its pid, who it is. A pid the
+    kernel handed to someone else since has another start time, so it is never signalled."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
+
+
 class CpuWindow:
     """CPU used by some pids between ``start()`` and ``stop()``, as % of one core."""
 
@@ -83,8 +94,16 @@ class CpuWindow:
         return out
 
 
-def safe_list_text(symbols: Sequence[str], *, history: int = 500, timeframe: str = "1m") -> str:
-    """A valid safe list of ``symbols``: spot, momentum, VOLATILE, small size caps."""
+def safe_list_text(
+    symbols: Sequence[str], *, history: int = 500, timeframe: str = "1m", compact: bool = False
+) -> str:
+    """A valid safe list of ``symbols``: spot, momentum, VOLATILE, small size caps.
+
+    ``compact``: every pair after the first is a YAML alias of the first (``C001/USDT: *pair``),
+    the same configuration in ~20 characters a pair. The daemon hands its safe list's text to
+    every console in its ``status`` reply, whose schema refuses a string over 4,096 characters
+    (``engine/wire/codec.py MAX_STR``): the long form of 100 pairs (14 kB) cannot be attached to.
+    """
     lines = [
         "version: 1",
         "portfolio:",
@@ -105,6 +124,11 @@ def safe_list_text(symbols: Sequence[str], *, history: int = 500, timeframe: str
         f"  history_candles: {history}",
         "pairs:",
     ]
+    if compact and symbols:
+        first = "tier: VOLATILE, strategy: momentum, market: spot, max_position_size_usd: 100"
+        lines.append(f"  {symbols[0]}: &pair {{enabled: true, {first}, leverage: 1}}")
+        lines += [f"  {s}: *pair" for s in symbols[1:]]
+        return "\n".join(lines) + "\n"
     for s in symbols:
         lines += [
             f"  {s}:",

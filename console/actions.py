@@ -102,7 +102,7 @@ class OperatorActions(App[None]):
             self._kill_in_flight = False
         elapsed = ack.elapsed_ms or (time.perf_counter() - t0) * 1000.0
         label = (
-            "KILL (fallback: console stopped the engine, flattened from the store)"
+            "KILL (fallback: the daemon stopped the engine, flattened from the book)"
             if ack.fallback
             else "KILL"
         )

@@ -422,7 +422,8 @@ def _attach(
     m = request(endpoints.daemon_ctl, dwire.STATUS, 5.0, secure=secure)
     try:
         status = dwire.StatusMsg.from_wire(m) if m is not None else None
-        cfg = parse_safe_list(status.safe_list, "the daemon's safe list") if status else None
+        text = "\n".join(status.safe_list) + "\n" if status else ""
+        cfg = parse_safe_list(text, "the daemon's safe list") if status else None
     except (SchemaError, ConfigError) as exc:
         return _fail(f"the daemon's status is unreadable: {exc}", 1)
     if status is None or cfg is None:
@@ -469,6 +470,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from console.daemon.keys import keys_main
 
         return keys_main(rest)
+    if sub == "download":
+        from console.download_cli import download_main
+
+        return download_main(rest)
     args = build_parser().parse_args(args_list)
     return run_console(args, args_list)
 

@@ -37,7 +37,13 @@ STOP_WAIT_S = 20.0
 
 
 def request(
-    endpoint: str, cmd: str, timeout_s: float, *, secure: Any = None, **extra: Any
+    endpoint: str,
+    cmd: str,
+    timeout_s: float,
+    *,
+    symbol: str | None = None,
+    secure: Any = None,
+    **extra: Any,
 ) -> dict[str, Any] | None:
     """One command to a daemon's control socket; its reply map, or None after ``timeout_s``."""
     ctx = zmq.Context()
@@ -49,7 +55,7 @@ def request(
         sock.connect(endpoint)
         rid = f"cli{os.getpid()}.{secrets.token_hex(3)}"
         deadline_ns = time.time_ns() + int(timeout_s * 1e9)
-        sock.send(dwire.make_request(rid, cmd, None, deadline_ns, **extra))
+        sock.send(dwire.make_request(rid, cmd, symbol, deadline_ns, **extra))
         end = time.monotonic() + timeout_s
         while (left := end - time.monotonic()) > 0:
             if not sock.poll(int(left * 1000) + 1):
@@ -130,14 +136,14 @@ def status_main(argv: list[str]) -> int:
             print(f"not running: no daemon for {book}")
         return EXIT_NOT_RUNNING
     m = request(info.endpoints.daemon_ctl, dwire.STATUS, 3.0)
-    st = None
+    st, why = None, "does not answer"
     if m is not None:
         try:
             st = dwire.StatusMsg.from_wire(m)
-        except SchemaError:
-            st = None
+        except SchemaError as exc:
+            why = f"answers something unreadable ({exc})"
     if st is None:
-        text = f"daemon pid {info.pid} of {book} does not answer on {info.endpoints.daemon_ctl}"
+        text = f"daemon pid {info.pid} of {book} {why} on {info.endpoints.daemon_ctl}"
         if args.json:
             print(
                 json.dumps(

@@ -376,7 +376,7 @@ async def test_kill_fallback_ack_is_shown() -> None:
         await ready(pilot, backend)
         await pilot.press("ctrl+k", "y")
         line = await wait_ack(pilot, app, "KILL (fallback")
-        assert "console stopped the engine, flattened from the store" in line
+        assert "the daemon stopped the engine, flattened from the book" in line
         assert "engine silent for 1000 ms" in line and "(1350 ms)" in line
         assert app.model.events[-1].level == "warning"
 

@@ -302,3 +302,22 @@ def test_the_daemon_process_loads_no_textual() -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "False", r.stderr
+
+
+def test_a_safe_list_longer_than_a_wire_string_still_attaches() -> None:
+    """The status carries the safe list line by line: 100 pairs are far beyond 4,096 chars."""
+    from console.daemon import wire as dwire
+    from engine.core.config import parse_safe_list
+    from engine.wire import commands as engine_wire
+
+    base = (ROOT / "safe_list.yaml").read_text()
+    text = base + "".join(f"# a long comment line number {i} " + "x" * 60 + "\n" for i in range(100))
+    assert len(text) > 2 * 4096
+    st = dwire.StatusMsg(
+        id="a", pid=1, book="b", mode="PAPER", source="sim", uptime_s=1.0, health="healthy",
+        safe_list=text.splitlines(),
+    )  # fmt: skip
+    back = dwire.StatusMsg.from_wire(engine_wire.unpack(engine_wire.pack_map(st.to_wire())))
+    rebuilt = "\n".join(back.safe_list) + "\n"
+    assert rebuilt == text
+    assert parse_safe_list(rebuilt, "x").active_symbols() == parse_safe_list(base, "y").active_symbols()

@@ -222,7 +222,7 @@ class DaemonControl:
             stopping=self.stopping,
             remote=self.remote,
             counters=counters,
-            safe_list=self.cfg_text,
+            safe_list=self.cfg_text.splitlines(),
         )
 
 

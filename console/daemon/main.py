@@ -29,7 +29,6 @@ from console.daemon.home import (
     remove_daemon_file,
     write_daemon_file,
 )
-from console.daemon.notify import Notifier
 from console.daemon.service import Daemon
 from console.daemon.systemd import Notify
 from console.options import child_args, default_db_path
@@ -136,7 +135,11 @@ def run_daemon(args: argparse.Namespace) -> int:
         " book %s, home %s",
         os.getpid(), mode, source, cfg_path.absolute(), cfg_copy, book, home.path,
     )  # fmt: skip
-    notifier = Notifier(validated.cfg.notify, book) if validated.cfg.notify.channels else None
+    notifier = None
+    if validated.cfg.notify.channels:  # aiohttp (14 MB, 0.13 s) only for a daemon that notifies
+        from console.daemon.notify import Notifier
+
+        notifier = Notifier(validated.cfg.notify, book)
     daemon = Daemon(
         validated.cfg, cfg_copy, home, book, mode, source, feed_args, engine_args,
         endpoints=endpoints, notifier=notifier,

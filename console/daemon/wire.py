@@ -78,9 +78,9 @@ class StatusMsg(Message):
     stopping: bool = False
     remote: str = ""
     counters: dict[str, int] = field(default_factory=dict)
-    safe_list: str = (
-        ""  # the validated text the engine trades on: a console builds its panes from it
-    )
+    # the validated text the engine trades on, line by line (a wire string is at most 4,096
+    # characters; a safe list of 100 pairs is longer): a console builds its panes from it
+    safe_list: list[str] = field(default_factory=list)
 
 
 class DaemonCommandError(engine_wire.CommandError):
