@@ -103,15 +103,19 @@ def start_daemon(
         env=env,
     )
     rd = RunningDaemon(run, db, proc)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 40  # generous: CI runs this beside other process tests
+    last = ""
     while time.monotonic() < deadline and proc.poll() is None:
         info = rd.info() if (run / "daemon.json").exists() else None
-        if info is not None and cli("status", *rd.where).returncode == 0:
-            return rd
+        if info is not None:
+            r = cli("status", *rd.where)
+            if r.returncode == 0:
+                return rd
+            last = r.stdout
         time.sleep(0.2)
     rd.stop()
     _out, err = proc.communicate(timeout=5)
-    raise AssertionError(f"the daemon did not become healthy: {err[-2000:]}")
+    raise AssertionError(f"the daemon did not become healthy: {last}\n{err[-2000:]}")
 
 
 @pytest.fixture(scope="module")

@@ -104,6 +104,8 @@ class _Sink:
             self.trades.on_fill(event.fill, event.position)
         elif type(event) is DecisionMade:
             d = event.decision
+            if not d.action.startswith("open_"):
+                return  # an exit is never refused: the ledger counts entry signals
             self.signals[d.symbol] = self.signals.get(d.symbol, 0) + 1
             if not d.approved:
                 failed = next((c for c in d.checks if not c.ok), None)
@@ -270,10 +272,15 @@ def _replay(
 def _equity_points(
     ts: list[int], equity: list[float], cash: list[float], exposure: list[float]
 ) -> list[EquityPoint]:
-    """At most ``MAX_POINTS``: each bucket keeps its lowest and highest point in time order,
-    so every peak and trough (and so the maximum drawdown) survives exactly."""
+    """About ``MAX_POINTS``: each bucket keeps its lowest and highest point in time order, so
+    every peak and trough (and so the maximum drawdown) survives exactly."""
     n = len(ts)
-    keep = range(n) if n <= MAX_POINTS else _extremes(np.asarray(equity), MAX_POINTS // 2)
+    if n <= MAX_POINTS:
+        keep: Any = range(n)
+    else:  # and each UTC day's last point, so daily returns (Sharpe, Sortino) stay exact
+        day = np.asarray(ts, dtype="int64") // 86_400_000
+        last_of_day = np.flatnonzero(np.diff(day)).tolist()
+        keep = sorted(set(_extremes(np.asarray(equity), MAX_POINTS // 2)) | set(last_of_day))
     return [EquityPoint(ts[i], equity[i], cash[i], exposure[i]) for i in keep]
 
 
