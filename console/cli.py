@@ -470,6 +470,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from console.daemon.keys import keys_main
 
         return keys_main(rest)
+    if sub == "backtest":
+        from console.backtest_cli import backtest_main
+
+        return backtest_main(rest)
     if sub == "download":
         from console.download_cli import download_main
 
