@@ -1,0 +1,176 @@
+"""The backtest runner and its command line, on small hand-made and seeded data.
+
+- The intra-candle rule on a hand-made candle: a long whose stop and take-profit both lie
+  inside one candle is stopped (the extreme against the position comes first), at the tick that
+  crossed the stop; with only the take-profit inside, it takes profit.
+- Accounting: at every equity point of the run's book, equity = capital + realised +
+  unrealised - fees; the trades' net PnL plus the capital is the final equity; the fills in the
+  book sum to the trades' fees.
+- The command line: a full run writes result.json (read back), the book and report.html and
+  prints the summary; bad input is one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.backtest.result import BacktestResult
+from engine.backtest.runner import run_backtest
+from engine.core.config import load_safe_list
+from tests.store_seed import seed_open_position
+
+ROOT = Path(__file__).resolve().parent.parent
+SAFE_LIST = ROOT / "safe_list.yaml"
+T0 = 1_700_000_000_000 // 3_600_000 * 3_600_000  # a whole hour
+MIN = 60_000
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def btc_only():  # type: ignore[no-untyped-def]
+    cfg = load_safe_list(SAFE_LIST)
+    pairs = {s: pc.model_copy(update={"enabled": s == "BTC/USDT"}) for s, pc in cfg.pairs.items()}
+    return cfg.model_copy(update={"pairs": pairs})
+
+
+def flat_candles(n: int, price: float = 60_000.0, start: int = T0) -> np.ndarray:
+    """Quiet candles: a tiny zig-zag, so indicators are defined and no strategy trades."""
+    ts = start + np.arange(n) * MIN
+    c = price + np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
+    o = np.r_[price, c[:-1]]
+    return np.column_stack([ts, o, np.maximum(o, c) + 0.5, np.minimum(o, c) - 0.5, c, np.full(n, 2.0)])
+
+
+def fills(book: Path) -> list[tuple[str, str, float]]:
+    with sqlite3.connect(book) as conn:
+        return conn.execute("SELECT side, reason, price FROM fills ORDER BY ts, rowid").fetchall()
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "reason", "extreme"),
+    [
+        (58_500.0, 61_500.0, "stop", 58_500.0),  # both inside: the low comes first, stop wins
+        (59_500.0, 61_500.0, "take_profit", 61_500.0),  # only the target inside
+    ],
+)
+def test_the_extreme_against_the_position_comes_first(
+    tmp_path: Path, low: float, high: float, reason: str, extreme: float
+) -> None:
+    book = tmp_path / "book.sqlite"
+    seed_open_position(book, "BTC/USDT", qty=0.01, price=60_000.0, stop=59_000.0, target=61_000.0)
+    rows = flat_candles(1250)  # warm-up is at most half the candles: 600 of 1250
+    k = 600  # the first candle after warm-up: nothing is decided before its extremes come
+    rows[k, 1:5] = (60_000.0, high, low, 60_000.5)
+    res = run_backtest(btc_only(), {"BTC/USDT": rows}, book, timeframe_s=60, warmup=600)
+    exits = [f for f in fills(book) if f[0] == "sell"]
+    assert exits, fills(book)
+    _side, why, price = exits[0]
+    assert why == reason
+    spread_and_slip = extreme * (1e-4 + 1e-4)  # half of 2 bps spread, 1 bp slippage
+    assert abs(price - extreme) <= spread_and_slip + 1e-6, (price, extreme)
+    assert res.meta.candles == 650
+
+
+def test_a_down_candle_holding_a_long_still_sees_its_low_first(tmp_path: Path) -> None:
+    book = tmp_path / "book.sqlite"
+    seed_open_position(book, "BTC/USDT", qty=0.01, price=60_000.0, stop=59_000.0, target=61_000.0)
+    rows = flat_candles(1250)  # warm-up is at most half the candles: 600 of 1250
+    rows[600, 1:5] = (60_000.0, 61_500.0, 58_500.0, 59_990.0)  # closed down: replay = high first
+    run_backtest(btc_only(), {"BTC/USDT": rows}, book, timeframe_s=60, warmup=600)
+    assert [f[1] for f in fills(book) if f[0] == "sell"][:1] == ["stop"]
+
+
+def walk(n: int, p0: float, vol: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    ts = T0 + np.arange(n) * MIN
+    c = p0 * np.exp(np.cumsum(rng.normal(0, vol, n)))
+    o = np.r_[p0, c[:-1]]
+    h = np.maximum(o, c) * (1 + np.abs(rng.normal(0, vol / 2, n)))
+    lo = np.minimum(o, c) * (1 - np.abs(rng.normal(0, vol / 2, n)))
+    return np.column_stack([ts, o, h, lo, c, rng.uniform(1, 3, n)])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[BacktestResult, Path]:
+    book = tmp_path_factory.mktemp("bt") / "book.sqlite"
+    candles = {
+        "BTC/USDT": walk(4000, 60_000, 0.002, 1),
+        "ETH/USDT": walk(4000, 3_000, 0.0025, 2),
+        "SOL/USDT": walk(4000, 150, 0.003, 3),
+    }
+    return run_backtest(load_safe_list(SAFE_LIST), candles, book, timeframe_s=60), book
+
+
+def test_accounting_reconciles_at_every_step(run: tuple[BacktestResult, Path]) -> None:
+    res, book = run
+    assert len(res.trades) > 20  # something to reconcile
+    capital = res.meta.capital
+    with sqlite3.connect(book) as conn:
+        rows = conn.execute("SELECT equity, realised, unrealised, fees FROM equity").fetchall()
+        fill_fees = conn.execute("SELECT COALESCE(SUM(fee), 0) FROM fills").fetchone()[0]
+    assert len(rows) >= 3000  # one point per candle time (every 10 s of simulated time)
+    for equity, realised, unrealised, fees in rows:
+        assert equity == pytest.approx(capital + realised + unrealised - fees, abs=1e-6)
+    final = res.equity[-1].equity
+    assert capital + sum(t.pnl for t in res.trades) == pytest.approx(final, abs=1e-6)
+    assert sum(t.fees for t in res.trades) == pytest.approx(fill_fees, abs=1e-6)
+    for p in res.equity:
+        assert p.equity == pytest.approx(p.cash + (p.equity - p.cash), abs=0)  # finite
+        assert p.exposure >= 0.0
+
+
+def test_every_refusal_names_its_check(run: tuple[BacktestResult, Path]) -> None:
+    res, book = run
+    with sqlite3.connect(book) as conn:
+        refused = conn.execute(
+            "SELECT COUNT(*) FROM decisions WHERE approved = 0 AND action LIKE 'open_%'"
+        ).fetchone()[0]
+    assert refused == len(res.rejections)
+    assert all(r.check and r.check != "unknown" for r in res.rejections)
+    assert sum(res.signals.values()) >= len(res.trades)
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "console.cli", "backtest", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_the_command_line_writes_the_run_and_prints_the_summary(tmp_path: Path) -> None:
+    frames = []
+    for sym, (p0, vol, seed) in {"BTC/USDT": (60_000, 0.002, 4), "ETH/USDT": (3_000, 0.0025, 5)}.items():
+        r = walk(1500, p0, vol, seed)
+        frames.append(pd.DataFrame(r, columns=["ts", "open", "high", "low", "close", "volume"]).assign(symbol=sym))
+    data = tmp_path / "candles.csv"
+    pd.concat(frames).astype({"ts": "int64"}).to_csv(data, index=False)
+    out = tmp_path / "run"
+    r = cli("--file", str(data), "--pairs", "BTC/USDT,ETH/USDT", "--timeframe", "1m", "--out", str(out), "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "Why not traded" in r.stdout and "Max drawdown" in r.stdout
+    res = BacktestResult.read(out / "result.json")
+    assert res.meta.pairs == ["BTC/USDT", "ETH/USDT"] and res.meta.timeframe == "1m"
+    assert (out / "book.sqlite").stat().st_size > 0 and (out / "report.html").stat().st_size > 10_000
+    assert (out.stat().st_mode & 0o777) == 0o700
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--pairs", "DOGE/USDT"], "DOGE/USDT not in"),
+        (["--from", "2024-13-01"], "--from '2024-13-01': expected YYYY-MM-DD"),
+        (["--file", "/nonexistent.csv"], "/nonexistent.csv"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
+    r = cli(*args, "--out", str(tmp_path / "o"))
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and says in lines[0], r.stderr
