@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,7 +19,14 @@ from pathlib import Path
 
 from console.options import APP_NAME
 from engine.core.config import SYMBOL_RE, ConfigError, default_path, load_safe_list
-from feed.datadir import DEFAULT_EXCHANGE, DataError, default_data_dir, describe, exchange_dir, list_data
+from feed.datadir import (
+    DEFAULT_EXCHANGE,
+    DataError,
+    default_data_dir,
+    describe,
+    exchange_dir,
+    list_data,
+)
 from feed.download import (
     DEFAULT_DAYS,
     DownloadConfigError,
@@ -148,6 +156,13 @@ def download_main(argv: Sequence[str]) -> int:
     def show(result: PairResult) -> None:
         print(result.summary(data_base), flush=True)
 
+    # Retries are told on stderr as they happen (the progress line is cleared first).
+    notes = logging.StreamHandler(sys.stderr)
+    notes.setFormatter(logging.Formatter(f"{APP_NAME} download: %(message)s"))
+    dl_log = logging.getLogger("feed.download")
+    dl_log.addHandler(notes)
+    dl_log.setLevel(logging.WARNING)
+    dl_log.propagate = False
     try:
         report = asyncio.run(download_pairs(
             pairs, timeframe, start_ms=args.start, end_ms=args.end, days=args.days,
@@ -165,6 +180,9 @@ def download_main(argv: Sequence[str]) -> int:
         print(f"{APP_NAME} download: interrupted; what was fetched is stored, run again to continue",
               file=sys.stderr)
         return 130
+    finally:
+        dl_log.removeHandler(notes)
+        dl_log.propagate = True
     if report.error:
         return _fail(f"{report.error}; what was fetched is stored, run again to continue", 1)
     total = sum(r.added for r in report.results)

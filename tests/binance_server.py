@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -245,6 +246,11 @@ class BinanceServer:
         self.rest_requests: list[tuple[str, dict[str, str]]] = []
         self.events_sent: Counter[str] = Counter()  # market id -> ticker events sent
         self.paused = False
+        # Kline data set controls (off by default): open-time ranges [start, end) in ms with no
+        # candle at all, as after an exchange outage; and, when not None, how many more klines
+        # requests are answered before every further one gets a 503 (a drop mid-download).
+        self.kline_holes: list[tuple[int, int]] = []
+        self.klines_fail_after: int | None = None
         self.port = 0
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -688,14 +694,23 @@ class BinanceServer:
         except ValueError:
             return self._error(-1100, "Illegal characters found in a parameter.")
         limit = max(1, min(limit, 1000))
+        if self.klines_fail_after is not None:
+            if self.klines_fail_after <= 0:
+                return self._error(-1001, "Internal error; unable to process your request. Please try again.", 503)
+            self.klines_fail_after -= 1
         now = _now_ms()
         current_open = now - now % interval_ms  # the still-forming candle, as Binance returns it
         last_open = current_open if end is None else min(current_open, end - end % interval_ms)
-        if start is not None:
+
+        def exists(t: int) -> bool:
+            return not any(a <= t < b for a, b in self.kline_holes)
+
+        if start is not None:  # the next `limit` candles that exist, as Binance skips a hole
             first_open = -(-start // interval_ms) * interval_ms
-            opens = list(range(first_open, last_open + 1, interval_ms))[:limit]
+            found = (t for t in range(first_open, last_open + 1, interval_ms) if exists(t))
+            opens = list(itertools.islice(found, limit))
         else:
-            opens = [last_open - i * interval_ms for i in range(limit - 1, -1, -1)]
+            opens = [t for t in (last_open - i * interval_ms for i in range(limit - 1, -1, -1)) if exists(t)]
         return self._json([self.kline(m, interval_ms, t) for t in opens])
 
     def _ticker_24hr_rest(self, m: MarketState) -> dict[str, Any]:
