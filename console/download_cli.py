@@ -27,13 +27,9 @@ from feed.datadir import (
     exchange_dir,
     list_data,
 )
-from feed.download import (
-    DEFAULT_DAYS,
-    DownloadConfigError,
-    PairResult,
-    ProgressBar,
-    download_pairs,
-)
+from feed.download import DEFAULT_DAYS, DownloadConfigError
+from feed.download_report import PairResult, ProgressBar
+from feed.download_run import download_pairs
 from feed.private import ENV_REST_URL
 
 

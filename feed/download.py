@@ -1,4 +1,4 @@
-"""Candle history from Binance into the data directory: what ``multipar-console download`` runs.
+"""Candle history from Binance into the data directory: the paginated fetcher, ``Downloader``.
 
 Owns ``Downloader``: ccxt's (async) Binance pointed where the feed points it (``rest_url`` or
 ``$MULTIPAR_BINANCE_REST_URL``; a markets file spares the exchangeInfo call), and per pair and
@@ -16,8 +16,10 @@ timeframe:
   process is killed outright;
 * only closed candles (open + timeframe <= the exchange's clock): the forming one never;
 * gaps: a range the exchange returns nothing for stays missing and is reported
-  (``PairResult.gaps``); nothing is filled in or invented;
-* a progress line on stderr (``ProgressBar``), off when stderr is not a terminal.
+  (``PairResult.gaps``); nothing is filled in or invented.
+
+Many pairs in one session, what ``multipar-console download`` runs: ``feed.download_run``; the
+result, the run's report and the progress line: ``feed.download_report``.
 
 Public market data only: no API key is read, sent or logged; URLs are redacted in messages.
 """
@@ -30,12 +32,9 @@ import logging
 import math
 import os
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import urlsplit
 
 import ccxt
@@ -44,18 +43,10 @@ import numpy as np
 
 from feed.binance import MAX_KLINES_PER_CALL, REST_URL_KEYS
 from feed.binance_ccxt import _one_line, load_markets_file
-from feed.datadir import (
-    DEFAULT_EXCHANGE,
-    Candles,
-    DataError,
-    Gap,
-    candle_path,
-    exchange_dir,
-    fmt_ts,
-    read_candle_file,
-    timeframe_to_ms,
-    write_candle_file,
-)
+from feed.candlefiles import read_candle_file, write_candle_file
+from feed.candles import Candles, DataError, Gap, fmt_ts, missing_ranges, timeframe_to_ms
+from feed.datadir import DEFAULT_EXCHANGE, candle_path, exchange_dir
+from feed.download_report import PairResult, ProgressBar
 from feed.errors import FeedError, SourceConfigError
 from feed.private import ENV_REST_URL, redact_url
 
@@ -80,108 +71,6 @@ class DownloadError(FeedError):
     """The exchange failed after the retries: exit 1; what was fetched is on disk."""
 
 
-@dataclass
-class PairResult:
-    """What one pair's download did."""
-
-    pair: str
-    timeframe: str
-    path: Path
-    start_ms: int  # the wanted range: candles opening in [start_ms, end_ms)
-    end_ms: int
-    rows_before: int = 0
-    rows: int = 0  # stored now
-    first_ts: int | None = None
-    last_ts: int | None = None
-    requests: int = 0
-    gaps: list[Gap] = field(default_factory=list)  # inside the stored range: the exchange has none
-    other_gaps: int = 0  # gaps of the file outside the wanted range (not asked for this run)
-    missing_before: Gap | None = None  # wanted, before the first candle the exchange has
-    missing_after: Gap | None = None  # wanted, after the last candle the exchange has
-    error: str | None = None
-    interrupted: bool = False
-
-    @property
-    def added(self) -> int:
-        return self.rows - self.rows_before
-
-    def summary(self, base: Path | None = None) -> str:
-        """One paragraph: added, range, gaps, file; for the end of the run."""
-        name = self.path.relative_to(base) if base is not None and self.path.is_relative_to(base) else self.path
-        head = f"{self.pair} {self.timeframe}: +{self.added:,} candles"
-        if self.rows:
-            head += f", {self.rows:,} stored {fmt_ts(self.first_ts)} → {fmt_ts(self.last_ts)} UTC"
-        else:
-            head += ", none stored"
-        head += f" [{name}]"
-        lines = [head]
-        if self.missing_before is not None:
-            lines.append(f"  no candles before {fmt_ts(self.missing_before.end_ms)} "
-                         f"(asked from {fmt_ts(self.missing_before.start_ms)}; the pair may be younger)")
-        if self.gaps:
-            missing = sum(g.missing for g in self.gaps)
-            lines.append(f"  {len(self.gaps)} gap(s) in the exchange's data, {missing:,} candles missing "
-                         "(left empty, not filled):")
-            lines += [f"    {g}" for g in self.gaps[:10]]
-            if len(self.gaps) > 10:
-                lines.append(f"    ... and {len(self.gaps) - 10} more")
-        if self.other_gaps:
-            lines.append(f"  the file has {self.other_gaps} more gap(s) outside this range (not asked for; "
-                         "see download --list, fill with --from/--days)")
-        if self.missing_after is not None:
-            lines.append(f"  no candles after {fmt_ts(self.missing_after.start_ms - self.missing_after.tf_ms)}"
-                         f" up to {fmt_ts(self.missing_after.end_ms)} ({self.missing_after.missing:,} asked)")
-        if self.interrupted:
-            lines.append("  interrupted: what was fetched is stored; run again to continue")
-        elif self.error:
-            lines.append(f"  failed: {self.error}; what was fetched is stored; run again to continue")
-        return "\n".join(lines)
-
-
-class ProgressBar:
-    """One line on ``stream``: pair, timeframe, a bar and the share of the missing range done."""
-
-    WIDTH = 24
-
-    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None, min_interval_s: float = 0.1) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        if enabled is None:
-            isatty = getattr(self.stream, "isatty", None)
-            enabled = bool(isatty and isatty())
-        self.enabled = enabled
-        self.min_interval_s = min_interval_s
-        self._label = ""
-        self._total = 0
-        self._last = 0.0
-        self._shown = 0
-
-    def start(self, label: str, total: int) -> None:
-        self._label, self._total, self._last = label, max(0, total), 0.0
-        self.update(0, force=True)
-
-    def update(self, done: int, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self._last < self.min_interval_s:
-            return
-        self._last = now
-        frac = min(1.0, done / self._total) if self._total else 1.0
-        filled = int(frac * self.WIDTH)
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        text = f"{self._label} [{bar}] {frac:4.0%} {min(done, self._total):,}/{self._total:,} candles"
-        pad = max(0, self._shown - len(text))
-        self.stream.write("\r" + text + " " * pad)
-        self.stream.flush()
-        self._shown = len(text)
-
-    def finish(self) -> None:
-        if self.enabled and self._shown:
-            self.stream.write("\r" + " " * self._shown + "\r")
-            self.stream.flush()
-            self._shown = 0
-
-
 def parse_rest_url(url: str) -> str:
     """The API host root of ``url`` (``http://h:p``, ``.../api`` and ``.../api/v3`` accepted)."""
     if urlsplit(url).scheme not in ("http", "https"):
@@ -193,23 +82,6 @@ def parse_rest_url(url: str) -> str:
         if base.endswith(suffix):
             return base[: -len(suffix)]
     return base
-
-
-def missing_ranges(ts: np.ndarray, tf_ms: int, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
-    """The open-time ranges ``[a, b)`` inside ``[start_ms, end_ms)`` that ``ts`` (sorted) lacks."""
-    if end_ms <= start_ms:
-        return []
-    inside = ts[(ts >= start_ms) & (ts < end_ms)]
-    if not len(inside):
-        return [(start_ms, end_ms)]
-    out = []
-    if inside[0] > start_ms:
-        out.append((start_ms, int(inside[0])))
-    idx = np.flatnonzero(np.diff(inside) > tf_ms)
-    out += [(int(inside[i]) + tf_ms, int(inside[i + 1])) for i in idx]
-    if int(inside[-1]) + tf_ms < end_ms:
-        out.append((int(inside[-1]) + tf_ms, end_ms))
-    return out
 
 
 def _valid_row(row: Any) -> bool:
@@ -509,70 +381,3 @@ class Downloader:
         elif result.start_ms < result.end_ms <= reached:
             result.missing_before = Gap(result.start_ms, result.end_ms, tf)
 
-
-@dataclass
-class DownloadReport:
-    """Every pair's result, in order, and the error that stopped the run (None: it completed)."""
-
-    results: list[PairResult] = field(default_factory=list)
-    error: str | None = None
-    interrupted: bool = False
-
-
-async def download_pairs(
-    pairs: Sequence[str],
-    timeframe: str,
-    *,
-    start_ms: int | None = None,
-    end_ms: int | None = None,
-    days: float | None = None,
-    data_dir: str | os.PathLike[str] | None = None,
-    rest_url: str | None = None,
-    markets_file: str | os.PathLike[str] | None = None,
-    progress: ProgressBar | None = None,
-    retries: int = 5,
-    backoff_initial_s: float = 0.5,
-    flush_every: int = FLUSH_EVERY_PAGES,
-    flush_min_interval_s: float = FLUSH_MIN_INTERVAL_S,
-    limit: int = MAX_KLINES_PER_CALL,
-    on_result: Callable[[PairResult], None] | None = None,
-) -> DownloadReport:
-    """Download ``pairs`` one after another. Bad input raises DownloadConfigError before any
-    candle is fetched; a network failure after the retries ends the run with ``report.error``
-    set (the pairs done and the part fetched are stored); a cancellation (Ctrl-C) sets
-    ``report.interrupted`` after storing what was fetched, then propagates."""
-    pairs = list(dict.fromkeys(pairs))
-    report = DownloadReport()
-    dl = Downloader(data_dir=data_dir, rest_url=rest_url, markets_file=markets_file, progress=progress,
-                    retries=retries, backoff_initial_s=backoff_initial_s, flush_every=flush_every,
-                    flush_min_interval_s=flush_min_interval_s, limit=limit)
-    async with dl:
-        try:
-            await dl.prepare(pairs, timeframe)
-        except DownloadError as exc:
-            report.error = str(exc)
-            return report
-        for pair in pairs:
-            dl.current = None
-            try:
-                result = await dl.download(pair, timeframe, start_ms=start_ms, end_ms=end_ms, days=days)
-            except DownloadError as exc:
-                report.error = str(exc)
-                _stopped(report, dl, on_result)
-                return report
-            except asyncio.CancelledError:
-                report.interrupted = True
-                _stopped(report, dl, on_result)
-                raise
-            report.results.append(result)
-            if on_result is not None:
-                on_result(result)
-    return report
-
-
-def _stopped(report: DownloadReport, dl: Downloader, on_result: Callable[[PairResult], None] | None) -> None:
-    """Record the result of the pair a failure or an interruption stopped midway."""
-    if dl.current is not None:
-        report.results.append(dl.current)
-        if on_result is not None:
-            on_result(dl.current)

@@ -24,9 +24,13 @@ import pandas as pd
 import pytest
 
 from console.cli import main
-from feed import datadir
-from feed.datadir import COLUMNS, Candles, DataError, Gap, list_data, load_candles, read_candle_file
-from feed.download import Downloader, ProgressBar, download_pairs, missing_ranges
+from feed import candlefiles, datadir
+from feed.candlefiles import COLUMNS, read_candle_file
+from feed.candles import Candles, DataError, Gap, missing_ranges
+from feed.datadir import list_data, load_candles
+from feed.download import Downloader
+from feed.download_report import ProgressBar
+from feed.download_run import download_pairs
 
 _TESTS_DIR = Path(__file__).resolve().parent
 if str(_TESTS_DIR) not in sys.path:  # the server module sits next to this file
@@ -248,7 +252,7 @@ async def test_pages_are_written_every_flush_every_pages(server: BinanceServer, 
     """A run killed outright loses at most the pages since the last write."""
     path = data / "binance" / "BTC_USDT-1m.parquet"
     sizes: list[int] = []
-    real = datadir.write_candle_file
+    real = candlefiles.write_candle_file
 
     def spy(p: Path, c: Candles) -> None:
         sizes.append(len(c))
@@ -557,7 +561,7 @@ def test_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     path = tmp_path / "binance" / "BTC_USDT-1m.parquet"
     c = Candles("BTC/USDT", "1m", np.array([T0, T0 + MIN], dtype=np.int64),
                 *(np.array([1.0, 2.0]) for _ in range(5)))
-    datadir.write_candle_file(path, c)
+    candlefiles.write_candle_file(path, c)
     import pyarrow.parquet as pq
 
     def boom(*a: object, **k: object) -> None:
@@ -567,7 +571,7 @@ def test_writes_are_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     bigger = c.merged(Candles("BTC/USDT", "1m", np.array([T0 + 2 * MIN], dtype=np.int64),
                               *(np.array([3.0]) for _ in range(5))))
     with pytest.raises(DataError, match="cannot write: No space left on device"):
-        datadir.write_candle_file(path, bigger)
+        candlefiles.write_candle_file(path, bigger)
     assert len(read_candle_file(path)) == 2  # the old file, whole
     assert sorted(p.name for p in path.parent.iterdir()) == ["BTC_USDT-1m.parquet"]
     with contextlib.suppress(Exception):
