@@ -33,6 +33,8 @@ MAX_IPC_PATH = 100  # the kernel's sun_path limit is 107 bytes
 TIER_NAMES = ("STABLE", "VOLATILE", "MEME")
 SOURCE_STOP_WAIT_S = 1.0  # shutdown budget: source returns, closes, sockets close, < 2 s total
 SOURCE_CLOSE_WAIT_S = 0.5
+LIVE_HWM = 100_000  # a live subscriber this far behind loses ticks (its seq shows the gap)
+REPLAY_HWM = 10_000  # a replay waits instead: a buffer, not a loss limit; smaller holds less
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -95,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated, e.g. BTC/USDT,ETH/USDT,SOL/USDT")
     p.add_argument("--pub", required=True, type=_endpoint, help="tick PUB endpoint to bind")
     p.add_argument("--rep", required=True, type=_endpoint, help="history ROUTER endpoint to bind")
-    p.add_argument("--hwm", type=_positive(int), default=100_000, help="PUB high-water mark")
+    p.add_argument("--hwm", type=_positive(int), default=None,
+                   help=f"PUB high-water mark per subscriber (default {LIVE_HWM:,}; replay "
+                   f"{REPLAY_HWM:,}: a replay waits for a subscriber this far behind, never drops)")
     sim = p.add_argument_group("sim")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--rate", type=_positive(float), default=4.0, help="ticks/s per pair")
@@ -103,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = p.add_argument_group("replay")
     replay.add_argument("--replay-file", help="CSV or Parquet of candles or ticks")
     replay.add_argument("--speed", type=_positive(float, allow_zero=True), default=1.0,
-                        help="x real time; 0 = as fast as possible")
+                        help="x real time; 0 = as fast as the slowest subscriber takes it")
     replay.add_argument("--loop", action="store_true", help="start again at the end of the file")
     replay.add_argument("--no-wait", action="store_true",
                         help="start at once instead of waiting for the first tick subscriber")
@@ -194,12 +198,16 @@ async def run_feed(args: argparse.Namespace) -> int:
     from feed.publisher import TickPublisher
 
     source = build_source(args)
+    # A source with no real time to keep (replay) waits for a full subscriber instead of dropping.
+    flow_control = bool(getattr(source, "flow_control", False))
+    hwm = args.hwm or (REPLAY_HWM if flow_control else LIVE_HWM)
     ctx = zmq.Context()
     publisher: TickPublisher | None = None
     history: HistoryServer | None = None
     try:
         try:
-            publisher = TickPublisher(args.pub, source.name, args.hwm, symbols=args.symbols, ctx=ctx)
+            publisher = TickPublisher(args.pub, source.name, hwm, symbols=args.symbols, ctx=ctx,
+                                      nodrop=flow_control)
         except zmq.ZMQError as exc:
             raise FeedError(f"cannot bind --pub {args.pub}: {exc}") from None
         try:

@@ -3,8 +3,17 @@
 Owns the per-topic sequence numbers (the receiver counts gaps from them), the receive time
 stamped on every tick, the ``_hb`` heartbeat (once a second), the ``_status`` map (on every
 change, every 5 s, and at once for a new status subscriber so a late joiner need not wait), and
-the seed's ``messages_sent`` counters and log lines. Publishing never blocks: a slow subscriber
-loses messages at the high-water mark, and its sequence numbers show it.
+the seed's ``messages_sent`` counters and log lines. Publishing never blocks. A live source's
+slow subscriber loses messages at the high-water mark, and its sequence numbers show it; with
+``nodrop`` (a replay, which has no real time to keep) the socket is ``ZMQ_XPUB_NODROP``: at the
+high-water mark of any subscriber of a message nothing is sent, ``publish_tick`` returns False
+(no sequence number used) and the source sends the tick again later. A heartbeat or status that
+finds a subscriber full stays due and is sent at the next chance, ahead of the next tick.
+
+Every status carries ``last_seq``, the last sequence number of every symbol: ticks travel on the
+same pipe as the status, ahead of it, so a subscriber that has a lower number when the status
+arrives has lost the difference (this is how a lost tail shows). ``finished`` marks the status
+after which no tick will follow (a replay at its end).
 """
 
 from __future__ import annotations
@@ -44,6 +53,7 @@ FIRST_STATS_LOG_AT = 100  # the seed's "Published 100 total messages"
 HOUSEKEEPING_TICK_S = 0.1
 REJECT_LOG_EVERY_S = 10.0
 CLOSE_LINGER_MS = 200  # bounded: long enough for the final "stopped" status to leave
+SECOND_FRAME_TIMEOUT_MS = 1_000
 
 
 class TickPublisher:
@@ -61,6 +71,7 @@ class TickPublisher:
         *,
         symbols: Sequence[str] = (),
         ctx: zmq.Context[Any] | None = None,
+        nodrop: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self.source_name = source_name
@@ -71,6 +82,11 @@ class TickPublisher:
         sock.setsockopt(zmq.SNDHWM, hwm)
         sock.setsockopt(zmq.XPUB_VERBOSE, 1)  # see every subscriber's subscribe, not just the first
         sock.setsockopt(zmq.LINGER, 0)
+        if nodrop:  # at the high-water mark send raises EAGAIN instead of dropping
+            sock.setsockopt(zmq.XPUB_NODROP, 1)
+            # A tick's second frame never waits (see publish_tick); if libzmq ever disagreed,
+            # fail the source loudly rather than hang or leave half a message on the socket.
+            sock.setsockopt(zmq.SNDTIMEO, SECOND_FRAME_TIMEOUT_MS)
         try:
             sock.bind(endpoint)
         except zmq.ZMQError:
@@ -81,12 +97,16 @@ class TickPublisher:
         self._sock: zmq.Socket[Any] = sock
         self._topics: dict[str, bytes] = {}
         self._seq: dict[str, int] = {}  # per-symbol tick sequence
+        self.nodrop = nodrop
         self._hb_seq = 0
+        self._hb_due = False
         self._status_seq = 0
+        self.finished = False  # set by mark_finished(): no tick will follow
         self._last_te: dict[str, int] = {}
         self.messages_sent: dict[str, int] = {s: 0 for s in self.symbols}
         self.published = 0
         self.rejected = 0
+        self.refused = 0  # nodrop: sends refused at a subscriber's high-water mark (resent later)
         self._last_reject_log = -math.inf
         self._last_stats_log = -math.inf
         self._logged_published = 0
@@ -112,9 +132,12 @@ class TickPublisher:
         last: float,
         base_volume: float = 0.0,
         quote_volume: float = 0.0,
-    ) -> None:
+    ) -> bool:
+        """Send one tick; False only with ``nodrop`` when a subscriber is full: nothing was sent
+        and no sequence number used, send it again later. True otherwise (a malformed tick is
+        counted in ``rejected`` and dropped; after ``close()`` ticks are ignored)."""
         if self._closed:
-            return
+            return True
         try:
             te = int(ts_exchange_ms)
             bid = float(bid)
@@ -124,11 +147,11 @@ class TickPublisher:
             quote_volume = float(quote_volume or 0.0)
         except (TypeError, ValueError, OverflowError):
             self._reject(symbol, f"non-numeric field (bid={bid!r} ask={ask!r} last={last!r})")
-            return
+            return True
         # Comparisons are False for NaN, so this one line also refuses NaN prices.
         if not (0.0 < bid <= ask < math.inf and 0.0 < last < math.inf and te >= 0):
             self._reject(symbol, f"invalid quote bid={bid} ask={ask} last={last} te={te}")
-            return
+            return True
         if not (0.0 <= base_volume < math.inf):
             base_volume = 0.0  # volume is informative only: keep the quote, drop the bad volume
         if not (0.0 <= quote_volume < math.inf):
@@ -137,7 +160,7 @@ class TickPublisher:
         if topic is None:
             if type(symbol) is not str or not symbol or symbol.startswith("_"):
                 self._reject(str(symbol), "not a symbol (empty, or a reserved _topic)")
-                return
+                return True
             topic = self._topics[symbol] = symbol.encode()
             if symbol not in self.messages_sent:
                 self.messages_sent[symbol] = 0
@@ -147,17 +170,21 @@ class TickPublisher:
         )
         sock = self._sock
         try:
-            # Two sends with int flags: a third of send_multipart's cost per tick.
+            # Two sends with int flags: a third of send_multipart's cost per tick. Only the first
+            # frame can be refused (nodrop: a subscriber of the topic at its high-water mark;
+            # without nodrop XPUB drops instead): the room is checked per message, not per frame.
             sock.send(topic, _SNDMORE_NOBLOCK)
-            sock.send(payload, zmq.NOBLOCK)
-        except zmq.Again:  # PUB drops rather than blocks; kept for socket types that do not
-            return
+        except zmq.Again:
+            self.refused += 1
+            return False
+        sock.send(payload)  # never waits: the first frame went, so the message has room
         self._seq[symbol] = seq
         self._last_te[symbol] = te
         self.messages_sent[symbol] += 1
         self.published += 1
         if self.published == FIRST_STATS_LOG_AT:
             self._log_stats()
+        return True
 
     def _reject(self, symbol: str, reason: str) -> None:
         self.rejected += 1
@@ -183,35 +210,65 @@ class TickPublisher:
         self.state, self.last_error, self.reconnects = state, last_error, reconnects
         self._publish_status()
 
+    def mark_finished(self) -> None:
+        """The source has no more ticks (a replay at its end): statuses say ``finished``."""
+        if not self.finished:
+            self.finished = True
+            self._status_due = True
+
+    def last_seq(self) -> dict[str, int]:
+        """The last sequence number published on every symbol, 0 for one not published yet."""
+        return {**dict.fromkeys(self.symbols, 0), **self._seq}
+
     def _publish_status(self) -> None:
         if self._closed:
             return
-        self._status_seq += 1
-        self._status_due = False
         payload = encode_map({
-            "seq": self._status_seq,
+            "seq": self._status_seq + 1,
             "state": self.state,
             "source": self.source_name,
             "last_error": self.last_error,
             "reconnects": self.reconnects,
             "ts": time.time_ns(),
             "symbols": dict(self._last_te),
+            "last_seq": self.last_seq(),
+            "published": self.published,
+            "finished": self.finished,
         })
-        with contextlib.suppress(zmq.Again):
+        try:
             self._sock.send_multipart((TOPIC_STATUS, payload), flags=zmq.NOBLOCK)
+        except zmq.Again:  # nodrop: a status subscriber is full; run() or send_due() retries
+            self._status_due = True
+            return
+        self._status_seq += 1
+        self._status_due = False
 
     def _publish_heartbeat(self) -> None:
-        self._hb_seq += 1
         payload = encode_map({
-            "seq": self._hb_seq,
+            "seq": self._hb_seq + 1,
             "kind": "feed",
             "source": self.source_name,
             "pid": self._pid,
             "ts": time.time_ns(),
             "published": self.published,
         })
-        with contextlib.suppress(zmq.Again):
+        try:
             self._sock.send_multipart((TOPIC_HEARTBEAT, payload), flags=zmq.NOBLOCK)
+        except zmq.Again:  # nodrop: a heartbeat subscriber is full; run() or send_due() retries
+            self._hb_due = True
+            return
+        self._hb_seq += 1
+        self._hb_due = False
+
+    def send_due(self) -> None:
+        """Send a heartbeat or status that is waiting for room (nodrop). A source waiting for a
+        full subscriber calls it before each retry, so a beat goes first when room appears."""
+        if self._closed:
+            return
+        if self._hb_due:
+            self._publish_heartbeat()
+        if self._status_due:
+            self._publish_status()
 
     def _drain_subscriptions(self) -> None:
         """Read XPUB subscribe frames; a new subscriber to ``_status`` gets the status at once."""
@@ -260,10 +317,12 @@ class TickPublisher:
             self._drain_subscriptions()
             now = time.monotonic()
             if now >= next_hb:
-                self._publish_heartbeat()
+                self._hb_due = True
                 next_hb += HEARTBEAT_INTERVAL_S
                 if now - next_hb > HEARTBEAT_INTERVAL_S:  # starved: do not send a burst of beats
                     next_hb = now + HEARTBEAT_INTERVAL_S
+            if self._hb_due:  # nodrop: one that found a subscriber full is retried each turn
+                self._publish_heartbeat()
             if self._status_due or now >= next_status:
                 self._publish_status()
                 next_status = now + STATUS_EVERY_S
@@ -282,6 +341,11 @@ class TickPublisher:
             return
         if self.state != STATUS_STOPPED:  # set_status(STOPPED) has already published it
             self.state = STATUS_STOPPED
+            self._publish_status()
+        if self._status_due and self.nodrop:
+            # The last word: a subscriber still full (behind by a high-water mark) misses it
+            # rather than keeping the others from it; lossy from here, the socket is closing.
+            self._sock.setsockopt(zmq.XPUB_NODROP, 0)
             self._publish_status()
         self._closed = True
         self._log_stats()

@@ -1,7 +1,7 @@
 """Replay of recorded market data (``--source replay``): a CSV or Parquet file of candles or ticks.
 
 Owns loading and validating the file (pandas, at load time only), turning it into one
-time-ordered list of ticks, and pacing them at ``speed`` x real time (0 = as fast as possible).
+time-ordered stream of ticks, and pacing them at ``speed`` x real time (0 = as fast as possible).
 
 File shapes (column names are case-insensitive; ``ts`` is epoch s/ms/us/ns or ISO-8601 text):
 
@@ -10,6 +10,11 @@ File shapes (column names are case-insensitive; ``ts`` is epoch s/ms/us/ns or IS
   (low first when the candle closed up, high first when it closed down), then close, with a
   ``spread_bps`` spread around each price.
 - ticks: ``ts, symbol, bid, ask, last[, volume]``; ``volume`` is taken as the 24h base volume.
+
+Memory: the file is read ``CHUNK_ROWS`` rows at a time (a Parquet file one batch at a time) and
+kept as numpy columns, one float64/int64 per value: ~64 bytes per candle, ~40 per tick row, plus
+a 4- or 8-byte index per replayed tick giving the time order. Ticks are built from them
+``EMIT_CHUNK`` at a time while streaming, never held as Python objects for the whole file.
 
 History, the choice made here: for a candle file the first ``warmup`` candles of each symbol
 (at most half of them) are history: ``history()`` serves them (aggregated to any multiple of the
@@ -20,6 +25,15 @@ precede the first replayed tick. A tick file has no candles before its first tic
 Start: by default the replay waits for its first tick subscriber (the publisher sees XPUB
 subscriptions), so a fast replay is not over before the engine connects; ``wait_for_subscriber=
 False`` (CLI ``--no-wait``) starts at once.
+
+Flow control: a replay has no real time to keep, so it never outruns its subscribers
+(``flow_control``: the feed opens its socket with ``ZMQ_XPUB_NODROP``). When a subscriber is a
+high-water mark behind, ``publish_tick`` returns False and nothing is sent; the replay waits
+(0.5 to 2 ms, the event loop running meanwhile) and sends the same tick again. At ``speed`` 0 it
+therefore runs at the pace of its slowest subscriber; at ``speed`` > 0 it lags behind its
+schedule while a subscriber is behind and catches up (as fast as the subscriber takes it) after.
+When the file is done, the status ``stale`` (``finished``) carries the last sequence number of
+every symbol, so a subscriber that has fewer knows it lost the tail.
 
 Time: every timestamp is shifted by one offset, a whole number of the file's intervals, that
 puts the first replayed candle at the next boundary at or after the moment streaming starts
@@ -36,9 +50,9 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from feed.errors import SourceConfigError, UnknownSymbolError
 from feed.source import Publisher
@@ -53,9 +67,15 @@ log = logging.getLogger(__name__)
 CANDLE_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume")
 TICK_COLUMNS = ("ts", "symbol", "bid", "ask", "last")
 TICK_FRACTIONS = (0.0, 0.3, 0.6, 0.9)  # where in a candle its four ticks fall
+VOLUME_DONE = (0.25, 0.5, 0.75, 1.0)  # share of a candle's volume traded at each of its ticks
 YIELD_EVERY = 512  # ticks published between yields to the event loop at full speed
 MIN_SLEEP_S = 0.002
 DAY_MS = 86_400_000
+CHUNK_ROWS = 16_384  # file rows parsed at a time: bounds the loader's transient memory
+EMIT_CHUNK = 4_096  # ticks built (and turned into Python numbers) at a time while streaming
+RETRY_MIN_S = 0.0005  # flow control: first wait before sending a refused tick again
+RETRY_MAX_S = 0.002  # ... doubling up to this: short, a subscriber frees room in large batches
+MAX_NAMES_KEPT = 1_000  # other symbols remembered for the "the file has: ..." error line
 
 
 def _ts_to_ms(col: pd.Series, name: str) -> np.ndarray:
@@ -90,6 +110,7 @@ class ReplaySource:
     """The ``replay`` source: ticks from a file of candles or ticks, paced at ``speed``."""
 
     name = "replay"
+    flow_control = True  # no real time to keep: wait for slow subscribers rather than drop
 
     def __init__(
         self,
@@ -117,151 +138,239 @@ class ReplaySource:
         self.kind = ""  # "candles" or "ticks"
         self.interval_ms = 0  # the file's candle interval (candle files)
         self.skipped_rows = 0
+        self.rows = 0  # rows of the replayed symbols in the file
+        self.waits = 0  # flow control: times a tick was refused (a subscriber was full)
+        self.waited_s = 0.0  # ... and the time spent waiting
         self._history: dict[str, np.ndarray] = {}  # symbol -> rows [ts, o, h, l, c, v], unshifted
         self._replay_start: dict[str, int] = {}  # symbol -> its first replayed candle, unshifted
+        # The replayed rows of every symbol, concatenated in symbol order: candles (ts, o, h, l,
+        # c, v, 24h volume before it, 24h quote volume before it) or ticks (ts, bid, ask, last,
+        # volume); _sym is the symbol's index. A tick's number i counts ticks in that order
+        # (candles: 4 per row, i = 4 * row + fraction), and _order lists them in time order.
+        self._cols: dict[str, np.ndarray] = {}
+        self._order: np.ndarray | None = None
         t0 = time.perf_counter()
-        frame = self._read()
-        self._build(frame, warmup)
+        self._build(self._load(), warmup)
         log.info(
             "replay %s: %d %s rows, %d ticks to replay for %s (%d bad rows skipped) in %.2fs",
-            self.path, len(frame), self.kind, len(self._ev_ts), ", ".join(self.symbols),
+            self.path, self.rows, self.kind, self.ticks, ", ".join(self.symbols),
             self.skipped_rows, time.perf_counter() - t0,
         )
 
+    @property
+    def ticks(self) -> int:
+        """Ticks in one pass over the file."""
+        return 0 if self._order is None else len(self._order)
+
     # -- loading ------------------------------------------------------------------------------
 
-    def _read(self) -> pd.DataFrame:
+    def _frames(self) -> Iterator[pd.DataFrame]:
+        """The file, ``CHUNK_ROWS`` rows at a time (a Parquet file: one record batch at a time)."""
+        import pandas as pd
+
+        if self.path.suffix.lower() not in (".parquet", ".pq"):
+            with pd.read_csv(self.path, chunksize=CHUNK_ROWS) as reader:
+                yield from reader
+            return
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:  # fastparquet, through pandas, if that is what is installed
+            yield pd.read_parquet(self.path)
+            return
+        with pq.ParquetFile(self.path) as pf:
+            for batch in pf.iter_batches(batch_size=CHUNK_ROWS):
+                yield batch.to_pandas()
+
+    def _load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows of the replayed symbols: (ts ms int64, symbol index int16, float64 values).
+
+        Values are (open, high, low, close, volume) for candles, (bid, ask, last, volume) for
+        ticks; a missing or non-numeric value is NaN (a bad row, skipped by ``_build``).
+        """
+        import numpy as np
         import pandas as pd
 
         name = str(self.path)
         if not self.path.is_file():
             raise SourceConfigError(f"replay file {name} does not exist (pass --replay-file PATH)")
+        wanted = set(self.symbols)
+        present: set[str] = set()
+        others: set[str] = set()
+        parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        value_cols: list[str] = []
+        frames = self._frames()
         try:
-            if self.path.suffix.lower() in (".parquet", ".pq"):
-                frame = pd.read_parquet(self.path)
-            else:
-                frame = pd.read_csv(self.path)
-        except ImportError:
-            raise SourceConfigError(
-                f"{name}: reading Parquet needs pyarrow or fastparquet, which are not installed; "
-                "convert the file to CSV"
-            ) from None
-        except Exception as exc:  # pandas raises many parser error types
-            raise SourceConfigError(f"{name}: cannot read: {type(exc).__name__}: {exc}") from None
-        frame.columns = [str(c).strip().lower() for c in frame.columns]
-        if {"open", "high", "low", "close"} <= set(frame.columns):
-            self.kind, required = "candles", CANDLE_COLUMNS
-        elif {"bid", "ask", "last"} <= set(frame.columns):
-            self.kind, required = "ticks", TICK_COLUMNS
-        else:
-            raise SourceConfigError(
-                f"{name}: columns {list(frame.columns)} are neither candles "
-                f"({', '.join(CANDLE_COLUMNS)}) nor ticks ({', '.join(TICK_COLUMNS)}[, volume])"
-            )
-        missing = [c for c in required if c not in frame.columns]
-        if missing:
-            raise SourceConfigError(f"{name}: missing column(s) {', '.join(missing)}")
-        frame["symbol"] = frame["symbol"].astype(str).str.strip()
-        absent = [s for s in self.symbols if not (frame["symbol"] == s).any()]
+            while True:
+                try:
+                    frame = next(frames, None)
+                except ImportError:
+                    raise SourceConfigError(
+                        f"{name}: reading Parquet needs pyarrow or fastparquet, which are not installed; "
+                        "convert the file to CSV"
+                    ) from None
+                except Exception as exc:  # pandas and pyarrow raise many parser error types
+                    raise SourceConfigError(f"{name}: cannot read: {type(exc).__name__}: {exc}") from None
+                if frame is None:
+                    break
+                frame.columns = [str(c).strip().lower() for c in frame.columns]
+                if not value_cols:
+                    value_cols = self._columns(list(frame.columns))
+                symbol = frame["symbol"].astype(str).str.strip()
+                names = set(symbol.unique().tolist())
+                present |= names & wanted
+                if len(others) < MAX_NAMES_KEPT:
+                    others |= names - wanted
+                keep = symbol.isin(self.symbols).to_numpy()
+                if not keep.any():
+                    continue
+                frame = frame[keep]
+                code = pd.Categorical(symbol[keep], categories=self.symbols).codes.astype("int16")
+                ts = _ts_to_ms(frame["ts"], name)
+                values = np.empty((len(frame), len(value_cols)), dtype="float64")
+                for j, col in enumerate(value_cols):
+                    if col in frame.columns:
+                        values[:, j] = pd.to_numeric(frame[col], errors="coerce").to_numpy(
+                            dtype="float64", na_value=np.nan)
+                    else:  # only "volume" may be absent (a tick file): taken as 0
+                        values[:, j] = 0.0
+                parts.append((ts, code, values))
+                del frame, symbol
+        finally:
+            frames.close()  # the file, also when a chunk was refused
+        if not value_cols:
+            raise SourceConfigError(f"{name}: cannot read: the file is empty")
+        absent = [s for s in self.symbols if s not in present]
         if absent:
-            have = sorted(frame["symbol"].unique().tolist())[:10]
+            have = sorted(present | others)[:10]
             raise SourceConfigError(
                 f"{name}: no rows for {', '.join(absent)} (the file has: {', '.join(have)})"
             )
-        return frame[frame["symbol"].isin(self.symbols)].copy()
+        ts = np.concatenate([p[0] for p in parts])
+        code = np.concatenate([p[1] for p in parts])
+        values = np.concatenate([p[2] for p in parts])
+        return ts, code, values
 
-    def _clean(self, frame: pd.DataFrame) -> pd.DataFrame:
-        import numpy as np
-        import pandas as pd
-
+    def _columns(self, columns: list[str]) -> list[str]:
+        """Tell candles from ticks by the header; the value columns to read, in order."""
         name = str(self.path)
-        frame["ts"] = _ts_to_ms(frame["ts"], name)
-        price_cols = ["open", "high", "low", "close"] if self.kind == "candles" else ["bid", "ask", "last"]
-        if "volume" not in frame.columns:
-            frame["volume"] = 0.0
-        for col in [*price_cols, "volume"]:
-            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-        values = frame[price_cols].to_numpy()
-        ok = np.isfinite(values).all(axis=1) & (values > 0).all(axis=1)
-        vol = frame["volume"].to_numpy()
+        if {"open", "high", "low", "close"} <= set(columns):
+            self.kind, required = "candles", CANDLE_COLUMNS
+        elif {"bid", "ask", "last"} <= set(columns):
+            self.kind, required = "ticks", TICK_COLUMNS
+        else:
+            raise SourceConfigError(
+                f"{name}: columns {columns} are neither candles "
+                f"({', '.join(CANDLE_COLUMNS)}) nor ticks ({', '.join(TICK_COLUMNS)}[, volume])"
+            )
+        missing = [c for c in required if c not in columns]
+        if missing:
+            raise SourceConfigError(f"{name}: missing column(s) {', '.join(missing)}")
+        if self.kind == "candles":
+            return ["open", "high", "low", "close", "volume"]
+        return ["bid", "ask", "last", "volume"]
+
+    def _valid(self, values: np.ndarray) -> np.ndarray:
+        """Rows with finite positive prices, a finite volume >= 0, a consistent candle or quote."""
+        import numpy as np
+
+        prices = values[:, :-1]
+        vol = values[:, -1]
+        ok = np.isfinite(prices).all(axis=1) & (prices > 0).all(axis=1)
         ok &= np.isfinite(vol) & (vol >= 0)
         if self.kind == "candles":
-            o, h, lo, c = (frame[k].to_numpy() for k in price_cols)
+            o, h, lo, c = (values[:, j] for j in range(4))
             ok &= (lo <= np.minimum(o, c)) & (h >= np.maximum(o, c))
         else:
-            ok &= frame["bid"].to_numpy() <= frame["ask"].to_numpy()
+            ok &= values[:, 0] <= values[:, 1]
+        return ok
+
+    def _build(self, loaded: tuple[np.ndarray, np.ndarray, np.ndarray], warmup: int) -> None:
+        import numpy as np
+
+        ts, code, values = loaded
+        del loaded
+        name = str(self.path)
+        self.rows = len(ts)
+        ok = self._valid(values)
         self.skipped_rows = int((~ok).sum())
         if self.skipped_rows:
             log.warning("replay %s: skipped %d malformed rows (non-positive, missing, crossed "
                         "or inconsistent prices)", name, self.skipped_rows)
-        frame = frame[ok]
-        frame = frame.sort_values(["symbol", "ts"], kind="stable")
-        return frame.drop_duplicates(["symbol", "ts"], keep="last")
-
-    def _build(self, frame: pd.DataFrame, warmup: int) -> None:
-        import numpy as np
-
-        frame = self._clean(frame)
-        name = str(self.path)
-        per_symbol = {s: g for s, g in frame.groupby("symbol", sort=False)}
-        empty = [s for s in self.symbols if s not in per_symbol]
+        # Per symbol: its valid rows in time order, the last of equal timestamps kept.
+        rows_of: dict[int, np.ndarray] = {}
+        for k in range(len(self.symbols)):
+            idx = np.flatnonzero(ok & (code == k))
+            idx = idx[np.argsort(ts[idx], kind="stable")]
+            if len(idx):
+                t = ts[idx]
+                rows_of[k] = idx[np.append(t[1:] != t[:-1], True)]
+        empty = [s for k, s in enumerate(self.symbols) if k not in rows_of]
         if empty:
             raise SourceConfigError(f"{name}: no valid rows for {', '.join(empty)}")
-        parts: list[tuple[np.ndarray, ...]] = []
         if self.kind == "candles":
-            diffs = [np.diff(g["ts"].to_numpy()) for g in per_symbol.values() if len(g) > 1]
+            diffs = [np.diff(ts[r]) for r in rows_of.values() if len(r) > 1]
             if not diffs:
                 raise SourceConfigError(f"{name}: need at least 2 candles of a symbol to tell the interval")
             self.interval_ms = int(np.median(np.concatenate(diffs)))
             if self.interval_ms <= 0:
                 raise SourceConfigError(f"{name}: cannot tell the candle interval from 'ts'")
-            for k, s in enumerate(self.symbols):
-                rows = per_symbol[s][["ts", "open", "high", "low", "close", "volume"]].to_numpy()
-                n_hist = min(max(warmup, 0), len(rows) // 2)
-                self._history[s] = rows[:n_hist]
-                self._replay_start[s] = int(rows[n_hist, 0])
-                parts.append(self._candle_ticks(k, rows, n_hist))
+            keys = ("ts", "sym", "open", "high", "low", "close", "volume", "before_v", "before_q")
+            n_hist = {k: min(max(warmup, 0), len(r) // 2) for k, r in rows_of.items()}
+            per_row, offsets = 4, np.round(np.asarray(TICK_FRACTIONS) * self.interval_ms).astype("int64")
             align = self.interval_ms
         else:
-            for k, s in enumerate(self.symbols):
-                g = per_symbol[s]
-                ts = g["ts"].to_numpy(dtype="int64")
-                last = g["last"].to_numpy()
-                vol = g["volume"].to_numpy()
-                parts.append((ts, np.full(len(ts), k), g["bid"].to_numpy(), g["ask"].to_numpy(),
-                              last, vol, vol * last))
+            keys = ("ts", "sym", "bid", "ask", "last", "volume")
+            n_hist = {k: 0 for k in rows_of}
+            per_row, offsets = 1, np.zeros(1, dtype="int64")
             align = 1000
-        cols = [np.concatenate(c) for c in zip(*parts, strict=True)]
-        if len(cols[0]) == 0:
+        # Filled symbol by symbol, never two copies of the whole file at once.
+        total = sum(len(r) - n_hist[k] for k, r in rows_of.items())
+        self._cols = {key: np.empty(total, dtype="int64" if key == "ts" else "int16" if key == "sym"
+                                    else "float64") for key in keys}
+        at = 0
+        for k, s in enumerate(self.symbols):
+            r = rows_of.pop(k)
+            h = n_hist[k]
+            if self.kind == "candles":
+                self._history[s] = np.column_stack([ts[r[:h]].astype("float64"), values[r[:h]]])
+                self._replay_start[s] = int(ts[r[h]])
+                cols = self._candle_columns(ts[r], values[r], h)
+            else:
+                cols = (ts[r], *(values[r, j] for j in range(4)))
+            end = at + len(r) - h
+            self._cols["sym"][at:end] = k
+            for key, col in zip((key for key in keys if key != "sym"), cols, strict=True):
+                self._cols[key][at:end] = col
+            at = end
+            del r, cols
+        del ts, code, values, ok
+        n = len(self._cols["ts"]) * per_row
+        if n == 0:
             raise SourceConfigError(f"{name}: nothing left to replay after the warm-up candles")
-        order = np.argsort(cols[0], kind="stable")
-        ts, sym, bid, ask, last, bv, qv = (c[order] for c in cols)
-        first, end = int(ts[0]), int(ts[-1])
+        self._per_row = per_row
+        self._offsets = offsets
+        tick_ts = (self._cols["ts"][:, None] + offsets[None, :]).ravel()
+        order = np.argsort(tick_ts, kind="stable")  # symbols merged in time order
+        self._order = order.astype("int32") if n < 2**31 else order
+        first, end = int(tick_ts[order[0]]), int(tick_ts[order[-1]])
+        del tick_ts, order
         if self.kind == "candles":  # the last candle ends an interval after its open
-            end = int(ts[-1] + self.interval_ms * (1.0 - TICK_FRACTIONS[-1]))
+            end = int(end + self.interval_ms * (1.0 - TICK_FRACTIONS[-1]))
         self._align_ms = align
         self._first_ms = first
         self.span_ms = -(-(end - first + 1) // align) * align  # loop: next pass starts after this
         self._shift_to(self._clock())
-        self._ev_ts: list[int] = ts.astype("int64").tolist()
-        self._ev_sym: list[int] = sym.astype("int64").tolist()
-        self._ev_bid: list[float] = bid.tolist()
-        self._ev_ask: list[float] = ask.tolist()
-        self._ev_last: list[float] = last.tolist()
-        self._ev_bv: list[float] = bv.tolist()
-        self._ev_qv: list[float] = qv.tolist()
 
     def _shift_to(self, now: float) -> None:
         """A whole number of intervals, so candles stay aligned; first replayed tick >= now."""
         align = self._align_ms
         self.offset_ms = -(-(int(now * 1000) - self._first_ms) // align) * align
 
-    def _candle_ticks(self, k: int, rows: np.ndarray, n_hist: int) -> tuple[np.ndarray, ...]:
-        """Four ticks per replayed candle, with the 24h rolling volume as the exchange reports it."""
+    def _candle_columns(self, ts: np.ndarray, values: np.ndarray, n_hist: int) -> tuple[np.ndarray, ...]:
+        """One symbol's replayed candles (ts, o, h, l, c, v) and the 24h volumes before each one."""
         import numpy as np
 
-        ts = rows[:, 0].astype("int64")
-        o, h, lo, c, v = (rows[:, j] for j in range(1, 6))
+        o, h, lo, c, v = (values[:, j] for j in range(5))
         # 24h rolling volume at each candle's close, over every candle (history included)
         cum_v = np.concatenate([[0.0], np.cumsum(v)])
         cum_q = np.concatenate([[0.0], np.cumsum(v * c)])
@@ -270,21 +379,41 @@ class ReplaySource:
         before_v = cum_v[idx] - cum_v[start]  # window before this candle
         before_q = cum_q[idx] - cum_q[start]
         sel = slice(n_hist, None)
-        ts, o, h, lo, c, v, before_v, before_q = (
-            a[sel] for a in (ts, o, h, lo, c, v, before_v, before_q)
-        )
-        up = c >= o
-        prices = np.stack([o, np.where(up, lo, h), np.where(up, h, lo), c], axis=1)
-        frac = np.asarray(TICK_FRACTIONS)
-        times = ts[:, None] + np.round(frac * self.interval_ms).astype("int64")[None, :]
-        done = np.asarray([0.25, 0.5, 0.75, 1.0])[None, :]  # share of the candle's volume so far
-        bv = before_v[:, None] + v[:, None] * done
-        qv = before_q[:, None] + (v * c)[:, None] * done
-        flat_p = prices.ravel()
-        n = len(flat_p)
-        half = flat_p * self._half_spread
-        return (times.ravel(), np.full(n, k), flat_p - half, flat_p + half, flat_p,
-                bv.ravel(), qv.ravel())
+        return ts[sel], o[sel], h[sel], lo[sel], c[sel], v[sel], before_v[sel], before_q[sel]
+
+    def chunks(self) -> Iterator[tuple[list[int], list[int], list[float], list[float], list[float],
+                                       list[float], list[float]]]:
+        """One pass over the file in time order, ``EMIT_CHUNK`` ticks at a time, as Python lists.
+
+        Each chunk is ``(ts_ms, symbol_index, bid, ask, last, base_volume, quote_volume)``;
+        ``ts_ms`` is the file's own time (not shifted), ``symbol_index`` indexes ``symbols``.
+        """
+        import numpy as np
+
+        assert self._order is not None
+        cols = self._cols
+        per_row = self._per_row
+        done = np.asarray(VOLUME_DONE)
+        for s in range(0, len(self._order), EMIT_CHUNK):
+            idx = self._order[s:s + EMIT_CHUNK]
+            if per_row == 4:
+                g, f = idx >> 2, idx & 3
+                o, h, lo, c, v = (cols[key][g] for key in ("open", "high", "low", "close", "volume"))
+                up = c >= o
+                # open, then the low and the high (low first when it closed up), then close
+                last = np.choose(f, (o, np.where(up, lo, h), np.where(up, h, lo), c))
+                frac = done[f]
+                bv = cols["before_v"][g] + v * frac
+                qv = cols["before_q"][g] + (v * c) * frac
+                half = last * self._half_spread
+                bid, ask = last - half, last + half
+                ts = cols["ts"][g] + self._offsets[f]
+            else:
+                bid, ask, last, bv = (cols[key][idx] for key in ("bid", "ask", "last", "volume"))
+                qv = bv * last
+                ts, g = cols["ts"][idx], idx
+            yield (ts.tolist(), cols["sym"][g].tolist(), bid.tolist(), ask.tolist(), last.tolist(),
+                   bv.tolist(), qv.tolist())
 
     # -- streaming ----------------------------------------------------------------------------
 
@@ -297,42 +426,72 @@ class ReplaySource:
                 return
             # the clock starts now: re-place the first tick at or after this moment
             self._shift_to(self._clock())
-        ts, sym, bid, ask, last = self._ev_ts, self._ev_sym, self._ev_bid, self._ev_ask, self._ev_last
-        bv, qv = self._ev_bv, self._ev_qv
         names = self.symbols
         publish = publisher.publish_tick
         clock = self._clock
-        n = len(ts)
         passes = 0
         since_yield = 0
+        started = time.monotonic()
         pace = 1.0 / (1000.0 * self.speed) if self.speed > 0 else 0.0
+        first = self._first_ms
         while not stop.is_set():
             shift = self.offset_ms + passes * self.span_ms
-            first = ts[0]
             wall0 = clock()
-            for i in range(n):
-                if pace:
-                    delay = wall0 + (ts[i] - first) * pace - clock()
-                    if delay > MIN_SLEEP_S:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), delay)
+            for ts, sym, bid, ask, last, bv, qv in self.chunks():
+                for i in range(len(ts)):
+                    if pace:
+                        delay = wall0 + (ts[i] - first) * pace - clock()
+                        if delay > MIN_SLEEP_S:
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(stop.wait(), delay)
+                            since_yield = 0
+                    if stop.is_set():
+                        return
+                    name, te = names[sym[i]], ts[i] + shift
+                    # False (never None): a subscriber is full and nothing was sent; wait, resend
+                    if publish(name, te, bid[i], ask[i], last[i], bv[i], qv[i]) is False:
+                        tick = (name, te, bid[i], ask[i], last[i], bv[i], qv[i])
+                        if not await self._resend(publisher, tick, stop):
+                            return
+                    since_yield += 1
+                    if since_yield >= YIELD_EVERY:  # let heartbeats and history requests through
                         since_yield = 0
-                if stop.is_set():
-                    return
-                publish(names[sym[i]], ts[i] + shift, bid[i], ask[i], last[i], bv[i], qv[i])
-                since_yield += 1
-                if since_yield >= YIELD_EVERY:  # let heartbeats and history requests through
-                    since_yield = 0
-                    await asyncio.sleep(0)
+                        await asyncio.sleep(0)
             passes += 1
             if not self.loop:
                 break
             await asyncio.sleep(0)  # a short file in a loop must not starve the event loop
         if stop.is_set():
             return
-        log.info("replay %s finished: %d ticks published", self.path, n * passes)
+        elapsed = time.monotonic() - started
+        n = self.ticks * passes
+        log.info("replay %s finished: %d ticks published in %.1f s (%.0f ticks/s); waited %.1f s "
+                 "for subscribers to catch up (%d times)", self.path, n, elapsed,
+                 n / max(elapsed, 1e-9), self.waited_s, self.waits)
+        finished = getattr(publisher, "mark_finished", None)
+        if finished is not None:
+            finished()  # the status says no more ticks will come: its last_seq are final
         publisher.set_status(STATUS_STALE, f"replay of {self.path.name} finished", 0)
         await stop.wait()  # stay up: a feed that exits would be restarted and replay again
+
+    async def _resend(self, publisher: Publisher, tick: tuple[Any, ...], stop: asyncio.Event) -> bool:
+        """Flow control: send ``tick`` again until a full subscriber makes room; False on stop."""
+        publish = publisher.publish_tick
+        send_due = getattr(publisher, "send_due", None)  # heartbeat or status waiting for room
+        self.waits += 1
+        t0 = time.monotonic()
+        delay = RETRY_MIN_S
+        try:
+            while not stop.is_set():
+                await asyncio.sleep(delay)
+                if send_due is not None:
+                    send_due()  # first through the window when it opens: a beat is never starved
+                if publish(*tick) is not False:
+                    return True
+                delay = min(delay * 2, RETRY_MAX_S)
+            return False
+        finally:
+            self.waited_s += time.monotonic() - t0
 
     async def history(self, symbol: str, timeframe_s: int, limit: int) -> list[list[float]]:
         if symbol not in self.symbols:

@@ -149,6 +149,90 @@ class TestCandleFiles:
         assert pub.ticks[80][4] == pub.ticks[0][4]  # the second pass starts over
 
 
+class RefusingPublisher(CollectingPublisher):
+    """A publisher with flow control: refuses every third tick twice, as a full socket would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.refusals = 0
+        self.due_sent = 0
+        self.finished_before: list[str] = []
+
+    def publish_tick(self, symbol: str, ts_exchange_ms: int, bid: float, ask: float, last: float,
+                     base_volume: float = 0.0, quote_volume: float = 0.0) -> bool:
+        self.calls += 1
+        if len(self.ticks) % 3 == 1 and self.refusals < 2 * (len(self.ticks) // 3 + 1):
+            self.refusals += 1
+            return False
+        super().publish_tick(symbol, ts_exchange_ms, bid, ask, last, base_volume, quote_volume)
+        return True
+
+    def send_due(self) -> None:
+        self.due_sent += 1
+
+    def mark_finished(self) -> None:
+        self.finished_before = list(self.states)
+
+
+class TestFlowControl:
+    """A refused tick (a subscriber at its high-water mark) is sent again, never skipped."""
+
+    async def test_refused_ticks_are_resent_in_order(self, candles_csv: Path) -> None:
+        src = ReplaySource(candles_csv, ["BTC/USDT", "ETH/USDT"], speed=0, warmup=10, clock=lambda: NOW)
+        expected = (await replay_all(ReplaySource(candles_csv, ["BTC/USDT", "ETH/USDT"], speed=0,
+                                                  warmup=10, clock=lambda: NOW))).ticks
+        pub = RefusingPublisher()
+        stop = asyncio.Event()
+        task = asyncio.create_task(src.run(pub, stop))
+        deadline = time.monotonic() + 10
+        while STATUS_STALE not in pub.states and time.monotonic() < deadline and not task.done():
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 2.0)
+        assert pub.ticks == expected  # each once, in order, though some took three tries
+        assert pub.refusals > 0 and pub.calls == len(expected) + pub.refusals
+        assert src.waits > 0 and pub.due_sent >= pub.refusals  # a waiting beat goes first
+        assert pub.finished_before == [STATUS_CONNECTED]  # marked, then the stale status
+
+    async def test_stop_while_waiting(self, candles_csv: Path) -> None:
+        class Full(CollectingPublisher):
+            def publish_tick(self, *args: Any, **kw: Any) -> bool:
+                return False
+
+        src = ReplaySource(candles_csv, ["BTC/USDT"], speed=0, warmup=10)
+        stop = asyncio.Event()
+        task = asyncio.create_task(src.run(Full(), stop))
+        await asyncio.sleep(0.1)
+        assert not task.done() and src.waits == 1  # held on the first tick
+        stop.set()
+        await asyncio.wait_for(task, 1.0)
+
+
+class TestCompactLoading:
+    """The file is read and the ticks built in chunks; the chunk sizes change nothing."""
+
+    async def test_chunk_sizes_do_not_change_the_stream(
+        self, candles_csv: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import feed.replay
+
+        whole = await replay_all(ReplaySource(candles_csv, ["ETH/USDT", "BTC/USDT"], speed=0,
+                                              warmup=10, clock=lambda: NOW))
+        monkeypatch.setattr(feed.replay, "CHUNK_ROWS", 7)
+        monkeypatch.setattr(feed.replay, "EMIT_CHUNK", 5)
+        src = ReplaySource(candles_csv, ["ETH/USDT", "BTC/USDT"], speed=0, warmup=10, clock=lambda: NOW)
+        chunked = await replay_all(src)
+        assert chunked.ticks == whole.ticks and len(whole.ticks) == 2 * 4 * 20
+        assert src.ticks == len(whole.ticks) and src.rows == 60
+        assert all(len(c[0]) <= 5 for c in src.chunks())
+
+    def test_columns_are_numpy_not_python_objects(self, candles_csv: Path) -> None:
+        src = ReplaySource(candles_csv, ["BTC/USDT", "ETH/USDT"], speed=0, warmup=10)
+        assert all(hasattr(c, "dtype") for c in src._cols.values())
+        assert src._order is not None and src._order.dtype.itemsize == 4
+
+
 class TestTickFiles:
     async def test_replays_ticks_with_iso_timestamps(self, tmp_path: Path) -> None:
         rows = [
