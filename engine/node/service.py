@@ -108,6 +108,7 @@ class EngineNode:
         self._last_hb = -1e9
         self.phase = "starting"
         self.feed_state = "unknown"
+        self.feed_finished = False  # a replay's feed sent its whole file
         self._bound = False
 
     # ------------------------------------------------------------------ start-up
@@ -195,9 +196,15 @@ class EngineNode:
         if entry is None:
             if topic == TOPIC_STATUS:
                 try:
-                    self.feed_state = str(decode_map(payload).get("state", "unknown"))[:64]
+                    status = decode_map(payload)
                 except WireError:
                     self.bad_total += 1
+                    return
+                self.feed_state = str(status.get("state", "unknown"))[:64]
+                self.feed_finished = status.get("finished") is True
+                last_seq = status.get("last_seq")
+                if type(last_seq) is dict:
+                    self._count_lost_tail(last_seq)
                 return
             self.unknown_symbols += 1
             self.bad_total += 1
@@ -209,10 +216,8 @@ class EngineNode:
             st.bad += 1
             self.bad_total += 1
             return
-        if not self.core.on_tick(ps, tick.ts_exchange, tick.bid, tick.ask, tick.last, tick.base_volume):
-            self.bad_total += 1  # implausible (e.g. stamped hours ahead): counted by the core too
-            return
-        # Sequence numbers of used ticks: a jump forward is lost messages; back, a restarted feed.
+        # Sequence numbers of every decoded tick (an implausible one was delivered, not lost):
+        # a jump forward is lost messages; back, a restarted feed.
         exp = st.expected_seq
         if exp and tick.seq != exp:
             if tick.seq > exp:
@@ -220,11 +225,31 @@ class EngineNode:
             else:
                 log.info("%s - feed sequence restarted (%d after %d)", ps.symbol, tick.seq, exp - 1)
         st.expected_seq = tick.seq + 1
+        if not self.core.on_tick(ps, tick.ts_exchange, tick.bid, tick.ask, tick.last, tick.base_volume):
+            self.bad_total += 1  # implausible (e.g. stamped hours ahead): counted by the core too
+            return
         self.ticks_total += 1
         # Feed publish -> decision done, on one host's clock: what bench/ reports as latency.
         i = self._lat_i
         self._lat[i & LATENCY_RING_MASK] = time.time_ns() - tick.ts_recv
         self._lat_i = i + 1
+
+    def _count_lost_tail(self, last_seq: dict[Any, Any]) -> None:
+        """The feed's status names each topic's last sequence number: ticks published and not
+        received are lost, even when the loss is the tail (no later tick shows the jump). Ticks
+        go before the status on the same socket, so none of those is still on its way."""
+        for sym, (_ps, st) in ((s, self._by_topic[s.encode()]) for s in self.core.pairs):
+            q = last_seq.get(sym)
+            if type(q) is not int or not 0 <= q < 2**63:
+                continue
+            exp = st.expected_seq
+            if exp == 0:  # no tick yet: those were published before we joined
+                st.expected_seq = q + 1 if q > 0 else 0
+            elif q >= exp:
+                st.gaps += q - exp + 1
+                st.expected_seq = q + 1
+            elif q < exp - 1:  # the feed restarted
+                st.expected_seq = q + 1 if q > 0 else 0
 
     # ------------------------------------------------------------------ commands
 
