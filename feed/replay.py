@@ -54,6 +54,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from feed.candle_ticks import TICK_FRACTIONS, VOLUME_DONE, extremes_in_order, volume_before
 from feed.errors import SourceConfigError, UnknownSymbolError
 from feed.source import Publisher
 from feed.wire import STATUS_CONNECTED, STATUS_STALE
@@ -66,11 +67,8 @@ log = logging.getLogger(__name__)
 
 CANDLE_COLUMNS = ("ts", "symbol", "open", "high", "low", "close", "volume")
 TICK_COLUMNS = ("ts", "symbol", "bid", "ask", "last")
-TICK_FRACTIONS = (0.0, 0.3, 0.6, 0.9)  # where in a candle its four ticks fall
-VOLUME_DONE = (0.25, 0.5, 0.75, 1.0)  # share of a candle's volume traded at each of its ticks
 YIELD_EVERY = 512  # ticks published between yields to the event loop at full speed
 MIN_SLEEP_S = 0.002
-DAY_MS = 86_400_000
 CHUNK_ROWS = 16_384  # file rows parsed at a time: bounds the loader's transient memory
 EMIT_CHUNK = 4_096  # ticks built (and turned into Python numbers) at a time while streaming
 RETRY_MIN_S = 0.0005  # flow control: first wait before sending a refused tick again
@@ -368,16 +366,10 @@ class ReplaySource:
 
     def _candle_columns(self, ts: np.ndarray, values: np.ndarray, n_hist: int) -> tuple[np.ndarray, ...]:
         """One symbol's replayed candles (ts, o, h, l, c, v) and the 24h volumes before each one."""
-        import numpy as np
 
         o, h, lo, c, v = (values[:, j] for j in range(5))
         # 24h rolling volume at each candle's close, over every candle (history included)
-        cum_v = np.concatenate([[0.0], np.cumsum(v)])
-        cum_q = np.concatenate([[0.0], np.cumsum(v * c)])
-        start = np.searchsorted(ts, ts - DAY_MS + self.interval_ms, side="left")
-        idx = np.arange(len(ts))
-        before_v = cum_v[idx] - cum_v[start]  # window before this candle
-        before_q = cum_q[idx] - cum_q[start]
+        before_v, before_q = volume_before(ts, c, v, self.interval_ms)
         sel = slice(n_hist, None)
         return ts[sel], o[sel], h[sel], lo[sel], c[sel], v[sel], before_v[sel], before_q[sel]
 
@@ -399,9 +391,8 @@ class ReplaySource:
             if per_row == 4:
                 g, f = idx >> 2, idx & 3
                 o, h, lo, c, v = (cols[key][g] for key in ("open", "high", "low", "close", "volume"))
-                up = c >= o
                 # open, then the low and the high (low first when it closed up), then close
-                last = np.choose(f, (o, np.where(up, lo, h), np.where(up, h, lo), c))
+                last = np.choose(f, (o, *extremes_in_order(o, h, lo, c), c))
                 frac = done[f]
                 bv = cols["before_v"][g] + v * frac
                 qv = cols["before_q"][g] + (v * c) * frac
