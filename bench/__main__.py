@@ -1,8 +1,8 @@
 """``python -m bench``: run every benchmark and print one table of figures against their targets.
 
-    python -m bench                      # everything (~6 min on 2 cores)
+    python -m bench                      # everything (~16 min on 2 cores; backtest ~10 with peers)
     python -m bench --quick              # fewer runs and trials (~1 min)
-    python -m bench --only compute,kill  # some of: compute latency throughput demo load kill attach
+    python -m bench --only compute,kill  # some of: compute latency throughput demo load kill attach backtest
     python -m bench --json out.json      # results JSON (default: bench/results/<time>.json)
     python -m bench --compare bench/results/previous.json
 
@@ -35,7 +35,7 @@ Bench = Callable[[bool, Callable[[str], None]], tuple[list[Figure], dict[str, An
 
 
 def _benches() -> dict[str, Bench]:
-    from bench import attach, compute, console, latency, throughput
+    from bench import attach, backtest, compute, console, latency, throughput
 
     return {
         "compute": compute.run,
@@ -45,10 +45,11 @@ def _benches() -> dict[str, Bench]:
         "load": console.run_load,
         "kill": console.run_kill,
         "attach": attach.run,
+        "backtest": backtest.run,
     }
 
 
-NAMES = ("compute", "latency", "throughput", "demo", "load", "kill", "attach")
+NAMES = ("compute", "latency", "throughput", "demo", "load", "kill", "attach", "backtest")
 
 
 def _names(text: str) -> list[str]:

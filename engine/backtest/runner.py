@@ -44,13 +44,14 @@ from engine.core.candles import Candle
 from engine.core.config import SafeList
 from engine.core.events import CoreEvent, DecisionMade, FillBooked
 from engine.core.markets import MarketRules, default_rules
-from engine.core.trader import FEED_LATENCY_ALLOWANCE_MS, TradingCore
+from engine.core.trader import FEED_LATENCY_ALLOWANCE_MS, PairState, TradingCore
 from engine.execution.paper import PaperExecutionClient
 from engine.journal.store import Store
-from feed.candle_ticks import TICK_FRACTIONS, candle_ticks
+from feed.candle_ticks import TICK_FRACTIONS, CandleTicks, candle_ticks
 
 DEFAULT_SPREAD_BPS = 2.0  # the replay feed's default
 MAX_POINTS = 20_000  # equity points and price points per pair kept in the result
+CHUNK = 8_192  # (candle time, pair) entries of the timeline turned into Python numbers at a time
 Progress = Callable[[int, int], None]  # (candles done, candles in all)
 
 
@@ -214,16 +215,13 @@ def _replay(
     progress: Progress | None,
 ) -> tuple[list[int], list[float], list[float], list[float]]:
     """Every candle's four ticks through ``core.on_tick``, pairs interleaved by time."""
-    ticks = {s: candle_ticks(candles[s], tf_ms, skips[s]) for s in symbols}
+    ticks = [candle_ticks(candles[s], tf_ms, skips[s]) for s in symbols]
     # one timeline: every (candle time, pair) in time order, pairs in safe-list order
-    starts = np.concatenate([ticks[s].ts[:, 0] for s in symbols])
-    owner = np.concatenate([np.full(len(ticks[s].ts), k) for k, s in enumerate(symbols)])
-    row = np.concatenate([np.arange(len(ticks[s].ts)) for s in symbols])
+    starts = np.concatenate([t.ts[:, 0] for t in ticks])
+    owner = np.concatenate([np.full(len(t.ts), k) for k, t in enumerate(ticks)])
+    row = np.concatenate([np.arange(len(t.ts)) for t in ticks])
     order = np.lexsort((owner, starts))
-    starts, owner, row = starts[order].tolist(), owner[order].tolist(), row[order].tolist()
-    times = [ticks[s].ts.tolist() for s in symbols]
-    prices = [ticks[s].price.tolist() for s in symbols]
-    volumes = [ticks[s].base_volume.tolist() for s in symbols]
+    starts, owner, row = starts[order], owner[order], row[order]
     states = [core.pairs[s] for s in symbols]
     positions = core.portfolio.positions
     on_tick, on_timer, portfolio = core.on_tick, core.on_timer, core.portfolio
@@ -232,41 +230,72 @@ def _replay(
     eq_cash: list[float] = []
     eq_exp: list[float] = []
     total = len(starts)
-    i = 0
+    done = 0
     next_report = 0
-    while i < total:
-        t = starts[i]
-        j = i
-        while j < total and starts[j] == t:
-            j += 1
-        group = [(owner[g], row[g]) for g in range(i, j)]
-        for step in range(len(TICK_FRACTIONS)):
-            for k, r in group:
-                ps = states[k]
-                px = prices[k][r]
-                p = px[step]
-                if step in (1, 2):
-                    pos = positions.get(ps.symbol)
-                    if pos is not None and pos.qty != 0.0:
-                        lo, hi = min(px[1], px[2]), max(px[1], px[2])
-                        first_adverse = lo if pos.qty > 0.0 else hi
-                        p = first_adverse if step == 1 else (hi if pos.qty > 0.0 else lo)
-                clock.ms = times[k][r][step]
-                half = p * half_spread
-                on_tick(ps, clock.ms, p - half, p + half, p, volumes[k][r][step])
-        on_timer()
-        marks = {ps.symbol: ps.last for ps in states}
-        eq_ts.append(clock.ms)
-        eq_val.append(portfolio.equity(marks))
-        eq_cash.append(portfolio.cash)
-        eq_exp.append(portfolio.exposure(marks))
-        i = j
-        if progress is not None and i >= next_report:
-            progress(i, total)
-            next_report = i + max(1, total // 200)
+    while done < total:
+        # The timeline becomes Python numbers a chunk at a time (memory stays bounded on a
+        # year of candles); a chunk ends between candle times, never inside one.
+        end = min(done + CHUNK, total)
+        while end < total and starts[end] == starts[end - 1]:
+            end += 1
+        chunk_starts = starts[done:end].tolist()
+        entries = _chunk_ticks(ticks, states, owner[done:end], row[done:end])
+        i, n = 0, end - done
+        while i < n:
+            t = chunk_starts[i]
+            j = i + 1
+            while j < n and chunk_starts[j] == t:
+                j += 1
+            group = entries[i:j]  # this candle time's pairs
+            for step in range(len(TICK_FRACTIONS)):
+                for ps, tick_ms, px, volume, first in group:
+                    at = first + step
+                    p = px[at]
+                    if step == 1 or step == 2:
+                        pos = positions.get(ps.symbol)
+                        if pos is not None and pos.qty != 0.0:
+                            a, b = px[first + 1], px[first + 2]
+                            lo, hi = min(a, b), max(a, b)
+                            first_adverse = lo if pos.qty > 0.0 else hi
+                            p = first_adverse if step == 1 else (hi if pos.qty > 0.0 else lo)
+                    ms = clock.ms = tick_ms[at]
+                    half = p * half_spread
+                    on_tick(ps, ms, p - half, p + half, p, volume[at])
+            on_timer()
+            marks = {ps.symbol: ps.last for ps in states}
+            eq_ts.append(clock.ms)
+            eq_val.append(portfolio.equity(marks))
+            eq_cash.append(portfolio.cash)
+            eq_exp.append(portfolio.exposure(marks))
+            i = j
+            if progress is not None and done + i >= next_report:
+                progress(done + i, total)
+                next_report = done + i + max(1, total // 200)
+        done = end
     if progress is not None:
         progress(total, total)
     return eq_ts, eq_val, eq_cash, eq_exp
+
+
+def _chunk_ticks(
+    ticks: list[CandleTicks], states: list[PairState], owner: np.ndarray, row: np.ndarray
+) -> list[tuple[PairState, list[int], list[float], list[float], int]]:
+    """A slice of the timeline as Python numbers: per entry (the pair's state, the pair's tick
+    times, prices and 24 h volumes in the slice, where this candle's four ticks start in them).
+
+    Each pair's ticks are flat lists (candle r's tick k at ``4 * (r - first row) + k``): a flat
+    ``tolist`` costs a third of a nested one, and no list is built per candle."""
+    n_steps = len(TICK_FRACTIONS)
+    per_pair = []
+    first_row = np.zeros(len(ticks), dtype=row.dtype)
+    for k, t in enumerate(ticks):
+        rows = row[owner == k]  # this pair's candles in the slice: consecutive rows
+        r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
+        first_row[k] = r0
+        flat = (t.ts[r0:r1].ravel().tolist(), t.price[r0:r1].ravel().tolist(), t.base_volume[r0:r1].ravel().tolist())
+        per_pair.append((states[k], *flat))
+    firsts = (n_steps * (row - first_row[owner])).tolist()
+    return [(*per_pair[k], first) for k, first in zip(owner.tolist(), firsts, strict=True)]
 
 
 def _equity_points(

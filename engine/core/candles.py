@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 __all__ = ["Candle", "CandleBuilder"]
 
+_INF = math.inf
+
 
 @dataclass(slots=True)
 class Candle:
@@ -102,9 +104,9 @@ class CandleBuilder:
 
     def on_tick(self, ts_ms: int, price: float, volume_delta: float = 0.0) -> list[Candle]:
         """Add one trade/ticker tick; returns the candles it closed, oldest first."""
-        if not (math.isfinite(price) and price > 0.0) or not (
-            math.isfinite(volume_delta) and volume_delta >= 0.0
-        ):
+        # ``0 < price < inf``: finite and positive (NaN fails every comparison); likewise the
+        # volume: finite and not negative. Cheaper than isfinite calls on every tick.
+        if not (0.0 < price < _INF and 0.0 <= volume_delta < _INF):
             self.bad_ticks += 1
             return []
         tf = self._tf_ms
@@ -128,7 +130,8 @@ class CandleBuilder:
                 return []
             self.closed.append(f)
             out = [f]
-            out.extend(self._fill(f.ts, b, f.close))
+            if b - f.ts > tf:  # whole intervals passed with no tick (else ``_fill`` adds none)
+                out.extend(self._fill(f.ts, b, f.close))
         else:
             last = self.closed[-1] if self.closed else None
             if last is None:

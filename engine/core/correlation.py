@@ -52,6 +52,15 @@ class CorrelationTracker:
         # per symbol: candle ts -> log return, oldest first (the deque bounds the dict)
         self._returns: dict[str, dict[int, float]] = {s: {} for s in self.symbols}
         self._return_ts: dict[str, deque[int]] = {s: deque() for s in self.symbols}
+        # per symbol, each other symbol in safe-list order: (its returns, the pair's correlation,
+        # whether this symbol is the pair's x), so a close looks nothing up by name
+        self._peers: dict[str, list[tuple[dict[int, float], RollingCorrelation, bool]]] = {}
+        for s in self.symbols:
+            self._peers[s] = [
+                (self._returns[o], self._pairs[self._key(s, o)], self._key(s, o)[0] == s)
+                for o in self.symbols
+                if o != s
+            ]
         self._keep = window + RETURN_SLACK
         self.bad = 0  # closes refused: unknown symbol, non-positive or non-finite price
         self.out_of_order = 0
@@ -61,7 +70,8 @@ class CorrelationTracker:
 
     def on_close(self, symbol: str, candle_ts: int, close: float) -> bool:
         """Feed one closed candle; True when it produced a return (False: first, bad or late)."""
-        if symbol not in self._index or not (math.isfinite(close) and close > 0):
+        # ``0 < close < inf``: finite and positive (NaN fails every comparison)
+        if symbol not in self._index or not 0.0 < close < math.inf:
             self.bad += 1
             return False
         last = self._last_close.get(symbol)
@@ -80,15 +90,14 @@ class CorrelationTracker:
         if len(order) > self._keep:
             del mine[order.popleft()]
         # Each symbol's candle times only increase, so every pair sees its updates in time order.
-        for other in self.symbols:
-            if other == symbol:
-                continue
-            peer = self._returns[other].get(candle_ts)
+        for returns, corr, first in self._peers[symbol]:
+            peer = returns.get(candle_ts)
             if peer is None:
                 continue  # the other symbol's close for this candle updates the pair when it arrives
-            a, b = self._key(symbol, other)
-            x, y = (ret, peer) if a == symbol else (peer, ret)
-            self._pairs[(a, b)].update(x, y)
+            if first:
+                corr.update(ret, peer)
+            else:
+                corr.update(peer, ret)
         return True
 
     def correlation(self, a: str, b: str) -> float | None:

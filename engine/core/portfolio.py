@@ -100,6 +100,10 @@ class Portfolio:
 
     # ---- daily PnL ---------------------------------------------------------------------
 
+    def starts_day(self, ts_ms: int) -> bool:
+        """Would ``mark_day`` at ``ts_ms`` start a new UTC day? (Then it needs the equity.)"""
+        return self._day is None or ts_ms // MS_PER_DAY > self._day
+
     def mark_day(self, ts_ms: int, equity: float) -> bool:
         """Remember equity at the first mark of each UTC day; True when a new day started."""
         day = ts_ms // MS_PER_DAY

@@ -147,17 +147,20 @@ class TradingCore(OperatorCommands):
 
     def on_tick(self, ps: PairState, ts_ms: int, bid: float, ask: float, last: float, base_volume: float) -> bool:
         """The per-tick path, O(1) except on candle close. False: refused as implausible."""
-        if ps.last_te and ts_ms > ps.last_te + self._jump_ms and not self._confirm_jump(ps, ts_ms):
+        last_te = ps.last_te
+        if last_te and ts_ms > last_te + self._jump_ms and not self._confirm_jump(ps, ts_ms):
             return False
         ps.bid = bid
         ps.ask = ask
         ps.last = last
         ps.ticks += 1
-        ps.last_tick_at = self.clock.monotonic()
-        if ts_ms > ps.last_te:
+        clock = self.clock
+        ps.last_tick_at = clock.monotonic()
+        if ts_ms > last_te:  # (``_confirm_jump`` never moves ``last_te``)
             ps.last_te = ts_ms
-            ps.te_offset_ms = ts_ms - self.clock.time_ms()
-        dv = base_volume - ps.last_base_volume if ps.last_base_volume >= 0.0 else 0.0
+            ps.te_offset_ms = ts_ms - clock.time_ms()
+        prev_volume = ps.last_base_volume
+        dv = base_volume - prev_volume if prev_volume >= 0.0 else 0.0
         ps.last_base_volume = base_volume
         closed = ps.candles.on_tick(ts_ms, last, dv if dv > 0.0 else 0.0)
         ps.dirty = True
@@ -165,8 +168,9 @@ class TradingCore(OperatorCommands):
         pos = self.portfolio.positions.get(ps.symbol)
         if pos is not None and pos.qty != 0.0:
             self._check_exits(ps, pos)
-        for candle in closed:
-            self.on_candle_close(ps, candle)
+        if closed:  # most ticks close nothing
+            for candle in closed:
+                self.on_candle_close(ps, candle)
         return True
 
     def _confirm_jump(self, ps: PairState, ts_ms: int) -> bool:
@@ -315,7 +319,9 @@ class TradingCore(OperatorCommands):
                 if ps.candles.forming is not None:
                     for candle in ps.candles.flush_until(wall_ms + ps.te_offset_ms):
                         self.on_candle_close(ps, candle)
-            self.portfolio.mark_day(self.clock.time_ms(), self.portfolio.equity(self.marks()))
+            ts = self.clock.time_ms()
+            if self.portfolio.starts_day(ts):  # the equity is read only when a UTC day starts
+                self.portfolio.mark_day(ts, self.portfolio.equity(self.marks()))
         if self.execution.orders or self.execution.exits:
             self.execution.poll(self.quote)
         if now - self._last_equity >= EQUITY_EVERY_S:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from engine.core.indicators.base import _check_period, _Indicator, _neumaier
+from engine.core.indicators.base import _check_period, _Indicator
 
 
 class SMA(_Indicator):
@@ -28,11 +28,20 @@ class SMA(_Indicator):
 
 
     def _advance(self, x: float) -> tuple[float, float, float | None]:
-        s, c = _neumaier(self._sum, self._comp, x)
+        # Neumaier's compensated sum: add x, then (window full) take the oldest value out;
+        # each step keeps the rounding error of whichever operand is smaller in c. Written out
+        # twice rather than called: this runs on every candle and every preview.
+        s, c = self._sum, self._comp
+        t = s + x
+        c += (s - t) + x if abs(s) >= abs(x) else (x - t) + s
+        s = t
         w = self._window
         n = self._period
         if len(w) == n:
-            s, c = _neumaier(s, c, -w[0])
+            y = -w[0]
+            t = s + y
+            c += (s - t) + y if abs(s) >= abs(y) else (y - t) + s
+            s = t
         elif len(w) < n - 1:
             return s, c, None
         return s, c, (s + c) / n

@@ -1,4 +1,4 @@
-"""What every indicator shares: the period check, compensated sums, the base class."""
+"""What every indicator shares: the period check, the shift of centred sums, the base class."""
 
 from __future__ import annotations
 
@@ -12,26 +12,12 @@ def _check_period(period: int, name: str = "period") -> int:
     return period
 
 
-def _neumaier(s: float, c: float, x: float) -> tuple[float, float]:
-    """Add x to the compensated sum (s, c); returns the new (s, c)."""
-    t = s + x
-    # Neumaier's branch keeps the rounding error of whichever operand is smaller.
-    if abs(s) >= abs(x):
-        c += (s - t) + x
-    else:
-        c += (x - t) + s
-    return t, c
-
-
 def _centre(window: deque[float]) -> float:
     """Pick the window value closest to its mean as the shift for centred sums."""
     n = len(window)
     mean = math.fsum(window) / n
     # An actual data point (not the mean) keeps a flat window exactly flat.
     return min(window, key=lambda v: abs(v - mean))
-
-
-# --------------------------------------------------------------------------- SMA
 
 
 class _Indicator:

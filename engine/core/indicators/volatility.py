@@ -38,7 +38,15 @@ class ATR(_Indicator):
         pc = self._prev_close
         if pc is None:
             return 0.0, None
-        tr = max(high - low, abs(pc - high), abs(pc - low))
+        # max(high - low, |pc - high|, |pc - low|) written out: ``max`` keeps its first argument
+        # unless a later one is greater, exactly as these two tests do, without the call
+        tr = high - low
+        up = abs(pc - high)
+        if up > tr:
+            tr = up
+        down = abs(pc - low)
+        if down > tr:
+            tr = down
         n = self._period
         prev = self._value
         if prev is not None:
@@ -176,10 +184,11 @@ class BollingerBands(_Indicator):
         w = self._window
         k = _centre(w)
         devs = [v - k for v in w]
+        squares = [d * d for d in devs]  # once, for the sum and the peak
         self._shift = k
         self._s1 = math.fsum(devs)
-        self._s2 = math.fsum(d * d for d in devs)
-        self._peak = max(d * d for d in devs)
+        self._s2 = math.fsum(squares)
+        self._peak = max(squares)
         self._since_resync = 0
 
 

@@ -48,9 +48,13 @@ class _RollingExtreme(_Indicator):
     def update(self, x: float) -> float | None:
         dq = self._dq
         i = self._count
-        beats = self._beats
-        while dq and beats(x, dq[-1][1]):
-            dq.pop()
+        # ``_beats`` spelled out per kind: a method call per comparison costs more than the rest
+        if self._is_max:
+            while dq and x >= dq[-1][1]:
+                dq.pop()
+        else:
+            while dq and x <= dq[-1][1]:
+                dq.pop()
         dq.append((i, x))
         if dq[0][0] <= i - self._period:
             dq.popleft()
@@ -140,11 +144,12 @@ class RollingCorrelation:
         kx, ky = self._kx, self._ky
         dx, dy = x - kx, y - ky
         dxx, dyy = dx * dx, dy * dy
-        self._sx += dx
-        self._sy += dy
-        self._sxx += dxx
-        self._syy += dyy
-        self._sxy += dx * dy
+        # the running sums in locals, stored once: the same operations in the same order
+        sx = self._sx + dx
+        sy = self._sy + dy
+        sxx = self._sxx + dxx
+        syy = self._syy + dyy
+        sxy = self._sxy + dx * dy
         if dxx > self._px:
             self._px = dxx
         if dyy > self._py:
@@ -153,26 +158,27 @@ class RollingCorrelation:
         if len(xs) == n:
             ox = xs.popleft() - kx
             oy = ys.popleft() - ky
-            self._sx -= ox
-            self._sy -= oy
-            self._sxx -= ox * ox
-            self._syy -= oy * oy
-            self._sxy -= ox * oy
+            sx -= ox
+            sy -= oy
+            sxx -= ox * ox
+            syy -= oy * oy
+            sxy -= ox * oy
+        self._sx, self._sy, self._sxx, self._syy, self._sxy = sx, sy, sxx, syy, sxy
         xs.append(x)
         ys.append(y)
         self._since_resync += 1
         if len(xs) < n:
             self._value = None
             return None
-        mx, my = self._sx / n, self._sy / n
-        vx = self._sxx / n - mx * mx
-        vy = self._syy / n - my * my
+        mx, my = sx / n, sy / n
+        vx = sxx / n - mx * mx
+        vy = syy / n - my * my
         exact = vx * self._ratio < self._px or vy * self._ratio < self._py
         if exact:
             mean_x, mean_y, vx, vy, cov = self._exact_moments()
         else:
             mean_x, mean_y = kx + mx, ky + my
-            cov = self._sxy / n - mx * my
+            cov = sxy / n - mx * my
         value: float | None
         zv = self._ZERO_VAR
         if vx <= zv * mean_x * mean_x or vy <= zv * mean_y * mean_y:
@@ -202,11 +208,13 @@ class RollingCorrelation:
         self._kx, self._ky = kx, ky
         dxs = [v - kx for v in xs]
         dys = [v - ky for v in ys]
+        xxs = [d * d for d in dxs]  # once, for the sum and the peak
+        yys = [d * d for d in dys]
         self._sx = math.fsum(dxs)
         self._sy = math.fsum(dys)
-        self._sxx = math.fsum(d * d for d in dxs)
-        self._syy = math.fsum(d * d for d in dys)
-        self._sxy = math.fsum(a * b for a, b in zip(dxs, dys, strict=True))
-        self._px = max(d * d for d in dxs)
-        self._py = max(d * d for d in dys)
+        self._sxx = math.fsum(xxs)
+        self._syy = math.fsum(yys)
+        self._sxy = math.fsum([a * b for a, b in zip(dxs, dys, strict=True)])
+        self._px = max(xxs)
+        self._py = max(yys)
         self._since_resync = 0
