@@ -247,17 +247,21 @@ def _replay(
             while j < n and chunk_starts[j] == t:
                 j += 1
             group = entries[i:j]  # this candle time's pairs
+            # the extremes' order is chosen once per candle, when the first of them comes: a
+            # pair holding a position sees the extreme against it first; the second extreme
+            # is the other one even when the first closed the position (the candle's high and
+            # low both happened)
+            swapped = [False] * len(group)
             for step in range(len(TICK_FRACTIONS)):
-                for ps, tick_ms, px, volume, first in group:
+                for g, (ps, tick_ms, px, volume, first) in enumerate(group):
                     at = first + step
-                    p = px[at]
-                    if step == 1 or step == 2:
+                    if step == 1:
                         pos = positions.get(ps.symbol)
                         if pos is not None and pos.qty != 0.0:
-                            a, b = px[first + 1], px[first + 2]
-                            lo, hi = min(a, b), max(a, b)
-                            first_adverse = lo if pos.qty > 0.0 else hi
-                            p = first_adverse if step == 1 else (hi if pos.qty > 0.0 else lo)
+                            a, b = px[at], px[at + 1]
+                            # long: the lower first; short: the higher first
+                            swapped[g] = (b < a) if pos.qty > 0.0 else (b > a)
+                    p = px[first + 3 - step] if (step == 1 or step == 2) and swapped[g] else px[at]
                     ms = clock.ms = tick_ms[at]
                     half = p * half_spread
                     on_tick(ps, ms, p - half, p + half, p, volume[at])
