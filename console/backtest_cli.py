@@ -129,10 +129,6 @@ def _from_file(
     needed = ("ts", "symbol", "open", "high", "low", "close", "volume")
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        if {"bid", "ask", "last"} <= set(frame.columns):
-            raise ValueError(
-                f"{path}: a tick file; the backtest reads candle files (ticks: use the replay feed)"
-            )
         raise ValueError(
             f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(needed)})"
         )
@@ -182,9 +178,6 @@ class Bar:
 
 
 def backtest_main(argv: list[str]) -> int:
-    from engine.backtest.html import write_html
-    from engine.backtest.metrics import compute
-    from engine.backtest.report import summary_text
     from engine.backtest.runner import run_backtest
     from engine.core.config import ConfigError, default_path, load_safe_list, parse_timeframe
     from feed.datadir import DataError, default_data_dir
@@ -229,6 +222,10 @@ def backtest_main(argv: list[str]) -> int:
         return _fail("--to must be after --from")
     warmup = cfg.engine.history_candles if args.warmup is None else args.warmup
     warm_ms = warmup * tf_s * 1000
+    if args.file is not None and _is_tick_file(args.file):
+        if start is not None or end is not None:
+            return _fail(f"--file {args.file}: a tick file is replayed whole (no --from/--to)")
+        return _run_ticks(args, cfg, cfg_path, tf_s)
     try:
         if args.file is not None:
             candles = _from_file(args.file, pairs, start, end, warm_ms)
@@ -240,13 +237,9 @@ def backtest_main(argv: list[str]) -> int:
         return _fail(str(exc))
     if start is not None:  # warm up on exactly the candles before --from
         warmup = min(int(np.searchsorted(candles[p][:, 0], start)) for p in pairs)
-    out = args.out or (args.data or default_data_dir()).parent / RESULTS_DIR / datetime.now(
-        UTC
-    ).strftime("%Y%m%d-%H%M%S")
-    try:
-        out.mkdir(mode=0o700, parents=True, exist_ok=False)
-    except OSError as exc:
-        return _fail(f"--out {out}: {exc.strerror} (pass a new directory)")
+    out = _out_dir(args)
+    if isinstance(out, int):
+        return out
     book = out / "book.sqlite"
     n = sum(len(c) for c in candles.values())
     if not args.quiet:
@@ -258,11 +251,66 @@ def backtest_main(argv: list[str]) -> int:
         cfg, candles, book, timeframe_s=tf_s, warmup=warmup, spread_bps=args.spread_bps,
         progress=Bar(not args.quiet), config_name=str(cfg_path), data_name=data_name,
     )  # fmt: skip
+    return _report(result, out, args.no_html)
+
+
+def _out_dir(args: argparse.Namespace) -> Path | int:
+    from feed.datadir import default_data_dir
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out: Path = args.out or (args.data or default_data_dir()).parent / RESULTS_DIR / stamp
+    try:
+        out.mkdir(mode=0o700, parents=True, exist_ok=False)
+    except OSError as exc:
+        return _fail(f"--out {out}: {exc.strerror} (pass a new directory)")
+    return out
+
+
+def _is_tick_file(path: Path) -> bool:
+    """A file with bid, ask and last columns is a tick file (the replay's formats)."""
+    import pandas as pd
+
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(path).names
+        else:
+            names = list(pd.read_csv(path, nrows=0).columns)
+    except (OSError, ValueError):
+        return False  # the candle path reports the error
+    return {"bid", "ask", "last"} <= {str(n).lower() for n in names}
+
+
+def _run_ticks(args: argparse.Namespace, cfg: Any, cfg_path: Path, tf_s: int) -> int:
+    from engine.backtest.tick_runner import run_tick_backtest
+    from feed.errors import FeedError
+
+    out = _out_dir(args)
+    if isinstance(out, int):
+        return out
+    if not args.quiet:
+        print(f"backtesting {', '.join(cfg.active_symbols())} on the ticks of {args.file}", file=sys.stderr)
+    try:
+        result = run_tick_backtest(
+            cfg, args.file, out / "book.sqlite", timeframe_s=tf_s,
+            progress=Bar(not args.quiet), config_name=str(cfg_path),
+        )  # fmt: skip
+    except (FeedError, ValueError) as exc:
+        return _fail(str(exc))
+    return _report(result, out, args.no_html)
+
+
+def _report(result: Any, out: Path, no_html: bool) -> int:
+    from engine.backtest.html import write_html
+    from engine.backtest.metrics import compute
+    from engine.backtest.report import summary_text
+
     summary = compute(result)
     result.write(out / "result.json")
     print(summary_text(result, summary=summary))
-    lines = [f"result  {out / 'result.json'}", f"book    {book}"]
-    if not args.no_html:
+    lines = [f"result  {out / 'result.json'}", f"book    {out / 'book.sqlite'}"]
+    if not no_html:
         html = write_html(result, out / "report.html")
         lines.append(f"report  {html}")
     print("\n".join(lines))

@@ -146,62 +146,97 @@ def run_backtest(
     n_warm = cfg.engine.history_candles if warmup is None else warmup
     skips = {s: min(max(n_warm, 0), len(candles[s]) // 2) for s in symbols}
     first = min(int(candles[s][skips[s], 0]) for s in symbols if len(candles[s]) > skips[s])
-    clock = SimClock(first)
-    store = BacktestBook(book)
-    rules = dict(rules) if rules else {s: default_rules(s) for s in symbols}
-    pc = cfg.portfolio
-    trades = TradeBook()
-    sink = _Sink(trades)
-    core = TradingCore(
-        cfg,
-        clock=clock,
-        client=PaperExecutionClient(pc.taker_fee, pc.slippage_bps, rules, clock),
-        journal=store,
-        sink=sink,
-        rules=rules,
-        timeframe_s=tf_s,
-    )
+    run = Run(cfg, symbols, book, tf_s, first, rules)
     for s in symbols:
         rows = candles[s][: skips[s]]
-        core.warm_pair(s, [Candle(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows])
-    eq_ts, eq_val, eq_cash, eq_exp = _replay(
-        core, clock, symbols, candles, skips, tf_ms, spread_bps * 0.5e-4, progress
+        run.core.warm_pair(s, [Candle(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows])
+    curve = _replay(
+        run.core, run.clock, symbols, candles, skips, tf_ms, spread_bps * 0.5e-4, progress
     )
-    # the last candles close by the timer, as live: their decisions are made
-    clock.ms = int(max(candles[s][-1, 0] for s in symbols)) + tf_ms + FEED_LATENCY_ALLOWANCE_MS + 1
-    core.on_timer()
-    store.flush_equity()
-    marks = core.marks()
-    pf = core.portfolio
-    trades.close_open(marks, clock.ms)
-    store.close()
+    end_ms = int(max(candles[s][-1, 0] for s in symbols)) + tf_ms
+    series = [_series(s, candles[s][skips[s] :], run.trades) for s in symbols]
     n_candles = sum(len(candles[s]) - skips[s] for s in symbols)
-    meta = RunMeta(
-        config=config_name,
-        pairs=symbols,
-        timeframe=_tf_text(tf_s),
-        start_ms=first,
-        end_ms=int(max(candles[s][-1, 0] for s in symbols)) + tf_ms,
-        capital=pc.capital_usd,
-        fee_rate=pc.taker_fee,
-        slippage_bps=pc.slippage_bps,
-        candles=n_candles,
-        elapsed_s=time.perf_counter() - t_start,
-        book=str(book),
-        data=data_name,
-    )
-    eq_ts.append(clock.ms)
-    eq_val.append(pf.equity(marks))
-    eq_cash.append(pf.cash)
-    eq_exp.append(pf.exposure(marks))
-    return BacktestResult(
-        meta=meta,
-        trades=trades.trades,
-        equity=_equity_points(eq_ts, eq_val, eq_cash, eq_exp),
-        rejections=sink.rejections,
-        signals=sink.signals,
-        series=[_series(s, candles[s][skips[s] :], trades) for s in symbols],
-    )
+    return run.finish(curve, end_ms, n_candles, series, t_start, config_name, data_name)
+
+
+class Run:
+    """One backtest's core, clock, book and collectors; ``finish`` turns them into a result."""
+
+    def __init__(
+        self,
+        cfg: SafeList,
+        symbols: list[str],
+        book: Path,
+        tf_s: int,
+        first_ms: int,
+        rules: Mapping[str, MarketRules] | None,
+    ) -> None:
+        self.cfg, self.symbols, self.book, self.tf_s = cfg, symbols, book, tf_s
+        self.first_ms = first_ms
+        self.clock = SimClock(first_ms)
+        self.store = BacktestBook(book)
+        rules = dict(rules) if rules else {s: default_rules(s) for s in symbols}
+        pc = cfg.portfolio
+        self.trades = TradeBook()
+        self.sink = _Sink(self.trades)
+        self.core = TradingCore(
+            cfg,
+            clock=self.clock,
+            client=PaperExecutionClient(pc.taker_fee, pc.slippage_bps, rules, self.clock),
+            journal=self.store,
+            sink=self.sink,
+            rules=rules,
+            timeframe_s=tf_s,
+        )
+
+    def finish(
+        self,
+        curve: tuple[list[int], list[float], list[float], list[float]],
+        end_ms: int,
+        n_candles: int,
+        series: list[PairSeries],
+        t_start: float,
+        config_name: str,
+        data_name: str,
+    ) -> BacktestResult:
+        """The last candles close by the timer, as live (their decisions are made); positions
+        still open are marked at the last price; the book gets its equity curve."""
+        core, clock = self.core, self.clock
+        clock.ms = end_ms + FEED_LATENCY_ALLOWANCE_MS + 1
+        core.on_timer()
+        self.store.flush_equity()
+        marks = core.marks()
+        pf = core.portfolio
+        self.trades.close_open(marks, clock.ms)
+        self.store.close()
+        pc = self.cfg.portfolio
+        meta = RunMeta(
+            config=config_name,
+            pairs=self.symbols,
+            timeframe=_tf_text(self.tf_s),
+            start_ms=self.first_ms,
+            end_ms=end_ms,
+            capital=pc.capital_usd,
+            fee_rate=pc.taker_fee,
+            slippage_bps=pc.slippage_bps,
+            candles=n_candles,
+            elapsed_s=time.perf_counter() - t_start,
+            book=str(self.book),
+            data=data_name,
+        )
+        eq_ts, eq_val, eq_cash, eq_exp = curve
+        eq_ts.append(clock.ms)
+        eq_val.append(pf.equity(marks))
+        eq_cash.append(pf.cash)
+        eq_exp.append(pf.exposure(marks))
+        return BacktestResult(
+            meta=meta,
+            trades=self.trades.trades,
+            equity=_equity_points(eq_ts, eq_val, eq_cash, eq_exp),
+            rejections=self.sink.rejections,
+            signals=self.sink.signals,
+            series=series,
+        )
 
 
 def _replay(
