@@ -22,7 +22,8 @@ as in the engine process. What the backtest adds is a simulated clock and the ma
   are retried as live. The run ends 2 s after the last candle's end (its decision is made);
   positions still open are marked at the last close and reported as open (``exit_reason`` end).
 
-The run's book (SQLite, no fsync: rerun it rather than recover it) holds every decision,
+The run's book (SQLite, no fsync and one transaction for the whole run: rerun it rather than
+recover it) holds every decision,
 order and fill as the engine's would; the equity curve is kept in memory at every candle time
 and written to the book once, at the end.
 """
@@ -31,8 +32,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,7 @@ from engine.core.events import CoreEvent, DecisionMade, FillBooked
 from engine.core.markets import MarketRules, default_rules
 from engine.core.trader import FEED_LATENCY_ALLOWANCE_MS, PairState, TradingCore
 from engine.execution.paper import PaperExecutionClient
+from engine.journal.schema import StoreError, one_line
 from engine.journal.store import Store
 from feed.candle_ticks import TICK_FRACTIONS, CandleTicks, candle_ticks
 
@@ -71,11 +75,35 @@ class SimClock:
 
 
 class BacktestBook(Store):
-    """The run's book: the engine's journal without fsync, the equity curve written once."""
+    """The run's book: the engine's journal without fsync, the equity curve written once, and
+    the whole run in one SQLite transaction (committed by ``close``): a backtest's book is
+    rerun, never recovered, and a commit per fact cost 5-15 % of a trade-heavy run."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, verify=False, durable=False)
         self._equity: list[tuple[Any, ...]] = []
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    @contextmanager
+    def _write(self, op: str) -> Iterator[sqlite3.Connection]:
+        """One fact inside the run's transaction: a savepoint keeps it all-or-nothing."""
+        conn = self._db(op)
+        conn.execute("SAVEPOINT fact")
+        try:
+            yield conn
+            conn.execute("RELEASE fact")
+        except BaseException as exc:
+            conn.execute("ROLLBACK TO fact")
+            conn.execute("RELEASE fact")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"{self.path}: {op} failed: {one_line(exc)}") from None
+            raise
+
+    def close(self) -> None:
+        conn = getattr(self, "_conn", None)
+        if conn is not None and conn.in_transaction:
+            conn.execute("COMMIT")
+        super().close()
 
     def record_equity(self, ts: int, *values: float) -> None:  # type: ignore[override]
         self._equity.append((int(ts), *values))
