@@ -18,7 +18,7 @@ from typing import Any
 from console.model import Ack
 from engine.wire import commands as engine_wire
 from engine.wire import liveness
-from engine.wire.schema import AckMsg, SnapshotMsg
+from engine.wire.schema import AckMsg, SchemaError, SnapshotMsg
 
 # A warming engine answers between history requests: keep asking this long.
 SNAPSHOT_RETRY_FOR_S = liveness.START_GRACE_S
@@ -53,7 +53,12 @@ Request = Callable[[str, str | None, float], Awaitable[tuple[Reply | None, float
 def decode_reply(payload: bytes) -> Reply:
     """One reply frame: an ack (it has ``ok``) or a snapshot; ``CommandError``/``SchemaError``
     when it is neither."""
-    m = engine_wire.unpack(payload)
+    return reply_from_map(engine_wire.unpack(payload))
+
+
+def reply_from_map(m: dict[str, Any]) -> Reply:
+    """A decoded reply map as its message: an ack when it has ``ok``, else a snapshot;
+    ``SchemaError`` when it fits neither."""
     return AckMsg.from_wire(m) if engine_wire.is_ack(m) else SnapshotMsg.from_wire(m)
 
 
@@ -100,8 +105,22 @@ class SnapshotSync:
     synced: bool
     _stopped: bool
     _snapshot_task: asyncio.Task[None] | None
-    _request: Request
+    _request_map: Callable[..., Awaitable[tuple[dict[str, Any] | None, float]]]
     _event: Callable[[str, str], None]
+
+    async def _request(
+        self, cmd: str, symbol: str | None, timeout_s: float
+    ) -> tuple[Reply | None, float]:
+        """One command through ``_request_map`` (the engine's DEALER, or the daemon's), its
+        reply decoded; a malformed one is logged and counts as no reply."""
+        m, elapsed = await self._request_map(cmd, symbol, timeout_s)
+        if m is None:
+            return None, elapsed
+        try:
+            return reply_from_map(m), elapsed
+        except SchemaError as exc:
+            log.warning("dropped malformed %s reply: %s", cmd, exc)
+            return None, elapsed
 
     def _on_new_engine(self, pid: int) -> None:
         """The bridge heard a new engine (its first beat, or any message before one; pid 0 when

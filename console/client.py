@@ -22,7 +22,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from console.attach import Reply, SnapshotSync, to_ack
+from console.attach import SnapshotSync, to_ack
 from console.bridge import Bridge
 from console.daemon import wire as dwire
 from console.model import Ack
@@ -30,7 +30,7 @@ from console.requester import Requester, Secure
 from console.rundir import Endpoints
 from engine.wire import commands as engine_wire
 from engine.wire import liveness
-from engine.wire.schema import AckMsg, SchemaError, SnapshotMsg
+from engine.wire.schema import AckMsg, SchemaError
 
 log = logging.getLogger(__name__)
 
@@ -182,21 +182,6 @@ class DaemonClient(SnapshotSync):
         if self._daemon is None:
             return None, 0.0
         return await self._daemon.request(cmd, symbol, timeout_s, **extra)
-
-    async def _request(
-        self, cmd: str, symbol: str | None, timeout_s: float
-    ) -> tuple[Reply | None, float]:
-        m, elapsed = await self._request_map(cmd, symbol, timeout_s)
-        if m is None:
-            return None, elapsed
-        try:
-            reply: Reply = (
-                AckMsg.from_wire(m) if engine_wire.is_ack(m) else SnapshotMsg.from_wire(m)
-            )
-        except SchemaError as exc:
-            log.warning("dropped malformed %s reply: %s", cmd, exc)
-            return None, elapsed
-        return reply, elapsed
 
     async def _ack(self, cmd: str, symbol: str | None, timeout_s: float, **extra: Any) -> Ack:
         m, elapsed = await self._request_map(cmd, symbol, timeout_s, **extra)

@@ -28,7 +28,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from console.attach import Reply, SnapshotSync
+from console.attach import SnapshotSync
 from console.bridge import Bridge
 from console.daemon import wire as dwire
 from console.daemon.control import DaemonControl
@@ -42,7 +42,7 @@ from console.rundir import Endpoints
 from engine.core.config import SafeList
 from engine.wire import commands as engine_wire
 from engine.wire import liveness
-from engine.wire.schema import AckMsg, NoticeMsg, SchemaError, SnapshotMsg
+from engine.wire.schema import AckMsg, NoticeMsg
 from feed.private import SECRET_OPTIONS, redact_argv, split_secret_options
 
 log = logging.getLogger(__name__)
@@ -303,21 +303,6 @@ class Daemon(SnapshotSync, KillSwitch, DaemonControl, BookWatch):
         if self._engine is None:
             return None, 0.0
         return await self._engine.request(cmd, symbol, timeout_s, deadline_ns=deadline_ns)
-
-    async def _request(
-        self, cmd: str, symbol: str | None, timeout_s: float
-    ) -> tuple[Reply | None, float]:
-        m, elapsed = await self._request_map(cmd, symbol, timeout_s)
-        if m is None:
-            return None, elapsed
-        try:
-            reply: Reply = (
-                AckMsg.from_wire(m) if engine_wire.is_ack(m) else SnapshotMsg.from_wire(m)
-            )
-        except SchemaError as exc:
-            log.warning("dropped malformed %s reply from the engine: %s", cmd, exc)
-            return None, elapsed
-        return reply, elapsed
 
     async def _send(
         self, cmd: str, symbol: str | None, timeout_s: float
