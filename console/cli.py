@@ -275,28 +275,13 @@ def run_console(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from console import preflight
     from console.daemon.home import BookHome, find_daemon
     from console.rundir import RunDirError, create_run_dir
-    from engine.journal.check import check_book
-    from engine.journal.schema import StoreError
 
     os.umask(0o077)  # logs, database and sockets of a trading run are nobody else's business
-    cfg_path = Path(args.config) if args.config is not None else default_path()
-    try:
-        preflight.validate(cfg_path)  # here too, so the one line lands on this terminal
-    except ConfigError as exc:
-        for line in exc.problems:
-            print(line, file=sys.stderr)
+    try:  # here too, so the one line lands on this terminal
+        book = preflight.check_run(args, default_db_path(), APP_NAME).book
+    except preflight.RunRefused as exc:
+        print("\n".join(exc.lines), file=sys.stderr)
         return 2
-    source = args.source or ("sim" if args.demo else "binance")
-    if source == "replay" and not args.replay_file:
-        return _fail("--source replay needs --replay-file PATH")
-    book = preflight.planned_book(
-        args.db, demo=args.demo, run_dir=args.run_dir, default=default_db_path()
-    )
-    try:
-        if book is not None:
-            check_book(book)
-    except StoreError as exc:
-        return _fail(str(exc))
     if args.demo:  # the demo's daemon belongs to this console: fresh run directory, owned
         try:
             run = create_run_dir(args.run_dir)

@@ -16,6 +16,7 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine.core.config import SafeList, read_safe_list
 
@@ -73,3 +74,43 @@ def planned_book(
     if not demo:
         return Path(default).expanduser().absolute()
     return Path(run_dir).absolute() / DEMO_BOOK_NAME if run_dir is not None else None
+
+
+class RunRefused(Exception):
+    """A run that must not start: its lines (one problem each) go to stderr, exit 2."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("; ".join(lines))
+        self.lines = lines
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedRun:
+    validated: ValidatedSafeList
+    source: str  # sim | binance | replay
+    book: Path | None  # None: a fresh demo's, in its run directory
+
+
+def check_run(args: Any, default_book: Path, app: str) -> CheckedRun:
+    """What the console and the daemon check before anything starts: the safe list (validated
+    once; the engine gets that text), the source's options, and the book (read-only). Raises
+    ``RunRefused`` with the lines to print."""
+    from engine.core.config import ConfigError, default_path
+    from engine.journal.check import check_book
+    from engine.journal.schema import StoreError
+
+    cfg_path = Path(args.config) if args.config is not None else default_path()
+    try:
+        validated = validate(cfg_path)
+    except ConfigError as exc:
+        raise RunRefused(list(exc.problems)) from None
+    source = args.source or ("sim" if args.demo else "binance")
+    if source == "replay" and not args.replay_file:
+        raise RunRefused([f"{app}: --source replay needs --replay-file PATH"])
+    book = planned_book(args.db, demo=args.demo, run_dir=args.run_dir, default=default_book)
+    try:
+        if book is not None:
+            check_book(book)
+    except StoreError as exc:
+        raise RunRefused([f"{app}: {exc}"]) from None
+    return CheckedRun(validated, source, book)

@@ -70,30 +70,16 @@ def run_daemon(args: argparse.Namespace) -> int:
     from console import preflight
     from console.daemon.booklock import BookLock, BookLockError
     from console.rundir import RunDirError, create_run_dir
-    from engine.core.config import ConfigError, default_path
-    from engine.journal.check import check_book
-    from engine.journal.schema import StoreError
 
     os.umask(0o077)  # the book, logs and sockets of a trading run are nobody else's business
-    cfg_path = Path(args.config) if args.config is not None else default_path()
     try:
-        validated = preflight.validate(cfg_path)  # the engine gets this text, not the file
-    except ConfigError as exc:
-        for line in exc.problems:
-            print(line, file=sys.stderr)
+        run = preflight.check_run(args, default_db_path(), APP)
+    except preflight.RunRefused as exc:
+        print("\n".join(exc.lines), file=sys.stderr)
         return 2
+    validated, source, book = run.validated, run.source, run.book
+    cfg_path = validated.source
     mode = "DEMO" if args.demo else "PAPER"
-    source = args.source or ("sim" if args.demo else "binance")
-    if source == "replay" and not args.replay_file:
-        return _fail("--source replay needs --replay-file PATH")
-    book = preflight.planned_book(
-        args.db, demo=args.demo, run_dir=args.run_dir, default=default_db_path()
-    )
-    try:
-        if book is not None:
-            check_book(book)
-    except StoreError as exc:
-        return _fail(str(exc))
     try:
         if args.run_dir is not None:
             home = BookHome.at(args.run_dir)
