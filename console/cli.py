@@ -17,7 +17,6 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Sequence
@@ -30,7 +29,6 @@ from engine.core.config import ConfigError, SafeList, default_path, load_safe_li
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 8.0
-DAEMON_START_TIMEOUT_S = 20.0
 # After a signal, once the console has detached, the terminal gets this long to be restored.
 # Seen here: after a hang-up Textual's writer thread can die on the vanished pty and the app's
 # own shutdown then blocks the event loop for ever on a full output queue.
@@ -189,91 +187,11 @@ def _fail(msg: str, code: int = 2) -> int:
     return code
 
 
-def daemon_argv(argv: Sequence[str], extra: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """The daemon's command line from the console's (options that may carry credentials go to
-    its environment instead) and those variables."""
-    from feed.private import split_secret_options
-
-    clean, secrets = split_secret_options(list(argv))
-    rest, feed_args = _take_feed_args(clean)  # --feed-arg=--ws-url=URL is a credential too
-    feed_clean, feed_secrets = split_secret_options(feed_args)
-    secrets = {**feed_secrets, **secrets}
-    feed = [f"--feed-arg={a}" for a in feed_clean]
-    return [sys.executable, "-m", "console.daemon", *rest, *feed, *extra, "--quiet"], secrets
-
-
-def _take_feed_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
-    """``argv`` without its ``--feed-arg`` options, and their values in order."""
-    rest: list[str] = []
-    values: list[str] = []
-    it = iter(argv)
-    for token in it:
-        if token.startswith("--feed-arg="):
-            values.append(token.split("=", 1)[1])
-        elif token == "--feed-arg":
-            values.append(next(it, ""))
-        else:
-            rest.append(token)
-    return rest, values
-
-
-def spawn_daemon(
-    argv: Sequence[str], extra: Sequence[str], out_dir: Path
-) -> subprocess.Popen[bytes]:
-    """Start a daemon in a session of its own (a hang-up of this terminal never reaches it);
-    its stdout/stderr (early failures only: it logs to daemon.log) go to ``daemon.out``."""
-    from console.daemon.service import child_env
-    from feed.private import private_file
-
-    cmd, secrets = daemon_argv(argv, extra)
-    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    out = out_dir / "daemon.out"
-    private_file(out, create=True)
-    with open(out, "ab", buffering=0) as f:
-        return subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=f,
-            stderr=f,
-            env=child_env(secrets),
-            close_fds=True,
-            start_new_session=True,
-        )
-
-
-def _last_words(home: Path) -> str:
-    from console.daemon.childproc import last_log_line
-
-    for name in ("daemon.out", "daemon.log"):
-        line = last_log_line(home / name)
-        if line:
-            return line.removeprefix(f"{APP_NAME}: ")
-    return ""
-
-
-def _start_daemon(argv: Sequence[str], extra: Sequence[str], home: Path, owned: bool) -> Any:
-    """Start a daemon whose home is ``home``: (its ``DaemonInfo``, its process if ``owned``),
-    or (an exit code, why it did not start)."""
-    from console.daemon.home import BookHome, wait_for_daemon
-
-    proc = spawn_daemon(argv, extra, home)
-    info = wait_for_daemon(
-        BookHome(home), proc.pid, DAEMON_START_TIMEOUT_S, alive=lambda: proc.poll() is None
-    )
-    if info is None:
-        code = proc.poll()
-        if code is None:
-            proc.terminate()
-        words = _last_words(home)
-        why = f"exit {code}" if code is not None else f"not ready in {DAEMON_START_TIMEOUT_S:.0f} s"
-        return code or 1, f"the daemon did not start ({why}){': ' + words if words else ''}"
-    return info, (proc if owned else None)
-
-
 def run_console(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``multipar-console [options]``: attach to the book's daemon, starting it if needed."""
     from console import preflight
     from console.daemon.home import BookHome, find_daemon
+    from console.daemon_start import start_daemon
     from console.rundir import RunDirError, create_run_dir
 
     os.umask(0o077)  # logs, database and sockets of a trading run are nobody else's business
@@ -290,7 +208,7 @@ def run_console(args: argparse.Namespace, argv: Sequence[str]) -> int:
         extra = ["--owner-pid", str(os.getpid())]
         if args.run_dir is None:
             extra += ["--run-dir", str(run.path)]
-        started = _start_daemon(argv, extra, run.path, owned=True)
+        started = start_daemon(argv, extra, run.path, owned=True)
     else:
         assert book is not None
         info = find_daemon(book, args.run_dir)
@@ -300,7 +218,7 @@ def run_console(args: argparse.Namespace, argv: Sequence[str]) -> int:
             home = BookHome.at(args.run_dir) if args.run_dir else BookHome.for_book(book)
         except RunDirError as exc:
             return _fail(str(exc))
-        started = _start_daemon(argv, [], home.path, owned=False)
+        started = start_daemon(argv, [], home.path, owned=False)
         if isinstance(started[0], int):  # another console may have started one at the same time
             info = find_daemon(book, args.run_dir)
             if info is not None:

@@ -23,11 +23,12 @@ from pathlib import Path
 
 import pytest
 
-from console.cli import _redact, _setup_logging, daemon_argv
+from console.cli import _redact, _setup_logging
 from console.client import DaemonClient
 from console.daemon.home import BookHome
 from console.daemon.main import _setup_logging as _setup_daemon_logging
 from console.daemon.service import Daemon, child_env
+from console.daemon_start import daemon_argv
 from console.model import ConsoleModel
 from console.options import build_parser, child_args
 from console.rundir import create_run_dir

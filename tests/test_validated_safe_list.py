@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from console import cli, preflight
+from console import cli, daemon_start, preflight
 from console.client import DaemonClient
 from console.daemon import main as daemon_main
 from console.daemon.home import BookHome
@@ -99,7 +99,7 @@ def test_run_console_gives_the_engine_the_run_copy(
     run_dir = short_dir / "run"
     argv = ["--demo", "--config", str(mine), "--run-dir", str(run_dir)]
     # what the console runs (with --owner-pid) for the demo's daemon
-    cmd, _ = cli.daemon_argv(argv, ["--owner-pid", "1"])
+    cmd, _ = daemon_start.daemon_argv(argv, ["--owner-pid", "1"])
     assert cmd[1:3] == ["-m", "console.daemon"] and cmd[cmd.index("--config") + 1] == str(mine)
     assert cmd[cmd.index("--run-dir") + 1] == str(run_dir)
     built: list[Any] = []
