@@ -2,6 +2,8 @@
 
 ``Type=notify``: the daemon sends ``READY=1`` (with its pid) once its control socket answers,
 ``WATCHDOG=1`` at half of ``WATCHDOG_USEC``, and ``STOPPING=1`` on SIGTERM, then exits 0.
+The stand-in reads nothing until the daemon is healthy: a full notify queue must never block
+the daemon (it drops the message instead).
 A watchdog meant for another pid (``WATCHDOG_PID``) is not pinged.
 """
 

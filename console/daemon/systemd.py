@@ -26,6 +26,7 @@ class Notify:
         ours = not owner or owner == str(os.getpid())
         self.watchdog_s = int(usec) / 1e6 if usec.isdigit() and int(usec) > 0 and ours else 0.0
         self.sent: list[str] = []  # what was sent, for the log and tests
+        self.dropped = 0  # messages the receiver had no room for
 
     @property
     def enabled(self) -> bool:
@@ -39,8 +40,14 @@ class Notify:
             addr = "\0" + addr[1:]
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+                # never block the daemon's loop: a receiver whose queue is full (a stalled
+                # systemd, or a test that reads later) costs this message, not trading
+                s.setblocking(False)
                 s.connect(addr)
-                s.sendall(state.encode())
+                s.send(state.encode())
+        except BlockingIOError:
+            self.dropped += 1
+            return False
         except OSError as exc:
             log.warning("sd_notify %s failed: %s", state.split("\n")[0], exc)
             return False
