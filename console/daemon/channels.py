@@ -34,7 +34,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from engine.core.config import NotifyConfig
+from engine.core.config_notify import NotifyConfig
 from engine.journal.outbox import OutboxRow
 
 TELEGRAM_MAX_TEXT = 4096  # Telegram refuses a longer message

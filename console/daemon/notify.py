@@ -40,7 +40,7 @@ import aiohttp
 
 from console.daemon.channels import Channel, Failed, RetryLater, TokenBucket, open_channels
 from console.daemon.outbox_writer import OutboxWriter
-from engine.core.config import NOTIFY_EVENTS, NotifyConfig
+from engine.core.config_notify import NOTIFY_EVENTS, NotifyConfig
 from engine.journal.outbox import Outbox, OutboxRow
 from engine.journal.schema import StoreError
 from feed.private import HIDDEN, redact_text
