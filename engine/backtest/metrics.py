@@ -76,7 +76,7 @@ ZERO_VOL = 1e-12  # a stdev below this x max(1, |mean|) is zero volatility (floa
 
 # core check name (and the runner's aliases) -> the trader's word, in the pipeline's order
 _LABELS = {
-    "valid_stop": "stop", "min_confidence": "confidence", "pair_mode": "pair mode",
+    "valid_stop": "stop", "costs": "costs", "min_confidence": "confidence", "pair_mode": "pair mode",
     "data_fresh": "stale data", "market_type": "market type", "sizing": "size",
     "total_exposure": "exposure cap", "correlation": "correlation cap",
 }  # fmt: skip

@@ -82,6 +82,7 @@ class Decision:
     approved: bool = False
     qty: float = 0.0  # units approved (after sizing and exchange precision)
     price: float = 0.0  # reference price used for sizing
+    size_rule: str = ""  # the rule that set an entry's size: risk | max_position | leverage | cash
 
     @property
     def reasons(self) -> list[str]:

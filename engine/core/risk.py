@@ -5,15 +5,19 @@ Owns ``RiskContext`` (what the checks may look at), ``RiskEngine`` and the check
 even after a refusal, so a decision shows every reason; approved only if all pass):
 
 1. ``valid_stop``      stop on the losing side of entry, take-profit (if any) on the winning side
-2. ``min_confidence``  confidence >= portfolio.min_confidence
-3. ``pair_mode``       entries need ACTIVE
-4. ``data_fresh``      no entries on a STALE pair
-5. ``market_type``     spot pairs are long-only
-6. ``sizing``          units = risk_per_trade_usd / (ATR x atr_multiplier), capped by the pair's
+2. ``costs``           the target's move from the mid >= min_target_cost_multiple round trips
+                       (fees both sides, spread, slippage both sides), and reward / risk after
+                       those costs >= min_reward_risk (engine/core/costs.py)
+3. ``min_confidence``  confidence >= portfolio.min_confidence
+4. ``pair_mode``       entries need ACTIVE
+5. ``data_fresh``      no entries on a STALE pair
+6. ``market_type``     spot pairs are long-only
+7. ``sizing``          units = risk_per_trade_usd / (ATR x atr_multiplier), capped by the pair's
                        max_position_size_usd (what is already held counts), by cash for spot and
-                       by leverage x equity for futures, floored to the exchange step
-7. ``total_exposure``  open notional + new notional <= max_total_exposure x capital
-8. ``correlation``     open positions in the correlated cluster, this one included, <= the max
+                       by leverage x equity for futures, floored to the exchange step; the
+                       decision's ``size_rule`` names the rule that set the size
+8. ``total_exposure``  open notional + new notional <= max_total_exposure x capital
+9. ``correlation``     open positions in the correlated cluster, this one included, <= the max
 
 Exits (closing an existing position: SELL while long, BUY while short) reduce risk, so every
 check passes them and says so; they are recorded like any decision. A signal never flips a
@@ -29,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from engine.core.config import PairConfig, SafeList
+from engine.core.costs import entry_costs
 from engine.core.markets import MarketRules, check_order, round_qty_down, rules_for
 from engine.core.models import CheckResult, Decision, PairMode, Position, Signal, SignalType
 
@@ -40,6 +45,7 @@ CLOSE_LONG = "close_long"
 CLOSE_SHORT = "close_short"
 CHECKS = (
     "valid_stop",
+    "costs",
     "min_confidence",
     "pair_mode",
     "data_fresh",
@@ -65,6 +71,7 @@ class RiskContext:
     stale: Mapping[str, bool] = field(default_factory=dict)  # missing: fresh
     # a CorrelationTracker or its bound ``correlated_with``; None: configured groups only
     correlated_with: Callable[[str], Iterable[str]] | _HasCorrelatedWith | None = None
+    quotes: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # (bid, ask)
     equity: float | None = None  # None: the configured capital
     cash: float | None = None  # None: no cash cap on spot sizing
 
@@ -81,6 +88,7 @@ class RiskContext:
 class _Sizing:
     qty: float = 0.0
     price: float = 0.0
+    rule: str = ""  # risk | max_position | leverage | cash
 
 
 class RiskEngine:
@@ -121,6 +129,7 @@ class RiskEngine:
             long = action == OPEN_LONG
             decision.checks = [
                 self._valid_stop(signal, long),
+                self._costs(signal, long, ctx),
                 self._min_confidence(signal),
                 self._pair_mode(symbol, ctx),
                 self._data_fresh(symbol, ctx),
@@ -131,6 +140,7 @@ class RiskEngine:
             ]
             decision.qty = sizing.qty
             decision.price = sizing.price
+            decision.size_rule = sizing.rule
         decision.approved = all(c.ok for c in decision.checks)
         if decision.approved:
             exposure = self._exposure(ctx)
@@ -172,6 +182,7 @@ class RiskEngine:
         fresh = f"{why}: allowed on stale data" if stale else f"{why}: data fresh"
         decision.checks = [
             CheckResult("valid_stop", True, f"{why}: no stop needed"),
+            CheckResult("costs", True, f"{why}: no target to cover"),
             CheckResult("min_confidence", True, ok),
             CheckResult("pair_mode", True, f"{why}: exits allowed in every mode"),
             CheckResult("data_fresh", True, fresh),
@@ -210,6 +221,30 @@ class RiskEngine:
             side = "above" if long else "below"
             return CheckResult(name, False, f"take profit {tp:.8g} must be {side} entry {e:.8g}")
         return CheckResult(name, True, f"stop {sl:.8g}, entry {e:.8g}" + (f", target {tp:.8g}" if tp else ""))
+
+    def _costs(self, signal: Signal, long: bool, ctx: RiskContext) -> CheckResult:
+        name = "costs"
+        e, sl, tp = signal.entry, signal.stop_loss, signal.take_profit
+        pc = self.pc
+        bid, ask = ctx.quotes.get(signal.symbol, (0.0, 0.0))
+        if not (math.isfinite(e) and e > 0 and math.isfinite(sl) and sl > 0):
+            return CheckResult(name, False, "no entry and stop to cost")
+        if not tp:
+            return CheckResult(name, True, "no take-profit (exit on signal): no target to cost")
+        c = entry_costs(long, e, bid, ask, sl, tp, pc.taker_fee, pc.slippage_bps / 10_000.0)
+        pct = 100.0 / c.mid
+        trip = f"round trip {c.round_trip * pct:.3g}%"
+        need_k, need_rr = pc.min_target_cost_multiple, pc.min_reward_risk
+        if c.gross <= 0 or c.cost_multiple < need_k:
+            why = (f"target {c.gross * pct:+.3g}% pays {max(c.cost_multiple, 0.0):.1f}× the {trip} "
+                   f"(fees, spread, slippage): needs {need_k:g}×")
+            return CheckResult(name, False, why)
+        if c.risk <= 0 or c.reward <= 0 or c.reward_risk < need_rr:
+            why = (f"reward/risk after costs {max(c.reward_risk, 0.0):.2f} (+{c.reward / e * 100:.3g}% "
+                   f"vs -{c.risk / e * 100:.3g}%): needs {need_rr:g}")
+            return CheckResult(name, False, why)
+        return CheckResult(name, True, f"target {c.gross * pct:+.3g}% = {c.cost_multiple:.1f}× {trip}; "
+                                       f"reward/risk {c.reward_risk:.2f} after costs")
 
     def _min_confidence(self, signal: Signal) -> CheckResult:
         need = self.pc.min_confidence
@@ -252,23 +287,27 @@ class RiskEngine:
         pc = self.pc
         k = pc.atr_multiplier
         by_risk = pc.risk_per_trade_usd / (atr * k)
-        caps: list[tuple[float, str]] = [(by_risk, f"risk ${pc.risk_per_trade_usd:g}/(ATR {atr:.6g}×{k:g})")]
+        caps: list[tuple[float, str, str]] = [
+            (by_risk, "risk", f"risk ${pc.risk_per_trade_usd:g}/(ATR {atr:.6g}×{k:g})")
+        ]
         held_notional = abs(held) * price  # same direction: entries only add to a position
         room = pair.max_position_size_usd - held_notional
         if room <= 0:
             return CheckResult(
                 name, False, f"position ${held_notional:.2f} already at max size ${pair.max_position_size_usd:.2f}"
             )
-        caps.append((room / price, f"max size ${pair.max_position_size_usd:.2f}"))
+        caps.append((room / price, "max_position", f"max size ${pair.max_position_size_usd:.2f}"))
         if pair.market == "futures":
             equity = ctx.equity if ctx.equity is not None else pc.capital_usd
             lev_room = pair.leverage * equity - held_notional
-            caps.append((max(lev_room, 0.0) / price, f"leverage {pair.leverage}×equity ${equity:.2f}"))
+            why = f"leverage {pair.leverage}×equity ${equity:.2f}"
+            caps.append((max(lev_room, 0.0) / price, "leverage", why))
         elif ctx.cash is not None:
             # fee and slippage headroom so the buy never overdraws cash
             per_unit = price * (1.0 + pc.taker_fee + pc.slippage_bps / 10_000.0)
-            caps.append((max(ctx.cash, 0.0) / per_unit, f"cash ${ctx.cash:.2f}"))
-        units, bound = min(caps, key=lambda c: c[0])
+            caps.append((max(ctx.cash, 0.0) / per_unit, "cash", f"cash ${ctx.cash:.2f}"))
+        units, rule, bound = min(caps, key=lambda c: c[0])
+        out.rule = rule
         rules = rules_for(symbol, self.rules)
         qty = round_qty_down(units, rules)
         problem = check_order(qty, price, rules) if qty > 0 else (
@@ -276,9 +315,10 @@ class RiskEngine:
         )
         notional = qty * price
         if problem is not None:
-            return CheckResult(name, False, f"size {qty:.10g} units (${notional:.2f}) by {bound}: {problem}")
+            why = f"size {qty:.10g} units (${notional:.2f}) set by {bound}: {problem}"
+            return CheckResult(name, False, why)
         out.qty = qty
-        return CheckResult(name, True, f"{qty:.10g} units (${notional:.2f}) by {bound}")
+        return CheckResult(name, True, f"{qty:.10g} units (${notional:.2f}) set by {bound}")
 
     def _total_exposure(self, ctx: RiskContext, sizing: _Sizing) -> CheckResult:
         current = self._exposure(ctx)
