@@ -29,6 +29,11 @@ def default_db_path(environ: dict[str, str] | None = None) -> Path:
 
 
 DEMO_TIMEFRAME = "2s"
+# The demo's simulated market runs 30 market seconds per wall second, so one 2 s candle holds a
+# market minute: price moves per candle are those of 1-minute candles, large enough for a target
+# beyond the round-trip costs (fees both sides, spread, slippage), and the strategies' 1-minute
+# parameters apply unchanged. At 1x a 2 s candle moves ~0.02 %, far inside those costs.
+DEMO_TIME_SCALE = 30
 
 
 def _timeframe(value: str) -> str:
@@ -181,6 +186,8 @@ def child_args(args: argparse.Namespace, source: str) -> tuple[list[str], list[s
         feed += ["--replay-file", str(Path(args.replay_file).expanduser().absolute())]
     if args.speed is not None:
         feed += ["--speed", str(args.speed)]
+    if args.demo and source == "sim":  # before --feed-arg: a --time-scale given there wins
+        feed += ["--time-scale", str(DEMO_TIME_SCALE)]
     feed += args.feed_arg
     engine: list[str] = []
     if (

@@ -90,6 +90,15 @@ def _positive(kind: type[float] | type[int], allow_zero: bool = False) -> Any:
     return convert
 
 
+def _time_scale(text: str) -> float:
+    from feed.sim.profiles import MAX_TIME_SCALE  # only when given: other sources skip feed.sim
+
+    value: float = _positive(float)(text)
+    if value > MAX_TIME_SCALE:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at most {MAX_TIME_SCALE:g}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog=PROG, description="Publish normalised ticks for several symbols over ZeroMQ.")
     p.add_argument("--source", required=True, choices=SOURCE_NAMES)
@@ -104,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--rate", type=_positive(float), default=4.0, help="ticks/s per pair")
     sim.add_argument("--tiers", type=_tiers, default={}, help="BTC/USDT=STABLE,SOL/USDT=VOLATILE")
+    sim.add_argument("--time-scale", type=_time_scale, default=1.0, metavar="S",
+                     help="market seconds per wall second (default 1; the demo runs 30, so a 2 s "
+                     "candle moves like a 1-minute one); ticks per wall second stay --rate")
     replay = p.add_argument_group("replay")
     replay.add_argument("--replay-file", help="CSV or Parquet of candles or ticks")
     replay.add_argument("--speed", type=_positive(float, allow_zero=True), default=1.0,
@@ -170,7 +182,8 @@ def build_source(args: argparse.Namespace) -> Source:
     if args.source == "sim":
         from feed.sim import SimSource
 
-        return SimSource(args.symbols, seed=args.seed, rate=args.rate, tiers=args.tiers)
+        return SimSource(args.symbols, seed=args.seed, rate=args.rate, tiers=args.tiers,
+                         time_scale=args.time_scale)
     if args.source == "replay":
         from feed.replay import ReplaySource
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from console.cli import _redact, main, serve
-from console.options import build_parser, default_db_path
+from console.options import DEMO_TIME_SCALE, build_parser, default_db_path
 from console.options import child_args as _child_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,7 +187,9 @@ class TestConsoleOptions:
             ]
         )
         feed, engine = _child_args(args, "sim")
-        assert feed == ["--source", "sim", "--seed", "9", "--rate", "50.0", "--hwm", "10"]
+        assert feed == [
+            "--source", "sim", "--seed", "9", "--rate", "50.0", "--time-scale", "30", "--hwm", "10",
+        ]  # fmt: skip
         assert engine == ["--timeframe", "15s"]
         args = build_parser().parse_args(
             ["--ws-url", "ws://127.0.0.1:9/ws", "--testnet", "--markets-file", "/m.json"]
@@ -197,6 +199,26 @@ class TestConsoleOptions:
             "--source", "binance", "--ws-url", "ws://127.0.0.1:9/ws", "--testnet", "--markets-file", "/m.json",
         ]  # fmt: skip
         assert engine == ["--markets-file", "/m.json"]
+
+    def test_the_demo_market_runs_at_the_demo_time_scale(self) -> None:
+        """--demo runs the sim 30x (a 2 s candle is a market minute); a --time-scale given
+        through --feed-arg comes later on the feed's command line, so it wins; no other run
+        (nor a demo on another source) gets one."""
+        from feed.__main__ import parse_args as feed_parse_args
+
+        def feed_of(*argv: str, source: str = "sim") -> list[str]:
+            return _child_args(build_parser().parse_args(list(argv)), source)[0]
+
+        endpoints = ["--pub", "ipc:///tmp/p", "--rep", "ipc:///tmp/r"]
+        demo = feed_of("--demo")
+        assert demo == ["--source", "sim", "--time-scale", str(DEMO_TIME_SCALE)]
+        assert feed_parse_args([*demo, *endpoints]).time_scale == 30.0
+        mine = feed_of("--demo", "--feed-arg=--time-scale=5")
+        assert feed_parse_args([*mine, *endpoints]).time_scale == 5.0
+        mine = feed_of("--demo", "--feed-arg=--time-scale", "--feed-arg=7.5")
+        assert feed_parse_args([*mine, *endpoints]).time_scale == 7.5
+        assert "--time-scale" not in feed_of("--source", "sim")
+        assert "--time-scale" not in feed_of("--demo", source="binance")
 
     def test_default_db_follows_xdg_state_home(self) -> None:
         assert default_db_path({"HOME": "/home/ana"}) == Path(

@@ -258,6 +258,8 @@ class TestBadArguments:
             (["--source", "sim", "--bogus"], "unrecognized"),
             (["--source", "sim", "--log-level", "LOUD"], "--log-level"),
             (["--source", "sim", "--speed", "-1"], "--speed"),
+            (["--source", "sim", "--time-scale", "0"], "--time-scale"),
+            (["--source", "sim", "--time-scale", "1e6"], "--time-scale"),
         ],
     )
     def test_bad_argument(self, feed_ipc_dir: Path, args: list[str], needle: str) -> None:

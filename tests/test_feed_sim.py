@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from feed.__main__ import parse_args
 from feed.errors import SourceConfigError, UnknownSymbolError
 from feed.sim import SimMarket, SimSource, symbol_profile
 from feed.wire import STATUS_CONNECTED
@@ -155,6 +156,9 @@ class TestMarketShape:
             ({"rate": math.nan}, "rate"),
             ({"tiers": {"BTC/USDT": "SAFE"}}, "tier"),
             ({"tiers": {"DOGE/USDT": "MEME"}}, "not streamed"),
+            ({"time_scale": 0.0}, "time scale"),
+            ({"time_scale": math.inf}, "time scale"),
+            ({"time_scale": 3601.0}, "time scale"),
         ],
     )
     def test_bad_parameters_are_one_line_errors(self, kwargs: dict[str, Any], match: str) -> None:
@@ -267,3 +271,89 @@ class TestStreaming:
             assert abs(te[0] / 1000 - wall_start) < 5.0  # exchange time is wall time
         # No faster than the rate allows (with its jitter): 100 ticks at 500/s take >= ~0.15 s.
         assert elapsed > 0.1
+
+
+def _live_candle_returns(scale: float, candles: int, tf_s: float = 2.0, seed: int = 3) -> np.ndarray:
+    """Per-candle log returns of every pair's mid, candles of ``tf_s`` wall seconds built from
+    the market's steps on the wall times the source would give them (no sleeping)."""
+    m = SimMarket(PAIRS, seed=seed, time_scale=scale)
+    closes, t, edge = [], 0.0, tf_s
+    while len(closes) <= candles:
+        m.step()
+        t += m.next_interval()
+        while t >= edge:  # the candle ending at ``edge`` closes on the last mid before it
+            closes.append(list(m.mid))
+            edge += tf_s
+    return np.diff(np.log(np.array(closes[: candles + 1])), axis=0)
+
+
+class TestTimeScale:
+    """--time-scale S: the market runs S market seconds per wall second; ticks stay on the wall."""
+
+    def test_the_default_is_unchanged(self) -> None:
+        # Values computed before the time scale existed (seed 7), and S=1 given explicitly.
+        m = SimMarket(PAIRS, seed=7)
+        for _ in range(5_000):
+            m.step()
+        assert m.bid == [60546.75, 3032.075, 149.7214]
+        assert m.ask == [60553.97, 3032.328, 149.7644]
+        assert m._model.dt == m.step_dt and m._model.sig == [p.sigma_s for p in m.profiles]
+        assert _quotes(SimMarket(PAIRS, seed=7), 2_000) == _quotes(SimMarket(PAIRS, seed=7, time_scale=1.0), 2_000)
+        src = SimSource(PAIRS, seed=7, clock=FakeClock(T0))
+        assert src.history_sync("SOL/USDT", 60, 300)[0][:5] == [1699981980000, 163.8003, 164.5777, 163.6985, 164.2484]
+        assert src.history_sync("SOL/USDT", 2, 300)[0][:5] == [1699999430000, 147.6065, 147.7302, 147.5755, 147.7245]
+
+    def test_the_model_runs_on_market_time_the_ticks_on_wall_time(self) -> None:
+        slow, fast = SimMarket(PAIRS, seed=7), SimMarket(PAIRS, seed=7, time_scale=30.0)
+        assert fast.step_dt == slow.step_dt  # as many ticks per wall second
+        assert fast._model.dt == pytest.approx(30.0 * slow.step_dt)
+        assert fast._model.sig == [p.sigma_s for p in fast.profiles]  # per market second
+        runs = []
+        for scale in (1.0, 30.0):
+            src, pub = SimSource(PAIRS, seed=7, clock=FakeClock(T0), time_scale=scale), CollectingPublisher()
+            runs.append((src.pump(pub, T0 + 60.0), src._next_t, pub.ticks))
+        (steps, next_t, slow_ticks), (fast_steps, fast_next_t, fast_ticks) = runs
+        assert (fast_steps, fast_next_t) == (steps, next_t)  # the same steps at the same wall times
+        assert abs(len(fast_ticks) / len(slow_ticks) - 1.0) < 0.05
+        assert all(int(T0 * 1000) <= t[1] <= int((T0 + 60.0) * 1000) for t in fast_ticks)  # wall ms
+
+    def test_live_volatility_per_candle_scales_with_the_square_root(self) -> None:
+        slow = _live_candle_returns(1.0, 6_000).std(axis=0)
+        fast = _live_candle_returns(30.0, 6_000).std(axis=0)
+        # Over a market minute the regimes' drift (trends, breakouts) adds to the diffusion's
+        # sqrt(30) = 5.48; over 2 market seconds it is negligible. Ratio / sqrt(30) measured
+        # 1.07-1.18 over seeds 1-8 (seed 3: 1.13-1.16).
+        ratio = fast / slow
+        assert np.all(ratio > 0.95 * math.sqrt(30.0)) and np.all(ratio < 1.3 * math.sqrt(30.0)), ratio
+        # The claim the demo rests on: a 2 s candle at S=30 moves like a 1-minute candle at S=1
+        # (measured 0.97-1.06 over seeds 1-8).
+        minute = _live_candle_returns(1.0, 800, tf_s=60.0).std(axis=0)
+        assert np.all(np.abs(fast / minute - 1.0) < 0.15), (fast, minute)
+
+    def test_history_candles_move_like_live_candles(self) -> None:
+        live = _live_candle_returns(30.0, 5_000).std(axis=0)
+        src = SimSource(PAIRS, seed=3, clock=FakeClock(T0), time_scale=30.0)
+        for k, sym in enumerate(PAIRS):
+            closes = np.array([c[4] for c in src.history_sync(sym, 2, 3_000)])
+            hist = np.diff(np.log(closes)).std()
+            assert abs(hist / live[k] - 1.0) < 0.15, (sym, hist, live[k])  # seeds 1-8: 0.97-1.05
+        again = SimSource(PAIRS, seed=3, clock=FakeClock(T0), time_scale=30.0).history_sync("BTC/USDT", 2, 600)
+        assert again == src.history_sync("BTC/USDT", 2, 600)  # deterministic in the scale too
+        assert again != SimSource(PAIRS, seed=3, clock=FakeClock(T0)).history_sync("BTC/USDT", 2, 600)
+
+    def test_the_24h_volume_window_is_in_market_time(self) -> None:
+        m = SimMarket(PAIRS, seed=2, time_scale=30.0)
+        for _ in range(20_000):  # ~1.6 market days
+            m.step()
+        for k, p in enumerate(m.profiles):  # measured ~0.91; a wall-time window would read ~2.3
+            assert 0.7 < m.base_volume[k] / (p.volume_per_s * 86_400.0) < 1.3
+
+    @pytest.mark.parametrize("value", ["0", "-2", "nan", "inf", "3601", "fast"])
+    def test_a_bad_value_is_a_one_line_usage_error(self, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+        argv = ["--source", "sim", "--pub", "ipc:///tmp/p", "--rep", "ipc:///tmp/r", "--time-scale", value]
+        with pytest.raises(SystemExit) as info:
+            parse_args(argv)
+        err = capsys.readouterr().err
+        assert info.value.code == 2
+        assert len(err.strip().splitlines()) == 1 and "--time-scale" in err, err
+        assert parse_args([*argv[:-1], "30"]).time_scale == 30.0

@@ -11,8 +11,8 @@ strategies all see their kind of market within a short demo. BTC and ETH load he
 factor (return correlation ~0.8), SOL less, others by tier.
 
 Every random number comes from ``random.Random`` streams seeded by (seed, symbol), drawn once
-per step, so the sequence of prices depends on the seed, the symbols' own streams and the step
-rate, never on wall-clock timing. Live and history use the same model: history is the model
+per step, so the sequence of prices depends on the seed, the symbols' own streams, the step
+rate and the time scale (market seconds per wall second), never on wall-clock timing. Live and history use the same model: history is the model
 run at candle scale, shifted so its last close is the price the live path starts from, followed
 by candles built from the ticks actually published since the start.
 """

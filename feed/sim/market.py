@@ -8,7 +8,14 @@ import random
 from collections.abc import Mapping, Sequence
 
 from feed.errors import SourceConfigError
-from feed.sim.profiles import DAY_S, EMIT_PROB, MAX_RATE, SymbolProfile, symbol_profile
+from feed.sim.profiles import (
+    DAY_S,
+    EMIT_PROB,
+    MAX_RATE,
+    MAX_TIME_SCALE,
+    SymbolProfile,
+    symbol_profile,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +68,11 @@ class RegimeWalk:
 class PriceModel:
     """All symbols stepped together: the shared factor walk plus one idiosyncratic walk each.
 
-    ``dt_model`` is the step in model seconds (regime clocks, drift); ``real_dt`` the wall
+    ``dt_model`` is the step in model seconds (regime clocks, drift); ``real_dt`` the market
     seconds a step stands for (volatility and volume), so history can run the same model at
-    candle scale. ``x[k]`` is symbol k's log price relative to its start; ``volume[k]`` the base
-    volume traded in the last step.
+    candle scale; live, both are the step's wall seconds times the time scale. ``x[k]`` is
+    symbol k's log price relative to its start; ``volume[k]`` the base volume traded in the
+    last step.
     """
 
     def __init__(
@@ -101,6 +109,11 @@ class SimMarket:
     After ``step()``, ``ticked[k]`` says whether symbol k publishes on this step and ``bid``,
     ``ask``, ``last``, ``base_volume``, ``quote_volume`` hold its quote. ``mid`` is updated for
     every symbol on every step. ``next_interval()`` gives the jittered wall time to the next step.
+
+    ``time_scale`` is market seconds per wall second: the model (volatility, drift, regime
+    clocks, volume, the rolling 24h window) runs that much faster than the wall clock, while the
+    steps per wall second stay those of ``rate``. The demo runs at 30, so a 2 s candle holds a
+    market minute.
     """
 
     def __init__(
@@ -109,11 +122,16 @@ class SimMarket:
         seed: int = 0,
         rate: float = 4.0,
         tiers: Mapping[str, str] | None = None,
+        time_scale: float = 1.0,
     ) -> None:
         if not symbols:
             raise SourceConfigError("no symbols to simulate: pass --symbols BTC/USDT,...")
         if not (0.0 < rate <= MAX_RATE) or not math.isfinite(rate):
             raise SourceConfigError(f"rate {rate!r} must be in (0, {MAX_RATE:g}] ticks/s per pair")
+        if not (0.0 < time_scale <= MAX_TIME_SCALE) or not math.isfinite(time_scale):
+            raise SourceConfigError(
+                f"time scale {time_scale!r} must be in (0, {MAX_TIME_SCALE:g}] market seconds per second"
+            )
         tiers = dict(tiers or {})
         unknown = sorted(set(tiers) - set(symbols))
         if unknown:
@@ -121,19 +139,22 @@ class SimMarket:
         self.symbols = list(symbols)
         self.seed = seed
         self.rate = rate
+        self.time_scale = time_scale
         self.profiles = [symbol_profile(s, tiers.get(s)) for s in self.symbols]
         n = len(self.symbols)
         self.step_rate = rate / EMIT_PROB  # so each pair publishes ~rate ticks/s
         dt = 1.0 / self.step_rate
-        self.step_dt = dt
-        self._model = PriceModel(self.profiles, f"{seed}/live", dt, dt)
+        self.step_dt = dt  # wall seconds
+        market_dt = dt * time_scale  # the market seconds a step stands for
+        self._model = PriceModel(self.profiles, f"{seed}/live", market_dt, market_dt)
         self._timing = random.Random(f"{seed}/timing")
         self._rngs = [w.rng for w in self._model.walks]
         self._p0 = [p.price for p in self.profiles]
         self._half_spread = [p.spread_bps * 0.5e-4 for p in self.profiles]
         self._digits = [p.digits for p in self.profiles]
         self._tick_size = [10.0 ** -p.digits for p in self.profiles]
-        self._decay = 1.0 - dt / DAY_S  # rolling 24h volume as an exponential window
+        # rolling 24h (of market time) volume as an exponential window
+        self._decay = max(0.0, 1.0 - market_dt / DAY_S)
         self.steps = 0
         self.mid = list(self._p0)
         self.ticked = [False] * n

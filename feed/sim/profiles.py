@@ -14,20 +14,22 @@ log = logging.getLogger(__name__)
 
 TIERS = ("STABLE", "VOLATILE", "MEME")
 
-# Log-return volatility per minute of wall time, by tier (a little livelier than the real market
-# so a demo shows signals within minutes).
+# Log-return volatility per minute of market time, by tier (a little livelier than the real
+# market). Market time is wall time times --time-scale (1 by default; the demo runs at 30).
 TIER_VOL_PER_MIN = {"STABLE": 0.0012, "VOLATILE": 0.0025, "MEME": 0.006}
 TIER_SPREAD_BPS = {"STABLE": 1.0, "VOLATILE": 3.0, "MEME": 12.0}
 TIER_BETA = {"STABLE": 0.8, "VOLATILE": 0.6, "MEME": 0.4}
 
 EMIT_PROB = 0.9  # a symbol publishes on 90 % of model steps: per-pair arrival jitter
 MAX_RATE = 100_000.0
+MAX_TIME_SCALE = 3600.0  # market seconds per wall second: at most an hour of market a second
 MAX_BATCH_STEPS = 2_000  # steps emitted before yielding to the event loop
 MIN_SLEEP_S = 0.001  # below this, batch steps instead of sleeping per tick (high rates)
 MAX_SLEEP_S = 0.25  # bounds how long a set stop event goes unnoticed
 HIST_SUBSTEPS = 16  # model steps per history candle (its high/low come from these)
 HIST_CHUNK = 250  # history candles generated per deterministic chunk
-HIST_MODEL_CANDLE_S = 60.0  # history runs the model at the 1m scale, volatility rescaled to tf
+HIST_MODEL_CANDLE_S = 60.0  # history runs the model at the 1m scale, volatility rescaled to
+# the candle's market seconds (timeframe x time scale)
 MAX_BAR_SECONDS = 6 * 3600  # 1-second bars of published ticks kept for history (per symbol)
 DAY_S = 86_400.0
 
@@ -75,10 +77,10 @@ class SymbolProfile:
     symbol: str
     price: float  # start price (quote units)
     tier: str
-    sigma_s: float  # log-return volatility per second of wall time
+    sigma_s: float  # log-return volatility per second of market time
     beta: float  # loading on the market factor
     spread_bps: float  # typical full bid/ask spread
-    volume_per_s: float  # mean traded base volume per second
+    volume_per_s: float  # mean traded base volume per second of market time
     digits: int  # price decimals (tick size 10^-digits)
 
 

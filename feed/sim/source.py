@@ -81,8 +81,9 @@ class SimSource:
         rate: float = 4.0,
         tiers: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        time_scale: float = 1.0,
     ) -> None:
-        self.market = SimMarket(symbols, seed=seed, rate=rate, tiers=tiers)
+        self.market = SimMarket(symbols, seed=seed, rate=rate, tiers=tiers, time_scale=time_scale)
         self.symbols = list(self.market.symbols)
         self.seed = seed
         self._index = {s: k for k, s in enumerate(self.symbols)}
@@ -101,7 +102,8 @@ class SimSource:
         m = self.market
         clock = self._clock
         publisher.set_status(STATUS_CONNECTED, None, 0)
-        log.info("sim market: seed %s, %.4g ticks/s per pair, %s", self.seed, m.rate,
+        log.info("sim market: seed %s, %.4g ticks/s per pair, %g market s per wall s, %s",
+                 self.seed, m.rate, m.time_scale,
                  ", ".join(f"{p.symbol} {p.tier} @ {p.price:g}" for p in m.profiles))
         while not stop.is_set():
             now = clock()
@@ -227,13 +229,15 @@ class SimSource:
             return cached
 
     def _make_chunk(self, timeframe_s: int, chunk: int) -> list[_RelCandles]:
-        """HIST_CHUNK candles of every symbol, deterministic in (seed, timeframe, chunk)."""
+        """HIST_CHUNK candles of every symbol, deterministic in (seed, timeframe, chunk, time
+        scale). A candle of ``timeframe_s`` wall seconds holds ``timeframe_s`` x time scale
+        market seconds of volatility and volume, as a live candle of that timeframe does."""
         profiles = self.market.profiles
         model = PriceModel(
             profiles,
             f"{self.seed}/history/{timeframe_s}/{chunk}",
             dt_model=HIST_MODEL_CANDLE_S / HIST_SUBSTEPS,
-            real_dt=timeframe_s / HIST_SUBSTEPS,
+            real_dt=timeframe_s * self.market.time_scale / HIST_SUBSTEPS,
         )
         n = len(profiles)
         cols: list[_RelCandles] = [([], [], [], [], []) for _ in range(n)]
