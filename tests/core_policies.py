@@ -10,3 +10,14 @@ seen: list[Any] = []
 def hold_and_record(state: Any) -> int:
     seen.append(state.copy())
     return 0
+
+
+# ``scripted``: the action a test sets (0 HOLD, 1 BUY, 2 SELL), and one entry per call, so a
+# test counts the candles the core decided on (tests/test_bad_data.py)
+action = [0]
+calls: list[int] = []
+
+
+def scripted(state: Any) -> int:
+    calls.append(action[0])
+    return action[0]

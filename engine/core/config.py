@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.core.config_data import DataConfig
 from engine.core.config_notify import (  # noqa: F401 (re-exported: the safe list's notify section)
     NOTIFY_EVENTS,
     SECRET_SECTIONS,
@@ -138,6 +139,7 @@ class SafeList(_Strict):
     engine: EngineConfig = EngineConfig()
     pairs: dict[str, PairConfig]
     notify: NotifyConfig = NotifyConfig()
+    data: DataConfig = DataConfig()  # bad data never trades: the plausible price band
 
     @field_validator("pairs")
     @classmethod

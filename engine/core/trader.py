@@ -28,6 +28,7 @@ from engine.core.orders import Order, client_order_id
 from engine.core.pair import PairRuntime
 from engine.core.portfolio import Portfolio
 from engine.core.ports import Clock, EventSink, ExecutionClient, Journal, NullSink
+from engine.core.quality import PriceBand, gap_entry, newest_only
 from engine.core.risk import RiskContext, RiskEngine
 from engine.core.views import PortfolioSummary, policy_state
 
@@ -62,6 +63,7 @@ class PairState:
     suspect_count: int = 0
     ticks: int = 0
     implausible: int = 0  # ticks refused by the plausibility check
+    band: PriceBand = field(default_factory=PriceBand)  # quarantines implausible prices
     ind: Indicators = field(default_factory=Indicators)
     signal: Signal | None = None
     decision: Decision | None = None
@@ -103,7 +105,7 @@ class TradingCore(OperatorCommands):
             runtime.strategy.portfolio_state = self.policy_state
             self.pairs[sym] = PairState(
                 sym, runtime, CandleBuilder(self.timeframe_s, history=max(SPARKLINE_CLOSES, 2)),
-                mode=modes.get(sym, PairMode.ACTIVE),
+                mode=modes.get(sym, PairMode.ACTIVE), band=PriceBand(sym, cfg.pair(sym).tier, cfg.data),
             )
         self._outside_quotes: dict[str, tuple[float, float]] = {}  # stored positions of pairs not traded
         self.execution = ExecutionEngine(client, journal, self.sink, self.portfolio, clock, self.rules, self._changed)
@@ -150,12 +152,15 @@ class TradingCore(OperatorCommands):
         last_te = ps.last_te
         if last_te and ts_ms > last_te + self._jump_ms and not self._confirm_jump(ps, ts_ms):
             return False
+        clock = self.clock
+        now = clock.monotonic()
+        if not ps.band.admit(bid, ask, last, now, ps.last):
+            return False  # quarantined (core/quality.py): moves no price, candle, stop or target
         ps.bid = bid
         ps.ask = ask
         ps.last = last
         ps.ticks += 1
-        clock = self.clock
-        ps.last_tick_at = clock.monotonic()
+        ps.last_tick_at = now
         if ts_ms > last_te:  # (``_confirm_jump`` never moves ``last_te``)
             ps.last_te = ts_ms
             ps.te_offset_ms = ts_ms - clock.time_ms()
@@ -168,9 +173,9 @@ class TradingCore(OperatorCommands):
         pos = self.portfolio.positions.get(ps.symbol)
         if pos is not None and pos.qty != 0.0:
             self._check_exits(ps, pos)
-        if closed:  # most ticks close nothing
-            for candle in closed:
-                self.on_candle_close(ps, candle)
+        if closed:  # most ticks close nothing; after a pause only the newest is decided on
+            for candle, decide in newest_only(ps.symbol, closed):
+                self.on_candle_close(ps, candle, decide)
         return True
 
     def _confirm_jump(self, ps: PairState, ts_ms: int) -> bool:
@@ -206,14 +211,18 @@ class TradingCore(OperatorCommands):
             log.info("%s - %s hit at %g (entry %g, stop %g, target %g)", ps.symbol, hit, px, pos.entry, pos.stop_loss, pos.take_profit)
             self.close_position(ps.symbol, hit, f"{ps.symbol}|{hit}|{pos.opened_ts}")
 
-    def on_candle_close(self, ps: PairState, candle: Candle) -> None:
+    def on_candle_close(self, ps: PairState, candle: Candle, decide: bool = True) -> None:
         ps.ind = ps.runtime.on_candle_close(candle)
         if ps.runtime.last_ts != candle.ts:
             return  # refused (bad OHLC or out of order): counted in the runtime, nothing decided
         self.corr.on_close(ps.symbol, candle.ts, candle.close)
+        if not decide:
+            return  # an older candle of a catch-up: committed, only the newest is decided on
         pos = self.portfolio.positions.get(ps.symbol)
         qty = pos.qty if pos is not None else 0.0
         signal = ps.runtime.decide(candle, qty)
+        if gap_entry(candle, signal, qty):  # a gap candle (no tick) may exit a position, never enter
+            signal = ps.runtime.strategy.hold(candle, f"{signal.type} on a gap candle (no tick): no entry")
         ps.signal = signal
         if signal.type is SignalType.HOLD:
             return
@@ -317,8 +326,9 @@ class TradingCore(OperatorCommands):
             wall_ms = self.clock.time_ms() - FEED_LATENCY_ALLOWANCE_MS
             for ps in self.pairs.values():
                 if ps.candles.forming is not None:
-                    for candle in ps.candles.flush_until(wall_ms + ps.te_offset_ms):
-                        self.on_candle_close(ps, candle)
+                    closed = ps.candles.flush_until(wall_ms + ps.te_offset_ms)
+                    for candle, decide in newest_only(ps.symbol, closed):
+                        self.on_candle_close(ps, candle, decide)
             ts = self.clock.time_ms()
             if self.portfolio.starts_day(ts):  # the equity is read only when a UTC day starts
                 self.portfolio.mark_day(ts, self.portfolio.equity(self.marks()))
@@ -398,6 +408,7 @@ class TradingCore(OperatorCommands):
             "pending_exits": len(self.execution.exits),
             "unmatched_events": self.execution.unmatched_events,
             "implausible_ticks": sum(p.implausible for p in self.pairs.values()),
+            "quarantined_ticks": sum(p.band.quarantined for p in self.pairs.values()),
             "late_ticks": sum(p.candles.late_ticks for p in self.pairs.values()),
             "bad_candles": sum(p.runtime.bad_candles for p in self.pairs.values()),
             "correlation_rejected": self.corr.bad + self.corr.out_of_order,

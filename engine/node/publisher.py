@@ -199,7 +199,7 @@ class StatePublisher:
             tick_age_ms=int((mono - ps.last_tick_at) * 1000) if ps.last_tick_at else None,
             ticks=ps.ticks,
             gaps=st.gaps,
-            bad=st.bad + ps.implausible,
+            bad=st.bad + ps.implausible + ps.band.quarantined,
             ind=ind,
             signal=signal_msg(ps.signal) if ps.signal is not None else None,
             decision=DecisionBriefMsg(d.approved, d.action, d.reasons, d.ts) if d is not None else None,

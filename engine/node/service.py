@@ -216,10 +216,14 @@ class EngineNode:
             st.bad += 1
             self.bad_total += 1
             return
-        if not self.core.on_tick(ps, tick.ts_exchange, tick.bid, tick.ask, tick.last, tick.base_volume):
-            self.bad_total += 1  # implausible (e.g. stamped hours ahead): counted by the core too
-            return  # its sequence number is not believed either (a corrupt frame's may be any)
-        # Sequence numbers of used ticks: a jump forward is lost messages; back, a restarted feed.
+        quarantined = ps.band.quarantined
+        used = self.core.on_tick(ps, tick.ts_exchange, tick.bid, tick.ask, tick.last, tick.base_volume)
+        if not used:
+            self.bad_total += 1  # implausible or quarantined: counted by the core too
+            if ps.band.quarantined == quarantined:  # stamped far ahead: its sequence number is
+                return  # not believed either (a corrupt frame's may be any)
+            # a price quarantined came in a sound frame: its sequence number counts (no false gap)
+        # Sequence numbers of decoded ticks: a jump forward is lost messages; back, a restarted feed.
         exp = st.expected_seq
         if exp and tick.seq != exp:
             if tick.seq > exp:
@@ -227,6 +231,8 @@ class EngineNode:
             else:
                 log.info("%s - feed sequence restarted (%d after %d)", ps.symbol, tick.seq, exp - 1)
         st.expected_seq = tick.seq + 1
+        if not used:
+            return
         self.ticks_total += 1
         # Feed publish -> decision done, on one host's clock: what bench/ reports as latency.
         i = self._lat_i
