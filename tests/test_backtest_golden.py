@@ -15,7 +15,10 @@ close by the timer). The digests were recorded with the code as it was before th
 (3 pairs x 30,000 candles gave the same streams before and after; these smaller runs keep
 the test under 10 s), then moved once, on purpose: the backtest had lost a candle's second
 extreme when a stop fired at its first, so the candle's high (or low) was wrong from then on
-(tests/test_same_engine.py found it).
+(tests/test_same_engine.py found it). They moved a second time with issue 12, on purpose: the
+``costs`` check refuses entries whose target does not pay the round trip, stops are anchored at
+the fill at least a floor of ATRs and spreads away, and after a gap only the newest candle is
+decided on (the cases' safe list and candles are unchanged).
 
 After a change that is MEANT to change results, print the new digests with
 ``PYTHONPATH=. python tests/test_backtest_golden.py`` and say in the commit why they moved.
@@ -98,11 +101,11 @@ CASES: dict[str, tuple[str, str, int, bool]] = {
 # case: (sha256 of the canonical streams, decisions, fills, final equity): the counts and the
 # equity only make a failure readable; the digest is the check
 GOLDEN: dict[str, tuple[str, int, int, float]] = {
-    "mixed_with_gaps": ('c83057fe869b979f74c2e6afba60f91fcbe6570de58fc00b8e7a3637decda9a0', 1409, 1358, 8942.71074026026),
-    "momentum": ('b2f0fd70cc4128a949ebd3da78050da70aaf58cd6cf7e3cc6b9fd4af7e0011a6', 990, 810, 9476.140376769717),
-    "mean_reversion": ('6d58a23d0af4a68e95fdb3b6d2833d7e8a52d7897d23565fb7c55b9d7cf67a53', 123, 122, 9893.005235519604),
-    "breakout": ('2ac11310b43d701c5003fbeb4b8bfcc5e05cb422f19f2807d6d4f1ce445c2216', 1799, 1337, 8957.072422865029),
-    "futures_shorts": ('4060adf582a7212bab373be8b497f06aec3a49a86af12fcef95d66193b46c758', 1232, 1206, 9145.014820284994),
+    "mixed_with_gaps": ('3f0337ea5a8d9c51f211ac8f195740a8d045186eeb740302d9a6435574ca7ff3', 1138, 1023, 9333.915205232388),
+    "momentum": ('11f9440059747fc9f7153af78a7a16b04612050cf4fab20ddf5af4cb89f20d75', 958, 720, 9530.082575424516),
+    "mean_reversion": ('5c2b08025faf3d6b7f7ae46b588cf466ba0423f99fdaa2a81bfcc449d1eb0449', 119, 108, 9914.542722074302),
+    "breakout": ('3d7d5d7a901a1e72df1da0a63f89957830eb428320dc16078b58e86808c38b9f', 1598, 1113, 9154.40020193694),
+    "futures_shorts": ('43850438a6759f4ce79a8c2b3b23f27f9bf0bf05b5d55ae97b88a9093312b936', 1069, 948, 9376.350722620607),
 }
 
 

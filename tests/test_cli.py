@@ -45,8 +45,8 @@ class TestCheckConfig:
         assert rows["BTC/USDT"][:3] == ["BTC/USDT", "STABLE", "momentum"]
         assert rows["ETH/USDT"][:3] == ["ETH/USDT", "STABLE", "mean_reversion"]
         assert rows["SOL/USDT"][:3] == ["SOL/USDT", "VOLATILE", "breakout"]
-        assert rows["BTC/USDT"][-2:] == ["1x", "500.00"]
-        assert rows["SOL/USDT"][-1] == "400.00"
+        assert rows["BTC/USDT"][-2:] == ["1x", "3,000.00"]
+        assert rows["SOL/USDT"][-1] == "2,000.00"
 
     def test_disabled_pairs_are_not_listed(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -63,12 +63,12 @@ class TestCheckConfig:
         [
             ("strategy: mean_reversion", "strategy: mean_revert", "pairs.ETH/USDT.strategy"),
             (
-                "    leverage: 1\n    max_position_size_usd: 500",
-                "    leverage: 3\n    max_position_size_usd: 500",
+                "    leverage: 1\n    max_position_size_usd: 3000",
+                "    leverage: 3\n    max_position_size_usd: 3000",
                 "pairs.BTC/USDT",
             ),
             (
-                "max_position_size_usd: 400",
+                "max_position_size_usd: 2000",
                 "max_position_size_usd: -5",
                 "pairs.SOL/USDT.max_position_size_usd",
             ),

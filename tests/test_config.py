@@ -42,8 +42,8 @@ def test_shipped_safe_list_loads() -> None:
     assert cfg.active_symbols() == ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
     assert get_active_symbols(cfg) == cfg.active_symbols()
     btc = get_symbol_config("BTC/USDT", cfg)
-    assert btc.tier is Tier.STABLE and btc.strategy == "momentum" and btc.params.ma_fast == 9
-    assert cfg.portfolio.max_exposure_usd == pytest.approx(1_000.0)
+    assert btc.tier is Tier.STABLE and btc.strategy == "momentum" and btc.params.ma_fast == 20
+    assert cfg.portfolio.max_exposure_usd == pytest.approx(6_000.0)
     assert cfg.engine.timeframe_s == 60
     with pytest.raises(KeyError, match="XRP/USDT is not in the safe list"):
         cfg.pair("XRP/USDT")
@@ -57,20 +57,20 @@ def test_env_var_picks_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_unknown_key(tmp_path: Path) -> None:
-    text = _edit("    max_position_size_usd: 500\n", "    max_position_size_usd: 500\n    colour: red\n")
+    text = _edit("    max_position_size_usd: 3000\n", "    max_position_size_usd: 3000\n    colour: red\n")
     name, (line,) = _problems(tmp_path, text)
     assert line.startswith(f"{name}: pairs.BTC/USDT.colour: unknown key")
 
 
 def test_unknown_strategy_param(tmp_path: Path) -> None:
-    text = _edit("      ma_slow: 21\n", "      ma_slow: 21\n      ma_medium: 15\n")
+    text = _edit("      ma_slow: 60\n", "      ma_slow: 60\n      ma_medium: 15\n")
     name, (line,) = _problems(tmp_path, text)
     assert line.startswith(f"{name}: pairs.BTC/USDT.params.ma_medium: unknown key")
 
 
 def test_unknown_top_level_and_portfolio_keys(tmp_path: Path) -> None:
     text = _edit("version: 1\n", "version: 1\nextras: {}\n")
-    text = _edit("  atr_multiplier: 2.0\n", "  atr_multiplier: 2.0\n  max_drawdown: 0.2\n", text)
+    text = _edit("  atr_multiplier: 3.0", "  max_drawdown: 0.2\n  atr_multiplier: 3.0", text)
     name, problems = _problems(tmp_path, text)
     assert sorted(problems) == sorted(
         [
@@ -83,8 +83,8 @@ def test_unknown_top_level_and_portfolio_keys(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "where", "text"),
     [
-        ("max_position_size_usd: 500", "max_position_size_usd: lots", "pairs.BTC/USDT.max_position_size_usd", "valid number"),
-        ("    leverage: 1\n    max_position_size_usd: 600", "    leverage: two\n    max_position_size_usd: 600",
+        ("max_position_size_usd: 3000", "max_position_size_usd: lots", "pairs.BTC/USDT.max_position_size_usd", "valid number"),
+        ("    leverage: 1\n    max_position_size_usd: 2500", "    leverage: two\n    max_position_size_usd: 2500",
          "pairs.ETH/USDT.leverage", "valid integer"),
         ("enabled: true\n    tier: STABLE\n    strategy: momentum", "enabled: maybe\n    tier: STABLE\n    strategy: momentum",
          "pairs.BTC/USDT.enabled", "valid boolean"),
@@ -100,11 +100,11 @@ def test_wrong_types(tmp_path: Path, old: str, new: str, where: str, text: str) 
 @pytest.mark.parametrize(
     ("old", "new", "where"),
     [
-        ("max_position_size_usd: 500", "max_position_size_usd: -500", "pairs.BTC/USDT.max_position_size_usd"),
-        ("max_position_size_usd: 400", "max_position_size_usd: 0", "pairs.SOL/USDT.max_position_size_usd"),
+        ("max_position_size_usd: 3000", "max_position_size_usd: -500", "pairs.BTC/USDT.max_position_size_usd"),
+        ("max_position_size_usd: 2000", "max_position_size_usd: 0", "pairs.SOL/USDT.max_position_size_usd"),
         ("  capital_usd: 10000", "  capital_usd: -1", "portfolio.capital_usd"),
-        ("  risk_per_trade_usd: 25", "  risk_per_trade_usd: -25", "portfolio.risk_per_trade_usd"),
-        ("  max_total_exposure: 0.10", "  max_total_exposure: 1.5", "portfolio.max_total_exposure"),
+        ("  risk_per_trade_usd: 5", "  risk_per_trade_usd: -25", "portfolio.risk_per_trade_usd"),
+        ("  max_total_exposure: 0.60", "  max_total_exposure: 1.5", "portfolio.max_total_exposure"),
     ],
 )
 def test_negative_or_out_of_range_sizes(tmp_path: Path, old: str, new: str, where: str) -> None:
@@ -114,7 +114,7 @@ def test_negative_or_out_of_range_sizes(tmp_path: Path, old: str, new: str, wher
 
 
 def test_negative_indicator_period(tmp_path: Path) -> None:
-    text = _edit("      rsi_period: 14\n      bb_period: 20", "      rsi_period: -3\n      bb_period: 20")
+    text = _edit("      rsi_period: 14\n      rsi_oversold: 25", "      rsi_period: -3\n      rsi_oversold: 25")
     name, (line,) = _problems(tmp_path, text)
     assert line == f"{name}: pairs.ETH/USDT.params.rsi_period: Input should be greater than or equal to 2 (got -3)"
 
@@ -140,7 +140,7 @@ def test_duplicate_symbol_is_refused(tmp_path: Path) -> None:
 
 
 def test_duplicate_field_inside_a_pair(tmp_path: Path) -> None:
-    text = _edit("    max_position_size_usd: 600\n", "    max_position_size_usd: 600\n    max_position_size_usd: 6000\n")
+    text = _edit("    max_position_size_usd: 2500\n", "    max_position_size_usd: 2500\n    max_position_size_usd: 25000\n")
     name, (line,) = _problems(tmp_path, text)
     assert name in line and "duplicate key 'max_position_size_usd'" in line
 
@@ -167,10 +167,10 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_ma_fast_must_be_below_ma_slow(tmp_path: Path) -> None:
-    name, (line,) = _problems(tmp_path, _edit("ma_fast: 9", "ma_fast: 30"))
-    assert line == f"{name}: pairs.BTC/USDT.params: ma_fast (30) must be below ma_slow (21)"
-    name, (line,) = _problems(tmp_path, _edit("ma_fast: 9", "ma_fast: 21"))
-    assert "ma_fast (21) must be below ma_slow (21)" in line
+    name, (line,) = _problems(tmp_path, _edit("ma_fast: 20", "ma_fast: 90"))
+    assert line == f"{name}: pairs.BTC/USDT.params: ma_fast (90) must be below ma_slow (60)"
+    name, (line,) = _problems(tmp_path, _edit("ma_fast: 20", "ma_fast: 60"))
+    assert "ma_fast (60) must be below ma_slow (60)" in line
 
 
 def test_correlation_group_naming_an_unknown_pair(tmp_path: Path) -> None:
@@ -180,7 +180,7 @@ def test_correlation_group_naming_an_unknown_pair(tmp_path: Path) -> None:
 
 
 def test_spot_pair_with_leverage(tmp_path: Path) -> None:
-    name, (line,) = _problems(tmp_path, _edit("leverage: 1\n    max_position_size_usd: 400", "leverage: 5\n    max_position_size_usd: 400"))
+    name, (line,) = _problems(tmp_path, _edit("leverage: 1\n    max_position_size_usd: 2000", "leverage: 5\n    max_position_size_usd: 2000"))
     assert line.startswith(f"{name}: pairs.SOL/USDT: leverage must be 1 for a spot pair")
 
 
@@ -199,7 +199,7 @@ def test_bad_timeframe(tmp_path: Path) -> None:
 
 def test_several_problems_are_all_reported(tmp_path: Path) -> None:
     text = _edit("tier: VOLATILE", "tier: WILD")
-    text = _edit("max_position_size_usd: 500", "max_position_size_usd: -1", text)
+    text = _edit("max_position_size_usd: 3000", "max_position_size_usd: -1", text)
     name, problems = _problems(tmp_path, text)
     assert len(problems) == 2 and all(p.startswith(f"{name}: ") for p in problems)
     assert any("pairs.SOL/USDT.tier" in p for p in problems)

@@ -34,6 +34,8 @@ portfolio:
   atr_multiplier: 1.0
   correlation_groups: [[BTC/USDT, ETH/USDT]]
   stale_after_s: 3
+  min_target_cost_multiple: 0  # trades often: targets inside the fees
+  min_reward_risk: 0
 engine:
   timeframe: 1s
   history_candles: 60

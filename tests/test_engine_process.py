@@ -38,7 +38,8 @@ def test_engine_publishes_state_for_every_pair_and_answers_commands() -> None:
             assert pair["mode"] == "ACTIVE" and pair["stale"] is False
 
             _, pf = sub.wait_for(lambda t, m: t == b"portfolio")
-            assert pf["capital"] == 10_000 and pf["exposure_max"] == pytest.approx(1000.0)
+            # safe_list.yaml: 60 % of 10,000
+            assert pf["capital"] == 10_000 and pf["exposure_max"] == pytest.approx(6000.0)
             assert pf["corr"]["symbols"] == SYMBOLS
 
             cmd = Commander(s.engine_cmd)

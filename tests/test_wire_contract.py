@@ -223,9 +223,9 @@ class Loop:
 
 @contextlib.contextmanager
 def running_loop(prefix: str = "mpw-") -> Iterator[Loop]:
-    """A ``Loop`` on the repo's safe list in a short temp dir, closed and removed after."""
+    """A ``Loop`` on a busy safe list (tests/data) in a short temp dir, closed and removed after."""
     d = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))  # ipc paths must stay short
-    lp = Loop(d, load_safe_list(ROOT / "safe_list.yaml"))
+    lp = Loop(d, load_safe_list(ROOT / "tests" / "data" / "busy_safe_list.yaml"))
     try:
         yield lp
     finally:

@@ -34,6 +34,10 @@ class Tier(StrEnum):
     MEME = "MEME"
 
 
+# An entry's least stop distance in ATRs when the pair's params do not set min_stop_atr.
+TIER_MIN_STOP_ATR = {Tier.STABLE: 1.0, Tier.VOLATILE: 1.5, Tier.MEME: 2.0}
+
+
 class ConfigError(Exception):
     """The safe list cannot be used; ``problems`` holds one user-facing line each."""
 
@@ -60,6 +64,10 @@ class StrategyParams(_Strict):
     atr_period: int = Field(14, ge=2, le=500)
     stop_atr: float = Field(1.5, gt=0, le=20)  # stop distance in ATRs
     take_profit_atr: float = Field(3.0, gt=0, le=50)
+    # an entry's stop sits at least this far from the price the order can get (the ask for a
+    # long, the bid for a short): the larger of min_stop_atr x ATR and min_stop_spreads x spread
+    min_stop_atr: float = Field(1.0, ge=0, le=20)
+    min_stop_spreads: float = Field(3.0, ge=0, le=100)
     policy: str | None = None  # "package.module:callable" for the policy strategy
 
     @model_validator(mode="after")
@@ -91,6 +99,14 @@ class PairConfig(_Strict):
         return v
 
     @model_validator(mode="after")
+    def _tier_stop_floor(self) -> PairConfig:
+        """A stop floor the pair's params leave unset comes from its tier (noisier: further)."""
+        if "min_stop_atr" not in self.params.model_fields_set:
+            floor = TIER_MIN_STOP_ATR[self.tier]
+            object.__setattr__(self, "params", self.params.model_copy(update={"min_stop_atr": floor}))
+        return self
+
+    @model_validator(mode="after")
     def _spot_unlevered(self) -> PairConfig:
         if self.market == "spot" and self.leverage != 1:
             raise ValueError(
@@ -112,6 +128,11 @@ class PortfolioConfig(_Strict):
     stale_after_s: float = Field(10.0, gt=0)
     taker_fee: float = Field(0.001, ge=0, lt=0.05)
     slippage_bps: float = Field(1.0, ge=0, le=500)
+    # the cost check: the take-profit's distance from the mid must be at least this many
+    # round-trip costs (fees both sides, the spread, slippage both sides) ...
+    min_target_cost_multiple: float = Field(2.0, ge=0, le=100)
+    # ... and the reward at the target over the loss at the stop, both after costs, at least this
+    min_reward_risk: float = Field(1.0, ge=0, le=20)
 
     @property
     def max_exposure_usd(self) -> float:

@@ -239,9 +239,9 @@ class RiskEngine:
             why = (f"target {c.gross * pct:+.3g}% pays {max(c.cost_multiple, 0.0):.1f}× the {trip} "
                    f"(fees, spread, slippage): needs {need_k:g}×")
             return CheckResult(name, False, why)
-        if c.risk <= 0 or c.reward <= 0 or c.reward_risk < need_rr:
-            why = (f"reward/risk after costs {max(c.reward_risk, 0.0):.2f} (+{c.reward / e * 100:.3g}% "
-                   f"vs -{c.risk / e * 100:.3g}%): needs {need_rr:g}")
+        if need_rr > 0 and (c.risk <= 0 or c.reward_risk < need_rr):
+            why = (f"reward/risk after costs {max(c.reward_risk, 0.0):.2f} ({c.reward / e * 100:+.3g}% "
+                   f"vs {-c.risk / e * 100:+.3g}%): needs {need_rr:g}")
             return CheckResult(name, False, why)
         return CheckResult(name, True, f"target {c.gross * pct:+.3g}% = {c.cost_multiple:.1f}× {trip}; "
                                        f"reward/risk {c.reward_risk:.2f} after costs")

@@ -26,6 +26,7 @@ from engine.core.markets import MarketRules, default_rules
 from engine.core.models import Decision, Indicators, PairMode, Position, Side, Signal, SignalType
 from engine.core.orders import Order, client_order_id
 from engine.core.pair import PairRuntime
+from engine.core.placement import place_entry
 from engine.core.portfolio import Portfolio
 from engine.core.ports import Clock, EventSink, ExecutionClient, Journal, NullSink
 from engine.core.quality import PriceBand, gap_entry, newest_only
@@ -236,7 +237,12 @@ class TradingCore(OperatorCommands):
             log.info("%s - %s signal not evaluated: order %s is %s", ps.symbol, signal.type,
                      pending.client_order_id, pending.status)
             return
-        if ps.bid > 0.0:  # entries are priced at the executable side, not the candle close
+        if not exit_signal:  # an entry's price, stop and target from the fill it can get
+            signal = place_entry(signal, ps.runtime.cfg.params, ps.ind.atr, ps.bid, ps.ask)
+            ps.signal = signal
+            if signal.type is SignalType.HOLD:
+                return
+        elif ps.bid > 0.0:  # an exit is priced at the executable side, not the candle close
             signal.entry = ps.ask if signal.type is SignalType.BUY else ps.bid
         key = f"{ps.symbol}|{candle.ts}|{signal.type}"
         decision = self.risk.evaluate(signal, self.risk_context(), key)
@@ -360,6 +366,7 @@ class TradingCore(OperatorCommands):
             atr={s: p.ind.atr for s, p in self.pairs.items()},
             modes={s: p.mode for s, p in self.pairs.items()},
             stale={s: self.is_stale(p, now) for s, p in self.pairs.items()},
+            quotes={s: (p.bid, p.ask) for s, p in self.pairs.items()},
             correlated_with=self.corr.correlated_with,
             equity=self.portfolio.equity(marks),
             cash=self.portfolio.cash,
