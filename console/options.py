@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 from engine.core.config import parse_timeframe
 
@@ -34,6 +35,22 @@ DEMO_TIMEFRAME = "2s"
 # beyond the round-trip costs (fees both sides, spread, slippage), and the strategies' 1-minute
 # parameters apply unchanged. At 1x a 2 s candle moves ~0.02 %, far inside those costs.
 DEMO_TIME_SCALE = 30
+# What --demo trades when no --config (nor $MULTIPAR_SAFE_LIST) names a safe list: the shipped
+# pairs with parameters that trade about three times as often (docs/strategies.md), since a
+# newcomer watches the demo for minutes.
+DEMO_SAFE_LIST = Path(__file__).resolve().parents[1] / "examples" / "demo_safe_list.yaml"
+
+
+def safe_list_path(args: Any) -> Path:
+    """The safe list a run uses: --config, else $MULTIPAR_SAFE_LIST, else the demo's for --demo,
+    else ./safe_list.yaml or the bundled one."""
+    from engine.core.config import ENV_SAFE_LIST, default_path
+
+    if getattr(args, "config", None) is not None:
+        return Path(args.config)
+    if getattr(args, "demo", False) and not os.environ.get(ENV_SAFE_LIST):
+        return DEMO_SAFE_LIST
+    return default_path()
 
 
 def _timeframe(value: str) -> str:
@@ -68,7 +85,8 @@ def build_parser(prog: str = APP_NAME, *, daemon: bool = False) -> argparse.Argu
         "--config",
         metavar="PATH",
         type=Path,
-        help="safe list (default: $MULTIPAR_SAFE_LIST, ./safe_list.yaml, the bundled one)",
+        help="safe list (default: $MULTIPAR_SAFE_LIST, with --demo examples/demo_safe_list.yaml, "
+        "else ./safe_list.yaml, the bundled one)",
     )
     p.add_argument(
         "--db",

@@ -95,11 +95,12 @@ def check_run(args: Any, default_book: Path, app: str) -> CheckedRun:
     """What the console and the daemon check before anything starts: the safe list (validated
     once; the engine gets that text), the source's options, and the book (read-only). Raises
     ``RunRefused`` with the lines to print."""
-    from engine.core.config import ConfigError, default_path
+    from console.options import safe_list_path
+    from engine.core.config import ConfigError
     from engine.journal.check import check_book
     from engine.journal.schema import StoreError
 
-    cfg_path = Path(args.config) if args.config is not None else default_path()
+    cfg_path = safe_list_path(args)
     try:
         validated = validate(cfg_path)
     except ConfigError as exc:

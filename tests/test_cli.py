@@ -276,3 +276,23 @@ async def test_quit_without_a_signal_still_stops_the_backend() -> None:
     asyncio.get_running_loop().call_later(0.1, app.done.set)
     assert await asyncio.wait_for(serve(app, backend), 10) == 0
     assert backend.stop_calls == 1 and app.shutdown_calls == 0
+
+
+def test_the_demo_trades_its_own_safe_list_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    from console.options import DEMO_SAFE_LIST, safe_list_path
+    from engine.core.config import ENV_SAFE_LIST, load_safe_list
+
+    monkeypatch.delenv(ENV_SAFE_LIST, raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./safe_list.yaml here
+    demo = load_safe_list(DEMO_SAFE_LIST)  # it validates, with the shipped pairs
+    assert demo.active_symbols() == load_safe_list(SAFE_LIST).active_symbols()
+    assert safe_list_path(argparse.Namespace(demo=True, config=None)) == DEMO_SAFE_LIST
+    assert safe_list_path(argparse.Namespace(demo=False, config=None)) == SAFE_LIST.resolve()
+    mine = tmp_path / "mine.yaml"
+    assert safe_list_path(argparse.Namespace(demo=True, config=mine)) == mine
+    monkeypatch.setenv(ENV_SAFE_LIST, str(mine))
+    assert safe_list_path(argparse.Namespace(demo=True, config=None)) == mine

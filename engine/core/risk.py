@@ -56,6 +56,16 @@ CHECKS = (
 )
 
 
+def _pct(x: float, near: float) -> str:
+    """``x`` as a percentage, with as many decimals as it takes not to read as ``near``
+    (59.96 % is "59.96%", never "60%" beside a minimum of 60 %)."""
+    for digits in range(4):
+        text, ref = f"{x:.{digits}%}", f"{near:.{digits}%}"
+        if text != ref or x == near:
+            return text
+    return f"{x:.4%}"
+
+
 class _HasCorrelatedWith(Protocol):
     def correlated_with(self, symbol: str) -> set[str]: ...
 
@@ -250,8 +260,8 @@ class RiskEngine:
         need = self.pc.min_confidence
         c = signal.confidence
         if not (math.isfinite(c) and c >= need):
-            return CheckResult("min_confidence", False, f"confidence {c:.0%} below minimum {need:.0%}")
-        return CheckResult("min_confidence", True, f"confidence {c:.0%} >= {need:.0%}")
+            return CheckResult("min_confidence", False, f"confidence {_pct(c, need)} below minimum {need:.0%}")
+        return CheckResult("min_confidence", True, f"confidence {_pct(c, need)} >= {need:.0%}")
 
     @staticmethod
     def _pair_mode(symbol: str, ctx: RiskContext) -> CheckResult:
