@@ -175,8 +175,11 @@ class TradingCore(OperatorCommands):
         if pos is not None and pos.qty != 0.0:
             self._check_exits(ps, pos)
         if closed:  # most ticks close nothing; after a pause only the newest is decided on
-            for candle, decide in newest_only(ps.symbol, closed):
-                self.on_candle_close(ps, candle, decide)
+            if len(closed) == 1:
+                self.on_candle_close(ps, closed[0])
+            else:
+                for candle, decide in newest_only(ps.symbol, closed):
+                    self.on_candle_close(ps, candle, decide)
         return True
 
     def _confirm_jump(self, ps: PairState, ts_ms: int) -> bool:
