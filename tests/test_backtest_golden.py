@@ -101,11 +101,11 @@ CASES: dict[str, tuple[str, str, int, bool]] = {
 # case: (sha256 of the canonical streams, decisions, fills, final equity): the counts and the
 # equity only make a failure readable; the digest is the check
 GOLDEN: dict[str, tuple[str, int, int, float]] = {
-    "mixed_with_gaps": ('3f0337ea5a8d9c51f211ac8f195740a8d045186eeb740302d9a6435574ca7ff3', 1138, 1023, 9333.915205232388),
-    "momentum": ('11f9440059747fc9f7153af78a7a16b04612050cf4fab20ddf5af4cb89f20d75', 958, 720, 9530.082575424516),
+    "mixed_with_gaps": ('f5e6749a4691c4475a0e71e78a50a7bc9b7a24f519a8cc47a1d4c5787bba54db', 1138, 1023, 9333.915205232388),
+    "momentum": ('638a3d4fcd01fd3fa1c0ea2783dce97a7697f793dd1a8f985c0ac436c21d9131', 958, 720, 9530.082575424516),
     "mean_reversion": ('5c2b08025faf3d6b7f7ae46b588cf466ba0423f99fdaa2a81bfcc449d1eb0449', 119, 108, 9914.542722074302),
     "breakout": ('3d7d5d7a901a1e72df1da0a63f89957830eb428320dc16078b58e86808c38b9f', 1598, 1113, 9154.40020193694),
-    "futures_shorts": ('43850438a6759f4ce79a8c2b3b23f27f9bf0bf05b5d55ae97b88a9093312b936', 1069, 948, 9376.350722620607),
+    "futures_shorts": ('e21bfcdf579f7a008f0535576fba22ac32c216aae5e43fdc0cb421ff4f72b402', 1069, 948, 9376.350722620607),
 }
 
 
