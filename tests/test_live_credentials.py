@@ -1,0 +1,105 @@
+"""Before real money (console/live.py): credentials from the environment or a 0600 key file,
+never shown; the typed confirmation; one-line refusals that never echo a secret."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from console.live import (
+    ENV_API_KEY,
+    ENV_API_SECRET,
+    Credentials,
+    LiveRefused,
+    confirm_live,
+    live_env,
+    load_credentials,
+)
+
+KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+
+
+def _refusal(fn, *a, **kw) -> str:  # type: ignore[no-untyped-def]
+    with pytest.raises(LiveRefused) as err:
+        fn(*a, **kw)
+    msg = str(err.value)
+    assert "\n" not in msg and KEY not in msg and SECRET not in msg
+    return msg
+
+
+def test_from_the_environment_and_never_printed() -> None:
+    c = load_credentials(None, {ENV_API_KEY: KEY, ENV_API_SECRET: SECRET})
+    assert (c.key, c.secret, c.source) == (KEY, SECRET, "environment")
+    for shown in (repr(c), str(c), f"{c}", repr([c])):
+        assert KEY not in shown and SECRET not in shown
+    assert live_env(c) == {ENV_API_KEY: KEY, ENV_API_SECRET: SECRET}
+
+
+def test_a_missing_variable_is_named() -> None:
+    msg = _refusal(load_credentials, None, {ENV_API_KEY: KEY})
+    assert ENV_API_SECRET in msg and "--key-file" in msg
+    msg = _refusal(load_credentials, None, {})
+    assert ENV_API_KEY in msg and ENV_API_SECRET in msg
+
+
+def _key_file(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
+    p = tmp_path / "binance.key"
+    p.write_text(text)
+    p.chmod(mode)
+    return p
+
+
+@pytest.mark.parametrize("text", [
+    f"api_key: {KEY}\napi_secret: {SECRET}\n",
+    f"# binance\n{ENV_API_KEY}={KEY}\n{ENV_API_SECRET}='{SECRET}'\n",
+    f"\ufeffkey: {KEY}\r\nsecret: {SECRET}\r\n",
+])  # fmt: skip
+def test_a_private_key_file(tmp_path: Path, text: str) -> None:
+    p = _key_file(tmp_path, text)
+    c = load_credentials(p, {})
+    assert (c.key, c.secret, c.source) == (KEY, SECRET, str(p))
+
+
+def test_a_key_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    p = _key_file(tmp_path, f"api_key: {KEY}\napi_secret: {SECRET}\n", 0o644)
+    msg = _refusal(load_credentials, p, {})
+    assert str(p) in msg and "0644" in msg and f"chmod 600 {p}" in msg
+
+
+def test_key_file_problems_never_show_its_lines(tmp_path: Path) -> None:
+    msg = _refusal(load_credentials, _key_file(tmp_path, f"{SECRET}\n"), {})
+    assert "line 1" in msg and "not shown" in msg
+    msg = _refusal(load_credentials, _key_file(tmp_path, f"api_key: {KEY}\n"), {})
+    assert "no api_secret" in msg
+    msg = _refusal(load_credentials, _key_file(tmp_path, f"api_key: {KEY}\napi_key: {KEY}\n"), {})
+    assert "twice" in msg
+    msg = _refusal(load_credentials, tmp_path / "nothing-here.key", {})
+    assert "cannot read" in msg
+    msg = _refusal(load_credentials, tmp_path, {})
+    assert "not a regular file" in msg
+
+
+def test_the_typed_confirmation() -> None:
+    confirm_live(True, "Binance, 3 pairs")  # --yes-live: nothing asked
+    asked: list[str] = []
+
+    def ask(prompt: str) -> str:
+        asked.append(prompt)
+        return "LIVE\n"
+
+    confirm_live(False, "Binance, 3 pairs", ask=ask)
+    assert "real money" in asked[0] and "Binance, 3 pairs" in asked[0]
+    msg = _refusal(confirm_live, False, "x", ask=lambda _p: "live")
+    assert "not confirmed" in msg
+    # no terminal and no --yes-live: refused, naming the flag
+    msg = _refusal(confirm_live, False, "x", stdin=io.StringIO("LIVE\n"), stdout=io.StringIO())
+    assert "--yes-live" in msg
+
+
+def test_credentials_compare_by_value_but_print_nothing() -> None:
+    a = Credentials(KEY, SECRET, "environment")
+    assert a == Credentials(KEY, SECRET, "environment")
+    assert KEY not in repr(a)
