@@ -196,10 +196,12 @@ def run_console(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     os.umask(0o077)  # logs, database and sockets of a trading run are nobody else's business
     try:  # here too, so the one line lands on this terminal
-        book = preflight.check_run(args, default_db_path(), APP_NAME).book
+        checked = preflight.check_run(args, default_db_path(), APP_NAME)
     except preflight.RunRefused as exc:
         print("\n".join(exc.lines), file=sys.stderr)
         return 2
+    book = checked.book
+    live_extra: list[str] = []
     if args.demo:  # the demo's daemon belongs to this console: fresh run directory, owned
         try:
             run = create_run_dir(args.run_dir)
@@ -214,11 +216,19 @@ def run_console(args: argparse.Namespace, argv: Sequence[str]) -> int:
         info = find_daemon(book, args.run_dir)
         if info is not None:
             return attach_to(info, None, args.log_level)
+        if checked.credentials is not None:  # asked here, on this terminal, before it starts
+            from console.live import LiveRefused, confirm_live, describe
+
+            try:
+                confirm_live(args.yes_live, describe(args, checked.validated.cfg.active_symbols()))
+            except LiveRefused as exc:
+                return _fail(str(exc))
+            live_extra = ["--yes-live"]
         try:
             home = BookHome.at(args.run_dir) if args.run_dir else BookHome.for_book(book)
         except RunDirError as exc:
             return _fail(str(exc))
-        started = start_daemon(argv, [], home.path, owned=False)
+        started = start_daemon(argv, live_extra, home.path, owned=False)
         if isinstance(started[0], int):  # another console may have started one at the same time
             info = find_daemon(book, args.run_dir)
             if info is not None:

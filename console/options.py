@@ -126,6 +126,22 @@ def build_parser(prog: str = APP_NAME, *, daemon: bool = False) -> argparse.Argu
         type=Path,
         help="markets JSON, so no REST call is needed at start",
     )
+    live = p.add_argument_group("live trading (docs/live.md)")
+    live.add_argument(
+        "--live",
+        action="store_true",
+        help="trade real money on Binance: API key and secret from $MULTIPAR_API_KEY and "
+        "$MULTIPAR_API_SECRET or --key-file; asks you to type LIVE first",
+    )
+    live.add_argument(
+        "--yes-live", action="store_true", help="no typed confirmation (systemd, scripts)"
+    )
+    live.add_argument(
+        "--key-file",
+        metavar="PATH",
+        type=Path,
+        help="api_key: and api_secret: lines, mode 0600 (refused otherwise)",
+    )
     sim = p.add_argument_group("sim and replay sources")
     sim.add_argument("--rate", type=float, metavar="N", help="sim: ticks per second per pair")
     sim.add_argument(
@@ -208,6 +224,8 @@ def child_args(args: argparse.Namespace, source: str) -> tuple[list[str], list[s
         feed += ["--time-scale", str(DEMO_TIME_SCALE)]
     feed += args.feed_arg
     engine: list[str] = []
+    if getattr(args, "live", False):  # the key and secret reach it in its environment
+        engine += ["--live", *(["--testnet"] if args.testnet else [])]
     if (
         args.markets_file
     ):  # the engine sizes and fills on the exchange's steps, as the feed sees them

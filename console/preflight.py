@@ -89,6 +89,7 @@ class CheckedRun:
     validated: ValidatedSafeList
     source: str  # sim | binance | replay
     book: Path | None  # None: a fresh demo's, in its run directory
+    credentials: Any = None  # console.live.Credentials for --live, else None
 
 
 def check_run(args: Any, default_book: Path, app: str) -> CheckedRun:
@@ -108,10 +109,20 @@ def check_run(args: Any, default_book: Path, app: str) -> CheckedRun:
     source = args.source or ("sim" if args.demo else "binance")
     if source == "replay" and not args.replay_file:
         raise RunRefused([f"{app}: --source replay needs --replay-file PATH"])
+    credentials = None
+    if getattr(args, "live", False):
+        from console.live import LiveRefused, load_credentials
+
+        if args.demo or source != "binance":
+            raise RunRefused([f"{app}: --live trades on Binance: not with --demo or --source {source}"])
+        try:
+            credentials = load_credentials(args.key_file)
+        except LiveRefused as exc:
+            raise RunRefused([f"{app}: {exc}"]) from None
     book = planned_book(args.db, demo=args.demo, run_dir=args.run_dir, default=default_book)
     try:
         if book is not None:
             check_book(book)
     except StoreError as exc:
         raise RunRefused([f"{app}: {exc}"]) from None
-    return CheckedRun(validated, source, book)
+    return CheckedRun(validated, source, book, credentials)

@@ -103,3 +103,84 @@ def test_credentials_compare_by_value_but_print_nothing() -> None:
     a = Credentials(KEY, SECRET, "environment")
     assert a == Credentials(KEY, SECRET, "environment")
     assert KEY not in repr(a)
+
+
+# ---- the plumbing: who gets the key, and what refuses to start ------------------------------
+
+
+def test_only_the_engine_gets_the_key_and_never_in_an_argv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from console import preflight
+    from console.daemon.home import BookHome
+    from console.daemon.service import Daemon
+    from console.options import build_parser, child_args
+
+    monkeypatch.setenv(ENV_API_KEY, KEY)
+    monkeypatch.setenv(ENV_API_SECRET, SECRET)
+    args = build_parser().parse_args(
+        ["--live", "--testnet", "--rest-url", "http://127.0.0.1:9/x", "--db", str(tmp_path / "b.sqlite")]
+    )
+    assert isinstance(args, argparse.Namespace)
+    run = preflight.check_run(args, tmp_path / "b.sqlite", "multipar-console")
+    assert run.credentials == Credentials(KEY, SECRET, "environment")
+    feed_args, engine_args = child_args(args, run.source)
+    assert engine_args[:2] == ["--live", "--testnet"]
+    home = BookHome.at(tmp_path / "run")
+    cfg_copy = preflight.write_run_copy(run.validated, home.path)
+    d = Daemon(run.validated.cfg, cfg_copy, home, tmp_path / "b.sqlite", "LIVE", "binance", feed_args,
+               engine_args, engine_secrets=live_env(run.credentials))  # fmt: skip
+    feed_env, engine_env = d.child_env("feed"), d.child_env("engine")
+    assert ENV_API_KEY not in feed_env and ENV_API_SECRET not in feed_env
+    assert engine_env[ENV_API_KEY] == KEY and engine_env[ENV_API_SECRET] == SECRET
+    assert engine_env["MULTIPAR_BINANCE_REST_URL"] == "http://127.0.0.1:9/x"  # the live client's too
+    for argv in (d._feed_argv, d._engine_argv):
+        assert not any(KEY in a or SECRET in a for a in argv)
+    # a paper daemon's engine gets neither the key nor the URLs
+    paper = Daemon(run.validated.cfg, cfg_copy, home, tmp_path / "b.sqlite", "PAPER", "binance",
+                   feed_args, [])  # fmt: skip
+    assert ENV_API_KEY not in paper.child_env("engine") and ENV_API_KEY not in paper.child_env("feed")
+
+
+@pytest.mark.parametrize("extra, env, expect", [
+    (["--live"], {}, ENV_API_KEY),
+    (["--live", "--demo"], {ENV_API_KEY: KEY, ENV_API_SECRET: SECRET}, "not with --demo"),
+    (["--live", "--yes-live", "--key-file", "/nonexistent/k"], {}, "cannot read the key file"),
+])  # fmt: skip
+def test_live_refusals_are_one_line_and_exit_2(
+    tmp_path: Path, extra: list[str], env: dict[str, str], expect: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    clean = {k: v for k, v in os.environ.items() if k not in (ENV_API_KEY, ENV_API_SECRET)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "console", "daemon", *extra, "--db", str(tmp_path / "b.sqlite"),
+         "--run-dir", str(tmp_path / "run")],
+        cwd=root, env={**clean, **env, "XDG_RUNTIME_DIR": str(tmp_path)}, capture_output=True,
+        text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], proc.stderr
+    assert KEY not in proc.stderr + proc.stdout and SECRET not in proc.stderr + proc.stdout
+
+
+def test_a_live_daemon_without_a_terminal_or_yes_live_starts_nothing(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "console", "daemon", "--live", "--db", str(tmp_path / "b.sqlite"),
+         "--run-dir", str(tmp_path / "run")],
+        cwd=root, env={**os.environ, ENV_API_KEY: KEY, ENV_API_SECRET: SECRET,
+                       "XDG_RUNTIME_DIR": str(tmp_path)},
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "--yes-live" in proc.stderr, proc.stderr
+    assert not (tmp_path / "run" / "daemon.json").exists()
+    assert KEY not in proc.stderr and SECRET not in proc.stderr

@@ -79,7 +79,16 @@ def run_daemon(args: argparse.Namespace) -> int:
         return 2
     validated, source, book = run.validated, run.source, run.book
     cfg_path = validated.source
-    mode = "DEMO" if args.demo else "PAPER"
+    mode = "DEMO" if args.demo else "LIVE" if run.credentials is not None else "PAPER"
+    engine_secrets = None
+    if run.credentials is not None:
+        from console.live import LiveRefused, confirm_live, describe, live_env
+
+        try:  # a daemon a console started got --yes-live from it: the console asked
+            confirm_live(args.yes_live, describe(args, validated.cfg.active_symbols()))
+        except LiveRefused as exc:
+            return _fail(str(exc))
+        engine_secrets = live_env(run.credentials)
     try:
         if args.run_dir is not None:
             home = BookHome.at(args.run_dir)
@@ -128,7 +137,7 @@ def run_daemon(args: argparse.Namespace) -> int:
         notifier = Notifier(validated.cfg.notify, book)
     daemon = Daemon(
         validated.cfg, cfg_copy, home, book, mode, source, feed_args, engine_args,
-        endpoints=endpoints, notifier=notifier,
+        endpoints=endpoints, notifier=notifier, engine_secrets=engine_secrets,
     )  # fmt: skip
     try:
         code = asyncio.run(_serve(daemon, home, args, listen))

@@ -36,6 +36,7 @@ from console.daemon.home import BookHome
 from console.daemon.killswitch import KillSwitch
 from console.daemon.supervisor import ChildSpec, Supervisor
 from console.daemon.watch import BookWatch
+from console.live import ENV_API_KEY, ENV_API_SECRET
 from console.model import ConsoleModel
 from console.requester import Requester
 from console.rundir import Endpoints
@@ -91,6 +92,7 @@ class Daemon(SnapshotSync, KillSwitch, DaemonControl, BookWatch):
         supervisor_options: dict[str, Any] | None = None,
         on_event: Callable[[str, str, str], None] | None = None,
         notifier: Any = None,
+        engine_secrets: dict[str, str] | None = None,
     ) -> None:
         self.cfg = cfg
         self.cfg_path = Path(cfg_path)
@@ -106,6 +108,9 @@ class Daemon(SnapshotSync, KillSwitch, DaemonControl, BookWatch):
         self.hung_after_s = hung_after_s
         self._feed_argv = self.feed_argv(feed_args)
         self._feed_secrets = split_secret_options(feed_args)[1]
+        # --live: the API key and secret, for the engine's environment only (never the feed's,
+        # never an argv); the engine's live client also takes the feed's URL options
+        self._engine_secrets = dict(engine_secrets or {})
         self._engine_argv = self.engine_argv(engine_args)
         self._supervisor_options = supervisor_options or {}
         self.on_event = on_event  # (kind, text, level): tests listen here
@@ -114,6 +119,7 @@ class Daemon(SnapshotSync, KillSwitch, DaemonControl, BookWatch):
         n = cfg.notify
         self._private_env = [
             *(SECRET_OPTIONS.values()),
+            ENV_API_KEY, ENV_API_SECRET,
             *([n.webhook.url_env] if n.webhook else []),
             *([n.telegram.token_env] if n.telegram else []),
         ]
@@ -174,10 +180,13 @@ class Daemon(SnapshotSync, KillSwitch, DaemonControl, BookWatch):
         ]  # fmt: skip
 
     def child_env(self, name: str) -> dict[str, str]:
-        """The feed's environment carries its URL options; the engine's none of those variables."""
+        """The feed's environment carries its URL options; the engine's none of those variables
+        (live: the API key and secret and the URL options; the feed never gets the key)."""
         notify_only = [v for v in self._private_env if v not in SECRET_OPTIONS.values()]
         if name == "feed":
-            return child_env(self._feed_secrets, drop=notify_only)
+            return child_env(self._feed_secrets, drop=[*notify_only, ENV_API_KEY, ENV_API_SECRET])
+        if self._engine_secrets:  # live: the key and secret, and where the exchange is
+            return child_env({**self._feed_secrets, **self._engine_secrets}, drop=self._private_env)
         return child_env(drop=self._private_env)
 
     # -- lifecycle -----------------------------------------------------------------------
