@@ -10,6 +10,10 @@ from pathlib import Path
 
 from engine.core.config import ConfigError, load_safe_list, parse_timeframe
 
+# the live client's credentials (console/live.py sets them in this process's environment only)
+ENV_API_KEY = "MULTIPAR_API_KEY"
+ENV_API_SECRET = "MULTIPAR_API_SECRET"
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine", description="multipar-console trading engine")
@@ -22,6 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeframe", help="candle interval (overrides the safe list), e.g. 1m, 15s")
     p.add_argument("--history", type=int, help="warm-up candles to request (overrides the safe list)")
     p.add_argument("--markets-file", help="ccxt load_markets() JSON: the exchange's lot and price steps")
+    p.add_argument("--live", action="store_true",
+                   help=f"trade on Binance: key and secret from ${ENV_API_KEY} and ${ENV_API_SECRET}, "
+                        "endpoints from $MULTIPAR_BINANCE_REST_URL / $MULTIPAR_BINANCE_WS_URL when set")
+    p.add_argument("--testnet", action="store_true", help="with --live: Binance's testnet")
     p.add_argument("--log-file", help="log here instead of stderr")
     p.add_argument("--log-level", default="INFO")
     return p
@@ -102,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     except StoreError as exc:
         return _fail(str(exc), 2, log_file=args.log_file)
 
+    live = None
+    if args.live:
+        live, live_rules_or_error = _start_live(args, cfg.active_symbols())
+        if live is None:
+            return _fail(str(live_rules_or_error), 2, log_file=args.log_file)
+        rules = live_rules_or_error  # the order boundary from the exchange's markets
+
     from engine.node.service import Endpoints, EngineNode  # after arg checks: keeps --help fast
 
     stop = _Stop()
@@ -115,8 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             timeframe_s=timeframe_s,
             history_limit=args.history,
             rules=rules,
+            live=live,
         )
     except StoreError as exc:
+        if live is not None:
+            live.close()
         # The book passed check_book: locked, busy, an I/O error. Exit 1: worth another try
         # (2 would tell the supervisor that no restart can help).
         return _fail(str(exc), 1, log_file=args.log_file)
@@ -128,6 +146,35 @@ def main(argv: list[str] | None = None) -> int:
         service.close()
         logging.getLogger("engine").info("Engine stopped")
     return 0
+
+
+def _start_live(args: argparse.Namespace, symbols: list[str]) -> tuple[object | None, object]:
+    """The live client started (markets loaded) and its rules, or ``(None, why)``: one line,
+    no secret. The key and secret come from the environment, never from the command line."""
+    import os
+
+    from engine.execution.binance_connect import LiveConfigError
+    from engine.execution.binance_live import BinanceLiveClient, LiveConfig, LiveStartError
+    from engine.node.clock import SystemClock
+
+    key, secret = os.environ.get(ENV_API_KEY, ""), os.environ.get(ENV_API_SECRET, "")
+    if not key or not secret:
+        return None, f"--live: set {ENV_API_KEY} and {ENV_API_SECRET} in the engine's environment"
+    try:
+        cfg = LiveConfig(
+            key, secret, symbols=tuple(symbols), testnet=args.testnet,
+            rest_url=os.environ.get("MULTIPAR_BINANCE_REST_URL") or None,
+            ws_url=os.environ.get("MULTIPAR_BINANCE_WS_URL") or None,
+        )
+        client = BinanceLiveClient(cfg, SystemClock())
+    except LiveConfigError as exc:
+        return None, f"--live: {exc}"
+    try:
+        rules = client.start()
+    except LiveStartError as exc:
+        client.close()
+        return None, f"--live: cannot start trading on Binance: {exc}"
+    return client, rules
 
 
 if __name__ == "__main__":

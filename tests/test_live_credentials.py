@@ -184,3 +184,27 @@ def test_a_live_daemon_without_a_terminal_or_yes_live_starts_nothing(tmp_path: P
     assert proc.returncode == 2 and "--yes-live" in proc.stderr, proc.stderr
     assert not (tmp_path / "run" / "daemon.json").exists()
     assert KEY not in proc.stderr and SECRET not in proc.stderr
+
+
+def test_the_engine_reads_the_variables_the_daemon_sets() -> None:
+    import engine.__main__ as engine_main
+
+    assert (engine_main.ENV_API_KEY, engine_main.ENV_API_SECRET) == (ENV_API_KEY, ENV_API_SECRET)
+
+
+def test_an_engine_told_live_without_credentials_refuses_and_never_trades_on_paper(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in (ENV_API_KEY, ENV_API_SECRET)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", "--config", str(root / "safe_list.yaml"), "--db",
+         str(tmp_path / "b.sqlite"), "--feed-pub", "ipc:///nonexistent/a", "--feed-rep",
+         "ipc:///nonexistent/b", "--pub", "ipc:///nonexistent/c", "--cmd", "ipc:///nonexistent/d",
+         "--live"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and ENV_API_KEY in proc.stderr, proc.stderr
+    assert not (tmp_path / "b.sqlite").exists()  # nothing started, nothing written

@@ -66,8 +66,12 @@ class EngineNode:
         clock: Clock | None = None,
         history: HistorySource | None = None,
         context: zmq.Context[Any] | None = None,
+        live: Any = None,
     ) -> None:
+        """``live``: a started live execution client (engine/execution/binance_live.py); None
+        trades on paper. Its events are delivered on this thread, each loop turn."""
         self.cfg = cfg
+        self.live = live
         self.endpoints = endpoints
         self.clock = clock or SystemClock()
         self.history_limit = cfg.engine.history_candles if history_limit is None else history_limit
@@ -93,7 +97,7 @@ class EngineNode:
         self.store = Store(db_path)
         self.core = TradingCore(
             cfg, clock=self.clock, journal=self.store, sink=self.publisher, rules=rules, timeframe_s=timeframe_s,
-            client=PaperExecutionClient(pc.taker_fee, pc.slippage_bps, rules, self.clock),
+            client=live if live is not None else PaperExecutionClient(pc.taker_fee, pc.slippage_bps, rules, self.clock),
         )
         self.stats = {sym: TopicStats() for sym in symbols}
         # keyed by the topic bytes: no decode per tick
@@ -119,7 +123,8 @@ class EngineNode:
         self.sub.connect(self.endpoints.feed_pub)
         self._bound = True
         core = self.core
-        log.info("Trading Profile: paper, %d pairs, timeframe %ss", len(core.pairs), core.timeframe_s)
+        log.info("Trading Profile: %s, %d pairs, timeframe %ss", "LIVE on Binance" if self.live is not None else "paper",
+                 len(core.pairs), core.timeframe_s)
         for sym, ps in core.pairs.items():
             pcfg = ps.runtime.cfg
             log.info(" %s: %s (%s) mode=%s", sym, pcfg.strategy, _params_text(pcfg.params), ps.mode)
@@ -155,8 +160,13 @@ class EngineNode:
         poller = zmq.Poller()
         poller.register(self.sub, zmq.POLLIN)
         poller.register(self.router, zmq.POLLIN)
+        live = self.live
+        if live is not None:  # an answer from the exchange wakes the loop at once
+            poller.register(live.wakeup_fd, zmq.POLLIN)
         while not should_stop():
             events = dict(poller.poll(timeout=20))
+            if live is not None:
+                live.drain()  # the venue's events, on this thread: the core is single-threaded
             if self.router in events:
                 self._drain_commands()
             if self.sub in events:
@@ -344,6 +354,8 @@ class EngineNode:
         return {"n": n, "p50": xs[n // 2] / 1000.0, "p99": xs[min(n - 1, (n * 99) // 100)] / 1000.0, "max": xs[-1] / 1000.0}
 
     def close(self) -> None:
+        if self.live is not None:
+            self.live.close()
         for s in (self.sub, self.pub, self.router):
             s.close(linger=0)
         self.store.close()
