@@ -153,13 +153,13 @@ def _start_live(args: argparse.Namespace, symbols: list[str]) -> tuple[object | 
     no secret. The key and secret come from the environment, never from the command line."""
     import os
 
-    from engine.execution.binance_connect import LiveConfigError
-    from engine.execution.binance_live import BinanceLiveClient, LiveConfig, LiveStartError
-    from engine.node.clock import SystemClock
-
     key, secret = os.environ.get(ENV_API_KEY, ""), os.environ.get(ENV_API_SECRET, "")
     if not key or not secret:
         return None, f"--live: set {ENV_API_KEY} and {ENV_API_SECRET} in the engine's environment"
+    from engine.execution.binance_connect import LiveConfigError  # ccxt: only for a live run
+    from engine.execution.binance_live import BinanceLiveClient, LiveConfig, LiveStartError
+    from engine.node.clock import SystemClock
+
     try:
         cfg = LiveConfig(
             key, secret, symbols=tuple(symbols), testnet=args.testnet,
