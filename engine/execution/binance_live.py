@@ -1,0 +1,229 @@
+"""Live execution on Binance spot through ccxt: the core's ``ExecutionClient`` for real money.
+
+Owns ``BinanceLiveClient``, the engine-thread face of ``live_worker.LiveWorker``:
+
+- ``start()`` starts the worker thread (its own asyncio loop, the ccxt REST and stream
+  clients), loads the markets and returns ``rules_from_markets`` for the configured symbols
+  (give them to the core: the order boundary comes from the exchange, not built-in defaults);
+- ``bind`` / ``submit`` / ``lookup`` are the port. ``submit`` and ``lookup`` never block and never
+  send from the engine thread: they copy what the worker needs and hand it over. An order the
+  client refuses before sending (worker down, above the exchange's maximum quantity or notional)
+  is answered with ``OrderRejected`` like any other;
+- events come back through a thread-safe queue: ``drain()`` (on the engine thread, each loop
+  turn) delivers them to the bound listener, so the core is only ever called on that thread.
+  ``wakeup_fd`` is the read end of a pipe the worker writes a byte to after queuing events:
+  register it with the engine's ``zmq.Poller`` (``poller.register(client.wakeup_fd, zmq.POLLIN)``)
+  and an answer wakes the loop at once instead of at the next poll timeout;
+- ``status()`` is a copy of ``LiveStatus`` (ban, back-off, counters, last error; no secret);
+- ``open_orders`` / ``cancel_all`` / ``balances`` (for the kill switch) run on the worker and
+  wait at most ``call_timeout_s``; they return plain data or raise ``LiveClientError``;
+- ``close()`` stops the worker (streams, tasks, ccxt sessions) and joins the thread.
+
+Secrets: the key and secret are given by the caller (read from the environment there). Every
+error text the client logs, returns or raises goes through a ``Scrubber`` (URL secrets, signed
+parameters, and the literal key and secret); ccxt's own log lines go to the ``engine.live.ccxt``
+logger with a filter that does the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from engine.core.markets import MarketRules
+from engine.core.orders import ExecutionEvent, Order, OrderRejected
+from engine.core.ports import Clock
+from engine.execution.binance_connect import LiveConfig
+from engine.execution.binance_rules import (
+    MarketLimits,
+    check_limits,
+    limits_from_markets,
+    rules_from_markets,
+)
+from engine.execution.live_errors import LiveCallError, Outcome, Scrubber, ScrubFilter
+from engine.execution.live_rest import LiveStatus
+from engine.execution.live_worker import LiveStartError, LiveWorker, OrderSpec
+
+log = logging.getLogger("engine.live")
+
+__all__ = ["BinanceLiveClient", "LiveClientError", "LiveConfig", "LiveStartError", "LiveStatus", "rules_from_markets"]
+
+
+class LiveClientError(RuntimeError):
+    """A helper call (cancel_all, open_orders, balances) failed; one scrubbed line."""
+
+
+class BinanceLiveClient:
+    def __init__(self, cfg: LiveConfig, clock: Clock) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.scrub = Scrubber((cfg.api_key, cfg.api_secret))
+        self._events: queue.SimpleQueue[ExecutionEvent] = queue.SimpleQueue()
+        self._rfd, self._wfd = os.pipe()
+        os.set_blocking(self._rfd, False)
+        os.set_blocking(self._wfd, False)
+        self._listener: Callable[[ExecutionEvent], None] | None = None
+        self._engine_thread: threading.Thread | None = None
+        self.worker = LiveWorker(cfg, self._post, clock.time_ms, self.scrub)
+        self.rules: dict[str, MarketRules] = {}
+        self.limits: dict[str, MarketLimits] = {}
+        self._closed = False
+        self._filter = ScrubFilter(self.scrub)
+        for name in ("engine.live", "engine.live.ccxt"):
+            logging.getLogger(name).addFilter(self._filter)
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self, timeout_s: float = 30.0) -> dict[str, MarketRules]:
+        """Start the worker and load the markets; the exchange's rules for the symbols.
+        Raises ``LiveStartError`` (one scrubbed line) when it cannot."""
+        markets = self.worker.start(timeout_s)
+        self.rules = rules_from_markets(markets, self.cfg.symbols)
+        self.limits = limits_from_markets(markets, self.cfg.symbols)
+        log.info("live client: %s, %d symbols, rules from the exchange", self.cfg.market, len(self.rules))
+        return dict(self.rules)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop the worker (an order in flight stays as the journal has it: looked up on restart)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.worker.stop(timeout_s)
+        self.drain()
+        for fd in (self._rfd, self._wfd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        for name in ("engine.live", "engine.live.ccxt"):
+            logging.getLogger(name).removeFilter(self._filter)
+
+    def __enter__(self) -> BinanceLiveClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the ExecutionClient port
+
+    def bind(self, listener: Callable[[ExecutionEvent], None]) -> None:
+        self._listener = listener
+        self._engine_thread = threading.current_thread()
+
+    def submit(self, order: Order, bid: float, ask: float) -> None:
+        """Hand a journaled order to the worker; the answer comes through ``drain``."""
+        price = ask if order.side == "buy" else bid
+        why = check_limits(order.qty, price, self.limits.get(order.symbol))
+        if why is not None:
+            self._post(OrderRejected(order.client_order_id, self.clock.time_ms(), f"{order.symbol}: {why}", False))
+            return
+        if not self.worker.post(self.worker.on_submit, self._spec(order)):
+            self._post(OrderRejected(order.client_order_id, self.clock.time_ms(), "not sent: the live client is not running", True))
+
+    def lookup(self, order: Order) -> None:
+        """Ask the exchange about ``order`` by its client id; the answer comes through ``drain``.
+        Nothing happens when the worker is down (the core asks again later)."""
+        if not self.worker.post(self.worker.on_lookup, self._spec(order)):
+            log.warning("%s - lookup of %s: the live client is not running", order.symbol, order.client_order_id)
+
+    @staticmethod
+    def _spec(order: Order) -> OrderSpec:
+        return OrderSpec(order.client_order_id, order.symbol, order.side, order.qty, order.reason, order.created_ts)
+
+    # ------------------------------------------------------------------ events to the engine thread
+
+    @property
+    def wakeup_fd(self) -> int:
+        """Readable when events wait for ``drain`` (register it with the engine's poller)."""
+        return self._rfd
+
+    def _post(self, event: ExecutionEvent) -> None:
+        """Worker side: queue an event, wake the engine loop."""
+        self._events.put(event)
+        with contextlib.suppress(OSError):  # the pipe is full (already awake) or closed
+            os.write(self._wfd, b"\x00")
+
+    def drain(self, limit: int = 10_000) -> int:
+        """Deliver queued events to the listener, on the calling (engine) thread; how many."""
+        if self._engine_thread is not None and threading.current_thread() is not self._engine_thread:
+            raise RuntimeError("BinanceLiveClient.drain must run on the thread that bound the core")
+        try:
+            while os.read(self._rfd, 4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        n = 0
+        while n < limit:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                break
+            n += 1
+            if self._listener is None:
+                log.error("live client: event before bind(): %r", event)
+                continue
+            self._listener(event)
+        return n
+
+    # ------------------------------------------------------------------ what the engine can show
+
+    def status(self) -> LiveStatus:
+        return dataclasses.replace(self.worker.status)
+
+    def set_fee_price(self, asset: str, quote: str, price: float) -> None:
+        """A fee asset's price (e.g. BNB in USDT from the engine's own ticks), for fee conversion."""
+        self.worker.post(self.worker.set_fee_price, asset, quote, price)
+
+    # ------------------------------------------------------------------ kill-switch helpers
+
+    def _call(self, what: str, coro: Any) -> Any:
+        try:
+            return self.worker.call(coro, self.cfg.call_timeout_s, what)
+        except LiveCallError as e:
+            raise LiveClientError(self.scrub(e.c.reason)) from None
+
+    def open_orders(self, symbols: Iterable[str]) -> list[dict[str, Any]]:
+        """Open orders at the exchange for ``symbols``: plain dicts."""
+        return self._call("open orders", self._open_orders(list(symbols)))
+
+    def cancel_all(self, symbols: Iterable[str]) -> dict[str, int]:
+        """Cancel every open order of ``symbols``; how many were cancelled per symbol."""
+        return self._call("cancel all", self._cancel_all(list(symbols)))
+
+    def balances(self) -> dict[str, dict[str, float]]:
+        """Spot balances that are not zero: ``{asset: {free, used, total}}``."""
+        return self._call("balances", self._balances())
+
+    async def _open_orders(self, symbols: list[str]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for s in symbols:
+            for o in await self.worker.api.call(f"{s} open orders", "fetch_open_orders", s):
+                out.append({k: o.get(k) for k in ("symbol", "id", "clientOrderId", "side", "type", "amount",
+                                                   "filled", "price", "status", "timestamp")})  # fmt: skip
+        return out
+
+    async def _cancel_all(self, symbols: list[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in symbols:
+            try:
+                res = await self.worker.api.call(f"{s} cancel all", "cancel_all_orders", s)
+            except LiveCallError as e:
+                if e.c.outcome is Outcome.NOT_FOUND:  # -2011: nothing open
+                    out[s] = 0
+                    continue
+                raise
+            out[s] = len(res) if isinstance(res, list) else 0
+        return out
+
+    async def _balances(self) -> dict[str, dict[str, float]]:
+        bal = await self.worker.api.call("balances", "fetch_balance")
+        out: dict[str, dict[str, float]] = {}
+        for asset, total in (bal.get("total") or {}).items():
+            if total:
+                out[asset] = {"free": float(bal.get("free", {}).get(asset) or 0.0),
+                              "used": float(bal.get("used", {}).get(asset) or 0.0), "total": float(total)}  # fmt: skip
+        return out

@@ -1,0 +1,466 @@
+"""The live client's worker thread: one asyncio loop owning the ccxt clients and every request.
+
+Owns ``LiveWorker`` and ``LiveStatus``. The engine thread never waits on it for an order:
+``submit`` / ``lookup`` hand it an ``OrderSpec`` and return; what the venue says comes back as
+execution events through the ``emit`` callback (the client queues them for the engine thread).
+
+Placing an order (the core journaled it before):
+
+1. ``create_order(symbol, 'market', side, qty, None, {'clientOrderId': cid})`` (sent as
+   ``newClientOrderId``; ``newOrderRespType`` FULL, so the answer carries the fills).
+2. A definite refusal (-2010, -1013, InvalidOrder, 429/418...) -> ``OrderRejected``.
+3. An ambiguous outcome (timeout, reset, 5xx, -1006/-1007) -> look the id up first
+   (``fetch_order(None, symbol, {'clientOrderId': cid})``), again with back-off while the lookup
+   itself is ambiguous. Found -> follow it. "Does not exist" (-2013) is believed only once the
+   request's ``recvWindow`` has run out (until then the first request may still land) -> resend
+   with the same id (at most ``MAX_RESENDS`` times). Never a second create otherwise.
+
+Order state comes from the private stream (``watch_orders`` / ``watch_my_trades``); an open
+order with no word for ``stream_silence_s`` (or any open order when a stream fails) is polled
+over REST (``fetch_order`` by client id, then the order's trades by ``orderId``). A trade that
+only REST found means the stream missed it: the streams are reopened.
+
+Rate limits: ccxt's limiter paces requests; a 429 backs every request off for Retry-After
+(doubling from 1 s without one); a 418 is a ban (``banned_until_ms``). While backed off or
+banned, a new order is refused at once without being sent (``OrderRejected``, retryable) and
+other requests wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from engine.core.models import Side
+from engine.core.orders import ExecutionEvent, OrderNotFound, OrderRejected
+from engine.execution.binance_connect import LiveConfig, build_exchanges
+from engine.execution.live_errors import Classified, LiveCallError, Outcome, Scrubber, classify
+from engine.execution.live_orders import OrderLedger, Track
+from engine.execution.live_rest import LiveStatus, RestGate
+
+log = logging.getLogger("engine.live")
+
+MAX_RESENDS = 3  # creates resent with the same id after the venue said it never saw it
+LOOKUP_BACKOFF_MAX_S = 10.0
+RECV_MARGIN_S = 1.0  # beyond recvWindow before "does not exist" is believed
+TICK_S = 0.2  # the poller's period
+STREAM_READY_S = 5.0  # start() waits this long at most for the user stream
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSpec:
+    """What the worker needs of a core ``Order`` (a copy: the core's object is not shared)."""
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    qty: float
+    reason: str
+    created_ms: int
+
+    def track(self) -> Track:
+        return Track(self.client_order_id, self.symbol, Side(self.side), self.qty, self.reason, self.created_ms)
+
+
+class LiveStartError(RuntimeError):
+    """The worker could not start (markets, credentials, endpoints); one scrubbed line."""
+
+
+class LiveWorker:
+    def __init__(self, cfg: LiveConfig, emit: Callable[[ExecutionEvent], None], time_ms: Callable[[], int],
+                 scrub: Scrubber) -> None:  # fmt: skip
+        self.cfg = cfg
+        self._emit = emit
+        self.time_ms = time_ms
+        self.scrub = scrub
+        self.status = LiveStatus()
+        self.api = RestGate(self.status, scrub)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread: threading.Thread | None = None
+        self.rest: Any = None
+        self.pro: Any = None
+        self.ledger: OrderLedger | None = None
+        self.markets: dict[str, Any] = {}
+        self._ready = threading.Event()
+        self._start_error = ""
+        self._stop: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._streams: list[asyncio.Task[Any]] = []
+        self._stream_fail_logged = 0
+        self._restarting = False
+        self._stream_ok = False  # the user stream delivered since its last failure
+
+    # ------------------------------------------------------------------ engine-thread side
+
+    def start(self, timeout_s: float) -> dict[str, Any]:
+        """Start the thread, load the markets, open the streams; the loaded markets."""
+        self.thread = threading.Thread(target=self._run, name="binance-live", daemon=True)
+        self.thread.start()
+        if not self._ready.wait(timeout_s):
+            self.stop(5.0)
+            raise LiveStartError(f"live client: not ready after {timeout_s:g} s (markets not loaded)")
+        if self._start_error:
+            self.stop(5.0)
+            raise LiveStartError(self._start_error)
+        return self.markets
+
+    def post(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Run ``fn(*args)`` on the worker loop; False when the worker is not running."""
+        loop = self.loop
+        if loop is None or loop.is_closed() or self.status.state != "running":
+            return False
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # closed between the check and the call
+            return False
+        return True
+
+    def call(self, coro: Coroutine[Any, Any, Any], timeout_s: float, what: str) -> Any:
+        """Run ``coro`` on the worker and wait for it (the engine's kill switch helpers)."""
+        loop = self.loop
+        if loop is None or loop.is_closed() or self.status.state != "running":
+            coro.close()
+            raise LiveCallError(Classified(Outcome.REFUSED, f"{what}: the live client is not running"))
+        fut = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return fut.result(timeout_s)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise LiveCallError(Classified(Outcome.AMBIGUOUS, f"{what}: no answer in {timeout_s:g} s")) from None
+
+    def stop(self, timeout_s: float) -> None:
+        loop, stop = self.loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stop.set)
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout_s)
+            if self.thread.is_alive():
+                log.error("live client: the worker thread did not stop in %g s", timeout_s)
+
+    # ------------------------------------------------------------------ the loop
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self.loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        finally:
+            loop.close()
+            self.status.state = "closed" if self.status.state != "failed" else "failed"
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        try:
+            self.rest, self.pro = build_exchanges(self.cfg)
+            self.api.rest = self.rest
+            for ex in (self.rest, self.pro):
+                ex.logger = logging.getLogger("engine.live.ccxt")
+            self.markets = await self.rest.load_markets()
+            self.pro.set_markets(self.rest.markets, self.rest.currencies)
+            self.pro.options["timeDifference"] = self.rest.options.get("timeDifference", 0)
+            missing = [s for s in self.cfg.symbols if s not in self.markets]
+            if missing:
+                raise LiveStartError(f"live client: {', '.join(missing)} not listed by the exchange")
+            self.ledger = OrderLedger(self.markets, self._emit, self.time_ms)
+            self._open_streams()
+            await self._stream_ready(STREAM_READY_S)
+            self._spawn(self._poller())
+            self.status.state = "running"
+        except Exception as exc:
+            self.status.state = "failed"
+            msg = str(exc) if isinstance(exc, LiveStartError) else classify(exc, self.scrub, "live client start").reason
+            self._start_error = self.scrub(msg)
+        finally:
+            self._ready.set()
+        if self.status.state == "running":
+            await self._stop.wait()
+        await self._teardown()
+
+    async def _teardown(self) -> None:
+        tasks = [t for t in (*self._tasks, *self._streams) if not t.done()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for ex in (self.pro, self.rest):
+            if ex is not None:
+                try:
+                    await ex.close()
+                except Exception as exc:
+                    log.warning("live client: closing a ccxt client: %s", self.scrub(exc))
+        if self.status.state == "running":
+            self.status.state = "closed"
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.status.failed(classify(exc, self.scrub, "live client task") if exc else None)
+            log.error("live client: a task failed: %s", self.status.last_error)
+
+    # ------------------------------------------------------------------ requests (loop thread)
+
+    def on_submit(self, spec: OrderSpec) -> None:
+        assert self.ledger is not None
+        t = self.ledger.track(spec.client_order_id)
+        if t is not None:  # submitted twice: the first one's flow answers for both
+            log.warning("%s - order %s submitted again: ignored", spec.symbol, spec.client_order_id)
+            return
+        t = self.ledger.add(spec.track())
+        t.placing = True
+        self._spawn(self._place(t))
+
+    def on_lookup(self, spec: OrderSpec) -> None:
+        assert self.ledger is not None
+        t = self.ledger.track(spec.client_order_id)
+        if t is None:
+            t = self.ledger.add(spec.track())  # an order of an earlier run (or a lost answer)
+            t.last_sent_wall = spec.created_ms / 1000.0
+        elif t.done:
+            self.ledger.replay(t)
+            return
+        if t.placing or t.resolving:
+            return  # the flow in progress will answer
+        t.resolving = True
+        self._spawn(self._lookup(t))
+
+    # ------------------------------------------------------------------ placing
+
+    async def _place(self, t: Track) -> None:
+        assert self.ledger is not None
+        cid = t.client_order_id
+        try:
+            for attempt in range(MAX_RESENDS + 1):
+                t.last_sent_wall = time.time()
+                try:
+                    o = await self.api.call(f"{t.symbol} create {cid}", "create_order", t.symbol, "market",
+                                             t.side.value, t.qty, None, {"clientOrderId": cid}, create=True)  # fmt: skip
+                except LiveCallError as e:
+                    c = e.c
+                    if c.outcome in (Outcome.REFUSED, Outcome.RATE_LIMITED, Outcome.BANNED, Outcome.NOT_FOUND):
+                        self._reject(t, c.reason, c.retryable and c.outcome is not Outcome.NOT_FOUND)
+                        return
+                    log.warning("%s - order %s: %s: looking it up before anything else", t.symbol, cid, c.reason)
+                    found = await self._find(t)
+                    if found is None:
+                        if attempt < MAX_RESENDS:
+                            self.status.resends += 1
+                            log.warning("%s - order %s never reached the exchange: sending it again (same id)", t.symbol, cid)
+                        continue
+                    o = found
+                t.placing = False
+                await self._follow(t, o)
+                return
+            self._reject(t, f"not placed: the exchange never saw it after {MAX_RESENDS + 1} attempts", True)
+        finally:
+            t.placing = False
+
+    def _reject(self, t: Track, reason: str, retryable: bool) -> None:
+        assert self.ledger is not None
+        self.status.rejects += 1
+        t.done = True
+        log.warning("%s - order %s refused: %s", t.symbol, t.client_order_id, reason)
+        self.ledger.emit(t, OrderRejected(t.client_order_id, self.time_ms(), reason, retryable))
+
+    async def _find(self, t: Track) -> dict[str, Any] | None:
+        """The venue's order for ``t``'s client id, or None once the venue says (after the
+        request's recvWindow has run out) that it does not exist. Retries while ambiguous."""
+        delay = 0.25
+        while True:
+            self.status.lookups += 1
+            try:
+                o: dict[str, Any] = await self.api.call(f"{t.symbol} lookup {t.client_order_id}", "fetch_order",
+                                                         None, t.symbol, {"clientOrderId": t.client_order_id})  # fmt: skip
+                return o
+            except LiveCallError as e:
+                if e.c.outcome is Outcome.NOT_FOUND:
+                    settle = t.last_sent_wall + self.cfg.recv_window_ms / 1000.0 + RECV_MARGIN_S
+                    if time.time() >= settle:
+                        return None
+                    await asyncio.sleep(settle - time.time())  # the first request may still land
+                    continue
+                self.status.retries += 1
+                log.warning("%s - lookup of %s: %s: again in %.2f s", t.symbol, t.client_order_id, e.c.reason, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LOOKUP_BACKOFF_MAX_S)
+
+    async def _lookup(self, t: Track) -> None:
+        assert self.ledger is not None
+        try:
+            o = await self._find(t)
+            if o is None:
+                if not t.accepted and not t.done:
+                    t.done = True
+                    self.ledger.emit(t, OrderNotFound(t.client_order_id, self.time_ms()))
+                return
+            await self._follow(t, o)
+        finally:
+            t.resolving = False
+
+    async def _follow(self, t: Track, o: dict[str, Any]) -> int:
+        """Apply a venue order to ``t``, fetching its trades when the venue filled more than
+        the trades seen; the number of trades only this REST call found."""
+        assert self.ledger is not None
+        self.ledger.order(t, o)
+        new = 0
+        if t.needs_trades and t.venue_id:
+            try:
+                trades = await self.api.call(f"{t.symbol} trades of {t.client_order_id}", "fetch_my_trades",
+                                              t.symbol, None, None, {"orderId": t.venue_id})  # fmt: skip
+            except LiveCallError as e:  # the poller asks again
+                log.warning("%s - trades of %s: %s", t.symbol, t.client_order_id, e.c.reason)
+                trades = []
+            for tr in trades:
+                if str(tr.get("order") or t.venue_id) == t.venue_id:
+                    new += self.ledger.trade(t, tr)
+            self.ledger.finish(t)
+        self._sync_counters()
+        return new
+
+    def _sync_counters(self) -> None:
+        led = self.ledger
+        if led is None:
+            return
+        self.status.fills, self.status.duplicate_fills = led.fills, led.duplicates
+        self.status.fees_unpriced = led.fee_prices.unpriced
+        for note in led.notes:
+            log.warning("live client: %s", note)
+        if led.notes:
+            self._price_fee_assets()
+        led.notes.clear()
+
+    def _price_fee_assets(self) -> None:
+        """Fetch, for the next fills, the price of each fee asset that had none."""
+        assert self.ledger is not None
+        fp = self.ledger.fee_prices
+        for asset, quote in list(fp.missing):
+            fp.missing.discard((asset, quote))
+            if f"{asset}/{quote}" in self.markets:
+                self._spawn(self._fee_price(asset, quote))
+
+    async def _fee_price(self, asset: str, quote: str) -> None:
+        assert self.ledger is not None
+        try:
+            tk = await self.api.call(f"{asset}/{quote} price", "fetch_ticker", f"{asset}/{quote}")
+        except LiveCallError as e:
+            log.warning("live client: no %s price for fees: %s", asset, e.c.reason)
+            return
+        price = tk.get("last") or tk.get("close")
+        if isinstance(price, int | float):
+            self.ledger.fee_prices.set(asset, quote, float(price))
+
+    def set_fee_price(self, asset: str, quote: str, price: float) -> None:
+        if self.ledger is not None:
+            self.ledger.fee_prices.set(asset, quote, price)
+
+    # ------------------------------------------------------------------ streams and polling
+
+    async def _stream_ready(self, timeout_s: float) -> None:
+        """Wait (a little) for the user stream's subscription, so the first order's events
+        are not missed; REST polling covers them if it is late."""
+        try:
+            await asyncio.wait_for(self.pro.authenticate({"type": self.cfg.market}), timeout_s)
+        except Exception as exc:
+            log.warning("live client: the user stream is not up yet (%s): REST polls meanwhile",
+                        classify(exc, self.scrub).reason)
+
+    def _open_streams(self) -> None:
+        self._streams = [self._spawn(self._watch("orders")), self._spawn(self._watch("trades"))]
+
+    async def _restart_streams(self) -> None:
+        if self._restarting:
+            return
+        self._restarting = True
+        try:
+            await self._reopen()
+        finally:
+            self._restarting = False
+
+    async def _reopen(self) -> None:
+        self._stream_ok = False
+        for task in self._streams:
+            task.cancel()
+        await asyncio.gather(*self._streams, return_exceptions=True)
+        try:
+            await self.pro.close()
+        except Exception as exc:
+            log.warning("live client: closing the user stream: %s", self.scrub(exc))
+        self.status.stream_reconnects += 1
+        self._open_streams()
+
+    async def _watch(self, kind: str) -> None:
+        assert self.ledger is not None
+        delay = 0.25
+        while True:
+            try:
+                items = await (self.pro.watch_orders() if kind == "orders" else self.pro.watch_my_trades())
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                c = classify(exc, self.scrub, f"user stream ({kind})")
+                self.status.failed(c)
+                self._stream_ok = False
+                self.status.stream_reconnects += 1
+                if self._stream_fail_logged < 5 or self.status.stream_reconnects % 50 == 0:
+                    self._stream_fail_logged += 1
+                    log.warning("live client: %s: reconnecting in %.2f s (REST polls open orders meanwhile)", c.reason, delay)
+                for t in self.ledger.active():
+                    t.last_news = 0.0  # every open order is due for a poll now
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            delay = 0.25
+            self._stream_ok = True
+            log.debug("user stream (%s): %d update(s)", kind, len(items))
+            for item in items:
+                info = item.get("info") or {}
+                cid = item.get("clientOrderId") if kind == "orders" else (info.get("C") or info.get("c"))
+                t = self.ledger.find(cid, item.get("id") if kind == "orders" else item.get("order"))
+                if t is None or t.done:
+                    continue
+                if kind == "orders":
+                    self.ledger.order(t, item)
+                else:
+                    self.ledger.trade(t, item)
+            self._sync_counters()
+
+    async def _poller(self) -> None:
+        assert self.ledger is not None
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = time.monotonic()
+            for t in self.ledger.active():
+                if t.placing or t.resolving or not t.accepted:
+                    continue
+                if now - t.last_news >= self.cfg.stream_silence_s and now - t.last_poll >= self.cfg.poll_every_s:
+                    t.last_poll = now
+                    t.resolving = True
+                    self._spawn(self._poll(t))
+            self.ledger.prune()
+
+    async def _poll(self, t: Track) -> None:
+        self.status.polls += 1
+        try:
+            o = await self.api.call(f"{t.symbol} poll {t.client_order_id}", "fetch_order", None, t.symbol,
+                                     {"clientOrderId": t.client_order_id})  # fmt: skip
+            if await self._follow(t, o) and self._stream_ok:
+                self.status.stream_misses += 1
+                log.warning("%s - order %s: a fill only REST saw: reopening the user stream", t.symbol, t.client_order_id)
+                await self._restart_streams()
+        except LiveCallError as e:
+            log.warning("%s - poll of %s: %s", t.symbol, t.client_order_id, e.c.reason)
+        finally:
+            t.resolving = False
