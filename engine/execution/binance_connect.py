@@ -160,6 +160,7 @@ def exchange_options(cfg: LiveConfig) -> dict[str, Any]:
             "recvWindow": cfg.recv_window_ms,
             "fetchMarkets": {"types": [default_type if default_type == "spot" else "linear"]},
             "fetchCurrencies": False,
+            "fetchMargins": False,  # spot trading needs no margin pairs (two sapi calls, and weight)
             "adjustForTimeDifference": cfg.adjust_time,
             "newOrderRespType": {"market": cfg.order_resp_type, "limit": cfg.order_resp_type},
         },
