@@ -30,9 +30,16 @@ fapi.binance.com)::
 
 A pytest fixture: ``exchange_server`` (import it into a test module) yields a started
 ``BinanceExchange`` with the default key, secret and balances, and stops it after the test.
+For synchronous code: ``with ThreadedExchange(**kwargs) as t:`` runs one on a background loop
+(``t.server``; ``t.run(coro)`` runs a coroutine such as ``t.server.set_price(...)`` there).
 Standalone: ``python tests/binance_exchange.py --port N`` prints one ``binance-exchange ready``
 line with the URLs; the key/secret come from ``--api-key``/``--api-secret`` (or the env vars
-``BINANCE_EXCHANGE_KEY``/``BINANCE_EXCHANGE_SECRET``); the secret is never printed.
+``BINANCE_EXCHANGE_KEY``/``BINANCE_EXCHANGE_SECRET``); the secret is never printed. A server run
+as a process is driven over test-only endpoints (not Binance's, not counted, no auth):
+``POST /_test/fault`` (JSON: kind, endpoint, times, options as for ``fault``), ``POST
+/_test/price`` ({symbol, price, bid?, ask?}), ``POST /_test/balance`` ({asset, free, api_key?}),
+``POST /_test/close_user_streams``, ``GET /_test/state`` (exposure, flat, counts, order log,
+duplicate client ids, faults fired, auth failures).
 
 Controls::
 
@@ -69,6 +76,7 @@ Observations::
     server.stats.requests                         # RequestRecord(method, path, params, status, fault, api_key)
     server.stats.orders                           # OrderRecord of every accepted order (spot, futures, futures-algo)
     server.stats.orders_with_client_id(cid); server.stats.duplicate_client_ids()
+    server.exposure(api_key=None); server.is_flat(api_key=None)   # open orders (spot, futures, algo), positions
     server.spot.open_orders(api_key=None, symbol=None); server.spot.account(key).balances / .trades
     server.futures.positions(key); server.futures.open_orders(); server.futures.open_algo_orders()
     server.auth.failures[-1022]                   # refused signatures (also -1021, -2014, -2015)
@@ -84,6 +92,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +193,41 @@ class BinanceExchange(BinanceServer):
     async def close_user_streams(self, api_key: str | None = None, abrupt: bool = True) -> int:
         return await self.spot.close_streams(api_key, abrupt) + await self.futures.close_streams(api_key, abrupt)
 
+    def exposure(self, api_key: str | None = None) -> dict[str, list[str]]:
+        """What is still working at the exchange: open spot orders, open futures orders, open
+        futures algo orders and non-zero futures positions (``"BTCUSDT -0.010"``), by kind."""
+        key = api_key or self.api_key
+        return {
+            "spot_orders": [f"{o.symbol} {o.client_order_id}" for o in self.spot.open_orders(key)],
+            "futures_orders": [f"{o.symbol} {o.client_order_id}" for o in self.futures.open_orders(key)],
+            "futures_algo_orders": [f"{a.symbol} {a.client_algo_id}" for a in self.futures.open_algo_orders(key)],
+            "futures_positions": [f"{s} {self.futures._q(s, p.amt)}" for s, p in self.futures.positions(key).items()],
+        }
+
+    def is_flat(self, api_key: str | None = None) -> bool:
+        """No open order (spot, futures, algo) and no futures position: the kill switch's goal."""
+        return not any(self.exposure(api_key).values())
+
+    def active_ids(self) -> set[str]:
+        """Market ids with something working: the random walk moves these even without subscribers."""
+        ids = {o.symbol for o in self.spot.open_orders()} | {o.symbol for o in self.futures.open_orders()}
+        ids |= {a.symbol for a in self.futures.open_algo_orders()}
+        for acct in self.futures.accounts.values():
+            ids |= {s for s, p in acct.positions.items() if p.amt != 0}
+        return ids
+
+    async def _steady_loop(self, rate_hz: float) -> None:
+        period = 1.0 / rate_hz
+        next_at = time.monotonic()
+        while True:
+            now = time.monotonic()
+            for market_id in sorted(self.subscribed_ids() | self.active_ids()):
+                m = self.markets.get(market_id)
+                if m is not None and m.stalled_until <= now:
+                    await self.tick(market_id)
+            next_at += period
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
     # ------------------------------------------------------------------ URLs
 
     @property
@@ -206,7 +251,40 @@ class BinanceExchange(BinanceServer):
         self.futures.add_routes(app)
         app.router.add_get("/fstream/{tail:.*}", self._ws_handler)
         app.router.add_get("/private/ws", self._ws_handler)
+        app.router.add_post("/_test/fault", self._control_fault)
+        app.router.add_post("/_test/price", self._control_price)
+        app.router.add_post("/_test/balance", self._control_balance)
+        app.router.add_post("/_test/close_user_streams", self._control_close_streams)
+        app.router.add_get("/_test/state", self._control_state)
         return app
+
+    # Test-only control endpoints (not Binance's): for a server run as a process (CLI).
+    async def _control_fault(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        f = self.fault(body.pop("kind"), body.pop("endpoint", None), int(body.pop("times", 1)), **body)
+        return web.json_response({"armed": f.kind})
+
+    async def _control_price(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        await self.set_price(body["symbol"], float(body["price"]), body.get("bid"), body.get("ask"))
+        m = self.market(body["symbol"])
+        return web.json_response({"symbol": m.symbol, "bid": m.bid, "ask": m.ask, "last": m.last})
+
+    async def _control_balance(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.set_balance(body["asset"], float(body["free"]), body.get("api_key"))
+        return web.json_response({})
+
+    async def _control_close_streams(self, request: web.Request) -> web.Response:
+        return web.json_response({"closed": await self.close_user_streams()})
+
+    async def _control_state(self, request: web.Request) -> web.Response:
+        key = request.query.get("api_key") or self.api_key
+        return web.json_response({
+            "exposure": self.exposure(key), "flat": self.is_flat(key), "counts": dict(self.stats.counts),
+            "orders": [vars(o) for o in self.stats.orders], "duplicate_client_ids": self.stats.duplicate_client_ids(),
+            "faults_fired": self.faults.fired, "auth_failures": {str(k): v for k, v in self.auth.failures.items()},
+        })
 
     def route(self, app: web.Application, method: str, path: str, fn: Handler, venue: str, weight: int,
               *, order: bool = False, key_only: bool = False, public: bool = False) -> None:
@@ -236,7 +314,7 @@ class BinanceExchange(BinanceServer):
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        if request.headers.get("Upgrade", "").lower() == "websocket":
+        if request.headers.get("Upgrade", "").lower() == "websocket" or request.path.startswith("/_test/"):
             return await handler(request)
         method, path = request.method, request.path
         endpoint = f"{method} {path}"
@@ -419,6 +497,43 @@ def make_ccxt(server: BinanceExchange, kind: str = "pro", *, api_key: str | None
     options = {"defaultType": default_type, **config.pop("options", {})}
     ex = mod.binance({"apiKey": key, "secret": sec, "enableRateLimit": True, "timeout": 5000, "options": options, **config})
     return point_ccxt_at(ex, server.rest_url, None, server)
+
+
+class ThreadedExchange:
+    """A BinanceExchange on its own event loop in a background thread, for synchronous code
+    (``ccxt.binance``, a client that owns its own loop): ``with ThreadedExchange() as t: t.server``;
+    ``t.run(t.server.set_price("BTC/USDT", 60000))`` runs a coroutine on the server's loop."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="binance-exchange", daemon=True)
+        self.server: BinanceExchange
+
+    def run(self, coro: Awaitable[Any], timeout: float = 10.0) -> Any:
+        async def _await() -> Any:
+            return await coro
+
+        return asyncio.run_coroutine_threadsafe(_await(), self.loop).result(timeout)
+
+    def __enter__(self) -> ThreadedExchange:
+        self._thread.start()
+
+        async def _start() -> BinanceExchange:
+            server = BinanceExchange(**self._kwargs)
+            await server.start()
+            return server
+
+        self.server = self.run(_start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.run(self.server.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+            self.loop.close()
 
 
 try:  # the fixture needs pytest-asyncio, present in the test environment only

@@ -514,6 +514,9 @@ class SpotVenue:
         if not o.is_open:
             raise ApiError(-2011, MSG_UNKNOWN_ORDER)
         await self._finish(o, "CANCELED")
+        if o.order_list_id != -1:  # cancelling one leg cancels the whole order list
+            for sib in [x for x in acct.orders.values() if x.order_list_id == o.order_list_id and x.is_open]:
+                await self._finish(sib, "CANCELED")
         return self._cancel_view(o, ctx.params.get("newClientOrderId"))
 
     def _cancel_view(self, o: SpotOrder, new_cid: str | None) -> dict[str, Any]:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +31,13 @@ _TESTS_DIR = Path(__file__).resolve().parent
 if str(_TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(_TESTS_DIR))
 
-from binance_exchange import DEFAULT_SECRET, BinanceExchange, exchange_server, make_ccxt  # noqa: E402
+from binance_exchange import (  # noqa: E402
+    DEFAULT_SECRET,
+    BinanceExchange,
+    ThreadedExchange,
+    exchange_server,
+    make_ccxt,
+)
 
 pytestmark = pytest.mark.timeout(20)
 __all__ = ["exchange_server"]  # the fixture, imported for pytest
@@ -36,9 +45,12 @@ __all__ = ["exchange_server"]  # the fixture, imported for pytest
 BTC = "BTC/USDT"
 
 
+FAST = {"rateLimit": 5}  # ccxt's limiter stays on, 10x faster than Binance's 50 ms unit (some calls cost 30 units)
+
+
 @pytest_asyncio.fixture
 async def spot(exchange_server: BinanceExchange) -> AsyncIterator[Any]:
-    ex = make_ccxt(exchange_server, "pro")
+    ex = make_ccxt(exchange_server, "pro", **FAST)
     try:
         yield ex
     finally:
@@ -47,7 +59,7 @@ async def spot(exchange_server: BinanceExchange) -> AsyncIterator[Any]:
 
 @pytest_asyncio.fixture
 async def fut(exchange_server: BinanceExchange) -> AsyncIterator[Any]:
-    ex = make_ccxt(exchange_server, "pro", default_type="swap")
+    ex = make_ccxt(exchange_server, "pro", default_type="swap", **FAST)
     try:
         yield ex
     finally:
@@ -133,9 +145,9 @@ async def test_cancel_open_orders_and_unknown_order(exchange_server: BinanceExch
 
 
 async def test_wrong_signature_unknown_key_and_stale_timestamp(exchange_server: BinanceExchange) -> None:
-    bad = make_ccxt(exchange_server, "async", secret="not-the-secret")
-    unknown = make_ccxt(exchange_server, "async", api_key="nobody", secret="x")
-    good = make_ccxt(exchange_server, "async")
+    bad = make_ccxt(exchange_server, "async", secret="not-the-secret", **FAST)
+    unknown = make_ccxt(exchange_server, "async", api_key="nobody", secret="x", **FAST)
+    good = make_ccxt(exchange_server, "async", **FAST)
     try:
         with pytest.raises(ccxt.AuthenticationError, match="-1022"):
             await bad.fetch_balance()
@@ -455,7 +467,61 @@ async def test_futures_dropped_answer_order_exists(exchange_server: BinanceExcha
     assert len(exchange_server.stats.orders_with_client_id("fdrop-1")) == 1
 
 
+async def test_kill_switch_through_ccxt_leaves_the_server_flat(exchange_server: BinanceExchange, spot: Any, fut: Any) -> None:
+    sym = "BTC/USDT:USDT"
+    exchange_server.set_balance("BTC", 0.01)
+    await exchange_server.set_price(BTC, 65000.0)
+    await spot.create_order(BTC, "limit", "buy", 0.001, 60000.0, {"clientOrderId": "k-entry"})
+    await spot.create_order(BTC, "limit", "sell", 0.01, 63900.0, {"stopLossPrice": 64000.0, "clientOrderId": "k-stop"})
+    await fut.create_order(sym, "market", "sell", 0.01, None, {"clientOrderId": "k-short"})
+    await fut.create_order(sym, "limit", "sell", 0.01, 66000.0, {"clientOrderId": "k-fentry"})
+    await fut.create_order(sym, "market", "buy", 0.01, None, {"stopLossPrice": 66500.0, "reduceOnly": True, "clientOrderId": "k-fstop"})
+    assert not exchange_server.is_flat()
+    assert exchange_server.exposure()["futures_positions"] == ["BTCUSDT -0.010"]
+    await spot.cancel_all_orders(BTC)
+    await fut.cancel_all_orders(sym)
+    await fut.cancel_all_orders(sym, {"trigger": True})
+    for p in await fut.fetch_positions([sym]):
+        side = "buy" if p["side"] == "short" else "sell"
+        await fut.create_order(sym, "market", side, p["contracts"], None, {"reduceOnly": True, "clientOrderId": "k-close"})
+    assert exchange_server.is_flat(), exchange_server.exposure()
+    assert await spot.fetch_open_orders(BTC) == [] and await fut.fetch_positions([sym]) == []
+
+
+async def test_delayed_answer_times_out_in_ccxt_but_the_order_is_placed(exchange_server: BinanceExchange) -> None:
+    ex = make_ccxt(exchange_server, "async", timeout=300, **FAST)
+    try:
+        exchange_server.fault("delay", "POST /api/v3/order", delay_s=1.0)
+        with pytest.raises(ccxt.RequestTimeout):
+            await ex.create_order(BTC, "market", "buy", 0.001, None, {"clientOrderId": "slow-1"})
+        assert (await ex.fetch_order(None, BTC, {"clientOrderId": "slow-1"}))["status"] == "closed"
+    finally:
+        await ex.close()
+
+
+async def test_the_random_walk_moves_pairs_with_working_orders(exchange_server: BinanceExchange, spot: Any) -> None:
+    await spot.create_order("ETH/USDT", "limit", "buy", 0.01, 3000.0, {"clientOrderId": "walk-1"})
+    m = exchange_server.market("ETH/USDT")
+    before = m.last_trade_id
+    exchange_server.start_steady(100.0)
+    await _until(lambda: m.last_trade_id > before + 3)
+    await exchange_server.stop_steady()
+    assert "ETHUSDT" in exchange_server.active_ids()
+
+
 # --------------------------------------------------------------------------- harness
+
+
+def test_threaded_server_with_sync_ccxt() -> None:
+    with ThreadedExchange() as t:
+        ex = make_ccxt(t.server, "sync", **FAST)
+        t.run(t.server.set_price(BTC, 50000.0, bid=49999.99, ask=50000.01))
+        o = ex.create_order(BTC, "market", "buy", 0.002, None, {"clientOrderId": "sync-1"})
+        assert o["status"] == "closed" and o["average"] == pytest.approx(50000.01)
+        assert ex.fetch_balance()["BTC"]["free"] == pytest.approx(0.001998)
+        t.server.fault("http", "POST /api/v3/order", status=502)
+        with pytest.raises(ccxt.ExchangeNotAvailable):
+            ex.create_order(BTC, "market", "buy", 0.002, None, {"clientOrderId": "sync-2"})
 
 
 async def test_sync_ccxt_and_secret_never_logged(exchange_server: BinanceExchange, caplog: pytest.LogCaptureFixture) -> None:
@@ -483,6 +549,14 @@ def test_standalone_prints_urls_not_the_secret(tmp_path: Path) -> None:
         line = proc.stdout.readline()
         assert line.startswith("binance-exchange ready rest=http://127.0.0.1:")
         assert "ws_api=ws://127.0.0.1:" in line and "standalone-secret-xyz" not in line
+        rest = line.split()[2].removeprefix("rest=")
+        req = urllib.request.Request(f"{rest}/_test/fault", data=json.dumps({"kind": "http", "endpoint": "GET /api/v3/time"}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        assert json.loads(urllib.request.urlopen(req, timeout=5).read())["armed"] == "http"
+        with pytest.raises(urllib.error.HTTPError, match="503"):
+            urllib.request.urlopen(f"{rest}/api/v3/time", timeout=5)
+        state = json.loads(urllib.request.urlopen(f"{rest}/_test/state", timeout=5).read())
+        assert state["flat"] is True and state["counts"]["GET /api/v3/time"] == 1
     finally:
         proc.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
