@@ -54,6 +54,10 @@ Controls::
     server.futures.dual_side = True              # hedge mode (the live client must refuse it)
     server.futures.countdown_cancels_algo = False  # whether countdownCancelAll also cancels algo orders
     await server.close_user_streams(api_key=None)  # spot ws-api and futures listenKey streams
+    server.mute_user_streams(True)               # a silent stream: events dropped, sockets open
+    await server.send_malformed_user_event()     # one truncated JSON frame on every user stream
+    await server.spot.terminate_subscriptions()  # eventStreamTerminated (spot ws-api)
+    await server.futures.expire_listen_key()     # listenKeyExpired, then the stream closes
 
 Faults (each fires on the next matching request, ``times`` times, after ``skip`` matches)::
 
@@ -192,6 +196,20 @@ class BinanceExchange(BinanceServer):
 
     async def close_user_streams(self, api_key: str | None = None, abrupt: bool = True) -> int:
         return await self.spot.close_streams(api_key, abrupt) + await self.futures.close_streams(api_key, abrupt)
+
+    def mute_user_streams(self, muted: bool = True) -> None:
+        """A silent user stream: events are dropped, sockets stay open and answer pings."""
+        self.spot.muted = self.futures.muted = muted
+
+    async def send_malformed_user_event(self, api_key: str | None = None) -> int:
+        """One truncated JSON frame on every spot and futures user-data connection of ``api_key``."""
+        text = '{"subscriptionId":0,"event":{"e":"executionReport","E":' + str(self.auth.server_time())
+        n = await self.spot.send_raw(text, api_key)
+        for conn, key in list(self.futures.streams.items()):
+            if api_key is None or key == api_key:
+                await conn.send('{"e":"ORDER_TRADE_UPDATE","E":')
+                n += 1
+        return n
 
     def exposure(self, api_key: str | None = None) -> dict[str, list[str]]:
         """What is still working at the exchange: open spot orders, open futures orders, open
@@ -403,6 +421,9 @@ class BinanceExchange(BinanceServer):
         return self._fault_response(f)
 
     # ------------------------------------------------------------------ price and streams
+
+    async def _rest_time(self, request: web.Request) -> web.Response:
+        return self._record(request) or self._json({"serverTime": self.auth.server_time()})
 
     async def _emit(self, m: MarketState) -> dict[str, Any]:
         event = await super()._emit(m)

@@ -149,6 +149,8 @@ class FuturesVenue:
         self.streams: dict[Connection, str] = {}  # connection -> api key
         self.countdowns: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.countdown_fired: list[tuple[str, str, int]] = []  # (api key, symbol, orders cancelled)
+        self.muted = False  # True: user-data events are dropped (a silent stream), connections stay open
+        self.events_dropped = 0
 
     # ------------------------------------------------------------------ markets
 
@@ -833,6 +835,9 @@ class FuturesVenue:
         return len(victims)
 
     async def _push(self, api_key: str, event: dict[str, Any]) -> None:
+        if self.muted:
+            self.events_dropped += 1
+            return
         text = json.dumps(event, separators=(",", ":"))
         for conn, key in list(self.streams.items()):
             if key == api_key:

@@ -119,6 +119,8 @@ class SpotVenue:
         self.streams: dict[Connection, dict[int, str]] = {}  # connection -> {subscriptionId: api key}
         self._sub_ids = itertools.count(0)
         self.events_sent = 0
+        self.muted = False  # True: user-data events are dropped (a silent stream), connections stay open
+        self.events_dropped = 0
 
     # ------------------------------------------------------------------ accounts
 
@@ -606,11 +608,34 @@ class SpotVenue:
         await self.push(o.api_key, self.account_position(o.api_key, assets or (entry["baseAsset"], entry["quoteAsset"])))
 
     async def push(self, api_key: str, event: dict[str, Any]) -> None:
+        if self.muted:
+            self.events_dropped += 1
+            return
         for conn, subs in list(self.streams.items()):
             for sid, key in list(subs.items()):
                 if key == api_key:
                     await conn.send(json.dumps({"subscriptionId": sid, "event": event}, separators=(",", ":")))
                     self.events_sent += 1
+
+    async def send_raw(self, text: str, api_key: str | None = None) -> int:
+        """Send ``text`` as is (e.g. a malformed frame) to the user-data connections of ``api_key``."""
+        conns = [c for c, subs in self.streams.items() if subs and (api_key is None or api_key in subs.values())]
+        for c in conns:
+            await c.send(text)
+        return len(conns)
+
+    async def terminate_subscriptions(self, api_key: str | None = None) -> int:
+        """``eventStreamTerminated`` to each subscription of ``api_key`` (None: all), which ends it;
+        the connection stays open (Binance does this when the session's subscription ends)."""
+        n = 0
+        for conn, subs in list(self.streams.items()):
+            for sid, key in list(subs.items()):
+                if api_key is None or key == api_key:
+                    event = {"e": "eventStreamTerminated", "E": self.host.auth.server_time()}
+                    await conn.send(json.dumps({"subscriptionId": sid, "event": event}, separators=(",", ":")))
+                    del subs[sid]
+                    n += 1
+        return n
 
     def subscribers(self, api_key: str | None = None) -> int:
         return sum(1 for subs in self.streams.values() for k in subs.values() if api_key is None or k == api_key)

@@ -381,6 +381,50 @@ async def test_user_stream_closed_mid_fill_rest_has_the_rest(exchange_server: Bi
     assert (await asyncio.wait_for(again, 5))[-1]["clientOrderId"] == "mid-2"
 
 
+async def test_silent_terminated_and_malformed_user_streams(exchange_server: BinanceExchange, spot: Any) -> None:
+    """What a client's staleness watchdog is for: each of these leaves a pending watch hanging."""
+    watch = asyncio.ensure_future(spot.watch_orders(BTC))
+    await _until(lambda: exchange_server.spot.subscribers() == 1)
+    exchange_server.mute_user_streams(True)  # silent: nothing arrives, the socket stays up
+    placed = await spot.create_order(BTC, "market", "buy", 0.001, None, {"clientOrderId": "quiet-1"})
+    await asyncio.sleep(0.2)
+    assert not watch.done() and exchange_server.spot.events_dropped >= 2
+    assert (await spot.fetch_order(placed["id"], BTC))["status"] == "closed"  # REST is the safety net
+    exchange_server.mute_user_streams(False)
+    # eventStreamTerminated: ccxt drops the subscription but does not fail the pending watch;
+    # only a new watch subscribes again, and then both get the next event
+    assert await exchange_server.spot.terminate_subscriptions() == 1
+    await asyncio.sleep(0.1)
+    assert not watch.done()
+    again = asyncio.ensure_future(spot.watch_orders(BTC))
+    await _until(lambda: exchange_server.spot.subscribers() == 1)
+    assert exchange_server.stats.counts["WS userDataStream.subscribe.signature"] == 2
+    await spot.create_order(BTC, "market", "buy", 0.001, None, {"clientOrderId": "quiet-2"})
+    assert (await asyncio.wait_for(watch, 5))[-1]["clientOrderId"] == "quiet-2"
+    assert (await asyncio.wait_for(again, 5))[-1]["clientOrderId"] == "quiet-2"
+    # one truncated JSON frame kills ccxt.pro's receive loop without failing anything
+    hung = asyncio.ensure_future(spot.watch_orders(BTC))
+    await asyncio.sleep(0.05)
+    assert await exchange_server.send_malformed_user_event() == 1
+    await spot.create_order(BTC, "market", "buy", 0.001, None, {"clientOrderId": "quiet-3"})
+    await asyncio.sleep(0.3)
+    assert not hung.done()
+    hung.cancel()
+
+
+async def test_clock_offset_fixed_by_ccxt_time_difference(exchange_server: BinanceExchange) -> None:
+    exchange_server.auth.clock_offset_ms = -20_000  # the server is 20 s behind: "ahead of the server"
+    ex = make_ccxt(exchange_server, "async", **FAST)
+    try:
+        with pytest.raises(ccxt.InvalidNonce):
+            await ex.fetch_balance()
+        await ex.load_time_difference()  # GET /api/v3/time reports the server's (offset) clock
+        assert ex.options["timeDifference"] == pytest.approx(20_000, abs=1_000)
+        await ex.fetch_balance()
+    finally:
+        await ex.close()
+
+
 # --------------------------------------------------------------------------- futures
 
 
@@ -455,6 +499,24 @@ async def test_futures_user_stream_over_listen_key(exchange_server: BinanceExcha
                                                                      "clientOrderId": "fws-stop"})
     algo = await asyncio.wait_for(watch, 5)  # ALGO_UPDATE
     assert algo[-1]["id"] == stop["id"] and algo[-1]["status"] == "open"
+
+
+async def test_futures_partial_fills_stream_closed_and_reduce_only_capped(exchange_server: BinanceExchange, fut: Any) -> None:
+    sym = "BTC/USDT:USDT"
+    trades = asyncio.ensure_future(fut.watch_my_trades(sym))
+    await _until(lambda: exchange_server.futures.subscribers() == 1)
+    exchange_server.fault("partial", "POST /fapi/v1/order", parts=2)
+    exchange_server.fault("close_user_stream", "POST /fapi/v1/order")
+    entry = await fut.create_order(sym, "market", "sell", 0.02, None, {"clientOrderId": "fp-1"})
+    assert entry["status"] == "closed"
+    first = await asyncio.wait_for(trades, 5)
+    assert len(first) == 1 and first[0]["amount"] == pytest.approx(0.01)
+    rest = await fut.fetch_my_trades(sym)
+    assert len(rest) == 2 and len({t["id"] for t in rest}) == 2
+    assert exchange_server.futures.subscribers() == 0
+    close = await fut.create_order(sym, "market", "buy", 0.05, None, {"reduceOnly": True, "clientOrderId": "fp-close"})
+    assert close["filled"] == pytest.approx(0.02) and close["status"] == "expired"  # only what reduces
+    assert exchange_server.is_flat()
 
 
 async def test_futures_dropped_answer_order_exists(exchange_server: BinanceExchange, fut: Any) -> None:
