@@ -498,6 +498,41 @@ def test_the_user_stream_closed_mid_fill_rest_polling_books_the_rest(
     assert len(_venue_orders(venue, order.client_order_id)) == 1
 
 
+def test_a_stream_that_goes_silent_is_reopened_after_rest_finds_a_fill_it_missed(venue: VenueThread, connect: Any) -> None:
+    """One malformed frame can stop ccxt.pro's receive loop without closing the socket: the
+    stream looks up but says nothing. A fill only REST found reopens it."""
+    clock = FakeClock()
+    client, acct = connect(clock, order_resp_type="ACK")
+    got: list[Any] = []
+    client.bind(got.append)
+    spot = venue.server.spot
+
+    async def silence() -> None:  # the socket stays open, nothing reaches it any more
+        for conn, subs in list(spot.streams.items()):
+            if acct.key in subs.values():
+                spot.streams.pop(conn)
+
+    def sell(cid: str) -> None:
+        client.submit(Order(cid, "BTC/USDT", Side.SELL, 0.001, "stop", cid, clock.ms), 0.0, 0.0)
+        end = time.monotonic() + 5
+        while not any(isinstance(e, OrderFilled) and e.client_order_id == cid for e in got) and time.monotonic() < end:
+            client.drain()
+            time.sleep(0.02)
+
+    venue.run(silence())
+    sell("mp-silent-1")
+    assert any(isinstance(e, OrderFilled) and e.client_order_id == "mp-silent-1" for e in got)  # by REST
+    st = client.status()
+    assert st.polls >= 1 and st.stream_misses == 1 and st.stream_reconnects >= 1
+    end = time.monotonic() + 5
+    while spot.subscribers(acct.key) == 0 and time.monotonic() < end:
+        time.sleep(0.02)
+    assert spot.subscribers(acct.key) == 1  # subscribed again (the silent socket was closed)
+    sell("mp-silent-2")
+    assert any(isinstance(e, OrderFilled) and e.client_order_id == "mp-silent-2" for e in got)
+    assert client.status().polls == st.polls  # the reopened stream brought it: no poll needed
+
+
 def test_429_backs_off_then_418_reports_a_ban(venue: VenueThread, connect: Any) -> None:
     clock = FakeClock()
     client, _ = connect(clock)

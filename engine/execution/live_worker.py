@@ -170,8 +170,10 @@ class LiveWorker:
             if missing:
                 raise LiveStartError(f"live client: {', '.join(missing)} not listed by the exchange")
             self.ledger = OrderLedger(self.markets, self._emit, self.time_ms)
-            self._open_streams()
+            # subscribe first, then watch: ccxt's authenticate() returns at once (before the
+            # venue confirms) when a concurrent watch has already raised the subscribed flag
             await self._stream_ready(STREAM_READY_S)
+            self._open_streams()
             self._spawn(self._poller())
             self.status.state = "running"
         except Exception as exc:
@@ -373,6 +375,7 @@ class LiveWorker:
         are not missed; REST polling covers them if it is late."""
         try:
             await asyncio.wait_for(self.pro.authenticate({"type": self.cfg.market}), timeout_s)
+            self._stream_ok = True  # subscribed: believed healthy until it fails or misses a fill
         except Exception as exc:
             log.warning("live client: the user stream is not up yet (%s): REST polls meanwhile",
                         classify(exc, self.scrub).reason)
@@ -391,6 +394,7 @@ class LiveWorker:
 
     async def _reopen(self) -> None:
         self._stream_ok = False
+        self.status.stream_reconnects += 1
         for task in self._streams:
             task.cancel()
         await asyncio.gather(*self._streams, return_exceptions=True)
@@ -398,7 +402,7 @@ class LiveWorker:
             await self.pro.close()
         except Exception as exc:
             log.warning("live client: closing the user stream: %s", self.scrub(exc))
-        self.status.stream_reconnects += 1
+        await self._stream_ready(STREAM_READY_S)
         self._open_streams()
 
     async def _watch(self, kind: str) -> None:
