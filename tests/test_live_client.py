@@ -273,10 +273,10 @@ def venue() -> Iterator[VenueThread]:
 
 
 class Account:
-    def __init__(self, venue: VenueThread, balances: dict[str, float]) -> None:
+    def __init__(self, venue: VenueThread, balances: dict[str, float], fee_in_bnb: bool = False) -> None:
         self.key = f"key-{uuid.uuid4().hex}"
         self.secret = f"secret-{uuid.uuid4().hex}{uuid.uuid4().hex}"
-        venue.server.add_account(self.key, self.secret, balances=balances)
+        venue.server.add_account(self.key, self.secret, balances=balances, fee_in_bnb=fee_in_bnb)
 
 
 @pytest.fixture
@@ -479,6 +479,35 @@ def test_partial_fills_are_booked_each_and_a_base_fee_buy_holds_what_it_received
     assert pos.qty < 0.003  # the fee was taken in ETH
     (order,) = [o for o in h.store.orders() if o.client_order_id == entry.client_order_id]
     assert order.status is OrderStatus.CANCELLED and "kept as the fee" in order.message
+
+
+def test_fees_paid_in_bnb_are_priced_once_the_bnb_price_is_known(venue: VenueThread, connect: Any) -> None:
+    clock = FakeClock()
+    acct = Account(venue, {"USDT": 10_000.0, "BTC": 0.05, "BNB": 1.0}, fee_in_bnb=True)
+    client, _ = connect(clock, account=acct)
+    got: list[Any] = []
+    client.bind(got.append)
+
+    def sell(cid: str) -> Any:
+        client.submit(Order(cid, "BTC/USDT", Side.SELL, 0.001, "stop", cid, clock.ms), 0.0, 0.0)
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            client.drain()
+            fills = [e.fill for e in got if isinstance(e, OrderFilled) and e.client_order_id == cid]
+            if fills:
+                return fills[0]
+            time.sleep(0.02)
+        raise AssertionError(f"{cid}: no fill")
+
+    first = sell("mp-bnb-1")
+    assert first.fee == 0.0 and first.qty == 0.001  # no BNB price yet: booked as 0 and counted
+    assert client.status().fees_unpriced == 1
+    end = time.monotonic() + 5
+    while client.worker.ledger.fee_prices.get("BNB", "USDT") is None and time.monotonic() < end:
+        time.sleep(0.02)  # the worker fetches BNB/USDT for the next fills
+    second = sell("mp-bnb-2")
+    assert second.fee > 0.0 and second.fee < second.qty * second.price * 0.001  # BNB's discount
+    assert client.status().fees_unpriced == 1
 
 
 def test_the_user_stream_closed_mid_fill_rest_polling_books_the_rest(

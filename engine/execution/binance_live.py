@@ -95,7 +95,8 @@ class BinanceLiveClient:
             return
         self._closed = True
         self.worker.stop(timeout_s)
-        self.drain()
+        if self._engine_thread in (None, threading.current_thread()):
+            self.drain()  # what the worker heard before it stopped: facts the book should have
         for fd in (self._rfd, self._wfd):
             with contextlib.suppress(OSError):
                 os.close(fd)

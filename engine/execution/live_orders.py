@@ -109,7 +109,9 @@ class OrderLedger:
         return [t for t in self.tracks.values() if not t.done]
 
     def prune(self, keep: int = 5_000) -> None:
-        """Forget the oldest finished tracks beyond ``keep``."""
+        """Forget the oldest finished tracks beyond ``keep`` (checked cheaply: often called)."""
+        if len(self.tracks) <= keep + 500:
+            return
         done = [c for c, t in self.tracks.items() if t.done]
         for cid in done[: max(len(done) - keep, 0)]:
             t = self.tracks.pop(cid)
