@@ -48,6 +48,7 @@ Controls::
     server.add_account(key, secret, balances={...}, futures_balance=..., fee_in_bnb=False)
     server.set_balance("USDT", 500, api_key=None)          # spot free balance
     server.spot.fill_parts = 3                   # every order fills in 3 partial fills
+    server.spot.sweep_ticks = 1                  # ... each market part one tick worse (walks the book)
     server.auth.clock_offset_ms = 30_000         # the server's clock runs ahead: -1021 for ccxt
     server.limiter.ban_scale = 0.01              # 418 bans 100x shorter than Binance's ladder
     server.limiter.venues["spot"].weight_per_min = 50

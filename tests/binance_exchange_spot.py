@@ -114,6 +114,7 @@ class SpotVenue(SpotUserStream):
         self._order_ids = itertools.count(5_000_000)
         self._trade_ids = itertools.count(90_000_000)
         self.fill_parts = 1  # default partial fills per order (tests may raise it)
+        self.sweep_ticks = 0  # each further partial fill of a market order this many ticks worse
         self.streams: dict[Connection, dict[int, str]] = {}  # connection -> {subscriptionId: api key}
         self._sub_ids = itertools.count(0)
         self.events_sent = 0
@@ -402,8 +403,9 @@ class SpotVenue(SpotUserStream):
         if o.type in ("MARKET", "STOP_LOSS", "TAKE_PROFIT"):
             remaining = o.orig_qty - o.executed
             chunks = self._chunks(remaining, o.parts)
+            worse = dec(m.tick) * self.sweep_ticks * (1 if o.side == "BUY" else -1)
             for i, q in enumerate(chunks):
-                fills.append(await self._fill(o, q, book, maker=False, more=i < len(chunks) - 1))
+                fills.append(await self._fill(o, q, book + worse * i, maker=False, more=i < len(chunks) - 1))
             return fills
         crosses = (o.side == "BUY" and book <= o.price) or (o.side == "SELL" and book >= o.price)
         if not crosses:

@@ -263,12 +263,27 @@ async def test_429_then_418_ban_with_retry_after(exchange_server: BinanceExchang
     assert exchange_server.limiter.venues["spot"].bans == 2
 
 
+async def test_order_rate_limit_1015(exchange_server: BinanceExchange, spot: Any) -> None:
+    exchange_server.limiter.venues["spot"].orders_per_10s = 2
+    for i in range(2):
+        await spot.create_order(BTC, "limit", "buy", 0.001, 60000.0, {"clientOrderId": f"r-{i}"})
+    with pytest.raises(ccxt.DDoSProtection, match="-1015"):
+        await spot.create_order(BTC, "limit", "buy", 0.001, 60000.0, {"clientOrderId": "r-2"})
+    assert "Retry-After" in spot.last_response_headers
+    assert [o.client_order_id for o in exchange_server.stats.orders] == ["r-0", "r-1"]
+
+
 async def test_partial_fills_have_distinct_trade_ids(exchange_server: BinanceExchange, spot: Any) -> None:
+    await exchange_server.set_price(BTC, 65000.0, bid=64999.99, ask=65000.01)
     exchange_server.fault("partial", "POST /api/v3/order", parts=3)
+    exchange_server.spot.sweep_ticks = 1
     o = await spot.create_order(BTC, "market", "buy", 0.003, None, {"clientOrderId": "p-3"})
     ids = [t["id"] for t in o["trades"]]
     assert len(ids) == 3 and len(set(ids)) == 3
     assert sum(t["amount"] for t in o["trades"]) == pytest.approx(0.003)
+    assert [t["price"] for t in o["trades"]] == pytest.approx([65000.01, 65000.02, 65000.03])
+    assert o["average"] == pytest.approx(65000.02)
+    exchange_server.spot.sweep_ticks = 0
     # a resting limit in parts fills one part per crossing
     exchange_server.spot.fill_parts = 2
     await exchange_server.set_price(BTC, 65000.0)
