@@ -2,8 +2,10 @@
 
 ``BinanceExchange`` extends ``binance_server.BinanceServer`` (spot market data, the price walk,
 ``set_price``/``tick``/``start_steady``) with signed trading, a matching engine on the moving
-price, user-data streams and fault injection. Spot lives in ``binance_exchange_spot.py``, USDT-M
-futures in ``binance_exchange_futures.py``, the shared checks in ``binance_exchange_core.py``.
+price, user-data streams and fault injection. Spot lives in ``binance_exchange_spot.py`` (its
+websocket-API user stream in ``binance_exchange_spot_stream.py``), USDT-M futures in
+``binance_exchange_futures.py`` (algo orders, countdownCancelAll and the listenKey stream in
+``binance_exchange_futures_algo.py``), the shared checks in ``binance_exchange_core.py``.
 
 Stable API (tests and the live execution client's tests rely on it)
 --------------------------------------------------------------------
@@ -86,6 +88,18 @@ Observations::
     server.futures.positions(key); server.futures.open_orders(); server.futures.open_algo_orders()
     server.auth.failures[-1022]                   # refused signatures (also -1021, -2014, -2015)
     server.faults.fired                           # [(kind, method, path)]
+
+URLs ccxt 4.5 uses, as ``point_ccxt_at`` maps them (``ccxt_urls``): REST ``public``/``private`` ->
+``/api/v3``, ``fapiPublic``/``fapiPrivate`` -> ``/fapi/v1`` (V2, V3 -> ``/fapi/v2``, ``/fapi/v3``);
+websocket ``ws.spot`` -> ``/ws`` (market data), ``ws.ws-api.spot`` -> ``/ws-api/v3`` (spot user data:
+``userDataStream.subscribe.signature``), ``ws.linear`` -> ``/fstream/ws``, from which ccxt derives
+the futures user stream ``/fstream/private/ws?listenKey=KEY`` (and market streams
+``/fstream/market/ws/...``); ``/ws/KEY`` and ``/private/ws?listenKey=KEY`` are accepted too.
+
+Not modelled: hedge-mode positions (orders refused with -4061), isolated margin, liquidation,
+funding, trailing stops, icebergs, self-trade prevention, cancelReplace/amend, SOR, trading over
+the websocket API, spot listenKeys (ccxt 4.5 no longer uses them), MARK_PRICE triggers (the mark
+is the last price), the 24 h websocket session limit.
 """
 
 from __future__ import annotations
