@@ -113,8 +113,13 @@ def test_the_scrubber_hides_the_key_the_secret_and_signed_parameters() -> None:
 def test_config_never_prints_its_secret_and_refuses_what_it_cannot_run() -> None:
     cfg = LiveConfig("the-key-1234", "the-secret-5678", SYMBOLS)
     assert "the-secret-5678" not in repr(cfg) and "the-key-1234" not in str(cfg)
-    with pytest.raises(LiveConfigError, match="futures are not implemented"):
-        LiveConfig("k" * 8, "s" * 8, SYMBOLS, market="future")
+    with pytest.raises(LiveConfigError, match="not among the symbols"):
+        LiveConfig("k" * 8, "s" * 8, SYMBOLS, futures={"SOL/USDT": 2})
+    with pytest.raises(LiveConfigError, match="leverage 0"):
+        LiveConfig("k" * 8, "s" * 8, SYMBOLS, futures={"BTC/USDT": 0})
+    both = LiveConfig("k" * 8, "s" * 8, SYMBOLS, futures={"BTC/USDT": 3})
+    assert both.venue_symbol("BTC/USDT") == "BTC/USDT:USDT" and both.venue_symbol("ETH/USDT") == "ETH/USDT"
+    assert both.spot_symbols() == ["ETH/USDT"]
     with pytest.raises(LiveConfigError, match="API key"):
         LiveConfig("", "s" * 8, SYMBOLS)
     with pytest.raises(LiveConfigError, match="must start with http"):
@@ -276,7 +281,8 @@ class Account:
     def __init__(self, venue: VenueThread, balances: dict[str, float], fee_in_bnb: bool = False) -> None:
         self.key = f"key-{uuid.uuid4().hex}"
         self.secret = f"secret-{uuid.uuid4().hex}{uuid.uuid4().hex}"
-        venue.server.add_account(self.key, self.secret, balances=balances, fee_in_bnb=fee_in_bnb)
+        venue.server.add_account(self.key, self.secret, balances=balances, fee_in_bnb=fee_in_bnb,
+                                 futures_balance=10_000.0)  # fmt: skip
 
 
 @pytest.fixture
@@ -728,3 +734,86 @@ def _catch(fn: Callable[[], Any], errors: list[BaseException]) -> None:
         fn()
     except BaseException as exc:
         errors.append(exc)
+
+
+# --------------------------------------------------------------------------- USDT-M futures
+
+
+def _futures_core(tmp_path: Path, client: BinanceLiveClient, clock: FakeClock, qty: float) -> Harness:
+    """A real core trading BTC/USDT as a 3x USDT-M perpetual, its book holding a long."""
+    from engine.core.config import SafeList
+
+    cfg = SafeList.model_validate({
+        "portfolio": {"capital_usd": 10_000, "correlation_groups": []},
+        "engine": {"timeframe": "1m", "history_candles": 0},
+        "pairs": {"BTC/USDT": {"tier": "STABLE", "strategy": "momentum", "market": "futures", "leverage": 3,
+                               "max_position_size_usd": 500, "params": {"lookback": 10}}},
+    })  # fmt: skip
+    db = tmp_path / "book.sqlite"
+    seed_open_position(db, "BTC/USDT", qty, 60_000.0, stop=59_000.0, target=70_000.0)
+    return make_core(tmp_path, cfg, clock=clock, client=client, db=db)
+
+
+def _wait_event(client: BinanceLiveClient, got: list[Any], cid: str, kind: type) -> Any:
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        client.drain()
+        for e in got:
+            if isinstance(e, kind) and e.client_order_id == cid:
+                return e
+        time.sleep(0.02)
+    raise AssertionError(f"{cid}: no {kind.__name__} in {got}")
+
+
+def test_futures_leverage_is_set_and_a_close_is_reduce_only(venue: VenueThread, connect: Any) -> None:
+    clock = FakeClock()
+    client, acct = connect(clock, futures={"BTC/USDT": 3})
+    server = venue.server
+    assert server.futures.account(acct.key).leverage["BTCUSDT"] == 3
+    assert client.rules["BTC/USDT"].min_notional == 100.0  # the perpetual's own filters, not spot's
+    got: list[Any] = []
+    client.bind(got.append)
+    entry = Order("mp-fut-entry", "BTC/USDT", Side.BUY, 0.002, "signal", "k-fe", clock.ms, stop_loss=50_000.0)
+    client.submit(entry, 0.0, 0.0)
+    fill = _wait_event(client, got, entry.client_order_id, OrderFilled).fill
+    assert fill.fill_id.startswith("binance-usdm:BTCUSDT:") and fill.qty == 0.002 and fill.fee > 0
+    assert client.positions() == {"BTC/USDT": {"qty": 0.002, "entry": pytest.approx(fill.price), "leverage": 3.0}}
+    assert client.balances("future")["USDT"]["total"] > 0
+    close = Order("mp-fut-close", "BTC/USDT", Side.SELL, 0.002, "stop", "k-fc", clock.ms)
+    client.submit(close, 0.0, 0.0)
+    _wait_event(client, got, close.client_order_id, OrderFilled)
+    (sent,) = [r for r in server.stats.requests if r.path == "/fapi/v1/order" and r.method == "POST"
+               and r.params.get("newClientOrderId") == close.client_order_id]  # fmt: skip
+    assert sent.params.get("reduceOnly") == "true"
+    (opened,) = [r for r in server.stats.requests if r.path == "/fapi/v1/order" and r.method == "POST"
+                 and r.params.get("newClientOrderId") == entry.client_order_id]  # fmt: skip
+    assert "reduceOnly" not in opened.params
+    assert client.positions() == {}
+    assert client.open_orders(["BTC/USDT"]) == [] and client.cancel_all(["BTC/USDT"]) == {"BTC/USDT": 0}
+
+
+def test_futures_hedge_mode_refuses_to_start(venue: VenueThread, connect: Any) -> None:
+    venue.server.futures.dual_side = True
+    try:
+        with pytest.raises(LiveStartError, match="hedge mode"):
+            connect(futures={"BTC/USDT": 2})
+    finally:
+        venue.server.futures.dual_side = False
+
+
+def test_futures_stop_exit_through_the_core_with_a_lost_answer(tmp_path: Path, venue: VenueThread, connect: Any) -> None:
+    clock = FakeClock()
+    client, _ = connect(clock, futures={"BTC/USDT": 3})
+    got: list[Any] = []
+    client.bind(got.append)  # the venue position the book will hold, opened first
+    client.submit(Order("mp-fut-open", "BTC/USDT", Side.BUY, 0.003, "signal", "k-fo", clock.ms, stop_loss=1.0), 0.0, 0.0)
+    _wait_event(client, got, "mp-fut-open", OrderFilled)
+    h = _futures_core(tmp_path, client, clock, 0.003)  # the core binds the client now
+    venue.server.fault("drop", "POST /fapi/v1/order")
+    h.tick("BTC/USDT", 58_000.0)
+    assert pump(h, client, _closed(h))
+    (order,) = _exit_orders(h)
+    assert len(_venue_orders(venue, order.client_order_id)) == 1  # looked up, not resent
+    (fill,) = [f for f in h.store.fills() if f.order_id == order.client_order_id]
+    assert fill.fill_id.startswith("binance-usdm:")
+    assert client.positions() == {}

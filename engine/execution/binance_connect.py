@@ -23,7 +23,7 @@ import ccxt.pro as ccxt_pro
 
 from feed.private import redact_url
 
-MARKET_TYPES = ("spot", "future")  # future = USDT-M
+MAX_LEVERAGE = 125
 
 
 class LiveConfigError(ValueError):
@@ -34,8 +34,9 @@ class LiveConfigError(ValueError):
 class LiveConfig:
     api_key: str = field(repr=False)
     api_secret: str = field(repr=False)
-    symbols: tuple[str, ...] = ()
-    market: str = "spot"  # "spot" or "future" (USDT-M; not implemented yet)
+    symbols: tuple[str, ...] = ()  # the core's symbols (BTC/USDT)
+    # the USDT-M perpetual pairs among them -> leverage (set at start); the others trade spot
+    futures: Mapping[str, int] = field(default_factory=dict)
     testnet: bool = False
     rest_url: str | None = None  # one host for every REST endpoint (a local exchange)
     ws_url: str | None = None  # one host for every websocket endpoint
@@ -54,12 +55,15 @@ class LiveConfig:
     def __post_init__(self) -> None:
         if not self.api_key or not self.api_secret:
             raise LiveConfigError("live trading needs an API key and secret")
-        if self.market not in MARKET_TYPES:
-            raise LiveConfigError(f"market {self.market!r}: expected one of {', '.join(MARKET_TYPES)}")
-        if self.market != "spot":
-            raise LiveConfigError("USDT-M futures are not implemented in the live client yet: use spot")
         if not self.symbols:
             raise LiveConfigError("live trading needs at least one symbol")
+        for sym, lev in self.futures.items():
+            if sym not in self.symbols:
+                raise LiveConfigError(f"futures pair {sym} is not among the symbols")
+            if not sym.endswith("/USDT"):
+                raise LiveConfigError(f"futures pair {sym}: only USDT-M perpetuals (*/USDT) are supported")
+            if not (isinstance(lev, int) and 1 <= lev <= MAX_LEVERAGE):
+                raise LiveConfigError(f"futures pair {sym}: leverage {lev!r} must be 1..{MAX_LEVERAGE}")
         if self.order_resp_type not in ("ACK", "RESULT", "FULL"):
             raise LiveConfigError(f"order_resp_type {self.order_resp_type!r}: expected ACK, RESULT or FULL")
         if not (1 <= self.recv_window_ms <= 60_000):
@@ -70,8 +74,16 @@ class LiveConfig:
             if url and urlsplit(url).scheme not in want:
                 raise LiveConfigError(f"{name} {redact_url(url)!r} must start with {' or '.join(w + '://' for w in want)}")
 
+    def venue_symbol(self, symbol: str) -> str:
+        """ccxt's symbol for a core symbol: ``BTC/USDT`` spot, ``BTC/USDT:USDT`` the USDT-M perpetual."""
+        return f"{symbol}:USDT" if symbol in self.futures else symbol
+
+    def spot_symbols(self) -> list[str]:
+        return [s for s in self.symbols if s not in self.futures]
+
     def __repr__(self) -> str:
-        return f"LiveConfig(market={self.market!r}, symbols={self.symbols!r}, testnet={self.testnet}, key=***, secret=***)"
+        return (f"LiveConfig(symbols={self.symbols!r}, futures={dict(self.futures)!r}, testnet={self.testnet}, "
+                "key=***, secret=***)")
 
     __str__ = __repr__
 
@@ -149,16 +161,16 @@ class StreamBinance(_HttpFacts, ccxt_pro.binance):  # type: ignore[misc]
 
 
 def exchange_options(cfg: LiveConfig) -> dict[str, Any]:
-    default_type = "spot" if cfg.market == "spot" else "future"
+    types = ["spot", "linear"] if cfg.futures else ["spot"]  # spot: fee assets' prices (BNB/USDT)
     return {
         "apiKey": cfg.api_key,
         "secret": cfg.api_secret,
         "enableRateLimit": True,
         "timeout": cfg.request_timeout_ms,
         "options": {
-            "defaultType": default_type,
+            "defaultType": "spot",
             "recvWindow": cfg.recv_window_ms,
-            "fetchMarkets": {"types": [default_type if default_type == "spot" else "linear"]},
+            "fetchMarkets": {"types": types},
             "fetchCurrencies": False,
             "fetchMargins": False,  # spot trading needs no margin pairs (two sapi calls, and weight)
             "adjustForTimeDifference": cfg.adjust_time,

@@ -55,6 +55,14 @@ log = logging.getLogger("engine.live")
 __all__ = ["BinanceLiveClient", "LiveClientError", "LiveConfig", "LiveStartError", "LiveStatus", "rules_from_markets"]
 
 
+def is_close(order: Order) -> bool:
+    """Whether ``order`` closes a position (sent reduce-only on futures). The core's ``Order``
+    does not say: its entries come from a signal and carry the entry's stop; every exit
+    (stop, target, strategy exit, flatten, kill) is built by ``ExecutionEngine.close`` without
+    one. A wrong guess is safe one way: an entry sent reduce-only is refused by Binance."""
+    return order.reason != "signal" or (order.stop_loss == 0.0 and order.take_profit == 0.0)
+
+
 class LiveClientError(RuntimeError):
     """A helper call (cancel_all, open_orders, balances) failed; one scrubbed line."""
 
@@ -84,9 +92,13 @@ class BinanceLiveClient:
         """Start the worker and load the markets; the exchange's rules for the symbols.
         Raises ``LiveStartError`` (one scrubbed line) when it cannot."""
         markets = self.worker.start(timeout_s)
-        self.rules = rules_from_markets(markets, self.cfg.symbols)
-        self.limits = limits_from_markets(markets, self.cfg.symbols)
-        log.info("live client: %s, %d symbols, rules from the exchange", self.cfg.market, len(self.rules))
+        venue = {s: self.cfg.venue_symbol(s) for s in self.cfg.symbols}
+        rules = rules_from_markets(markets, venue.values())
+        limits = limits_from_markets(markets, venue.values())
+        self.rules = {s: rules[v] for s, v in venue.items()}
+        self.limits = {s: limits[v] for s, v in venue.items()}
+        log.info("live client: %d spot and %d USDT-M pairs, rules from the exchange",
+                 len(self.cfg.spot_symbols()), len(self.cfg.futures))  # fmt: skip
         return dict(self.rules)
 
     def close(self, timeout_s: float = 10.0) -> None:
@@ -133,7 +145,8 @@ class BinanceLiveClient:
 
     @staticmethod
     def _spec(order: Order) -> OrderSpec:
-        return OrderSpec(order.client_order_id, order.symbol, order.side, order.qty, order.reason, order.created_ts)
+        return OrderSpec(order.client_order_id, order.symbol, order.side, order.qty, order.reason, order.created_ts,
+                         is_close(order))  # fmt: skip
 
     # ------------------------------------------------------------------ events to the engine thread
 
@@ -188,43 +201,78 @@ class BinanceLiveClient:
             raise LiveClientError(self.scrub(e.c.reason)) from None
 
     def open_orders(self, symbols: Iterable[str]) -> list[dict[str, Any]]:
-        """Open orders at the exchange for ``symbols``: plain dicts."""
+        """Open orders at the exchange for ``symbols`` (futures: conditional ones too, ``trigger``
+        True): plain dicts, ``symbol`` the core's."""
         return self._call("open orders", self._open_orders(list(symbols)))
 
     def cancel_all(self, symbols: Iterable[str]) -> dict[str, int]:
-        """Cancel every open order of ``symbols``; how many were cancelled per symbol."""
+        """Cancel every open order of ``symbols`` (futures: conditional ones too); how many were
+        open, per symbol. Verify with ``open_orders`` afterwards: an order may land meanwhile."""
         return self._call("cancel all", self._cancel_all(list(symbols)))
 
-    def balances(self) -> dict[str, dict[str, float]]:
-        """Spot balances that are not zero: ``{asset: {free, used, total}}``."""
-        return self._call("balances", self._balances())
+    def balances(self, market: str = "spot") -> dict[str, dict[str, float]]:
+        """Balances that are not zero, ``{asset: {free, used, total}}``: the spot account, or
+        the USDT-M futures wallet (``market="future"``)."""
+        return self._call("balances", self._balances(market))
+
+    def positions(self, symbols: Iterable[str] | None = None) -> dict[str, dict[str, float]]:
+        """USDT-M positions that are not flat: ``{symbol: {qty (signed), entry, leverage}}``."""
+        wanted = [s for s in (symbols if symbols is not None else self.cfg.futures) if s in self.cfg.futures]
+        return self._call("positions", self._positions(wanted)) if wanted else {}
+
+    def _kinds(self, sym: str) -> list[dict[str, Any]]:
+        return [{}, {"trigger": True}] if sym in self.cfg.futures else [{}]
 
     async def _open_orders(self, symbols: list[str]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for s in symbols:
-            for o in await self.worker.api.call(f"{s} open orders", "fetch_open_orders", s):
-                out.append({k: o.get(k) for k in ("symbol", "id", "clientOrderId", "side", "type", "amount",
-                                                   "filled", "price", "status", "timestamp")})  # fmt: skip
+            for params in self._kinds(s):
+                got = await self.worker.api.call(f"{s} open orders", "fetch_open_orders",
+                                                 self.cfg.venue_symbol(s), None, None, params)  # fmt: skip
+                for o in got:
+                    row = {k: o.get(k) for k in ("id", "clientOrderId", "side", "type", "amount", "filled", "price",
+                                                 "status", "timestamp", "reduceOnly")}  # fmt: skip
+                    out.append({"symbol": s, "trigger": bool(params), **row})
         return out
 
     async def _cancel_all(self, symbols: list[str]) -> dict[str, int]:
+        # counted from the open orders found first: ccxt's answer to a futures cancel-all is a
+        # status message, not the orders
         out: dict[str, int] = {}
         for s in symbols:
-            try:
-                res = await self.worker.api.call(f"{s} cancel all", "cancel_all_orders", s)
-            except LiveCallError as e:
-                if e.c.outcome is Outcome.NOT_FOUND:  # -2011: nothing open
-                    out[s] = 0
+            out[s] = 0
+            for params in self._kinds(s):
+                venue = self.cfg.venue_symbol(s)
+                found = await self.worker.api.call(f"{s} open orders", "fetch_open_orders", venue, None, None, params)
+                if not found:
                     continue
-                raise
-            out[s] = len(res) if isinstance(res, list) else 0
+                try:
+                    await self.worker.api.call(f"{s} cancel all", "cancel_all_orders", venue, params)
+                except LiveCallError as e:
+                    if e.c.outcome is not Outcome.NOT_FOUND:  # -2011: they were gone already
+                        raise
+                out[s] += len(found)
         return out
 
-    async def _balances(self) -> dict[str, dict[str, float]]:
-        bal = await self.worker.api.call("balances", "fetch_balance")
+    async def _balances(self, market: str) -> dict[str, dict[str, float]]:
+        bal = await self.worker.api.call("balances", "fetch_balance", {"type": market})
         out: dict[str, dict[str, float]] = {}
         for asset, total in (bal.get("total") or {}).items():
             if total:
                 out[asset] = {"free": float(bal.get("free", {}).get(asset) or 0.0),
                               "used": float(bal.get("used", {}).get(asset) or 0.0), "total": float(total)}  # fmt: skip
+        return out
+
+    async def _positions(self, symbols: list[str]) -> dict[str, dict[str, float]]:
+        venue = {self.cfg.venue_symbol(s): s for s in symbols}
+        got = await self.worker.api.call("positions", "fetch_positions", list(venue))
+        out: dict[str, dict[str, float]] = {}
+        for p in got:
+            sym = venue.get(str(p.get("symbol")))
+            qty = float(p.get("contracts") or 0.0) * float(p.get("contractSize") or 1.0)
+            if sym is None or qty == 0.0:
+                continue
+            sign = -1.0 if p.get("side") == "short" else 1.0
+            out[sym] = {"qty": sign * qty, "entry": float(p.get("entryPrice") or 0.0),
+                        "leverage": float(p.get("leverage") or self.cfg.futures.get(sym, 0))}  # fmt: skip
         return out

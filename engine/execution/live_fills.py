@@ -38,8 +38,10 @@ from engine.core.models import Fill, Side
 log = logging.getLogger("engine.live")
 
 
-def fill_id(market_id: str, trade_id: object) -> str:
-    return f"binance:{market_id}:{trade_id}"
+def fill_id(market: Mapping[str, Any], trade_id: object) -> str:
+    """``binance:<market id>:<trade id>`` (spot), ``binance-usdm:...`` (USDT-M: its own ids)."""
+    venue = "binance-usdm" if market.get("linear") else "binance"
+    return f"{venue}:{market.get('id') or ''}:{trade_id}"
 
 
 @dataclass(slots=True)
@@ -84,6 +86,7 @@ def fill_from_trade(
     reason: str,
     fee_prices: FeePrices,
     default_ts: int | None = None,
+    symbol: str = "",
 ) -> TradeFill:
     """One ccxt trade (from a create response's ``trades``, ``watch_my_trades`` or
     ``fetch_order_trades``) as a ``Fill``. Raises ``ValueError`` on a trade without an id,
@@ -94,6 +97,7 @@ def fill_from_trade(
     if tid in (None, "", "-1", -1) or not (gross > 0 and price > 0):
         raise ValueError(f"trade without id, amount or price: id={tid!r} amount={gross!r} price={price!r}")
     base, quote = str(market.get("base") or ""), str(market.get("quote") or "")
+    symbol = symbol or str(market.get("symbol") or "")  # the core's symbol (a futures market's is BTC/USDT:USDT)
     fee = trade.get("fee") or {}
     fee_asset = str(fee.get("currency") or "")
     fee_amount = max(_num(fee.get("cost")), 0.0)
@@ -122,7 +126,7 @@ def fill_from_trade(
     if not isinstance(ts, int) or ts <= 0:
         ts = default_ts if default_ts else int(time.time() * 1000)
     f = Fill(
-        fill_id(str(market.get("id") or ""), tid), client_order_id, str(market.get("symbol") or ""),
+        fill_id(market, tid), client_order_id, symbol,
         side, qty, price, fee_quote, ts, reason,
     )
     return TradeFill(f, gross, fee_asset, fee_amount, note)

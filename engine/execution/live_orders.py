@@ -34,7 +34,7 @@ from engine.core.orders import (
     OrderFilled,
     OrderRejected,
 )
-from engine.execution.live_fills import FeePrices, fill_from_trade
+from engine.execution.live_fills import FeePrices, fill_from_trade, fill_id
 
 log = logging.getLogger("engine.live")
 
@@ -51,6 +51,8 @@ class Track:
     qty: float
     reason: str
     created_ms: int  # when the core journaled it (a restart's lookup waits out recvWindow from here)
+    venue_symbol: str = ""  # ccxt's symbol: BTC/USDT (spot), BTC/USDT:USDT (USDT-M)
+    reduce_only: bool = False
     venue_id: str = ""
     venue_status: str = ""  # ccxt's: open, closed, canceled, expired, rejected
     venue_filled: float = 0.0
@@ -86,7 +88,7 @@ class OrderLedger:
         self.time_ms = time_ms
         self.fee_prices = fee_prices or FeePrices()
         self.tracks: dict[str, Track] = {}
-        self.by_venue_id: dict[str, Track] = {}
+        self.by_venue_id: dict[tuple[str, str], Track] = {}  # (venue symbol, venue order id)
         self.seen: OrderedDict[str, None] = OrderedDict()
         self.fills = 0
         self.duplicates = 0  # trades reported again by another source (dropped here)
@@ -100,10 +102,12 @@ class OrderLedger:
     def add(self, t: Track) -> Track:
         return self.tracks.setdefault(t.client_order_id, t)
 
-    def find(self, cid: str | None, venue_id: object) -> Track | None:
+    def find(self, cid: str | None, venue_symbol: object, venue_id: object) -> Track | None:
+        """The track a stream update is about: by client id, else by venue order id (ids are
+        per market: a spot and a futures order may share one)."""
         if cid and cid in self.tracks:
             return self.tracks[cid]
-        return self.by_venue_id.get(str(venue_id)) if venue_id not in (None, "") else None
+        return self.by_venue_id.get((str(venue_symbol), str(venue_id))) if venue_id not in (None, "") else None
 
     def active(self) -> list[Track]:
         return [t for t in self.tracks.values() if not t.done]
@@ -115,7 +119,7 @@ class OrderLedger:
         done = [c for c, t in self.tracks.items() if t.done]
         for cid in done[: max(len(done) - keep, 0)]:
             t = self.tracks.pop(cid)
-            self.by_venue_id.pop(t.venue_id, None)
+            self.by_venue_id.pop((t.venue_symbol, t.venue_id), None)
 
     # ------------------------------------------------------------------ venue facts
 
@@ -126,7 +130,7 @@ class OrderLedger:
     def accepted(self, t: Track, venue_id: object = "") -> None:
         if venue_id not in (None, ""):
             t.venue_id = str(venue_id)
-            self.by_venue_id[t.venue_id] = t
+            self.by_venue_id[(t.venue_symbol, t.venue_id)] = t
         t.last_news = time.monotonic()
         if not t.accepted and not t.done:
             t.accepted = True
@@ -153,19 +157,21 @@ class OrderLedger:
     def trade(self, t: Track, tr: Mapping[str, Any], default_ts: object = None) -> bool:
         """One venue trade of ``t``; True when it was new and emitted."""
         market = self.markets.get(t.symbol) or {"symbol": t.symbol}
+        fid = fill_id(market, tr.get("id"))
+        if fid in self.seen:  # before the fee is converted: its warnings count a trade once
+            self.duplicates += 1
+            t.last_news = time.monotonic()
+            return False
         try:
             tf = fill_from_trade(
                 tr, market=market, client_order_id=t.client_order_id, side=t.side, reason=t.reason,
                 fee_prices=self.fee_prices, default_ts=default_ts if isinstance(default_ts, int) else self.time_ms(),
+                symbol=t.symbol,
             )
         except ValueError as exc:
             log.warning("%s - order %s: a trade could not be booked: %s", t.symbol, t.client_order_id, exc)
             return False
         t.last_news = time.monotonic()
-        fid = tf.fill.fill_id
-        if fid in self.seen:
-            self.duplicates += 1
-            return False
         self.seen[fid] = None
         if len(self.seen) > SEEN_FILLS:
             self.seen.popitem(last=False)

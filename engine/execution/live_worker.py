@@ -44,14 +44,13 @@ from engine.execution.binance_connect import LiveConfig, build_exchanges
 from engine.execution.live_errors import Classified, LiveCallError, Outcome, Scrubber, classify
 from engine.execution.live_orders import OrderLedger, Track
 from engine.execution.live_rest import LiveStatus, RestGate
+from engine.execution.live_streams import UserStreams
 
 log = logging.getLogger("engine.live")
 
 MAX_RESENDS = 3  # creates resent with the same id after the venue said it never saw it
 LOOKUP_BACKOFF_MAX_S = 10.0
 RECV_MARGIN_S = 1.0  # beyond recvWindow before "does not exist" is believed
-TICK_S = 0.2  # the poller's period
-STREAM_READY_S = 5.0  # start() waits this long at most for the user stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +63,8 @@ class OrderSpec:
     qty: float
     reason: str
     created_ms: int
+    reduce_only: bool = False  # a close (futures: sent reduce-only)
 
-    def track(self) -> Track:
-        return Track(self.client_order_id, self.symbol, Side(self.side), self.qty, self.reason, self.created_ms)
 
 
 class LiveStartError(RuntimeError):
@@ -92,10 +90,7 @@ class LiveWorker:
         self._start_error = ""
         self._stop: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._streams: list[asyncio.Task[Any]] = []
-        self._stream_fail_logged = 0
-        self._restarting = False
-        self._stream_ok = False  # the user stream delivered since its last failure
+        self.streams: UserStreams | None = None
 
     # ------------------------------------------------------------------ engine-thread side
 
@@ -166,15 +161,15 @@ class LiveWorker:
             self.markets = await self.rest.load_markets()
             self.pro.set_markets(self.rest.markets, self.rest.currencies)
             self.pro.options["timeDifference"] = self.rest.options.get("timeDifference", 0)
-            missing = [s for s in self.cfg.symbols if s not in self.markets]
+            venue = {s: self.cfg.venue_symbol(s) for s in self.cfg.symbols}
+            missing = [v for v in venue.values() if v not in self.markets]
             if missing:
                 raise LiveStartError(f"live client: {', '.join(missing)} not listed by the exchange")
-            self.ledger = OrderLedger(self.markets, self._emit, self.time_ms)
-            # subscribe first, then watch: ccxt's authenticate() returns at once (before the
-            # venue confirms) when a concurrent watch has already raised the subscribed flag
-            await self._stream_ready(STREAM_READY_S)
-            self._open_streams()
-            self._spawn(self._poller())
+            if self.cfg.futures:
+                await self._futures_setup()
+            self.ledger = OrderLedger({s: self.markets[v] for s, v in venue.items()}, self._emit, self.time_ms)
+            self.streams = UserStreams(self)
+            await self.streams.start()
             self.status.state = "running"
         except Exception as exc:
             self.status.state = "failed"
@@ -187,7 +182,7 @@ class LiveWorker:
         await self._teardown()
 
     async def _teardown(self) -> None:
-        tasks = [t for t in (*self._tasks, *self._streams) if not t.done()]
+        tasks = [t for t in self._tasks if not t.done()]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -200,7 +195,7 @@ class LiveWorker:
         if self.status.state == "running":
             self.status.state = "closed"
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -221,15 +216,15 @@ class LiveWorker:
         if t is not None:  # submitted twice: the first one's flow answers for both
             log.warning("%s - order %s submitted again: ignored", spec.symbol, spec.client_order_id)
             return
-        t = self.ledger.add(spec.track())
+        t = self.ledger.add(self._track(spec))
         t.placing = True
-        self._spawn(self._place(t))
+        self.spawn(self._place(t))
 
     def on_lookup(self, spec: OrderSpec) -> None:
         assert self.ledger is not None
         t = self.ledger.track(spec.client_order_id)
         if t is None:
-            t = self.ledger.add(spec.track())  # an order of an earlier run (or a lost answer)
+            t = self.ledger.add(self._track(spec))  # an order of an earlier run (or a lost answer)
             t.last_sent_wall = spec.created_ms / 1000.0
         elif t.done:
             self.ledger.replay(t)
@@ -237,7 +232,29 @@ class LiveWorker:
         if t.placing or t.resolving:
             return  # the flow in progress will answer
         t.resolving = True
-        self._spawn(self._lookup(t))
+        self.spawn(self._lookup(t))
+
+    def _track(self, spec: OrderSpec) -> Track:
+        return Track(spec.client_order_id, spec.symbol, Side(spec.side), spec.qty, spec.reason, spec.created_ms,
+                     venue_symbol=self.cfg.venue_symbol(spec.symbol), reduce_only=spec.reduce_only)  # fmt: skip
+
+    def _order_params(self, t: Track) -> dict[str, Any]:
+        params: dict[str, Any] = {"clientOrderId": t.client_order_id}  # sent as newClientOrderId
+        if t.reduce_only and t.symbol in self.cfg.futures:
+            params["reduceOnly"] = True  # a close can never open or flip a position
+        return params
+
+    async def _futures_setup(self) -> None:
+        """USDT-M: refuse hedge mode; set each futures pair's leverage from the safe list."""
+        first = self.cfg.venue_symbol(next(iter(self.cfg.futures)))
+        mode = await self.api.call("futures position mode", "fetch_position_mode", first)
+        if mode.get("hedged"):
+            raise LiveStartError("the USDT-M futures account is in hedge mode (dual side position): "
+                                 "switch it to one-way mode on Binance; the live client trades one-way only")  # fmt: skip
+        for sym, lev in self.cfg.futures.items():
+            await self.api.call(f"{sym} leverage", "set_leverage", lev, self.cfg.venue_symbol(sym))
+        log.info("live client: USDT-M one-way mode; leverage %s",
+                 ", ".join(f"{s} {lev}x" for s, lev in self.cfg.futures.items()))  # fmt: skip
 
     # ------------------------------------------------------------------ placing
 
@@ -248,8 +265,8 @@ class LiveWorker:
             for attempt in range(MAX_RESENDS + 1):
                 t.last_sent_wall = time.time()
                 try:
-                    o = await self.api.call(f"{t.symbol} create {cid}", "create_order", t.symbol, "market",
-                                             t.side.value, t.qty, None, {"clientOrderId": cid}, create=True)  # fmt: skip
+                    o = await self.api.call(f"{t.symbol} create {cid}", "create_order", t.venue_symbol, "market",
+                                            t.side.value, t.qty, None, self._order_params(t), create=True)  # fmt: skip
                 except LiveCallError as e:
                     c = e.c
                     if c.outcome in (Outcome.REFUSED, Outcome.RATE_LIMITED, Outcome.BANNED, Outcome.NOT_FOUND):
@@ -264,7 +281,7 @@ class LiveWorker:
                         continue
                     o = found
                 t.placing = False
-                await self._follow(t, o)
+                await self.follow(t, o)
                 return
             self._reject(t, f"not placed: the exchange never saw it after {MAX_RESENDS + 1} attempts", True)
         finally:
@@ -285,7 +302,7 @@ class LiveWorker:
             self.status.lookups += 1
             try:
                 o: dict[str, Any] = await self.api.call(f"{t.symbol} lookup {t.client_order_id}", "fetch_order",
-                                                         None, t.symbol, {"clientOrderId": t.client_order_id})  # fmt: skip
+                                                        None, t.venue_symbol, {"clientOrderId": t.client_order_id})  # fmt: skip
                 return o
             except LiveCallError as e:
                 if e.c.outcome is Outcome.NOT_FOUND:
@@ -308,11 +325,11 @@ class LiveWorker:
                     t.done = True
                     self.ledger.emit(t, OrderNotFound(t.client_order_id, self.time_ms()))
                 return
-            await self._follow(t, o)
+            await self.follow(t, o)
         finally:
             t.resolving = False
 
-    async def _follow(self, t: Track, o: dict[str, Any]) -> int:
+    async def follow(self, t: Track, o: dict[str, Any]) -> int:
         """Apply a venue order to ``t``, fetching its trades when the venue filled more than
         the trades seen; the number of trades only this REST call found."""
         assert self.ledger is not None
@@ -321,7 +338,7 @@ class LiveWorker:
         if t.needs_trades and t.venue_id:
             try:
                 trades = await self.api.call(f"{t.symbol} trades of {t.client_order_id}", "fetch_my_trades",
-                                              t.symbol, None, None, {"orderId": t.venue_id})  # fmt: skip
+                                             t.venue_symbol, None, None, {"orderId": t.venue_id})  # fmt: skip
             except LiveCallError as e:  # the poller asks again
                 log.warning("%s - trades of %s: %s", t.symbol, t.client_order_id, e.c.reason)
                 trades = []
@@ -329,10 +346,10 @@ class LiveWorker:
                 if str(tr.get("order") or t.venue_id) == t.venue_id:
                     new += self.ledger.trade(t, tr)
             self.ledger.finish(t)
-        self._sync_counters()
+        self.sync_counters()
         return new
 
-    def _sync_counters(self) -> None:
+    def sync_counters(self) -> None:
         led = self.ledger
         if led is None:
             return
@@ -351,7 +368,7 @@ class LiveWorker:
         for asset, quote in list(fp.missing):
             fp.missing.discard((asset, quote))
             if f"{asset}/{quote}" in self.markets:
-                self._spawn(self._fee_price(asset, quote))
+                self.spawn(self._fee_price(asset, quote))
 
     async def _fee_price(self, asset: str, quote: str) -> None:
         assert self.ledger is not None
@@ -367,104 +384,3 @@ class LiveWorker:
     def set_fee_price(self, asset: str, quote: str, price: float) -> None:
         if self.ledger is not None:
             self.ledger.fee_prices.set(asset, quote, price)
-
-    # ------------------------------------------------------------------ streams and polling
-
-    async def _stream_ready(self, timeout_s: float) -> None:
-        """Wait (a little) for the user stream's subscription, so the first order's events
-        are not missed; REST polling covers them if it is late."""
-        try:
-            await asyncio.wait_for(self.pro.authenticate({"type": self.cfg.market}), timeout_s)
-            self._stream_ok = True  # subscribed: believed healthy until it fails or misses a fill
-        except Exception as exc:
-            log.warning("live client: the user stream is not up yet (%s): REST polls meanwhile",
-                        classify(exc, self.scrub).reason)
-
-    def _open_streams(self) -> None:
-        self._streams = [self._spawn(self._watch("orders")), self._spawn(self._watch("trades"))]
-
-    async def _restart_streams(self) -> None:
-        if self._restarting:
-            return
-        self._restarting = True
-        try:
-            await self._reopen()
-        finally:
-            self._restarting = False
-
-    async def _reopen(self) -> None:
-        self._stream_ok = False
-        self.status.stream_reconnects += 1
-        for task in self._streams:
-            task.cancel()
-        await asyncio.gather(*self._streams, return_exceptions=True)
-        try:
-            await self.pro.close()
-        except Exception as exc:
-            log.warning("live client: closing the user stream: %s", self.scrub(exc))
-        await self._stream_ready(STREAM_READY_S)
-        self._open_streams()
-
-    async def _watch(self, kind: str) -> None:
-        assert self.ledger is not None
-        delay = 0.25
-        while True:
-            try:
-                items = await (self.pro.watch_orders() if kind == "orders" else self.pro.watch_my_trades())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                c = classify(exc, self.scrub, f"user stream ({kind})")
-                self.status.failed(c)
-                self._stream_ok = False
-                self.status.stream_reconnects += 1
-                if self._stream_fail_logged < 5 or self.status.stream_reconnects % 50 == 0:
-                    self._stream_fail_logged += 1
-                    log.warning("live client: %s: reconnecting in %.2f s (REST polls open orders meanwhile)", c.reason, delay)
-                for t in self.ledger.active():
-                    t.last_news = 0.0  # every open order is due for a poll now
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            delay = 0.25
-            self._stream_ok = True
-            log.debug("user stream (%s): %d update(s)", kind, len(items))
-            for item in items:
-                info = item.get("info") or {}
-                cid = item.get("clientOrderId") if kind == "orders" else (info.get("C") or info.get("c"))
-                t = self.ledger.find(cid, item.get("id") if kind == "orders" else item.get("order"))
-                if t is None or t.done:
-                    continue
-                if kind == "orders":
-                    self.ledger.order(t, item)
-                else:
-                    self.ledger.trade(t, item)
-            self._sync_counters()
-
-    async def _poller(self) -> None:
-        assert self.ledger is not None
-        while True:
-            await asyncio.sleep(TICK_S)
-            now = time.monotonic()
-            for t in self.ledger.active():
-                if t.placing or t.resolving or not t.accepted:
-                    continue
-                if now - t.last_news >= self.cfg.stream_silence_s and now - t.last_poll >= self.cfg.poll_every_s:
-                    t.last_poll = now
-                    t.resolving = True
-                    self._spawn(self._poll(t))
-            self.ledger.prune()
-
-    async def _poll(self, t: Track) -> None:
-        self.status.polls += 1
-        try:
-            o = await self.api.call(f"{t.symbol} poll {t.client_order_id}", "fetch_order", None, t.symbol,
-                                     {"clientOrderId": t.client_order_id})  # fmt: skip
-            if await self._follow(t, o) and self._stream_ok:
-                self.status.stream_misses += 1
-                log.warning("%s - order %s: a fill only REST saw: reopening the user stream", t.symbol, t.client_order_id)
-                await self._restart_streams()
-        except LiveCallError as e:
-            log.warning("%s - poll of %s: %s", t.symbol, t.client_order_id, e.c.reason)
-        finally:
-            t.resolving = False
