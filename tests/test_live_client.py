@@ -286,12 +286,18 @@ class Account:
 
 
 @pytest.fixture
-def secrets_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[list[str]]:
-    """Every log line of the client (and of ccxt under it) at DEBUG, scanned for the test's
-    secrets when the test ends: the list is filled by the test with what must never appear."""
+def secrets_in_logs(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> Iterator[list[str]]:
+    """Every log line of the client (and of ccxt under it) at DEBUG, and every file the test
+    wrote (the book), scanned for the test's secrets when the test ends: the list is filled by
+    the test with what must never appear."""
     caplog.set_level(logging.DEBUG)
     secrets: list[str] = []
     yield secrets
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for s in secrets:
+                assert s.encode() not in data, f"{path.name} holds a secret"
     records = [r for when in ("setup", "call", "teardown") for r in caplog.get_records(when)]
     # the exchange's own loggers, and plain ccxt's (a test's own helper client; the live
     # client's ccxt instances log through engine.live.ccxt) are not the client's output
@@ -382,7 +388,7 @@ def test_a_stop_exit_fills_through_the_core_and_is_booked_once(tmp_path: Path, v
     assert fills[0].fee > 0  # the sell's fee, charged in USDT
     assert len(_venue_orders(venue, order.client_order_id)) == 1
     st = client.status()
-    assert st.state == "running" and st.fills == 1 and st.requests >= 1
+    assert st.state == "running" and st.fills == 1 and st.requests >= 1 and st.stream_ok
     assert float(venue.server.spot.account(acct.key).balances["BTC"][0]) == pytest.approx(0.046)
 
 

@@ -42,6 +42,7 @@ class LiveStatus:
     rejects: int = 0
     fills: int = 0
     duplicate_fills: int = 0  # trades reported again by another source (dropped)
+    stream_ok: bool = False  # the user stream is subscribed and has not failed since
     stream_reconnects: int = 0  # user-stream failures (each stream counts its own) and reopenings
     stream_misses: int = 0  # trades only REST found
     fees_unpriced: int = 0  # fees booked as 0: their asset had no known price

@@ -36,10 +36,18 @@ class UserStreams:
         self.types = ["spot"] if worker.cfg.spot_symbols() else []
         if worker.cfg.futures:
             self.types.append("future")
-        self.ok = False  # subscribed, or delivered since the last failure: believed healthy
         self._tasks: list[asyncio.Task[Any]] = []
         self._restarting = False
         self._fail_logged = 0
+
+    @property
+    def ok(self) -> bool:
+        """Subscribed, or delivered since the last failure: believed healthy."""
+        return self.w.status.stream_ok
+
+    @ok.setter
+    def ok(self, value: bool) -> None:
+        self.w.status.stream_ok = value
 
     async def start(self) -> None:
         # subscribe first, then watch: ccxt's authenticate() returns at once (before the venue
