@@ -526,7 +526,7 @@ def test_the_user_stream_closed_mid_fill_rest_polling_books_the_rest(
     tmp_path: Path, venue: VenueThread, connect: Any
 ) -> None:
     clock = FakeClock()
-    client, _ = connect(clock, order_resp_type="ACK")  # the answer carries no fill: the stream must
+    client, acct = connect(clock, order_resp_type="ACK")  # the answer carries no fill: the stream must
     h = _core(tmp_path, client, clock, qty=0.003)
     venue.server.fault("partial", "POST /api/v3/order", parts=3)
     venue.server.fault("close_user_stream", "POST /api/v3/order")  # dies after the first fill
@@ -537,6 +537,10 @@ def test_the_user_stream_closed_mid_fill_rest_polling_books_the_rest(
     st = client.status()
     assert st.stream_reconnects >= 1 and st.polls >= 1
     assert len(_venue_orders(venue, order.client_order_id)) == 1
+    end = time.monotonic() + 5  # and the stream is back: subscribed again by the retried watch
+    while venue.server.spot.subscribers(acct.key) == 0 and time.monotonic() < end:
+        time.sleep(0.02)
+    assert venue.server.spot.subscribers(acct.key) == 1
 
 
 def test_a_stream_that_goes_silent_is_reopened_after_rest_finds_a_fill_it_missed(venue: VenueThread, connect: Any) -> None:
