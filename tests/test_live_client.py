@@ -319,8 +319,6 @@ def connect(venue: VenueThread, secrets_in_logs: list[str]) -> Iterator[Callable
         server = venue.server
 
         def configure(ex: Any) -> None:
-            ex.options["crossMarginPairsData"] = []
-            ex.options["isolatedMarginPairsData"] = []
             point_ccxt_at(ex, server.rest_url, None, server)
 
         options = {"recv_window_ms": 500, "stream_silence_s": 0.5, "poll_every_s": 0.3, **cfg}
@@ -682,8 +680,7 @@ def test_kill_switch_helpers_see_and_cancel_open_orders(venue: VenueThread, conn
     # a resting order placed behind the client's back (a protective stop, say)
     import ccxt as sync_ccxt
 
-    ex = sync_ccxt.binance({"apiKey": acct.key, "secret": acct.secret, "options": {"defaultType": "spot",
-                           "crossMarginPairsData": [], "isolatedMarginPairsData": []}})  # fmt: skip
+    ex = sync_ccxt.binance({"apiKey": acct.key, "secret": acct.secret, "options": {"defaultType": "spot"}})
     point_ccxt_at(ex, venue.server.rest_url, None, venue.server)
     ex.create_order("BTC/USDT", "limit", "sell", 0.001, 100_000.0)  # rests above the book
     (o,) = client.open_orders(SYMBOLS)
@@ -698,8 +695,6 @@ def test_a_wrong_secret_fails_the_start_in_one_line_without_the_secret(venue: Ve
     secrets_in_logs.append(wrong)
 
     def configure(ex: Any) -> None:
-        ex.options["crossMarginPairsData"] = []
-        ex.options["isolatedMarginPairsData"] = []
         point_ccxt_at(ex, server.rest_url, None, server)
 
     client = BinanceLiveClient(LiveConfig(server.api_key, wrong, SYMBOLS, configure=configure), FakeClock())
