@@ -1,4 +1,5 @@
-"""Live execution on Binance spot through ccxt: the core's ``ExecutionClient`` for real money.
+"""Live execution on Binance (spot, and USDT-M perpetuals) through ccxt: the core's
+``ExecutionClient`` for real money.
 
 Owns ``BinanceLiveClient``, the engine-thread face of ``live_worker.LiveWorker``:
 
@@ -15,8 +16,9 @@ Owns ``BinanceLiveClient``, the engine-thread face of ``live_worker.LiveWorker``
   register it with the engine's ``zmq.Poller`` (``poller.register(client.wakeup_fd, zmq.POLLIN)``)
   and an answer wakes the loop at once instead of at the next poll timeout;
 - ``status()`` is a copy of ``LiveStatus`` (ban, back-off, counters, last error; no secret);
-- ``open_orders`` / ``cancel_all`` / ``balances`` (for the kill switch) run on the worker and
-  wait at most ``call_timeout_s``; they return plain data or raise ``LiveClientError``;
+- ``open_orders`` / ``cancel_all`` / ``balances`` / ``positions`` (for the kill switch) run on
+  the worker and block the calling thread at most ``call_timeout_s``; they return plain data or
+  raise ``LiveClientError``;
 - ``close()`` stops the worker (streams, tasks, ccxt sessions) and joins the thread.
 
 Secrets: the key and secret are given by the caller (read from the environment there). Every

@@ -1,6 +1,7 @@
 """The live client's worker thread: one asyncio loop owning the ccxt clients and every request.
 
-Owns ``LiveWorker`` and ``LiveStatus``. The engine thread never waits on it for an order:
+Owns ``LiveWorker`` (its thread, its loop, placing and looking up orders; the streams and the
+poller are ``live_streams``, the rate gate ``live_rest``). The engine thread never waits on it for an order:
 ``submit`` / ``lookup`` hand it an ``OrderSpec`` and return; what the venue says comes back as
 execution events through the ``emit`` callback (the client queues them for the engine thread).
 
@@ -15,10 +16,12 @@ Placing an order (the core journaled it before):
    request's ``recvWindow`` has run out (until then the first request may still land) -> resend
    with the same id (at most ``MAX_RESENDS`` times). Never a second create otherwise.
 
-Order state comes from the private stream (``watch_orders`` / ``watch_my_trades``); an open
-order with no word for ``stream_silence_s`` (or any open order when a stream fails) is polled
-over REST (``fetch_order`` by client id, then the order's trades by ``orderId``). A trade that
-only REST found means the stream missed it: the streams are reopened.
+Order state comes from the private streams, with REST polling as the safety net
+(``live_streams``); a venue order found by a lookup or a poll is followed here: its trades are
+fetched by ``orderId`` when the venue filled more than the trades seen.
+
+USDT-M futures pairs (``LiveConfig.futures``): hedge mode refuses the start, each pair's leverage
+is set at start, closes are sent reduce-only.
 
 Rate limits: ccxt's limiter paces requests; a 429 backs every request off for Retry-After
 (doubling from 1 s without one); a 418 is a ban (``banned_until_ms``). While backed off or
@@ -173,7 +176,12 @@ class LiveWorker:
             self.status.state = "running"
         except Exception as exc:
             self.status.state = "failed"
-            msg = str(exc) if isinstance(exc, LiveStartError) else classify(exc, self.scrub, "live client start").reason
+            if isinstance(exc, LiveStartError):
+                msg = str(exc)
+            elif isinstance(exc, LiveCallError):
+                msg = f"live client start: {exc.c.reason}"
+            else:
+                msg = classify(exc, self.scrub, "live client start").reason
             self._start_error = self.scrub(msg)
         finally:
             self._ready.set()
