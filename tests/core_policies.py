@@ -21,3 +21,14 @@ calls: list[int] = []
 def scripted(state: Any) -> int:
     calls.append(action[0])
     return action[0]
+
+
+# ``buy_once``: BUY on the first candle decided, HOLD after (tests/test_live_process.py: one order)
+bought = [False]
+
+
+def buy_once(state: Any) -> int:
+    if bought[0]:
+        return 0
+    bought[0] = True
+    return 1

@@ -1,0 +1,130 @@
+"""Live trading through the path production takes: the real feed (Binance source) and the real
+engine process with ``--live``, both pointed at a local Binance-protocol exchange run as its own
+process (tests/binance_exchange.py), the key and secret in the engine's environment only.
+
+A policy buys once. The test waits for the fill in the engine's book, then asks the exchange:
+exactly one order carries that client order id (nothing doubled), the fill the book holds is the
+exchange's trade, and no log, no stderr and no byte of the book holds the API secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.procs import ROOT, Stack, stack
+
+KEY = "e2eKeyVmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7J"
+SECRET = "e2eSecretNhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvq"
+
+CONFIG = """
+version: 1
+portfolio:
+  capital_usd: 10000
+  max_total_exposure: 0.5
+  min_confidence: 0.0
+  risk_per_trade_usd: 5
+  atr_multiplier: 3
+  min_target_cost_multiple: 0   # one scripted buy: the test is about the order, not the edge
+  min_reward_risk: 0
+engine: {timeframe: 1m, history_candles: 60}
+pairs:
+  BTC/USDT:
+    tier: STABLE
+    strategy: policy
+    max_position_size_usd: 200
+    params: {policy: "tests.core_policies:buy_once", stop_atr: 20, take_profit_atr: 50}
+"""
+
+
+@pytest.fixture
+def exchange() -> Iterator[dict[str, str]]:
+    env = dict(os.environ, BINANCE_EXCHANGE_KEY=KEY, BINANCE_EXCHANGE_SECRET=SECRET, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "binance_exchange.py"), "--port", "0", "--rate", "5"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "binance-exchange ready" in line, line + (proc.stderr.read() if proc.poll() is not None else "")
+        urls = dict(re.findall(r"(\w+)=(\S+)", line))
+        yield urls
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        for f in (proc.stdout, proc.stderr):
+            if f:
+                f.close()
+
+
+def _state(rest: str) -> dict:
+    with urllib.request.urlopen(f"{rest}/_test/state", timeout=5) as r:
+        return json.loads(r.read())
+
+
+def _fills(db: Path) -> list[tuple]:
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as c:
+            return c.execute("SELECT fill_id, order_id, side, qty, price, fee FROM fills").fetchall()
+    except sqlite3.OperationalError:
+        return []
+
+
+def _start(s: Stack, name: str, cmd: list[str], env: dict[str, str]) -> None:
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    s.procs[name] = p
+
+
+@pytest.mark.timeout(120)
+def test_a_live_buy_reaches_the_exchange_once_and_is_booked(exchange: dict[str, str]) -> None:
+    with stack(CONFIG) as s:
+        urls = {"MULTIPAR_BINANCE_REST_URL": exchange["rest"], "MULTIPAR_BINANCE_WS_URL": exchange["ws"]}
+        base = {k: v for k, v in os.environ.items() if k not in ("MULTIPAR_API_KEY", "MULTIPAR_API_SECRET")}
+        feed_env = dict(base, PYTHONPATH=str(ROOT), **urls)
+        engine_env = dict(feed_env, MULTIPAR_API_KEY=KEY, MULTIPAR_API_SECRET=SECRET)
+        _start(s, "feed", [
+            sys.executable, "-m", "feed", "--source", "binance", "--symbols", "BTC/USDT",
+            "--pub", s.feed_pub, "--rep", s.feed_rep, "--log-file", str(s.dir / "feed.log"),
+        ], feed_env)  # fmt: skip
+        _start(s, "engine", s.engine_cmd_line("--live", "--timeframe", "1s"), engine_env)
+        deadline = time.monotonic() + 90
+        fills: list[tuple] = []
+        while time.monotonic() < deadline and not fills:
+            for name, p in s.procs.items():
+                if p.poll() is not None:
+                    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+                    raise AssertionError(f"{name} exited {p.returncode}:\n{s.log(name)[-3000:]}\n{err[-2000:]}")
+            fills = _fills(s.db)
+            time.sleep(0.3)
+        assert fills, "no fill booked:\n" + s.log("engine")[-4000:]
+        fill_id, order_id, side, qty, price, fee = fills[0]
+        assert side == "buy" and qty > 0 and price > 0 and fee >= 0
+        assert fill_id.startswith("binance:"), fill_id  # the exchange's trade id, not an invented one
+        st = _state(exchange["rest"])
+        ours = [o for o in st["orders"] if o.get("client_order_id") == order_id]
+        assert len(ours) == 1, st["orders"]  # placed once
+        assert not st["duplicate_client_ids"]
+        time.sleep(1.0)  # the stream and the poll both saw it: still one fill in the book
+        assert len([f for f in _fills(s.db) if f[1] == order_id]) == len({f[0] for f in _fills(s.db)})
+        assert "LIVE on Binance" in s.log("engine")
+        for name in list(s.procs):
+            s.stop(name)
+        for blob in (s.log("engine"), s.log("feed"), s.db.read_bytes().decode("latin-1")):
+            assert SECRET not in blob and KEY not in blob
