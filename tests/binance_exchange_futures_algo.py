@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -264,6 +265,7 @@ class FuturesAlgoAndStreams(_Base):
                     await ws.pong(msg.data)
                 elif msg.type == WSMsgType.PONG:
                     conn.pongs += 1
+                    conn.last_pong = time.monotonic()  # the ping loop closes a silent client
         finally:
             pinger.cancel()
             self.streams.pop(conn, None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
@@ -119,6 +120,7 @@ class SpotUserStream(_Base):
                     await ws.pong(msg.data)
                 elif msg.type == WSMsgType.PONG:
                     conn.pongs += 1
+                    conn.last_pong = time.monotonic()  # the ping loop closes a silent client
         finally:
             pinger.cancel()
             self.streams.pop(conn, None)
