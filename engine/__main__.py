@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 
     live = None
     if args.live:
-        live, live_rules_or_error = _start_live(args, cfg.active_symbols())
+        futures = {s: p.leverage for s, p in cfg.pairs.items() if p.enabled and p.market == "futures"}
+        live, live_rules_or_error = _start_live(args, cfg.active_symbols(), futures)
         if live is None:
             return _fail(str(live_rules_or_error), 2, log_file=args.log_file)
         rules = live_rules_or_error  # the order boundary from the exchange's markets
@@ -148,9 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _start_live(args: argparse.Namespace, symbols: list[str]) -> tuple[object | None, object]:
+def _start_live(
+    args: argparse.Namespace, symbols: list[str], futures: dict[str, int]
+) -> tuple[object | None, object]:
     """The live client started (markets loaded) and its rules, or ``(None, why)``: one line,
-    no secret. The key and secret come from the environment, never from the command line."""
+    no secret. The key and secret come from the environment, never from the command line.
+    ``futures``: the safe list's USDT-M pairs and their leverage (set at start; hedge mode is
+    refused)."""
     import os
 
     key, secret = os.environ.get(ENV_API_KEY, ""), os.environ.get(ENV_API_SECRET, "")
@@ -162,7 +167,7 @@ def _start_live(args: argparse.Namespace, symbols: list[str]) -> tuple[object | 
 
     try:
         cfg = LiveConfig(
-            key, secret, symbols=tuple(symbols), testnet=args.testnet,
+            key, secret, symbols=tuple(symbols), futures=futures, testnet=args.testnet,
             rest_url=os.environ.get("MULTIPAR_BINANCE_REST_URL") or None,
             ws_url=os.environ.get("MULTIPAR_BINANCE_WS_URL") or None,
         )
