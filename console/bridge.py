@@ -75,7 +75,7 @@ class StateSink(Protocol):
 
     def apply_feed_status(self, m: dict[str, Any]) -> None: ...
 
-    def apply_heartbeat(self, kind: str, pid: int | None, phase: str = "") -> None: ...
+    def apply_heartbeat(self, kind: str, pid: int | None, phase: str = "", venue: Any = None) -> None: ...
 
     def apply_snapshot(self, msg: SnapshotMsg) -> None: ...
 
@@ -353,7 +353,7 @@ class Bridge:
             raise BadMessage(f"{topic[:40]!r}: {exc}") from None
         if apply is None:
             self._track_seq(seq_key, msg.seq)
-            self._beat("engine", msg.pid, msg.phase)
+            self._beat("engine", msg.pid, msg.phase, msg.venue)
             return
         if "engine" not in self.beat_pid and not self._asked and self.on_new_engine is not None:
             # the engine speaks before we heard it beat (its first beats can be lost to the
@@ -404,13 +404,13 @@ class Bridge:
         except SchemaError as exc:
             raise BadMessage(f"{topic[:40]!r}: {exc}") from None
 
-    def _beat(self, kind: str, pid: int | None, phase: str = "") -> None:
+    def _beat(self, kind: str, pid: int | None, phase: str = "", venue: Any = None) -> None:
         if kind == "engine" and pid is not None and pid != self.beat_pid.get(kind):
             self._new_engine(pid)
         self.last_beat[kind] = self._clock()
         if pid is not None:
             self.beat_pid[kind] = pid
-        self._model.apply_heartbeat(kind, pid, phase)
+        self._model.apply_heartbeat(kind, pid, phase, venue)
 
     def _new_engine(self, pid: int) -> None:
         """An engine beats for the first time: its numbers start again, and what was kept for

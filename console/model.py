@@ -230,6 +230,7 @@ class ConsoleModel:
         self.fills: deque[FillMsg] = deque(maxlen=FILLS_MAXLEN)
         self.events: deque[EventLine] = deque(maxlen=EVENTS_MAXLEN)
         self.feed_status: dict[str, Any] = {"state": "unknown", "reconnects": 0}
+        self.venue: Any = None  # a live engine's exchange connection (wire VenueMsg); None: paper
         self.feed_status_at: float | None = None
         self.children: dict[str, ChildStatus] = {
             "feed": ChildStatus("feed"),
@@ -390,19 +391,43 @@ class ConsoleModel:
             self.add_event(f"feed {state} (reconnects {n})")
         self.dirty.add(DIRTY_HEADER)
 
-    def apply_heartbeat(self, kind: str, pid: int | None, phase: str = "") -> None:
+    def apply_heartbeat(self, kind: str, pid: int | None, phase: str = "", venue: Any = None) -> None:
         """A child's heartbeat (``HeartbeatMsg`` from the engine, the feed's ``_hb`` map);
-        ``phase`` is the engine's ("warming" while it loads history, then "running")."""
+        ``phase`` is the engine's ("warming" while it loads history, then "running");
+        ``venue`` a live engine's exchange connection (a ban, the user stream)."""
         child = self.children.get(kind)
         if child is None:
             self._reject("_hb", f"unknown heartbeat kind {kind[:40]!r}")
             return
+        if kind == "engine":
+            self._apply_venue(venue)
         child.last_beat = self.clock()
         child.phase = phase
         if pid is not None:
             child.pid = pid
         if child.state == "starting":  # a beat proves it started; the supervisor owns the rest
             child.state = "running"
+        self.dirty.add(DIRTY_HEADER)
+
+    def _apply_venue(self, venue: Any) -> None:
+        """Say when a ban starts or ends and when the user stream drops or comes back."""
+        prev, self.venue = self.venue, venue
+        if venue is None:
+            return
+        now_ms = int(self.wall() * 1000)
+        was_banned = prev is not None and prev.banned_until_ms > now_ms
+        if venue.banned_until_ms > now_ms and not was_banned:
+            until = time.strftime("%H:%M:%S", time.gmtime(venue.banned_until_ms / 1000))
+            self.add_event(f"Binance banned this IP until {until} UTC (HTTP 418): no new orders "
+                           "until then", "error")  # fmt: skip
+        elif was_banned and venue.banned_until_ms <= now_ms:
+            self.add_event("Binance ban over: orders resume")
+        if prev is not None and prev.stream_ok != venue.stream_ok:
+            if venue.stream_ok:
+                self.add_event("exchange user stream back")
+            else:
+                why = f": {venue.last_error}" if venue.last_error else ""
+                self.add_event(f"exchange user stream down, fills polled over REST{why}", "warning")
         self.dirty.add(DIRTY_HEADER)
 
     def set_child(self, name: str, **fields: Any) -> None:

@@ -1007,3 +1007,23 @@ async def test_prices_repaint_every_other_frame_but_a_mode_change_at_once() -> N
         app.model.apply_pair(pair_msg("BTC/USDT", mode="ACTIVE"))
         app._frame()
         assert painted.count("BTC/USDT") == 2  # the operator's change is never held back
+
+
+async def test_header_shows_a_ban_and_a_dead_user_stream() -> None:
+    from engine.wire.schema import VenueMsg
+
+    backend = FakeBackend(mode="LIVE")
+    app = build(backend, FrozenClock())
+    async with app.run_test(size=WIDE) as pilot:
+        await ready(pilot, backend)
+        header = app.main.header
+        m = app.model
+        m.apply_heartbeat("engine", 4242, "running", VenueMsg("running"))
+        assert "BANNED" not in header.render().plain and "NO STREAM" not in header.render().plain
+        until = int((header.wall() + 120) * 1000)
+        m.apply_heartbeat("engine", 4242, "running", VenueMsg("running", banned_until_ms=until))
+        line = header.render()
+        assert "BANNED" in line.plain
+        assert _style_at(line, "BANNED").bgcolor == app.palette.badge("HALTED").bgcolor
+        m.apply_heartbeat("engine", 4242, "running", VenueMsg("running", stream_ok=False))
+        assert "NO STREAM" in header.render().plain and "BANNED" not in header.render().plain

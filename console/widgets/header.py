@@ -106,6 +106,14 @@ class StatusHeader(ModelWidget):
             if m.halted:
                 left.append(" ")
                 left.append(" HALTED ", pal.badge("HALTED"))
+            v = m.venue
+            if v is not None:  # a live engine: a ban or a dead user stream is never quiet
+                if v.banned_until_ms > self.wall() * 1000:
+                    left.append(" ")
+                    left.append(" BANNED " if long else " BAN ", pal.badge("HALTED"))
+                elif not v.stream_ok:
+                    left.append(" ")
+                    left.append(" NO STREAM " if long else " NOSTR ", pal.badge("STALE"))
             left.append("  feed " if long else " feed ", pal.muted)
             left.append(feed_long if long else feed_short, feed_style)
             left.append("  │ " if long else " │", pal.muted)

@@ -55,6 +55,7 @@ from engine.wire.schema import (
     PortfolioMsg,
     PositionMsg,
     SignalMsg,
+    VenueMsg,
 )
 
 if TYPE_CHECKING:
@@ -220,7 +221,7 @@ class StatePublisher:
 
     def heartbeat(
         self, core: TradingCore | None, phase: str, ticks: int, bad: int, counters: dict[str, int],
-        latency: dict[str, float] | None, final: bool = False,
+        latency: dict[str, float] | None, final: bool = False, venue: VenueMsg | None = None,
     ) -> None:
         modes: dict[str, int] = {}
         if core is not None:
@@ -230,4 +231,5 @@ class StatePublisher:
             kind="engine", pid=os.getpid(), ts=time.time_ns(), phase=phase, ticks=ticks, bad=bad,
             decisions=core.decisions_total if core is not None else 0, mode_counts=modes, counters=counters,
             latency_us=LatencyMsg(**latency) if latency else None, final=final,  # type: ignore[arg-type]
+            venue=venue,
         ))

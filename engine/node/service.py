@@ -36,7 +36,7 @@ from engine.node.publisher import StatePublisher, TopicStats
 from engine.node.snapshot import build_snapshot
 from engine.wire.commands import SNAPSHOT, CommandError, make_ack, make_snapshot, parse_command
 from engine.wire.liveness import HEARTBEAT_INTERVAL_S
-from engine.wire.schema import AckMsg
+from engine.wire.schema import AckMsg, VenueMsg
 from feed.wire import TOPIC_STATUS, WireError, decode_map, decode_tick
 
 log = logging.getLogger("engine")
@@ -343,7 +343,14 @@ class EngineNode:
     def _heartbeat(self, now: float, final: bool = False) -> None:
         self._last_hb = now
         self.publisher.heartbeat(self.core, self.phase, self.ticks_total, self.bad_total, self.counters(),
-                                 self.latency_percentiles(), final)
+                                 self.latency_percentiles(), final, self._venue())
+
+    def _venue(self) -> VenueMsg | None:
+        """The live client's state for the heartbeat (a ban, a back-off, the user stream)."""
+        if self.live is None:
+            return None
+        st = self.live.status()
+        return VenueMsg(st.state, st.banned_until_ms, st.backoff_until_ms, st.stream_ok, st.last_error)
 
     def latency_percentiles(self) -> dict[str, float] | None:
         """p50/p99/max of feed-publish -> tick-handled latency over the last 4096 ticks, in µs."""

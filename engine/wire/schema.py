@@ -41,6 +41,7 @@ __all__ = [
     "SchemaError",
     "SignalMsg",
     "SnapshotMsg",
+    "VenueMsg",
 ]
 
 # ---- nested maps ------------------------------------------------------------------------------
@@ -234,6 +235,20 @@ class LatencyMsg(Message):
 
 
 @dataclass(slots=True)
+class VenueMsg(Message):
+    """A live engine's exchange connection (paper engines send none): ``state`` of the client
+    (starting | running | failed | closed), a 418 ban or a 429 back-off in force until the
+    given epoch ms (0: none), whether the private user stream is up, the last error (one line,
+    never a secret)."""
+
+    state: str
+    banned_until_ms: int = 0
+    backoff_until_ms: int = 0
+    stream_ok: bool = True
+    last_error: str = ""
+
+
+@dataclass(slots=True)
 class HeartbeatMsg(Message):
     """Topic ``_hb``: liveness. ``phase`` is ``warming`` while history loads, then ``running``."""
 
@@ -249,6 +264,7 @@ class HeartbeatMsg(Message):
     latency_us: LatencyMsg | None = None
     final: bool = False
     seq: int = 0
+    venue: VenueMsg | None = None  # live engines only
 
 
 @dataclass(slots=True)
