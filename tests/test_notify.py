@@ -135,7 +135,7 @@ def _problems(extra: str) -> list[str]:
 
 def test_notify_config_defaults_and_shape() -> None:
     cfg = parse_safe_list(BASE, "sl.yaml").notify
-    assert cfg.channels == () and cfg.events == ("kill", "halted", "stale", "restart", "feed_down")
+    assert cfg.channels == () and cfg.events == ("kill", "halted", "stale", "restart", "feed_down", "banned")
     assert (cfg.feed_down_after_s, cfg.max_per_minute) == (60.0, 20)
     cfg = parse_safe_list(
         BASE
@@ -158,7 +158,7 @@ def test_notify_config_errors_read_like_the_others() -> None:
     assert sorted(problems) == sorted(
         [
             "sl.yaml: notify.events[1]: Input should be 'kill', 'halted', 'stale', 'restart', "
-            "'feed_down' or 'fill' (got 'kil')",
+            "'feed_down', 'fill' or 'banned' (got 'kil')",
             "sl.yaml: notify.feed_down_after_s: Input should be greater than 0 (got 0)",
             "sl.yaml: notify.max_per_minute: Input should be greater than or equal to 1 (got 0)",
             'sl.yaml: notify.telegram.chat_id: chat_id is a chat number ("123456", "-100123456") '

@@ -39,3 +39,28 @@ def test_a_paper_engine_sends_no_venue() -> None:
     model = _model()
     _beat(model, None)
     assert model.venue is None and not model.events
+
+
+def test_the_daemon_notifies_a_ban_and_its_end() -> None:
+    from console.daemon.watch import BookWatch
+
+    sent: list[tuple[str, str, str]] = []
+
+    class Watch(BookWatch):
+        def __init__(self, model: ConsoleModel) -> None:
+            self.model, self.notifier, self.bridge = model, None, None
+            self.on_event = lambda kind, text, level: sent.append((kind, text, level))
+            self._badges = {}
+
+    model = _model()
+    w = Watch(model)
+    _beat(model, VenueMsg("running"))
+    w._watch_book()
+    assert sent == []
+    _beat(model, VenueMsg("running", banned_until_ms=int((NOW + 300) * 1000)))
+    w._watch_book()
+    w._watch_book()  # said once, not every second
+    assert [(k, lvl) for k, _t, lvl in sent] == [("banned", "error")] and "no new orders" in sent[0][1]
+    _beat(model, VenueMsg("running"))
+    w._watch_book()
+    assert sent[-1][0] == "banned" and "over" in sent[-1][1] and len(sent) == 2

@@ -4,12 +4,14 @@ Owns ``BookWatch``, the part of the daemon (``service.py``) that turns what it s
 notifications (``notify.py`` sends them, filtered by the safe list's ``notify.events``): a
 kill, pairs newly HALTED or STALE (one message a second for all of them), a child restarting or
 left dead (from ``set_child``), the feed down (the notifier's timer decides when that is worth
-a message) and fills as the bridge applies them (a snapshot's fills are history: not announced).
+a message), fills as the bridge applies them (a snapshot's fills are history: not announced)
+and a live engine's exchange banning this IP (HTTP 418) and the end of the ban.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +28,7 @@ class BookWatch:
     bridge: Any
     on_event: Callable[[str, str, str], None] | None
     _badges: dict[str, str]
+    _banned: bool = False  # a live engine's exchange has banned this IP (HTTP 418)
 
     def notify(self, kind: str, text: str, level: str) -> None:
         """One message for the operator's phone (the notifier filters by the safe list)."""
@@ -64,6 +67,15 @@ class BookWatch:
         for badge, syms in fresh.items():
             if syms:
                 self.notify(badge.lower(), f"{', '.join(syms)} {badge}", "warning")
+        v = self.model.venue
+        banned = v is not None and v.banned_until_ms > self.model.wall() * 1000
+        if banned != self._banned:
+            self._banned = banned
+            if banned:
+                until = time.strftime("%H:%M:%S", time.gmtime(v.banned_until_ms / 1000))
+                self.notify("banned", f"Binance banned this IP until {until} UTC: no new orders", "error")
+            else:
+                self.notify("banned", "Binance ban over: orders resume", "info")
         if self.notifier is not None and self.bridge is not None:
             state = str(self.model.feed_status.get("state", "unknown"))
             feed = self.model.children["feed"]

@@ -16,9 +16,9 @@ class _Strict(BaseModel):
 
 
 # Notifications (console/daemon/notify.py): what the daemon sends while nobody watches.
-NotifyEvent = Literal["kill", "halted", "stale", "restart", "feed_down", "fill"]
-NOTIFY_EVENTS: tuple[str, ...] = ("kill", "halted", "stale", "restart", "feed_down", "fill")
-DEFAULT_NOTIFY_EVENTS: tuple[str, ...] = ("kill", "halted", "stale", "restart", "feed_down")
+NotifyEvent = Literal["kill", "halted", "stale", "restart", "feed_down", "fill", "banned"]
+NOTIFY_EVENTS: tuple[str, ...] = ("kill", "halted", "stale", "restart", "feed_down", "fill", "banned")
+DEFAULT_NOTIFY_EVENTS: tuple[str, ...] = ("kill", "halted", "stale", "restart", "feed_down", "banned")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TELEGRAM_CHAT_RE = re.compile(r"^(-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{3,})$")
 # The sections whose values are never echoed in an error line: they may hold a secret pasted
