@@ -40,7 +40,8 @@ line with the URLs; the key/secret come from ``--api-key``/``--api-secret`` (or 
 as a process is driven over test-only endpoints (not Binance's, not counted, no auth):
 ``POST /_test/fault`` (JSON: kind, endpoint, times, options as for ``fault``), ``POST
 /_test/price`` ({symbol, price, bid?, ask?}), ``POST /_test/balance`` ({asset, free, api_key?}),
-``POST /_test/close_user_streams``, ``GET /_test/state`` (exposure, flat, counts, order log,
+``POST /_test/close_user_streams``, ``POST /_test/mute_user_streams`` ({muted: bool}),
+``GET /_test/state`` (exposure, flat, counts, order log,
 duplicate client ids, faults fired, auth failures).
 
 Controls::
@@ -288,6 +289,7 @@ class BinanceExchange(BinanceServer):
         app.router.add_post("/_test/price", self._control_price)
         app.router.add_post("/_test/balance", self._control_balance)
         app.router.add_post("/_test/close_user_streams", self._control_close_streams)
+        app.router.add_post("/_test/mute_user_streams", self._control_mute_streams)
         app.router.add_get("/_test/state", self._control_state)
         return app
 
@@ -310,6 +312,11 @@ class BinanceExchange(BinanceServer):
 
     async def _control_close_streams(self, request: web.Request) -> web.Response:
         return web.json_response({"closed": await self.close_user_streams()})
+
+    async def _control_mute_streams(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        self.mute_user_streams(bool(body.get("muted", True)))
+        return web.json_response({"muted": self.spot.muted})
 
     async def _control_state(self, request: web.Request) -> web.Response:
         key = request.query.get("api_key") or self.api_key

@@ -32,3 +32,9 @@ def buy_once(state: Any) -> int:
         return 0
     bought[0] = True
     return 1
+
+
+def buy_when_flat(state: Any) -> int:
+    """BUY while the portfolio holds nothing (``state[3]``, the exposure), else HOLD: after a
+    restart it buys again only if the first buy was truly lost (tests/test_live_process.py)."""
+    return 1 if state[3] == 0.0 else 0

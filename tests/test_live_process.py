@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -128,3 +129,58 @@ def test_a_live_buy_reaches_the_exchange_once_and_is_booked(exchange: dict[str, 
             s.stop(name)
         for blob in (s.log("engine"), s.log("feed"), s.db.read_bytes().decode("latin-1")):
             assert SECRET not in blob and KEY not in blob
+
+
+def _arm(rest: str, fault: dict) -> None:
+    req = urllib.request.Request(f"{rest}/_test/fault", data=json.dumps(fault).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert json.loads(r.read())["armed"] == fault["kind"]
+
+
+@pytest.mark.timeout(150)
+def test_sigkill_between_sent_and_answered_loses_nothing_and_doubles_nothing(exchange: dict[str, str]) -> None:
+    """The exchange takes the order at once and answers 8 s later, its user stream silent; the
+    engine is SIGKILLed in between. The restarted engine finds the order journaled, looks it up by its client order id,
+    books its fill once, and does not buy again: one order at the exchange, one fill in the book."""
+    config = CONFIG.replace("tests.core_policies:buy_once", "tests.core_policies:buy_when_flat")
+    with stack(config) as s:
+        urls = {"MULTIPAR_BINANCE_REST_URL": exchange["rest"], "MULTIPAR_BINANCE_WS_URL": exchange["ws"]}
+        base = {k: v for k, v in os.environ.items() if k not in ("MULTIPAR_API_KEY", "MULTIPAR_API_SECRET")}
+        feed_env = dict(base, PYTHONPATH=str(ROOT), **urls)
+        engine_env = dict(feed_env, MULTIPAR_API_KEY=KEY, MULTIPAR_API_SECRET=SECRET)
+        _arm(exchange["rest"], {"kind": "delay", "endpoint": "POST /api/v3/order", "delay_s": 8})
+        # and a silent user stream: until the answer, only the client's poll (2 s) could tell
+        req = urllib.request.Request(f"{exchange['rest']}/_test/mute_user_streams", data=b'{"muted": true}',
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        urllib.request.urlopen(req, timeout=5).close()
+        _start(s, "feed", [
+            sys.executable, "-m", "feed", "--source", "binance", "--symbols", "BTC/USDT",
+            "--pub", s.feed_pub, "--rep", s.feed_rep, "--log-file", str(s.dir / "feed.log"),
+        ], feed_env)  # fmt: skip
+        engine = s.engine_cmd_line("--live", "--timeframe", "1s")
+        _start(s, "engine", engine, engine_env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _state(exchange["rest"])["orders"]:
+            time.sleep(0.1)
+        orders = _state(exchange["rest"])["orders"]
+        assert len(orders) == 1, orders  # taken by the exchange; its answer is still 8 s away
+        cid = orders[0]["client_order_id"]
+        assert not _fills(s.db)  # not answered yet: nothing booked
+        s.stop("engine", signal.SIGKILL)
+        _start(s, "engine", engine, engine_env)  # same book
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _fills(s.db):
+            time.sleep(0.3)
+        fills = _fills(s.db)
+        assert [f[1] for f in fills] == [cid], fills  # booked once, under the first order's id
+        time.sleep(3)  # candles keep closing: a second buy would show by now
+        st = _state(exchange["rest"])
+        assert [o["client_order_id"] for o in st["orders"]] == [cid] and not st["duplicate_client_ids"]
+        assert len(_fills(s.db)) == 1
+        log = s.log("engine")
+        assert "looking it up" in log, log[-3000:]
+        for name in list(s.procs):
+            s.stop(name)
+        for blob in (s.log("engine"), s.log("feed"), s.db.read_bytes().decode("latin-1")):
+            assert SECRET not in blob
