@@ -9,10 +9,7 @@ import sys
 from pathlib import Path
 
 from engine.core.config import ConfigError, load_safe_list, parse_timeframe
-
-# the live client's credentials (console/live.py sets them in this process's environment only)
-ENV_API_KEY = "MULTIPAR_API_KEY"
-ENV_API_SECRET = "MULTIPAR_API_SECRET"
+from engine.node.live import ENV_API_KEY, ENV_API_SECRET  # console/live.py sets them for us only
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,11 +109,15 @@ def main(argv: list[str] | None = None) -> int:
 
     live = None
     if args.live:
+        import os
+
+        from engine.node.live import LiveUnavailable, start_live
+
         futures = {s: p.leverage for s, p in cfg.pairs.items() if p.enabled and p.market == "futures"}
-        live, live_rules_or_error = _start_live(args, cfg.active_symbols(), futures)
-        if live is None:
-            return _fail(str(live_rules_or_error), 2, log_file=args.log_file)
-        rules = live_rules_or_error  # the order boundary from the exchange's markets
+        try:  # the order boundary comes from the exchange's markets
+            live, rules = start_live(os.environ, cfg.active_symbols(), futures, args.testnet)
+        except LiveUnavailable as exc:
+            return _fail(f"--live: {exc}", 2, log_file=args.log_file)
 
     from engine.node.service import Endpoints, EngineNode  # after arg checks: keeps --help fast
 
@@ -147,39 +148,6 @@ def main(argv: list[str] | None = None) -> int:
         service.close()
         logging.getLogger("engine").info("Engine stopped")
     return 0
-
-
-def _start_live(
-    args: argparse.Namespace, symbols: list[str], futures: dict[str, int]
-) -> tuple[object | None, object]:
-    """The live client started (markets loaded) and its rules, or ``(None, why)``: one line,
-    no secret. The key and secret come from the environment, never from the command line.
-    ``futures``: the safe list's USDT-M pairs and their leverage (set at start; hedge mode is
-    refused)."""
-    import os
-
-    key, secret = os.environ.get(ENV_API_KEY, ""), os.environ.get(ENV_API_SECRET, "")
-    if not key or not secret:
-        return None, f"--live: set {ENV_API_KEY} and {ENV_API_SECRET} in the engine's environment"
-    from engine.execution.binance_connect import LiveConfigError  # ccxt: only for a live run
-    from engine.execution.binance_live import BinanceLiveClient, LiveConfig, LiveStartError
-    from engine.node.clock import SystemClock
-
-    try:
-        cfg = LiveConfig(
-            key, secret, symbols=tuple(symbols), futures=futures, testnet=args.testnet,
-            rest_url=os.environ.get("MULTIPAR_BINANCE_REST_URL") or None,
-            ws_url=os.environ.get("MULTIPAR_BINANCE_WS_URL") or None,
-        )
-        client = BinanceLiveClient(cfg, SystemClock())
-    except LiveConfigError as exc:
-        return None, f"--live: {exc}"
-    try:
-        rules = client.start()
-    except LiveStartError as exc:
-        client.close()
-        return None, f"--live: cannot start trading on Binance: {exc}"
-    return client, rules
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 Owns ``KillSwitch``, the part of the daemon (``service.py``) that halts everything: ask the engine; when
 it does not confirm within ``kill_ack_timeout_s`` (or has stopped beating for
 ``hung_after_s``), hold the engine (SIGKILL, no restart), close every stored position through
-the trading core on the book (``engine.node.fallback.flatten_from_store``), show the result at
-once, and let the engine come back halted and flat.
+the trading core on the book (``engine.node.fallback.flatten_from_store``; a live daemon's
+closes them at the exchange with the engine's own key and endpoints, never on paper), show the
+result at once, and let the engine come back halted and flat.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ class KillSwitch:
     _send: Callable[..., Any]
     _reset_dealer: Callable[[], None]
     _event: Callable[[str, str], None]
+    _engine_secrets: dict[str, str]  # live: the key and secret (empty on paper)
+    _feed_secrets: dict[str, str]  # the URL options (a testnet or a local exchange)
+    _engine_argv: list[str]
+
+    def _live_env(self) -> tuple[dict[str, str] | None, bool]:
+        """A live daemon's fallback closes at the exchange with the engine's own settings."""
+        if not self._engine_secrets:
+            return None, False
+        return {**self._feed_secrets, **self._engine_secrets}, "--testnet" in self._engine_argv
 
     def engine_hung(self) -> bool:
         """No engine process, or no heartbeat for more than ``hung_after_s``."""
@@ -72,7 +82,8 @@ class KillSwitch:
         try:
             from engine.node.fallback import flatten_from_store
 
-            fills = await asyncio.to_thread(flatten_from_store, self.db_path, self.cfg, marks)
+            live_env, testnet = self._live_env()
+            fills = await asyncio.to_thread(flatten_from_store, self.db_path, self.cfg, marks, live_env, testnet)
         except Exception as exc:
             log.exception("flatten from store failed")
             self._release_engine()
