@@ -35,7 +35,7 @@ Bench = Callable[[bool, Callable[[str], None]], tuple[list[Figure], dict[str, An
 
 
 def _benches() -> dict[str, Bench]:
-    from bench import attach, backtest, compute, console, latency, throughput
+    from bench import attach, backtest, compute, console, latency, live, throughput
 
     return {
         "compute": compute.run,
@@ -46,10 +46,11 @@ def _benches() -> dict[str, Bench]:
         "kill": console.run_kill,
         "attach": attach.run,
         "backtest": backtest.run,
+        "live": live.run,
     }
 
 
-NAMES = ("compute", "latency", "throughput", "demo", "load", "kill", "attach", "backtest")
+NAMES = ("compute", "latency", "throughput", "demo", "load", "kill", "attach", "backtest", "live")
 
 
 def _names(text: str) -> list[str]:
