@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.core.events import Notice
+from engine.core.models import Side
 from engine.core.orders import OrderStatus
 from engine.node.fallback import flatten_from_store
 from tests.core_harness import Harness, ScriptedClient, make_core, safe_list
@@ -88,18 +89,34 @@ def test_a_refused_stop_is_retried_until_it_fills(tmp_path: Path) -> None:
     assert sum(d.action == "close_long" for d in h.events.decisions) == 1  # one decision
 
 
-def test_an_exit_refused_at_the_lot_step_is_said_once_and_the_kill_reports_it(tmp_path: Path) -> None:
-    h, client = _seeded(tmp_path, qty=0.000001)  # below BTC's 0.00001 step
+def test_a_remainder_below_the_lot_step_is_dust_flat_for_trading_and_kept_in_the_book(tmp_path: Path) -> None:
+    h, client = _seeded(tmp_path, qty=0.000001)  # below BTC's 0.00001 step: no order can sell it
     for _ in range(10):
         h.clock.advance(500)
-        h.tick("BTC/USDT", 58_000.0)
+        h.tick("BTC/USDT", 58_000.0)  # far below the stop: a tradable position would be closed
         h.core.on_timer()
-    notices = [e for e in h.events.of(Notice) if e.kind == "exit_blocked"]
-    assert len(notices) == 1 and "rounds to 0" in notices[0].message
-    assert client.venue == []
+    assert client.venue == [] and not h.core.execution.exits  # nothing sent, nothing waiting
+    assert not [e for e in h.events.of(Notice) if e.kind == "exit_blocked"]
     r = h.core.command("kill")
-    assert not r.ok and "could not flatten BTC/USDT" in r.message
+    assert r.ok, r.message  # flat for trading: the kill has nothing to close
     assert set(h.core.modes().values()) == {"HALTED"}
+    assert h.store.load_positions()["BTC/USDT"].qty == 0.000001  # still in the book (and equity)
+
+
+def test_an_exit_that_leaves_dust_is_done_and_the_next_stop_still_works(tmp_path: Path) -> None:
+    """Binance takes a buy's fee in the asset bought: 0.00166 bought leaves 0.00165834, not a
+    whole number of 0.00001 lots. The exit sells 0.00165 and the 0.00000834 left is dust: the
+    exit ends, no exit stays blocked, and the pair trades (and stops) again."""
+    h, client = _seeded(tmp_path, qty=0.00165834)
+    h.tick("BTC/USDT", 58_000.0)  # through the stop (59,000): sells what a lot step allows
+    assert [(o.side, o.qty) for o in client.venue] == [(Side.SELL, 0.00165)]
+    assert not h.core.execution.exits  # done: the dust is not an exit waiting forever
+    left = h.store.load_positions()["BTC/USDT"].qty
+    assert 0 < left < 0.00001
+    h.clock.advance(500)
+    h.tick("BTC/USDT", 57_000.0)
+    assert len(client.venue) == 1  # no stop fires on dust
+    assert h.core.command("flatten_all").ok
 
 
 def test_the_kill_fallback_closes_through_the_core(tmp_path: Path) -> None:

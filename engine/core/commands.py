@@ -58,10 +58,10 @@ class OperatorCommands:
             self.set_modes({ps.symbol: target}, f"operator {cmd}")
             return CommandResult(True, f"{ps.symbol} {target}")
         if cmd == "flatten_all":
-            n, failed = self.flatten_all("flatten_all", now)
+            done, failed = self.flatten_all("flatten_all", now)
             if failed:
-                return CommandResult(False, f"flattened {n}; could not flatten {', '.join(failed)}")
-            return CommandResult(True, f"flattened {n} position(s)")
+                return CommandResult(False, f"{done}; could not flatten {', '.join(failed)}")
+            return CommandResult(True, done)
         if cmd == "kill":
             return self.kill("kill")
         if cmd == "rearm":
@@ -83,17 +83,24 @@ class OperatorCommands:
             return CommandResult(False, f"{symbol} {self._why_not_flat(symbol, outcome)}: retried until flat")
         return CommandResult(False, f"{symbol} could not be flattened: {self._why_not_flat(symbol, outcome)}")
 
-    def flatten_all(self, reason: str, now: int) -> tuple[int, list[str]]:
-        n, failed = 0, []
+    def flatten_all(self, reason: str, now: int) -> tuple[str, list[str]]:
+        """Close every position; returns what was done ("2 position(s) flattened", "1 closing
+        (orders sent)": a live venue answers later, an exit sent and not refused is closing)
+        and the positions that could not be closed."""
+        n, closing, failed = 0, 0, []
         for sym, pos in list(self.portfolio.positions.items()):
             if not pos.is_open:
                 continue
             outcome = self.close_position(sym, reason, f"{sym}|{reason}|{now}", operator=True)
+            ex = self.execution.exits.get(sym)
             if outcome == "filled":
                 n += 1
+            elif outcome == "pending" and ex is not None and not ex.last_error:
+                closing += 1
             elif outcome != "flat":
                 failed.append(f"{sym} ({self._why_not_flat(sym, outcome)})")
-        return n, failed
+        done = f"{n} position(s) flattened" + (f", {closing} closing (orders sent)" if closing else "")
+        return done, failed
 
     def _why_not_flat(self, symbol: str, outcome: str) -> str:
         if outcome != "pending":
@@ -108,11 +115,11 @@ class OperatorCommands:
         symbols = set(self.pairs) | {s for s, p in self.portfolio.positions.items() if p.is_open}
         self.set_modes(dict.fromkeys(sorted(symbols), PairMode.HALTED), "kill switch" if reason == "kill" else reason)
         self._notice(reason, "error", "kill switch: all pairs HALTED")
-        n, failed = self.flatten_all(reason, now)
-        log.warning("KILL SWITCH: %d position(s) flattened, all pairs HALTED", n)
+        done, failed = self.flatten_all(reason, now)
+        log.warning("KILL SWITCH: %s, all pairs HALTED", done)
         if failed:
-            return CommandResult(False, f"HALTED; could not flatten {', '.join(failed)}")
-        return CommandResult(True, f"all pairs HALTED, {n} position(s) flattened")
+            return CommandResult(False, f"HALTED; {done}; could not flatten {', '.join(failed)}")
+        return CommandResult(True, f"all pairs HALTED, {done}")
 
     def set_modes(self, modes: Mapping[str, PairMode], reason: str) -> None:
         if not modes:

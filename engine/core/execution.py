@@ -12,8 +12,10 @@ Rules that keep money safe:
   (``client.lookup``) before anything else happens on that pair; nothing is resent blind.
 - A fill is booked once: the journal refuses a fill id it already holds.
 - An exit stays pending until the position is flat: refused, it is retried with back-off on
-  the next ticks; a refusal that can never pass (below the lot step) is said once and waits
-  for the operator (flatten or kill try again).
+  the next ticks; a refusal that can never pass is said once and waits for the operator
+  (flatten or kill try again). A remainder below the lot step ("dust", e.g. what a buy leaves
+  when Binance takes its fee in the asset bought) ends the exit: it stays in the book and the
+  equity, but for trading the pair is flat (``is_dust``).
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ class ExecutionEngine:
             if self.journal.record_decision(ex.decision):
                 self.sink.emit(DecisionMade(ex.decision))
             ex.decision = None
-        if not pos.is_open:
+        if not pos.is_open or (pos.symbol not in self.exits and self.is_dust(pos)):
             return "filled"
         return f"blocked: {ex.blocked}" if ex.blocked else "pending"
 
@@ -174,9 +176,8 @@ class ExecutionEngine:
             return
         rules = rules_for(ex.symbol, self.rules)
         qty = round_qty_down(abs(pos.qty), rules)
-        if qty <= 0.0:
-            # below the lot step: no order can close it; say so once, the operator decides
-            self._block(ex, f"quantity {abs(pos.qty):g} rounds to 0 at step {rules.amount_step:g}")
+        if qty <= 0.0:  # below the lot step: no order can close it; the exit is over
+            self._dust_left(ex.symbol, pos)
             return
         while True:  # a restart may meet ids already used: take the next attempt's id
             ex.attempts += 1
@@ -270,7 +271,21 @@ class ExecutionEngine:
                  fill.symbol, fill.side, fill.qty, fill.price, fill.fee, fill.reason, pos.qty)
         if not pos.is_open:
             self.exits.pop(fill.symbol, None)
+        elif fill.symbol in self.exits and self.is_dust(pos):
+            self._dust_left(fill.symbol, pos)  # an exit that left less than a lot: it is done
         self.sink.emit(FillBooked(fill, replace(pos)))
+
+    def is_dust(self, pos: Position) -> bool:
+        """A remainder no order can trade: below the pair's lot step (e.g. what is left when
+        Binance took a buy's fee in the asset bought). Kept in the book and in the equity,
+        but for trading the pair is flat: no stop fires on it, no exit waits for it."""
+        return pos.qty != 0.0 and round_qty_down(abs(pos.qty), rules_for(pos.symbol, self.rules)) <= 0.0
+
+    def _dust_left(self, symbol: str, pos: Position) -> None:
+        self.exits.pop(symbol, None)
+        log.info("%s - %g left below the lot step after the exit: kept in the book as dust, "
+                 "not tradable", symbol, pos.qty)  # fmt: skip
+        self._on_change(symbol)
 
     def _refused(self, order: Order, event: OrderRejected | OrderNotFound) -> None:
         ex = self.exits.get(order.symbol)

@@ -172,7 +172,7 @@ class TradingCore(OperatorCommands):
         ps.dirty = True
         self.portfolio_dirty = True
         pos = self.portfolio.positions.get(ps.symbol)
-        if pos is not None and pos.qty != 0.0:
+        if pos is not None and pos.qty != 0.0 and not self.execution.is_dust(pos):
             self._check_exits(ps, pos)
         if closed:  # most ticks close nothing; after a pause only the newest is decided on
             if len(closed) == 1:
@@ -223,7 +223,7 @@ class TradingCore(OperatorCommands):
         if not decide:
             return  # an older candle of a catch-up: committed, only the newest is decided on
         pos = self.portfolio.positions.get(ps.symbol)
-        qty = pos.qty if pos is not None else 0.0
+        qty = pos.qty if pos is not None and not self.execution.is_dust(pos) else 0.0  # dust: flat
         signal = ps.runtime.decide(candle, qty)
         if gap_entry(candle, signal, qty):  # a gap candle (no tick) may exit a position, never enter
             signal = ps.runtime.strategy.hold(candle, f"{signal.type} on a gap candle (no tick): no entry")
@@ -303,8 +303,8 @@ class TradingCore(OperatorCommands):
         """Close ``symbol``'s whole position: the one path for stop, take-profit, flatten, kill
         and the kill fallback. Returns "flat", "filled", "pending" or "blocked: why"."""
         pos = self.portfolio.positions.get(symbol)
-        if pos is None or not pos.is_open:
-            return "flat"
+        if pos is None or not pos.is_open or self.execution.is_dust(pos):
+            return "flat"  # dust (below the lot step) is flat for trading: no order can close it
         bid, ask = self.quote(symbol)
         decision = None
         if symbol not in self.execution.exits:
@@ -364,7 +364,7 @@ class TradingCore(OperatorCommands):
         now = self.clock.monotonic()
         marks = self.marks()
         return RiskContext(
-            positions=self.portfolio.positions,
+            positions={s: p for s, p in self.portfolio.positions.items() if not self.execution.is_dust(p)},
             marks=marks,
             atr={s: p.ind.atr for s, p in self.pairs.items()},
             modes={s: p.mode for s, p in self.pairs.items()},
