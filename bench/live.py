@@ -317,8 +317,17 @@ def _kill_run(v: _Venue, stop_when_settled: bool) -> dict[str, Any]:
     n_req = len(v.exchange.server.stats.requests)
     marks: dict[str, float] = {}
 
+    # flat = nothing a lot step can trade: a remainder below it is dust (Binance took a buy's
+    # fee in the asset bought), kept in the book and at the exchange, closed by no order
+    steps = {s.split("/")[0]: Decimal(str(v.core.execution.rules[s].amount_step)) for s in v.symbols}
+    positions = v.core.portfolio.positions
+
     def book_flat() -> bool:
-        return all(v.position(s) == 0.0 for s in v.symbols) and not v.core.execution.orders
+        return (all(s not in positions or not positions[s].is_open or v.core.execution.is_dust(positions[s])
+                    for s in v.symbols) and not v.core.execution.orders)  # fmt: skip
+
+    def venue_flat(bal: dict[str, Decimal]) -> bool:
+        return all(abs(bal[a] - before[a]) < steps[a] for a in bal)
 
     def check() -> bool:
         now = time.monotonic()
@@ -326,7 +335,7 @@ def _kill_run(v: _Venue, stop_when_settled: bool) -> dict[str, Any]:
             marks["book"] = now
         if "venue" not in marks:
             n_open, bal = v.venue_state()
-            if n_open == 0 and bal == before:
+            if n_open == 0 and venue_flat(bal):
                 marks["venue"] = time.monotonic()
         if stop_when_settled and not v.core.execution.orders and "settled" not in marks:
             marks["settled"] = now  # the kill's orders are all answered: nothing else will come
