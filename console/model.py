@@ -30,6 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from console import eventlog
 from console.eventlog import EventLine
+from console.venue import venue_news
 from engine.wire.liveness import PAIR_SILENT_S
 from engine.wire.schema import (
     DecisionMsg,
@@ -400,34 +401,17 @@ class ConsoleModel:
             self._reject("_hb", f"unknown heartbeat kind {kind[:40]!r}")
             return
         if kind == "engine":
-            self._apply_venue(venue)
+            prev, self.venue = self.venue, venue
+            if venue is not None:
+                for text, level in venue_news(prev, venue, self.wall()):
+                    self.add_event(text, level)
+                self.dirty.add(DIRTY_HEADER)
         child.last_beat = self.clock()
         child.phase = phase
         if pid is not None:
             child.pid = pid
         if child.state == "starting":  # a beat proves it started; the supervisor owns the rest
             child.state = "running"
-        self.dirty.add(DIRTY_HEADER)
-
-    def _apply_venue(self, venue: Any) -> None:
-        """Say when a ban starts or ends and when the user stream drops or comes back."""
-        prev, self.venue = self.venue, venue
-        if venue is None:
-            return
-        now_ms = int(self.wall() * 1000)
-        was_banned = prev is not None and prev.banned_until_ms > now_ms
-        if venue.banned_until_ms > now_ms and not was_banned:
-            until = time.strftime("%H:%M:%S", time.gmtime(venue.banned_until_ms / 1000))
-            self.add_event(f"Binance banned this IP until {until} UTC (HTTP 418): no new orders "
-                           "until then", "error")  # fmt: skip
-        elif was_banned and venue.banned_until_ms <= now_ms:
-            self.add_event("Binance ban over: orders resume")
-        if prev is not None and prev.stream_ok != venue.stream_ok:
-            if venue.stream_ok:
-                self.add_event("exchange user stream back")
-            else:
-                why = f": {venue.last_error}" if venue.last_error else ""
-                self.add_event(f"exchange user stream down, fills polled over REST{why}", "warning")
         self.dirty.add(DIRTY_HEADER)
 
     def set_child(self, name: str, **fields: Any) -> None:
