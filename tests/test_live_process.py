@@ -184,3 +184,44 @@ def test_sigkill_between_sent_and_answered_loses_nothing_and_doubles_nothing(exc
             s.stop(name)
         for blob in (s.log("engine"), s.log("feed"), s.db.read_bytes().decode("latin-1")):
             assert SECRET not in blob
+
+
+@pytest.mark.timeout(150)
+def test_a_live_kill_closes_at_the_exchange_and_is_verified_there(exchange: dict[str, str]) -> None:
+    """A live position, then the kill on the engine's command socket: the command answers at
+    once (closing), the exchange takes the closing sell, the book goes flat, and the engine asks
+    the exchange and says, in an event the console shows, that nothing is left open."""
+    from tests.procs import Commander, Subscriber
+
+    with stack(CONFIG) as s:
+        urls = {"MULTIPAR_BINANCE_REST_URL": exchange["rest"], "MULTIPAR_BINANCE_WS_URL": exchange["ws"]}
+        base = {k: v for k, v in os.environ.items() if k not in ("MULTIPAR_API_KEY", "MULTIPAR_API_SECRET")}
+        feed_env = dict(base, PYTHONPATH=str(ROOT), **urls)
+        engine_env = dict(feed_env, MULTIPAR_API_KEY=KEY, MULTIPAR_API_SECRET=SECRET)
+        _start(s, "feed", [
+            sys.executable, "-m", "feed", "--source", "binance", "--symbols", "BTC/USDT",
+            "--pub", s.feed_pub, "--rep", s.feed_rep, "--log-file", str(s.dir / "feed.log"),
+        ], feed_env)  # fmt: skip
+        _start(s, "engine", s.engine_cmd_line("--live", "--timeframe", "1s"), engine_env)
+        events = Subscriber(s.engine_pub, [b"event"])
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not _fills(s.db):
+                time.sleep(0.3)
+            assert _fills(s.db), s.log("engine")[-3000:]
+            cmd = Commander(s.engine_cmd)
+            ack = cmd.send("kill", timeout_s=10)
+            cmd.close()
+            assert ack["ok"] is True and "HALTED" in ack["message"], ack
+            _, ev = events.wait_for(lambda t, m: m.get("kind") == "kill_check", timeout_s=30)
+            assert "verified at the exchange: no open order" in ev["message"], ev
+        finally:
+            events.close()
+        sides = [f[2] for f in _fills(s.db)]
+        assert sides == ["buy", "sell"], sides
+        with sqlite3.connect(f"file:{s.db}?mode=ro", uri=True) as c:
+            left = c.execute("SELECT qty FROM positions WHERE symbol = 'BTC/USDT'").fetchall()
+        assert not left or abs(left[0][0]) < 1e-5  # flat, or dust below BTC's lot step
+        st = _state(exchange["rest"])
+        assert [o["side"].lower() for o in st["orders"]] == ["buy", "sell"] and not st["duplicate_client_ids"]
+        assert st["flat"] is True, st  # no open order at the exchange

@@ -134,6 +134,10 @@ class OperatorCommands:
         self.portfolio_dirty = True
         self.sink.emit(ModesChanged(dict(modes), reason))
 
+    def notice(self, kind: str, level: str, message: str) -> None:
+        """Journal a notice, then publish it (a shell's own news: the kill checked at the venue)."""
+        self._notice(kind, level, message)
+
     def _notice(self, kind: str, level: str, message: str) -> None:
         ts = self.clock.time_ms()
         self.journal.record_event(ts, kind, message)

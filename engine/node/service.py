@@ -32,6 +32,7 @@ from engine.execution.paper import PaperExecutionClient
 from engine.journal.store import Store
 from engine.node.clock import SystemClock
 from engine.node.history import FeedHistory
+from engine.node.kill_check import KillCheck
 from engine.node.publisher import StatePublisher, TopicStats
 from engine.node.snapshot import build_snapshot
 from engine.wire.commands import SNAPSHOT, CommandError, make_ack, make_snapshot, parse_command
@@ -99,6 +100,8 @@ class EngineNode:
             cfg, clock=self.clock, journal=self.store, sink=self.publisher, rules=rules, timeframe_s=timeframe_s,
             client=live if live is not None else PaperExecutionClient(pc.taker_fee, pc.slippage_bps, rules, self.clock),
         )
+        # a live kill or flatten-all is verified at the exchange once its orders are answered
+        self._kill_check = KillCheck(live, self.core, self._venue_says) if live is not None else None
         self.stats = {sym: TopicStats() for sym in symbols}
         # keyed by the topic bytes: no decode per tick
         self._by_topic = {sym.encode(): (ps, self.stats[sym]) for sym, ps in self.core.pairs.items()}
@@ -167,6 +170,7 @@ class EngineNode:
             events = dict(poller.poll(timeout=20))
             if live is not None:
                 live.drain()  # the venue's events, on this thread: the core is single-threaded
+                self._kill_check.poll()
             if self.router in events:
                 self._drain_commands()
             if self.sub in events:
@@ -310,6 +314,8 @@ class EngineNode:
         if expired is not None:
             return expired
         result = self.core.command(cmd, symbol)
+        if self._kill_check is not None and cmd in ("kill", "flatten_all"):
+            self._kill_check.arm("kill" if cmd == "kill" else "flatten all")
         halted = self.core.portfolio_summary().halted if cmd in ("kill", "rearm") else None
         return AckMsg(m["id"], cmd, result.ok, result.message, modes=self.core.modes(), halted=halted)
 
@@ -344,6 +350,10 @@ class EngineNode:
         self._last_hb = now
         self.publisher.heartbeat(self.core, self.phase, self.ticks_total, self.bad_total, self.counters(),
                                  self.latency_percentiles(), final, self._venue())
+
+    def _venue_says(self, message: str, level: str) -> None:
+        self.core.notice("kill_check", level, message)  # journaled, then published
+        (log.info if level == "info" else log.warning)("%s", message)
 
     def _venue(self) -> VenueMsg | None:
         """The live client's state for the heartbeat (a ban, a back-off, the user stream)."""
