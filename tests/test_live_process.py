@@ -88,6 +88,16 @@ def _fills(db: Path) -> list[tuple]:
         return []
 
 
+def _orders(db: Path) -> list[tuple]:
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as c:
+            return c.execute("SELECT order_id, status FROM orders").fetchall()
+    except sqlite3.OperationalError:
+        return []
+
+
 def _start(s: Stack, name: str, cmd: list[str], env: dict[str, str]) -> None:
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     s.procs[name] = p
@@ -225,3 +235,45 @@ def test_a_live_kill_closes_at_the_exchange_and_is_verified_there(exchange: dict
         st = _state(exchange["rest"])
         assert [o["side"].lower() for o in st["orders"]] == ["buy", "sell"] and not st["duplicate_client_ids"]
         assert st["flat"] is True, st  # no open order at the exchange
+
+
+@pytest.mark.timeout(150)
+def test_sigkill_between_journaled_and_sent_places_nothing_twice(exchange: dict[str, str]) -> None:
+    """The exchange refuses the first order unexecuted (a 503: it never saw it) and the engine
+    is SIGKILLed while its client waits to be sure before resending. The restarted engine finds
+    the order journaled, asks the exchange, hears it does not exist, and records it refused; the
+    next candle's buy is a new order with a new id. At the exchange: one order, one fill."""
+    config = CONFIG.replace("tests.core_policies:buy_once", "tests.core_policies:buy_when_flat")
+    with stack(config) as s:
+        urls = {"MULTIPAR_BINANCE_REST_URL": exchange["rest"], "MULTIPAR_BINANCE_WS_URL": exchange["ws"]}
+        base = {k: v for k, v in os.environ.items() if k not in ("MULTIPAR_API_KEY", "MULTIPAR_API_SECRET")}
+        feed_env = dict(base, PYTHONPATH=str(ROOT), **urls)
+        engine_env = dict(feed_env, MULTIPAR_API_KEY=KEY, MULTIPAR_API_SECRET=SECRET)
+        _arm(exchange["rest"], {"kind": "http", "endpoint": "POST /api/v3/order", "status": 503, "execute": False})
+        _start(s, "feed", [
+            sys.executable, "-m", "feed", "--source", "binance", "--symbols", "BTC/USDT",
+            "--pub", s.feed_pub, "--rep", s.feed_rep, "--log-file", str(s.dir / "feed.log"),
+        ], feed_env)  # fmt: skip
+        engine = s.engine_cmd_line("--live", "--timeframe", "1s")
+        _start(s, "engine", engine, engine_env)
+        deadline = time.monotonic() + 60
+        first = None
+        while time.monotonic() < deadline and first is None:
+            rows = _orders(s.db)
+            first = rows[0][0] if rows else None
+            time.sleep(0.05)
+        assert first is not None, s.log("engine")[-3000:]  # journaled; its send refused unexecuted
+        time.sleep(0.3)
+        s.stop("engine", signal.SIGKILL)  # before the client may resend (recvWindow + 1 s)
+        assert not _state(exchange["rest"])["orders"]  # the exchange never took it
+        _start(s, "engine", engine, engine_env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _fills(s.db):
+            time.sleep(0.3)
+        fills = _fills(s.db)
+        assert len(fills) == 1 and fills[0][1] != first, fills  # a new order, not the first resent
+        st = _state(exchange["rest"])
+        assert len(st["orders"]) == 1 and not st["duplicate_client_ids"], st["orders"]
+        with sqlite3.connect(f"file:{s.db}?mode=ro", uri=True) as c:
+            (status,) = c.execute("SELECT status FROM orders WHERE order_id = ?", (first,)).fetchone()
+        assert status == "rejected"  # looked up: the exchange never saw it
