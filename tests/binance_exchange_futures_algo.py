@@ -13,12 +13,11 @@ import asyncio
 import contextlib
 import json
 import secrets
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from binance_exchange_core import (
     D0,
     MSG_NO_ORDER,
@@ -258,16 +257,9 @@ class FuturesAlgoAndStreams(_Base):
         conn = Connection(ws=ws, transport=request.transport, combined=False, path=request.path)
         self.streams[conn] = self.listen_keys[listen_key]
         self.host.stats.counts["WS futures user stream"] += 1
-        pinger = asyncio.get_running_loop().create_task(self.host._ping_loop(conn))
         try:
-            async for msg in ws:
-                if msg.type == WSMsgType.PING:
-                    await ws.pong(msg.data)
-                elif msg.type == WSMsgType.PONG:
-                    conn.pongs += 1
-                    conn.last_pong = time.monotonic()  # the ping loop closes a silent client
+            await self.host.serve_frames(conn)
         finally:
-            pinger.cancel()
             self.streams.pop(conn, None)
         return ws
 

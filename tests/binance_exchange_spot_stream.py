@@ -9,13 +9,11 @@ faults on it (closed, muted, malformed, terminated).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import time
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from binance_exchange_core import D0, ApiError, fmt8
 from binance_server import Connection
 
@@ -111,18 +109,9 @@ class SpotUserStream(_Base):
         conn = Connection(ws=ws, transport=request.transport, combined=False, path=request.path)
         self.streams[conn] = {}
         self.host.stats.counts["WS /ws-api/v3"] += 1
-        pinger = asyncio.get_running_loop().create_task(self.host._ping_loop(conn))
         try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    await self._ws_api_request(conn, msg.data)
-                elif msg.type == WSMsgType.PING:
-                    await ws.pong(msg.data)
-                elif msg.type == WSMsgType.PONG:
-                    conn.pongs += 1
-                    conn.last_pong = time.monotonic()  # the ping loop closes a silent client
+            await self.host.serve_frames(conn, self._ws_api_request)
         finally:
-            pinger.cancel()
             self.streams.pop(conn, None)
         return ws
 

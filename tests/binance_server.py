@@ -35,6 +35,7 @@ import random
 import signal
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -524,22 +525,34 @@ class BinanceServer:
             conn.streams.update(s for s in tail.split("/") if "@" in s)
         self.connections.add(conn)
         self.connections_total += 1
+        try:
+            await self.serve_frames(conn, self._on_request, binary_error=True)
+        finally:
+            self.connections.discard(conn)
+        return ws
+
+    async def serve_frames(
+        self, conn: Connection, on_text: Callable[[Connection, str], Awaitable[None]] | None = None,
+        *, binary_error: bool = False,
+    ) -> None:
+        """One websocket's receive loop, for every stream this server and the exchange serve:
+        text frames to ``on_text``, pings answered, pongs counted and refreshing ``last_pong``
+        (``_ping_loop`` closes a client silent for ``pong_timeout_s``, as Binance does)."""
         pinger = asyncio.get_running_loop().create_task(self._ping_loop(conn))
+        ws = conn.ws
         try:
             async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    await self._on_request(conn, msg.data)
+                if msg.type == WSMsgType.TEXT and on_text is not None:
+                    await on_text(conn, msg.data)
                 elif msg.type == WSMsgType.PING:
                     await ws.pong(msg.data)
                 elif msg.type == WSMsgType.PONG:
                     conn.last_pong = time.monotonic()
                     conn.pongs += 1
-                elif msg.type == WSMsgType.BINARY:
+                elif msg.type == WSMsgType.BINARY and binary_error:
                     await conn.send(json.dumps({"error": {"code": 3, "msg": "Invalid JSON: binary frame"}, "id": None}))
         finally:
             pinger.cancel()
-            self.connections.discard(conn)
-        return ws
 
     async def _ping_loop(self, conn: Connection) -> None:
         # Binance pings every 20 s and disconnects a client that has not ponged for a minute.
