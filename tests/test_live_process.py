@@ -103,18 +103,27 @@ def _start(s: Stack, name: str, cmd: list[str], env: dict[str, str]) -> None:
     s.procs[name] = p
 
 
+def _start_live(s: Stack, exchange: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The feed (Binance source) and the engine with ``--live``, both pointed at the exchange;
+    the key and secret in the engine's environment only. Returns the engine's command line and
+    environment, for a restart on the same book."""
+    urls = {"MULTIPAR_BINANCE_REST_URL": exchange["rest"], "MULTIPAR_BINANCE_WS_URL": exchange["ws"]}
+    base = {k: v for k, v in os.environ.items() if k not in ("MULTIPAR_API_KEY", "MULTIPAR_API_SECRET")}
+    feed_env = dict(base, PYTHONPATH=str(ROOT), **urls)
+    engine_env = dict(feed_env, MULTIPAR_API_KEY=KEY, MULTIPAR_API_SECRET=SECRET)
+    _start(s, "feed", [
+        sys.executable, "-m", "feed", "--source", "binance", "--symbols", "BTC/USDT",
+        "--pub", s.feed_pub, "--rep", s.feed_rep, "--log-file", str(s.dir / "feed.log"),
+    ], feed_env)  # fmt: skip
+    engine = s.engine_cmd_line("--live", "--timeframe", "1s")
+    _start(s, "engine", engine, engine_env)
+    return engine, engine_env
+
+
 @pytest.mark.timeout(120)
 def test_a_live_buy_reaches_the_exchange_once_and_is_booked(exchange: dict[str, str]) -> None:
     with stack(CONFIG) as s:
-        urls = {"MULTIPAR_BINANCE_REST_URL": exchange["rest"], "MULTIPAR_BINANCE_WS_URL": exchange["ws"]}
-        base = {k: v for k, v in os.environ.items() if k not in ("MULTIPAR_API_KEY", "MULTIPAR_API_SECRET")}
-        feed_env = dict(base, PYTHONPATH=str(ROOT), **urls)
-        engine_env = dict(feed_env, MULTIPAR_API_KEY=KEY, MULTIPAR_API_SECRET=SECRET)
-        _start(s, "feed", [
-            sys.executable, "-m", "feed", "--source", "binance", "--symbols", "BTC/USDT",
-            "--pub", s.feed_pub, "--rep", s.feed_rep, "--log-file", str(s.dir / "feed.log"),
-        ], feed_env)  # fmt: skip
-        _start(s, "engine", s.engine_cmd_line("--live", "--timeframe", "1s"), engine_env)
+        _start_live(s, exchange)
         deadline = time.monotonic() + 90
         fills: list[tuple] = []
         while time.monotonic() < deadline and not fills:
@@ -132,8 +141,8 @@ def test_a_live_buy_reaches_the_exchange_once_and_is_booked(exchange: dict[str, 
         ours = [o for o in st["orders"] if o.get("client_order_id") == order_id]
         assert len(ours) == 1, st["orders"]  # placed once
         assert not st["duplicate_client_ids"]
-        time.sleep(1.0)  # the stream and the poll both saw it: still one fill in the book
-        assert len([f for f in _fills(s.db) if f[1] == order_id]) == len({f[0] for f in _fills(s.db)})
+        time.sleep(1.0)  # the answer, the stream and a poll all report it: still one fill
+        assert [f[1] for f in _fills(s.db)] == [order_id]
         assert "LIVE on Binance" in s.log("engine")
         for name in list(s.procs):
             s.stop(name)
@@ -141,35 +150,30 @@ def test_a_live_buy_reaches_the_exchange_once_and_is_booked(exchange: dict[str, 
             assert SECRET not in blob and KEY not in blob
 
 
-def _arm(rest: str, fault: dict) -> None:
-    req = urllib.request.Request(f"{rest}/_test/fault", data=json.dumps(fault).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+def _control(rest: str, what: str, body: dict) -> dict:
+    """POST to one of the exchange's test-only control endpoints (``/_test/...``)."""
+    req = urllib.request.Request(f"{rest}/_test/{what}", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")  # fmt: skip
     with urllib.request.urlopen(req, timeout=5) as r:
-        assert json.loads(r.read())["armed"] == fault["kind"]
+        return json.loads(r.read())
+
+
+def _arm(rest: str, fault: dict) -> None:
+    assert _control(rest, "fault", fault)["armed"] == fault["kind"]
 
 
 @pytest.mark.timeout(150)
 def test_sigkill_between_sent_and_answered_loses_nothing_and_doubles_nothing(exchange: dict[str, str]) -> None:
     """The exchange takes the order at once and answers 8 s later, its user stream silent; the
-    engine is SIGKILLed in between. The restarted engine finds the order journaled, looks it up by its client order id,
-    books its fill once, and does not buy again: one order at the exchange, one fill in the book."""
+    engine is SIGKILLed in between. The restarted engine finds the order journaled, looks it up
+    by its client order id, books its fill once, and does not buy again: one order at the
+    exchange, one fill in the book."""
     config = CONFIG.replace("tests.core_policies:buy_once", "tests.core_policies:buy_when_flat")
     with stack(config) as s:
-        urls = {"MULTIPAR_BINANCE_REST_URL": exchange["rest"], "MULTIPAR_BINANCE_WS_URL": exchange["ws"]}
-        base = {k: v for k, v in os.environ.items() if k not in ("MULTIPAR_API_KEY", "MULTIPAR_API_SECRET")}
-        feed_env = dict(base, PYTHONPATH=str(ROOT), **urls)
-        engine_env = dict(feed_env, MULTIPAR_API_KEY=KEY, MULTIPAR_API_SECRET=SECRET)
         _arm(exchange["rest"], {"kind": "delay", "endpoint": "POST /api/v3/order", "delay_s": 8})
         # and a silent user stream: until the answer, only the client's poll (2 s) could tell
-        req = urllib.request.Request(f"{exchange['rest']}/_test/mute_user_streams", data=b'{"muted": true}',
-                                     headers={"Content-Type": "application/json"}, method="POST")
-        urllib.request.urlopen(req, timeout=5).close()
-        _start(s, "feed", [
-            sys.executable, "-m", "feed", "--source", "binance", "--symbols", "BTC/USDT",
-            "--pub", s.feed_pub, "--rep", s.feed_rep, "--log-file", str(s.dir / "feed.log"),
-        ], feed_env)  # fmt: skip
-        engine = s.engine_cmd_line("--live", "--timeframe", "1s")
-        _start(s, "engine", engine, engine_env)
+        assert _control(exchange["rest"], "mute_user_streams", {"muted": True})["muted"] is True
+        engine, engine_env = _start_live(s, exchange)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not _state(exchange["rest"])["orders"]:
             time.sleep(0.1)
@@ -204,15 +208,7 @@ def test_a_live_kill_closes_at_the_exchange_and_is_verified_there(exchange: dict
     from tests.procs import Commander, Subscriber
 
     with stack(CONFIG) as s:
-        urls = {"MULTIPAR_BINANCE_REST_URL": exchange["rest"], "MULTIPAR_BINANCE_WS_URL": exchange["ws"]}
-        base = {k: v for k, v in os.environ.items() if k not in ("MULTIPAR_API_KEY", "MULTIPAR_API_SECRET")}
-        feed_env = dict(base, PYTHONPATH=str(ROOT), **urls)
-        engine_env = dict(feed_env, MULTIPAR_API_KEY=KEY, MULTIPAR_API_SECRET=SECRET)
-        _start(s, "feed", [
-            sys.executable, "-m", "feed", "--source", "binance", "--symbols", "BTC/USDT",
-            "--pub", s.feed_pub, "--rep", s.feed_rep, "--log-file", str(s.dir / "feed.log"),
-        ], feed_env)  # fmt: skip
-        _start(s, "engine", s.engine_cmd_line("--live", "--timeframe", "1s"), engine_env)
+        _start_live(s, exchange)
         events = Subscriber(s.engine_pub, [b"event"])
         try:
             deadline = time.monotonic() + 60
@@ -245,17 +241,8 @@ def test_sigkill_between_journaled_and_sent_places_nothing_twice(exchange: dict[
     next candle's buy is a new order with a new id. At the exchange: one order, one fill."""
     config = CONFIG.replace("tests.core_policies:buy_once", "tests.core_policies:buy_when_flat")
     with stack(config) as s:
-        urls = {"MULTIPAR_BINANCE_REST_URL": exchange["rest"], "MULTIPAR_BINANCE_WS_URL": exchange["ws"]}
-        base = {k: v for k, v in os.environ.items() if k not in ("MULTIPAR_API_KEY", "MULTIPAR_API_SECRET")}
-        feed_env = dict(base, PYTHONPATH=str(ROOT), **urls)
-        engine_env = dict(feed_env, MULTIPAR_API_KEY=KEY, MULTIPAR_API_SECRET=SECRET)
         _arm(exchange["rest"], {"kind": "http", "endpoint": "POST /api/v3/order", "status": 503, "execute": False})
-        _start(s, "feed", [
-            sys.executable, "-m", "feed", "--source", "binance", "--symbols", "BTC/USDT",
-            "--pub", s.feed_pub, "--rep", s.feed_rep, "--log-file", str(s.dir / "feed.log"),
-        ], feed_env)  # fmt: skip
-        engine = s.engine_cmd_line("--live", "--timeframe", "1s")
-        _start(s, "engine", engine, engine_env)
+        engine, engine_env = _start_live(s, exchange)
         deadline = time.monotonic() + 60
         first = None
         while time.monotonic() < deadline and first is None:
