@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-ENV_API_KEY = "MULTIPAR_API_KEY"
-ENV_API_SECRET = "MULTIPAR_API_SECRET"
+from engine.node.live import ENV_API_KEY, ENV_API_SECRET  # what the engine reads (no ccxt import)
+
 CONFIRM_WORD = "LIVE"
 MAX_KEY_FILE = 4096  # a key file is two short lines; anything larger is not one
 _KEY_NAMES = {"api_key": "key", "key": "key", "apikey": "key", ENV_API_KEY.lower(): "key",

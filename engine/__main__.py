@@ -113,9 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from engine.node.live import LiveUnavailable, start_live
 
-        futures = {s: p.leverage for s, p in cfg.pairs.items() if p.enabled and p.market == "futures"}
         try:  # the order boundary comes from the exchange's markets
-            live, rules = start_live(os.environ, cfg.active_symbols(), futures, args.testnet)
+            live, rules = start_live(os.environ, cfg, cfg.active_symbols(), args.testnet)
         except LiveUnavailable as exc:
             return _fail(f"--live: {exc}", 2, log_file=args.log_file)
 

@@ -186,12 +186,6 @@ def test_a_live_daemon_without_a_terminal_or_yes_live_starts_nothing(tmp_path: P
     assert KEY not in proc.stderr and SECRET not in proc.stderr
 
 
-def test_the_engine_reads_the_variables_the_daemon_sets() -> None:
-    import engine.__main__ as engine_main
-
-    assert (engine_main.ENV_API_KEY, engine_main.ENV_API_SECRET) == (ENV_API_KEY, ENV_API_SECRET)
-
-
 def test_an_engine_told_live_without_credentials_refuses_and_never_trades_on_paper(tmp_path: Path) -> None:
     import os
     import subprocess

@@ -172,7 +172,7 @@ class TradingCore(OperatorCommands):
         ps.dirty = True
         self.portfolio_dirty = True
         pos = self.portfolio.positions.get(ps.symbol)
-        if pos is not None and pos.qty != 0.0 and not self.execution.is_dust(pos):
+        if pos is not None and pos.qty != 0.0:
             self._check_exits(ps, pos)
         if closed:  # most ticks close nothing; after a pause only the newest is decided on
             if len(closed) == 1:
@@ -211,7 +211,7 @@ class TradingCore(OperatorCommands):
         else:
             px = ps.ask
             hit = "stop" if pos.stop_loss and px >= pos.stop_loss else "take_profit" if pos.take_profit and px <= pos.take_profit else ""
-        if hit:
+        if hit and not self.execution.is_dust(pos):  # dust: no order can close it (checked on a hit only)
             log.info("%s - %s hit at %g (entry %g, stop %g, target %g)", ps.symbol, hit, px, pos.entry, pos.stop_loss, pos.take_profit)
             self.close_position(ps.symbol, hit, f"{ps.symbol}|{hit}|{pos.opened_ts}")
 

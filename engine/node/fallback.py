@@ -68,8 +68,7 @@ def flatten_from_store(
         if live_env is not None:
             from engine.node.live import start_live
 
-            futures = {s: p.leverage for s, p in cfg.pairs.items() if p.enabled and p.market == "futures"}
-            live, live_rules = start_live(live_env, sorted(symbols), futures, testnet)
+            live, live_rules = start_live(live_env, cfg, sorted(symbols), testnet)
             rules = {s: live_rules.get(s) or default_rules(s) for s in symbols}
             client: Any = live
         else:

@@ -10,13 +10,14 @@ exchange), never from a command line. ccxt is imported only here, only for a liv
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-ENV_API_KEY = "MULTIPAR_API_KEY"
+from engine.core.config import SafeList
+from feed.private import ENV_REST_URL, ENV_WS_URL
+
+ENV_API_KEY = "MULTIPAR_API_KEY"  # console/live.py reads and sets these two
 ENV_API_SECRET = "MULTIPAR_API_SECRET"
-ENV_REST_URL = "MULTIPAR_BINANCE_REST_URL"
-ENV_WS_URL = "MULTIPAR_BINANCE_WS_URL"
 
 
 class LiveUnavailable(Exception):
@@ -24,10 +25,12 @@ class LiveUnavailable(Exception):
 
 
 def start_live(
-    environ: Mapping[str, str], symbols: list[str], futures: Mapping[str, int], testnet: bool
+    environ: Mapping[str, str], cfg: SafeList, symbols: Iterable[str], testnet: bool
 ) -> tuple[Any, dict[str, Any]]:
     """A started ``BinanceLiveClient`` (markets loaded) and the order boundary from the
-    exchange's markets, per symbol. ``futures``: the USDT-M pairs and their leverage."""
+    exchange's markets, per symbol. The safe list's ``market: futures`` pairs trade USDT-M
+    with their leverage (set at start; hedge mode is refused)."""
+    futures = {s: p.leverage for s, p in cfg.pairs.items() if p.enabled and p.market == "futures"}
     key, secret = environ.get(ENV_API_KEY, ""), environ.get(ENV_API_SECRET, "")
     if not key or not secret:
         raise LiveUnavailable(f"set {ENV_API_KEY} and {ENV_API_SECRET} in the engine's environment")
@@ -37,7 +40,7 @@ def start_live(
 
     try:
         cfg = LiveConfig(
-            key, secret, symbols=tuple(symbols), futures=dict(futures), testnet=testnet,
+            key, secret, symbols=tuple(symbols), futures=futures, testnet=testnet,
             rest_url=environ.get(ENV_REST_URL) or None, ws_url=environ.get(ENV_WS_URL) or None,
         )  # fmt: skip
         client = BinanceLiveClient(cfg, SystemClock())
