@@ -12,6 +12,7 @@ fees a minority of the trades' gross movement.
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,8 @@ from engine.core.markets import DEFAULT_RULES, round_qty_down, rules_for
 from engine.core.models import Signal, SignalType
 from engine.core.placement import place_entry, stop_floor
 from engine.core.risk import RiskContext, RiskEngine
+
+SHIPPED = Path(__file__).resolve().parents[1] / "safe_list.yaml"  # whatever the working directory
 
 
 def _cfg(**portfolio: Any) -> SafeList:
@@ -105,7 +108,7 @@ def test_tier_sets_the_stop_floor_unless_the_params_do() -> None:
     cfg = _cfg()
     assert cfg.pairs["BTC/USDT"].params.min_stop_atr == 1.0
     assert cfg.pairs["SOL/USDT"].params.min_stop_atr == 1.5
-    shipped = load_safe_list("safe_list.yaml")
+    shipped = load_safe_list(SHIPPED)
     assert shipped.pairs["SOL/USDT"].params.min_stop_atr == 2.0  # set in the file: kept
 
 
@@ -204,7 +207,7 @@ def sim_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from engine.backtest.runner import run_backtest
     from feed.sim.source import SimSource
 
-    cfg = load_safe_list("safe_list.yaml")
+    cfg = load_safe_list(SHIPPED)
     symbols = cfg.active_symbols()
     src = SimSource(symbols, seed=11, tiers={s: str(cfg.pairs[s].tier) for s in symbols},
                     clock=lambda: 1_735_689_600.0)  # fmt: skip
