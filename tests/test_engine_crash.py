@@ -135,8 +135,15 @@ def test_sigkill_restart_loses_nothing_and_duplicates_nothing() -> None:
             # HALTED survives a crash: kill switch, SIGKILL, restart, still HALTED.
             _beat_from(sub, s.start("engine", s.engine_cmd_line()).pid)
             cmd = Commander(s.engine_cmd)
-            assert cmd.send("kill")["ok"]
+            ack = cmd.send("kill")
+            # Every pair HALTED at once; a pair whose first tick has not come since the restart
+            # cannot be priced yet: its exit is pending and goes out on that tick (not a failure).
+            assert set(ack["modes"].values()) == {"HALTED"}, ack
+            assert ack["ok"] or "no price yet" in ack["message"], ack
             cmd.close()
+            flat_by = time.monotonic() + 10
+            while _db_state(s.db)[0] and time.monotonic() < flat_by:
+                time.sleep(0.05)
             s.stop("engine", signal.SIGKILL)
             kills += 1
             _beat_from(sub, s.start("engine", s.engine_cmd_line()).pid)
