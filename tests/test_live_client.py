@@ -24,7 +24,7 @@ from typing import Any
 import ccxt
 import pytest
 
-from engine.core.markets import MarketRules
+from engine.core.markets import MarketRules, check_order, price_band
 from engine.core.models import Side
 from engine.core.orders import (
     Order,
@@ -36,7 +36,7 @@ from engine.core.orders import (
 )
 from engine.execution.binance_connect import LiveConfig, LiveConfigError, point_at
 from engine.execution.binance_live import BinanceLiveClient, LiveClientError
-from engine.execution.binance_rules import check_limits, limits_from_markets, rules_from_markets
+from engine.execution.binance_rules import rules_from_markets
 from engine.execution.live_errors import Outcome, Scrubber, classify
 from engine.execution.live_fills import FeePrices, fill_from_trade
 from engine.execution.live_orders import OrderLedger, Track
@@ -50,6 +50,9 @@ pytestmark = pytest.mark.timeout(60)
 MARKETS_JSON = Path(__file__).resolve().parent / "data" / "binance_markets.json"
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 BTC_ONLY = {"BTC/USDT": "momentum"}
+# BTC/USDT's filters in tests/data/binance_markets.json: LOT_SIZE, MARKET_LOT_SIZE maxQty 900,
+# NOTIONAL min 5 (its max does not apply to MARKET), PERCENT_PRICE_BY_SIDE x0.2..x5 both sides
+BTC_RULES = MarketRules(1e-05, 0.01, 1e-05, 5.0, max_qty=900.0, bid_up=5.0, bid_down=0.2, ask_up=5.0, ask_down=0.2)
 
 
 # --------------------------------------------------------------------------- unit: errors and secrets
@@ -150,7 +153,7 @@ def _markets() -> dict[str, Any]:
 def test_rules_come_from_the_exchange_filters() -> None:
     markets = _markets()
     rules = rules_from_markets(markets, ["BTC/USDT", "ETH/USDT"])
-    assert rules["BTC/USDT"] == MarketRules(amount_step=1e-05, price_step=0.01, min_qty=1e-05, min_notional=5.0)
+    assert rules["BTC/USDT"] == BTC_RULES
     assert rules["ETH/USDT"].amount_step == 0.0001
     # the filters win over ccxt's unified fields; a NOTIONAL that does not apply to MARKET is 0
     m = markets["BTC/USDT"]
@@ -164,12 +167,12 @@ def test_rules_come_from_the_exchange_filters() -> None:
     assert r.min_notional == 0.0 and r.amount_step == 0.001 and r.min_qty == 0.002
 
 
-def test_limits_hold_what_market_rules_cannot() -> None:
-    lim = limits_from_markets(_markets(), ["BTC/USDT"])["BTC/USDT"]
-    assert lim.max_qty == 900.0  # MARKET_LOT_SIZE maxQty, smaller than LOT_SIZE's 9000
-    assert lim.price_band("buy", 100.0) == (20.0, 500.0)  # PERCENT_PRICE_BY_SIDE bid x0.2..x5
-    assert "above the exchange maximum" in (check_limits(901.0, 60_000.0, lim) or "")
-    assert check_limits(1.0, 60_000.0, lim) is None
+def test_rules_hold_the_maximums_and_the_price_band() -> None:
+    r = rules_from_markets(_markets(), ["BTC/USDT"])["BTC/USDT"]
+    assert r.max_qty == 900.0  # MARKET_LOT_SIZE maxQty, smaller than LOT_SIZE's 9000
+    assert price_band(r, "buy", 100.0) == (20.0, 500.0)  # PERCENT_PRICE_BY_SIDE bid x0.2..x5
+    assert "above exchange maximum 900" in (check_order(901.0, 60_000.0, r) or "")
+    assert check_order(1.0, 60_000.0, r) is None
     with pytest.raises(ValueError, match="not listed"):
         rules_from_markets(_markets(), ["NOPE/USDT"])
 
@@ -396,7 +399,7 @@ def test_pointed_by_url_only_markets_load_from_the_exchange_and_an_order_fills(
     """What ``engine --live --rest-url/--ws-url`` builds: no test hook, markets from exchangeInfo."""
     clock = FakeClock()
     client, _ = connect(clock, rest_url=venue.server.rest_url, ws_url=venue.server.ws_url)
-    assert client.rules["BTC/USDT"] == MarketRules(1e-05, 0.01, 1e-05, 5.0)
+    assert client.rules["BTC/USDT"] == BTC_RULES
     h = _core(tmp_path, client, clock)
     venue.server.fault("drop", "POST /api/v3/order")
     h.tick("BTC/USDT", 58_000.0)

@@ -1,9 +1,14 @@
-"""Exchange market rules: amount and price steps, minimum quantity and minimum notional.
+"""Exchange market rules: amount and price steps, minimum and maximum quantity and notional,
+and the percent-price band.
 
 Owns ``MarketRules``, the built-in defaults for the pairs we know (Binance spot), loading
-rules from ccxt's ``load_markets()`` output or a JSON file of it, and the two operations
-every order boundary needs: flooring a quantity to the amount step without float drift
-(``round_qty_down``) and saying why an order would be refused (``check_order``).
+rules from ccxt's ``load_markets()`` output or a JSON file of it, and the operations every
+order boundary needs: flooring a quantity to the amount step without float drift
+(``round_qty_down``), saying why an order would be refused (``check_order``, ``check_max``)
+and the limit prices the exchange accepts around a reference price (``price_band``,
+``check_limit_price``). The live client fills every field from the exchange's filters
+(``engine.execution.binance_rules.rules_from_markets``); the built-in defaults have no maximum
+and no band.
 """
 
 from __future__ import annotations
@@ -27,12 +32,41 @@ TICK_SIZE = 4
 
 @dataclass(frozen=True, slots=True)
 class MarketRules:
-    """What the exchange accepts for one symbol."""
+    """What the exchange accepts for one symbol, as it applies to the MARKET orders the core
+    sends (entries and exits); 0 in an optional field means no such bound.
+
+    Binance's filters (spot ``/api/v3/exchangeInfo``; USDT-M futures ``/fapi/v1/exchangeInfo``):
+
+    - ``amount_step`` / ``min_qty`` / ``max_qty``: LOT_SIZE bounds every order's quantity
+      (``quantity >= minQty``, ``<= maxQty``, a multiple of ``stepSize``); MARKET_LOT_SIZE bounds
+      MARKET orders only, on top of LOT_SIZE. For a MARKET order the tighter of the two holds:
+      the coarser step, the larger minimum, the smaller maximum.
+    - ``price_step``: PRICE_FILTER ``tickSize``, for an order's ``price`` / ``stopPrice`` (a MARKET
+      order has neither).
+    - ``min_notional`` / ``max_notional``: NOTIONAL bounds ``price x quantity`` of every order
+      with a price; for a MARKET order (no price; Binance uses the average price over
+      ``avgPriceMins``, the last price when 0) only when ``applyMinToMarket`` /
+      ``applyMaxToMarket`` say so, and these fields hold that MARKET view (0 when the flag is
+      off). The older MIN_NOTIONAL (``applyToMarket``) and the futures MIN_NOTIONAL
+      (``notional``) fill ``min_notional`` alike.
+    - ``bid_up`` / ``bid_down`` / ``ask_up`` / ``ask_down``: PERCENT_PRICE_BY_SIDE bounds the
+      ``price`` of an order that has one (LIMIT, STOP_LOSS_LIMIT, TAKE_PROFIT_LIMIT, LIMIT_MAKER;
+      never a MARKET order): a BUY within ``[ref x bid_down, ref x bid_up]``, a SELL within
+      ``[ref x ask_down, ref x ask_up]``, ``ref`` the weighted average price over
+      ``avgPriceMins`` (the last price when 0). Futures' PERCENT_PRICE (``multiplierUp`` /
+      ``multiplierDown``, against the mark price) fills both sides. See ``price_band``.
+    """
 
     amount_step: float  # quantity must be a multiple of this
     price_step: float  # price tick
     min_qty: float
     min_notional: float  # quote currency (USDT)
+    max_qty: float = 0.0  # LOT_SIZE / MARKET_LOT_SIZE maxQty, the smaller; 0: none
+    max_notional: float = 0.0  # NOTIONAL maxNotional when applyMaxToMarket; 0: none
+    bid_up: float = 0.0  # PERCENT_PRICE_BY_SIDE multipliers; 0: no band on that side
+    bid_down: float = 0.0
+    ask_up: float = 0.0
+    ask_down: float = 0.0
 
 
 # Binance spot filters (LOT_SIZE stepSize, PRICE_FILTER tickSize, NOTIONAL minNotional).
@@ -94,8 +128,27 @@ def _is_multiple(x: float, step: float) -> bool:
     return (_dec(x) % _dec(step)) == 0
 
 
-def check_order(qty: float, price: float, rules: MarketRules) -> str | None:
-    """Why the exchange would refuse this order, or None when it is acceptable."""
+def check_max(qty: float, price: float, rules: MarketRules) -> str | None:
+    """Why ``qty`` at about ``price`` is above the exchange's maximum quantity (LOT_SIZE /
+    MARKET_LOT_SIZE maxQty) or notional (NOTIONAL maxNotional), or None."""
+    if rules.max_qty > 0 and qty > rules.max_qty:
+        return f"quantity {qty:.10g} above exchange maximum {rules.max_qty:.10g} (LOT_SIZE / MARKET_LOT_SIZE maxQty)"
+    # exact decimals, as the exchange compares them (a float product may be an ulp above)
+    if rules.max_notional > 0 and price > 0 and _dec(qty) * _dec(price) > _dec(rules.max_notional):
+        notional = qty * price
+        return f"notional ${notional:,.2f} above exchange maximum ${rules.max_notional:,.2f} (NOTIONAL maxNotional)"
+    return None
+
+
+def check_order(
+    qty: float, price: float, rules: MarketRules, side: str | None = None, ref_price: float = 0.0
+) -> str | None:
+    """Why the exchange would refuse this order, or None when it is acceptable.
+
+    ``price`` is what the notional is counted at: the current quote for a MARKET order (Binance
+    counts it at its average price), the limit price for an order that has one. The
+    percent-price band is checked only when ``side`` and ``ref_price`` are given, i.e. for an
+    order with a limit price (``check_limit_price``); a MARKET order leaves them out."""
     if not (math.isfinite(qty) and qty > 0):
         return f"quantity {qty!r} must be a positive number"
     if not (math.isfinite(price) and price > 0):
@@ -107,7 +160,52 @@ def check_order(qty: float, price: float, rules: MarketRules) -> str | None:
     notional = qty * price
     if notional < rules.min_notional:
         return f"notional ${notional:.2f} below exchange minimum ${rules.min_notional:.2f}"
+    too_big = check_max(qty, price, rules)
+    if too_big is not None:
+        return too_big
+    if side is not None and ref_price > 0:
+        return check_limit_price(price, side, ref_price, rules)
     return None
+
+
+def _band(rules: MarketRules, side: str) -> tuple[float, float]:
+    if str(side).lower() == "buy":
+        return rules.bid_down, rules.bid_up
+    if str(side).lower() == "sell":
+        return rules.ask_down, rules.ask_up
+    raise ValueError(f"side {side!r} must be buy or sell")
+
+
+def price_band(rules: MarketRules, side: str, ref_price: float) -> tuple[float, float] | None:
+    """The limit prices PERCENT_PRICE_BY_SIDE (futures: PERCENT_PRICE) accepts for a ``side``
+    ("buy" / "sell") order around ``ref_price``: ``(ref x down, ref x up)``, or None when the
+    symbol has no band on that side or there is no reference price.
+
+    Binance's reference is the weighted average price over the filter's ``avgPriceMins`` (spot)
+    or the mark price (futures); the caller passes its best estimate (the current quote). The
+    band bounds an order's limit ``price`` only: a stop-limit SELL protecting a long must have
+    its limit price within ``[ref x ask_down, ref x ask_up]``; a MARKET order has no price."""
+    down, up = _band(rules, side)
+    if not (up > 0 and math.isfinite(ref_price) and ref_price > 0):
+        return None
+    return ref_price * down, ref_price * up
+
+
+def check_limit_price(price: float, side: str, ref_price: float, rules: MarketRules) -> str | None:
+    """Why the exchange would refuse a ``side`` order with limit ``price`` given the reference
+    price ``ref_price`` (outside the percent-price band, see ``price_band``), or None."""
+    if not (math.isfinite(price) and price > 0):
+        return f"limit price {price!r} must be a positive number"
+    band = price_band(rules, side, ref_price)
+    if band is None:
+        return None
+    lo, hi = band
+    down, up = _band(rules, side)
+    if lo <= price <= hi:
+        return None
+    where = "below" if price < lo else "above"
+    return (f"{str(side).lower()} limit price {price:.10g} {where} the exchange's band "
+            f"[{lo:.10g}, {hi:.10g}] (x{down:g}..x{up:g} of reference {ref_price:.10g}; PERCENT_PRICE_BY_SIDE)")
 
 
 def _step(value: Any, mode: int) -> float | None:

@@ -13,9 +13,11 @@ even after a refusal, so a decision shows every reason; approved only if all pas
 5. ``data_fresh``      no entries on a STALE pair
 6. ``market_type``     spot pairs are long-only
 7. ``sizing``          units = risk_per_trade_usd / (ATR x atr_multiplier), capped by the pair's
-                       max_position_size_usd (what is already held counts), by cash for spot and
-                       by leverage x equity for futures, floored to the exchange step; the
-                       decision's ``size_rule`` names the rule that set the size
+                       max_position_size_usd (what is already held counts), by cash for spot, by
+                       leverage x equity for futures and by the exchange's maximum quantity and
+                       notional for one MARKET order, floored to the exchange step, then checked
+                       against the exchange's minimums (a refusal names the rule and the figures);
+                       the decision's ``size_rule`` names the rule that set the size
 8. ``total_exposure``  open notional + new notional <= max_total_exposure x capital
 9. ``correlation``     open positions in the correlated cluster, this one included, <= the max
 
@@ -34,7 +36,7 @@ from typing import Protocol
 
 from engine.core.config import PairConfig, SafeList
 from engine.core.costs import entry_costs
-from engine.core.markets import MarketRules, check_order, round_qty_down, rules_for
+from engine.core.markets import MarketRules, check_max, check_order, round_qty_down, rules_for
 from engine.core.models import CheckResult, Decision, PairMode, Position, Signal, SignalType
 
 logger = logging.getLogger(__name__)
@@ -98,7 +100,7 @@ class RiskContext:
 class _Sizing:
     qty: float = 0.0
     price: float = 0.0
-    rule: str = ""  # risk | max_position | leverage | cash
+    rule: str = ""  # risk | max_position | leverage | cash | exchange_max
 
 
 class RiskEngine:
@@ -316,10 +318,22 @@ class RiskEngine:
             # fee and slippage headroom so the buy never overdraws cash
             per_unit = price * (1.0 + pc.taker_fee + pc.slippage_bps / 10_000.0)
             caps.append((max(ctx.cash, 0.0) / per_unit, "cash", f"cash ${ctx.cash:.2f}"))
+        # the exchange's maximum for one order caps the size like the others: a trader expects a
+        # big signal to trade the most the exchange takes, not nothing. Counted at the entry's
+        # price (its executable quote), as the live client counts it when it sends the order;
+        # Binance counts a MARKET order's notional at its recent average price.
+        rules = rules_for(symbol, self.rules)
+        if rules.max_qty > 0:
+            why = f"exchange max {rules.max_qty:.10g} units (LOT_SIZE / MARKET_LOT_SIZE maxQty)"
+            caps.append((rules.max_qty, "exchange_max", why))
+        if rules.max_notional > 0:
+            why = f"exchange max notional ${rules.max_notional:,.2f} (NOTIONAL maxNotional)"
+            caps.append((rules.max_notional / price, "exchange_max", why))
         units, rule, bound = min(caps, key=lambda c: c[0])
         out.rule = rule
-        rules = rules_for(symbol, self.rules)
         qty = round_qty_down(units, rules)
+        if rule == "exchange_max" and qty > 0 and check_max(qty, price, rules) is not None:
+            qty = round_qty_down(qty - rules.amount_step, rules)  # the quotient rounded up in float
         problem = check_order(qty, price, rules) if qty > 0 else (
             f"quantity rounds to 0 at step {rules.amount_step:g}"
         )

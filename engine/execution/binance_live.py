@@ -38,16 +38,11 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from engine.core.markets import MarketRules
+from engine.core.markets import MarketRules, check_max
 from engine.core.orders import ExecutionEvent, Order, OrderRejected
 from engine.core.ports import Clock
 from engine.execution.binance_connect import LiveConfig
-from engine.execution.binance_rules import (
-    MarketLimits,
-    check_limits,
-    limits_from_markets,
-    rules_from_markets,
-)
+from engine.execution.binance_rules import rules_from_markets
 from engine.execution.live_errors import LiveCallError, Outcome, Scrubber, ScrubFilter
 from engine.execution.live_rest import LiveStatus
 from engine.execution.live_worker import LiveStartError, LiveWorker, OrderSpec
@@ -82,7 +77,6 @@ class BinanceLiveClient:
         self._engine_thread: threading.Thread | None = None
         self.worker = LiveWorker(cfg, self._post, clock.time_ms, self.scrub)
         self.rules: dict[str, MarketRules] = {}
-        self.limits: dict[str, MarketLimits] = {}
         self._closed = False
         self._filter = ScrubFilter(self.scrub)
         for name in ("engine.live", "engine.live.ccxt"):
@@ -96,9 +90,7 @@ class BinanceLiveClient:
         markets = self.worker.start(timeout_s)
         venue = {s: self.cfg.venue_symbol(s) for s in self.cfg.symbols}
         rules = rules_from_markets(markets, venue.values())
-        limits = limits_from_markets(markets, venue.values())
         self.rules = {s: rules[v] for s, v in venue.items()}
-        self.limits = {s: limits[v] for s, v in venue.items()}
         log.info("live client: %d spot and %d USDT-M pairs, rules from the exchange",
                  len(self.cfg.spot_symbols()), len(self.cfg.futures))  # fmt: skip
         return dict(self.rules)
@@ -130,9 +122,14 @@ class BinanceLiveClient:
         self._engine_thread = threading.current_thread()
 
     def submit(self, order: Order, bid: float, ask: float) -> None:
-        """Hand a journaled order to the worker; the answer comes through ``drain``."""
+        """Hand a journaled order to the worker; the answer comes through ``drain``.
+
+        A last guard: an order above the exchange's maximum quantity or notional is refused
+        here (not retryable). Entries are sized within it by the core's risk pipeline; exits
+        do not pass through risk, so this is where they meet it."""
         price = ask if order.side == "buy" else bid
-        why = check_limits(order.qty, price, self.limits.get(order.symbol))
+        rules = self.rules.get(order.symbol)
+        why = check_max(order.qty, price, rules) if rules is not None else None
         if why is not None:
             self._post(OrderRejected(order.client_order_id, self.clock.time_ms(), f"{order.symbol}: {why}", False))
             return
