@@ -7,6 +7,8 @@ and private, moved to one host, as ``--rest-url`` / ``--ws-url`` do) and ``build
 with ccxt's rate limiter on, ``recvWindow`` set, and every HTTP failure carrying its status and
 headers (``http_status`` / ``http_headers`` on the exception) so a 429/418 and its Retry-After
 are known per request, not read from a shared "last response" another request may overwrite.
+On a host ccxt does not know, Binance's error classes are chosen by the request's path
+(``/fapi/`` USDT-M, ``/api/`` spot) as ccxt chooses them by host name for Binance's own.
 
 Build them on the worker's event loop (ccxt's aiohttp session binds to the running loop).
 """
@@ -88,37 +90,75 @@ class LiveConfig:
     __str__ = __repr__
 
 
-def _rehost(url: str, base: str) -> str:
-    """``url`` with the scheme and host of ``base`` (its path kept): every endpoint on one host."""
-    u, b = urlsplit(url), urlsplit(base)
-    return urlunsplit((b.scheme, b.netloc, u.path, u.query, u.fragment))
+# where each of Binance's hosts goes on one host: its paths, under a prefix where two hosts
+# share paths (spot's stream.binance.com/ws and futures' fstream.binance.com/ws)
+_WS_HOST_PREFIX = {"fstream": "/fstream", "dstream": "/dstream"}
+# the urls trees ccxt sends requests to (``test``/``demo``/backups: after a sandbox toggle)
+ENDPOINT_TREES = ("api", "test", "demo", "apiBackup", "apiBackupDemoTrading")
+
+
+def _base(url: str, suffixes: tuple[str, ...]) -> tuple[str, str, str]:
+    """(scheme, netloc, path prefix) of an option's URL: ``http://h:p``, ``http://h:p/api/v3``,
+    ``ws://h:p/ws``, ``wss://proxy/binance/ws`` (prefix ``/binance``) are all accepted."""
+    b = urlsplit(url)
+    path = b.path.rstrip("/")
+    for suffix in suffixes:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            break
+    return b.scheme, b.netloc, path
+
+
+def _rehost(url: str, base: tuple[str, str, str], ws: bool) -> str:
+    """``url`` on ``base``'s host: its path kept (under ``base``'s prefix, and for a futures
+    stream host under ``/fstream`` or ``/dstream``), its query kept."""
+    u = urlsplit(url)
+    scheme, netloc, prefix = base
+    if ws:
+        prefix += _WS_HOST_PREFIX.get((u.hostname or "").split(".", 1)[0], "")
+    return urlunsplit((scheme, netloc, prefix + u.path, u.query, u.fragment))
 
 
 def point_at(exchange: Any, rest_url: str | None, ws_url: str | None) -> None:
-    """Move every REST (``urls['api'][*]``) and websocket (``urls['api']['ws'][*]``, the
-    ws-api included) endpoint of a ccxt Binance to the host of ``rest_url`` / ``ws_url``,
-    keeping each endpoint's path (``/api/v3``, ``/fapi/v1``, ``/ws``, ``/ws-api/v3``...)."""
+    """Move every REST and websocket endpoint of a ccxt Binance (every ``http(s)://`` and
+    ``ws(s)://`` URL in ``urls['api']``, and in the ``test``/``demo`` trees a sandbox toggle
+    would swap in) to the host of ``rest_url`` / ``ws_url``, keeping each endpoint's path:
 
-    def walk(node: dict[str, Any], base: str, scheme_ok: tuple[str, ...]) -> None:
+    - REST ``https://api.binance.com/api/v3`` -> ``REST/api/v3``, ``https://fapi.binance.com/fapi/v1``
+      -> ``REST/fapi/v1`` (also ``/fapi/v2``, ``/fapi/v3``, ``/sapi/v1``, ``/dapi/v1``...);
+    - websocket ``wss://stream.binance.com:9443/ws`` -> ``WS/ws`` (spot market streams),
+      ``wss://ws-api.binance.com:443/ws-api/v3`` -> ``WS/ws-api/v3`` (the spot user stream),
+      ``wss://fstream.binance.com/ws`` -> ``WS/fstream/ws``, from which ccxt derives the USDT-M
+      streams ``WS/fstream/market/ws``, ``WS/fstream/public/ws`` and the user stream
+      ``WS/fstream/private/ws?listenKey=KEY`` (the futures stream host's paths are spot's, so
+      on one host they go under ``/fstream``; ``dstream`` under ``/dstream``).
+
+    ``REST`` and ``WS`` are the options' scheme, host and path prefix: a trailing ``/api/v3``
+    or ``/api`` (REST) or ``/ws`` or ``/stream`` (websocket) is dropped, so the forms the feed
+    takes (``http://h:p``, ``http://h:p/api/v3``, ``ws://h:p/ws``) point the same host."""
+    bases: dict[str, tuple[str, str, str]] = {}
+    if rest_url:
+        rest = _base(rest_url, ("/api/v3", "/api"))
+        bases.update(http=rest, https=rest)
+    if ws_url:
+        ws = _base(ws_url, ("/ws", "/stream"))
+        bases.update(ws=ws, wss=ws)
+
+    done: set[int] = set()  # a sandbox toggle's trees share nested dicts: rewrite each once
+
+    def walk(node: dict[str, Any]) -> None:
+        if id(node) in done:
+            return
+        done.add(id(node))
         for k, v in node.items():
             if isinstance(v, dict):
-                if k != "ws":  # the ws tree is handled on its own
-                    walk(v, base, scheme_ok)
-            elif isinstance(v, str) and urlsplit(v).scheme in scheme_ok:
-                node[k] = _rehost(v, base)
+                walk(v)
+            elif isinstance(v, str) and (scheme := urlsplit(v).scheme) in bases:
+                node[k] = _rehost(v, bases[scheme], ws=scheme.startswith("ws"))
 
-    api = exchange.urls["api"]
-    if rest_url:
-        walk(api, rest_url, ("http", "https"))
-    if ws_url and isinstance(api.get("ws"), dict):
-        ws = api["ws"]
-        for k, v in list(ws.items()):
-            if isinstance(v, dict):
-                for kk, vv in list(v.items()):
-                    if isinstance(vv, str):
-                        v[kk] = _rehost(vv, ws_url)
-            elif isinstance(v, str):
-                ws[k] = _rehost(v, ws_url)
+    for tree in ENDPOINT_TREES:
+        if isinstance(exchange.urls.get(tree), dict):
+            walk(exchange.urls[tree])
 
 
 def _attach(exc: BaseException, status: int, headers: Mapping[str, Any] | None) -> None:
@@ -152,11 +192,33 @@ class _HttpFacts:
             raise
 
 
-class RestBinance(_HttpFacts, ccxt_async.binance):  # type: ignore[misc]
+# the market type of a REST path, for error classes (ccxt knows only Binance's host names)
+_PATH_TYPES = {"fapi": "linear", "dapi": "inverse", "eapi": "option", "papi": "portfolioMargin", "api": "spot",
+               "sapi": "spot"}  # fmt: skip
+
+
+class _ErrorsByPath:
+    """Mixin: Binance's error classes per market type for any host. ccxt chooses them by URL
+    host (``https://fapi.binance.com/`` -> the USDT-M table), so on another host a futures
+    -2019 / -2022 / -4120 would be a bare ``ExchangeError``; a URL ccxt does not know is typed
+    by its path (``/fapi/`` USDT-M, ``/api/`` and ``/sapi/`` spot...)."""
+
+    def get_exceptions_by_url(self, url, exact_or_broad):  # type: ignore[no-untyped-def]
+        found = super().get_exceptions_by_url(url, exact_or_broad)  # type: ignore[misc]
+        if found or not url:
+            return found
+        for segment in urlsplit(url).path.split("/"):  # the first API root: /fapi/v1/order, /proxy/api/v3/...
+            kind = _PATH_TYPES.get(segment)
+            if kind is not None:
+                return self.safe_dict(self.safe_dict(self.exceptions, kind, {}), exact_or_broad, {})  # type: ignore[attr-defined]
+        return found
+
+
+class RestBinance(_ErrorsByPath, _HttpFacts, ccxt_async.binance):  # type: ignore[misc]
     pass
 
 
-class StreamBinance(_HttpFacts, ccxt_pro.binance):  # type: ignore[misc]
+class StreamBinance(_ErrorsByPath, _HttpFacts, ccxt_pro.binance):  # type: ignore[misc]
     pass
 
 
