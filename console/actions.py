@@ -1,5 +1,6 @@
 """The operator's actions on the console: commands with their acks, the confirm flows, the
-kill switch, help, quit, and the command palette's entries.
+kill switch and the per-pair progress a kill or flatten-all opens, help, quit, and the command
+palette's entries.
 
 Owns ``OperatorActions``, the ``App`` base ``MultiparApp`` derives from (``console/app.py``
 owns the lifecycle, the bindings, ``check_action`` and painting). Every command runs in a
@@ -21,6 +22,7 @@ from textual.screen import Screen
 from textual.worker import Worker
 
 from console.client import COMMAND_TIMEOUT_S as BACKEND_COMMAND_TIMEOUT_S
+from console.kill_progress import KillProgress
 from console.model import Ack, Backend, ConsoleModel, PairView
 from console.screens.confirm import ConfirmScreen
 from console.screens.detail import PairDetailScreen
@@ -47,7 +49,9 @@ class OperatorActions(App[None]):
     cfg: SafeList
     wall: Callable[[], float]
     selected_symbol: str | None
+    main: MainScreen
     _kill_in_flight: bool
+    progress: KillProgress | None = None  # the last kill's or flatten-all's
 
     selected_view: PairView | None  # MultiparApp's property
     select_symbol: Callable[[str], None]
@@ -121,6 +125,10 @@ class OperatorActions(App[None]):
         else:
             level, severity = "success", "information"
         self.model.apply_ack(ack)  # modes and halted at once; the engine's messages confirm
+        if self.progress is not None and ack.cmd == self.progress.cmd:
+            self.progress.apply_ack(ack, elapsed_ms)
+        elif ack.cmd == "rearm" and ack.ok:
+            self.model.tap = None  # trading again: the pairs' orders are no longer the kill's
         self.model.add_event(text, level)
         # One ack toast at a time: stacked toasts cover the very rows the operator is watching
         # (at 80x24 four of them hid the board); the event log keeps every ack.
@@ -192,8 +200,12 @@ class OperatorActions(App[None]):
             "flatten_all",
             f"Flatten all {len(open_syms)} positions?",
             "Close at market: " + ", ".join(open_syms) + ". Pairs stay in their mode.",
-            partial(self.send_command, "flatten_all"),
+            self._start_flatten_all,
         )
+
+    def _start_flatten_all(self) -> None:
+        self.track_progress("flatten_all")
+        self.send_command("flatten_all")
 
     def action_kill(self) -> None:
         if self._cancel_open_confirm() == "kill":
@@ -213,6 +225,7 @@ class OperatorActions(App[None]):
         )
 
     def _start_kill(self) -> None:
+        self.track_progress("kill")
         self.run_worker(
             self._kill(),
             name="kill",
@@ -221,6 +234,22 @@ class OperatorActions(App[None]):
             description="kill switch: engine flattens and acks, else console fallback",
             exit_on_error=False,
         )
+
+    def track_progress(self, cmd: str) -> None:
+        """Show the per-pair progress of ``cmd``, sent now: the pairs holding a position or an
+        open order, fed from here on by every message the model ingests (its ``tap``)."""
+        live = self.backend.mode == "LIVE" or self.model.venue is not None
+        self.progress = KillProgress.start(cmd, self.model, live=live)
+        self.model.tap = self.progress.apply
+        self.main.show_progress(self.progress)
+
+    def show_progress(self) -> None:
+        """The palette's way back to the last kill's progress (Escape closed it)."""
+        if self.progress is None:
+            return
+        if isinstance(self.screen, PairDetailScreen):
+            self.screen.dismiss(None)
+        self.main.show_progress(self.progress)
 
     def action_rearm(self) -> None:
         if not self.model.halted:
@@ -328,6 +357,12 @@ class OperatorActions(App[None]):
             "KILL switch", "ctrl+k: halt and flatten everything (confirm with y)", self.action_kill
         )
         yield SystemCommand("Re-arm after a halt", "r: leave HALTED (confirm)", self.action_rearm)
+        if self.progress is not None:
+            yield SystemCommand(
+                "Show the kill progress",
+                "the last kill's or flatten-all's progress, pair by pair",
+                self.show_progress,
+            )
         yield SystemCommand(
             "Ping the engine",
             "round-trip a command and show its ack time",

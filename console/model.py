@@ -248,6 +248,7 @@ class ConsoleModel:
         self.malformed = 0  # messages dropped because they do not fit the safe list
         self.last_malformed = ""
         self.ingested = 0
+        self.tap: Callable[[Any], None] | None = None  # sees each engine message: kill progress
 
     # ------------------------------------------------------------------ helpers
 
@@ -273,6 +274,11 @@ class ConsoleModel:
                 "dropped malformed %s message (%d so far): %s", topic, self.malformed, reason
             )
 
+    def _ingest(self, msg: Any) -> None:
+        self.ingested += 1
+        if self.tap is not None:
+            self.tap(msg)
+
     def open_positions(self) -> list[str]:
         return [s for s, p in self.pairs.items() if p.has_position]
 
@@ -293,7 +299,7 @@ class ConsoleModel:
             self.chart_dirty.add(sym)
         pv.received_at = self.clock()
         pv.updates += 1
-        self.ingested += 1
+        self._ingest(msg)
         self.dirty.add(sym)
 
     def apply_ack(self, ack: Ack) -> None:
@@ -337,7 +343,7 @@ class ConsoleModel:
     def apply_fill(self, msg: FillMsg) -> None:
         self.fills.append(msg)
         self.add_event(eventlog.fill_text(msg), key=eventlog.fill_key(msg))
-        self.ingested += 1
+        self._ingest(msg)
 
     def apply_order(self, msg: OrderMsg) -> None:
         """Keep the pair's latest order; a rejected, unknown or cancelled one is an event."""
@@ -351,11 +357,11 @@ class ConsoleModel:
                 f"order {msg.symbol} {msg.side} {msg.qty:.6g} {msg.status} ({msg.reason}){why}",
                 level,
             )
-        self.ingested += 1
+        self._ingest(msg)
 
     def apply_notice(self, msg: NoticeMsg) -> None:
         self.add_event(msg.message, eventlog.level_of(msg.level), key=eventlog.notice_key(msg))
-        self.ingested += 1
+        self._ingest(msg)
 
     def apply_snapshot(self, msg: SnapshotMsg) -> None:
         """The engine's ``SnapshotMsg`` on attach: every pair, the portfolio (and the modes in

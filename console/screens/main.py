@@ -2,8 +2,9 @@
 
 Owns ``MainScreen``: the layout (full panes in a grid from 120 columns and 36 rows, one row
 per pair below that, switched by Textual breakpoint classes on resize, never per tick), the
-pane selection and navigation keys, and ``repaint()`` which the app's timer calls with what
-changed.
+pane selection and navigation keys, the kill progress panel (shown in the decision log's
+place after a kill or flatten-all until Escape), and ``repaint()`` which the app's timer calls
+with what changed.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from textual.geometry import Region
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from console.kill_progress import KillProgress
 from console.model import DIRTY_EVENTS, DIRTY_HEADER, DIRTY_LOG, DIRTY_PORTFOLIO, ConsoleModel
 from console.widgets.header import StatusHeader
+from console.widgets.kill_progress import KillProgressPanel
 from console.widgets.logs import DecisionLog, EventLog
 from console.widgets.pair_pane import PairPane, PairRowHeader
 from console.widgets.portfolio import PortfolioBar, RiskCaps
@@ -97,6 +100,8 @@ class MainScreen(Screen[None]):
             id="pair.detail",
             tooltip="Open the selected pair's detail: chart of closes and its decisions",
         ),
+        # No description: help and the footer leave it out (docs/keys.md describes it).
+        Binding("escape", "close_progress", "", show=False, id="progress.close"),
     ]
 
     def __init__(
@@ -114,6 +119,7 @@ class MainScreen(Screen[None]):
         self.portfolio = PortfolioBar(model, caps, id="portfolio")
         self.panes: dict[str, PairPane] = {s: PairPane(model, s) for s in model.symbols}
         self.decision_log = DecisionLog(model, id="decision-log")
+        self.progress_panel = KillProgressPanel(id="kill-progress")  # in its place when shown
         self.event_log = EventLog(model, id="event-log")
         self.selected_index = 0
         self.grid = VerticalScroll(id="pair-grid", classes=f"-n{min(len(model.symbols), 3)}")
@@ -130,6 +136,7 @@ class MainScreen(Screen[None]):
         with self.grid:
             yield from self.panes.values()
         with Horizontal(id="logs"):
+            yield self.progress_panel
             yield self.decision_log
             yield self.event_log
         yield Footer()
@@ -188,6 +195,18 @@ class MainScreen(Screen[None]):
         if n:
             self.select((self.selected_index + step) % n)
 
+    # ------------------------------------------------------------------ kill progress
+
+    def show_progress(self, progress: KillProgress) -> None:
+        """The panel of a kill or flatten-all, in the decision log's place until Escape."""
+        self.progress_panel.show(progress)
+        self.progress_panel.display = True
+        self.decision_log.display = False
+
+    def action_close_progress(self) -> None:
+        self.progress_panel.display = False
+        self.decision_log.display = True
+
     # ------------------------------------------------------------------ painting
 
     def repaint(self, dirty: set[str], charts: set[str] | None) -> None:
@@ -200,6 +219,8 @@ class MainScreen(Screen[None]):
             self.decision_log.refresh()
         if DIRTY_EVENTS in dirty:
             self.event_log.refresh()
+        if self.progress_panel.display:
+            self.progress_panel.repaint()
         # Only panes in the scroll window are drawn; a hidden one is drawn when it scrolls in.
         # With 100 pairs and 9 on screen this is most of the console's CPU (bench/console.py).
         visible = self._visible_symbols()
@@ -246,8 +267,9 @@ class MainScreen(Screen[None]):
 
     @property
     def pending(self) -> bool:
-        """Changed panes still waiting to be drawn: their turn, or their scroll into view."""
-        return bool(self._deferred or self._hidden_dirty)
+        """Changed panes still waiting to be drawn: their turn, or their scroll into view; or
+        news for the kill progress panel (an order sent marks nothing else dirty)."""
+        return bool(self._deferred or self._hidden_dirty) or self.progress_panel.stale
 
     def _visible_symbols(self) -> set[str]:
         grid = self.grid
