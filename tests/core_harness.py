@@ -159,6 +159,8 @@ class ScriptedClient:
     When the plan is empty it fills. ``venue`` keeps every order the venue received.
     """
 
+    rests_stops = False
+
     def __init__(self, cfg: SafeList, clock: FakeClock, plan: list[str] | None = None,
                  journal_check: Callable[[Order], bool] | None = None) -> None:
         self.paper = paper(cfg, clock)
@@ -195,3 +197,6 @@ class ScriptedClient:
     def lookup(self, order: Order) -> None:
         self.lookups.append(order.client_order_id)
         self.paper.lookup(order)
+
+    def cancel(self, order: Order) -> None:
+        self.paper.cancel(order)

@@ -15,8 +15,16 @@ from pathlib import Path
 import pytest
 
 from console.cli import main
+from engine.core.models import Side
+from engine.core.orders import Order
 from engine.journal.check import check_book
-from engine.journal.schema import SCHEMA_VERSION, StoreError, _migrate_to_1, expected_tables
+from engine.journal.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    StoreError,
+    _migrate_to_1,
+    expected_tables,
+)
 from engine.journal.store import Store
 from tests.store_seed import seed_open_position
 
@@ -297,6 +305,28 @@ def test_expected_tables_follow_the_migrations() -> None:
     }  # fmt: skip
     with pytest.raises(ValueError):
         expected_tables(SCHEMA_VERSION + 1)
+
+
+def test_version_4_types_orders_and_a_version_3_book_keeps_its_orders_as_market(tmp_path: Path) -> None:
+    """Step 4 adds an order's type and a stop's trigger; a version 3 order reads back as the
+    market order it was, and a stop order round-trips."""
+    assert expected_tables(4)["orders"] - expected_tables(3)["orders"] == {"order_type", "trigger_price"}
+    old = tmp_path / "v3.sqlite"
+    with closing(sqlite3.connect(old, isolation_level=None)) as c:
+        for step in (1, 2, 3):
+            MIGRATIONS[step](c)
+        c.execute("PRAGMA user_version = 3")
+        c.execute("INSERT INTO orders (order_id, symbol, side, qty, reason, decision_key, ts, status) "
+                  "VALUES ('mp-old', 'BTC/USDT', 'buy', 0.01, 'signal', 'k', 5, 'accepted')")  # fmt: skip
+    with Store(old) as s:
+        assert s.schema_version() == 4
+        (o,) = s.open_orders()
+        assert (o.client_order_id, o.order_type, o.trigger) == ("mp-old", "market", 0.0)
+        stop = Order("mp-stop", "BTC/USDT", Side.SELL, 0.01, "stop", "BTC/USDT|protect|5", 6,
+                     order_type="stop", trigger=95_000.5)  # fmt: skip
+        assert s.record_order(stop)
+        got = {x.client_order_id: x for x in s.open_orders()}["mp-stop"]
+        assert (got.order_type, got.trigger, got.reason) == ("stop", 95_000.5, "stop")
 
 
 # -- the console refuses before anything of the run exists ------------------------------------

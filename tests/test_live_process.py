@@ -78,6 +78,11 @@ def _state(rest: str) -> dict:
         return json.loads(r.read())
 
 
+def _market(orders: list[dict]) -> list[dict]:
+    """The exchange's market orders (entries and exits), not the protective stops resting there."""
+    return [o for o in orders if o["type"] == "MARKET"]
+
+
 def _fills(db: Path) -> list[tuple]:
     if not db.exists():
         return []
@@ -140,6 +145,13 @@ def test_a_live_buy_reaches_the_exchange_once_and_is_booked(exchange: dict[str, 
         st = _state(exchange["rest"])
         ours = [o for o in st["orders"] if o.get("client_order_id") == order_id]
         assert len(ours) == 1, st["orders"]  # placed once
+        # the position's stop rests at the exchange, placed right after the entry's fill
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _state(exchange["rest"])["flat"]:
+            time.sleep(0.1)
+        st = _state(exchange["rest"])
+        (stop,) = [o for o in st["orders"] if o["type"] == "STOP_LOSS_LIMIT"]
+        assert stop["side"] == "SELL" and float(stop["quantity"]) <= qty, st["orders"]
         assert not st["duplicate_client_ids"]
         time.sleep(1.0)  # the answer, the stream and a poll all report it: still one fill
         assert [f[1] for f in _fills(s.db)] == [order_id]
@@ -177,7 +189,7 @@ def test_sigkill_between_sent_and_answered_loses_nothing_and_doubles_nothing(exc
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not _state(exchange["rest"])["orders"]:
             time.sleep(0.1)
-        orders = _state(exchange["rest"])["orders"]
+        orders = _market(_state(exchange["rest"])["orders"])
         assert len(orders) == 1, orders  # taken by the exchange; its answer is still 8 s away
         cid = orders[0]["client_order_id"]
         assert not _fills(s.db)  # not answered yet: nothing booked
@@ -190,7 +202,7 @@ def test_sigkill_between_sent_and_answered_loses_nothing_and_doubles_nothing(exc
         assert [f[1] for f in fills] == [cid], fills  # booked once, under the first order's id
         time.sleep(3)  # candles keep closing: a second buy would show by now
         st = _state(exchange["rest"])
-        assert [o["client_order_id"] for o in st["orders"]] == [cid] and not st["duplicate_client_ids"]
+        assert [o["client_order_id"] for o in _market(st["orders"])] == [cid] and not st["duplicate_client_ids"]
         assert len(_fills(s.db)) == 1
         log = s.log("engine")
         assert "looking it up" in log, log[-3000:]
@@ -202,9 +214,10 @@ def test_sigkill_between_sent_and_answered_loses_nothing_and_doubles_nothing(exc
 
 @pytest.mark.timeout(150)
 def test_a_live_kill_closes_at_the_exchange_and_is_verified_there(exchange: dict[str, str]) -> None:
-    """A live position, then the kill on the engine's command socket: the command answers at
-    once (closing), the exchange takes the closing sell, the book goes flat, and the engine asks
-    the exchange and says, in an event the console shows, that nothing is left open."""
+    """A live position with its stop resting at the exchange, then the kill on the engine's
+    command socket: the command answers at once (closing), the resting stop is cancelled, then
+    the exchange takes the closing sell, the book goes flat, and the engine asks the exchange and
+    says, in an event the console shows, that nothing is left open."""
     from tests.procs import Commander, Subscriber
 
     with stack(CONFIG) as s:
@@ -215,6 +228,10 @@ def test_a_live_kill_closes_at_the_exchange_and_is_verified_there(exchange: dict
             while time.monotonic() < deadline and not _fills(s.db):
                 time.sleep(0.3)
             assert _fills(s.db), s.log("engine")[-3000:]
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _state(exchange["rest"])["flat"]:
+                time.sleep(0.1)  # the protective stop rests at the exchange
+            assert not _state(exchange["rest"])["flat"], s.log("engine")[-3000:]
             cmd = Commander(s.engine_cmd)
             ack = cmd.send("kill", timeout_s=10)
             cmd.close()
@@ -229,8 +246,12 @@ def test_a_live_kill_closes_at_the_exchange_and_is_verified_there(exchange: dict
             left = c.execute("SELECT qty FROM positions WHERE symbol = 'BTC/USDT'").fetchall()
         assert not left or abs(left[0][0]) < 1e-5  # flat, or dust below BTC's lot step
         st = _state(exchange["rest"])
-        assert [o["side"].lower() for o in st["orders"]] == ["buy", "sell"] and not st["duplicate_client_ids"]
-        assert st["flat"] is True, st  # no open order at the exchange
+        kinds = [(o["side"].lower(), o["type"]) for o in st["orders"]]
+        assert kinds == [("buy", "MARKET"), ("sell", "STOP_LOSS_LIMIT"), ("sell", "MARKET")], kinds
+        assert not st["duplicate_client_ids"]
+        assert st["flat"] is True, st  # no open order at the exchange: the stop was cancelled
+        log = s.log("engine")
+        assert log.index("cancelling the protective stop") < log.index("Filled sell"), log[-3000:]
 
 
 @pytest.mark.timeout(150)
@@ -252,7 +273,7 @@ def test_sigkill_between_journaled_and_sent_places_nothing_twice(exchange: dict[
         assert first is not None, s.log("engine")[-3000:]  # journaled; its send refused unexecuted
         time.sleep(0.3)
         s.stop("engine", signal.SIGKILL)  # before the client may resend (recvWindow + 1 s)
-        assert not _state(exchange["rest"])["orders"]  # the exchange never took it
+        assert not _market(_state(exchange["rest"])["orders"])  # the exchange never took it
         _start(s, "engine", engine, engine_env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not _fills(s.db):
@@ -260,7 +281,7 @@ def test_sigkill_between_journaled_and_sent_places_nothing_twice(exchange: dict[
         fills = _fills(s.db)
         assert len(fills) == 1 and fills[0][1] != first, fills  # a new order, not the first resent
         st = _state(exchange["rest"])
-        assert len(st["orders"]) == 1 and not st["duplicate_client_ids"], st["orders"]
+        assert len(_market(st["orders"])) == 1 and not st["duplicate_client_ids"], st["orders"]
         with sqlite3.connect(f"file:{s.db}?mode=ro", uri=True) as c:
             (status,) = c.execute("SELECT status FROM orders WHERE order_id = ?", (first,)).fetchone()
         assert status == "rejected"  # looked up: the exchange never saw it

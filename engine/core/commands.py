@@ -79,6 +79,9 @@ class OperatorCommands:
             f = self.execution.last_fill.get(symbol)
             what = f" {f.side} {f.qty:g} @ {f.price:.8g}" if f is not None else ""
             return CommandResult(True, f"{symbol} flattened:{what}")
+        ex = self.execution.exits.get(symbol)
+        if outcome == "pending" and ex is not None and not ex.last_error:  # a live venue answers later
+            return CommandResult(True, f"{symbol} closing ({ex.waiting or 'order sent'})")
         if outcome == "pending":
             return CommandResult(False, f"{symbol} {self._why_not_flat(symbol, outcome)}: retried until flat")
         return CommandResult(False, f"{symbol} could not be flattened: {self._why_not_flat(symbol, outcome)}")
@@ -106,7 +109,7 @@ class OperatorCommands:
         if outcome != "pending":
             return outcome.removeprefix("blocked: ")
         ex = self.execution.exits.get(symbol)
-        why = ex.last_error if ex is not None else ""
+        why = (ex.last_error or ex.waiting) if ex is not None else ""
         return f"exit pending: {why}" if why else "exit pending"
 
     def kill(self, reason: str = "kill") -> CommandResult:

@@ -16,6 +16,8 @@ Rules that keep money safe:
   (flatten or kill try again). A remainder below the lot step ("dust", e.g. what a buy leaves
   when Binance takes its fee in the asset bought) ends the exit: it stays in the book and the
   equity, but for trading the pair is flat (``is_dust``).
+- Live, a position's stop also rests at the venue (``core/protect.py``): every other exit
+  cancels it first and goes out once the venue confirmed the cancel.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from engine.core.events import DecisionMade, FillBooked, Notice, OrderUpdated
 from engine.core.markets import MarketRules, round_qty_down, rules_for
 from engine.core.models import Decision, Fill, Position, Side
 from engine.core.orders import (
+    STOP,
     ExecutionEvent,
     Order,
     OrderAccepted,
@@ -41,6 +44,7 @@ from engine.core.orders import (
 )
 from engine.core.portfolio import Portfolio
 from engine.core.ports import Clock, EventSink, ExecutionClient, Journal, JournalError
+from engine.core.protect import RESTING, RESTING_LOOKUP_MS, ProtectiveStops
 
 log = logging.getLogger("engine")
 
@@ -61,6 +65,7 @@ class PendingExit:
     next_try_ms: int = 0
     blocked: str = ""  # a refusal no retry can fix; cleared when the operator acts
     last_error: str = ""
+    waiting: str = ""  # what the exit waits for that is no error (the resting stop's cancel)
     decision: Decision | None = None  # journaled with the first order
 
 
@@ -88,13 +93,17 @@ class ExecutionEngine:
         self.unmatched_events = 0  # events about orders we do not hold (counted, logged)
         self.fills_booked = 0
         self.last_fill: dict[str, Fill] = {}
+        # the latest (bid, ask) of a pair; the core binds its own (exits pushed by an answer)
+        self.quote: Callable[[str], tuple[float, float]] = lambda symbol: (0.0, 0.0)
         client.bind(self.on_event)
+        self.protect = ProtectiveStops(self)
 
     # ------------------------------------------------------------------ queries
 
     def open_order(self, symbol: str) -> Order | None:
+        """The pair's open entry or exit order (a resting protective stop is not one)."""
         for o in self.orders.values():
-            if o.symbol == symbol:
+            if o.symbol == symbol and o.order_type != STOP:
                 return o
         return None
 
@@ -116,9 +125,14 @@ class ExecutionEngine:
         stored = self.journal.record_decision(decision, order) if decision is not None else self.journal.record_order(order)
         if not stored:
             return False
-        self.orders[order.client_order_id] = order
         if decision is not None:
             self.sink.emit(DecisionMade(decision))
+        self.send(order, bid, ask)
+        return True
+
+    def send(self, order: Order, bid: float, ask: float) -> None:
+        """Hand a journaled order to the client (an exception leaves it UNKNOWN, looked up)."""
+        self.orders[order.client_order_id] = order
         self.sink.emit(OrderUpdated(replace(order)))
         try:
             self.client.submit(order, bid, ask)
@@ -133,7 +147,6 @@ class ExecutionEngine:
                 self.sink.emit(OrderUpdated(replace(order)))
             log.warning("%s - order %s outcome unknown (%s): looking it up before anything else",
                         order.symbol, order.client_order_id, order.message)
-        return True
 
     # ------------------------------------------------------------------ closing positions
 
@@ -150,6 +163,8 @@ class ExecutionEngine:
         elif operator:
             # the operator acts: a back-off or a blocked exit is tried again now
             ex.reason, ex.blocked, ex.next_try_ms = reason, "", 0
+        elif reason == "stop" and ex.reason != "stop":
+            ex.reason = reason  # the stop's fallback takes over an exit still waiting
         self._attempt(ex, pos, bid, ask)
         if ex.decision is not None:  # no order went out: the decision is a fact all the same
             if self.journal.record_decision(ex.decision):
@@ -167,10 +182,22 @@ class ExecutionEngine:
         self._attempt(ex, pos, bid, ask)
         return True
 
+    def push_exit(self, symbol: str) -> None:
+        """Try the pair's pending exit now (what it waited for has happened)."""
+        ex, pos = self.exits.get(symbol), self.portfolio.positions.get(symbol)
+        if ex is not None and pos is not None and pos.is_open:
+            self._attempt(ex, pos, *self.quote(symbol))
+
     def _attempt(self, ex: PendingExit, pos: Position, bid: float, ask: float) -> None:
         now = self.clock.time_ms()
         if ex.blocked or now < ex.next_try_ms or self.open_order(ex.symbol) is not None:
             return
+        prot = self.protect.order(ex.symbol) if self.protect.enabled else None
+        if prot is not None:  # one seller at a time: the resting stop goes first
+            ex.waiting = "cancelling the resting stop first"
+            self.protect.cancel(prot, f"{ex.reason} exit")
+            return
+        ex.waiting = ""
         if not (bid > 0.0 and ask > 0.0):
             ex.last_error = "no price yet"
             return
@@ -205,9 +232,12 @@ class ExecutionEngine:
         """Timer work: retry due exits, look up orders of unknown outcome."""
         now = self.clock.time_ms()
         for o in list(self.orders.values()):
-            # unknown outcome, or open with no news for a while (an answer the venue lost)
-            due = o.status is OrderStatus.UNKNOWN or now - (o.updated_ts or o.created_ts) >= QUIET_ORDER_MS
-            if due and now - self._looked_up.get(o.client_order_id, -LOOKUP_EVERY_MS) >= LOOKUP_EVERY_MS:
+            # unknown outcome, or open with no news for a while (an answer the venue lost); a
+            # resting stop has no news for hours: the streams report it, a lookup only now and then
+            quiet, every = (RESTING_LOOKUP_MS, RESTING_LOOKUP_MS) if o.status in RESTING and o.order_type == STOP \
+                else (QUIET_ORDER_MS, LOOKUP_EVERY_MS)
+            due = o.status is OrderStatus.UNKNOWN or now - (o.updated_ts or o.created_ts) >= quiet
+            if due and now - self._looked_up.get(o.client_order_id, -every) >= every:
                 self._looked_up[o.client_order_id] = now
                 try:
                     self.client.lookup(o)
@@ -246,17 +276,22 @@ class ExecutionEngine:
             return
         if isinstance(event, OrderFilled):
             self._book(order, event)
-        elif not isinstance(event, OrderAccepted):
-            # ACCEPTED is not journaled: NEW and ACCEPTED are both looked up after a crash,
-            # so the write (an fsync) would buy no safety on the order path
+        elif not isinstance(event, OrderAccepted) or order.order_type == STOP:
+            # ACCEPTED is not journaled for a market order: NEW and ACCEPTED are both looked up
+            # after a crash, so the write (an fsync) would buy no safety on the order path; a
+            # protective stop's is (the book says which stop rests at the exchange)
             self.journal.update_order(order)
         if not order.is_open:
             self.orders.pop(cid, None)
             self._looked_up.pop(cid, None)
         self.sink.emit(OrderUpdated(replace(order)))
         if isinstance(event, OrderRejected | OrderNotFound):
-            self._refused(order, event)
+            if order.order_type == STOP:
+                self.protect.refused(order)
+            else:
+                self._refused(order, event)
         self._on_change(order.symbol)
+        self.protect.on_changed(order)
 
     def _book(self, order: Order, event: OrderFilled) -> None:
         fill = event.fill

@@ -11,6 +11,10 @@ it hands it to a client; from then on only events move it:
                     the core looks it up by its client order id, never resends blind)
 
 ``NEW`` means "journaled, maybe sent": after a crash it is looked up like ``UNKNOWN``.
+
+Two order types: ``market`` (entries and exits: filled now, at the touch) and ``stop`` (a
+protective stop resting at the venue, ``trigger`` its stop price: the position's stop, placed
+after the entry fill by ``ExecutionEngine.protect`` when the client rests stops).
 """
 
 from __future__ import annotations
@@ -45,9 +49,15 @@ def client_order_id(key: str) -> str:
     return CLIENT_ID_PREFIX + hashlib.sha1(key.encode()).hexdigest()[:20]
 
 
+MARKET = "market"
+STOP = "stop"
+
+
 @dataclass(slots=True)
 class Order:
-    """A market order for one pair. Quantities are base units; ``avg_price`` is of the fills."""
+    """One order for one pair: a market order, or a resting protective stop (``order_type``
+    ``stop``, sent when ``trigger`` is reached). Quantities are base units; ``avg_price`` is of
+    the fills."""
 
     client_order_id: str
     symbol: str
@@ -64,6 +74,13 @@ class Order:
     message: str = ""  # why it was rejected or cancelled, or what is unknown
     stop_loss: float = 0.0  # an entry's protective levels, attached to the position on fill
     take_profit: float = 0.0
+    order_type: str = MARKET  # MARKET | STOP
+    trigger: float = 0.0  # a STOP order's stop price
+
+    @property
+    def is_protective(self) -> bool:
+        """A stop resting at the venue for an open position (not an entry, not an exit)."""
+        return self.order_type == STOP
 
     @property
     def is_open(self) -> bool:

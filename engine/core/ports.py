@@ -34,6 +34,10 @@ class Clock(Protocol):
 
 
 class ExecutionClient(Protocol):
+    # True when the venue keeps a protective stop for an open position (live): the core then
+    # places one after each entry fill and cancels it before any other exit (``protect``)
+    rests_stops: bool
+
     def bind(self, listener: Callable[[ExecutionEvent], None]) -> None:
         """Where to deliver every event about every order (called once, by the core)."""
         ...
@@ -47,6 +51,11 @@ class ExecutionClient(Protocol):
     def lookup(self, order: Order) -> None:
         """Ask the venue about an order whose outcome is unknown; answer with events
         (``OrderNotFound`` when the venue never saw it)."""
+        ...
+
+    def cancel(self, order: Order) -> None:
+        """Ask the venue to cancel a resting order; answer with ``OrderCancelled``, or with
+        what it became (a fill that came first) when it is no longer open."""
         ...
 
 

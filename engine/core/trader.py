@@ -110,6 +110,7 @@ class TradingCore(OperatorCommands):
             )
         self._outside_quotes: dict[str, tuple[float, float]] = {}  # stored positions of pairs not traded
         self.execution = ExecutionEngine(client, journal, self.sink, self.portfolio, clock, self.rules, self._changed)
+        self.execution.quote = self.quote
         self.execution.restore(journal.open_orders())
         self.decisions_total = 0
         self.portfolio_dirty = True
@@ -211,6 +212,11 @@ class TradingCore(OperatorCommands):
         else:
             px = ps.ask
             hit = "stop" if pos.stop_loss and px >= pos.stop_loss else "take_profit" if pos.take_profit and px <= pos.take_profit else ""
+        if hit == "stop":
+            if self.execution.protect.defers(ps.symbol):
+                return  # the stop resting at the exchange closes it (live)
+        elif self.execution.protect.crossed:
+            self.execution.protect.crossed.pop(ps.symbol, None)  # back inside the stop: a new hit starts a new grace
         if hit and not self.execution.is_dust(pos):  # dust: no order can close it (checked on a hit only)
             log.info("%s - %s hit at %g (entry %g, stop %g, target %g)", ps.symbol, hit, px, pos.entry, pos.stop_loss, pos.take_profit)
             self.close_position(ps.symbol, hit, f"{ps.symbol}|{hit}|{pos.opened_ts}")
@@ -343,6 +349,12 @@ class TradingCore(OperatorCommands):
                 self.portfolio.mark_day(ts, self.portfolio.equity(self.marks()))
         if self.execution.orders or self.execution.exits:
             self.execution.poll(self.quote)
+        protect = self.execution.protect
+        protect.sync_all()  # live: every open position's stop rests at the exchange
+        for sym in protect.overdue() if protect.crossed else ():  # hit, and no tick since the grace ran out
+            pos = self.portfolio.positions.get(sym)
+            if pos is not None and pos.is_open:
+                self.close_position(sym, "stop", f"{sym}|stop|{pos.opened_ts}")
         if now - self._last_equity >= EQUITY_EVERY_S:
             self._last_equity = now
             marks = self.marks()

@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from engine.core.markets import MarketRules, check_max
+from engine.core.markets import MarketRules, check_max, price_band, round_price
 from engine.core.orders import ExecutionEvent, Order, OrderRejected
 from engine.core.ports import Clock
 from engine.execution.binance_connect import LiveConfig
@@ -48,6 +48,11 @@ from engine.execution.live_rest import LiveStatus
 from engine.execution.live_worker import LiveStartError, LiveWorker, OrderSpec
 
 log = logging.getLogger("engine.live")
+
+# A spot protective stop is a STOP_LOSS_LIMIT: once the stop price trades, a limit this far
+# beyond it (within the percent-price band). A gap through the limit leaves it unfilled: the
+# core takes over after its grace period (core/protect.py) and closes by market.
+STOP_LIMIT_OFFSET = 0.01
 
 __all__ = ["BinanceLiveClient", "LiveClientError", "LiveConfig", "LiveStartError", "LiveStatus", "rules_from_markets"]
 
@@ -65,6 +70,8 @@ class LiveClientError(RuntimeError):
 
 
 class BinanceLiveClient:
+    rests_stops = True  # a position's stop rests at Binance (core/protect.py)
+
     def __init__(self, cfg: LiveConfig, clock: Clock) -> None:
         self.cfg = cfg
         self.clock = clock
@@ -142,10 +149,32 @@ class BinanceLiveClient:
         if not self.worker.post(self.worker.on_lookup, self._spec(order)):
             log.warning("%s - lookup of %s: the live client is not running", order.symbol, order.client_order_id)
 
-    @staticmethod
-    def _spec(order: Order) -> OrderSpec:
+    def cancel(self, order: Order) -> None:
+        """Cancel a resting order at the exchange by its client id; the answer (cancelled, or
+        what it became) comes through ``drain``. Nothing happens when the worker is down (the
+        core asks again)."""
+        if not self.worker.post(self.worker.on_cancel, self._spec(order)):
+            log.warning("%s - cancel of %s: the live client is not running", order.symbol, order.client_order_id)
+
+    def _spec(self, order: Order) -> OrderSpec:
+        limit = 0.0
+        if order.order_type == "stop" and order.symbol not in self.cfg.futures:
+            limit = self.stop_limit_price(order)
         return OrderSpec(order.client_order_id, order.symbol, order.side, order.qty, order.reason, order.created_ts,
-                         is_close(order))  # fmt: skip
+                         is_close(order), order.order_type, order.trigger, limit)  # fmt: skip
+
+    def stop_limit_price(self, order: Order) -> float:
+        """A spot stop-limit's limit price: ``STOP_LIMIT_OFFSET`` beyond the stop, on the tick,
+        inside the exchange's percent-price band around the stop."""
+        rules = self.rules.get(order.symbol)
+        sell = order.side == "sell"
+        raw = order.trigger * (1.0 - STOP_LIMIT_OFFSET if sell else 1.0 + STOP_LIMIT_OFFSET)
+        if rules is None:
+            return raw
+        band = price_band(rules, order.side, order.trigger)
+        if band is not None:
+            raw = max(raw, band[0]) if sell else min(raw, band[1])
+        return round_price(raw, rules, up=sell)  # towards the stop: stays inside the band
 
     # ------------------------------------------------------------------ events to the engine thread
 

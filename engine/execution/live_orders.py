@@ -14,7 +14,10 @@ Rules:
   cancelled, expired or rejected *and* the trades emitted add up to its filled amount: until
   then ``needs_trades`` tells the worker to fetch the order's trades;
 - a buy whose fee was taken in the base asset ends a hair short of its quantity (see
-  ``live_fills``): it is closed with ``OrderCancelled("filled at the venue; ... kept as the fee")``.
+  ``live_fills``): it is closed with ``OrderCancelled("filled at the venue; ... kept as the fee")``;
+- a USDT-M protective stop is a conditional (algo) order until it triggers: its algo order
+  says nothing about fills, and its "closed" (``TRIGGERED``/``FINISHED``) only means it became a
+  regular order (``actualOrderId``). From then on the track follows that order, by its venue id.
 """
 
 from __future__ import annotations
@@ -53,6 +56,11 @@ class Track:
     created_ms: int  # when the core journaled it (a restart's lookup waits out recvWindow from here)
     venue_symbol: str = ""  # ccxt's symbol: BTC/USDT (spot), BTC/USDT:USDT (USDT-M)
     reduce_only: bool = False
+    order_type: str = "market"  # market | stop (a protective stop resting at the venue)
+    conditional: bool = False  # a USDT-M stop still in the algo service (not yet triggered)
+    triggered: bool = False  # it triggered: followed as the regular order ``venue_id``
+    trigger: float = 0.0  # a stop's stop price
+    limit: float = 0.0  # a spot stop-limit's limit price
     venue_id: str = ""
     venue_status: str = ""  # ccxt's: open, closed, canceled, expired, rejected
     venue_filled: float = 0.0
@@ -138,6 +146,8 @@ class OrderLedger:
 
     def order(self, t: Track, o: Mapping[str, Any]) -> None:
         """A ccxt order (create response, fetch_order, watch_orders) about ``t``."""
+        if t.conditional and not self._conditional(t, o):
+            return
         status = str(o.get("status") or "")
         if status == "rejected":
             t.venue_status = status
@@ -153,6 +163,31 @@ class OrderLedger:
             self.trade(t, tr, default_ts=o.get("timestamp"))
         t.last_news = time.monotonic()
         self.finish(t)
+
+    def _conditional(self, t: Track, o: Mapping[str, Any]) -> bool:
+        """An update about a USDT-M stop still in the algo service; True when ``order`` should
+        go on with it as a regular order (it is one, or it stays an open or ended algo order)."""
+        info = o.get("info") or {}
+        # REST's algo order (algoId, algoStatus, actualOrderId) or the stream's ALGO_UPDATE (aid, X, ai)
+        is_algo = isinstance(info, Mapping) and any(k in info for k in ("algoId", "algoStatus", "aid"))
+        if not is_algo:  # the regular order it became (a stream update found by client id)
+            t.conditional, t.triggered = False, True
+            return True
+        status = str(info.get("algoStatus") or info.get("X") or "").upper()
+        actual = info.get("actualOrderId") or info.get("ai")
+        if status in ("TRIGGERED", "FINISHED") or actual not in (None, ""):
+            # it became a regular order: follow that one by its id (lookups and trades too)
+            t.conditional, t.triggered = False, True
+            if actual not in (None, ""):
+                t.venue_id = str(actual)
+                self.by_venue_id[(t.venue_symbol, t.venue_id)] = t
+            self.accepted(t)
+            t.last_news = 0.0  # look the regular order up now
+            return False
+        self.accepted(t)  # (an algo id is not an order id: not indexed)
+        t.venue_status = str(o.get("status") or t.venue_status)
+        self.finish(t)  # cancelled or expired while still an algo order
+        return False
 
     def trade(self, t: Track, tr: Mapping[str, Any], default_ts: object = None) -> bool:
         """One venue trade of ``t``; True when it was new and emitted."""

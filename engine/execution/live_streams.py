@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("engine.live")
 
 TICK_S = 0.2  # the poller's period
+RESTING_POLL_S = 10.0  # a resting protective stop is polled this often (the core takes over a stop hit after 3 s)
 STREAM_READY_S = 5.0  # how long a (re)subscription is waited for at most
 
 
@@ -145,7 +146,9 @@ class UserStreams:
             for t in led.active():
                 if t.placing or t.resolving or not t.accepted:
                     continue
-                if now - t.last_news >= cfg.stream_silence_s and now - t.last_poll >= cfg.poll_every_s:
+                # a resting stop has nothing to say for hours: polled slowly while the stream is up
+                every = RESTING_POLL_S if t.order_type == "stop" and not t.triggered and self.ok else cfg.poll_every_s
+                if now - t.last_news >= cfg.stream_silence_s and now - t.last_poll >= every:
                     t.last_poll = now
                     t.resolving = True
                     self.w.spawn(self._poll(t))
@@ -155,8 +158,8 @@ class UserStreams:
         w = self.w
         w.status.polls += 1
         try:
-            o = await w.api.call(f"{t.symbol} poll {t.client_order_id}", "fetch_order", None, t.venue_symbol,
-                                 {"clientOrderId": t.client_order_id})  # fmt: skip
+            oid, params = w.lookup_args(t)
+            o = await w.api.call(f"{t.symbol} poll {t.client_order_id}", "fetch_order", oid, t.venue_symbol, params)
             if await w.follow(t, o) and self.ok:
                 w.status.stream_misses += 1
                 log.warning("%s - order %s: a fill only REST saw: reopening the user stream", t.symbol, t.client_order_id)

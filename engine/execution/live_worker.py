@@ -67,6 +67,9 @@ class OrderSpec:
     reason: str
     created_ms: int
     reduce_only: bool = False  # a close (futures: sent reduce-only)
+    order_type: str = "market"  # market | stop (a protective stop: ``trigger``, spot's ``limit``)
+    trigger: float = 0.0
+    limit: float = 0.0
 
 
 
@@ -242,15 +245,49 @@ class LiveWorker:
         t.resolving = True
         self.spawn(self._lookup(t))
 
+    def on_cancel(self, spec: OrderSpec) -> None:
+        assert self.ledger is not None
+        t = self.ledger.track(spec.client_order_id)
+        if t is None:
+            t = self.ledger.add(self._track(spec))  # an order of an earlier run
+            t.last_sent_wall = spec.created_ms / 1000.0
+        elif t.done:
+            self.ledger.replay(t)
+            return
+        self.spawn(self._cancel(t))
+
     def _track(self, spec: OrderSpec) -> Track:
+        stop = spec.order_type == "stop"
         return Track(spec.client_order_id, spec.symbol, Side(spec.side), spec.qty, spec.reason, spec.created_ms,
-                     venue_symbol=self.cfg.venue_symbol(spec.symbol), reduce_only=spec.reduce_only)  # fmt: skip
+                     venue_symbol=self.cfg.venue_symbol(spec.symbol), reduce_only=spec.reduce_only,
+                     order_type=spec.order_type, conditional=stop and spec.symbol in self.cfg.futures,
+                     trigger=spec.trigger, limit=spec.limit)  # fmt: skip
 
     def _order_params(self, t: Track) -> dict[str, Any]:
         params: dict[str, Any] = {"clientOrderId": t.client_order_id}  # sent as newClientOrderId
         if t.reduce_only and t.symbol in self.cfg.futures:
             params["reduceOnly"] = True  # a close can never open or flip a position
+        if t.order_type == "stop":
+            # spot: STOP_LOSS_LIMIT (a limit ``t.limit`` once ``t.trigger`` trades); USDT-M:
+            # STOP_MARKET through the algo service, reduce-only (ccxt 4.5 routes it there)
+            params["stopLossPrice"] = t.trigger
         return params
+
+    def _create_args(self, t: Track) -> tuple[str, float | None]:
+        """ccxt ``create_order``'s type and price for ``t``."""
+        if t.order_type == "stop" and t.symbol not in self.cfg.futures:
+            return "limit", t.limit
+        return "market", None
+
+    @staticmethod
+    def lookup_args(t: Track) -> tuple[str | None, dict[str, Any]]:
+        """``fetch_order``/``cancel_order``'s id and params for ``t``: by client id; a USDT-M stop
+        in the algo service with ``trigger``; the regular order a stop became, by its venue id."""
+        if t.conditional:
+            return None, {"clientOrderId": t.client_order_id, "trigger": True}
+        if t.triggered and t.venue_id:
+            return t.venue_id, {}
+        return None, {"clientOrderId": t.client_order_id}
 
     async def _futures_setup(self) -> None:
         """USDT-M: refuse hedge mode; set each futures pair's leverage from the safe list."""
@@ -272,9 +309,10 @@ class LiveWorker:
         try:
             for attempt in range(MAX_RESENDS + 1):
                 t.last_sent_wall = time.time()
+                otype, price = self._create_args(t)
                 try:
-                    o = await self.api.call(f"{t.symbol} create {cid}", "create_order", t.venue_symbol, "market",
-                                            t.side.value, t.qty, None, self._order_params(t), create=True)  # fmt: skip
+                    o = await self.api.call(f"{t.symbol} create {cid}", "create_order", t.venue_symbol, otype,
+                                            t.side.value, t.qty, price, self._order_params(t), create=True)  # fmt: skip
                 except LiveCallError as e:
                     c = e.c
                     if c.outcome in (Outcome.REFUSED, Outcome.RATE_LIMITED, Outcome.BANNED, Outcome.NOT_FOUND):
@@ -308,9 +346,10 @@ class LiveWorker:
         delay = 0.25
         while True:
             self.status.lookups += 1
+            oid, params = self.lookup_args(t)
             try:
                 o: dict[str, Any] = await self.api.call(f"{t.symbol} lookup {t.client_order_id}", "fetch_order",
-                                                        None, t.venue_symbol, {"clientOrderId": t.client_order_id})  # fmt: skip
+                                                        oid, t.venue_symbol, params)  # fmt: skip
                 return o
             except LiveCallError as e:
                 if e.c.outcome is Outcome.NOT_FOUND:
@@ -336,6 +375,23 @@ class LiveWorker:
             await self.follow(t, o)
         finally:
             t.resolving = False
+
+    async def _cancel(self, t: Track) -> None:
+        """Cancel ``t`` at the venue; whatever the answer, the order's state comes from the
+        venue (a cancel refused as unknown, -2011, is a stop that filled or never landed: looked up)."""
+        assert self.ledger is not None
+        oid, params = self.lookup_args(t)
+        try:
+            o = await self.api.call(f"{t.symbol} cancel {t.client_order_id}", "cancel_order", oid, t.venue_symbol, params)
+        except LiveCallError as e:
+            log.warning("%s - cancel of %s: %s: looking it up", t.symbol, t.client_order_id, e.c.reason)
+            if not (t.placing or t.resolving):
+                t.resolving = True
+                await self._lookup(t)
+            return
+        if isinstance(o, dict) and not o.get("status"):
+            o = {**o, "status": "canceled"}  # an algo cancel's answer carries no status (code 200)
+        await self.follow(t, o)
 
     async def follow(self, t: Track, o: dict[str, Any]) -> int:
         """Apply a venue order to ``t``, fetching its trades when the venue filled more than

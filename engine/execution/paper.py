@@ -23,6 +23,7 @@ from engine.core.orders import (
     ExecutionEvent,
     Order,
     OrderAccepted,
+    OrderCancelled,
     OrderFilled,
     OrderNotFound,
     OrderRejected,
@@ -47,7 +48,10 @@ def fill_id_for(order_id: str) -> str:
 
 
 class PaperExecutionClient:
-    """Simulated taker fills against the core's latest bid/ask."""
+    """Simulated taker fills against the core's latest bid/ask. Nothing rests at this venue:
+    the core watches stops on its own ticks (``rests_stops`` False)."""
+
+    rests_stops = False
 
     def __init__(self, taker_fee: float, slippage_bps: float, rules: Mapping[str, MarketRules], clock: Clock) -> None:
         if not (0 <= taker_fee < 1) or not (0 <= slippage_bps < 10_000):
@@ -83,6 +87,13 @@ class PaperExecutionClient:
             return
         self._emit(OrderAccepted(order.client_order_id, ts))
         self._emit(OrderFilled(order.client_order_id, fill))
+
+    def cancel(self, order: Order) -> None:
+        """Nothing rests here: what was filled says so, anything else is cancelled."""
+        if order.client_order_id in self._fills:
+            self.lookup(order)
+            return
+        self._emit(OrderCancelled(order.client_order_id, self.clock.time_ms(), "cancelled"))
 
     def _emit(self, event: ExecutionEvent) -> None:
         if self._listener is None:

@@ -19,7 +19,7 @@ from engine.core.ports import JournalError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class StoreError(JournalError):
@@ -183,11 +183,26 @@ def _migrate_to_3(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+_ORDERS_V4 = """
+ALTER TABLE orders ADD COLUMN order_type    TEXT NOT NULL DEFAULT 'market' CHECK (order_type IN ('market', 'stop'));
+ALTER TABLE orders ADD COLUMN trigger_price REAL NOT NULL DEFAULT 0
+"""
+
+
+def _migrate_to_4(conn: sqlite3.Connection) -> None:
+    """Protective stops resting at the exchange: an order's type (``market`` or ``stop``) and a
+    stop's trigger price. Every order of an older book was a market order."""
+    for statement in _ORDERS_V4.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 # MIGRATIONS[n] turns a version n-1 file into version n; append, never edit a shipped step.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_to_1,
     2: _migrate_to_2,
     3: _migrate_to_3,
+    4: _migrate_to_4,
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 

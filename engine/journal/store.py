@@ -208,18 +208,19 @@ class Store(BookReads):
 
     _ORDER_COLS = (
         "order_id, symbol, side, qty, reason, decision_key, ts, status, filled_qty, avg_price, "
-        "fees, updated_ts, message, stop_loss, take_profit"
+        "fees, updated_ts, message, stop_loss, take_profit, order_type, trigger_price"
     )
 
     def _insert_order(self, c: sqlite3.Connection, o: Order) -> bool:
         qty = _finite("order qty", o.qty)
         cur = c.execute(
-            f"INSERT INTO orders ({self._ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO orders ({self._ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (order_id) DO NOTHING",
             (
                 o.client_order_id, o.symbol, _side(o.side), qty, o.reason, o.decision_key, int(o.created_ts),
                 OrderStatus(o.status).value, o.filled_qty, o.avg_price, o.fees, int(o.updated_ts or o.created_ts),
                 o.message, _finite("stop_loss", o.stop_loss), _finite("take_profit", o.take_profit),
+                o.order_type, _finite("trigger", o.trigger),
             ),
         )
         return cur.rowcount == 1
@@ -307,8 +308,9 @@ class Store(BookReads):
     def _orders(self, op: str, where: str = "", args: tuple[Any, ...] = ()) -> list[Order]:
         rows = self._read(op, f"SELECT {self._ORDER_COLS} FROM orders {where} ORDER BY rowid", args)
         return [
-            Order(cid, sym, Side(side), qty, reason, key or "", ts, OrderStatus(status), fq, ap, fees, uts, msg, sl, tp)
-            for cid, sym, side, qty, reason, key, ts, status, fq, ap, fees, uts, msg, sl, tp in rows
+            Order(cid, sym, Side(side), qty, reason, key or "", ts, OrderStatus(status), fq, ap, fees, uts, msg, sl, tp,
+                  otype, trig)
+            for cid, sym, side, qty, reason, key, ts, status, fq, ap, fees, uts, msg, sl, tp, otype, trig in rows
         ]
 
     def open_orders(self) -> list[Order]:
