@@ -34,3 +34,7 @@ def console_root_logging() -> Iterator[None]:
             h.close()
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+# the local Binance-protocol exchange and a live client on it (tests/live_venue.py)
+from tests.live_venue import connect, secrets_in_logs, venue  # noqa: E402, F401

@@ -14,11 +14,11 @@ from engine.journal.store import Store
 from engine.node.fallback import flatten_from_store
 from engine.node.live import ENV_API_KEY, ENV_API_SECRET, ENV_REST_URL, ENV_WS_URL, LiveUnavailable
 from tests.core_harness import safe_list
+from tests.live_venue import Account, VenueThread
 from tests.store_seed import seed_open_position
-from tests.test_live_client import Account, VenueThread, venue  # noqa: F401 (the fixture)
 
 
-def test_the_fallback_closes_a_live_position_at_the_exchange(tmp_path: Path, venue: VenueThread) -> None:  # noqa: F811
+def test_the_fallback_closes_a_live_position_at_the_exchange(tmp_path: Path, venue: VenueThread) -> None:
     acct = Account(venue, {"USDT": 10_000.0, "BTC": 0.05})
     db = tmp_path / "book.sqlite"
     seed_open_position(db, "BTC/USDT", 0.004, 60_000.0, stop=59_000.0, target=70_000.0)

@@ -29,13 +29,8 @@ from engine.execution.binance_connect import ENDPOINT_TREES, RestBinance, Stream
 from engine.execution.binance_live import BinanceLiveClient
 from engine.execution.live_errors import LiveCallError, Outcome
 from tests.core_harness import FakeClock
-from tests.test_live_client import (  # noqa: F401  (fixtures: pytest finds them by name here)
-    VenueThread,
-    _wait_event,
-    connect,
-    secrets_in_logs,
-    venue,
-)
+from tests.live_venue import VenueThread
+from tests.test_live_client import _wait_event
 from tests.test_live_process import _control, _state
 
 pytestmark = pytest.mark.timeout(60)
@@ -92,7 +87,7 @@ def test_point_at_puts_spot_and_futures_on_one_host_and_futures_streams_under_fs
 
 
 @pytest.fixture
-def reached(monkeypatch: pytest.MonkeyPatch, venue: VenueThread) -> Iterator[list[str]]:  # noqa: F811
+def reached(monkeypatch: pytest.MonkeyPatch, venue: VenueThread) -> Iterator[list[str]]:
     """Every URL the live client's ccxt instances request or connect to (``METHOD url``); one
     to another host than the exchange's is refused (the client sees a network error) and fails
     the test at its end."""
@@ -162,7 +157,7 @@ def _until(cond: Callable[[], Any], timeout: float = 5.0) -> Any:
 
 
 def test_a_futures_pair_lives_its_whole_life_pointed_by_url_only(
-    venue: VenueThread, connect: Any, reached: list[str]  # noqa: F811
+    venue: VenueThread, connect: Any, reached: list[str]
 ) -> None:
     server = venue.server
     rest_url, ws_url = server.rest_url, server.ws_url
@@ -274,7 +269,7 @@ def test_a_futures_pair_lives_its_whole_life_pointed_by_url_only(
 
 
 def test_futures_errors_keep_binance_classes_on_a_local_host(
-    venue: VenueThread, connect: Any, reached: list[str]  # noqa: F811
+    venue: VenueThread, connect: Any, reached: list[str]
 ) -> None:
     """ccxt picks error classes by host; on the local one the live client's ccxt picks them by
     path, as for fapi.binance.com: the same class, so the same outcome as against Binance."""
