@@ -255,7 +255,13 @@ def _orders(quick: bool, say: Any) -> dict[str, Any]:
                 t0, t1 = v.close_candle(sym)
                 _action[0] = HOLD
                 v.ts += TF_MS
-                new = [c for c in v.core.execution.orders if c not in before]
+
+                def sent(before: set[str] = before) -> list[str]:  # the new market order (not a stop)
+                    return [c for c, o in v.core.execution.orders.items() if c not in before and o.order_type == "market"]
+
+                if long:  # an exit goes out once the exchange confirmed the resting stop's cancel
+                    v.pump(lambda: bool(sent()))
+                new = sent()
                 if len(new) != 1:
                     ps = v.core.pairs[sym]
                     why = "; ".join(ps.decision.reasons) if ps.decision is not None else ""
@@ -270,6 +276,9 @@ def _orders(quick: bool, say: Any) -> dict[str, Any]:
                     out["missed"].append(
                         f"#{i}: {cid} not booked within {WAIT_S:.0f} s ({len(posts)} POST)"
                     )
+                    continue
+                if not long and not v.pump(lambda: v.core.execution.protect.resting(sym)):
+                    out["missed"].append(f"#{i}: no protective stop rests after the entry")
                     continue
                 if i >= 2:
                     wire = posts[0].t
@@ -302,7 +311,9 @@ def _open_three(v: _Venue) -> bool:
     finally:
         _action[0] = HOLD
     v.ts += TF_MS
-    ok = v.pump(lambda: all(v.position(s) > 0 for s in v.symbols) and not v.core.execution.orders)
+    protect = v.core.execution.protect  # each position's stop rests at the exchange before the kill
+    ok = v.pump(lambda: all(v.position(s) > 0 and protect.resting(s) for s in v.symbols)
+                and all(o.order_type == "stop" for o in v.core.execution.orders.values()))  # fmt: skip
     return ok is not None
 
 
@@ -447,7 +458,8 @@ def _figures(orders: dict[str, Any], kills: dict[str, Any]) -> list[Figure]:
         rest = [x - e - t for x, e, t in zip(w, eng, thr, strict=True)]
         note = (
             f"{len(w)} market orders on BTC/USDT from a policy strategy's candle close ({len(entries)} entries "
-            f"p50 {statistics.median(entries):.1f} ms, {len(exits)} exits p50 {statistics.median(exits):.1f} ms), "
+            f"p50 {statistics.median(entries):.1f} ms, {len(exits)} exits p50 {statistics.median(exits):.1f} ms: an "
+            f"exit first cancels the position's stop resting at the exchange and goes out on the cancel's answer), "
             f"{where}. Of the p50: the engine thread's on_tick (strategy, risk, journal with fsync, hand-off) "
             f"{statistics.median(eng):.2f} ms, ccxt's rate limiter (throttle) {statistics.median(thr):.2f} ms, "
             f"the rest (worker, ccxt request building and signing, HTTP to the exchange) "
@@ -480,7 +492,9 @@ def _figures(orders: dict[str, Any], kills: dict[str, Any]) -> list[Figure]:
         msgs = sorted({f"ok={r['command']['ok']}: {r['command']['message']}" for r in runs})
         knote = (
             f"3 spot positions (BTC, ETH, SOL, ~{MAX_POSITION_USD:.0f} USDT each, fees paid in BNB) opened through the "
-            f"strategy; core.command('kill') then drain() until the exchange shows no open order and the base "
+            f"strategy, each with its stop resting at the exchange; core.command('kill') (each pair: cancel the "
+            f"resting stop, then the market exit on the cancel's answer) then drain() until the exchange shows no "
+            f"open order and the base "
             f"balances are back (read on the exchange's loop after each turn); {len(venue)}/{len(runs)} runs got "
             f"there. The command itself returns in {statistics.median(cmd):.1f} ms (p50: halt, 3 exit orders "
             f"journaled and handed over); the last of the 3 exit orders reaches the exchange at "
