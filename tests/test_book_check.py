@@ -319,7 +319,7 @@ def test_version_4_types_orders_and_a_version_3_book_keeps_its_orders_as_market(
         c.execute("INSERT INTO orders (order_id, symbol, side, qty, reason, decision_key, ts, status) "
                   "VALUES ('mp-old', 'BTC/USDT', 'buy', 0.01, 'signal', 'k', 5, 'accepted')")  # fmt: skip
     with Store(old) as s:
-        assert s.schema_version() == 4
+        assert s.schema_version() == SCHEMA_VERSION
         (o,) = s.open_orders()
         assert (o.client_order_id, o.order_type, o.trigger) == ("mp-old", "market", 0.0)
         stop = Order("mp-stop", "BTC/USDT", Side.SELL, 0.01, "stop", "BTC/USDT|protect|5", 6,

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from engine.core.execution import ExecutionEngine
     from engine.core.portfolio import Portfolio
     from engine.core.ports import Clock, EventSink, Journal
+    from engine.core.reconcile import Reconciler
     from engine.core.trader import PairState
 
 log = logging.getLogger("engine")
@@ -35,17 +36,24 @@ class OperatorCommands:
     pairs: dict[str, PairState]
     portfolio: Portfolio
     execution: ExecutionEngine
+    reconciler: Reconciler
     journal: Journal
     sink: EventSink
     clock: Clock
     portfolio_dirty: bool
     close_position: Callable[..., str]  # TradingCore's: the one path that closes a position
 
-    def command(self, cmd: str, symbol: str | None = None) -> CommandResult:
-        """Apply one operator command; every change is journaled before this returns."""
+    def command(self, cmd: str, symbol: str | None = None, choice: str = "", who: str = "") -> CommandResult:
+        """Apply one operator command; every change is journaled before this returns.
+        ``reconcile`` (with ``symbol``, ``choice`` adopt | flatten | keep, ``who``) settles a pair
+        a reconciliation halted (engine/core/reconcile.py)."""
         now = self.clock.time_ms()
         if cmd == "ping":
             return CommandResult(True, "pong")
+        if cmd == "reconcile":
+            if symbol is None:
+                return CommandResult(False, "a reconciliation needs the live exchange (paper has nothing to compare)")
+            return self.reconciler.choose(symbol, choice, who)
         if cmd in ("pause", "resume", "reduce", "flatten"):
             ps = self.pairs.get(symbol or "")
             if ps is None:
@@ -65,10 +73,13 @@ class OperatorCommands:
         if cmd == "kill":
             return self.kill("kill")
         if cmd == "rearm":
-            halted = {s: PairMode.ACTIVE for s, p in self.pairs.items() if p.mode is PairMode.HALTED}
+            waiting = self.reconciler.waiting()  # halted by a reconciliation: the operator chooses first
+            halted = {s: PairMode.ACTIVE for s, p in self.pairs.items() if p.mode is PairMode.HALTED and s not in waiting}
             self.set_modes(halted, "operator rearm")
-            self._notice("rearm", "info", f"re-armed {len(halted)} pair(s)")
-            return CommandResult(True, f"re-armed {len(halted)} pair(s)")
+            still = sorted(waiting & {s for s, p in self.pairs.items() if p.mode is PairMode.HALTED})
+            note = f"; {', '.join(still)} wait for a reconciliation choice (adopt, flatten or keep)" if still else ""
+            self._notice("rearm", "info", f"re-armed {len(halted)} pair(s){note}")
+            return CommandResult(True, f"re-armed {len(halted)} pair(s){note}")
         return CommandResult(False, f"unhandled command {cmd!r}")
 
     def _flatten_one(self, symbol: str, now: int) -> CommandResult:

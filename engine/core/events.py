@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from engine.core.models import Decision, Fill, PairMode, Position
 from engine.core.orders import Order
+from engine.core.reconcile_view import ReconcileReport
 
 
 @dataclass(slots=True, frozen=True)
@@ -45,4 +46,12 @@ class Notice:
     message: str
 
 
-CoreEvent = DecisionMade | OrderUpdated | FillBooked | ModesChanged | Notice
+@dataclass(slots=True, frozen=True)
+class Reconciled:
+    """A reconciliation with the exchange was applied, or the operator settled a pair of it
+    (the report is the core's current one: a shell publishes it as it is now)."""
+
+    report: ReconcileReport
+
+
+CoreEvent = DecisionMade | OrderUpdated | FillBooked | ModesChanged | Notice | Reconciled

@@ -310,6 +310,47 @@ class ExecutionEngine:
             self._dust_left(fill.symbol, pos)  # an exit that left less than a lot: it is done
         self.sink.emit(FillBooked(fill, replace(pos)))
 
+    # ------------------------------------------------------------------ reconciliation
+
+    def book_missed(self, fill: Fill) -> str:
+        """Book a fill of ours the exchange reported and the book missed (a reconciliation);
+        what it was ("" when the book already holds it or no order of ours is known)."""
+        if self.journal.has_fill(fill.fill_id):
+            return ""
+        order = self.orders.get(fill.order_id)
+        if order is not None:  # an open order: its fill, as if the stream had said it
+            self.on_event(OrderFilled(order.client_order_id, fill))
+            return f"{order.reason}, order {order.client_order_id} was open"
+        order = self.journal.order(fill.order_id)
+        if order is None:
+            log.error("%s - a fill of %s, an order the book never held: not booked", fill.symbol, fill.order_id)
+            return ""
+        # a finished order (cancelled or filled in the book): the fill is a fact all the same
+        total = order.filled_qty + fill.qty
+        order.avg_price = (order.avg_price * order.filled_qty + fill.price * fill.qty) / total
+        order.filled_qty, order.fees, order.updated_ts = total, order.fees + fill.fee, fill.ts
+        if total >= order.qty * (1.0 - 1e-9):
+            order.status = OrderStatus.FILLED
+        self._book(order, OrderFilled(order.client_order_id, fill))
+        self.sink.emit(OrderUpdated(replace(order)))
+        self._on_change(order.symbol)
+        return f"{order.reason}, order {order.client_order_id} was {order.status} in the book"
+
+    def book_adjustment(self, symbol: str, side: Side, qty: float, price: float, reason: str) -> Fill:
+        """A bookkeeping fill (never sent): the book takes a quantity the exchange says it holds
+        (a reconciliation's "adopt"), at ``price``, no fee; journaled like any fill, so cash,
+        positions and PnL keep adding up to the equity."""
+        now = self.clock.time_ms()
+        key = f"{symbol}|{reason}|{now}"
+        cid = client_order_id(key)
+        order = Order(cid, symbol, side, qty, reason, key, now, status=OrderStatus.FILLED, filled_qty=qty,
+                      avg_price=price, updated_ts=now)  # fmt: skip
+        self.journal.record_order(order)
+        fill = Fill(f"adjust:{cid}", cid, symbol, side, qty, price, 0.0, now, reason)
+        self._book(order, OrderFilled(cid, fill))
+        self.sink.emit(OrderUpdated(replace(order)))
+        return fill
+
     def is_dust(self, pos: Position) -> bool:
         """A remainder no order can trade: below the pair's lot step (e.g. what is left when
         Binance took a buy's fee in the asset bought). Kept in the book and in the equity,

@@ -15,7 +15,7 @@ The core (``engine.core``) imports no socket, database, terminal or wall clock. 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from engine.core.candles import Candle
 from engine.core.events import CoreEvent
@@ -97,6 +97,18 @@ class Journal(Protocol):
     def load_modes(self) -> dict[str, PairMode]: ...
 
     def open_orders(self) -> list[Order]: ...
+
+    def order(self, client_order_id: str) -> Order | None: ...
+
+    def record_position(self, position: Position) -> None:
+        """Store a position as it is now (a reconciliation adopting the exchange's entry)."""
+        ...
+
+    def last_fill_ts(self) -> dict[str, int]: ...
+
+    def record_reconciliation(self, report: Mapping[str, Any], rid: int | None = None) -> int: ...
+
+    def latest_reconciliation(self) -> tuple[int, dict[str, Any]] | None: ...
 
 
 class EventSink(Protocol):

@@ -171,6 +171,11 @@ class ProtectiveStops:
         """The venue refused a protective stop (or never saw it): the core's tick stop is the
         stop until one rests; placed again after ``PROTECT_RETRY_MS``."""
         now = self.ex.clock.time_ms()
+        if order.message == "not found at the venue":  # lost, or cancelled outside the bot: at once
+            log.warning("%s - protective stop %s not found at the exchange: placed again", order.symbol,
+                        order.client_order_id)  # fmt: skip
+            self.sync(order.symbol)
+            return
         self._retry_at[order.symbol] = now + PROTECT_RETRY_MS
         if order.decision_key in self._said:
             log.info("%s - protective stop %s refused again: %s", order.symbol, order.client_order_id, order.message)

@@ -30,6 +30,7 @@ from engine.core.placement import place_entry
 from engine.core.portfolio import Portfolio
 from engine.core.ports import Clock, EventSink, ExecutionClient, Journal, NullSink
 from engine.core.quality import PriceBand, gap_entry, newest_only
+from engine.core.reconcile import Reconciler
 from engine.core.risk import RiskContext, RiskEngine
 from engine.core.views import PortfolioSummary, policy_state
 
@@ -112,6 +113,7 @@ class TradingCore(OperatorCommands):
         self.execution = ExecutionEngine(client, journal, self.sink, self.portfolio, clock, self.rules, self._changed)
         self.execution.quote = self.quote
         self.execution.restore(journal.open_orders())
+        self.reconciler = Reconciler(self)  # live: the book checked against the exchange
         self.decisions_total = 0
         self.portfolio_dirty = True
         self._last_flush = 0.0
@@ -245,6 +247,10 @@ class TradingCore(OperatorCommands):
             # an order whose outcome is not known yet (or still in flight): no new entry
             log.info("%s - %s signal not evaluated: order %s is %s", ps.symbol, signal.type,
                      pending.client_order_id, pending.status)
+            return
+        if not exit_signal and self.reconciler.blocks_entries:
+            log.info("%s - %s signal not evaluated: waiting for the start's reconciliation with the exchange",
+                     ps.symbol, signal.type)  # fmt: skip
             return
         if not exit_signal:  # an entry's price, stop and target from the fill it can get
             signal = place_entry(signal, ps.runtime.cfg.params, ps.ind.atr, ps.bid, ps.ask)

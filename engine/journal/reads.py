@@ -104,3 +104,19 @@ class BookReads:
             (limit,),
         )
         return [{"ts": ts, "kind": k, "message": m} for ts, k, m in rows]
+
+    def latest_reconciliation(self) -> tuple[int, dict[str, Any]] | None:
+        """The newest reconciliation report (id, its dict), or None when the book has none."""
+        rows = self._read("latest_reconciliation", "SELECT id, report FROM reconciliations ORDER BY id DESC LIMIT 1")
+        if not rows:
+            return None
+        return int(rows[0][0]), json.loads(rows[0][1])
+
+    def order(self, client_order_id: str) -> Order | None:
+        """One order of the book by its client order id (any status)."""
+        found = self._orders("order", "WHERE order_id = ?", (client_order_id,))
+        return found[0] if found else None
+
+    def last_fill_ts(self) -> dict[str, int]:
+        """Each pair's newest fill time (ms): where a reconciliation asks the exchange from."""
+        return {s: int(ts) for s, ts in self._read("last_fill_ts", "SELECT symbol, MAX(ts) FROM fills GROUP BY symbol")}

@@ -19,7 +19,7 @@ from engine.core.ports import JournalError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class StoreError(JournalError):
@@ -197,12 +197,30 @@ def _migrate_to_4(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+_RECONCILIATIONS_V5 = """
+CREATE TABLE reconciliations (
+    id      INTEGER PRIMARY KEY,
+    ts      INTEGER NOT NULL,
+    trigger TEXT    NOT NULL,
+    ok      INTEGER NOT NULL CHECK (ok IN (0, 1)),
+    report  TEXT    NOT NULL
+)
+"""
+
+
+def _migrate_to_5(conn: sqlite3.Connection) -> None:
+    """Reconciliations of the book with the exchange (live): one row per check, its report as
+    JSON (engine/core/reconcile_view.py); the operator's choices are written into it."""
+    conn.execute(_RECONCILIATIONS_V5)
+
+
 # MIGRATIONS[n] turns a version n-1 file into version n; append, never edit a shipped step.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_to_1,
     2: _migrate_to_2,
     3: _migrate_to_3,
     4: _migrate_to_4,
+    5: _migrate_to_5,
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 

@@ -388,6 +388,29 @@ class Store(BookReads):
                 (int(ts), *vals),
             )
 
+    def record_position(self, position: Position) -> None:
+        """Store an open position as it is now (a reconciliation that adopts the exchange's
+        entry); a fill stores positions itself."""
+        vals = [_finite(f"position {n}", getattr(position, n))
+                for n in ("qty", "entry", "stop_loss", "take_profit", "realised", "fees")]  # fmt: skip
+        with self._write("record_position") as c:
+            c.execute(
+                "UPDATE positions SET qty = ?, entry = ?, stop_loss = ?, take_profit = ?, realised = ?, fees = ? "
+                "WHERE symbol = ?", (*vals, position.symbol),
+            )
+
+    def record_reconciliation(self, report: Mapping[str, Any], rid: int | None = None) -> int:
+        """Store a reconciliation report (a new row, or ``rid``'s rewritten with the operator's
+        choices); its id."""
+        text = json.dumps(report, separators=(",", ":"), allow_nan=False)
+        with self._write("record_reconciliation") as c:
+            if rid is not None:
+                c.execute("UPDATE reconciliations SET report = ? WHERE id = ?", (text, rid))
+                return rid
+            cur = c.execute("INSERT INTO reconciliations (ts, trigger, ok, report) VALUES (?, ?, ?, ?)",
+                            (int(report["ts"]), str(report["trigger"]), int(bool(report["ok"])), text))  # fmt: skip
+            return int(cur.lastrowid or 0)
+
     def record_event(self, ts: int, kind: str, message: str) -> None:
         """An operator-visible event: kill, fallback, rearm, restart, ..."""
         with self._write("record_event") as c:

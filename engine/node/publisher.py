@@ -25,9 +25,11 @@ from engine.core.events import (
     ModesChanged,
     Notice,
     OrderUpdated,
+    Reconciled,
 )
 from engine.core.models import Decision, Fill, Position, Signal
 from engine.core.orders import Order
+from engine.core.reconcile_view import ReconcileReport
 from engine.wire.commands import (
     TOPIC_DECISION,
     TOPIC_EVENT,
@@ -36,11 +38,13 @@ from engine.wire.commands import (
     TOPIC_ORDER,
     TOPIC_PAIR,
     TOPIC_PORTFOLIO,
+    TOPIC_RECONCILE,
     TOPICS,
     pack_map,
 )
 from engine.wire.liveness import PAIR_REFRESH_S
 from engine.wire.schema import (
+    MAX_STR,
     CorrelationMsg,
     DecisionBriefMsg,
     DecisionMsg,
@@ -51,9 +55,11 @@ from engine.wire.schema import (
     Message,
     NoticeMsg,
     OrderMsg,
+    PairCheckMsg,
     PairStateMsg,
     PortfolioMsg,
     PositionMsg,
+    ReconcileMsg,
     SignalMsg,
     VenueMsg,
 )
@@ -104,6 +110,20 @@ def order_msg(o: Order) -> OrderMsg:
     )
 
 
+def reconcile_msg(r: ReconcileReport) -> ReconcileMsg:
+    """The wire's form of a reconciliation report (strings cut to the schema's limit)."""
+    pairs = []
+    for p in r.pairs:
+        d = p.to_dict()
+        for k, v in d.items():
+            if isinstance(v, str):
+                d[k] = v[: MAX_STR - 1]
+            elif isinstance(v, list):
+                d[k] = [x[: MAX_STR - 1] for x in v[:100]]
+        pairs.append(PairCheckMsg(**d))
+    return ReconcileMsg(r.ts, r.trigger, r.ok, r.error[: MAX_STR - 1], pairs)
+
+
 def position_msg(p: Position, mark: float) -> PositionMsg:
     return PositionMsg(
         p.qty, "long" if p.qty > 0 else "short", p.entry, p.stop_loss, p.take_profit,
@@ -149,6 +169,8 @@ class StatePublisher:
             self.send(TOPIC_EVENT, NoticeMsg(event.ts, event.kind, event.level, event.message))
         elif isinstance(event, ModesChanged):
             pass  # the pairs are dirty: their next state carries the mode
+        elif isinstance(event, Reconciled):
+            self.send(TOPIC_RECONCILE, reconcile_msg(event.report))
 
     # ---- throttled state --------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from engine.node.clock import SystemClock
 from engine.node.history import FeedHistory
 from engine.node.kill_check import KillCheck
 from engine.node.publisher import StatePublisher, TopicStats
+from engine.node.reconcile_run import ReconcileRunner
 from engine.node.snapshot import build_snapshot
 from engine.wire.commands import SNAPSHOT, CommandError, make_ack, make_snapshot, parse_command
 from engine.wire.liveness import HEARTBEAT_INTERVAL_S
@@ -102,6 +103,8 @@ class EngineNode:
         )
         # a live kill or flatten-all is verified at the exchange once its orders are answered
         self._kill_check = KillCheck(live, self.core, self._venue_says) if live is not None else None
+        # live: the book checked against the exchange at start, on reconnects, every minute
+        self._reconcile = ReconcileRunner(live, self.core) if live is not None else None
         self.stats = {sym: TopicStats() for sym in symbols}
         # keyed by the topic bytes: no decode per tick
         self._by_topic = {sym.encode(): (ps, self.stats[sym]) for sym, ps in self.core.pairs.items()}
@@ -171,6 +174,7 @@ class EngineNode:
             if live is not None:
                 live.drain()  # the venue's events, on this thread: the core is single-threaded
                 self._kill_check.poll()
+                self._reconcile.poll()
             if self.router in events:
                 self._drain_commands()
             if self.sub in events:
@@ -313,7 +317,11 @@ class EngineNode:
         expired = self._expired(m)
         if expired is not None:
             return expired
-        result = self.core.command(cmd, symbol)
+        if cmd == "reconcile" and symbol is None and self._reconcile is not None:
+            self._reconcile.request("command")
+            return AckMsg(m["id"], cmd, True, "reconciliation asked of the exchange: the report follows",
+                          modes=self.core.modes())  # fmt: skip
+        result = self.core.command(cmd, symbol, choice=m.get("choice") or "", who=m.get("who") or "")
         if self._kill_check is not None and cmd in ("kill", "flatten_all"):
             self._kill_check.arm("kill" if cmd == "kill" else "flatten all")
         halted = self.core.portfolio_summary().halted if cmd in ("kill", "rearm") else None

@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from engine.journal.store import Store
-from engine.node.publisher import StatePublisher, TopicStats, fill_msg
+from engine.node.publisher import StatePublisher, TopicStats, fill_msg, reconcile_msg
 from engine.wire.schema import MAX_STR, NoticeMsg, SnapshotMsg
 
 if TYPE_CHECKING:
@@ -73,4 +73,5 @@ def build_snapshot(
         seq=publisher.sequence_numbers(),
         ts=time.time_ns(),
         pid=os.getpid(),
+        reconcile=reconcile_msg(core.reconciler.report) if core.reconciler.report is not None else None,
     )

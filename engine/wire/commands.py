@@ -10,6 +10,7 @@ Published messages are ``[topic, msgpack(map)]``; every map carries ``v`` (wire 
 - ``order``      an order's state each time it changes (``OrderMsg``)
 - ``fill``       one execution (``FillMsg``)
 - ``event``      an operator-visible notice (``NoticeMsg``)
+- ``reconcile``  the latest reconciliation with the exchange, live only (``ReconcileMsg``)
 - ``_hb``        heartbeat (``HeartbeatMsg``)
 
 Commands travel DEALER -> ROUTER as one frame ``msgpack({"v", "id", "cmd", "symbol"?,
@@ -33,10 +34,15 @@ TOPIC_FILL = b"fill"
 TOPIC_ORDER = b"order"
 TOPIC_EVENT = b"event"
 TOPIC_HEARTBEAT = b"_hb"
+TOPIC_RECONCILE = b"reconcile"
 # every topic the engine publishes, as named in a snapshot's ``seq`` map
-TOPICS = (TOPIC_PAIR, TOPIC_PORTFOLIO, TOPIC_DECISION, TOPIC_ORDER, TOPIC_FILL, TOPIC_EVENT, TOPIC_HEARTBEAT)
+TOPICS = (TOPIC_PAIR, TOPIC_PORTFOLIO, TOPIC_DECISION, TOPIC_ORDER, TOPIC_FILL, TOPIC_EVENT, TOPIC_HEARTBEAT,
+          TOPIC_RECONCILE)  # fmt: skip
 
-OPERATOR_COMMANDS = ("ping", "pause", "resume", "reduce", "flatten", "flatten_all", "kill", "rearm")
+OPERATOR_COMMANDS = ("ping", "pause", "resume", "reduce", "flatten", "flatten_all", "kill", "rearm", "reconcile")
+# ``reconcile`` settles one pair a reconciliation halted: ``choice`` adopt | flatten | keep, ``who``
+# (the operator, for the book's record); without a symbol it asks for a fresh reconciliation
+RECONCILE_CHOICES = ("adopt", "flatten", "keep")
 SNAPSHOT = "snapshot"  # answered with a SnapshotMsg, not an ack; changes nothing
 COMMANDS = (*OPERATOR_COMMANDS, SNAPSHOT)
 COMMANDS_WITH_SYMBOL = ("pause", "resume", "reduce", "flatten")
@@ -68,15 +74,18 @@ def unpack(payload: bytes) -> dict[str, Any]:
     return m
 
 
-def make_command(cmd_id: str, cmd: str, symbol: str | None = None, deadline_ns: int | None = None) -> bytes:
+def make_command(cmd_id: str, cmd: str, symbol: str | None = None, deadline_ns: int | None = None,
+                 **extra: str) -> bytes:  # fmt: skip
     """``deadline_ns`` (wall clock): a command that reaches the engine later is refused as
     expired, so a command the console gave up on never runs late (a stalled engine that
-    resumes). ``kill`` ignores it: halting late is always safe."""
+    resumes). ``kill`` ignores it: halting late is always safe. ``extra``: a command's own
+    fields (``reconcile``: ``choice``, ``who``)."""
     m: dict[str, Any] = {"id": cmd_id, "cmd": cmd}
     if symbol is not None:
         m["symbol"] = symbol
     if deadline_ns is not None:
         m["deadline_ns"] = deadline_ns
+    m.update({k: v for k, v in extra.items() if v is not None})
     return pack(m)
 
 
@@ -95,6 +104,14 @@ def parse_command(payload: bytes) -> dict[str, Any]:
     deadline = m.get("deadline_ns")
     if deadline is not None and (type(deadline) is not int or not 0 <= deadline < INT64):
         raise CommandError("'deadline_ns' must be an integer (ns since the epoch)")
+    if cmd == "reconcile" and symbol is not None:
+        if type(symbol) is not str or not 0 < len(symbol) <= 64:
+            raise CommandError("command 'reconcile' has a bad 'symbol'")
+        if m.get("choice") not in RECONCILE_CHOICES:
+            raise CommandError(f"command 'reconcile' needs a 'choice' ({', '.join(RECONCILE_CHOICES)})")
+    who = m.get("who")
+    if who is not None and (type(who) is not str or len(who) > 128):
+        raise CommandError("'who' must be a string of at most 128 characters")
     return m
 
 

@@ -35,9 +35,11 @@ __all__ = [
     "Message",
     "NoticeMsg",
     "OrderMsg",
+    "PairCheckMsg",
     "PairStateMsg",
     "PortfolioMsg",
     "PositionMsg",
+    "ReconcileMsg",
     "SchemaError",
     "SignalMsg",
     "SnapshotMsg",
@@ -249,6 +251,45 @@ class VenueMsg(Message):
 
 
 @dataclass(slots=True)
+class PairCheckMsg(Message):
+    """One pair in a reconciliation report (engine/core/reconcile_view.py ``PairCheck``):
+    the book's view beside the exchange's, what was applied, why the pair waits (if it does),
+    and the operator's choice."""
+
+    symbol: str
+    market: str = "spot"
+    verdict: str = "ok"  # ok | applied | mismatch | error | unchecked
+    book_qty: float = 0.0
+    book_entry: float = 0.0
+    book_stop: float = 0.0
+    book_orders: list[str] = field(default_factory=list)
+    venue_qty: float | None = None
+    venue_entry: float | None = None
+    venue_orders: list[str] = field(default_factory=list)
+    foreign_orders: list[str] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    choice: str = ""  # adopt | flatten | keep
+    choice_by: str = ""
+    choice_ts: int = 0
+    mode_before: str = ""
+
+
+@dataclass(slots=True)
+class ReconcileMsg(Message):
+    """Topic ``reconcile``: the latest reconciliation of the book with the exchange (live only),
+    sent when one is made and when the operator makes a choice."""
+
+    ts: int  # ms
+    trigger: str  # start | reconnect | periodic | command
+    ok: bool = True
+    error: str = ""
+    pairs: list[PairCheckMsg] = field(default_factory=list)
+    seq: int = 0
+
+
+@dataclass(slots=True)
 class HeartbeatMsg(Message):
     """Topic ``_hb``: liveness. ``phase`` is ``warming`` while history loads, then ``running``."""
 
@@ -300,3 +341,4 @@ class SnapshotMsg(Message):
     seq: dict[str, int] = field(default_factory=dict)  # topic -> its last sequence number
     ts: int = 0  # ns, when it was built
     pid: int = 0  # the engine's: a console that heard no heartbeat yet knows whose it is
+    reconcile: ReconcileMsg | None = None  # the latest reconciliation (live engines)
