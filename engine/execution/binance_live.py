@@ -19,6 +19,8 @@ Owns ``BinanceLiveClient``, the engine-thread face of ``live_worker.LiveWorker``
 - ``open_orders`` / ``cancel_all`` / ``balances`` / ``positions`` (for the kill switch) run on
   the worker and block the calling thread at most ``call_timeout_s``; they return plain data or
   raise ``LiveClientError``;
+- ``venue_view`` (for reconciliation, from a helper thread) runs ``live_account.fetch_view`` on
+  the worker the same way and returns a ``VenueView``; it never raises (``error`` says why);
 - ``close()`` stops the worker (streams, tasks, ccxt sessions) and joins the thread.
 
 Secrets: the key and secret are given by the caller (read from the environment there). Every
@@ -35,15 +37,17 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from engine.core.markets import MarketRules, check_max, price_band, round_price
 from engine.core.orders import ExecutionEvent, Order, OrderRejected
 from engine.core.ports import Clock
+from engine.core.reconcile_view import VenueView
 from engine.execution.binance_connect import LiveConfig
 from engine.execution.binance_rules import rules_from_markets
-from engine.execution.live_errors import LiveCallError, Outcome, Scrubber, ScrubFilter
+from engine.execution.live_account import ViewError, fetch_positions, fetch_view
+from engine.execution.live_errors import LiveCallError, Outcome, Scrubber, ScrubFilter, classify
 from engine.execution.live_rest import LiveStatus
 from engine.execution.live_worker import LiveStartError, LiveWorker, OrderSpec
 
@@ -248,6 +252,28 @@ class BinanceLiveClient:
         wanted = [s for s in (symbols if symbols is not None else self.cfg.futures) if s in self.cfg.futures]
         return self._call("positions", self._positions(wanted)) if wanted else {}
 
+    # ------------------------------------------------------------------ reconciliation
+
+    def venue_view(self, symbols: Iterable[str], since_ms: Mapping[str, int], light: bool = False,
+                   timeout_s: float | None = None) -> VenueView:  # fmt: skip
+        """The exchange's view of ``symbols`` for reconciliation (``live_account``: open orders,
+        ours or not; spot balances; USDT-M positions; unless ``light``, our fills since
+        ``since_ms[symbol]``, the book's last fill). Runs on the worker; blocks the calling thread
+        (not the engine loop's) at most ``timeout_s`` (default ``call_timeout_s``). Never raises:
+        a failure is a view with ``error`` set to one scrubbed line."""
+        syms = tuple(symbols)
+        started = self.clock.time_ms()
+        wait = self.cfg.call_timeout_s if timeout_s is None else timeout_s
+        try:
+            return self.worker.call(fetch_view(self.worker, syms, dict(since_ms), light, started), wait, "venue view")
+        except LiveCallError as e:
+            why = e.c.reason
+        except Exception as exc:  # a bound passed (ViewError), or an answer that could not be read
+            why = str(exc) if isinstance(exc, ViewError) else classify(exc, self.scrub, "reading the answer").reason
+        why = self.scrub(why if why.startswith("venue view") else f"venue view: {why}")
+        log.warning("live client: %s", why)
+        return VenueView(self.clock.time_ms(), syms, error=why, light=light, started_ts=started)
+
     def _kinds(self, sym: str) -> list[dict[str, Any]]:
         return [{}, {"trigger": True}] if sym in self.cfg.futures else [{}]
 
@@ -292,15 +318,4 @@ class BinanceLiveClient:
         return out
 
     async def _positions(self, symbols: list[str]) -> dict[str, dict[str, float]]:
-        venue = {self.cfg.venue_symbol(s): s for s in symbols}
-        got = await self.worker.api.call("positions", "fetch_positions", list(venue))
-        out: dict[str, dict[str, float]] = {}
-        for p in got:
-            sym = venue.get(str(p.get("symbol")))
-            qty = float(p.get("contracts") or 0.0) * float(p.get("contractSize") or 1.0)
-            if sym is None or qty == 0.0:
-                continue
-            sign = -1.0 if p.get("side") == "short" else 1.0
-            out[sym] = {"qty": sign * qty, "entry": float(p.get("entryPrice") or 0.0),
-                        "leverage": float(p.get("leverage") or self.cfg.futures.get(sym, 0))}  # fmt: skip
-        return out
+        return await fetch_positions(self.worker, symbols)
