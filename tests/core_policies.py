@@ -23,17 +23,6 @@ def scripted(state: Any) -> int:
     return action[0]
 
 
-# ``buy_once``: BUY on the first candle decided, HOLD after (tests/test_live_process.py: one order)
-bought = [False]
-
-
-def buy_once(state: Any) -> int:
-    if bought[0]:
-        return 0
-    bought[0] = True
-    return 1
-
-
 def buy_when_flat(state: Any) -> int:
     """BUY while the portfolio holds nothing (``state[3]``, the exposure), else HOLD: after a
     restart it buys again only if the first buy was truly lost (tests/test_live_process.py)."""

@@ -44,7 +44,7 @@ pairs:
     tier: STABLE
     strategy: policy
     max_position_size_usd: 200
-    params: {policy: "tests.core_policies:buy_once", stop_atr: 20, take_profit_atr: 50}
+    params: {policy: "tests.core_policies:buy_when_flat", stop_atr: 20, take_profit_atr: 50}
 """
 
 
@@ -180,7 +180,7 @@ def test_sigkill_between_sent_and_answered_loses_nothing_and_doubles_nothing(exc
     engine is SIGKILLed in between. The restarted engine finds the order journaled, looks it up
     by its client order id, books its fill once, and does not buy again: one order at the
     exchange, one fill in the book."""
-    config = CONFIG.replace("tests.core_policies:buy_once", "tests.core_policies:buy_when_flat")
+    config = CONFIG  # buys while flat: after a restart it buys again only if the first buy was truly lost
     with stack(config) as s:
         _arm(exchange["rest"], {"kind": "delay", "endpoint": "POST /api/v3/order", "delay_s": 8})
         # and a silent user stream: until the answer, only the client's poll (2 s) could tell
@@ -260,7 +260,7 @@ def test_sigkill_between_journaled_and_sent_places_nothing_twice(exchange: dict[
     is SIGKILLed while its client waits to be sure before resending. The restarted engine finds
     the order journaled, asks the exchange, hears it does not exist, and records it refused; the
     next candle's buy is a new order with a new id. At the exchange: one order, one fill."""
-    config = CONFIG.replace("tests.core_policies:buy_once", "tests.core_policies:buy_when_flat")
+    config = CONFIG  # buys while flat: after a restart it buys again only if the first buy was truly lost
     with stack(config) as s:
         _arm(exchange["rest"], {"kind": "http", "endpoint": "POST /api/v3/order", "status": 503, "execute": False})
         engine, engine_env = _start_live(s, exchange)

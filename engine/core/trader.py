@@ -356,7 +356,8 @@ class TradingCore(OperatorCommands):
         if self.execution.orders or self.execution.exits:
             self.execution.poll(self.quote)
         protect = self.execution.protect
-        protect.sync_all()  # live: every open position's stop rests at the exchange
+        if not self.reconciler.blocks_entries:  # (a live start places none before the book is checked)
+            protect.sync_all()  # live: every open position's stop rests at the exchange
         for sym in protect.overdue() if protect.crossed else ():  # hit, and no tick since the grace ran out
             pos = self.portfolio.positions.get(sym)
             if pos is not None and pos.is_open:

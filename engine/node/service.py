@@ -43,6 +43,8 @@ from feed.wire import TOPIC_STATUS, WireError, decode_map, decode_tick
 
 log = logging.getLogger("engine")
 
+START_RECONCILE_WAIT_S = 30.0  # a live start waits this long for its reconciliation before ticks
+
 DRAIN_BATCH = 1000  # messages read per socket per loop turn, so commands are never starved
 LATENCY_RING_MASK = 4095  # the last 4096 tick latencies feed the heartbeat's p50/p99
 
@@ -169,6 +171,7 @@ class EngineNode:
         live = self.live
         if live is not None:  # an answer from the exchange wakes the loop at once
             poller.register(live.wakeup_fd, zmq.POLLIN)
+            self._start_reconciliation(should_stop)
         while not should_stop():
             events = dict(poller.poll(timeout=20))
             if live is not None:
@@ -181,6 +184,29 @@ class EngineNode:
                 self._drain_ticks()
             self.tick_timers()
         self._heartbeat(self.clock.monotonic(), final=True)
+
+    def _start_reconciliation(self, should_stop: Callable[[], bool]) -> None:
+        """Live: nothing trades before the book is checked against the exchange. Ticks wait in
+        the socket meanwhile; commands are answered (a kill works), heartbeats go on, the
+        orders the book held open at shutdown are looked up."""
+        assert self._reconcile is not None and self.live is not None
+        end = time.monotonic() + START_RECONCILE_WAIT_S
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.live.wakeup_fd, zmq.POLLIN)
+        while self._reconcile.runs == 0 and time.monotonic() < end and not should_stop():
+            events = dict(poller.poll(timeout=50))
+            self.live.drain()
+            self.core.execution.poll(self.core.quote)
+            self._reconcile.poll()
+            if self.router in events:
+                self._drain_commands()
+            now = self.clock.monotonic()
+            if now - self._last_hb >= HEARTBEAT_INTERVAL_S:
+                self._heartbeat(now)
+        if self._reconcile.runs == 0:
+            log.error("the start's reconciliation did not finish in %.0f s: trading goes on, entries wait for it",
+                      START_RECONCILE_WAIT_S)  # fmt: skip
 
     def tick_timers(self) -> None:
         self.core.on_timer()
