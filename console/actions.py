@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker
@@ -24,10 +24,12 @@ from textual.worker import Worker
 from console.client import COMMAND_TIMEOUT_S as BACKEND_COMMAND_TIMEOUT_S
 from console.kill_progress import KillProgress
 from console.model import Ack, Backend, ConsoleModel, PairView
+from console.reconcile_actions import ReconcileActions
 from console.screens.confirm import ConfirmScreen
 from console.screens.detail import PairDetailScreen
 from console.screens.help import HelpScreen
 from console.screens.main import MainScreen
+from console.screens.reconcile import ReconcileScreen
 from console.widgets.pair_pane import position_parts
 from console.widgets.palette import fmt_price, fmt_qty, fmt_usd
 from engine.core.config import SafeList
@@ -42,7 +44,7 @@ KILL_TIMEOUT_S = 20.0
 MODE_COMMANDS = {"ACTIVE": "pause", "PAUSED": "resume", "REDUCING": "resume"}
 
 
-class OperatorActions(App[None]):
+class OperatorActions(ReconcileActions):
     # set by MultiparApp.__init__
     model: ConsoleModel
     backend: Backend
@@ -73,11 +75,15 @@ class OperatorActions(App[None]):
             exit_on_error=False,
         )
 
-    async def _command(self, cmd: str, symbol: str | None) -> Ack:
-        label = f"{cmd} {symbol}" if symbol else cmd
+    async def _command(
+        self, cmd: str, symbol: str | None, extra: dict[str, str] | None = None
+    ) -> Ack:
+        """``extra``: a command's own fields (``reconcile``: choice, who)."""
+        label = " ".join(x for x in (cmd, symbol, (extra or {}).get("choice")) if x)
         t0 = time.perf_counter()
         try:
-            ack = await asyncio.wait_for(self.backend.command(cmd, symbol), COMMAND_TIMEOUT_S)
+            sent = self.backend.command(cmd, symbol, **(extra or {}))
+            ack = await asyncio.wait_for(sent, COMMAND_TIMEOUT_S)
         except TimeoutError:
             ack = Ack(cmd, False, f"no ack within {COMMAND_TIMEOUT_S * 1000:.0f} ms")
         except Exception as exc:
@@ -274,6 +280,8 @@ class OperatorActions(App[None]):
             ("detail", _bindings(PairDetailScreen.BINDINGS)),
             ("help", _bindings(HelpScreen.BINDINGS)),
         ]
+        if any(isinstance(s, ReconcileScreen) for s in self.screen_stack):  # its keys too
+            sources.insert(2, ("reconcile", _bindings(ReconcileScreen.BINDINGS)))
         self.push_screen(HelpScreen(sources))
 
     async def action_quit(self) -> None:
@@ -370,6 +378,11 @@ class OperatorActions(App[None]):
         )
         yield SystemCommand(
             f"Open {sym} detail", "Enter: chart and decisions of the pair", self.action_open_detail
+        )
+        yield SystemCommand(
+            "Reconciliation with the exchange",
+            "R: the book beside the exchange per pair, and your choices",
+            self.action_show_reconcile,
         )
         yield SystemCommand(
             "Help: every key", "?: the key list and the kill switch rules", self.action_help

@@ -265,6 +265,7 @@ class MultiparApp(OperatorActions):
     def _frame(self) -> None:
         """The one repaint timer: hand what changed to every screen on the stack."""
         self.frames += 1
+        self.offer_reconcile()  # a new report with pairs waiting opens its screen, once
         m = self.model
         dirty = m.take_dirty()
         charts = m.take_chart_dirty() if self.frames % CHART_EVERY == 0 else None

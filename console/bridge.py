@@ -15,9 +15,9 @@ flattens at).
 Attach without a gap or a double (docs/wire.md, "Snapshot"): while ``hold()`` is on, engine
 messages other than heartbeats are decoded and kept, not applied. ``apply_snapshot`` hands the
 engine's ``SnapshotMsg`` to the model, then replays the kept messages; from then on a message on
-a topic the snapshot carries (pair, portfolio, decision, fill, event) whose ``seq`` is at or
-below the snapshot's is already in it and is dropped (``snapshot_dropped``), and the first one
-above it counts a gap when it is not the next number. ``release()`` gives up waiting (no
+a topic the snapshot carries (pair, portfolio, decision, fill, event, reconcile) whose ``seq``
+is at or below the snapshot's is already in it and is dropped (``snapshot_dropped``), and the
+first one above it counts a gap when it is not the next number. ``release()`` gives up waiting (no
 snapshot came) and applies what was kept. A new engine pid in a heartbeat clears the floors,
 discards what was kept for the previous engine and calls ``on_new_engine``.
 """
@@ -46,6 +46,7 @@ from engine.wire.schema import (
     OrderMsg,
     PairStateMsg,
     PortfolioMsg,
+    ReconcileMsg,
     SchemaError,
     SnapshotMsg,
 )
@@ -79,6 +80,8 @@ class StateSink(Protocol):
 
     def apply_snapshot(self, msg: SnapshotMsg) -> None: ...
 
+    def apply_reconcile(self, msg: ReconcileMsg | None) -> None: ...
+
     def set_child(self, name: str, **fields: Any) -> None: ...
 
     def add_event(self, text: str, level: str = "info") -> None: ...
@@ -96,6 +99,7 @@ _ENGINE_TOPICS: dict[bytes, tuple[type[Message], str, str]] = {
     engine_wire.TOPIC_ORDER: (OrderMsg, "engine:order", "apply_order"),
     engine_wire.TOPIC_FILL: (FillMsg, "engine:fill", "apply_fill"),
     engine_wire.TOPIC_EVENT: (NoticeMsg, "engine:event", "apply_notice"),
+    engine_wire.TOPIC_RECONCILE: (ReconcileMsg, "engine:reconcile", "apply_reconcile"),
 }
 # Topics whose state a snapshot carries (its ``seq`` name -> the bridge's sequence key): a live
 # message at or below the snapshot's number is dropped. Orders are not in a snapshot, so an
@@ -108,6 +112,7 @@ SNAPSHOT_TOPICS = {
         engine_wire.TOPIC_DECISION,
         engine_wire.TOPIC_FILL,
         engine_wire.TOPIC_EVENT,
+        engine_wire.TOPIC_RECONCILE,
     )
 }
 Held = tuple[str, Any, Callable[[Any], None]]  # (sequence key, decoded message, model method)

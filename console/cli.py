@@ -387,6 +387,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from console.backtest_cli import backtest_main
 
         return backtest_main(rest)
+    if sub == "reconcile":
+        from console.reconcile_cli import reconcile_main
+
+        return reconcile_main(rest)
     if sub == "download":
         from console.download_cli import download_main
 

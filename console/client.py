@@ -193,16 +193,20 @@ class DaemonClient(SnapshotSync):
             return Ack(cmd, False, f"unreadable answer: {exc}", elapsed)
         return to_ack(msg, cmd, elapsed)
 
-    async def command(self, cmd: str, symbol: str | None = None) -> Ack:
-        """ping/pause/resume/reduce/flatten/flatten_all/rearm through the daemon; ≤ 1.5 s."""
+    async def command(self, cmd: str, symbol: str | None = None, **extra: str) -> Ack:
+        """ping/pause/resume/reduce/flatten/flatten_all/rearm through the daemon; ≤ 1.5 s.
+        ``extra``: a command's own fields (``reconcile``: ``choice``, ``who``)."""
         if cmd not in engine_wire.OPERATOR_COMMANDS:
             return Ack(cmd, False, f"unknown command {cmd!r}")
         if cmd in engine_wire.COMMANDS_WITH_SYMBOL and symbol is None:
             return Ack(cmd, False, f"{cmd} needs a pair")
         if cmd == "kill":
             return await self.kill()
-        ack = await self._ack(cmd, symbol, self.command_timeout_s)
-        log.info("%s%s -> ok=%s %s", cmd, f" {symbol}" if symbol else "", ack.ok, ack.message)
+        ack = await self._ack(cmd, symbol, self.command_timeout_s, **extra)
+        log.info(
+            "%s%s%s -> ok=%s %s", cmd, f" {symbol}" if symbol else "",
+            "".join(f" {k}={v}" for k, v in extra.items()), ack.ok, ack.message,
+        )  # fmt: skip
         return ack
 
     async def kill(self) -> Ack:

@@ -30,6 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from console import eventlog
 from console.eventlog import EventLine
+from console.reconcile_state import ReconcileHolder
 from console.venue import venue_news
 from engine.wire.liveness import PAIR_SILENT_S
 from engine.wire.schema import (
@@ -167,8 +168,8 @@ class Backend(Protocol):
     async def start(self, model: ConsoleModel) -> None:
         """Start children and bridge; from then on keep writing into ``model``."""
 
-    async def command(self, cmd: str, symbol: str | None = None) -> Ack:
-        """ping/pause/resume/reduce/flatten/flatten_all/rearm: an ack or a failure within ~1 s."""
+    async def command(self, cmd: str, symbol: str | None = None, **extra: str) -> Ack:
+        """ping/pause/…/rearm, reconcile (``extra``: choice, who): an ack or a failure in ~1 s."""
 
     async def kill(self) -> Ack:
         """Kill switch, including the fallback when the engine does not ack."""
@@ -177,7 +178,7 @@ class Backend(Protocol):
         """Orderly shutdown; idempotent."""
 
 
-class ConsoleModel:
+class ConsoleModel(ReconcileHolder):
     """Everything the console shows; widgets read it, the bridge writes it."""
 
     @classmethod
@@ -379,6 +380,7 @@ class ConsoleModel:
         self.dirty.add(DIRTY_LOG)
         self.add_event(eventlog.recovered_text(msg))
         self.events.extend(eventlog.book_lines(msg, {e.key for e in self.events if e.key}))
+        self.apply_reconcile(msg.reconcile)  # console/reconcile_state.py
 
     def apply_feed_status(self, m: dict[str, Any]) -> None:
         """The feed's ``_status`` map (feed-owned format, ``feed.wire``)."""

@@ -73,7 +73,7 @@ def build_parser(prog: str = APP_NAME, *, daemon: bool = False) -> argparse.Argu
             "Keyboard-driven console that trades several crypto pairs (paper by default). "
             "It starts the book's daemon if none runs, then attaches; q detaches, trading "
             f"goes on. Subcommands: {APP_NAME} attach | status | stop | daemon | keys | "
-            "download | backtest | check-config (each with --help)."
+            "reconcile | download | backtest | check-config (each with --help)."
         )
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument(

@@ -600,3 +600,108 @@ def screen_text(app: Any) -> str:
         app.screen._compositor.render_update(full=True, screen_stack=app._background_screens)
     )
     return console.export_text(styles=False)
+
+
+# ---------------------------------------------------------------------- reconciliation
+
+from engine.wire.schema import PairCheckMsg, ReconcileMsg, SnapshotMsg  # noqa: E402
+
+BTC_STOP_ORDER = "sell 0.0082 STOP_LOSS_LIMIT stop 35873.7 @ 35837.8 (mp-7a1c00000001)"
+FOREIGN_ORDER = "sell 0.5 LIMIT @ 40000 (web_8f3a2c)"  # as VenueOrder.describe() says it
+BTC_UNKNOWN_ORDER = "sell 0.0032 LIMIT @ 37210.55 (mp-7a1c00000002)"
+
+
+def pair_check_msg(symbol: str, verdict: str = "ok", **kw: Any) -> PairCheckMsg:
+    """One pair of a reconciliation report (``PairCheckMsg``)."""
+    return PairCheckMsg(symbol=symbol, verdict=verdict, **kw)
+
+
+def btc_mismatch(**kw: Any) -> PairCheckMsg:
+    """BTC: the exchange holds less than the book (sold by hand), and an order not ours."""
+    fields: dict[str, Any] = dict(
+        book_qty=BTC_QTY,
+        book_entry=BTC_ENTRY,
+        book_stop=35_873.7,
+        book_orders=[BTC_STOP_ORDER],
+        venue_qty=0.005,
+        venue_orders=[BTC_STOP_ORDER, BTC_UNKNOWN_ORDER],
+        foreign_orders=[f"{FOREIGN_ORDER}: not ours, left alone"],  # as the engine lists it
+        mismatches=[
+            "the exchange holds 0.005 BTC, the book 0.0082: 0.0032 sold or moved outside the bot",
+            f"an order of ours at the exchange the book does not hold: {BTC_UNKNOWN_ORDER}",
+        ],
+        mode_before="ACTIVE",
+    )
+    fields.update(kw)
+    return pair_check_msg("BTC/USDT", "mismatch", **fields)
+
+
+def eth_applied(**kw: Any) -> PairCheckMsg:
+    fields: dict[str, Any] = dict(
+        book_qty=ETH_QTY,
+        book_entry=ETH_ENTRY,
+        book_stop=2_010.88,
+        venue_qty=ETH_QTY,
+        applied=[  # as the engine words them (engine/core/reconcile.py)
+            "missed fill booked: sell 0.02 @ 2048.1 (mp-5e0b00000007)",
+            "protective stop at 2010.88 missing at the exchange: placed again "
+            "(a stop only reduces risk)",
+        ],
+    )
+    fields.update(kw)
+    return pair_check_msg("ETH/USDT", "applied", **fields)
+
+
+def reconcile_msg(
+    *pairs: PairCheckMsg,
+    ts: int = FROZEN_MS - 35_000,
+    trigger: str = "start",
+    ok: bool = True,
+    error: str = "",
+) -> ReconcileMsg:
+    """One ``reconcile`` message; without pairs: BTC waiting, ETH applied, SOL agreeing."""
+    chosen = list(pairs) or [
+        btc_mismatch(),
+        eth_applied(),
+        pair_check_msg("SOL/USDT", venue_qty=0.0),
+    ]
+    return ReconcileMsg(
+        ts=ts, trigger=trigger, ok=ok, error=error, pairs=chosen, seq=_next_seq("reconcile")
+    )
+
+
+def snapshot_msg(reconcile: ReconcileMsg | None) -> SnapshotMsg:
+    """The engine's snapshot of the reference board (BTC HALTED when its reconciliation
+    waits), carrying ``reconcile``."""
+    waits = reconcile is not None and any(
+        p.verdict in ("mismatch", "error") and not p.choice and p.symbol == "BTC/USDT"
+        for p in reconcile.pairs
+    )
+    btc = btc_state(mode="HALTED") if waits else btc_state()
+    return SnapshotMsg(
+        id="s1",
+        portfolio=portfolio_msg(positions=2),
+        pairs=[btc, eth_state(), sol_state()],
+        seq={"reconcile": reconcile.seq if reconcile is not None else 0},
+        ts=FROZEN_NS,
+        pid=4102,
+        reconcile=reconcile,
+    )
+
+
+@dataclass
+class ReconcileBackend(FakeBackend):
+    """A FakeBackend attached to a live engine: ``start`` applies the board, then the engine's
+    snapshot carrying ``report``; ``command`` also records each command's own fields."""
+
+    report: ReconcileMsg | None = None
+    extras: list[dict[str, str]] = field(default_factory=list)
+
+    async def start(self, model: ConsoleModel) -> None:
+        await super().start(model)
+        if self.start_error is None:
+            model.apply_snapshot(snapshot_msg(self.report))
+
+    async def command(self, cmd: str, symbol: str | None = None, **extra: str) -> Ack:
+        self.extras.append(dict(extra))
+        return await super().command(cmd, symbol)

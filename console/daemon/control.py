@@ -105,7 +105,8 @@ class DaemonControl:
                 reply = _ack_wire(rid, ack)
                 self.notify("kill", f"KILL switch: {ack.message}", "error")
             else:
-                reply = await self._relay(rid, cmd, m.get("symbol"), m.get("deadline_ns"))
+                extra = {k: m[k] for k in dwire.RELAYED_FIELDS if k in m}
+                reply = await self._relay(rid, cmd, m.get("symbol"), m.get("deadline_ns"), extra)
         except Exception as exc:  # a bug must cost one reply, not the control socket
             log.exception("%s failed", cmd)
             reply = AckMsg(rid, cmd, False, f"daemon error: {type(exc).__name__}").to_wire()
@@ -114,14 +115,23 @@ class DaemonControl:
             self.request_stop("a console asked")
 
     async def _relay(
-        self, rid: str, cmd: str, symbol: str | None, deadline_ns: int | None
+        self,
+        rid: str,
+        cmd: str,
+        symbol: str | None,
+        deadline_ns: int | None,
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         timeout = self.command_timeout_s
         if deadline_ns is not None:
             timeout = min(timeout, max(0.0, (deadline_ns - time.time_ns()) / 1e9))
         # the engine gets our deadline: a command we gave up on must never run late
-        m, _ = await self._request_map(cmd, symbol, timeout, time.time_ns() + int(timeout * 1e9))
-        where = f"{cmd}{f' {symbol}' if symbol else ''}"
+        m, _ = await self._request_map(
+            cmd, symbol, timeout, time.time_ns() + int(timeout * 1e9), **(extra or {})
+        )
+        where = f"{cmd}{f' {symbol}' if symbol else ''}" + "".join(
+            f" {k}={v}" for k, v in (extra or {}).items()
+        )
         if m is None:
             if cmd != engine_wire.SNAPSHOT:
                 self._reset_dealer()

@@ -307,11 +307,16 @@ class Daemon(SnapshotSync, KillSwitch, DaemonControl, BookWatch):
 
     # -- the engine: requests for the kill switch, the snapshot and relayed commands -------
     async def _request_map(
-        self, cmd: str, symbol: str | None, timeout_s: float, deadline_ns: int | None = None
+        self,
+        cmd: str,
+        symbol: str | None,
+        timeout_s: float,
+        deadline_ns: int | None = None,
+        **extra: Any,
     ) -> tuple[dict[str, Any] | None, float]:
         if self._engine is None:
             return None, 0.0
-        return await self._engine.request(cmd, symbol, timeout_s, deadline_ns=deadline_ns)
+        return await self._engine.request(cmd, symbol, timeout_s, deadline_ns=deadline_ns, **extra)
 
     async def _send(
         self, cmd: str, symbol: str | None, timeout_s: float

@@ -31,6 +31,8 @@ DAEMON_COMMANDS = (STATUS, STOP)
 KILL = "kill"
 # relayed to the engine as they are (kill excepted: the daemon's kill switch runs it)
 RELAYED = tuple(c for c in engine_wire.COMMANDS if c != KILL)
+# a relayed command's own fields, passed on to the engine as they are (it checks them)
+RELAYED_FIELDS = ("choice", "who")
 COMMANDS = (*engine_wire.COMMANDS, *DAEMON_COMMANDS)
 
 

@@ -100,6 +100,15 @@ class MainScreen(Screen[None]):
             id="pair.detail",
             tooltip="Open the selected pair's detail: chart of closes and its decisions",
         ),
+        Binding(
+            "R",
+            "app.show_reconcile",
+            "Reconcile",
+            key_display="R",
+            show=False,
+            id="reconcile.open",
+            tooltip="Reconciliation: book vs exchange, and your choices",
+        ),
         # No description: help and the footer leave it out (docs/keys.md describes it).
         Binding("escape", "close_progress", "", show=False, id="progress.close"),
     ]
