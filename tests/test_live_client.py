@@ -604,11 +604,13 @@ def test_kill_switch_helpers_see_and_cancel_open_orders(venue: VenueThread, conn
 
     ex = sync_ccxt.binance({"apiKey": acct.key, "secret": acct.secret, "options": {"defaultType": "spot"}})
     point_ccxt_at(ex, venue.server.rest_url, None, venue.server)
-    ex.create_order("BTC/USDT", "limit", "sell", 0.001, 100_000.0)  # rests above the book
-    (o,) = client.open_orders(SYMBOLS)
-    assert o["symbol"] == "BTC/USDT" and o["side"] == "sell"
-    assert client.cancel_all(SYMBOLS) == {"BTC/USDT": 1, "ETH/USDT": 0}
-    assert client.open_orders(SYMBOLS) == []
+    ex.create_order("BTC/USDT", "limit", "sell", 0.001, 100_000.0)  # by hand: rests above the book
+    ex.create_order("BTC/USDT", "limit", "sell", 0.001, 110_000.0, {"newClientOrderId": "mp-ours-resting"})
+    found = client.open_orders(SYMBOLS)
+    assert sorted(o["price"] for o in found) == [100_000.0, 110_000.0] and {o["symbol"] for o in found} == {"BTC/USDT"}
+    assert client.cancel_ours(SYMBOLS) == {"BTC/USDT": 1, "ETH/USDT": 0}
+    (left,) = client.open_orders(SYMBOLS)
+    assert left["price"] == 100_000.0 and not left["clientOrderId"].startswith("mp-")  # not ours: left alone
 
 
 def test_a_wrong_secret_fails_the_start_in_one_line_without_the_secret(venue: VenueThread, secrets_in_logs: list[str]) -> None:
@@ -716,7 +718,7 @@ def test_futures_leverage_is_set_and_a_close_is_reduce_only(venue: VenueThread, 
                  and r.params.get("newClientOrderId") == entry.client_order_id]  # fmt: skip
     assert "reduceOnly" not in opened.params
     assert client.positions() == {}
-    assert client.open_orders(["BTC/USDT"]) == [] and client.cancel_all(["BTC/USDT"]) == {"BTC/USDT": 0}
+    assert client.open_orders(["BTC/USDT"]) == [] and client.cancel_ours(["BTC/USDT"]) == {"BTC/USDT": 0}
 
 
 def test_futures_hedge_mode_refuses_to_start(venue: VenueThread, connect: Any) -> None:

@@ -223,10 +223,10 @@ def test_a_futures_pair_lives_its_whole_life_pointed_by_url_only(
     assert _via_gate(client, "fetch_order", None, FUT, {"trigger": True, "clientOrderId": cid})["status"] == "canceled"
     assert _until(lambda: [o for o in streamed(cid)() if o["status"] == "canceled"])
 
-    # the kill switch's cancel-all (conditional and plain), positions, balances, trades
+    # the kill switch's cancel of our orders (conditional and plain), positions, balances, trades
     _via_gate(client, "create_order", FUT, "market", "sell", 0.002, None,
               {"stopLossPrice": trigger, "reduceOnly": True, "clientOrderId": "mp-pt-stop2"})  # fmt: skip
-    assert client.cancel_all(["BTC/USDT"]) == {"BTC/USDT": 1}
+    assert client.cancel_ours(["BTC/USDT"]) == {"BTC/USDT": 1}
     _via_gate(client, "cancel_all_orders", FUT)  # plain orders: DELETE allOpenOrders
     assert client.positions() == {"BTC/USDT": {"qty": 0.002, "entry": pytest.approx(fill.price), "leverage": 3.0}}
     assert client.balances("future")["USDT"]["total"] > 0
@@ -256,7 +256,7 @@ def test_a_futures_pair_lives_its_whole_life_pointed_by_url_only(
     for endpoint in ("GET /api/v3/exchangeInfo", "GET /api/v3/time", "GET /fapi/v1/exchangeInfo",
                      "GET /fapi/v1/positionSide/dual", "POST /fapi/v1/leverage", "POST /fapi/v1/order",
                      "POST /fapi/v1/algoOrder", "GET /fapi/v1/algoOrder", "DELETE /fapi/v1/algoOrder",
-                     "GET /fapi/v1/openOrders", "GET /fapi/v1/openAlgoOrders", "DELETE /fapi/v1/algoOpenOrders",
+                     "GET /fapi/v1/openOrders", "GET /fapi/v1/openAlgoOrders",
                      "DELETE /fapi/v1/allOpenOrders", "GET /fapi/v1/userTrades", "GET /fapi/v3/positionRisk",
                      "GET /fapi/v3/account", "POST /fapi/v1/listenKey", "PUT /fapi/v1/listenKey",
                      "DELETE /fapi/v1/listenKey", "WS /ws-api/v3", "WS /fstream/private/ws"):  # fmt: skip

@@ -46,7 +46,7 @@ class LiveConfig:
     stream_silence_s: float = 2.0  # an open order with no word from the venue this long is polled
     poll_every_s: float = 1.0  # and then this often, until it is finished
     request_timeout_ms: int = 10_000
-    call_timeout_s: float = 15.0  # cancel_all / open_orders / balances from the engine thread
+    call_timeout_s: float = 15.0  # cancel_ours / open_orders / balances from the engine thread
     adjust_time: bool = True  # ccxt measures the venue clock offset (avoids -1021)
     # FULL: the create answer carries the fills; ACK: only the order id (fills from the stream,
     # or from REST polling when the stream is silent)

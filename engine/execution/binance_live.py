@@ -16,7 +16,7 @@ Owns ``BinanceLiveClient``, the engine-thread face of ``live_worker.LiveWorker``
   register it with the engine's ``zmq.Poller`` (``poller.register(client.wakeup_fd, zmq.POLLIN)``)
   and an answer wakes the loop at once instead of at the next poll timeout;
 - ``status()`` is a copy of ``LiveStatus`` (ban, back-off, counters, last error; no secret);
-- ``open_orders`` / ``cancel_all`` / ``balances`` / ``positions`` (for the kill switch) run on
+- ``open_orders`` / ``cancel_ours`` / ``balances`` / ``positions`` (for the kill switch) run on
   the worker and block the calling thread at most ``call_timeout_s``; they return plain data or
   raise ``LiveClientError``;
 - ``venue_view`` (for reconciliation, from a helper thread) runs ``live_account.fetch_view`` on
@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from engine.core.markets import MarketRules, check_max, price_band, round_price
-from engine.core.orders import ExecutionEvent, Order, OrderRejected
+from engine.core.orders import CLIENT_ID_PREFIX, ExecutionEvent, Order, OrderRejected
 from engine.core.ports import Clock
 from engine.core.reconcile_view import VenueView
 from engine.execution.binance_connect import LiveConfig
@@ -70,7 +70,7 @@ def is_close(order: Order) -> bool:
 
 
 class LiveClientError(RuntimeError):
-    """A helper call (cancel_all, open_orders, balances) failed; one scrubbed line."""
+    """A helper call (cancel_ours, open_orders, balances) failed; one scrubbed line."""
 
 
 class BinanceLiveClient:
@@ -237,10 +237,12 @@ class BinanceLiveClient:
         True): plain dicts, ``symbol`` the core's."""
         return self._call("open orders", self._open_orders(list(symbols)))
 
-    def cancel_all(self, symbols: Iterable[str]) -> dict[str, int]:
-        """Cancel every open order of ``symbols`` (futures: conditional ones too); how many were
-        open, per symbol. Verify with ``open_orders`` afterwards: an order may land meanwhile."""
-        return self._call("cancel all", self._cancel_all(list(symbols)))
+    def cancel_ours(self, symbols: Iterable[str]) -> dict[str, int]:
+        """Cancel every open order OF OURS (client id ``mp-…``) of ``symbols`` (futures:
+        conditional ones too), one by one by client id; how many, per symbol. Orders placed
+        outside the bot (by hand, another program) are never touched. Verify with
+        ``open_orders`` afterwards: an order may land meanwhile."""
+        return self._call("cancel ours", self._cancel_ours(list(symbols)))
 
     def balances(self, market: str = "spot") -> dict[str, dict[str, float]]:
         """Balances that are not zero, ``{asset: {free, used, total}}``: the spot account, or
@@ -289,23 +291,25 @@ class BinanceLiveClient:
                     out.append({"symbol": s, "trigger": bool(params), **row})
         return out
 
-    async def _cancel_all(self, symbols: list[str]) -> dict[str, int]:
-        # counted from the open orders found first: ccxt's answer to a futures cancel-all is a
-        # status message, not the orders
+    async def _cancel_ours(self, symbols: list[str]) -> dict[str, int]:
         out: dict[str, int] = {}
         for s in symbols:
             out[s] = 0
+            venue = self.cfg.venue_symbol(s)
             for params in self._kinds(s):
-                venue = self.cfg.venue_symbol(s)
                 found = await self.worker.api.call(f"{s} open orders", "fetch_open_orders", venue, None, None, params)
-                if not found:
-                    continue
-                try:
-                    await self.worker.api.call(f"{s} cancel all", "cancel_all_orders", venue, params)
-                except LiveCallError as e:
-                    if e.c.outcome is not Outcome.NOT_FOUND:  # -2011: they were gone already
-                        raise
-                out[s] += len(found)
+                for o in found:
+                    cid = str(o.get("clientOrderId") or "")
+                    if not cid.startswith(CLIENT_ID_PREFIX):
+                        continue  # not ours: left alone
+                    try:
+                        await self.worker.api.call(f"{s} cancel {cid}", "cancel_order", None, venue,
+                                                   {**params, "clientOrderId": cid})  # fmt: skip
+                    except LiveCallError as e:
+                        if e.c.outcome is not Outcome.NOT_FOUND:  # -2011: it was gone already
+                            raise
+                        continue
+                    out[s] += 1
         return out
 
     async def _balances(self, market: str) -> dict[str, dict[str, float]]:

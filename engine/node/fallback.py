@@ -6,7 +6,7 @@ execution client the engine uses, given the last known prices, and told to
 kill. So the fallback closes positions through the one path every exit takes (journal the
 order, send it, book the fill), halts every pair first, and the engine comes back halted and
 flat. A live daemon passes the engine's environment: the fallback then closes at the exchange
-through the same live client, waits for its answers, cancels every open order of the pairs and
+through the same live client, waits for its answers, cancels every open order of ours of the pairs and
 asks the exchange what is left; it never books a paper fill in a live book. The caller owns no
 broker and no copy of the rules.
 """
@@ -23,6 +23,7 @@ from engine.core.config import SafeList
 from engine.core.events import CoreEvent, FillBooked
 from engine.core.markets import default_rules
 from engine.core.models import Fill
+from engine.core.orders import CLIENT_ID_PREFIX
 from engine.core.trader import TradingCore
 from engine.execution.paper import PaperExecutionClient
 from engine.journal.store import Store
@@ -122,10 +123,13 @@ def _await_flat(core: TradingCore, live: Any, symbols: list[str], wait_s: float)
         time.sleep(0.05)
     live.drain()
     left = [s for s, p in core.portfolio.positions.items() if p.is_open]
-    cancelled = live.cancel_all(symbols)
-    still = live.open_orders(symbols)
+    cancelled = live.cancel_ours(symbols)  # orders placed outside the bot are never touched
+    found = live.open_orders(symbols)
+    still = [o for o in found if str(o.get("clientOrderId") or "").startswith(CLIENT_ID_PREFIX)]
     n = sum(cancelled.values()) if isinstance(cancelled, dict) else 0
-    parts = [f"{n} open order(s) cancelled", f"{len(still)} still open" if still else "none left open"]
+    parts = [f"{n} open order(s) of ours cancelled", f"{len(still)} still open" if still else "none of ours left open"]
+    if len(found) > len(still):
+        parts.append(f"{len(found) - len(still)} not ours left alone")
     if left:
         parts.append(f"NOT FLAT: {', '.join(sorted(left))}")
     return ", ".join(parts)

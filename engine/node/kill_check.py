@@ -4,7 +4,7 @@ Owns ``KillCheck``. The core's kill halts every pair and sends the closing order
 exchange answers later. The engine arms a check; each loop turn ``poll`` waits until the core
 has no order in flight and no exit pending (or ``wait_s`` passed), then asks the exchange, on a
 thread of its own so the engine loop never blocks on the network, which of the pairs' orders are
-still open. The answer comes back as one line the engine journals and publishes (an event the
+still open (orders not ours, placed by hand, are named and left alone). The answer comes back as one line the engine journals and publishes (an event the
 console shows and the daemon's log keeps): "kill verified at the exchange: no open order" or
 what is left, with the positions the book still holds (dust aside).
 """
@@ -16,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from engine.core.orders import CLIENT_ID_PREFIX
 
 log = logging.getLogger("engine")
 
@@ -51,11 +53,14 @@ class KillCheck:
 
     def _ask(self, symbols: list[str], left: list[str]) -> None:
         try:
-            still = self.live.open_orders(symbols)
+            found = self.live.open_orders(symbols)
         except Exception as exc:  # the client's errors are one scrubbed line
             self._result = (f"{self._what}: could not ask the exchange what is open: {exc}", "error")
             return
+        still = [o for o in found if str(o.get("clientOrderId") or "").startswith(CLIENT_ID_PREFIX)]
+        foreign = len(found) - len(still)
         book = f"; the book still holds {', '.join(left)}" if left else ""
+        book += f"; {foreign} order(s) not ours left alone" if foreign else ""
         if still:
             names = ", ".join(sorted({str(o.get("symbol", "?")) for o in still}))
             self._result = (f"{self._what}: {len(still)} order(s) still open at the exchange ({names}){book}",
