@@ -126,10 +126,16 @@ _TABLES_V1 = frozenset(
 )
 
 
-def _migrate_to_1(conn: sqlite3.Connection) -> None:
-    for statement in _SCHEMA_V1.split(";"):
+def _run(conn: sqlite3.Connection, script: str) -> None:
+    """Each ``;``-separated statement of ``script``, inside the caller's transaction (SQLite's
+    ``executescript`` would commit it)."""
+    for statement in script.split(";"):
         if statement.strip():
             conn.execute(statement)
+
+
+def _migrate_to_1(conn: sqlite3.Connection) -> None:
+    _run(conn, _SCHEMA_V1)
 
 
 _ORDERS_V2 = """
@@ -153,9 +159,7 @@ WHERE status = 'filled'
 def _migrate_to_2(conn: sqlite3.Connection) -> None:
     """Orders are journaled before they are sent: they carry their own fill state, the
     reason a venue refused them, and an entry's protective levels."""
-    for statement in _ORDERS_V2.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    _run(conn, _ORDERS_V2)
 
 
 _OUTBOX_V3 = """
@@ -178,9 +182,7 @@ CREATE INDEX outbox_pending ON outbox (channel, next_ns) WHERE status = 'pending
 def _migrate_to_3(conn: sqlite3.Connection) -> None:
     """The notification outbox: one row per message and channel, sent by the daemon
     (console/daemon/notify.py) with retries; rows survive a restart until sent or failed."""
-    for statement in _OUTBOX_V3.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    _run(conn, _OUTBOX_V3)
 
 
 _ORDERS_V4 = """
@@ -192,9 +194,7 @@ ALTER TABLE orders ADD COLUMN trigger_price REAL NOT NULL DEFAULT 0
 def _migrate_to_4(conn: sqlite3.Connection) -> None:
     """Protective stops resting at the exchange: an order's type (``market`` or ``stop``) and a
     stop's trigger price. Every order of an older book was a market order."""
-    for statement in _ORDERS_V4.split(";"):
-        if statement.strip():
-            conn.execute(statement)
+    _run(conn, _ORDERS_V4)
 
 
 _RECONCILIATIONS_V5 = """
