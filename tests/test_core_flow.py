@@ -95,7 +95,8 @@ def test_flatten_kill_and_rearm(tmp_path: Path) -> None:
 
     r = h.core.command("flatten", "BTC/USDT")
     assert r.ok and r.message.startswith("BTC/USDT flattened: sell 0.004 @ ")
-    assert h.core.command("flatten", "BTC/USDT").message == "BTC/USDT already flat"
+    again = h.core.command("flatten", "BTC/USDT")
+    assert again.ok and again.noop and again.message == "nothing to do: BTC/USDT is already flat"
     assert h.core.command("flatten", "XRP/USDT").ok is False
 
     r = h.core.command("kill")

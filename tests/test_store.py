@@ -109,7 +109,7 @@ def raw(s: Store) -> sqlite3.Connection:
 
 def test_schema_version_and_pragmas(store: Store) -> None:
     c = raw(store)
-    assert store.schema_version() == SCHEMA_VERSION == 5
+    assert store.schema_version() == SCHEMA_VERSION == 6
     assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert c.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert c.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -170,7 +170,9 @@ def test_schema_version_and_pragmas(store: Store) -> None:
         "ts",
         "reason",
     ]
-    assert cols("pair_modes") == ["symbol", "mode", "reason", "ts"]
+    assert cols("pair_modes") == ["symbol", "mode", "reason", "ts", "before_halt"]
+    assert cols("entries") == ["id", "stopped", "reason", "ts"]
+    assert cols("trading_day") == ["id", "start_ts", "equity", "marked_ts"]
     assert "checks_json" in cols("decisions") and "key" in cols("decisions")
 
 
@@ -740,7 +742,7 @@ def test_version_1_store_is_migrated_and_loses_nothing(db: Path) -> None:
     key = "BTC/USDT|1000|open_long"
     acct = _write_v1_store(db, f, key)
     with Store(db) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 5
+        assert s.schema_version() == SCHEMA_VERSION == 6
         # the filled order now carries its own fill state, from its fill
         assert s.orders() == [
             Order(

@@ -310,7 +310,7 @@ def assert_portfolio_matches(lp: Loop) -> None:
     for name in (
         "capital", "cash", "equity", "realised", "unrealised", "fees", "daily_pnl",
         "exposure_used", "exposure_max", "correlated_max", "halted", "positions",
-        "correlated_cluster", "correlated_used",
+        "correlated_cluster", "correlated_used", "total_pnl", "day_start_ts", "entries_stopped", "entries_reason",
     ):  # fmt: skip
         assert getattr(pf, name) == getattr(s, name), name
     assert lp.model.halted is s.halted

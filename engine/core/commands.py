@@ -1,6 +1,11 @@
-"""Operator commands on the trading core: pause, resume, reduce, flatten one or all, kill and
-re-arm. Each journals its change (modes, events, the exit orders) before it returns the
-message a shell acknowledges with.
+"""Operator commands on the trading core: pause, resume, reduce, flatten one or all, kill,
+re-arm, and stop or resume new entries on every pair. Each journals its change (modes, the
+entries gate, events, the exit orders) before it returns the message a shell acknowledges with.
+
+Rules: flatten all stops new entries on every pair first (nothing opens while it closes, nor
+after it) until the operator resumes them (``resume_entries``); re-arm returns each HALTED pair
+to its mode before the halt (kept in the book), skipping pairs that wait for a reconciliation
+choice; a command that finds nothing to do says so (``CommandResult.noop``).
 
 Owns ``OperatorCommands``, a mixin of ``TradingCore`` (the attributes it reads are the
 core's), and ``CommandResult``.
@@ -15,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from engine.core.events import ModesChanged, Notice
 from engine.core.models import PairMode
+from engine.core.operator_state import EntriesGate
 
 if TYPE_CHECKING:
     from engine.core.execution import ExecutionEngine
@@ -30,6 +36,7 @@ log = logging.getLogger("engine")
 class CommandResult:
     ok: bool
     message: str
+    noop: bool = False  # nothing to do (already flat, already stopped): not an error, not an action
 
 
 class OperatorCommands:
@@ -37,6 +44,7 @@ class OperatorCommands:
     portfolio: Portfolio
     execution: ExecutionEngine
     reconciler: Reconciler
+    entries: EntriesGate  # new entries on every pair: allowed or stopped (engine/core/operator_state.py)
     journal: Journal
     sink: EventSink
     clock: Clock
@@ -66,26 +74,74 @@ class OperatorCommands:
             self.set_modes({ps.symbol: target}, f"operator {cmd}")
             return CommandResult(True, f"{ps.symbol} {target}")
         if cmd == "flatten_all":
+            # entries stop first (journaled), so nothing opens while the positions close, nor after
+            gate = "new entries stay stopped" if self.entries.stopped else "new entries stopped until resumed"
+            self.set_entries(True, "flatten all")
             done, failed = self.flatten_all("flatten_all", now)
             if failed:
-                return CommandResult(False, f"{done}; could not flatten {', '.join(failed)}")
-            return CommandResult(True, done)
+                return CommandResult(False, f"{gate}; {done}; could not flatten {', '.join(failed)}")
+            return CommandResult(True, f"{gate}; {done}")
+        if cmd in ("stop_entries", "resume_entries"):
+            return self._entries_command(cmd == "stop_entries")
         if cmd == "kill":
             return self.kill("kill")
         if cmd == "rearm":
-            waiting = self.reconciler.waiting()  # halted by a reconciliation: the operator chooses first
-            halted = {s: PairMode.ACTIVE for s, p in self.pairs.items() if p.mode is PairMode.HALTED and s not in waiting}
-            self.set_modes(halted, "operator rearm")
-            still = sorted(waiting & {s for s, p in self.pairs.items() if p.mode is PairMode.HALTED})
-            note = f"; {', '.join(still)} wait for a reconciliation choice (adopt, flatten or keep)" if still else ""
-            self._notice("rearm", "info", f"re-armed {len(halted)} pair(s){note}")
-            return CommandResult(True, f"re-armed {len(halted)} pair(s){note}")
+            return self._rearm()
         return CommandResult(False, f"unhandled command {cmd!r}")
+
+    def _rearm(self) -> CommandResult:
+        """Every HALTED pair back to its mode before the halt (ACTIVE when the book has none),
+        except the pairs a reconciliation halted that wait for the operator's choice."""
+        waiting = self.reconciler.waiting()
+        before = self.journal.modes_before_halt()
+        halted = [s for s, p in self.pairs.items() if p.mode is PairMode.HALTED]
+        back = {s: before.get(s, PairMode.ACTIVE) for s in halted if s not in waiting}
+        self.set_modes(back, "operator rearm")
+        text = f"re-armed {len(back)} pair(s)"
+        kept = [f"{s} {m}" for s, m in back.items() if m is not PairMode.ACTIVE]
+        if kept:
+            text += f" ({', '.join(kept)}: as before the halt)"
+        still = sorted(waiting & set(halted))
+        if still:
+            text += f"; {', '.join(still)} wait for a reconciliation choice (adopt, flatten or keep)"
+        if self.entries.stopped:
+            text += f"; new entries stay stopped ({self.entries.reason}) until resumed"
+        if not back:
+            return CommandResult(True, f"nothing to re-arm: {text}", noop=True)
+        self._notice("rearm", "info", text)
+        return CommandResult(True, text)
+
+    def _entries_command(self, stop: bool) -> CommandResult:
+        gate = self.entries
+        if stop == gate.stopped:
+            what = f"new entries already stopped ({gate.reason})" if stop else "new entries are not stopped"
+            return CommandResult(True, f"nothing to do: {what}", noop=True)
+        self.set_entries(stop, "operator")
+        if stop:
+            return CommandResult(True, "new entries stopped on every pair until resumed; exits and stops still run")
+        paused = sorted(s for s, p in self.pairs.items() if p.mode is not PairMode.ACTIVE)
+        note = f" ({', '.join(paused)} stay in their mode)" if paused else ""
+        return CommandResult(True, f"new entries resumed{note}")
+
+    def set_entries(self, stopped: bool, reason: str) -> None:
+        """Stop or resume new entries on every pair: journaled, then noticed and published."""
+        if stopped and self.entries.stopped:
+            return  # already stopped: the first reason stays
+        now = self.clock.time_ms()
+        self.journal.set_entries(stopped, reason, now)
+        self.entries = EntriesGate(stopped, reason if stopped else "", now)
+        self.portfolio_dirty = True
+        if stopped:
+            text = f"new entries stopped on every pair ({reason}) until the operator resumes them"
+        else:
+            text = "new entries resumed"
+        log.info("%s", text)
+        self._notice("entries", "warning" if stopped else "info", text)
 
     def _flatten_one(self, symbol: str, now: int) -> CommandResult:
         outcome = self.close_position(symbol, "flatten", f"{symbol}|flatten|{now}", operator=True)
         if outcome == "flat":
-            return CommandResult(True, f"{symbol} already flat")
+            return CommandResult(True, f"nothing to do: {symbol} is already flat", noop=True)
         if outcome == "filled":
             f = self.execution.last_fill.get(symbol)
             what = f" {f.side} {f.qty:g} @ {f.price:.8g}" if f is not None else ""

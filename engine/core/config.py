@@ -133,6 +133,8 @@ class PortfolioConfig(_Strict):
     min_target_cost_multiple: float = Field(2.0, ge=0, le=100)
     # ... and the reward at the target over the loss at the stop, both after costs, at least this
     min_reward_risk: float = Field(1.0, ge=0, le=20)
+    # the trading day (daily PnL) starts at this hour, UTC; 0 = midnight UTC
+    day_start_hour_utc: int = Field(0, ge=0, le=23, strict=True)
 
     @property
     def max_exposure_usd(self) -> float:

@@ -27,14 +27,15 @@ QTY_DECIMALS = 12  # net quantities are rounded here so 0.3 - 0.1 - 0.2 is flat,
 class Portfolio:
     """The paper (or mirrored live) account of the engine."""
 
-    def __init__(self, capital_usd: float) -> None:
+    def __init__(self, capital_usd: float, day_start_hour: int = 0) -> None:
         self.capital = float(capital_usd)
+        self._day_offset_ms = int(day_start_hour) * 3_600_000  # the trading day starts this long after 00:00 UTC
         self.cash = float(capital_usd)
         self.positions: dict[str, Position] = {}
         self.realised = 0.0  # fees excluded
         self.fees = 0.0
         self.fills = 0
-        self._day: int | None = None  # UTC day number of the last mark_day
+        self._day: int | None = None  # trading day number of the last mark_day
         self._day_start_equity = float(capital_usd)
 
     # ---- fills -------------------------------------------------------------------------
@@ -100,30 +101,54 @@ class Portfolio:
 
     # ---- daily PnL ---------------------------------------------------------------------
 
+    def _day_of(self, ts_ms: int) -> int:
+        return (ts_ms - self._day_offset_ms) // MS_PER_DAY
+
     def starts_day(self, ts_ms: int) -> bool:
-        """Would ``mark_day`` at ``ts_ms`` start a new UTC day? (Then it needs the equity.)"""
-        return self._day is None or ts_ms // MS_PER_DAY > self._day
+        """Would ``mark_day`` at ``ts_ms`` start a new trading day? (Then it needs the equity.)"""
+        return self._day is None or self._day_of(ts_ms) > self._day
 
     def mark_day(self, ts_ms: int, equity: float) -> bool:
-        """Remember equity at the first mark of each UTC day; True when a new day started."""
-        day = ts_ms // MS_PER_DAY
+        """Remember equity at the first mark of each trading day (00:00 UTC plus the start
+        hour); True when a new day started."""
+        day = self._day_of(ts_ms)
         if self._day is None or day > self._day:
             self._day = day
             self._day_start_equity = equity
             return True
         return False
 
+    def restore_day(self, start_ts: int, equity: float) -> bool:
+        """The day's start kept in the book (a restart): True when ``start_ts`` begins a trading
+        day of this start hour, so the day's PnL goes on from that equity; False (nothing
+        changed) when the start hour has changed since, and the next mark starts a new day."""
+        if (start_ts - self._day_offset_ms) % MS_PER_DAY:
+            return False
+        self._day = self._day_of(start_ts)
+        self._day_start_equity = float(equity)
+        return True
+
+    @property
+    def day_start_ts(self) -> int:
+        """When the current trading day began (ms); 0 before the first mark."""
+        return 0 if self._day is None else self._day * MS_PER_DAY + self._day_offset_ms
+
     @property
     def day_start_equity(self) -> float:
         return self._day_start_equity
 
     def daily_pnl(self, current: float | Mapping[str, float]) -> float:
-        """Equity now (given, or computed from marks) minus equity at the start of the UTC day.
+        """Equity now (given, or computed from marks) minus equity at the start of the trading day.
 
         Before the first ``mark_day`` the day starts at the capital.
         """
         equity = self.equity(current) if isinstance(current, Mapping) else float(current)
         return equity - self._day_start_equity
+
+    def total_pnl(self, marks: Mapping[str, float]) -> float:
+        """Everything the account made since it was opened: realised - fees + unrealised
+        (equal to equity minus the capital the account was opened with)."""
+        return self.realised - self.fees + self.unrealised(marks)
 
     def snapshot(self, marks: Mapping[str, float]) -> dict[str, Any]:
         """The ``portfolio`` wire fields this class owns (docs/wire.md)."""

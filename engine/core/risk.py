@@ -9,7 +9,7 @@ even after a refusal, so a decision shows every reason; approved only if all pas
                        (fees both sides, spread, slippage both sides), and reward / risk after
                        those costs >= min_reward_risk (engine/core/costs.py)
 3. ``min_confidence``  confidence >= portfolio.min_confidence
-4. ``pair_mode``       entries need ACTIVE
+4. ``pair_mode``       entries need ACTIVE, and new entries not stopped by the operator
 5. ``data_fresh``      no entries on a STALE pair
 6. ``market_type``     spot pairs are long-only
 7. ``sizing``          units = risk_per_trade_usd / (ATR x atr_multiplier), capped by the pair's
@@ -86,6 +86,7 @@ class RiskContext:
     quotes: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # (bid, ask)
     equity: float | None = None  # None: the configured capital
     cash: float | None = None  # None: no cash cap on spot sizing
+    entries_stopped: str = ""  # the operator stopped new entries on every pair: why ("" = allowed)
 
     def peers(self, symbol: str) -> set[str]:
         cw = self.correlated_with
@@ -270,6 +271,8 @@ class RiskEngine:
         mode = PairMode(ctx.modes.get(symbol, PairMode.ACTIVE))
         if mode is not PairMode.ACTIVE:
             return CheckResult("pair_mode", False, f"pair is {mode}: no new entries")
+        if ctx.entries_stopped:
+            return CheckResult("pair_mode", False, ctx.entries_stopped)
         return CheckResult("pair_mode", True, "ACTIVE")
 
     @staticmethod

@@ -24,6 +24,7 @@ from engine.core.events import DecisionMade
 from engine.core.execution import ExecutionEngine
 from engine.core.markets import MarketRules, default_rules
 from engine.core.models import Decision, Indicators, PairMode, Position, Side, Signal, SignalType
+from engine.core.operator_state import mark_day, restore
 from engine.core.orders import Order, client_order_id
 from engine.core.pair import PairRuntime
 from engine.core.placement import place_entry
@@ -96,7 +97,7 @@ class TradingCore(OperatorCommands):
         self._jump_ms = max(JUMP_CONFIRM_MIN_MS, 5 * self.timeframe_s * 1000)
 
         journal.init_account(pc.capital_usd, clock.time_ms())
-        self.portfolio = Portfolio(pc.capital_usd)
+        self.portfolio = Portfolio(pc.capital_usd, pc.day_start_hour_utc)
         self._restore()
         self.risk = RiskEngine(cfg, self.rules)
         self.corr = CorrelationTracker(self.symbols, pc.correlation_window, pc.correlation_threshold, pc.correlation_groups)
@@ -132,6 +133,7 @@ class TradingCore(OperatorCommands):
                 "Recovered %d open position(s) from the store: %s", len(self.portfolio.positions),
                 ", ".join(f"{p.symbol} {p.qty:+.12g}@{p.entry:.12g}" for p in self.portfolio.positions.values()),
             )
+        restore(self)  # the entries gate and the trading day's start equity (engine/core/operator_state.py)
 
     def warm_pair(self, symbol: str, candles: list[Candle]) -> int:
         """Seed a pair from history through the live path (indicators and strategy state)."""
@@ -339,7 +341,7 @@ class TradingCore(OperatorCommands):
 
     def on_timer(self) -> None:
         """Work that is due by time, not by a tick: candle closes with no tick, exit retries
-        and order lookups, the UTC day's start equity, the equity curve."""
+        and order lookups, the trading day's start equity, the equity curve."""
         now = self.clock.monotonic()
         if now - self._last_flush >= FLUSH_EVERY_S:
             self._last_flush = now
@@ -350,9 +352,7 @@ class TradingCore(OperatorCommands):
                     closed = ps.candles.flush_until(wall_ms + ps.te_offset_ms)
                     for candle, decide in newest_only(ps.symbol, closed):
                         self.on_candle_close(ps, candle, decide)
-            ts = self.clock.time_ms()
-            if self.portfolio.starts_day(ts):  # the equity is read only when a UTC day starts
-                self.portfolio.mark_day(ts, self.portfolio.equity(self.marks()))
+            mark_day(self)  # the trading day's start equity, kept in the book
         if self.execution.orders or self.execution.exits:
             self.execution.poll(self.quote)
         protect = self.execution.protect
@@ -392,6 +392,7 @@ class TradingCore(OperatorCommands):
             correlated_with=self.corr.correlated_with,
             equity=self.portfolio.equity(marks),
             cash=self.portfolio.cash,
+            entries_stopped=self.entries.refusal(),
         )
 
     def portfolio_summary(self) -> PortfolioSummary:
@@ -413,6 +414,8 @@ class TradingCore(OperatorCommands):
             correlated_max=pc.max_correlated_positions,
             halted=any(p.mode is PairMode.HALTED for p in self.pairs.values()),
             positions=sum(1 for p in pf.positions.values() if p.is_open),
+            total_pnl=pf.total_pnl(marks), day_start_ts=pf.day_start_ts,
+            entries_stopped=self.entries.stopped, entries_reason=self.entries.reason,
         )
 
     def policy_state(self, symbol: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ class PortfolioSummary:
     realised: float
     unrealised: float
     fees: float
-    daily_pnl: float  # equity minus equity at the first mark of the UTC day
+    daily_pnl: float  # equity minus equity at the first mark of the trading day (kept in the book)
     exposure_used: float
     exposure_max: float
     correlated_max: int
@@ -29,6 +29,10 @@ class PortfolioSummary:
     positions: int
     # the largest set of open positions the correlation check counts together
     correlated_cluster: list[str] = field(default_factory=list)
+    total_pnl: float = 0.0  # realised - fees + unrealised since the account was opened
+    day_start_ts: int = 0  # when the trading day began (ms); 0 before its first mark
+    entries_stopped: bool = False  # new entries stopped on every pair until the operator resumes them
+    entries_reason: str = ""  # what stopped them (flatten all, the operator)
 
     @property
     def correlated_used(self) -> int:

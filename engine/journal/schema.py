@@ -19,7 +19,7 @@ from engine.core.ports import JournalError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class StoreError(JournalError):
@@ -214,6 +214,31 @@ def _migrate_to_5(conn: sqlite3.Connection) -> None:
     conn.execute(_RECONCILIATIONS_V5)
 
 
+_OPERATOR_V6 = """
+ALTER TABLE pair_modes ADD COLUMN before_halt TEXT CHECK (before_halt IN ('ACTIVE', 'PAUSED', 'REDUCING'));
+CREATE TABLE entries (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    stopped INTEGER NOT NULL CHECK (stopped IN (0, 1)),
+    reason  TEXT    NOT NULL,
+    ts      INTEGER NOT NULL
+);
+CREATE TABLE trading_day (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    start_ts  INTEGER NOT NULL,
+    equity    REAL    NOT NULL,
+    marked_ts INTEGER NOT NULL
+)
+"""
+
+
+def _migrate_to_6(conn: sqlite3.Connection) -> None:
+    """What the operator set and a restart must keep: each HALTED pair's mode before its halt
+    (re-arm restores it; NULL in an older book's rows: re-armed ACTIVE, as before), the global
+    stop of new entries (one row), and the trading day's start and its equity (one row), so the
+    day's PnL is the same after a crash."""
+    _run(conn, _OPERATOR_V6)
+
+
 # MIGRATIONS[n] turns a version n-1 file into version n; append, never edit a shipped step.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_to_1,
@@ -221,6 +246,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     3: _migrate_to_3,
     4: _migrate_to_4,
     5: _migrate_to_5,
+    6: _migrate_to_6,
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 

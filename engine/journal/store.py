@@ -23,6 +23,7 @@ from typing import Any
 from engine.core.models import Decision, Fill, PairMode, Position, Side
 from engine.core.orders import Order, OrderStatus
 from engine.journal.files import create_book, make_private
+from engine.journal.operator_state import OperatorState
 from engine.journal.reads import BookReads
 from engine.journal.schema import StoreError, migrate, one_line
 
@@ -45,7 +46,7 @@ def _side(x: Side | str) -> str:
         raise StoreError(f"side must be 'buy' or 'sell', got {x!r}") from None
 
 
-class Store(BookReads):
+class Store(BookReads, OperatorState):
     """One SQLite connection to one store file. Not shared between threads."""
 
     def __init__(self, path: str | Path, *, verify: bool = True, durable: bool = True) -> None:
@@ -329,7 +330,9 @@ class Store(BookReads):
     # ---- pair modes ---------------------------------------------------------------------
 
     def set_modes(self, modes: Mapping[str, PairMode], reason: str, ts: int) -> None:
-        """Set several pairs' modes in one transaction (kill: all HALTED or none)."""
+        """Set several pairs' modes in one transaction (kill: all HALTED or none). A pair that
+        becomes HALTED keeps the mode it had in ``before_halt`` (a pair with no row was ACTIVE;
+        one already HALTED keeps its first); leaving HALTED clears it (``modes_before_halt``)."""
         try:
             rows = [(sym, PairMode(m).value, reason, int(ts)) for sym, m in modes.items()]
         except ValueError as exc:
@@ -338,9 +341,11 @@ class Store(BookReads):
             ) from None
         with self._write("set_modes") as c:
             c.executemany(
-                "INSERT INTO pair_modes (symbol, mode, reason, ts) VALUES (?, ?, ?, ?) "
+                "INSERT INTO pair_modes (symbol, mode, reason, ts, before_halt) "
+                "VALUES (?1, ?2, ?3, ?4, CASE WHEN ?2 = 'HALTED' THEN 'ACTIVE' END) "
                 "ON CONFLICT (symbol) DO UPDATE SET mode = excluded.mode, reason = excluded.reason, "
-                "ts = excluded.ts",
+                "ts = excluded.ts, before_halt = CASE WHEN excluded.mode <> 'HALTED' THEN NULL "
+                "WHEN pair_modes.mode = 'HALTED' THEN pair_modes.before_halt ELSE pair_modes.mode END",
                 rows,
             )
 

@@ -351,7 +351,8 @@ class EngineNode:
         if self._kill_check is not None and cmd in ("kill", "flatten_all"):
             self._kill_check.arm("kill" if cmd == "kill" else "flatten all")
         halted = self.core.portfolio_summary().halted if cmd in ("kill", "rearm") else None
-        return AckMsg(m["id"], cmd, result.ok, result.message, modes=self.core.modes(), halted=halted)
+        return AckMsg(m["id"], cmd, result.ok, result.message, modes=self.core.modes(), halted=halted,
+                      noop=result.noop)  # fmt: skip
 
     def snapshot_reply(self, m: dict[str, Any]) -> bytes:
         """The ``snapshot`` command's one frame: the ``SnapshotMsg`` (nothing is published while

@@ -39,7 +39,10 @@ TOPIC_RECONCILE = b"reconcile"
 TOPICS = (TOPIC_PAIR, TOPIC_PORTFOLIO, TOPIC_DECISION, TOPIC_ORDER, TOPIC_FILL, TOPIC_EVENT, TOPIC_HEARTBEAT,
           TOPIC_RECONCILE)  # fmt: skip
 
-OPERATOR_COMMANDS = ("ping", "pause", "resume", "reduce", "flatten", "flatten_all", "kill", "rearm", "reconcile")
+OPERATOR_COMMANDS = ("ping", "pause", "resume", "reduce", "flatten", "flatten_all", "kill", "rearm", "reconcile",
+                     "stop_entries", "resume_entries")  # fmt: skip
+# ``flatten_all`` stops new entries on every pair until ``resume_entries`` (``stop_entries`` alone
+# stops them without closing anything); the entries gate is in the ``portfolio`` topic
 # ``reconcile`` settles one pair a reconciliation halted: ``choice`` adopt | flatten | keep, ``who``
 # (the operator, for the book's record); without a symbol it asks for a fresh reconciliation
 RECONCILE_CHOICES = ("adopt", "flatten", "keep")

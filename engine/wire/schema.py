@@ -158,6 +158,10 @@ class PortfolioMsg(Message):
     corr: CorrelationMsg = field(default_factory=CorrelationMsg)
     ts: int = 0
     seq: int = 0
+    total_pnl: float | None = None  # realised - fees + unrealised since the account opened
+    day_start_ts: int = 0  # ms: when the trading day of ``daily_pnl`` began; 0 = not marked yet
+    entries_stopped: bool = False  # new entries stopped on every pair until the operator resumes them
+    entries_reason: str = ""  # what stopped them: "flatten all", "operator"
 
     @property
     def correlated_used(self) -> int:
@@ -322,6 +326,7 @@ class AckMsg(Message):
     # set by the daemon's kill switch when it had to do the engine's job: the pairs it flattened
     fallback: bool = False
     flat: list[str] = field(default_factory=list)
+    noop: bool = False  # the command found nothing to do (already flat, already stopped)
 
 
 @dataclass(slots=True)
