@@ -38,6 +38,7 @@ from console.model import (
     PairView,
 )
 from console.screens.main import MainScreen
+from console.settings import Settings
 from console.widgets.palette import DEFAULT_PALETTE, Palette
 from console.widgets.portfolio import RiskCaps
 from engine.core.config import SafeList
@@ -115,6 +116,14 @@ class MultiparApp(OperatorActions):
             tooltip="Show every key and the kill switch rules",
         ),
         Binding(
+            "t",
+            "change_theme",
+            "Theme",
+            show=False,
+            id="theme",
+            tooltip="Pick a colour theme (saved in config.toml)",
+        ),
+        Binding(
             "q",
             "quit",
             "Quit",
@@ -139,8 +148,10 @@ class MultiparApp(OperatorActions):
         *,
         wall: Callable[[], float],
         log_path: Path | None = None,
+        settings: Settings | None = None,
     ) -> None:
         super().__init__()
+        self.settings = settings  # config.toml: theme and keymap (the CLI's; tests pass none)
         if getattr(backend, "detaches", False):  # attached to a daemon: q leaves it trading
             self._bindings.key_to_bindings["q"] = [DETACH_BINDING]
         self.backend = backend
@@ -174,6 +185,8 @@ class MultiparApp(OperatorActions):
 
     def on_mount(self) -> None:
         self._attach_log_file()
+        if self.settings is not None:
+            self.settings.apply(self)
         self.palette = Palette.from_variables(self.get_css_variables())
         self.theme_changed_signal.subscribe(self, self._on_theme_changed)
         self._frame_timer = self.set_interval(1.0 / FRAME_HZ, self._frame, name="repaint")
@@ -254,7 +267,10 @@ class MultiparApp(OperatorActions):
             root.setLevel(self._root_level)
             self._root_level = None
 
-    def _on_theme_changed(self, _theme: Theme) -> None:
+    def _on_theme_changed(self, theme: Theme) -> None:
+        problem = self.settings.remember_theme(theme.name) if self.settings else None
+        if problem:
+            self.notify(problem, severity="warning", markup=False)
         self.palette = Palette.from_variables(self.get_css_variables())
         self.model.dirty.update(self.model.symbols)
         self.model.dirty.update((DIRTY_HEADER, DIRTY_PORTFOLIO, DIRTY_LOG, DIRTY_EVENTS))
@@ -358,11 +374,16 @@ def make_app(
     *,
     clock: Callable[[], float] | None = None,
     log_path: Path | None = None,
+    settings: Settings | None = None,
 ) -> MultiparApp:
     """Build the console for ``cfg``'s active pairs, fed by ``backend``.
 
     ``clock`` (seconds) drives tick and heartbeat ages and the displayed UTC clock; tests pass
     a frozen one. Without it, ages use ``time.monotonic`` and the header shows ``time.time``.
+    ``settings`` (``console.settings``, config.toml): the theme and keymap; a changed theme is
+    saved there.
     """
     model = ConsoleModel.for_safe_list(cfg, clock=clock or time.monotonic, wall=clock or time.time)
-    return MultiparApp(backend, cfg, model, wall=clock or time.time, log_path=log_path)
+    return MultiparApp(
+        backend, cfg, model, wall=clock or time.time, log_path=log_path, settings=settings
+    )

@@ -1,7 +1,8 @@
 """``multipar-console``: the command line. Finds or starts the book's daemon, then attaches.
 
-Owns the subcommands (``daemon``, ``attach``, ``status``, ``stop``, ``keys``, ``check-config``)
-and the console's own run: ``multipar-console`` starts the book's daemon in the background when
+Owns the subcommands (``daemon``, ``attach``, ``status``, ``stop``, ``keys``; ``check-config`` is
+``console/config_checks.py``) and the console's own run (config.toml, ``console/settings.py``,
+validated before anything starts): ``multipar-console`` starts the book's daemon in the background when
 none runs (a session of its own: an SSH drop does not reach it) and attaches; ``--demo`` starts
 a daemon that belongs to this console (a fresh book in a fresh run directory) and stops with
 it. The console logs to ``console.log`` in the daemon's directory (never the screen); SIGHUP
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from console.options import APP_NAME, build_parser, default_db_path
-from engine.core.config import ConfigError, SafeList, default_path, load_safe_list
+from engine.core.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -33,65 +34,6 @@ SHUTDOWN_TIMEOUT_S = 8.0
 # Seen here: after a hang-up Textual's writer thread can die on the vanished pty and the app's
 # own shutdown then blocks the event loop for ever on a full output queue.
 FORCE_EXIT_AFTER_S = 3.0
-
-
-# -- check-config -------------------------------------------------------------------------
-def pairs_table(cfg: SafeList) -> str:
-    """Active pairs as a plain text table."""
-    head = ("SYMBOL", "TIER", "STRATEGY", "MARKET", "LEVERAGE", "MAX SIZE USD")
-    rows = [
-        (
-            sym,
-            pc.tier.value,
-            pc.strategy,
-            pc.market,
-            f"{pc.leverage}x",
-            f"{pc.max_position_size_usd:,.2f}",
-        )
-        for sym, pc in cfg.pairs.items()
-        if pc.enabled
-    ]
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    right = {4, 5}  # numbers right-aligned
-
-    def fmt(row: Sequence[str]) -> str:
-        cells = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(cells).rstrip()
-
-    return "\n".join([fmt(head), *(fmt(r) for r in rows)])
-
-
-def check_config(argv: Sequence[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog=f"{APP_NAME} check-config",
-        description="Validate a safe list and list its active pairs.",
-    )
-    p.add_argument(
-        "path", nargs="?", type=Path, help="safe list (default: as the console finds it)"
-    )
-    args = p.parse_args(list(argv))
-    path = args.path if args.path is not None else default_path()
-    try:
-        cfg = load_safe_list(path)
-    except ConfigError as exc:
-        for line in exc.problems:
-            print(line, file=sys.stderr)
-        return 2
-    active = cfg.active_symbols()
-    disabled = len(cfg.pairs) - len(active)
-    print(
-        f"{path}: ok, {len(active)} active pair(s)" + (f", {disabled} disabled" if disabled else "")
-    )
-    print(pairs_table(cfg))
-    pf = cfg.portfolio
-    print(
-        f"capital {pf.capital_usd:,.2f} USD, exposure cap {pf.max_exposure_usd:,.2f} USD"
-        f" ({pf.max_total_exposure:.0%}), timeframe {cfg.engine.timeframe}"
-    )
-    return 0
 
 
 # -- the console --------------------------------------------------------------------------
@@ -187,6 +129,18 @@ def _fail(msg: str, code: int = 2) -> int:
     return code
 
 
+def _settings() -> Any:
+    """config.toml (theme, keymap), validated before anything starts: exit 2 with one line
+    per problem (console.settings)."""
+    from console.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def run_console(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``multipar-console [options]``: attach to the book's daemon, starting it if needed."""
     from console import preflight
@@ -195,6 +149,7 @@ def run_console(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from console.rundir import RunDirError, create_run_dir
 
     os.umask(0o077)  # logs, database and sockets of a trading run are nobody else's business
+    _settings()  # a bad config.toml stops here, before any daemon starts
     try:  # here too, so the one line lands on this terminal
         checked = preflight.check_run(args, default_db_path(), APP_NAME)
     except preflight.RunRefused as exc:
@@ -261,6 +216,7 @@ def attach_main(argv: Sequence[str]) -> int:
     p.add_argument("--log-level", metavar="LEVEL", default="INFO")
     args = p.parse_args(list(argv))
     os.umask(0o077)
+    _settings()
     if args.connect:
         return attach_remote(args)
     book = Path(args.db or default_db_path()).expanduser().absolute()
@@ -349,10 +305,18 @@ def _attach(
     )  # fmt: skip
     from console.app import make_app
     from console.client import DaemonClient
+    from console.logfiles import ConsoleFiles, print_exit_lines
 
+    try:
+        settings = _settings()
+    except SystemExit:
+        if owned is not None:
+            owned.terminate()
+        raise
     backend = DaemonClient(endpoints, status.mode, secure=secure, owned=owned, where=where)
     atexit.register(backend.stop_sync)  # a crash must not orphan a demo's daemon either
-    app = make_app(backend, cfg)
+    app = make_app(backend, cfg, settings=settings)
+    app.files = files = ConsoleFiles.for_console(log_path, where)  # the logs: L, ?, on exit
     try:
         code = asyncio.run(serve(app, backend))
     except Exception:
@@ -361,6 +325,7 @@ def _attach(
         print(f"{APP_NAME}: crashed; see {log_path}", file=sys.stderr)
         return 1
     log.info("%s exited with code %d", APP_NAME, code)
+    print_exit_lines(files, APP_NAME, app.copied_to_file)  # one line per log file
     return code
 
 
@@ -368,6 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     sub, rest = (args_list[0], args_list[1:]) if args_list else ("", [])
     if sub == "check-config":
+        from console.config_checks import check_config
+
         return check_config(rest)
     if sub == "daemon":
         from console.daemon.main import run_daemon

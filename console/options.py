@@ -20,6 +20,16 @@ APP_NAME = "multipar-console"
 SOURCES = ("sim", "binance", "replay")
 
 
+def package_version() -> str:
+    """The installed package's version (pyproject.toml's), from its metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(APP_NAME)
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def default_db_path(environ: dict[str, str] | None = None) -> Path:
     """``$XDG_STATE_HOME/multipar-console/paper.sqlite`` (``~/.local/state`` when unset)."""
     env = os.environ if environ is None else environ
@@ -76,6 +86,7 @@ def build_parser(prog: str = APP_NAME, *, daemon: bool = False) -> argparse.Argu
             "reconcile | download | backtest | check-config (each with --help)."
         )
     p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--version", action="version", version=f"{APP_NAME} {package_version()}")
     p.add_argument(
         "--demo",
         action="store_true",

@@ -36,5 +36,24 @@ def console_root_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def console_config_home() -> Iterator[Path]:
+    """No test reads or writes the developer's config.toml (a keymap there would move the keys
+    the tests press): $XDG_CONFIG_HOME is a fresh directory for the session, children included."""
+    import os
+
+    path = Path(tempfile.mkdtemp(prefix="mp-config-"))
+    old = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(path)
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop("XDG_CONFIG_HOME", None)
+        else:
+            os.environ["XDG_CONFIG_HOME"] = old
+        shutil.rmtree(path, ignore_errors=True)
+
+
 # the local Binance-protocol exchange and a live client on it (tests/live_venue.py)
 from tests.live_venue import connect, secrets_in_logs, venue  # noqa: E402, F401

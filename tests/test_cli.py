@@ -296,3 +296,95 @@ def test_the_demo_trades_its_own_safe_list_unless_told_otherwise(
     assert safe_list_path(argparse.Namespace(demo=True, config=mine)) == mine
     monkeypatch.setenv(ENV_SAFE_LIST, str(mine))
     assert safe_list_path(argparse.Namespace(demo=True, config=None)) == mine
+
+
+class TestCheckConfigFlags:
+    """check-config also flags a pair sized above the exposure cap, and (with --markets-file) an
+    active pair the exchange does not list: one line each naming the file and the pair, exit 2."""
+
+    MARKETS = ROOT / "tests" / "data" / "binance_markets.json"
+
+    def markets(self, tmp_path: Path, drop: str = "", **changes: dict[str, object]) -> Path:
+        import json
+
+        data = json.loads(self.MARKETS.read_text())
+        keep = {s: m for s, m in data.items() if s in ("BTC/USDT", "ETH/USDT", "SOL/USDT")}
+        keep.pop(drop, None)
+        for sym, change in changes.items():
+            keep[sym.replace("_", "/")].update(change)
+        p = tmp_path / "markets.json"
+        p.write_text(json.dumps(keep))
+        return p
+
+    def test_a_size_above_the_exposure_cap(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        p = broken_copy(tmp_path, "max_position_size_usd: 3000", "max_position_size_usd: 7000")
+        assert main(["check-config", str(p)]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and len(err.splitlines()) == 1, err
+        assert err.startswith(f"{p}: pairs.BTC/USDT.max_position_size_usd: 7,000.00 USD is above")
+        assert "exposure cap 6,000.00 USD" in err and "max_total_exposure" in err
+        # at the cap exactly is fine
+        p = broken_copy(tmp_path, "max_position_size_usd: 3000", "max_position_size_usd: 6000")
+        assert main(["check-config", str(p)]) == 0
+
+    def test_every_pair_listed(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        m = self.markets(tmp_path)
+        assert main(["check-config", str(SAFE_LIST), "--markets-file", str(m)]) == 0
+        assert f"markets: every active pair is listed in {m}" in capsys.readouterr().out
+
+    def test_a_pair_the_exchange_does_not_list(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        m = self.markets(tmp_path, drop="SOL/USDT")
+        assert main(["check-config", str(SAFE_LIST), "--markets-file", str(m)]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert err == [
+            f"{SAFE_LIST}: pairs.SOL/USDT: the exchange does not list SOL/USDT in {m} "
+            "(check the symbol's spelling and quote currency, or set enabled: false)"
+        ]
+        # a disabled pair does not trade: not checked
+        p = broken_copy(tmp_path, "  SOL/USDT:\n    enabled: true", "  SOL/USDT:\n    enabled: false")
+        assert main(["check-config", str(p), "--markets-file", str(m)]) == 0
+
+    def test_a_pair_listed_as_not_trading(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        m = self.markets(tmp_path, ETH_USDT={"active": False})
+        assert main(["check-config", str(SAFE_LIST), "--markets-file", str(m)]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and "pairs.ETH/USDT" in err[0] and "not trading" in err[0]
+
+    @pytest.mark.parametrize(
+        ("content", "needle"),
+        [
+            (None, "cannot read the markets file"),
+            ("{not json", "line 1: not JSON"),
+            ('{"symbols": [{"symbol": "BTCUSDT"}], "timezone": "UTC"}', "expected ccxt load_markets() JSON"),
+        ],
+    )
+    def test_an_unusable_markets_file_is_one_line(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, needle: str
+    ) -> None:
+        m = tmp_path / "markets.json"
+        if content is not None:
+            m.write_text(content)
+        assert main(["check-config", str(SAFE_LIST), "--markets-file", str(m)]) == 2
+        err = capsys.readouterr().err.splitlines()
+        assert len(err) == 1 and err[0].startswith(f"{m}: ") and needle in err[0], err
+
+
+def test_version_is_the_installed_package_version() -> None:
+    from importlib.metadata import version
+
+    r = subprocess.run(
+        [sys.executable, "-m", "console", "--version"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"multipar-console {version('multipar-console')}"
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert version("multipar-console") == project["version"] and r.stderr == ""

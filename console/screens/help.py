@@ -2,7 +2,9 @@
 
 Owns ``HelpScreen`` and ``key_rows()``, which lists the bindings of the app and of each
 screen with the key currently mapped to them (after any keymap), so help never drifts from
-what the keys do. Escape, ``q`` or ``?`` close it; the kill switch still works from here.
+what the keys do, and the legend of the screens' abbreviations (``console.screens.legend``):
+beside the keys from ``WIDE_COLUMNS``, below them in a narrower terminal. Escape, ``q`` or
+``?`` close it; the kill switch still works from here.
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from console.screens.legend import legend_table
 
 KILL_SWITCH_TEXT = (
     "Kill switch: ctrl+k, then y in the confirm dialog (No is the default; any other key "
@@ -25,6 +30,7 @@ KILL_SWITCH_TEXT = (
     "the console stops the engine and flattens from the stored positions itself. HALTED "
     "survives restarts until you re-arm with r."
 )
+WIDE_COLUMNS = 140  # the legend beside the keys from here, below them under it
 
 
 def _display_key(app: App[object], binding: Binding) -> str:
@@ -71,8 +77,13 @@ class HelpScreen(ModalScreen[None]):
         table.add_row("confirm", "y", "confirm; any other key (Enter, Escape, n…) cancels")
         table.add_row("everywhere", "ctrl+p", "command palette: every action by name")
         with VerticalScroll(id="help-dialog"):
-            yield Static(table, id="help-keys")
+            with Horizontal(id="help-columns"):
+                yield Static(table, id="help-keys")
+                yield Static(legend_table(), id="help-legend")
             yield Static(Text(KILL_SWITCH_TEXT), id="help-kill")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width >= WIDE_COLUMNS, "-wide")
 
     def action_close(self) -> None:
         self.dismiss(None)
