@@ -27,7 +27,14 @@ from urllib.parse import urlsplit
 import ccxt
 import ccxt.pro
 
-from feed.binance_ccxt import GuardedBinance, _non_negative, _one_line, _positive, load_markets_file
+from feed.binance_ccxt import (
+    GuardedBinance,
+    _non_negative,
+    _one_line,
+    _positive,
+    _why,
+    load_markets_file,
+)
 from feed.errors import SourceConfigError, UnknownSymbolError
 from feed.private import ENV_REST_URL, ENV_WS_URL, redact_url
 from feed.source import Publisher
@@ -194,7 +201,7 @@ class BinanceSource:
     async def _retry_later(self, exc: BaseException, transient: bool) -> None:
         self._failures += 1
         self.reconnects += 1
-        reason = _one_line(exc)
+        reason = _why(exc)
         delay = self._backoff_s()
         self._set_state(STATUS_RECONNECTING, reason)
         log = logger.warning if transient else logger.error

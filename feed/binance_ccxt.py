@@ -34,6 +34,21 @@ def _one_line(exc: BaseException | str, limit: int = 200) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
+def _why(exc: BaseException, limit: int = 300) -> str:
+    """``_one_line`` of the error ``exc`` wraps, then of ``exc`` in parentheses: ccxt's
+    "ExchangeNotAvailable: binance GET URL" says where, its cause (aiohttp's "Cannot connect to
+    host … [Name or service not known]") says why, and why comes first: a narrow screen shows
+    the start. Without a cause, ``_one_line(exc)``."""
+    head = _one_line(exc, limit)
+    cause = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    if cause is None or not str(cause):
+        return head
+    tail = _one_line(cause, limit)
+    if tail in head:
+        return head
+    return _one_line(f"{tail} ({head})", limit)
+
+
 def _positive(x: Any) -> bool:
     return type(x) in (int, float) and math.isfinite(x) and x > 0
 

@@ -111,6 +111,7 @@ class TickPublisher:
         self._last_stats_log = -math.inf
         self._logged_published = 0
         self.state = STATUS_RECONNECTING  # nothing streamed yet
+        self.state_since_ns = time.time_ns()  # when ``state`` began (a new state restarts it)
         self.last_error: str | None = None
         self.reconnects = 0
         self._status_due = True
@@ -207,6 +208,7 @@ class TickPublisher:
         if state != self.state:
             log.info("feed status %s -> %s%s", self.state, state,
                      f" ({last_error})" if last_error else "")
+            self.state_since_ns = time.time_ns()
         self.state, self.last_error, self.reconnects = state, last_error, reconnects
         self._publish_status()
 
@@ -226,6 +228,7 @@ class TickPublisher:
         payload = encode_map({
             "seq": self._status_seq + 1,
             "state": self.state,
+            "since": self.state_since_ns,
             "source": self.source_name,
             "last_error": self.last_error,
             "reconnects": self.reconnects,

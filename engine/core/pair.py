@@ -47,6 +47,7 @@ class PairRuntime:
         self.cfg = cfg
         p = cfg.params
         self.strategy: Strategy = create_strategy(cfg.strategy, symbol, p)
+        self.warmup_need = self.strategy.warmup_candles()  # closed candles before it can decide
         self.rsi = RSI(p.rsi_period)
         self.bb = BollingerBands(p.bb_period, p.bb_std)
         self.ma_fast = SMA(p.ma_fast)

@@ -127,7 +127,7 @@ def reconcile_msg(r: ReconcileReport) -> ReconcileMsg:
 def position_msg(p: Position, mark: float) -> PositionMsg:
     return PositionMsg(
         p.qty, "long" if p.qty > 0 else "short", p.entry, p.stop_loss, p.take_profit,
-        p.unrealised(mark), p.realised, p.notional(mark),
+        p.unrealised(mark), p.realised, p.notional(mark), p.opened_ts,
     )
 
 
@@ -209,6 +209,8 @@ class StatePublisher:
         d = ps.decision
         ex = core.execution.exits.get(ps.symbol)
         mono = core.clock.monotonic()
+        rt = ps.runtime
+        warming = rt.candles < rt.warmup_need  # the pane says "warming up: n/need candles"
         return PairStateMsg(
             symbol=ps.symbol,
             mode=str(ps.mode),
@@ -230,6 +232,8 @@ class StatePublisher:
             exit_pending=(ex.blocked or ex.last_error or ex.reason) if ex is not None else None,
             closes=closes,
             ts=time.time_ns(),
+            warm_candles=rt.candles if warming else None,
+            warm_need=rt.warmup_need if warming else None,
         )
 
     @staticmethod

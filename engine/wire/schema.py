@@ -94,6 +94,7 @@ class PositionMsg(Message):
     unrealised: float = 0.0
     realised: float = 0.0
     notional: float = 0.0
+    opened_ts: int = 0  # ms: when the position was opened (its age); 0 = not known
 
 
 @dataclass(slots=True)
@@ -135,6 +136,9 @@ class PairStateMsg(Message):
     closes: list[float] | None = None  # sparkline, sent at most twice a second
     ts: int = 0  # ns, engine publish time
     seq: int = 0
+    # only while warming up: closed candles the indicators hold, and the strategy's need
+    warm_candles: int | None = None
+    warm_need: int | None = None
 
 
 @dataclass(slots=True)

@@ -36,6 +36,15 @@ class Strategy(ABC):
         """Fold one closed candle into the strategy's own state; runs on every candle, in
         warm-up and live, before ``analyze``. Most strategies read only ``ind`` and keep none."""
 
+    def warmup_candles(self) -> int:
+        """Closed candles before every indicator this strategy reads has a value (the pair's
+        "warming up: n/need"); a strategy that reads fewer says so. By default, every indicator
+        the pair computes: RSI and ATR need ``period + 1``, the Bollinger Bands ``bb_period``,
+        the slow MA and its previous value ``ma_slow + 1``, the window before a candle
+        ``lookback + 1``."""
+        p = self.params
+        return max(p.rsi_period + 1, p.bb_period, p.ma_slow + 1, p.atr_period + 1, p.lookback + 1)
+
     @abstractmethod
     def analyze(self, candle: Candle, ind: Indicators, position_qty: float) -> Signal:
         """Return BUY / SELL / HOLD for the candle that just closed.

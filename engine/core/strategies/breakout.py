@@ -52,6 +52,10 @@ class BreakoutStrategy(Strategy):
             self._avg_volume = volume if avg is None else avg + self._alpha * (volume - avg)
             self._seen += 1
 
+    def warmup_candles(self) -> int:  # the window before the candle (and its volume), ATR
+        p = self.params
+        return max(p.lookback + 1, p.atr_period + 1)
+
     def analyze(self, candle: Candle, ind: Indicators, position_qty: float) -> Signal:
         if self._observed_ts != candle.ts:  # called on its own, not through PairRuntime
             self.observe(candle, ind)

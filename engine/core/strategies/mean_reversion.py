@@ -28,6 +28,10 @@ EXTREME_RSI_POINTS = 15.0  # RSI this far past its threshold counts as fully ext
 
 @register("mean_reversion")
 class MeanReversionStrategy(Strategy):
+    def warmup_candles(self) -> int:  # the bands, RSI, ATR
+        p = self.params
+        return max(p.bb_period, p.rsi_period + 1, p.atr_period + 1)
+
     def analyze(self, candle: Candle, ind: Indicators, position_qty: float) -> Signal:
         p = self.params
         upper, middle, lower, rsi, atr = ind.bb_upper, ind.bb_middle, ind.bb_lower, ind.rsi, ind.atr

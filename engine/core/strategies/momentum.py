@@ -26,6 +26,10 @@ STRONG_GAP_ATR = 0.2  # an MA gap of this many ATRs at the cross counts as full 
 
 @register("momentum")
 class MomentumStrategy(Strategy):
+    def warmup_candles(self) -> int:  # both MAs and their previous values, RSI, ATR
+        p = self.params
+        return max(p.ma_slow + 1, p.rsi_period + 1, p.atr_period + 1)
+
     def analyze(self, candle: Candle, ind: Indicators, position_qty: float) -> Signal:
         p = self.params
         fast, slow, pf, ps, rsi, atr = ind.ma_fast, ind.ma_slow, ind.prev_ma_fast, ind.prev_ma_slow, ind.rsi, ind.atr

@@ -100,6 +100,10 @@ class PolicyStrategy(Strategy):
         kind = action_to_signal(out)
         return kind, confidence, f"policy action {out!r}"
 
+    def warmup_candles(self) -> int:  # RSI, the bands, ATR
+        p = self.params
+        return max(p.rsi_period + 1, p.bb_period, p.atr_period + 1)
+
     def analyze(self, candle: Candle, ind: Indicators, position_qty: float) -> Signal:
         if ind.rsi is None or ind.bb_middle is None or ind.atr is None:
             named = (("RSI", ind.rsi), ("Bollinger Bands", ind.bb_middle), ("ATR", ind.atr))
