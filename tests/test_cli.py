@@ -388,3 +388,14 @@ def test_version_is_the_installed_package_version() -> None:
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert version("multipar-console") == project["version"] and r.stderr == ""
+
+
+def test_readme_docs_and_pyproject_point_at_no_design_file_outside_the_repo() -> None:
+    """The design brief and style notes the project started from are not in the repository:
+    nothing a newcomer reads may send them to DESIGN.md, STYLE.md or ../shared."""
+    texts = {p: p.read_text(encoding="utf-8") for p in [ROOT / "README.md", ROOT / "pyproject.toml",
+                                                        *sorted((ROOT / "docs").glob("*.md"))]}  # fmt: skip
+    assert (ROOT / "docs" / "architecture.md").exists()
+    for path, text in texts.items():
+        for name in ("DESIGN.md", "STYLE.md", "../shared"):
+            assert name not in text, f"{path.relative_to(ROOT)} names {name}, which is not in the repo"
