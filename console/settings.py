@@ -247,7 +247,8 @@ def parse_settings(text: str, path: Path, scopes: list[Scope] | None = None) -> 
                 )
                 continue
             keymap[bid] = _normalize_key_list(keys) if keys.strip() else ""
-        problems += keymap_problems(name, keymap, scopes if scopes is not None else binding_scopes())
+        if keymap:  # the bindings are looked up only when there is something to check
+            problems += keymap_problems(name, keymap, scopes if scopes is not None else binding_scopes())
     if problems:
         raise SettingsError(problems)
     return Settings(path, theme, keymap)
