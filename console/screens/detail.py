@@ -21,7 +21,7 @@ from console.model import DIRTY_HEADER, DIRTY_LOG, ConsoleModel
 from console.screens.main import MEDIUM_COLUMNS, PALETTE_HINT_COLUMNS
 from console.widgets.chart import CloseChart
 from console.widgets.header import StatusHeader
-from console.widgets.logs import DecisionLog
+from console.widgets.logs import DETAIL_LOG_BINDINGS, DecisionLog
 from console.widgets.pair_pane import PairQuote, PairStats
 
 
@@ -35,6 +35,7 @@ class PairDetailScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="detail.back", tooltip="Back to the board"),
+        *DETAIL_LOG_BINDINGS,  # d, /: its decision log (console/widgets/logs.py)
     ]
 
     def __init__(

@@ -21,6 +21,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from console.logfiles import files_help
 from console.screens.legend import legend_table
 
 KILL_SWITCH_TEXT = (
@@ -81,6 +82,7 @@ class HelpScreen(ModalScreen[None]):
                 yield Static(table, id="help-keys")
                 yield Static(legend_table(), id="help-legend")
             yield Static(Text(KILL_SWITCH_TEXT), id="help-kill")
+            yield Static(Text(files_help(getattr(self.app, "files", None))), id="help-logs")
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width >= WIDE_COLUMNS, "-wide")

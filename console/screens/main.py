@@ -24,7 +24,7 @@ from console.kill_progress import KillProgress
 from console.model import DIRTY_EVENTS, DIRTY_HEADER, DIRTY_LOG, DIRTY_PORTFOLIO, ConsoleModel
 from console.widgets.header import StatusHeader
 from console.widgets.kill_progress import KillProgressPanel
-from console.widgets.logs import DecisionLog, EventLog
+from console.widgets.logs import BOARD_LOG_BINDINGS, DecisionLog, EventLog
 from console.widgets.pair_pane import PairPane, PairRowHeader
 from console.widgets.portfolio import PortfolioBar, RiskCaps
 
@@ -109,6 +109,7 @@ class MainScreen(Screen[None]):
             id="reconcile.open",
             tooltip="Reconciliation: book vs exchange, and your choices",
         ),
+        *BOARD_LOG_BINDINGS,  # d, e, /, L: the logs (console/widgets/logs.py)
         # No description: help and the footer leave it out (docs/keys.md describes it).
         Binding("escape", "close_progress", "", show=False, id="progress.close"),
     ]

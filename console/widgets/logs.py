@@ -2,23 +2,70 @@
 
 Owns ``DecisionLog`` (every risk decision, approved and rejected, with its reasons; optionally
 one pair's only, for the detail screen) and ``EventLog`` (command acks and failures, fills,
-feed and process changes). Both draw the newest lines that fit, newest at the bottom, from
-the model's bounded deques: O(visible lines) per repaint, whatever the history length.
+feed and process changes). Both are ``LogView``s over the model's bounded deques: they follow
+the newest lines that fit, newest at the bottom (O(visible lines) per repaint, whatever the
+history length), and focused they scroll, search and copy a line (``console/widgets/logview.py``).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from itertools import islice
+from collections.abc import Sequence
+from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
+from textual.actions import SkipAction
+from textual.binding import Binding, BindingType
 
 from console.model import EventLine
 from console.widgets.base import ModelWidget
+from console.widgets.logview import LogView
 from console.widgets.palette import Palette, fmt_price, fmt_qty
 from engine.wire.schema import DecisionMsg
+
+_ENTER_LOG = "up/down, pgup/pgdn, home/end; / search, n/N; c copies a line; escape leaves"
+# The board's keys into its logs (console/screens/main.py) and the detail screen's (its
+# decision log only); the app's actions are console/log_actions.py's.
+DETAIL_LOG_BINDINGS: list[BindingType] = [
+    Binding(
+        "d",
+        "app.focus_log('decisions')",
+        "Decisions",
+        show=False,
+        id="log.decisions",
+        tooltip=f"Enter the decision log: {_ENTER_LOG}",
+    ),
+    Binding(
+        "slash",
+        "app.search_log",
+        "Search",
+        key_display="/",
+        show=False,
+        id="log.search_decisions",
+        tooltip="Search the decision log (n / N: next / previous match)",
+    ),
+]
+BOARD_LOG_BINDINGS: list[BindingType] = [
+    *DETAIL_LOG_BINDINGS,
+    Binding(
+        "e",
+        "app.focus_log('events')",
+        "Events",
+        show=False,
+        id="log.events",
+        tooltip=f"Enter the event log: {_ENTER_LOG}",
+    ),
+    Binding(
+        "L",
+        "app.show_logs",
+        "Logs",
+        key_display="L",
+        show=False,
+        id="logs.open",
+        tooltip="The log files (daemon, feed, engine, console), followed live",
+    ),
+]
 
 
 def hms_ms(ts_ms: int) -> str:
@@ -62,65 +109,55 @@ def event_line(e: EventLine, palette: Palette) -> Text:
     return line
 
 
-def last_n(items: Iterable[object], n: int) -> list[object]:
-    """The newest ``n`` items of a deque, oldest first, without copying the rest."""
-    if n <= 0:
-        return []
-    newest = list(islice(reversed(items), n))  # type: ignore[call-overload]
-    newest.reverse()
-    return newest
-
-
-class DecisionLog(ModelWidget):
+class DecisionLog(LogView, ModelWidget):
     """Risk decisions, newest at the bottom; one pair's only when ``symbol`` is set."""
 
-    def render(self) -> Text:
-        pal = self.palette
-        height = self.size.height or 10
-        width = self.size.width or 80
+    TITLE = "Decisions"
+    EMPTY = "no decisions yet"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "enter",
+            "open_selected",
+            "Open",
+            id="log.open",
+            tooltip="Open the selected decision: its checks and reasons",
+        ),
+    ]
+
+    def log_rows(self) -> Sequence[DecisionMsg]:
         decisions = self.model.decisions
-        title = Text("Decisions", pal.accent)
+        if self.symbol is None:
+            return decisions
+        return [d for d in decisions if d.symbol == self.symbol]  # bounded by the deque (500)
+
+    def row_text(self, row: DecisionMsg, palette: Palette) -> Text:
+        return decision_line(row, palette, self.symbol is None)
+
+    def action_open_selected(self) -> None:
+        """Enter: the selected decision's own screen, where the app has one."""
+        opener = getattr(self.app, "open_decision", None)
+        row = self.selected_row()
+        if opener is None or row is None:
+            raise SkipAction()
+        opener(row, self.symbol)
+
+    def log_title(self, rows: Sequence[DecisionMsg], palette: Palette) -> Text:
+        title = Text("Decisions", palette.accent)
         if self.symbol is not None:
-            title.append(f" · {self.symbol}", pal.accent)
-            rows: list[DecisionMsg] = []
-            for d in reversed(decisions):  # bounded by the deque's maxlen (500)
-                if d.symbol == self.symbol:
-                    rows.append(d)
-                    if len(rows) >= height - 1:
-                        break
-            rows.reverse()
-        else:
-            rows = last_n(decisions, height - 1)  # type: ignore[assignment]
-        approved = sum(
-            1 for d in decisions if d.approved and (self.symbol is None or d.symbol == self.symbol)
-        )
-        total = (
-            len(decisions)
-            if self.symbol is None
-            else sum(1 for d in decisions if d.symbol == self.symbol)
-        )
-        title.append(f"  approved {approved} · rejected {total - approved}", pal.muted)
-        lines = [title]
-        if not rows:
-            lines.append(Text("no decisions yet", pal.muted))
-        lines.extend(decision_line(d, pal, self.symbol is None) for d in rows)
-        for line in lines:
-            line.truncate(width, overflow="ellipsis")
-        return Text("\n").join(lines)
+            title.append(f" · {self.symbol}", palette.accent)
+        approved = sum(1 for d in rows if d.approved)
+        title.append(f"  approved {approved} · rejected {len(rows) - approved}", palette.muted)
+        return title
 
 
-class EventLog(ModelWidget):
+class EventLog(LogView, ModelWidget):
     """Operator events: command acks with elapsed ms, failures, fills, process changes."""
 
-    def render(self) -> Text:
-        pal = self.palette
-        height = self.size.height or 10
-        width = self.size.width or 40
-        lines = [Text("Events", pal.accent)]
-        rows: list[EventLine] = last_n(self.model.events, height - 1)  # type: ignore[assignment]
-        if not rows:
-            lines.append(Text("no events yet", pal.muted))
-        lines.extend(event_line(e, pal) for e in rows)
-        for line in lines:
-            line.truncate(width, overflow="ellipsis")
-        return Text("\n").join(lines)
+    TITLE = "Events"
+    EMPTY = "no events yet"
+
+    def log_rows(self) -> Sequence[EventLine]:
+        return self.model.events
+
+    def row_text(self, row: EventLine, palette: Palette) -> Text:
+        return event_line(row, palette)
