@@ -23,7 +23,6 @@ from textual.worker import Worker
 
 from console.client import COMMAND_TIMEOUT_S as BACKEND_COMMAND_TIMEOUT_S
 from console.kill_progress import KillProgress
-from console.log_actions import LogActions
 from console.model import Ack, Backend, ConsoleModel, PairView
 from console.reconcile_actions import ReconcileActions
 from console.screens.confirm import ConfirmScreen
@@ -45,7 +44,7 @@ KILL_TIMEOUT_S = 20.0
 MODE_COMMANDS = {"ACTIVE": "pause", "PAUSED": "resume", "REDUCING": "resume"}
 
 
-class OperatorActions(ReconcileActions, LogActions):
+class OperatorActions(ReconcileActions):
     # set by MultiparApp.__init__
     model: ConsoleModel
     backend: Backend
@@ -57,6 +56,10 @@ class OperatorActions(ReconcileActions, LogActions):
     progress: KillProgress | None = None  # the last kill's or flatten-all's
 
     selected_view: PairView | None  # MultiparApp's property
+    # console/guards.py (GuardedActions, a base of MultiparApp): why a key cannot act
+    why_not: Callable[[str], str | None]
+    _refused: Callable[[str], bool]
+    entries_stopped: Callable[[], tuple[bool, str]]
     select_symbol: Callable[[str], None]
     _refresh_binding_state: Callable[..., None]
     _frame: Callable[[], None]
@@ -121,14 +124,17 @@ class OperatorActions(ReconcileActions, LogActions):
         return ack
 
     def show_ack(self, label: str, ack: Ack, elapsed_ms: float) -> None:
-        """Notification + event log line with the elapsed ms; modes applied at once."""
-        verdict = "ok" if ack.ok else "FAILED"
+        """Notification + event log line with the elapsed ms; modes applied at once. An ack
+        that found nothing to do (already flat, already stopped) says so, not a green ok."""
+        verdict = "nothing to do" if ack.ok and ack.noop else "ok" if ack.ok else "FAILED"
         # elapsed before the message: a narrow log truncates the end, never the timing
         text = f"{label}: {verdict} ({elapsed_ms:.0f} ms) — {ack.message}"
         if not ack.ok:
             level, severity = "error", "error"
         elif ack.fallback:
             level, severity = "warning", "warning"
+        elif ack.noop:
+            level, severity = "info", "information"
         else:
             level, severity = "success", "information"
         self.model.apply_ack(ack)  # modes and halted at once; the engine's messages confirm
@@ -152,9 +158,18 @@ class OperatorActions(ReconcileActions, LogActions):
         on_yes: Callable[[], object],
         *,
         danger: bool = False,
+        recheck: Callable[[], str | None] | None = None,
     ) -> None:
+        """``recheck``, run when ``y`` confirms: why there is nothing left to do (the position
+        closed while the dialog was open), or None to go ahead (console/guards.py)."""
+
         def done(yes: bool | None) -> None:
-            if yes:
+            why = recheck() if yes and recheck is not None else None
+            if why is not None:
+                text = f"{title.rstrip('?')}: nothing to do — {why}"
+                self.model.add_event(text)
+                self.notify(text, severity="information", markup=False)
+            elif yes:
                 on_yes()
             else:
                 self.model.add_event(f"{title.rstrip('?')}: cancelled")
@@ -173,8 +188,7 @@ class OperatorActions(ReconcileActions, LogActions):
 
     def action_pause_toggle(self) -> None:
         pv = self.selected_view
-        if pv is None or pv.state.mode not in MODE_COMMANDS:
-            self.notify("re-arm first: the pair is HALTED", severity="warning", markup=False)
+        if self._refused("pause_toggle") or pv is None or pv.state.mode not in MODE_COMMANDS:
             return
         self.send_command(MODE_COMMANDS[pv.state.mode], pv.symbol)
 
@@ -185,8 +199,7 @@ class OperatorActions(ReconcileActions, LogActions):
 
     def action_flatten(self) -> None:
         pv = self.selected_view
-        if pv is None or not pv.has_position:
-            self.notify("no open position to flatten", severity="warning", markup=False)
+        if self._refused("flatten") or pv is None:
             return
         side, qty, upnl = position_parts(pv.state.position)
         sym = pv.symbol
@@ -196,19 +209,32 @@ class OperatorActions(ReconcileActions, LogActions):
             f"Close the {side} {fmt_qty(None if qty is None else abs(qty))} {sym} position at market "
             f"(last {fmt_price(pv.state.last)}, uPnL {fmt_usd(upnl, signed=True)}).",
             partial(self.send_command, "flatten", sym),
+            recheck=lambda: self._position_gone(sym),
         )
+
+    def _position_gone(self, sym: str) -> str | None:
+        pv = self.model.pairs.get(sym)
+        return None if pv is not None and pv.has_position else f"{sym} is already flat"
 
     def action_flatten_all(self) -> None:
         open_syms = self.model.open_positions()
-        if not open_syms:
-            self.notify("no open positions", severity="warning", markup=False)
+        if self._refused("flatten_all"):
             return
         self._confirm(
             "flatten_all",
             f"Flatten all {len(open_syms)} positions?",
-            "Close at market: " + ", ".join(open_syms) + ". Pairs stay in their mode.",
+            "Close at market: " + ", ".join(open_syms) + ", and stop new entries on every pair "
+            "until you resume them (E). Pairs keep their mode.",
             self._start_flatten_all,
+            recheck=self._flatten_all_gone,
         )
+
+    def _flatten_all_gone(self) -> str | None:
+        """Nothing left for F: flat, and new entries already stopped (flat with entries still
+        allowed: F goes on, it stops them)."""
+        if self.model.open_positions() or not self.entries_stopped()[0]:
+            return None
+        return "every position is already closed and new entries are stopped"
 
     def _start_flatten_all(self) -> None:
         self.track_progress("flatten_all")
@@ -259,14 +285,15 @@ class OperatorActions(ReconcileActions, LogActions):
         self.main.show_progress(self.progress)
 
     def action_rearm(self) -> None:
-        if not self.model.halted:
-            self.notify("not halted: nothing to re-arm", severity="warning", markup=False)
+        if self._refused("rearm"):
             return
         self._confirm(
             "rearm",
             "Re-arm trading?",
-            "Leave HALTED: pairs return to ACTIVE and may open positions again.",
+            "Leave HALTED: each pair returns to its mode before the halt (a paused pair stays "
+            "paused); ACTIVE pairs may open positions again.",
             partial(self.send_command, "rearm"),
+            recheck=lambda: self.why_not("rearm"),
         )
 
     def action_open_detail(self) -> None:
@@ -283,7 +310,6 @@ class OperatorActions(ReconcileActions, LogActions):
         ]
         if any(isinstance(s, ReconcileScreen) for s in self.screen_stack):  # its keys too
             sources.insert(2, ("reconcile", _bindings(ReconcileScreen.BINDINGS)))
-        sources[-1:-1] = [(w, _bindings(b)) for w, b in self.log_sources()]  # logs, log files
         self.push_screen(HelpScreen(sources))
 
     async def action_quit(self) -> None:
@@ -385,9 +411,6 @@ class OperatorActions(ReconcileActions, LogActions):
             "Reconciliation with the exchange",
             "R: the book beside the exchange per pair, and your choices",
             self.action_show_reconcile,
-        )
-        yield SystemCommand(
-            "Log files", "L: the daemon's, feed's, engine's logs, followed live", self.action_show_logs
         )
         yield SystemCommand(
             "Help: every key", "?: the key list and the kill switch rules", self.action_help

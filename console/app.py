@@ -28,6 +28,7 @@ from console.actions import (
     MODE_COMMANDS,
     OperatorActions,
 )
+from console.guards import GuardedActions
 from console.model import (
     DIRTY_EVENTS,
     DIRTY_HEADER,
@@ -62,7 +63,7 @@ DETACH_BINDING = Binding(
 )
 
 
-class MultiparApp(OperatorActions):
+class MultiparApp(OperatorActions, GuardedActions):
     """The operator's console. Build it with ``make_app``."""
 
     CSS_PATH = "app.tcss"
@@ -98,14 +99,32 @@ class MultiparApp(OperatorActions):
             "Flat all",
             key_display="F",
             id="portfolio.flatten_all",
-            tooltip="Flatten every open position at market (confirm with y)",
+            tooltip="Flatten every open position at market and stop new entries until E (confirm with y)",
         ),
         Binding(
             "r",
             "rearm",
             "Re-arm",
             id="portfolio.rearm",
-            tooltip="Re-arm after a kill switch halt: pairs return to ACTIVE (confirm with y)",
+            tooltip="Re-arm after a kill switch halt: pairs return to their mode before it (confirm with y)",
+        ),
+        Binding(
+            "P",
+            "stop_entries",
+            "No entries",
+            key_display="P",
+            show=False,
+            id="portfolio.stop_entries",
+            tooltip="Stop new entries on every pair until E; exits and stops still run",
+        ),
+        Binding(
+            "E",
+            "resume_entries",
+            "Entries",
+            key_display="E",
+            show=False,
+            id="portfolio.resume_entries",
+            tooltip="Resume new entries on every pair (confirm with y)",
         ),
         Binding(
             "question_mark",

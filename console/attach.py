@@ -43,6 +43,7 @@ def to_ack(msg: AckMsg, cmd: str, elapsed_ms: float) -> Ack:
         modes=msg.modes,
         halted=msg.halted,
         flat=list(msg.flat),
+        noop=msg.noop,
     )
 
 

@@ -157,6 +157,7 @@ class Ack:
     modes: dict[str, str] = field(default_factory=dict)
     halted: bool | None = None
     flat: list[str] = field(default_factory=list)  # pairs the fallback flattened
+    noop: bool = False  # the command found nothing to do (AckMsg.noop): "nothing to do", not ok
 
 
 @runtime_checkable

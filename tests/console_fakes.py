@@ -221,6 +221,7 @@ def portfolio_msg(
     daily_pnl: float = 0.0,
     halted: bool = False,
     symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT", "SOL/USDT"),
+    entries_stopped: bool = False,
 ) -> PortfolioMsg:
     """One ``portfolio`` message with a fixed correlation matrix; ``correlated_used`` is the
     size of ``correlated_cluster``, as the engine computes it."""
@@ -252,6 +253,10 @@ def portfolio_msg(
         corr=CorrelationMsg(list(symbols), matrix),
         ts=FROZEN_NS,
         seq=_next_seq("portfolio"),
+        total_pnl=round(1.2 - 0.99 + unrealised, 2),
+        day_start_ts=FROZEN_MS - FROZEN_MS % 86_400_000,
+        entries_stopped=entries_stopped,
+        entries_reason="flatten all" if entries_stopped else "",
     )
 
 

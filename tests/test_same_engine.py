@@ -50,11 +50,16 @@ def candles() -> dict[str, np.ndarray]:
 
 
 def decisions(book: Path) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(book) as conn:
-        rows = conn.execute(
-            "SELECT key, action, approved, qty, checks_json FROM decisions ORDER BY id"
-        ).fetchall()
-    return rows
+    """The book's decisions, read-only and only once the engine created the file: a plain
+    connect creates an empty file and holds it open while the engine creates its schema (two
+    CI runs under load saw an engine that never wrote a decision in 120 s)."""
+    if not book.exists():
+        raise sqlite3.OperationalError(f"{book} not created yet")
+    conn = sqlite3.connect(f"file:{book}?mode=ro", uri=True)
+    try:
+        return conn.execute("SELECT key, action, approved, qty, checks_json FROM decisions ORDER BY id").fetchall()
+    finally:
+        conn.close()
 
 
 def normalise(rows: list[tuple[Any, ...]], shift: int) -> list[tuple[Any, ...]]:

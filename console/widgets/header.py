@@ -2,8 +2,11 @@
 
 Owns ``StatusHeader``: the mode badge (DEMO / PAPER / LIVE, LIVE in red), the feed's
 connection state and reconnect count, the feed and engine processes (running, silent,
-restarting in Ns, dead), equity, daily PnL (coloured) and a UTC clock. Long form at 120
-columns and more, a short form below, chosen in ``render()`` from the widget's width.
+restarting in Ns, dead), a NO ENTRIES badge while the operator has stopped new entries, equity,
+the day's and the total PnL (coloured; the engine's: the day's start equity is kept in its book,
+so both read the same after a crash) and a UTC clock. Long form at 120 columns and more, a
+short form below, chosen in ``render()`` from the widget's width; a full line drops the
+clock first, then the equity, never the processes.
 """
 
 from __future__ import annotations
@@ -93,19 +96,24 @@ class StatusHeader(ModelWidget):
         feed_long, feed_short, feed_style = self._feed(pal)
         kids = [(name, *child_label(c, now, pal)) for name, c in m.children.items()]
         equity: float | None = None
-        day: float | None = None  # the engine's daily PnL (equity since its UTC day start)
+        day: float | None = None  # the engine's daily PnL (equity since its trading day's start)
+        total: float | None = None  # the engine's: realised - fees + unrealised since the account opened
         pnl_pct: float | None = None
         if pf is not None:
-            equity, day = pf.equity, pf.daily_pnl
+            equity, day, total = pf.equity, pf.daily_pnl, pf.total_pnl
             if pf.capital:
                 pnl_pct = day / pf.capital * 100
+        no_entries = pf is not None and pf.entries_stopped
 
-        def build(long: bool) -> tuple[Text, Text]:
+        def build(long: bool, with_clock: bool = True, with_equity: bool = True) -> tuple[Text, Text]:
             left = Text(no_wrap=True)
             left.append(f" {self.mode} ", pal.badge(self.mode))
             if m.halted:
                 left.append(" ")
                 left.append(" HALTED ", pal.badge("HALTED"))
+            if no_entries:  # the operator stopped new entries (flatten all, P): E resumes them
+                left.append(" ")
+                left.append(" NO ENTRIES " if long else " NO ENT ", pal.badge("PAUSED"))
             v = m.venue
             if v is not None:  # a live engine: a ban or a dead user stream is never quiet
                 if v.banned_until_ms > self.wall() * 1000:
@@ -123,17 +131,28 @@ class StatusHeader(ModelWidget):
                 )
                 left.append(lo if long else sh, style)
             right = Text(no_wrap=True)
-            right.append("Equity " if long else "Eq ", pal.muted)
-            right.append(fmt_usd(equity), Style(bold=True))
-            right.append("  Day " if long else " Day ", pal.muted)
+            if with_equity:
+                right.append("Equity " if long else "Eq ", pal.muted)
+                right.append(fmt_usd(equity), Style(bold=True))
+            right.append(("  " if long else " ") if with_equity else "", pal.muted)
+            right.append("Day ", pal.muted)
             right.append(fmt_usd(day, signed=True), pal.sign(day) + Style(bold=True))
             if long and pnl_pct is not None:
                 right.append(f" ({pnl_pct:+.2f}%)", pal.sign(day))
-            right.append("  UTC " if long else " ", pal.muted)
-            right.append(clock + ("" if long else "Z") + " ")
+            right.append("  Total " if long else " Tot ", pal.muted)
+            right.append(fmt_usd(total, signed=True), pal.sign(total))
+            if with_clock:
+                right.append("  UTC " if long else " ", pal.muted)
+                right.append(clock + ("" if long else "Z"))
+            right.append(" ")
             return left, right
 
-        left, right = build(True)
-        if width < 120 or left.cell_len + right.cell_len + 1 > width:
-            left, right = build(False)
-        return pad_between(left, right, width)
+        # the first form that fits: the long one from 120 columns, then without the clock, then
+        # the short one, without the clock, without the equity (the processes always stay)
+        forms = [(True, True, True), (True, False, True)] if width >= 120 else []
+        forms += [(False, True, True), (False, False, True), (False, False, False)]
+        for form in forms:
+            parts = build(*form)
+            if parts[0].cell_len + parts[1].cell_len + 1 <= width:
+                break
+        return pad_between(*parts, width)
