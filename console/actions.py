@@ -23,6 +23,7 @@ from textual.worker import Worker
 
 from console.client import COMMAND_TIMEOUT_S as BACKEND_COMMAND_TIMEOUT_S
 from console.kill_progress import KillProgress
+from console.log_actions import LogActions
 from console.model import Ack, Backend, ConsoleModel, PairView
 from console.reconcile_actions import ReconcileActions
 from console.screens.confirm import ConfirmScreen
@@ -44,7 +45,7 @@ KILL_TIMEOUT_S = 20.0
 MODE_COMMANDS = {"ACTIVE": "pause", "PAUSED": "resume", "REDUCING": "resume"}
 
 
-class OperatorActions(ReconcileActions):
+class OperatorActions(ReconcileActions, LogActions):
     # set by MultiparApp.__init__
     model: ConsoleModel
     backend: Backend
@@ -310,6 +311,7 @@ class OperatorActions(ReconcileActions):
         ]
         if any(isinstance(s, ReconcileScreen) for s in self.screen_stack):  # its keys too
             sources.insert(2, ("reconcile", _bindings(ReconcileScreen.BINDINGS)))
+        sources[-1:-1] = [(w, _bindings(b)) for w, b in self.log_sources()]  # logs, log files
         self.push_screen(HelpScreen(sources))
 
     async def action_quit(self) -> None:
@@ -411,6 +413,9 @@ class OperatorActions(ReconcileActions):
             "Reconciliation with the exchange",
             "R: the book beside the exchange per pair, and your choices",
             self.action_show_reconcile,
+        )
+        yield SystemCommand(
+            "Log files", "L: the daemon's, feed's, engine's logs, followed live", self.action_show_logs
         )
         yield SystemCommand(
             "Help: every key", "?: the key list and the kill switch rules", self.action_help

@@ -106,7 +106,7 @@ class MultiparApp(OperatorActions, GuardedActions):
             "rearm",
             "Re-arm",
             id="portfolio.rearm",
-            tooltip="Re-arm after a kill switch halt: pairs return to their mode before it (confirm with y)",
+            tooltip="Re-arm: each pair back to its mode (confirm with y)",
         ),
         Binding(
             "P",
@@ -115,7 +115,7 @@ class MultiparApp(OperatorActions, GuardedActions):
             key_display="P",
             show=False,
             id="portfolio.stop_entries",
-            tooltip="Stop new entries on every pair until E; exits and stops still run",
+            tooltip="Stop new entries on every pair until E",
         ),
         Binding(
             "E",
