@@ -40,6 +40,7 @@ from console.model import (
 )
 from console.screens.main import MainScreen
 from console.settings import Settings
+from console.toasts import ToastRoom
 from console.widgets.palette import DEFAULT_PALETTE, Palette
 from console.widgets.portfolio import RiskCaps
 from engine.core.config import SafeList
@@ -63,7 +64,7 @@ DETACH_BINDING = Binding(
 )
 
 
-class MultiparApp(OperatorActions, GuardedActions):
+class MultiparApp(ToastRoom, OperatorActions, GuardedActions):  # toasts: console/toasts.py
     """The operator's console. Build it with ``make_app``."""
 
     CSS_PATH = "app.tcss"
@@ -301,6 +302,7 @@ class MultiparApp(OperatorActions, GuardedActions):
         """The one repaint timer: hand what changed to every screen on the stack."""
         self.frames += 1
         self.offer_reconcile()  # a new report with pairs waiting opens its screen, once
+        self.make_toast_room()  # the layout moved under the toasts: console/toasts.py
         m = self.model
         dirty = m.take_dirty()
         charts = m.take_chart_dirty() if self.frames % CHART_EVERY == 0 else None

@@ -131,7 +131,9 @@ def position_msg(
     *,
     stop: float | None = None,
     tp: float | None = None,
+    opened_ts: int | None = None,
 ) -> PositionMsg:
+    """An open position; opened 12 min 34 s before the frozen clock unless told."""
     return PositionMsg(
         qty=qty,
         side="long" if qty > 0 else "short",
@@ -141,6 +143,7 @@ def position_msg(
         unrealised=round(qty * (last - entry), 2),
         realised=0.0,
         notional=round(abs(qty) * last, 2),
+        opened_ts=FROZEN_MS - 754_000 if opened_ts is None else opened_ts,
     )
 
 
@@ -370,6 +373,22 @@ def feed_status_map(
         "ts": FROZEN_NS,
         "symbols": {s: FROZEN_MS for s, *_ in PAIRS},
     }
+
+
+FEED_DNS_ERROR = (  # what the Binance feed says with no network (feed/binance_ccxt.py _why)
+    "ClientConnectorDNSError: Cannot connect to host api.binance.com:443 ssl:default "
+    "[Name or service not known] (ExchangeNotAvailable: binance GET "
+    "https://api.binance.com/api/v3/exchangeInfo)"
+)
+FEED_DOWN_SINCE_NS = FROZEN_NS - 195 * 10**9  # 3 min 15 s before the frozen clock
+
+
+def feed_down_status_map(error: str = FEED_DNS_ERROR, reconnects: int = 6) -> dict[str, Any]:
+    """A Binance feed that never connected: reconnecting since it started, 6 retries."""
+    m = feed_status_map("reconnecting", reconnects, error)
+    m["source"] = "binance"
+    m["since"] = FEED_DOWN_SINCE_NS
+    return m
 
 
 def feed_heartbeat_map(pid: int) -> dict[str, Any]:

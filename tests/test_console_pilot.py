@@ -115,7 +115,7 @@ async def test_three_panes_from_injected_state() -> None:
         # full panes: quote + sparkline + stats shown, the compact row hidden
         pane = app.main.panes["BTC/USDT"]
         assert pane.quote.display and pane.spark.display and not pane.row.display
-        assert pane.outer_size.height == 13
+        assert pane.outer_size.height == 21  # 13 rows and a taller chart (console/screens/fit.py)
 
 
 async def test_compact_layout_at_80x24_is_one_row_per_pair() -> None:
@@ -125,7 +125,8 @@ async def test_compact_layout_at_80x24_is_one_row_per_pair() -> None:
         await ready(pilot, backend)
         assert app.main.compact
         for sym, pane in app.main.panes.items():
-            assert pane.outer_size.height == 1
+            # one row per pair; the selected one has its position's line under it
+            assert pane.outer_size.height == (2 if sym == "BTC/USDT" else 1)
             assert pane.row.display and not pane.quote.display and not pane.spark.display
             row = pane_text(app, sym)
             assert sym in row
@@ -152,7 +153,8 @@ async def test_layout_switches_on_resize() -> None:
         await pilot.resize_terminal(*WIDE)
         await wait_for(pilot, lambda: not app.main.compact, "the full layout")
         await pilot.pause()
-        assert app.main.panes["BTC/USDT"].outer_size.height == 13
+        # 48 rows less header, gauges and footer: 42, half for the panes (a taller chart)
+        assert app.main.panes["BTC/USDT"].outer_size.height == 21
         assert app.main.columns == 3
 
 

@@ -149,3 +149,44 @@ class TestHelp:
         assert snap_compare(
             app, terminal_size=WIDE, press=["question_mark"], run_before=painted(backend)
         )
+
+
+def feed_down(app: MultiparApp) -> None:
+    app.model.apply_feed_status(console_fakes.feed_down_status_map())
+
+
+def acks(app: MultiparApp) -> None:
+    """A burst of acks as toasts: they stay over the logs, clear of the pairs and gauges."""
+    for i, sym in enumerate(["BTC/USDT", "ETH/USDT", "SOL/USDT", "ETH/USDT", "BTC/USDT"]):
+        app.notify(f"pause {sym}: ok ({11 + i} ms) — pause {sym} done", timeout=60)
+
+
+class TestFeedDown:
+    """A Binance feed that never connected (no network): under the header, since when, how
+    many retries, why (the DNS failure first) and that --demo needs no network."""
+
+    def test_feed_down_80x24(
+        self, snap_compare: SnapCompare, app: MultiparApp, backend: FakeBackend
+    ) -> None:
+        assert snap_compare(app, terminal_size=SMALL, run_before=painted(backend, feed_down))
+
+    def test_feed_down_160x48(
+        self, snap_compare: SnapCompare, app: MultiparApp, backend: FakeBackend
+    ) -> None:
+        assert snap_compare(app, terminal_size=WIDE, run_before=painted(backend, feed_down))
+
+
+class TestSelectedPosition:
+    """After j: on the compact board ETH is selected, its position's entry, stop, take-profit
+    and age on the line under its row (the full grid has no row below: BTC stays selected);
+    a burst of acks as toasts over the logs only, the oldest dropped to make room."""
+
+    def test_selected_position_with_toasts_80x24(
+        self, snap_compare: SnapCompare, app: MultiparApp, backend: FakeBackend
+    ) -> None:
+        assert snap_compare(app, terminal_size=SMALL, press=["j"], run_before=painted(backend, acks))
+
+    def test_selected_position_with_toasts_160x48(
+        self, snap_compare: SnapCompare, app: MultiparApp, backend: FakeBackend
+    ) -> None:
+        assert snap_compare(app, terminal_size=WIDE, press=["j"], run_before=painted(backend, acks))

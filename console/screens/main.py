@@ -22,11 +22,13 @@ from textual.widgets import Footer
 
 from console.kill_progress import KillProgress
 from console.model import DIRTY_EVENTS, DIRTY_HEADER, DIRTY_LOG, DIRTY_PORTFOLIO, ConsoleModel
+from console.screens.fit import fit_board, fit_footer
 from console.widgets.header import StatusHeader
 from console.widgets.kill_progress import KillProgressPanel
 from console.widgets.logs import BOARD_LOG_BINDINGS, DecisionLog, EventLog
 from console.widgets.pair_pane import PairPane, PairRowHeader
 from console.widgets.portfolio import PortfolioBar, RiskCaps
+from console.widgets.problems import ProblemBar
 
 FRAMES_PER_PANE_PAINT = 2  # a pane's prices repaint every 2nd frame: 6 Hz at the 12 Hz timer
 # Full panes need about 48 columns each and 13 rows; below these the board goes compact.
@@ -126,6 +128,7 @@ class MainScreen(Screen[None]):
         self.model = model
         self.on_select = on_select
         self.header = StatusHeader(model, mode, wall, id="header")
+        self.problems = ProblemBar(model, id="problems")  # feed/engine trouble: what, since, why
         self.portfolio = PortfolioBar(model, caps, id="portfolio")
         self.panes: dict[str, PairPane] = {s: PairPane(model, s) for s in model.symbols}
         self.decision_log = DecisionLog(model, id="decision-log")
@@ -141,6 +144,7 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield self.header
+        yield self.problems
         yield self.portfolio
         yield PairRowHeader()
         with self.grid:
@@ -157,6 +161,8 @@ class MainScreen(Screen[None]):
     def on_resize(self, event: events.Resize) -> None:
         # at 80 columns the footer needs the palette hint's room for the quit key
         self.query_one(Footer).show_command_palette = event.size.width >= PALETTE_HINT_COLUMNS
+        fit_footer(self, event.size.width)  # console/screens/fit.py
+        self.call_after_refresh(fit_board, self)
 
     # ------------------------------------------------------------------ selection
 
@@ -223,6 +229,8 @@ class MainScreen(Screen[None]):
         """Redraw only what changed; the app calls this inside ``batch_update()``."""
         if DIRTY_HEADER in dirty:
             self.header.refresh()
+            if self.problems.repaint(self.size.width):  # shown, hidden or resized
+                self.call_after_refresh(fit_board, self)
         if DIRTY_PORTFOLIO in dirty:
             self.portfolio.refresh()
         if DIRTY_LOG in dirty:

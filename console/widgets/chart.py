@@ -110,12 +110,20 @@ def close_chart(
     return lines
 
 
+CHART_MIN_ROWS = 4  # a pane with this many rows for its closes draws the chart, not a sparkline
+
+
 class CloseSparkline(ModelWidget):
-    """One pane's sparkline of recent closes (height 1)."""
+    """One pane's recent closes: a sparkline on one row, the candle chart when the board gives
+    the pane room (console/screens/fit.py)."""
 
     def render(self) -> Text:
         assert self.symbol is not None
         pv = self.model.pairs[self.symbol]
+        height = self.size.height
+        if height >= CHART_MIN_ROWS:
+            closes = clean_closes(pv.closes)
+            return Text("\n").join(close_chart(closes, self.size.width, height, self.palette))
         return sparkline(clean_closes(pv.closes), self.size.width, self.palette)
 
 

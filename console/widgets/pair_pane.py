@@ -13,7 +13,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import Static
+from textual.widget import Widget
 
 from console.model import ConsoleModel, PairView
 from console.widgets.base import ModelWidget
@@ -22,6 +22,7 @@ from console.widgets.palette import (
     Palette,
     badge_text,
     fmt_age,
+    fmt_duration,
     fmt_num,
     fmt_pct,
     fmt_price,
@@ -47,6 +48,16 @@ ROW_COLUMNS: tuple[tuple[str, int, bool], ...] = (
 )
 
 
+ROW_WIDTH = sum(w for _, w, _ in ROW_COLUMNS)  # 74
+NARROW_DROPS = frozenset({3, 6})  # below ROW_WIDTH columns: no CHG, no RSI (60 columns fit)
+
+
+def row_columns(width: int) -> frozenset[int]:
+    """The compact row's columns shown at ``width``: all, or all but CHG and RSI."""
+    every = frozenset(range(len(ROW_COLUMNS)))
+    return every if width >= ROW_WIDTH else every - NARROW_DROPS
+
+
 def pane_id(symbol: str) -> str:
     """A DOM id for a symbol (ids allow no '/' or ':')."""
     return "pane-" + symbol.replace("/", "-").replace(":", "_")
@@ -58,6 +69,18 @@ def rsi_style(rsi: float | None, palette: Palette) -> Style:
     if rsi >= 70 or rsi <= 30:
         return palette.warn
     return palette.text
+
+
+def warming(model: ConsoleModel, pv: PairView) -> str:
+    """"warming up: 42/60 candles" while the pair's indicators fill (the engine's count), or
+    while the engine loads history before the pair's first state; "" once warm."""
+    st = pv.state
+    have, need = st.warm_candles, st.warm_need
+    if have is not None and need is not None and have < need:
+        return f"warming up: {have}/{need} candles"
+    if pv.received_at is None and model.children["engine"].phase == "warming":
+        return "warming up: loading history"
+    return ""
 
 
 def position_parts(pos: PositionMsg | None) -> tuple[str, float | None, float | None]:
@@ -82,20 +105,79 @@ class PairRow(ModelWidget):
         side, qty, upnl = position_parts(st.position)
         rsi = st.ind.rsi
         pos_text = f"{side} {fmt_qty(abs(qty))}" if side and qty is not None else "flat"
+        warm = "" if side else warming(self.model, pv)
+        if warm:  # "warm 42/60": the candles the indicators have and need
+            counts = warm.removeprefix("warming up: ").removesuffix(" candles")
+            pos_text = f"warm {counts}" if counts[:1].isdigit() else "warming up"
         badge_word = f" {badge} "
+        width = self.size.width or 80
+        shown = row_columns(width)
         line = Text(no_wrap=True, overflow="ellipsis")
-        line.append(_cell("▸" if self.selected else "", 0), pal.selected)
-        line.append(_cell(pv.symbol, 1), pal.selected if self.selected else Style(bold=True))
-        line.append(_cell(fmt_price(st.last), 2), pal.muted if badge == "STALE" else pal.sign(chg))
-        line.append(_cell(fmt_pct(chg), 3), pal.sign(chg))
-        line.append(_cell("", 4))
+
+        def cell(column: int, value: str, style: Style | str = "") -> None:
+            if column in shown:
+                line.append(_cell(value, column), style)
+
+        cell(0, "▸" if self.selected else "", pal.selected)
+        cell(1, pv.symbol, pal.selected if self.selected else Style(bold=True))
+        cell(2, fmt_price(st.last), pal.muted if badge == "STALE" else pal.sign(chg))
+        cell(3, fmt_pct(chg), pal.sign(chg))
+        cell(4, "")
         line.append(badge_word, pal.badge(badge))
         line.append(" " * max(0, ROW_COLUMNS[5][1] - len(badge_word)))
-        line.append(_cell("—" if rsi is None else f"{rsi:.1f}", 6), rsi_style(rsi, pal))
-        line.append(_cell("", 7))
-        line.append(_cell(pos_text, 8), pal.text if side else pal.muted)
-        line.append(_cell(fmt_usd(upnl, signed=True) if side else "", 9), pal.sign(upnl))
-        line.truncate(self.size.width or 80, overflow="ellipsis")
+        cell(6, "—" if rsi is None else f"{rsi:.1f}", rsi_style(rsi, pal))
+        cell(7, "")
+        cell(8, pos_text, pal.text if side else pal.warn if warm else pal.muted)
+        cell(9, fmt_usd(upnl, signed=True) if side else "", pal.sign(upnl))
+        line.truncate(width, overflow="ellipsis")
+        return line
+
+
+class PairPosLine(ModelWidget):
+    """The line under the selected compact row: the position's entry, stop, take-profit and
+    age (what the full pane shows and one row cannot), or why a flat pair is not trading."""
+
+    def render(self) -> Text:
+        assert self.symbol is not None
+        pal = self.palette
+        pv = self.model.pairs[self.symbol]
+        st = pv.state
+        width = self.size.width or 80
+        pos = st.position
+        side, qty, _ = position_parts(pos)
+        if not side or pos is None:
+            line = Text("  ", no_wrap=True, overflow="ellipsis")
+            warm = warming(self.model, pv)
+            if st.exit_pending:
+                line.append(f"exit pending: {st.exit_pending}", pal.warn)
+            elif warm:
+                line.append(warm, pal.warn)
+            else:
+                line.append("flat", pal.muted)
+                sig = st.signal
+                if sig is not None and sig.reasoning:
+                    line.append(f" · {sig.type} {sig.reasoning}", pal.muted)
+            line.truncate(width, overflow="ellipsis")
+            return line
+        age = None
+        if pos.opened_ts > 0:
+            age = self.model.wall() - pos.opened_ts / 1000.0
+        for long in (True, False):
+            line = Text("  ", no_wrap=True, overflow="ellipsis")
+            line.append(side, (pal.up if side == "LONG" else pal.down) + Style(bold=True))
+            line.append(f" {fmt_qty(None if qty is None else abs(qty))} @ ", pal.text)
+            line.append(fmt_price(pos.entry), Style(bold=True))
+            line.append("  stop " if long else " SL ", pal.muted)
+            line.append(fmt_price(pos.stop_loss))
+            line.append("  tp " if long else " TP ", pal.muted)
+            line.append(fmt_price(pos.take_profit))
+            line.append("  age " if long else " ", pal.muted)
+            line.append(fmt_duration(age))
+            if st.exit_pending:
+                line.append(f"  exit pending: {st.exit_pending}", pal.warn)
+            if line.cell_len <= width:
+                break
+        line.truncate(width, overflow="ellipsis")
         return line
 
 
@@ -105,18 +187,24 @@ def _cell(value: str, column: int) -> str:
     return value.rjust(width) if right else value.ljust(width)
 
 
-def row_header() -> Text:
+def row_header(width: int = ROW_WIDTH) -> Text:
+    shown = row_columns(width)
     line = Text(no_wrap=True, overflow="ellipsis")
-    for title, width, right in ROW_COLUMNS:
-        line.append(title.rjust(width) if right else title.ljust(width))
+    for i, (title, w, right) in enumerate(ROW_COLUMNS):
+        if i in shown:
+            line.append(title.rjust(w) if right else title.ljust(w))
+    line.truncate(width, overflow="ellipsis")
     return line
 
 
-class PairRowHeader(Static):
+class PairRowHeader(Widget):
     """Column titles above the compact rows (only displayed in the compact layout)."""
 
     def __init__(self) -> None:
-        super().__init__(row_header(), id="pair-row-header")
+        super().__init__(id="pair-row-header")
+
+    def render(self) -> Text:
+        return row_header(self.size.width or ROW_WIDTH)
 
 
 class PairQuote(ModelWidget):
@@ -216,10 +304,13 @@ class PairStats(ModelWidget):
                 l3.append(f" {conf * 100:.0f}%")
         else:
             l3.append("—", pal.muted)
+        warm = warming(self.model, self.model.pairs[self.symbol])
         if st.exit_pending:  # an exit the venue has not filled yet outranks the reasoning
             l4 = Text(
                 f"exit pending: {st.exit_pending}", pal.warn, no_wrap=True, overflow="ellipsis"
             )
+        elif warm:  # the strategy cannot decide yet: say how far it is
+            l4 = Text(warm, pal.warn, no_wrap=True, overflow="ellipsis")
         else:
             reasoning = sig.reasoning if sig is not None else ""
             l4 = Text(reasoning, pal.muted, no_wrap=True, overflow="ellipsis")
@@ -272,12 +363,14 @@ class PairPane(Vertical):
         self.model = model
         self.symbol = symbol
         self.row = PairRow(model, symbol, classes="pair-row")
+        self.posline = PairPosLine(model, symbol, classes="pair-posline")  # compact, selected
         self.quote = PairQuote(model, symbol, classes="pair-quote")
         self.spark = CloseSparkline(model, symbol, classes="pair-spark")
         self.stats = PairStats(model, symbol, classes="pair-stats")
 
     def compose(self) -> ComposeResult:
         yield self.row
+        yield self.posline
         yield self.quote
         yield self.spark
         yield self.stats
@@ -296,6 +389,7 @@ class PairPane(Vertical):
         """The pair changed: redraw text parts (the sparkline follows the chart cadence)."""
         if self.row.display:
             self.row.refresh()
+            self.posline.refresh()
         if self.quote.display:
             self.quote.refresh()
             self.stats.refresh()
@@ -307,6 +401,8 @@ class PairPane(Vertical):
     def text(self) -> str:
         """What the pane shows now, as plain text (for tests and logs)."""
         if self.row.display:
+            if self.posline.display and self.has_class("-selected"):
+                return self.row.render().plain + "\n" + self.posline.render().plain
             return self.row.render().plain
         return "\n".join(
             [self.quote.render().plain, self.spark.render().plain, self.stats.render().plain]

@@ -77,7 +77,7 @@ class Palette:
             badge_paused=on(warning, dark),
             badge_reducing=on(warning, dark),
             badge_halted=on(error, light),
-            badge_stale=on(muted, dark),
+            badge_stale=on(warning, dark),  # a warning, never calm beside a green ACTIVE
             badge_live=on(error, light),
             badge_paper=on(success, dark),
             badge_demo=on(primary, light),
@@ -169,6 +169,20 @@ def fmt_age(seconds: float | None) -> str:
     if seconds < 36000:
         return f"{seconds / 60:.0f}m"
     return f"{seconds / 3600:.0f}h"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """How long something has lasted: 12s, 3m 12s, 2h 05m, 3d 4h."""
+    if seconds is None:
+        return _EM_DASH
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
 def fmt_num(x: float | None, decimals: int = 2) -> str:
