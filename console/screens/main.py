@@ -1,7 +1,8 @@
-"""The board: header, portfolio bar, one pane per pair, decision and event logs.
+"""The board: header, problem bar, portfolio bar, one pane per pair, decision and event logs.
 
 Owns ``MainScreen``: the layout (full panes in a grid from 120 columns and 36 rows, one row
-per pair below that, switched by Textual breakpoint classes on resize, never per tick), the
+per pair below that, switched by Textual breakpoint classes on resize, never per tick; the
+grid's rows sized by ``console/screens/fit.py`` on a resize or a change of the problem bar), the
 pane selection and navigation keys, the kill progress panel (shown in the decision log's
 place after a kill or flatten-all until Escape), and ``repaint()`` which the app's timer calls
 with what changed.
