@@ -24,6 +24,7 @@ from textual.widgets._toast import Toast
 from console.app import MultiparApp, make_app
 from console.widgets.base import ModelWidget
 from console.widgets.pair_pane import PairRowHeader
+from engine.core.config import Tier
 from tests import console_fakes
 from tests.console_fakes import (
     FakeBackend,
@@ -222,3 +223,26 @@ async def test_compact_board_shows_the_selected_position_entry_stop_target_and_a
         i = next(n for n, line in enumerate(lines) if "ETH/USDT" in line)
         assert "LONG 0.146 @ 2,041.50 SL 2,010.88 TP 2,102.74 12m 34s" in lines[i + 1]
 
+
+
+@pytest.mark.parametrize("size", [(120, 36), (160, 48), (250, 70)], ids=["120x36", "160x48", "250x70"])
+async def test_many_pairs_scroll_by_whole_rows_of_panes(size: tuple[int, int]) -> None:
+    """Twelve pairs do not fit: the grid shows whole rows of panes only and scrolls; the pane
+    selected at the bottom comes into view whole."""
+    pairs = tuple((f"C{i:02d}/USDT", Tier.STABLE, "momentum", 100.0) for i in range(12))
+    backend = FakeBackend(board=False)
+    app = make_app(backend, make_safe_list(pairs), clock=FrozenClock())
+    app.animation_level = "none"
+    async with app.run_test(size=size) as pilot:
+        await backend.started.wait()
+        await painted(pilot, app)
+        grid = app.main.grid
+        assert grid.region.height % 13 == 0 and grid.region.height >= 13
+        assert app.main.query_one("#logs").region.height >= 4
+        assert clipped(app) == []
+        await pilot.press("shift+tab")  # wraps to the last pair
+        await painted(pilot, app)
+        last = app.main.panes["C11/USDT"]
+        geo = app.screen.find_widget(last)
+        assert geo.clip.contains_region(geo.region), f"{geo.region} in {geo.clip}"
+        assert clipped(app) == []

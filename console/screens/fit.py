@@ -6,8 +6,8 @@ by the header, the problem bar, the portfolio bar and the footer:
 
 - every row of panes fits, with at least ``LOGS_MIN_ROWS`` for the logs: the panes grow, up to
   half of those rows and ``PANE_MAX_ROWS`` each (their chart grows; the logs get the rest);
-- otherwise the grid scrolls (many pairs), showing whole rows of panes only, at least one, and
-  leaves the logs a third of the rows.
+- otherwise the grid scrolls (many pairs), showing as many whole rows of panes as leave the
+  logs their ``LOGS_MIN_ROWS`` (at least one row of panes); the logs get the rest.
 
 In the compact layout (one line per pair) the stylesheet alone sizes the rows: the inline
 sizes set here are cleared.
@@ -37,7 +37,7 @@ def pane_fit(avail: int, grid_rows: int) -> tuple[int, int]:
     if grid_rows * PANE_ROWS <= avail - LOGS_MIN_ROWS:
         pane = max(PANE_ROWS, min(PANE_MAX_ROWS, avail // 2 // grid_rows))
         return pane, pane * grid_rows
-    shown = max(1, (avail - max(LOGS_MIN_ROWS, avail // 3)) // PANE_ROWS)
+    shown = max(1, (avail - LOGS_MIN_ROWS) // PANE_ROWS)
     return PANE_ROWS, min(shown, grid_rows) * PANE_ROWS
 
 
