@@ -389,7 +389,8 @@ class PairPane(Vertical):
         """The pair changed: redraw text parts (the sparkline follows the chart cadence)."""
         if self.row.display:
             self.row.refresh()
-            self.posline.refresh()
+            if self.posline.display:  # the selected row's only
+                self.posline.refresh()
         if self.quote.display:
             self.quote.refresh()
             self.stats.refresh()
