@@ -27,13 +27,16 @@ from console.log_actions import LogActions
 from console.model import Ack, Backend, ConsoleModel, PairView
 from console.reconcile_actions import ReconcileActions
 from console.screens.confirm import ConfirmScreen
+from console.screens.decision import DecisionScreen
 from console.screens.detail import PairDetailScreen
 from console.screens.help import HelpScreen
 from console.screens.main import MainScreen
 from console.screens.reconcile import ReconcileScreen
+from console.screens.trades import TradesScreen
 from console.widgets.pair_pane import position_parts
 from console.widgets.palette import fmt_price, fmt_qty, fmt_usd
 from engine.core.config import SafeList
+from engine.wire.schema import DecisionMsg
 
 log = logging.getLogger("console.app")
 
@@ -302,6 +305,13 @@ class OperatorActions(ReconcileActions, LogActions):
         if pv is not None:
             self.push_screen(PairDetailScreen(self.model, pv.symbol, self.backend.mode, self.wall))
 
+    def open_decision(self, decision: DecisionMsg, symbol: str | None = None) -> None:
+        """A decision's detail, browsing the log it came from (``symbol``: one pair's)."""
+        self.push_screen(DecisionScreen(self.model, decision, symbol, self.backend.mode, self.wall))
+
+    def action_show_trades(self) -> None:
+        self.push_screen(TradesScreen(self.model, self.backend.mode, self.wall))
+
     def action_help(self) -> None:
         sources: list[tuple[str, list[Binding]]] = [
             ("board", _bindings(MainScreen.BINDINGS)),
@@ -311,6 +321,9 @@ class OperatorActions(ReconcileActions, LogActions):
         ]
         if any(isinstance(s, ReconcileScreen) for s in self.screen_stack):  # its keys too
             sources.insert(2, ("reconcile", _bindings(ReconcileScreen.BINDINGS)))
+        for name, cls in (("trades", TradesScreen), ("decision", DecisionScreen)):
+            if any(isinstance(s, cls) for s in self.screen_stack):
+                sources.insert(2, (name, _bindings(cls.BINDINGS)))
         sources[-1:-1] = [(w, _bindings(b)) for w, b in self.log_sources()]  # logs, log files
         self.push_screen(HelpScreen(sources))
 
@@ -408,6 +421,11 @@ class OperatorActions(ReconcileActions, LogActions):
         )
         yield SystemCommand(
             f"Open {sym} detail", "Enter: chart and decisions of the pair", self.action_open_detail
+        )
+        yield SystemCommand(
+            "Trades: round trips and performance",
+            "T: closed round trips, win rate, PnL after fees; e exports a CSV",
+            self.action_show_trades,
         )
         yield SystemCommand(
             "Reconciliation with the exchange",

@@ -60,7 +60,10 @@ def book_lines(msg: SnapshotMsg, shown: set[str]) -> list[EventLine]:
 
 
 def recovered_text(msg: SnapshotMsg) -> str:
+    """What an attach (or the engine's restart) brought back: the open positions and the
+    book's history now in the decision and event logs."""
+    held = sum(1 for p in msg.pairs if p.position is not None and p.position.qty != 0.0)
     return (
-        f"recovered {len(msg.decisions)} decisions, {len(msg.fills)} fills, "
-        f"{len(msg.events)} events from the book"
+        f"attached: {held} open position{'s' * (held != 1)}, {len(msg.decisions)} decisions, "
+        f"{len(msg.fills)} fills, {len(msg.events)} events recovered from the book"
     )

@@ -368,9 +368,9 @@ class ConsoleModel(ReconcileHolder):
     def apply_snapshot(self, msg: SnapshotMsg) -> None:
         """The engine's ``SnapshotMsg`` on attach: every pair, the portfolio (and the modes in
         them), the decision and fill logs (replaced: the book holds every decision and fill the
-        engine published), then one line saying what was recovered and the book's fills and
-        events, oldest first, marked ``[book]``; a fact already in the event log is not shown
-        twice. The bridge applies the live messages that follow it (console/bridge.py)."""
+        engine published), the book's fills and events, oldest first, marked ``[book]`` (none
+        shown twice), then one line saying what was recovered. The bridge applies the live
+        messages that follow it (console/bridge.py)."""
         for p in msg.pairs:
             self.apply_pair(p)
         self.apply_portfolio(msg.portfolio)
@@ -379,8 +379,8 @@ class ConsoleModel(ReconcileHolder):
         self.fills.clear()
         self.fills.extend(msg.fills)
         self.dirty.add(DIRTY_LOG)
-        self.add_event(eventlog.recovered_text(msg))
         self.events.extend(eventlog.book_lines(msg, {e.key for e in self.events if e.key}))
+        self.add_event(eventlog.recovered_text(msg))  # after them: the newest line, in view
         self.apply_reconcile(msg.reconcile)  # console/reconcile_state.py
 
     def apply_feed_status(self, m: dict[str, Any]) -> None:

@@ -612,7 +612,7 @@ async def test_enter_opens_detail_escape_returns_and_kill_works_there() -> None:
         await pilot.pause()
         text = screen_text(app)
         assert "Decisions · ETH/USDT" in text and "correlated positions 2 >= max 2" in text
-        assert "BTC/USDT  open_long" not in text, "the detail shows this pair's decisions only"
+        assert "BTC/USDT  entry long" not in text, "the detail shows this pair's decisions only"
         assert "┤" in text, "the chart has a price axis"
         await pilot.press("ctrl+k")
         assert isinstance(app.screen, ConfirmScreen) and app.screen.kind == "kill"
@@ -779,7 +779,7 @@ async def test_missing_values_render_as_dashes() -> None:
         app.repaint_now()
         await pilot.pause()
         text = pane_text(app, "BTC/USDT")
-        assert "RSI —" in text and "MA — / —" in text and "Signal —" in text
+        assert "RSI —" in text and "MA live — / —" in text and "Signal —" in text
         assert "no decision yet" in text and "flat" in text
 
 

@@ -133,14 +133,15 @@ def test_the_snapshot_is_the_core_and_the_book(lp: Loop) -> None:
     model = lp.model
     assert list(model.decisions) == snap.decisions and list(model.fills) == snap.fills
     texts = [e.text for e in model.events]
-    assert texts[0] == (
-        f"recovered {len(snap.decisions)} decisions, {len(snap.fills)} fills, "
-        f"{len(snap.events)} events from the book"
+    held = sum(1 for p in snap.pairs if p.position is not None)
+    assert texts[-1] == (  # the newest line: in view after the book's
+        f"attached: {held} open position{'s' * (held != 1)}, {len(snap.decisions)} decisions, "
+        f"{len(snap.fills)} fills, {len(snap.events)} events recovered from the book"
     )
     assert len(texts) == 1 + len(snap.fills) + len(snap.events)
-    assert all(t.startswith("[book] ") for t in texts[1:])
+    assert all(t.startswith("[book] ") for t in texts[:-1])
     assert "[book] kill switch: all pairs HALTED" in texts
-    book_at = [e.at for e in model.events][1:]
+    book_at = [e.at for e in model.events][:-1]
     assert book_at == sorted(book_at)  # at their own time, oldest first
 
 

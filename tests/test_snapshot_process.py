@@ -93,7 +93,10 @@ async def test_the_console_holds_the_books_history_when_ready_and_after_a_restar
         assert [f.symbol for f in model.fills][:1] == ["BTC/USDT"]
         assert model.pairs["BTC/USDT"].has_position and model.portfolio is not None
         texts = [e.text for e in model.events]
-        assert "recovered 3 decisions, 1 fills, 1 events from the book" in texts
+        assert (
+            "attached: 1 open position, 3 decisions, 1 fills, 1 events recovered from the book"
+            in texts
+        )
         assert "[book] re-armed 3 pair(s) (seeded)" in texts
         assert any(t.startswith("[book] fill BTC/USDT buy 0.004") for t in texts)
 
@@ -113,5 +116,5 @@ async def test_the_console_holds_the_books_history_when_ready_and_after_a_restar
         assert len(keyed) == len(set(keyed))  # every book line once
         texts = [e.text for e in model.events]
         assert texts.count("[book] re-armed 3 pair(s) (seeded)") == 1
-        assert sum(t.startswith("recovered ") for t in texts) == 2
+        assert sum(t.startswith("attached: ") for t in texts) == 2
         assert bridge.bad_messages == 0

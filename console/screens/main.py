@@ -101,7 +101,7 @@ class MainScreen(Screen[None]):
             "app.open_detail",
             "Detail",
             id="pair.detail",
-            tooltip="Open the selected pair's detail: chart of closes and its decisions",
+            tooltip="Open the selected pair's detail: chart, decisions",
         ),
         Binding(
             "R",
@@ -111,6 +111,15 @@ class MainScreen(Screen[None]):
             show=False,
             id="reconcile.open",
             tooltip="Reconciliation: book vs exchange, and your choices",
+        ),
+        Binding(
+            "T",
+            "app.show_trades",
+            "Trades",
+            key_display="T",
+            show=False,
+            id="trades.open",
+            tooltip="Trades: round trips, performance, CSV export",
         ),
         *BOARD_LOG_BINDINGS,  # d, e, /, L: the logs (console/widgets/logs.py)
         # No description: help and the footer leave it out (docs/keys.md describes it).

@@ -19,6 +19,7 @@ from textual.actions import SkipAction
 from textual.binding import Binding, BindingType
 
 from console.model import EventLine
+from console.reasons import action_words, exit_reason, fmt_reason
 from console.widgets.base import ModelWidget
 from console.widgets.logview import LogView
 from console.widgets.palette import Palette, fmt_price, fmt_qty
@@ -74,20 +75,23 @@ def hms_ms(ts_ms: int) -> str:
 
 
 def decision_line(d: DecisionMsg, palette: Palette, with_symbol: bool = True) -> Text:
-    """One decision as the engine sent it; the reasons are its failed checks (``reasons``)."""
+    """One decision as the engine sent it: what it was (``entry long``, ``exit long: stop``),
+    the reasons are its failed checks (``reasons``, prices in the console's format); the
+    signal's type and confidence unless the engine made the exit itself (a stop, a flatten)."""
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(hms_ms(d.ts) + " ", palette.muted)
     if with_symbol:
         line.append(f"{d.symbol:<10}", Style(bold=True))
-    line.append(f"{d.action:<11}")
+    line.append(f"{action_words(d):<11} ")
     if d.approved:
         line.append("✓ APPROVED ", palette.up + Style(bold=True))
         line.append(f"{fmt_qty(d.qty)} @ {fmt_price(d.price)}")
     else:
         line.append("✗ REJECTED ", palette.down + Style(bold=True))
-        line.append("; ".join(d.reasons) or "no reason given", palette.warn)
+        reasons = [fmt_reason(r, d.price or d.signal.entry) for r in d.reasons]
+        line.append("; ".join(reasons) or "no reason given", palette.warn)
     sig = d.signal
-    if sig.type:
+    if sig.type and exit_reason(d) in (None, "signal"):
         conf = "" if sig.confidence is None else f" {sig.confidence * 100:.0f}%"
         line.append(f"  {sig.type}{conf}", palette.muted)
     return line

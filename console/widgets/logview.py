@@ -32,6 +32,7 @@ from textual.actions import SkipAction
 from textual.binding import Binding, BindingType
 from textual.widget import Widget
 
+from console.reasons import fit_words
 from console.screens.search import SearchPrompt
 from console.widgets.palette import DEFAULT_PALETTE, Palette
 
@@ -306,8 +307,7 @@ class LogView(Widget, can_focus=False):
             if self._pattern is not None:
                 line.highlight_regex(self._pattern, hit_style)
             lines.append(line)
-        for line in lines:
-            line.truncate(width, overflow="ellipsis")
+        lines = [fit_words(line, width) for line in lines]  # never cut inside a number
         return Text("\n").join(lines)
 
     # ------------------------------------------------------------------ keys and mouse

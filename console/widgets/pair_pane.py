@@ -16,6 +16,7 @@ from textual.containers import Vertical
 from textual.widget import Widget
 
 from console.model import ConsoleModel, PairView
+from console.reasons import action_words, brief_words, find_decision, fit_words, fmt_reason, hms_ms
 from console.widgets.base import ModelWidget
 from console.widgets.chart import CloseSparkline
 from console.widgets.palette import (
@@ -279,7 +280,7 @@ class PairStats(ModelWidget):
         l1.append(fmt_price(atr, price_decimals(st.last) if st.last else None))
 
         l2 = Text(no_wrap=True, overflow="ellipsis")
-        l2.append("MA ", pal.muted)
+        l2.append("MA live ", pal.muted)  # the forming candle's preview; the reason: a closed one
         l2.append(fmt_price(ma_fast))
         l2.append(" / ", pal.muted)
         l2.append(fmt_price(ma_slow))
@@ -302,6 +303,8 @@ class PairStats(ModelWidget):
             )
             if conf is not None and stype != "HOLD":
                 l3.append(f" {conf * 100:.0f}%")
+            if sig is not None and sig.ts:
+                l3.append(f" · closed candle {hms_ms(sig.ts)}", pal.muted)
         else:
             l3.append("—", pal.muted)
         warm = warming(self.model, self.model.pairs[self.symbol])
@@ -312,7 +315,7 @@ class PairStats(ModelWidget):
         elif warm:  # the strategy cannot decide yet: say how far it is
             l4 = Text(warm, pal.warn, no_wrap=True, overflow="ellipsis")
         else:
-            reasoning = sig.reasoning if sig is not None else ""
+            reasoning = fmt_reason(sig.reasoning, st.last) if sig is not None else ""
             l4 = Text(reasoning, pal.muted, no_wrap=True, overflow="ellipsis")
 
         pos = st.position
@@ -344,14 +347,16 @@ class PairStats(ModelWidget):
                 "APPROVED" if approved else "REJECTED",
                 (pal.up if approved else pal.down) + Style(bold=True),
             )
-            l7.append(f" {dec.action}")
-            if not approved and dec.reasons:
-                l7.append(": " + "; ".join(dec.reasons), pal.warn)
+            if approved:  # what it was: an entry, or which exit (a refusal: its reasons)
+                full = find_decision(self.model.decisions, self.symbol, dec.ts, dec.action)
+                l7.append(f" {action_words(full) if full else brief_words(dec.action)}")
+            elif dec.reasons:
+                l7.append(" " + "; ".join(fmt_reason(r, st.last) for r in dec.reasons), pal.warn)
+            else:
+                l7.append(f" {brief_words(dec.action)}")
         else:
             l7.append("no decision yet", pal.muted)
-        lines = [l1, l2, l3, l4, l5, l6, l7]
-        for line in lines:
-            line.truncate(width, overflow="ellipsis")
+        lines = [fit_words(line, width) for line in (l1, l2, l3, l4, l5, l6, l7)]  # numbers whole
         return Text("\n").join(lines)
 
 
