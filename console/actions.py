@@ -424,7 +424,7 @@ class OperatorActions(ReconcileActions, LogActions):
         )
         yield SystemCommand(
             "Trades: round trips and performance",
-            "T: closed round trips, win rate, PnL after fees; e exports a CSV",
+            "T: closed round trips, win rate, PnL after fees; s saves a CSV",
             self.action_show_trades,
         )
         yield SystemCommand(

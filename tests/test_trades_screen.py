@@ -248,14 +248,14 @@ async def test_a_live_fill_adds_its_round_trip(
         assert "7 closed" in screen_text(app)
 
 
-async def test_e_exports_the_csv_and_shows_where(
+async def test_s_saves_the_csv_and_shows_where(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     app, backend = build()
     async with app.run_test(size=SMALL) as pilot:
         await ready(pilot, backend)
-        await pilot.press("T", "e")
+        await pilot.press("T", "s")
         await pilot.pause()
         files = list((tmp_path / "multipar-console" / "exports").glob("trades-*.csv"))
         assert len(files) == 1
@@ -274,7 +274,7 @@ async def test_an_export_that_cannot_be_written_says_why(
     app, backend = build()
     async with app.run_test(size=WIDE) as pilot:
         await ready(pilot, backend)
-        await pilot.press("T", "e")
+        await pilot.press("T", "s")
         await pilot.pause()
         assert isinstance(app.screen, TradesScreen) and app.screen.exported is None
         assert "export failed:" in screen_text(app)
@@ -287,7 +287,7 @@ async def test_no_fills_yet_says_so_and_exports_nothing(
     app, backend = build()
     async with app.run_test(size=SMALL) as pilot:
         await backend.started.wait()
-        await pilot.press("T", "e")
+        await pilot.press("T", "s")
         await pilot.pause()
         text = screen_text(app)
         assert "0 closed" in text and "no fill yet" in text and "no closed round trip yet" in text

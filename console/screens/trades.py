@@ -3,7 +3,7 @@
 Owns ``TradesScreen``: which fills the round trips come from, performance per pair and in
 total, then every closed round trip (newest first: exit time, pair, side, entry, exit, hold,
 PnL after fees, why it closed), built from the fills the console holds
-(``console/roundtrips.py``) and rebuilt when a fill arrives or a position changes. ``e``
+(``console/roundtrips.py``) and rebuilt when a fill arrives or a position changes. ``s``
 writes them to a CSV file under ``$XDG_DATA_HOME/multipar-console/exports`` and shows its path
 here; up/down scroll; Escape goes back. A plain screen: the app's keys keep working.
 """
@@ -53,9 +53,9 @@ class TradesScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
-            "e",
+            "s",
             "export",
-            "Export",
+            "Save CSV",
             id="trades.export",
             tooltip="Write the round trips to a CSV file (its path is shown here)",
         ),
@@ -128,7 +128,7 @@ class TradesScreen(Screen[None]):
         else:
             self.list.update(Text("no closed round trip yet", pal.muted))
         if self.exported is None:
-            self.status.update(Text("e exports them to CSV", pal.muted))
+            self.status.update(Text("s saves them to a CSV file", pal.muted))
 
     def _top(self, total: Figures, pairs: list[Figures], pal: Palette, width: int) -> Group:
         return Group(
