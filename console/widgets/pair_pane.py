@@ -157,9 +157,8 @@ class PairPosLine(ModelWidget):
                 line.append("flat", pal.muted)
                 sig = st.signal
                 if sig is not None and sig.reasoning:
-                    line.append(f" · {sig.type} {sig.reasoning}", pal.muted)
-            line.truncate(width, overflow="ellipsis")
-            return line
+                    line.append(f" · {sig.type} {fmt_reason(sig.reasoning, st.last)}", pal.muted)
+            return fit_words(line, width)  # a number in the reason: whole or not at all
         age = None
         if pos.opened_ts > 0:
             age = self.model.wall() - pos.opened_ts / 1000.0
