@@ -98,13 +98,18 @@ def close_chart(
             style=palette.muted,
         )
         bottom = (height - 1 - r) * 2  # half-level of this row's lower half
+        run, run_style = "", None  # one span per run of a colour: 3-4x fewer bytes to send
         for lo_l, hi_l, style in candles:
             low_half = lo_l <= bottom <= hi_l
             high_half = lo_l <= bottom + 1 <= hi_l
             ch = "█" if low_half and high_half else "▄" if low_half else "▀" if high_half else " "
-            line.append(ch, style)
-            if per == 2:
-                line.append(" ")
+            if ch != " " and style != run_style:
+                if run:
+                    line.append(run, run_style)
+                run, run_style = "", style
+            run += ch + " " if per == 2 else ch  # a blank cell or gap takes any colour
+        if run:
+            line.append(run, run_style)
         line.no_wrap = True
         lines.append(line)
     return lines
