@@ -1,5 +1,6 @@
 """The confirm dialog every dangerous command goes through (flatten, flatten all, kill,
-re-arm, quit with open positions).
+re-arm, resume entries, quit with open positions); the caller re-checks the state when ``y``
+answers it (console/actions.py ``_confirm``: "nothing to do" when it is gone).
 
 Owns ``ConfirmScreen``: a modal that answers True only for ``y``. It defaults to No: Enter,
 Escape, ``n`` and any other key cancel, so a stray keystroke can never confirm. Nothing in
@@ -21,7 +22,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def __init__(self, kind: str, title: str, body: str, *, danger: bool = False) -> None:
         super().__init__(classes="-danger" if danger else None)
-        self.kind = kind  # "kill", "flatten", "flatten_all", "rearm", "quit"
+        self.kind = kind  # "kill", "flatten", "flatten_all", "rearm", "resume_entries", "quit"
         self.title_text = title
         self.body = body
         self.answered = False
