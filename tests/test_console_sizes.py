@@ -263,3 +263,20 @@ def test_the_tall_chart_sends_one_span_per_run_of_a_colour() -> None:
     for line in lines:
         styles = [s.style for s in line.spans]
         assert all(a != b for a, b in itertools.pairwise(styles)), line.plain
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+async def test_the_detail_screen_is_not_clipped_either(size: tuple[int, int]) -> None:
+    """Enter on the board: the pair's detail fits every size too (its chart gives up rows
+    first). Left alone: below 68 columns its footer's last keys scroll off (eight keys, none
+    of them the board's Detail that the board's footer drops)."""
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=size) as pilot:
+        await backend.started.wait()
+        await painted(pilot, app)
+        await pilot.press("enter")
+        await painted(pilot, app)
+        assert type(app.screen).__name__ == "PairDetailScreen"
+        cut = [c for c in clipped(app) if not (size[0] < 68 and c.startswith("FooterKey"))]
+        assert cut == []

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from console.model import DIRTY_HEADER, DIRTY_LOG, ConsoleModel
+from console.screens.fit import fit_footer
 from console.screens.main import MEDIUM_COLUMNS, PALETTE_HINT_COLUMNS
 from console.widgets.chart import CloseChart
 from console.widgets.header import StatusHeader
@@ -62,6 +63,7 @@ class PairDetailScreen(Screen[None]):
 
     def on_resize(self, event: events.Resize) -> None:
         self.query_one(Footer).show_command_palette = event.size.width >= PALETTE_HINT_COLUMNS
+        fit_footer(self, event.size.width)  # compact keys below 80 columns
 
     def repaint(self, dirty: set[str], charts: set[str] | None) -> None:
         if DIRTY_HEADER in dirty:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from textual.screen import Screen
 from textual.widgets import Footer
 
 if TYPE_CHECKING:
@@ -69,9 +70,9 @@ def fit_board(screen: MainScreen) -> None:
             pane.styles.height = pane_h
 
 
-def fit_footer(screen: MainScreen, width: int) -> None:
+def fit_footer(screen: Screen[Any], width: int) -> None:
     """Every key the footer shows fits ``width`` columns: compact keys below 80 columns, and
-    below 70 no "⏎ Detail" (the one key whose action is also a plain Enter)."""
+    below 70 no "⏎ Detail" (the board's one key whose action is also a plain Enter)."""
     screen.query_one(Footer).compact = width < FOOTER_COMPACT_BELOW
     keys = screen._bindings.key_to_bindings  # as the app swaps q's binding (console/app.py)
     show = width >= DETAIL_KEY_FROM
