@@ -202,3 +202,13 @@ def test_flatten_adopts_then_closes_at_the_exchange(tmp_path: Path) -> None:
     sells = [o for o in h.store._orders("t") if o.side is Side.SELL and o.order_type == "market"
              and o.status is OrderStatus.FILLED and o.reason == "reconcile-flatten"]  # fmt: skip
     assert len(sells) == 1 and sells[0].qty == pytest.approx(0.005)
+
+
+def test_adopt_after_a_kill_leaves_the_pair_halted(tmp_path: Path) -> None:
+    h, venue = _core(tmp_path)
+    _open_long(h, venue)
+    _settled(h)
+    h.core.reconciler.apply(_view(h, balances={"BTC": 0.0}), "start")
+    assert h.core.command("kill").ok
+    assert h.core.command("reconcile", SYM, choice="adopt", who="ops").ok
+    assert h.core.pairs[SYM].mode is PairMode.HALTED  # the kill's halt is the operator's to lift

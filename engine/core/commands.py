@@ -184,6 +184,7 @@ class OperatorCommands:
         now = self.clock.time_ms()
         symbols = set(self.pairs) | {s for s, p in self.portfolio.positions.items() if p.is_open}
         self.set_modes(dict.fromkeys(sorted(symbols), PairMode.HALTED), "kill switch" if reason == "kill" else reason)
+        self.reconciler.halted_here.clear()  # a settled reconciliation no longer lifts the kill's halt
         self._notice(reason, "error", "kill switch: all pairs HALTED")
         done, failed = self.flatten_all(reason, now)
         log.warning("KILL SWITCH: %s, all pairs HALTED", done)

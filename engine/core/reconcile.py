@@ -49,6 +49,8 @@ class Reconciler:
         self.report: ReconcileReport | None = None
         self.report_id: int | None = None
         self.blocks_entries = False  # a live start: no entry until the first reconciliation is applied
+        # pairs this process halted and nothing halted since (a kill): adopt/flatten may re-activate them
+        self.halted_here: set[str] = set()
         latest = core.journal.latest_reconciliation()
         if latest is not None:  # choices and waiting pairs survive a restart
             self.report_id, d = latest
@@ -157,6 +159,7 @@ class Reconciler:
         halt = {s: PairMode.HALTED for s, p in waiting.items() if self.core.pairs[s].mode is not PairMode.HALTED}
         if halt:
             self.core.set_modes(halt, "reconciliation: " + "; ".join(f"{s}: {waiting[s].mismatches[0]}" for s in halt))
+            self.halted_here |= set(halt)
 
     def _store(self, report: ReconcileReport, previous: ReconcileReport | None) -> None:
         core = self.core
@@ -196,8 +199,11 @@ class Reconciler:
                 outcome = core.close_position(symbol, "reconcile-flatten", f"{symbol}|reconcile-flatten|{now}", operator=True)
                 msg += f"; flatten: {outcome}"
             mode = PairMode(check.mode_before) if check.mode_before in PairMode.__members__.values() else PairMode.ACTIVE
-            if symbol in core.pairs and core.pairs[symbol].mode is PairMode.HALTED and mode is not PairMode.HALTED:
+            # only a halt this reconciliation made is lifted: a kill since (or a restart) stays
+            # HALTED until the operator re-arms
+            if symbol in self.halted_here and core.pairs[symbol].mode is PairMode.HALTED and mode is not PairMode.HALTED:
                 core.set_modes({symbol: mode}, f"reconciliation settled: {choice}")
+            self.halted_here.discard(symbol)
         assert self.report is not None
         self.report_id = core.journal.record_reconciliation(self.report.to_dict(), self.report_id)
         core.notice("reconcile", "info", msg)
