@@ -9,6 +9,13 @@ SSH may drop OSC 52, to ``copied.txt`` in the daemon's directory, which the noti
 
 ``files`` (``console.logfiles.ConsoleFiles``) is set by the CLI once it knows the daemon's
 directory; without it (tests, a bare ``make_app``) a copy goes to the clipboard only.
+
+These keys (and a log's own ``/``) are *priority* bindings (console/widgets/logs.py): Textual
+routes a key to the focused widget when it arrives and runs an ordinary binding only when that
+widget gets to it, so ``/fy`` arriving in one SSH packet would send ``f`` and ``y`` to the board
+(a flatten, confirmed) before the prompt exists. A priority binding runs on arrival: the log is
+entered, or the prompt pushed, before the next key is routed. Out of place (typing in an input)
+the actions step aside (``SkipAction``) and the key goes on as usual.
 """
 
 from __future__ import annotations
@@ -16,11 +23,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from textual.actions import SkipAction
 from textual.app import App
+from textual.widgets import Input
 
 from console.logfiles import ConsoleFiles, write_copied
 from console.model import Backend, ConsoleModel
+from console.screens.detail import PairDetailScreen
 from console.screens.logviewer import LogViewerScreen
+from console.screens.main import MainScreen
+from console.screens.search import SearchPrompt
 from console.widgets.logs import DecisionLog, EventLog
 from console.widgets.logview import LogView
 
@@ -44,21 +56,43 @@ class LogActions(App[None]):
                 return w
         return None
 
+    def _typing(self) -> bool:
+        return isinstance(self.screen, SearchPrompt) or isinstance(self.focused, Input)
+
     def action_focus_log(self, which: str) -> None:
+        if self._typing() or not isinstance(self.screen, MainScreen | PairDetailScreen):
+            raise SkipAction()
         log = self._log_on_screen(which)
         if log is None:
-            self.notify(f"no {which} log shown here", severity="warning", markup=False)
-            return
+            if which == "decisions" and isinstance(self.screen, MainScreen):
+                self.notify("the kill progress is shown: escape closes it", markup=False)
+                return
+            raise SkipAction()
         log.enter()
 
     def action_search_log(self) -> None:
-        log = self._log_on_screen("decisions")
+        """``/``: the focused log's search, the viewer's, else the screen's decision log."""
+        screen, focused = self.screen, self.focused
+        if self._typing():
+            raise SkipAction()
+        if isinstance(focused, LogView):
+            log: LogView | None = focused
+        elif isinstance(screen, LogViewerScreen):
+            log = screen.body
+        elif isinstance(screen, MainScreen | PairDetailScreen):
+            log = self._log_on_screen("decisions")
+        else:
+            log = None
         if log is None:
-            self.notify("no decision log shown here", severity="warning", markup=False)
-            return
+            raise SkipAction()
         log.action_search()
 
     def action_show_logs(self) -> None:
+        if isinstance(self.screen, LogViewerScreen):
+            self.screen.dismiss(None)
+            return
+        if self._typing() or not isinstance(self.screen, MainScreen):
+            raise SkipAction()
         mode = getattr(self.backend, "mode", "")
         self.push_screen(
             LogViewerScreen(self.model, mode, self.wall, self.files, start=self.last_log_file)

@@ -213,6 +213,36 @@ async def test_escape_in_the_prompt_puts_the_log_back_and_no_match_says_so() -> 
         assert any(m == "no match for 'zzz'" for m in notes(app))
 
 
+def burst(app: MultiparApp, *keys: str) -> None:
+    """Keys arriving together (one SSH packet, a paste): posted at once, each routed by the app
+    when it arrives, as the terminal driver does; pilot.press would wait between them."""
+    for key in keys:
+        char = {"slash": "/", "enter": "\r"}.get(key, key if len(key) == 1 else None)
+        app.post_message(events.Key(key, char))
+
+
+async def test_keys_typed_right_after_slash_are_the_searchs_never_the_boards() -> None:
+    """``/fy`` in one packet: without care ``f`` reaches the board (flatten confirm) and ``y``
+    confirms it before the prompt exists. Then ``N`` and ``c`` typed right after Enter go to
+    the log, not into the closing prompt."""
+    backend = FakeBackend()
+    app = build(backend)
+    async with app.run_test(size=WIDE) as pilot:
+        await board(pilot, backend)
+        log = app.main.event_log
+        app.model.add_event("pid 1 first")
+        app.model.add_event("pid 2 second")
+        burst(app, "e", "slash", "p", "i", "d", "enter", "N", "c")
+        await wait_for(pilot, lambda: app.clipboard, "the copy")
+        assert log.query_text == "pid" and log.selected_row() is app.model.events[-2]
+        assert app.clipboard.endswith("pid 1 first")
+        await pilot.press("escape")  # clears the search
+        burst(app, "slash", "f", "y", "enter")
+        await pilot.pause(0.3)
+        assert backend.commands == [] and not isinstance(app.screen, SearchPrompt)
+        assert log.query_text == "fy"  # the search got them, no flatten was confirmed
+
+
 # ---------------------------------------------------------------------- copy
 
 
@@ -310,6 +340,17 @@ async def test_viewer_search_and_copy(tmp_path: Path) -> None:
         want = log_line(80, "WARNING").rstrip("\n")
         assert app.clipboard == want and (tmp_path / "copied.txt").read_text() == want + "\n"
         assert want in screen_text(app)  # the selected line, whole, under the log
+
+
+async def test_viewer_opened_and_searched_in_one_burst(tmp_path: Path) -> None:
+    (tmp_path / "daemon.log").write_text(log_line(1) + log_line(2, "WARNING") + log_line(3))
+    backend = FakeBackend()
+    app = build(backend, ConsoleFiles.of_daemon_dir(tmp_path))
+    async with app.run_test(size=WIDE) as pilot:
+        await board(pilot, backend, n=0)
+        burst(app, "L", "slash", *"warn", "enter", "c")
+        await wait_for(pilot, lambda: app.clipboard, "the copy")
+        assert app.clipboard == log_line(2, "WARNING").rstrip("\n") and backend.commands == []
 
 
 async def test_viewer_without_log_files_says_so() -> None:

@@ -120,6 +120,8 @@ class LogViewerScreen(Screen[None]):
         ),
         Binding("escape", "back", "Back", id="logs.back", tooltip="Back to the board"),
         Binding("L", "back", "Back", show=False, id="logs.close", tooltip="Back to the board"),
+        # its log's / before the log has the keys (L/ in one packet): console/log_actions.py
+        Binding("slash", "app.search_log", "Search", show=False, priority=True, id="log.search"),
     ]
 
     def __init__(

@@ -27,13 +27,15 @@ from engine.wire.schema import DecisionMsg
 
 _ENTER_LOG = "up/down, pgup/pgdn, home/end; / search, n/N; c copies a line; escape leaves"
 # The board's keys into its logs (console/screens/main.py) and the detail screen's (its
-# decision log only); the app's actions are console/log_actions.py's.
+# decision log only); the app's actions are console/log_actions.py's. Priority: they act when
+# the key arrives, before the next one is routed (console/log_actions.py says why).
 DETAIL_LOG_BINDINGS: list[BindingType] = [
     Binding(
         "d",
         "app.focus_log('decisions')",
         "Decisions",
         show=False,
+        priority=True,
         id="log.decisions",
         tooltip=f"Enter the decision log: {_ENTER_LOG}",
     ),
@@ -43,6 +45,7 @@ DETAIL_LOG_BINDINGS: list[BindingType] = [
         "Search",
         key_display="/",
         show=False,
+        priority=True,
         id="log.search_decisions",
         tooltip="Search the decision log (n / N: next / previous match)",
     ),
@@ -54,6 +57,7 @@ BOARD_LOG_BINDINGS: list[BindingType] = [
         "app.focus_log('events')",
         "Events",
         show=False,
+        priority=True,
         id="log.events",
         tooltip=f"Enter the event log: {_ENTER_LOG}",
     ),
@@ -63,6 +67,7 @@ BOARD_LOG_BINDINGS: list[BindingType] = [
         "Logs",
         key_display="L",
         show=False,
+        priority=True,
         id="logs.open",
         tooltip="The log files (daemon, feed, engine, console), followed live",
     ),

@@ -78,6 +78,7 @@ class LogView(Widget, can_focus=False):
             "search",
             "Search",
             key_display="/",
+            priority=True,  # the prompt is up before the next key is routed (log_actions.py)
             id="log.search",
             tooltip="Search this log: matches highlighted, n / N next / previous",
         ),
@@ -299,15 +300,15 @@ class LogView(Widget, can_focus=False):
             lines.append(Text(self.empty_text(), pal.muted))
         mark = self.has_focus or not self.following
         hit_style = pal.badge_paused
+        lines = [fit_words(line, width) for line in lines]
         for i in range(first, min(len(rows), first + self.body_height)):
-            line = self.row_text(rows[i], pal)
+            line = fit_words(self.row_text(rows[i], pal), width)  # never cut inside a number
             if mark and i == cursor:  # a bar the whole width, under the row's own colours
                 line.pad_right(width - line.cell_len)
                 line.stylize(self.get_component_rich_style("logview--cursor", partial=True))
             if self._pattern is not None:
                 line.highlight_regex(self._pattern, hit_style)
             lines.append(line)
-        lines = [fit_words(line, width) for line in lines]  # never cut inside a number
         return Text("\n").join(lines)
 
     # ------------------------------------------------------------------ keys and mouse
@@ -368,9 +369,10 @@ class LogView(Widget, can_focus=False):
             self.app.copy_to_clipboard(text)
 
     def enter(self) -> None:
-        """Take the keys: up/down and the rest now move in this log."""
+        """Take the keys: up/down and the rest now move in this log. At once (not on the next
+        turn of the loop as ``focus()``), so a key typed right after (``e/``) is already ours."""
         self.can_focus = True
-        self.focus()
+        self.screen.set_focus(self)
 
     def action_leave(self) -> None:
         if self.query_text:
