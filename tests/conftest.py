@@ -57,3 +57,17 @@ def console_config_home() -> Iterator[Path]:
 
 # the local Binance-protocol exchange and a live client on it (tests/live_venue.py)
 from tests.live_venue import connect, secrets_in_logs, venue  # noqa: E402, F401
+
+
+@pytest.fixture
+def _deterministic(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Console snapshots: a UTC wall clock and fresh wire sequence numbers (tests/console_fakes.py)."""
+    import time
+
+    from tests import console_fakes
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setattr(console_fakes, "_seq", {})
+    yield
+    time.tzset()

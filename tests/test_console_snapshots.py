@@ -9,8 +9,7 @@ Regenerate with ``pytest tests/test_console_snapshots.py --snapshot-update`` and
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -34,14 +33,7 @@ WIDE = (160, 48)
 SnapCompare = Callable[..., bool]
 
 
-@pytest.fixture(autouse=True)
-def _deterministic(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """UTC wall clock and fresh wire sequence numbers for every snapshot."""
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    monkeypatch.setattr(console_fakes, "_seq", {})
-    yield
-    time.tzset()
+pytestmark = pytest.mark.usefixtures("_deterministic")  # conftest: UTC, fresh sequence numbers
 
 
 @pytest.fixture

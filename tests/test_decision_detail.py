@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -303,15 +302,6 @@ def test_docs_keys_md_names_the_decision_keys() -> None:
 # ---------------------------------------------------------------------- snapshots
 
 SnapCompare = Callable[..., bool]
-
-
-@pytest.fixture
-def _deterministic(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    monkeypatch.setattr(console_fakes, "_seq", {})
-    yield
-    time.tzset()
 
 
 def _opened(backend: FakeBackend, index: int) -> Callable[[Pilot[Any]], Any]:

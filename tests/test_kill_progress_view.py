@@ -5,8 +5,6 @@ and flatten-all; one snapshot at 80×24 of a live kill half-way."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -182,15 +180,6 @@ async def test_kill_from_the_detail_screen_shows_on_the_board() -> None:
 
 
 # ---------------------------------------------------------------------- snapshot
-
-
-@pytest.fixture
-def _deterministic(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    monkeypatch.setattr(console_fakes, "_seq", {})
-    yield
-    time.tzset()
 
 
 @pytest.mark.usefixtures("_deterministic")

@@ -8,7 +8,6 @@ is frozen, the time zone UTC. Regenerate with
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from textual.pilot import Pilot
 
 from console.app import MultiparApp, make_app
 from console.logfiles import ConsoleFiles
-from tests import console_fakes
 from tests.console_fakes import FakeBackend, FrozenClock, make_safe_list
 
 SMALL = (80, 24)
@@ -46,10 +44,8 @@ ENGINE_LOG = [
 
 
 @pytest.fixture(autouse=True)
-def _deterministic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    monkeypatch.setattr(console_fakes, "_seq", {})
+def _log_files(_deterministic: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """conftest's UTC clock and fresh sequence numbers, and the book's log files."""
     monkeypatch.chdir(tmp_path)
     book = Path("book")
     book.mkdir()
@@ -58,7 +54,6 @@ def _deterministic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[
         "2023-11-14 22:10:00,501 INFO console.daemon.service: daemon 4100 started\n"
     )
     yield
-    time.tzset()
 
 
 @pytest.fixture

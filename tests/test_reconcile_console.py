@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ from console.screens.reconcile import ReconcileScreen
 from engine.journal.store import Store
 from engine.wire import commands as engine_wire
 from engine.wire.schema import ReconcileMsg
-from tests import console_fakes
 from tests.console_fakes import (
     FOREIGN_ORDER,
     FROZEN_EPOCH_S,
@@ -432,15 +431,6 @@ async def test_a_failed_ack_says_so_in_the_block() -> None:
 # ---------------------------------------------------------------------- snapshots
 
 SnapCompare = Callable[..., bool]
-
-
-@pytest.fixture
-def _deterministic(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    monkeypatch.setattr(console_fakes, "_seq", {})
-    yield
-    time.tzset()
 
 
 def painted(backend: ReconcileBackend) -> Callable[[Pilot[Any]], Any]:
