@@ -300,6 +300,8 @@ class MultiparApp(ToastRoom, OperatorActions, GuardedActions):  # toasts: consol
 
     def _frame(self) -> None:
         """The one repaint timer: hand what changed to every screen on the stack."""
+        if not self.screen_stack:  # the app is closing: the timer may fire once more
+            return
         self.frames += 1
         self.offer_reconcile()  # a new report with pairs waiting opens its screen, once
         self.make_toast_room()  # the layout moved under the toasts: console/toasts.py

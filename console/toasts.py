@@ -36,6 +36,8 @@ class ToastRoom(App[Any]):
         """The first row toasts may use: below the main board's gauges and pairs (over its
         logs), else below the header."""
         top = 1
+        if not self.screen_stack:  # the app is closing: the repaint timer may still fire once
+            return top
         for part in ("portfolio", "grid"):  # console/screens/main.py
             region = getattr(getattr(self.screen, part, None), "region", None)
             if region is not None and region.area:
