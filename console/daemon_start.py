@@ -77,7 +77,7 @@ def _last_words(home: Path) -> str:
     from console.daemon.childproc import last_log_line
 
     for name in ("daemon.out", "daemon.log"):
-        line = last_log_line(home / name)
+        line = last_log_line(home / name, limit=1000)  # the whole line: its end says what to do
         if line:
             return line.removeprefix(f"{APP_NAME}: ")
     return ""
