@@ -442,7 +442,9 @@ async def test_a_hanging_server_blocks_nothing_and_the_message_survives(
         f"over {len(gaps)} ticks; stop() {stop_s * 1e3:.1f} ms"
     )
     assert max(calls) < 0.005
-    assert max(gaps) < 0.06, max(gaps)  # a 10 ms ticker; the send never stalls the loop
+    # a 10 ms ticker; a send that blocked would stall it for its 1-5 s timeout. 0.25 s leaves
+    # room for a loaded CI machine (62 ms seen with the suite on two workers)
+    assert max(gaps) < 0.25, max(gaps)
     assert stop_s < 1.2
     assert n.sent == 0 and len(server.requests) == 1
     rows = outbox_rows(book)
