@@ -12,31 +12,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
-from typing import Any
 
-from textual.app import SystemCommand
-from textual.binding import Binding
-from textual.screen import Screen
 from textual.worker import Worker
 
 from console.client import COMMAND_TIMEOUT_S as BACKEND_COMMAND_TIMEOUT_S
 from console.kill_progress import KillProgress
 from console.log_actions import LogActions
 from console.model import Ack, Backend, ConsoleModel, PairView
+from console.navigation import NavigationActions
 from console.reconcile_actions import ReconcileActions
 from console.screens.confirm import ConfirmScreen
-from console.screens.decision import DecisionScreen
 from console.screens.detail import PairDetailScreen
-from console.screens.help import HelpScreen
 from console.screens.main import MainScreen
-from console.screens.reconcile import ReconcileScreen
-from console.screens.trades import TradesScreen
 from console.widgets.pair_pane import position_parts
 from console.widgets.palette import fmt_price, fmt_qty, fmt_usd
 from engine.core.config import SafeList
-from engine.wire.schema import DecisionMsg
 
 log = logging.getLogger("console.app")
 
@@ -48,7 +40,7 @@ KILL_TIMEOUT_S = 20.0
 MODE_COMMANDS = {"ACTIVE": "pause", "PAUSED": "resume", "REDUCING": "resume"}
 
 
-class OperatorActions(ReconcileActions, LogActions):
+class OperatorActions(NavigationActions, ReconcileActions, LogActions):
     # set by MultiparApp.__init__
     model: ConsoleModel
     backend: Backend
@@ -300,33 +292,6 @@ class OperatorActions(ReconcileActions, LogActions):
             recheck=lambda: self.why_not("rearm"),
         )
 
-    def action_open_detail(self) -> None:
-        pv = self.selected_view
-        if pv is not None:
-            self.push_screen(PairDetailScreen(self.model, pv.symbol, self.backend.mode, self.wall))
-
-    def open_decision(self, decision: DecisionMsg, symbol: str | None = None) -> None:
-        """A decision's detail, browsing the log it came from (``symbol``: one pair's)."""
-        self.push_screen(DecisionScreen(self.model, decision, symbol, self.backend.mode, self.wall))
-
-    def action_show_trades(self) -> None:
-        self.push_screen(TradesScreen(self.model, self.backend.mode, self.wall))
-
-    def action_help(self) -> None:
-        sources: list[tuple[str, list[Binding]]] = [
-            ("board", _bindings(MainScreen.BINDINGS)),
-            ("everywhere", _bindings(self.BINDINGS)),
-            ("detail", _bindings(PairDetailScreen.BINDINGS)),
-            ("help", _bindings(HelpScreen.BINDINGS)),
-        ]
-        if any(isinstance(s, ReconcileScreen) for s in self.screen_stack):  # its keys too
-            sources.insert(2, ("reconcile", _bindings(ReconcileScreen.BINDINGS)))
-        for name, cls in (("trades", TradesScreen), ("decision", DecisionScreen)):
-            if any(isinstance(s, cls) for s in self.screen_stack):
-                sources.insert(2, (name, _bindings(cls.BINDINGS)))
-        sources[-1:-1] = [(w, _bindings(b)) for w, b in self.log_sources()]  # logs, log files
-        self.push_screen(HelpScreen(sources))
-
     async def action_quit(self) -> None:
         """q, ctrl+q and the palette's Quit/Detach. Attached to a daemon: detach at once
         (trading goes on). The demo's own daemon stops with it: warn first about positions."""
@@ -388,65 +353,3 @@ class OperatorActions(ReconcileActions, LogActions):
             description="stop engine and feed, then exit",
             exit_on_error=False,
         )
-
-    # ------------------------------------------------------------------ command palette
-
-    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        sym = self.selected_symbol or "the selected pair"
-        yield SystemCommand(
-            f"Pause or resume {sym}", "p: no new entries while paused", self.action_pause_toggle
-        )
-        yield SystemCommand(f"Reduce-only {sym}", "exits only until resumed", self.action_reduce)
-        yield SystemCommand(
-            f"Flatten {sym}", "f: close the position at market (confirm)", self.action_flatten
-        )
-        yield SystemCommand(
-            "Flatten all positions", "F: close every position (confirm)", self.action_flatten_all
-        )
-        yield SystemCommand(
-            "KILL switch", "ctrl+k: halt and flatten everything (confirm with y)", self.action_kill
-        )
-        yield SystemCommand("Re-arm after a halt", "r: leave HALTED (confirm)", self.action_rearm)
-        if self.progress is not None:
-            yield SystemCommand(
-                "Show the kill progress",
-                "the last kill's or flatten-all's progress, pair by pair",
-                self.show_progress,
-            )
-        yield SystemCommand(
-            "Ping the engine",
-            "round-trip a command and show its ack time",
-            partial(self.send_command, "ping"),
-        )
-        yield SystemCommand(
-            f"Open {sym} detail", "Enter: chart and decisions of the pair", self.action_open_detail
-        )
-        yield SystemCommand(
-            "Trades: round trips and performance",
-            "T: closed round trips, win rate, PnL after fees; s saves a CSV",
-            self.action_show_trades,
-        )
-        yield SystemCommand(
-            "Reconciliation with the exchange",
-            "R: the book beside the exchange per pair, and your choices",
-            self.action_show_reconcile,
-        )
-        yield SystemCommand(
-            "Log files", "L: the daemon's, feed's, engine's logs, followed live", self.action_show_logs
-        )
-        yield SystemCommand(
-            "Help: every key", "?: the key list and the kill switch rules", self.action_help
-        )
-        for s in self.model.symbols:
-            yield SystemCommand(
-                f"Select {s}",
-                "move the selection to this pair",
-                partial(self.select_symbol, s),
-                discover=False,
-            )
-
-
-def _bindings(bindings: Iterable[Any]) -> list[Binding]:
-    """Bindings as declared (multi-key ones kept whole, so help shows "↑, k" on one row)."""
-    return [b for b in bindings if isinstance(b, Binding)]
