@@ -56,6 +56,10 @@ PAIRS: tuple[tuple[str, Tier, str, float], ...] = (
 BASE_PRICE = {"BTC/USDT": 36_500.0, "ETH/USDT": 2_050.0, "SOL/USDT": 56.2}
 
 
+SMALL = (80, 24)  # the terminal sizes every console test and snapshot runs at
+WIDE = (160, 48)
+
+
 class FrozenClock:
     """A clock that only moves when a test says so."""
 

@@ -29,6 +29,7 @@ async def test_a_disabled_key_says_why_in_one_line_and_sends_nothing() -> None:
         await pilot.press("p")
         await pilot.pause(0.1)
         assert notifications(app) == ["BTC/USDT is HALTED: re-arm first (r)"]
+        assert backend.commands == []  # nothing was sent
         await pilot.press("r")  # nothing is halted as a whole: r has nothing to re-arm
         await pilot.pause(0.1)
         assert notifications(app)[-1] == "nothing to re-arm: no pair is HALTED"

@@ -27,6 +27,8 @@ from console.screens.main import MainScreen
 from engine.wire.schema import IndicatorsMsg
 from tests.console_fakes import (
     FROZEN_MS,
+    SMALL,
+    WIDE,
     FakeBackend,
     FrozenClock,
     btc_state,
@@ -40,8 +42,6 @@ from tests.console_fakes import (
     sol_state,
 )
 
-WIDE = (160, 48)
-SMALL = (80, 24)
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -239,20 +239,6 @@ async def test_unanswered_command_fails_within_the_guard(monkeypatch: pytest.Mon
         line = await wait_ack(pilot, app, "pause BTC/USDT: FAILED")
         assert "no ack within 300 ms" in line
         assert time.monotonic() - t0 < 5.0
-
-
-async def test_pause_is_disabled_on_a_halted_pair() -> None:
-    backend = FakeBackend()
-    app = build(backend)
-    async with app.run_test(size=SMALL) as pilot:
-        await ready(pilot, backend)
-        app.model.apply_pair(btc_state(mode="HALTED"))
-        app.repaint_now()
-        await pilot.pause()
-        assert app.screen.active_bindings["p"].enabled is False
-        await pilot.press("p")
-        await pilot.pause(0.1)
-        assert backend.commands == []
 
 
 # ---------------------------------------------------------------------- flatten

@@ -18,6 +18,8 @@ from textual.pilot import Pilot
 from console.app import MultiparApp, make_app
 from tests import console_fakes
 from tests.console_fakes import (
+    SMALL,
+    WIDE,
     FakeBackend,
     FrozenClock,
     btc_state,
@@ -26,9 +28,6 @@ from tests.console_fakes import (
     portfolio_msg,
     sol_state,
 )
-
-SMALL = (80, 24)
-WIDE = (160, 48)
 
 SnapCompare = Callable[..., bool]
 

@@ -35,6 +35,8 @@ from engine.wire.schema import SignalMsg, SnapshotMsg
 from tests import console_fakes
 from tests.console_fakes import (
     FROZEN_MS,
+    SMALL,
+    WIDE,
     FakeBackend,
     FrozenClock,
     btc_state,
@@ -48,8 +50,6 @@ from tests.trade_fakes import entry_decision, exit_decision
 
 pytestmark = pytest.mark.timeout(60)
 
-SMALL = (80, 24)
-WIDE = (160, 48)
 NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?")
 
 

@@ -25,6 +25,8 @@ from console.screens.search import SearchPrompt
 from console.widgets.logs import DecisionLog, EventLog
 from tests.console_fakes import (
     FROZEN_MS,
+    SMALL,
+    WIDE,
     FakeBackend,
     FrozenClock,
     decision_msg,
@@ -34,8 +36,6 @@ from tests.console_fakes import (
 
 pytestmark = pytest.mark.timeout(60)
 
-WIDE = (160, 48)
-SMALL = (80, 24)
 REPO = Path(__file__).resolve().parent.parent
 SYMS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 

@@ -17,10 +17,7 @@ from textual.pilot import Pilot
 
 from console.app import MultiparApp, make_app
 from console.logfiles import ConsoleFiles
-from tests.console_fakes import FakeBackend, FrozenClock, make_safe_list
-
-SMALL = (80, 24)
-WIDE = (160, 48)
+from tests.console_fakes import SMALL, WIDE, FakeBackend, FrozenClock, make_safe_list
 
 SnapCompare = Callable[..., bool]
 

@@ -37,6 +37,8 @@ from tests.console_fakes import (
     FOREIGN_ORDER,
     FROZEN_EPOCH_S,
     FROZEN_MS,
+    SMALL,
+    WIDE,
     FrozenClock,
     ReconcileBackend,
     btc_mismatch,
@@ -49,8 +51,6 @@ from tests.console_fakes import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-WIDE = (160, 48)
-SMALL = (80, 24)
 SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
 
 pytestmark = pytest.mark.timeout(60)

@@ -40,6 +40,8 @@ from tests.console_fakes import (
     BTC_QTY,
     ETH_QTY,
     FROZEN_MS,
+    SMALL,
+    WIDE,
     FakeBackend,
     FrozenClock,
     make_safe_list,
@@ -50,8 +52,6 @@ from tests.trade_fakes import MIN, fill, protective_order_id, scenario_fills
 
 pytestmark = pytest.mark.timeout(60)
 
-SMALL = (80, 24)
-WIDE = (160, 48)
 BOARD = {"BTC/USDT": BTC_QTY, "ETH/USDT": ETH_QTY}  # the reference board's open longs
 
 
