@@ -42,6 +42,12 @@ class OrderStatus(StrEnum):
 TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.REJECTED, OrderStatus.CANCELLED})
 
 
+def is_ours(client_order_id: object) -> bool:
+    """Whether an order at the venue was placed by this program (every client order id of ours
+    starts with ``CLIENT_ID_PREFIX``); orders placed by hand are never cancelled or counted."""
+    return str(client_order_id or "").startswith(CLIENT_ID_PREFIX)
+
+
 def client_order_id(key: str) -> str:
     """A client order id derived from a key: the same key always maps to the same id, so a
     restart that meets the same decision cannot place a second order. 23 characters of

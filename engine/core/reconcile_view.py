@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from engine.core.models import Fill, Side
-from engine.core.orders import CLIENT_ID_PREFIX
+from engine.core.orders import is_ours
 
 VERDICTS = ("ok", "applied", "mismatch", "error", "unchecked")
 CHOICES = ("adopt", "flatten", "keep")
@@ -43,7 +43,7 @@ class VenueOrder:
     @property
     def ours(self) -> bool:
         """Placed by this program (every client order id of ours starts with ``mp-``)."""
-        return self.client_order_id.startswith(CLIENT_ID_PREFIX)
+        return is_ours(self.client_order_id)
 
     @property
     def is_stop(self) -> bool:

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from engine.core.markets import MarketRules, check_max, price_band, round_price
-from engine.core.orders import CLIENT_ID_PREFIX, ExecutionEvent, Order, OrderRejected
+from engine.core.orders import ExecutionEvent, Order, OrderRejected, is_ours
 from engine.core.ports import Clock
 from engine.core.reconcile_view import VenueView
 from engine.execution.binance_connect import LiveConfig
@@ -300,7 +300,7 @@ class BinanceLiveClient:
                 found = await self.worker.api.call(f"{s} open orders", "fetch_open_orders", venue, None, None, params)
                 for o in found:
                     cid = str(o.get("clientOrderId") or "")
-                    if not cid.startswith(CLIENT_ID_PREFIX):
+                    if not is_ours(cid):
                         continue  # not ours: left alone
                     try:
                         await self.worker.api.call(f"{s} cancel {cid}", "cancel_order", None, venue,

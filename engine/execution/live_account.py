@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.core.models import Fill, Side
-from engine.core.orders import CLIENT_ID_PREFIX
+from engine.core.orders import is_ours
 from engine.core.reconcile_view import VenueOrder, VenueView
 from engine.execution.live_fills import FeePrices, fill_from_trade
 
@@ -190,7 +190,7 @@ async def _fills(worker: Any, symbol: str, since: int, now: int, default_ts: int
     out: list[Fill] = []
     for tr in trades:
         o = known[str(tr.get("order"))]
-        if not o.client_order_id.startswith(CLIENT_ID_PREFIX):
+        if not is_ours(o.client_order_id):
             continue  # a trade of an order not ours (placed by hand): never booked
         try:
             side = Side(o.side or str(tr.get("side") or "").lower())

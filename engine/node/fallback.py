@@ -23,7 +23,7 @@ from engine.core.config import SafeList
 from engine.core.events import CoreEvent, FillBooked
 from engine.core.markets import default_rules
 from engine.core.models import Fill
-from engine.core.orders import CLIENT_ID_PREFIX
+from engine.core.orders import is_ours
 from engine.core.trader import TradingCore
 from engine.execution.paper import PaperExecutionClient
 from engine.journal.store import Store
@@ -125,7 +125,7 @@ def _await_flat(core: TradingCore, live: Any, symbols: list[str], wait_s: float)
     left = [s for s, p in core.portfolio.positions.items() if p.is_open]
     cancelled = live.cancel_ours(symbols)  # orders placed outside the bot are never touched
     found = live.open_orders(symbols)
-    still = [o for o in found if str(o.get("clientOrderId") or "").startswith(CLIENT_ID_PREFIX)]
+    still = [o for o in found if is_ours(o.get("clientOrderId"))]
     n = sum(cancelled.values()) if isinstance(cancelled, dict) else 0
     parts = [f"{n} open order(s) of ours cancelled", f"{len(still)} still open" if still else "none of ours left open"]
     if len(found) > len(still):

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from engine.core.orders import CLIENT_ID_PREFIX
+from engine.core.orders import is_ours
 
 log = logging.getLogger("engine")
 
@@ -57,7 +57,7 @@ class KillCheck:
         except Exception as exc:  # the client's errors are one scrubbed line
             self._result = (f"{self._what}: could not ask the exchange what is open: {exc}", "error")
             return
-        still = [o for o in found if str(o.get("clientOrderId") or "").startswith(CLIENT_ID_PREFIX)]
+        still = [o for o in found if is_ours(o.get("clientOrderId"))]
         foreign = len(found) - len(still)
         book = f"; the book still holds {', '.join(left)}" if left else ""
         book += f"; {foreign} order(s) not ours left alone" if foreign else ""
