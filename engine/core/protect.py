@@ -56,8 +56,6 @@ class ProtectiveStops:
         self._said: set[str] = set()  # placement keys whose refusal was announced
         self._cancel_sent: dict[str, int] = {}  # client order id -> ms the cancel was asked
         self.crossed: dict[str, int] = {}  # symbol -> ms of the first tick of the stop hit now in force
-        self.placed = 0
-        self.cancels = 0
 
     # ------------------------------------------------------------------ queries
 
@@ -123,7 +121,6 @@ class ProtectiveStops:
         else:
             log.error("%s - no free client order id for a protective stop", symbol)
             return
-        self.placed += 1
         log.info("%s - protective stop: %s %g at %.8g, placed at the exchange", symbol, side, qty, stop)
         ex.send(order, bid, ask)
 
@@ -134,7 +131,6 @@ class ProtectiveStops:
         if asked is not None and now - asked < CANCEL_AGAIN_MS:
             return
         self._cancel_sent[order.client_order_id] = now
-        self.cancels += 1
         log.info("%s - cancelling the protective stop %s (%s)", order.symbol, order.client_order_id, why)
         try:
             self.ex.client.cancel(order)

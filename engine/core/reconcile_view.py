@@ -18,12 +18,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from engine.core.models import Fill, Side
+from engine.core.models import Fill
 from engine.core.orders import is_ours
-
-VERDICTS = ("ok", "applied", "mismatch", "error", "unchecked")
-CHOICES = ("adopt", "flatten", "keep")
-TRIGGERS = ("start", "reconnect", "periodic", "command")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +134,3 @@ class ReconcileReport:
                                str(d.get("error") or ""),
                                [PairCheck.from_dict(p) for p in d.get("pairs") or [] if isinstance(p, dict)])  # fmt: skip
 
-
-def side_of(x: str) -> Side:
-    return Side(x.lower())
