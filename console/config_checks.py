@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from console.options import APP_NAME
-from engine.core.config import ConfigError, SafeList, default_path, load_safe_list
+from engine.core.config import ConfigError, SafeList, default_path, read_safe_list
 from engine.core.markets import MarketRulesError, load_rules
 
 
@@ -69,8 +69,8 @@ def check_config(argv: Sequence[str]) -> int:
     args = p.parse_args(list(argv))
     path = args.path if args.path is not None else default_path()
     try:
-        cfg = load_safe_list(path)
-        problems = size_problems(cfg, str(path))
+        _, cfg = check_safe_list(path)
+        problems = []
         if args.markets_file is not None:
             problems += market_problems(cfg, str(path), args.markets_file)
     except (ConfigError, MarketRulesError) as exc:
@@ -93,6 +93,17 @@ def check_config(argv: Sequence[str]) -> int:
     if args.markets_file is not None:
         print(f"markets: every active pair is listed in {args.markets_file}")
     return 0
+
+
+def check_safe_list(path: Path) -> tuple[str, SafeList]:
+    """The one validation of a safe list file, for ``check-config``, the daemon's start and
+    ``reload``: the file read hardened (engine/core/config_file.py), the models, and
+    ``size_problems``. Its text and the safe list; ``ConfigError`` with one line per problem."""
+    text, cfg = read_safe_list(path)
+    problems = size_problems(cfg, str(path))
+    if problems:
+        raise ConfigError(problems)
+    return text, cfg
 
 
 def size_problems(cfg: SafeList, name: str) -> list[str]:

@@ -13,10 +13,17 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.core.config_data import DataConfig
+from engine.core.config_file import (
+    FileProblem,
+    SafeListLoader,
+    check_text,
+    load_yaml,
+    read_text,
+    sanity_problems,
+)
 from engine.core.config_notify import (  # noqa: F401 (re-exported: the safe list's notify section)
     NOTIFY_EVENTS,
     SECRET_SECTIONS,
@@ -203,28 +210,7 @@ def parse_timeframe(tf: str) -> int:
     return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys (PyYAML keeps the last one silently)."""
-
-
-def _construct_mapping(
-    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
-) -> dict[Any, Any]:
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"duplicate key {key!r} (first at line {seen[key] + 1})",
-                key_node.start_mark,
-            )
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_UniqueKeyLoader = SafeListLoader  # the loader, under its former name
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -271,31 +257,25 @@ def read_safe_list(path: str | os.PathLike[str] | None = None) -> tuple[str, Saf
     p = Path(path) if path is not None else default_path()
     name = str(p)
     try:
-        text = p.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            [f"{name}: cannot read: {exc.strerror or exc} (pass the path of a safe list)"]
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            [f"{name}: not UTF-8 text (byte {exc.start}) (save it as UTF-8)"]
-        ) from None
+        text = read_text(p)  # a regular file, capped, UTF-8 (engine/core/config_file.py)
+    except FileProblem as exc:
+        raise ConfigError([str(exc)]) from None
     return text, parse_safe_list(text, name)
 
 
 def parse_safe_list(text: str, name: str) -> SafeList:
     """Validate a safe list's text; ``name`` (its file) starts every problem line."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([f"{name}:{where}: malformed YAML: {problem} (fix the syntax)"]) from None
+        data = load_yaml(check_text(text, name), name)
+    except FileProblem as exc:
+        raise ConfigError([str(exc)]) from None
     if not isinstance(data, dict):
         raise ConfigError(
             [f"{name}: expected a mapping with 'portfolio' and 'pairs' at the top level"]
         )
+    insane = sanity_problems(data, name)
+    if insane:
+        raise ConfigError(insane)
     try:
         return SafeList.model_validate(data)
     except ValidationError as exc:
@@ -313,6 +293,8 @@ def parse_safe_list(text: str, name: str) -> SafeList:
                 shown = ""  # a value there may be a secret pasted in the wrong place
             problems.append(f"{name}: {where}: {_describe(err)}{shown}")
         raise ConfigError(problems) from None
+    except (TypeError, ValueError, RecursionError) as exc:  # never a traceback for a bad file
+        raise ConfigError([f"{name}: cannot be used: {type(exc).__name__}: {str(exc)[:200]} (fix the file)"]) from None
 
 
 def get_active_symbols(cfg: SafeList | None = None) -> list[str]:
