@@ -1,7 +1,8 @@
 """The interface a learned policy (e.g. reinforcement learning) sees: a state vector in,
 an action out. The seed's ``MLInterface`` extension.
 
-Owns ``state_vector``, ``action_to_signal`` and ``MLInterface``. The state is six float64s,
+Owns ``state_vector``, ``observation`` (a layout of named features), ``action_to_signal`` and
+``MLInterface``. The state is six float64s,
 always finite, where 0 always means "neutral or unknown" so a missing input never looks
 like an extreme:
 
@@ -18,6 +19,14 @@ like an extreme:
 ====  ==============  ========================================================
 
 Actions: 0 HOLD, 1 BUY, 2 SELL; anything else is HOLD.
+
+Extras a policy may add to its observation (``observation``; a policy file names its layout,
+docs/ml.md), from the same ``portfolio_state`` hook, live as in a backtest:
+
+====  ==============  ========================================================
+ -     position        this pair's signed position notional / capital (0 flat)
+ -     unrealised      this pair's open position's unrealised PnL / capital
+====  ==============  ========================================================
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ from engine.core.models import Indicators, SignalType
 
 STATE_FIELDS = ("rsi", "bb_position", "atr", "exposure", "daily_pnl", "correlation")
 STATE_SIZE = len(STATE_FIELDS)
+EXTRA_FIELDS = ("position", "unrealised")
+FEATURES = STATE_FIELDS + EXTRA_FIELDS  # every name an observation layout may use
 _ACTIONS = {0: SignalType.HOLD, 1: SignalType.BUY, 2: SignalType.SELL}
 
 
@@ -69,6 +80,36 @@ def state_vector(
         [_finite(rsi), _finite(bb), _finite(atr), _finite(exposure_frac), _finite(daily_pnl), _finite(correlation)],
         dtype=np.float64,
     )
+
+
+def check_layout(layout: Any) -> tuple[str, ...]:
+    """A layout as a tuple of known feature names; ValueError (one line) otherwise."""
+    if isinstance(layout, str) or not hasattr(layout, "__iter__"):
+        raise ValueError(f"layout must be a list of feature names, got {layout!r}")
+    names = tuple(str(x) for x in layout)
+    unknown = [n for n in names if n not in FEATURES]
+    if unknown or not names or len(set(names)) != len(names):
+        why = f"unknown {', '.join(unknown)}" if unknown else "empty or repeated names"
+        raise ValueError(f"layout {list(names)}: {why} (known: {', '.join(FEATURES)})")
+    return names
+
+
+def observation(
+    layout: tuple[str, ...], symbol: str, ind: Indicators, close: float, portfolio: Mapping[str, Any]
+) -> np.ndarray:
+    """The float64 vector of ``layout``'s features (``check_layout``), in its order: the seed's
+    six from ``state_vector`` and the extras from ``portfolio`` (the strategy's
+    ``portfolio_state``; a missing key counts as 0)."""
+    base = state_vector(
+        symbol, ind, close, _finite(portfolio.get("total_exposure")),
+        _finite(portfolio.get("daily_pnl")), portfolio.get("correlation"),
+    )
+    if layout == STATE_FIELDS:
+        return base
+    values = dict(zip(STATE_FIELDS, base.tolist(), strict=True))
+    for name in EXTRA_FIELDS:
+        values[name] = _finite(portfolio.get(name))
+    return np.array([values[n] for n in layout], dtype=np.float64)
 
 
 def action_to_signal(action: Any) -> SignalType:

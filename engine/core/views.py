@@ -40,8 +40,9 @@ class PortfolioSummary:
 
 
 def policy_state(core: TradingCore, symbol: str) -> dict[str, Any]:
-    """``total_exposure`` and ``daily_pnl`` as fractions of capital, and the pair's strongest
-    live correlation with another pair (signed; None while warming up)."""
+    """``total_exposure`` and ``daily_pnl`` as fractions of capital, the pair's strongest
+    live correlation with another pair (signed; None while warming up), and the pair's own
+    ``position`` (signed notional) and ``unrealised`` PnL, as fractions of capital."""
     marks = core.marks()
     pf = core.portfolio
     capital = core.cfg.portfolio.capital_usd or 1.0
@@ -52,8 +53,15 @@ def policy_state(core: TradingCore, symbol: str) -> dict[str, Any]:
             c = core.corr.correlation(symbol, other)
             if c is not None and (strongest is None or abs(c) > abs(strongest)):
                 strongest = c
+    position = unrealised = 0.0
+    pos = pf.positions.get(symbol)
+    if pos is not None and pos.is_open:  # the pair's own position, at its mark (entry before a tick)
+        mark = marks.get(symbol) or pos.entry
+        position, unrealised = pos.qty * mark / capital, pos.unrealised(mark) / capital
     return {
         "total_exposure": pf.exposure(marks) / capital,
         "daily_pnl": pf.daily_pnl(equity) / capital,
         "correlation": strongest,
+        "position": position,
+        "unrealised": unrealised,
     }

@@ -1,10 +1,15 @@
 """Policy: a learned (or hand-written) policy picks the action from the ML state vector.
 
-``params.policy`` names a callable as ``"package.module:function"``; it is imported when the
+``params.policy`` is either a policy file (a path ending in ``.npz``: the project's plain numpy
+format, ``engine.core.policy_file``, docs/ml.md; relative paths are from the working
+directory) or a callable named as ``"package.module:function"``. Either is loaded when the
 strategy is built, so a typo is a config error at start-up, not a surprise at the first
-candle. Each closed candle the callable receives one argument, the float64 vector from
-``engine.core.ml_interface.state_vector`` (see there for its six fields), and returns an action
-(0 HOLD, 1 BUY, 2 SELL) or ``(action, confidence)``. A bare action has confidence 1.0.
+candle. Each closed candle the policy receives one argument, the float64 observation
+(``engine.core.ml_interface.observation``) in the policy's ``layout`` (a callable without a
+``layout`` attribute gets the seed's six fields, ``state_vector``), and returns an action
+(0 HOLD, 1 BUY, 2 SELL) or ``(action, confidence)``. A bare action has confidence 1.0. A
+loaded object with a ``bind`` method is asked ``bind(strategy)`` for the pair's callable (the
+gymnasium environment's agent uses it to know the pair and the candle it decides on).
 
 The portfolio part of the state (exposure, daily PnL, correlation) comes from the
 ``portfolio_state`` hook the trading core sets on every strategy: ``f(symbol) ->
@@ -23,7 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.core.config import ConfigError
-from engine.core.ml_interface import action_to_signal, state_vector
+from engine.core.ml_interface import STATE_FIELDS, action_to_signal, check_layout, observation
 from engine.core.models import Indicators, Signal, SignalType
 from engine.core.strategies.base import Strategy, register
 
@@ -39,7 +44,11 @@ DEFAULT_CONFIDENCE = 1.0
 
 
 def load_policy(spec: str) -> Callable[[np.ndarray], Any]:
-    """Import ``"package.module:callable"``; raise ValueError with a one-line reason."""
+    """A policy file (``*.npz``) or ``"package.module:callable"``; ValueError (one line)."""
+    if spec.endswith(".npz"):
+        from engine.core.policy_file import LinearPolicy
+
+        return LinearPolicy.load(spec)  # PolicyFileError is a ValueError
     mod_name, sep, attr = spec.partition(":")
     if not sep or not mod_name or not attr:
         raise ValueError(f"{spec!r} is not 'package.module:callable'")
@@ -63,10 +72,14 @@ class PolicyStrategy(Strategy):
                 [f"pairs.{symbol}.params.policy: required for strategy 'policy' (set it to 'package.module:callable')"]
             )
         try:
-            self.policy = load_policy(params.policy)
+            policy = load_policy(params.policy)
+            bind = getattr(policy, "bind", None)
+            self.policy = bind(self) if callable(bind) else policy
+            self.layout = check_layout(getattr(policy, "layout", STATE_FIELDS))
         except ValueError as exc:
             raise ConfigError([f"pairs.{symbol}.params.policy: {exc}"]) from None
         self.errors = 0
+        self.candle: Candle | None = None  # the candle being decided on (read by bound policies)
 
     def _portfolio(self) -> Mapping[str, Any]:
         if self.portfolio_state is None:
@@ -108,11 +121,8 @@ class PolicyStrategy(Strategy):
         if ind.rsi is None or ind.bb_middle is None or ind.atr is None:
             named = (("RSI", ind.rsi), ("Bollinger Bands", ind.bb_middle), ("ATR", ind.atr))
             return self.hold(candle, f"warming up: {', '.join(n for n, v in named if v is None)} not ready")
-        pf = self._portfolio()
-        state = state_vector(
-            self.symbol, ind, candle.close,
-            pf.get("total_exposure", 0.0), pf.get("daily_pnl", 0.0), pf.get("correlation"),
-        )
+        state = observation(self.layout, self.symbol, ind, candle.close, self._portfolio())
+        self.candle = candle
         kind, conf, why = self._decide(state)
         close, atr, p = candle.close, ind.atr, self.params
         if kind is SignalType.HOLD:
