@@ -1,9 +1,12 @@
 """Tick wire format owned by the feed: what travels on the feed's PUB socket.
 
-Every message is a two-frame ZeroMQ multipart ``[topic, msgpack(map)]``. Market data uses
+Every message is a two-frame ZeroMQ multipart ``[topic, msgpack(body)]``. Market data uses
 the symbol as topic (``b"BTC/USDT"``); reserved topics start with ``_`` (no symbol does).
-Maps are plain, versioned msgpack so a test or another language can read them without
-this code. See docs/wire.md.
+A tick (version 2) is a positional msgpack array ``[2, q, te, tr, b, a, l, bv, qv]``: the one
+message sent thousands of times a second, decoded by the engine straight into its tick path
+(``tick_fields``, no object per tick). The version-1 tick map is still decoded, for one version.
+Control maps (heartbeat, status, history) are plain, versioned msgpack maps. All of it can be
+read by a test or another language without this code. See docs/wire.md.
 """
 
 from __future__ import annotations
@@ -60,10 +63,35 @@ class Tick:
 
 
 _packer = msgpack.Packer(use_bin_type=True)
+_pack = _packer.pack
+_unpackb = msgpack.unpackb
+
+# The tick, version 2: one msgpack array, by position (docs/wire.md). The topic is the symbol.
+TICK_VERSION = 2
+TICK_KEYS = ("v", "q", "te", "tr", "b", "a", "l", "bv", "qv")  # names of the positions, for errors
+TICK_LEN = len(TICK_KEYS)
+# The tick map of version 1 (``{v: 1, s, q, te, tr, b, a, l, bv, qv}``) is still decoded, for one
+# version: a feed of the previous release still feeds a new engine. It goes with version 3.
+TICK_VERSIONS_DECODED = (TICK_VERSION, WIRE_VERSION)
+
+
+def encode_tick_fields(
+    seq: int, ts_exchange: int, ts_recv: int, bid: float, ask: float, last: float,
+    base_volume: float = 0.0, quote_volume: float = 0.0,
+) -> bytes:
+    """One tick, version 2: ``[2, q, te, tr, b, a, l, bv, qv]`` (the feed's hot path: no object)."""
+    return _pack([TICK_VERSION, seq, ts_exchange, ts_recv, bid, ask, last, base_volume, quote_volume])
 
 
 def encode_tick(tick: Tick) -> bytes:
-    return _packer.pack(
+    """A ``Tick`` in the current format (version 2, positional)."""
+    return _pack([TICK_VERSION, tick.seq, tick.ts_exchange, tick.ts_recv, tick.bid, tick.ask, tick.last,
+                  tick.base_volume, tick.quote_volume])  # fmt: skip
+
+
+def encode_tick_v1(tick: Tick) -> bytes:
+    """A ``Tick`` as the previous version's map (what a feed of the previous release sends)."""
+    return _pack(
         {
             "v": WIRE_VERSION,
             "s": tick.symbol,
@@ -106,50 +134,70 @@ def _int(m: dict[Any, Any], key: str, limit: int) -> int:
     return x
 
 
-def decode_tick(topic: bytes, payload: bytes) -> Tick:
-    """Decode and validate one tick; raise WireError on anything malformed."""
+def _checked(m: dict[Any, Any], version: int) -> list[Any]:
+    """The named checks (any number types, a field missing): the fields as version 2 lays them
+    out, or a WireError naming the field."""
+    bid = _price(m, "b")
+    ask = _price(m, "a")
+    if bid > ask:
+        raise WireError(f"fields 'b', 'a': crossed book, bid {bid} > ask {ask}")
+    return [
+        version, _int(m, "q", SEQ_LIMIT), _int(m, "te", TE_LIMIT), _int(m, "tr", TR_LIMIT), bid, ask,
+        _price(m, "l"), _volume(m, "bv"), _volume(m, "qv"),
+    ]  # fmt: skip
+
+
+def tick_fields(topic: bytes, payload: bytes) -> list[Any]:
+    """Decode and validate one tick into ``[v, q, te, tr, b, a, l, bv, qv]`` (ints and floats, every
+    field in range, the version it came in first); raise WireError on anything malformed.
+
+    The engine's tick path: no object per tick. A version-2 array as the feed sends it (floats,
+    ints, all in range) passes one expression; anything else goes through the checks that name
+    the field. A version-1 map is still read, for one version."""
     try:
-        m = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+        m = _unpackb(payload)
     except Exception as exc:  # msgpack raises several unrelated types on garbage
         raise WireError(f"undecodable payload: {type(exc).__name__}") from None
+    if type(m) is list:
+        if len(m) != TICK_LEN:
+            raise WireError(f"tick array: expected {TICK_LEN} items [v, q, te, tr, b, a, l, bv, qv], got {len(m)}")
+        v, q, te, tr, b, a, last, bv, qv = m
+        if type(v) is not int or v != TICK_VERSION:  # an int: not 2.0, not True
+            raise WireError(f"field 'v': unsupported tick version {v!r} (this engine reads {TICK_VERSION} and 1)")
+        # Fast path for the well-formed tick the feed always sends (NaN fails every comparison).
+        if (
+            type(b) is float and type(a) is float and type(last) is float
+            and type(bv) is float and type(qv) is float
+            and type(q) is int and type(te) is int and type(tr) is int
+            and 0.0 < b <= a < PRICE_LIMIT and 0.0 < last < PRICE_LIMIT
+            and 0.0 <= bv < VOLUME_LIMIT and 0.0 <= qv < VOLUME_LIMIT
+            and 0 <= q < SEQ_LIMIT and 0 <= te < TE_LIMIT and 0 <= tr < TR_LIMIT
+        ):  # fmt: skip
+            return m
+        return _checked(dict(zip(TICK_KEYS, m, strict=True)), TICK_VERSION)
     if type(m) is not dict:
-        raise WireError("payload is not a map")
+        raise WireError("payload is neither a tick array nor a map")
+    # version 1: the map, symbol named inside
     v = m.get("v")
     if type(v) is not int or v != WIRE_VERSION:  # an int: not 1.0, not True (type(True) is bool)
         raise WireError(f"field 'v': unsupported wire version {v!r}")
     symbol = m.get("s")
     if type(symbol) is not str or topic != symbol.encode():
         raise WireError(f"field 's': symbol {symbol!r} does not match topic {topic!r}")
-    # Fast path for the well-formed message the feed always sends (floats, ints, every field in
-    # range; NaN fails every comparison); anything else goes through the checks that name the
-    # field. Same bounds as the slow path below.
-    b, a, last = m.get("b"), m.get("a"), m.get("l")
-    bv, qv = m.get("bv", 0.0), m.get("qv", 0.0)
-    q, te, tr = m.get("q"), m.get("te"), m.get("tr")
-    if (
-        type(b) is float and type(a) is float and type(last) is float
-        and type(bv) is float and type(qv) is float
-        and type(q) is int and type(te) is int and type(tr) is int
-        and 0.0 < b <= a < PRICE_LIMIT and 0.0 < last < PRICE_LIMIT
-        and 0.0 <= bv < VOLUME_LIMIT and 0.0 <= qv < VOLUME_LIMIT
-        and 0 <= q < SEQ_LIMIT and 0 <= te < TE_LIMIT and 0 <= tr < TR_LIMIT
-    ):  # fmt: skip
-        return Tick(symbol, q, te, tr, b, a, last, bv, qv)
-    bid = _price(m, "b")
-    ask = _price(m, "a")
-    if bid > ask:
-        raise WireError(f"fields 'b', 'a': crossed book, bid {bid} > ask {ask}")
-    return Tick(
-        symbol=symbol,
-        seq=_int(m, "q", SEQ_LIMIT),
-        ts_exchange=_int(m, "te", TE_LIMIT),
-        ts_recv=_int(m, "tr", TR_LIMIT),
-        bid=bid,
-        ask=ask,
-        last=_price(m, "l"),
-        base_volume=_volume(m, "bv"),
-        quote_volume=_volume(m, "qv"),
-    )
+    return _checked(m, WIRE_VERSION)
+
+
+def decode_tick(topic: bytes, payload: bytes) -> Tick:
+    """Decode and validate one tick (version 2, or a version-1 map) as a ``Tick``; raise WireError
+    on anything malformed, or a topic that is no symbol."""
+    if topic[:1] == RESERVED_PREFIX or not topic:
+        raise WireError(f"topic {topic[:40]!r} is not a symbol")
+    _, q, te, tr, b, a, last, bv, qv = tick_fields(topic, payload)
+    try:
+        symbol = topic.decode()
+    except UnicodeDecodeError:
+        raise WireError(f"topic {topic[:40]!r} is not a symbol") from None
+    return Tick(symbol, q, te, tr, b, a, last, bv, qv)
 
 
 def encode_map(m: dict[str, Any]) -> bytes:

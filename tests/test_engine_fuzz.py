@@ -28,6 +28,11 @@ def _fuzz_cases(rng: random.Random, te: int) -> list[list[bytes]]:
         m.update(over)
         return msgpack.packb(m)
 
+    def tick_array(**over: object) -> bytes:
+        m = {"v": 2, "q": 5, "te": te, "tr": 1, "b": 100.0, "a": 100.1, "l": 100.0, "bv": 1.0, "qv": 1.0}
+        m.update(over)
+        return msgpack.packb(list(m.values()))
+
     makers = [
         lambda: [b"BTC/USDT", rng.randbytes(rng.randint(0, 64))],  # garbage bytes
         lambda: [b"BTC/USDT", msgpack.packb([1, 2, 3])],  # not a map
@@ -47,6 +52,14 @@ def _fuzz_cases(rng: random.Random, te: int) -> list[list[bytes]]:
         lambda: [b"BTC/USDT", tick_map(te=te + 5 * 3600 * 1000)],  # one tick 5 hours ahead
         lambda: [b"BTC/USDT", tick_map(q=2**64 - 1)],  # a sequence number beyond int64
         lambda: [b"BTC/USDT", tick_map(v=1.0)],  # a float version
+        # the version-2 array (issue 16): the same refusals, by position
+        lambda: [b"BTC/USDT", tick_array(b=math.nan)],
+        lambda: [b"ETH/USDT", tick_array(l=-5.0)],
+        lambda: [b"SOL/USDT", tick_array(q="7")],
+        lambda: [b"BTC/USDT", tick_array(v=3)],  # unknown version
+        lambda: [b"BTC/USDT", tick_array(b=101.0, a=100.0)],  # crossed book
+        lambda: [b"BTC/USDT", tick_array(te=te + 5 * 3600 * 1000)],  # one tick 5 hours ahead
+        lambda: [b"BTC/USDT", msgpack.packb([2, 5, te, 1, 100.0, 100.1, 100.0, 1.0])],  # one short
     ]
     return [rng.choice(makers)() for _ in range(10_000)]
 

@@ -1,4 +1,7 @@
-"""The feed's tick wire format (feed/wire.py): round trips, and every malformed case refused."""
+"""The feed's tick wire format (feed/wire.py): round trips, and every malformed case refused.
+
+Ticks are version 2 (a positional array) since issue 16; the version-1 map is still decoded, and
+most of the hostile cases below are written as maps: the named checks are the same code."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from feed.wire import (
     PRICE_LIMIT,
     SEQ_LIMIT,
     TE_LIMIT,
+    TICK_KEYS,
+    TICK_VERSION,
     TR_LIMIT,
     VOLUME_LIMIT,
     WIRE_VERSION,
@@ -25,6 +30,9 @@ from feed.wire import (
     decode_tick,
     encode_map,
     encode_tick,
+    encode_tick_fields,
+    encode_tick_v1,
+    tick_fields,
 )
 
 TOPIC = b"BTC/USDT"
@@ -71,10 +79,22 @@ class TestRoundTrip:
         tick = decode_tick(TOPIC, _pack(m))
         assert (tick.base_volume, tick.quote_volume) == (0.0, 0.0)
 
-    def test_the_encoding_is_the_documented_map(self) -> None:
-        m = msgpack.unpackb(encode_tick(_tick()), raw=False)
+    def test_the_encoding_is_the_documented_array(self) -> None:
+        t = _tick()
+        m = msgpack.unpackb(encode_tick(t), raw=False)
+        assert m == [2, 7, t.ts_exchange, t.ts_recv, t.bid, t.ask, t.last, t.base_volume, t.quote_volume]
+        assert TICK_VERSION == 2 and TICK_KEYS == ("v", "q", "te", "tr", "b", "a", "l", "bv", "qv")
+        assert encode_tick_fields(7, t.ts_exchange, t.ts_recv, t.bid, t.ask, t.last, t.base_volume,
+                                  t.quote_volume) == encode_tick(t)  # fmt: skip
+        assert len(encode_tick(t)) < len(encode_tick_v1(t)) * 0.7  # 68 bytes against 101
+
+    def test_the_previous_version_map_still_decodes(self) -> None:
+        """A feed of the previous release (the version-1 map) still feeds this engine."""
+        m = msgpack.unpackb(encode_tick_v1(_tick()), raw=False)
         assert set(m) == {"v", "s", "q", "te", "tr", "b", "a", "l", "bv", "qv"}
-        assert m["v"] == WIRE_VERSION and m["s"] == "BTC/USDT" and m["q"] == 7
+        assert m["v"] == WIRE_VERSION == 1 and m["s"] == "BTC/USDT" and m["q"] == 7
+        assert decode_tick(TOPIC, encode_tick_v1(_tick())) == _tick()
+        assert tick_fields(TOPIC, encode_tick_v1(_tick()))[1:] == tick_fields(TOPIC, encode_tick(_tick()))[1:]
 
     def test_mid(self) -> None:
         assert _tick(bid=10.0, ask=12.0).mid == 11.0
@@ -90,6 +110,37 @@ GARBAGE = [
     pytest.param(b"not msgpack at all", id="text"),
     pytest.param(b"\x92\x01", id="truncated-array"),
     pytest.param(b"\x85\xa1v\x01", id="truncated-map"),
+]
+
+
+def _array(**changes: Any) -> bytes:
+    """A valid version-2 tick array with some positions (by name) replaced."""
+    m = dict(zip(TICK_KEYS, msgpack.unpackb(encode_tick(_tick()), raw=False), strict=True))
+    m.update(changes)
+    return _pack(list(m.values()))
+
+
+ARRAY_MALFORMED = [
+    pytest.param(_pack([2, 1, 2, 3]), id="too-short"),
+    pytest.param(_pack([*msgpack.unpackb(encode_tick(_tick())), 0.0]), id="too-long"),
+    pytest.param(_pack([]), id="empty"),
+    pytest.param(_array(v=1), id="array-version-1"),
+    pytest.param(_array(v=3), id="future-version"),
+    pytest.param(_array(v=2.0), id="version-float"),
+    pytest.param(_array(v=True), id="version-bool"),
+    pytest.param(_array(b=math.nan), id="nan-bid"),
+    pytest.param(_array(a=math.inf), id="infinite-ask"),
+    pytest.param(_array(l=-1.0), id="negative-last"),
+    pytest.param(_array(b=60_002.0), id="crossed-book"),
+    pytest.param(_array(b="1"), id="bid-as-text"),
+    pytest.param(_array(b=None), id="bid-null"),
+    pytest.param(_array(q=-1), id="seq-negative"),
+    pytest.param(_array(q=True), id="seq-bool"),
+    pytest.param(_array(te=TE_LIMIT), id="exchange-time-2200"),
+    pytest.param(_array(tr=1.7e18), id="recv-time-float"),
+    pytest.param(_array(bv=-1.0), id="negative-volume"),
+    pytest.param(_array(qv=math.nan), id="nan-quote-volume"),
+    pytest.param(_pack([2, [1], 2, 3, 4.0, 5.0, 4.5, 0.0, 0.0]), id="nested"),
 ]
 
 
@@ -148,11 +199,20 @@ class TestMalformed:
             decode_tick(TOPIC, payload)
 
     def test_topic_mismatch(self) -> None:
-        payload = encode_tick(_tick())
+        payload = encode_tick_v1(_tick())  # the map names its symbol: it must be the topic's
         with pytest.raises(WireError, match="topic"):
             decode_tick(b"ETH/USDT", payload)
+        for p in (payload, encode_tick(_tick())):
+            with pytest.raises(WireError):
+                decode_tick(b"_hb", p)
+        assert decode_tick(b"ETH/USDT", encode_tick(_tick())).symbol == "ETH/USDT"  # v2: the topic is the symbol
+
+    @pytest.mark.parametrize("payload", ARRAY_MALFORMED)
+    def test_decode_tick_refuses_a_bad_array(self, payload: bytes) -> None:
         with pytest.raises(WireError):
-            decode_tick(b"_hb", payload)
+            decode_tick(TOPIC, payload)
+        with pytest.raises(WireError):
+            tick_fields(TOPIC, payload)
 
     def test_wire_error_is_a_value_error(self) -> None:
         assert issubclass(WireError, ValueError)
@@ -248,12 +308,22 @@ class TestRanges:
         tick = decode_tick(TOPIC, _pack(m | {field: good}))
         assert _decoded_value(tick, field) == good
 
+    @pytest.mark.parametrize(("field", "bad", "good"), [h for h in HOSTILE if h.values[0] != "v"])
+    def test_hostile_value_in_the_array_refused_and_legal_neighbour_decodes(
+        self, field: str, bad: Any, good: Any
+    ) -> None:
+        m = dict(zip(TICK_KEYS, msgpack.unpackb(encode_tick(_tick(ask=MAX_PRICE))), strict=True))
+        with pytest.raises(WireError, match=re.escape(f"'{field}'")):
+            decode_tick(TOPIC, _pack(list((m | {field: bad}).values())))
+        tick = decode_tick(TOPIC, _pack(list((m | {field: good}).values())))
+        assert _decoded_value(tick, field) == good
+
     def test_a_tick_at_every_upper_bound_round_trips(self) -> None:
         tick = _tick(seq=SEQ_LIMIT - 1, ts_exchange=TE_LIMIT - 1, ts_recv=TR_LIMIT - 1,
                      bid=MAX_PRICE, ask=MAX_PRICE, last=MAX_PRICE,
                      base_volume=MAX_VOLUME, quote_volume=MAX_VOLUME)
         assert decode_tick(TOPIC, encode_tick(tick)) == tick
-        m = msgpack.unpackb(encode_tick(tick), raw=False) | {"bv": 0}  # the named checks too
+        m = msgpack.unpackb(encode_tick_v1(tick), raw=False) | {"bv": 0}  # the named checks too
         assert decode_tick(TOPIC, _pack(m)) == _tick(
             seq=SEQ_LIMIT - 1, ts_exchange=TE_LIMIT - 1, ts_recv=TR_LIMIT - 1, bid=MAX_PRICE,
             ask=MAX_PRICE, last=MAX_PRICE, base_volume=0.0, quote_volume=MAX_VOLUME)
@@ -328,7 +398,7 @@ _KEYS = ["v", "s", "q", "te", "tr", "b", "a", "l", "bv", "qv"]
 @st.composite
 def _hostile_maps(draw: st.DrawFn) -> dict[str, Any]:
     """A valid tick map with some keys deleted, some replaced by edge values or junk, some added."""
-    m = msgpack.unpackb(encode_tick(draw(_valid_ticks())), raw=False)
+    m = msgpack.unpackb(encode_tick_v1(draw(_valid_ticks())), raw=False)
     for key in draw(st.lists(st.sampled_from(_KEYS), max_size=4)):
         m.pop(key, None)
     m.update(draw(st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=3), _anything,
@@ -366,6 +436,20 @@ def test_property_any_map_decodes_in_bounds_or_raises_wire_error(m: dict[str, An
         pass
     else:
         assert type(decoded["v"]) is int and decoded["v"] == WIRE_VERSION
+
+
+@settings(max_examples=500, deadline=None)
+@given(items=st.lists(_anything, min_size=9, max_size=9), valid=_valid_ticks(), keep=st.integers(0, 8))
+def test_property_any_array_decodes_in_bounds_or_raises_wire_error(items: list[Any], valid: Tick, keep: int) -> None:
+    """A version-2 array with junk at some positions (a valid tick's values at the others)."""
+    good = msgpack.unpackb(encode_tick(valid))
+    arr = [*good[:keep], *items[keep:]]
+    try:
+        tick = decode_tick(TOPIC, _pack(arr))
+    except WireError:
+        pass
+    else:
+        _assert_in_bounds(tick)
 
 
 @settings(max_examples=500, deadline=None)

@@ -39,7 +39,7 @@ from engine.node.snapshot import build_snapshot
 from engine.wire.commands import SNAPSHOT, CommandError, make_ack, make_snapshot, parse_command
 from engine.wire.liveness import HEARTBEAT_INTERVAL_S
 from engine.wire.schema import AckMsg, VenueMsg
-from feed.wire import TOPIC_STATUS, WireError, decode_map, decode_tick
+from feed.wire import TOPIC_STATUS, WireError, decode_map, tick_fields
 
 log = logging.getLogger("engine")
 
@@ -254,14 +254,14 @@ class EngineNode:
             self.bad_total += 1
             return
         ps, st = entry
-        try:
-            tick = decode_tick(topic, payload)
+        try:  # straight into the core's tick path: no object per tick (docs/wire.md, tick v2)
+            _, seq, te, tr, bid, ask, last, bv, _ = tick_fields(topic, payload)
         except WireError:
             st.bad += 1
             self.bad_total += 1
             return
         quarantined = ps.band.quarantined
-        used = self.core.on_tick(ps, tick.ts_exchange, tick.bid, tick.ask, tick.last, tick.base_volume)
+        used = self.core.on_tick(ps, te, bid, ask, last, bv)
         if not used:
             self.bad_total += 1  # implausible or quarantined: counted by the core too
             if ps.band.quarantined == quarantined:  # stamped far ahead: its sequence number is
@@ -269,18 +269,18 @@ class EngineNode:
             # a price quarantined came in a sound frame: its sequence number counts (no false gap)
         # Sequence numbers of decoded ticks: a jump forward is lost messages; back, a restarted feed.
         exp = st.expected_seq
-        if exp and tick.seq != exp:
-            if tick.seq > exp:
-                st.gaps += tick.seq - exp
+        if exp and seq != exp:
+            if seq > exp:
+                st.gaps += seq - exp
             else:
-                log.info("%s - feed sequence restarted (%d after %d)", ps.symbol, tick.seq, exp - 1)
-        st.expected_seq = tick.seq + 1
+                log.info("%s - feed sequence restarted (%d after %d)", ps.symbol, seq, exp - 1)
+        st.expected_seq = seq + 1
         if not used:
             return
         self.ticks_total += 1
         # Feed publish -> decision done, on one host's clock: what bench/ reports as latency.
         i = self._lat_i
-        self._lat[i & LATENCY_RING_MASK] = time.time_ns() - tick.ts_recv
+        self._lat[i & LATENCY_RING_MASK] = time.time_ns() - tr
         self._lat_i = i + 1
 
     def _count_lost_tail(self, last_seq: dict[Any, Any]) -> None:
