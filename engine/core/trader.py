@@ -111,6 +111,7 @@ class TradingCore(OperatorCommands):
                 mode=modes.get(sym, PairMode.ACTIVE), band=PriceBand(sym, cfg.pair(sym).tier, cfg.data),
             )
         self._outside_quotes: dict[str, tuple[float, float]] = {}  # stored positions of pairs not traded
+        self.leaving: dict[str, PairMode] = {}  # removed by a reload, REDUCING until flat (engine/core/reload.py)
         self.execution = ExecutionEngine(client, journal, self.sink, self.portfolio, clock, self.rules, self._changed)
         self.execution.quote = self.quote
         self.execution.restore(journal.open_orders())
@@ -139,8 +140,8 @@ class TradingCore(OperatorCommands):
         """Seed a pair from history through the live path (indicators and strategy state)."""
         ps = self.pairs[symbol]
         loaded = ps.candles.seed(candles)  # the builder keeps the sparkline's worth
-        for c in ps.runtime.warm_up(loaded):
-            self.corr.on_close(symbol, c.ts, c.close)
+        committed = [(c.ts, c.close) for c in ps.runtime.warm_up(loaded)]
+        self.corr.warm(symbol, committed)  # in bulk: only the tail a correlation can still use
         ps.ind = ps.runtime.ind
         last = ps.candles.last_closed
         if last is not None:
@@ -379,17 +380,20 @@ class TradingCore(OperatorCommands):
     def marks(self) -> dict[str, float]:
         return {s: p.last for s, p in self.pairs.items() if p.last > 0.0}
 
+    def _live_positions(self) -> dict[str, Position]:
+        return {s: p for s, p in self.portfolio.positions.items() if not self.execution.is_dust(p)}
+
     def risk_context(self) -> RiskContext:
         now = self.clock.monotonic()
         marks = self.marks()
         return RiskContext(
-            positions={s: p for s, p in self.portfolio.positions.items() if not self.execution.is_dust(p)},
+            positions=self._live_positions(),
             marks=marks,
             atr={s: p.ind.atr for s, p in self.pairs.items()},
             modes={s: p.mode for s, p in self.pairs.items()},
             stale={s: self.is_stale(p, now) for s, p in self.pairs.items()},
             quotes={s: (p.bid, p.ask) for s, p in self.pairs.items()},
-            correlated_with=self.corr.correlated_with,
+            correlated_with=self.corr,
             equity=self.portfolio.equity(marks),
             cash=self.portfolio.cash,
             entries_stopped=self.entries.refusal(),
@@ -410,7 +414,11 @@ class TradingCore(OperatorCommands):
             daily_pnl=pf.daily_pnl(equity),
             exposure_used=pf.exposure(marks),
             exposure_max=pc.max_exposure_usd,
-            correlated_cluster=self.risk.largest_open_cluster(self.risk_context()),
+            # the check's own rule on the open positions only (O(open), not O(pairs)): the
+            # gauge and the check agree at any number of pairs
+            correlated_cluster=self.risk.largest_open_cluster(
+                RiskContext(positions=self._live_positions(), correlated_with=self.corr)
+            ),
             correlated_max=pc.max_correlated_positions,
             halted=any(p.mode is PairMode.HALTED for p in self.pairs.values()),
             positions=sum(1 for p in pf.positions.values() if p.is_open),
