@@ -121,7 +121,7 @@ def test_halted_and_the_kill_switch_survive_a_reload(tmp_path: Path) -> None:
     h.core.command("kill")
     assert h.core.entries.stopped is False
     h.core.command("stop_entries")
-    _, done = _apply(h, safe_list({**THREE, "BNB/USDT": "momentum", "ETH/USDT": "momentum"}))
+    _apply(h, safe_list({**THREE, "BNB/USDT": "momentum", "ETH/USDT": "momentum"}))
     assert {s: p.mode for s, p in h.core.pairs.items()} == dict.fromkeys(
         ["BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT"], PairMode.HALTED
     )
