@@ -75,7 +75,7 @@ class PolicyStrategy(Strategy):
             policy = load_policy(params.policy)
             bind = getattr(policy, "bind", None)
             self.policy = bind(self) if callable(bind) else policy
-            self.layout = check_layout(getattr(policy, "layout", STATE_FIELDS))
+            self.layout = check_layout(getattr(self.policy, "layout", STATE_FIELDS))
         except ValueError as exc:
             raise ConfigError([f"pairs.{symbol}.params.policy: {exc}"]) from None
         self.errors = 0
