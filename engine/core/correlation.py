@@ -1,27 +1,44 @@
-"""Which pairs move together: configured groups plus the live rolling correlation of returns.
+"""Which pairs move together: configured groups plus the rolling correlation of returns.
 
-Owns ``CorrelationTracker``. Each closed candle gives a log return per symbol; returns are
-aligned by candle open time, so a pair of symbols is updated exactly once per candle time
-both have closed, whichever arrives first (live, interleaved) and also when one symbol's
-whole history is fed before the next (warm-up): each symbol remembers its last
-``window + RETURN_SLACK`` returns by candle time. Every pair keeps a ``RollingCorrelation`` over
-``window`` aligned returns. ``correlated_with(symbol)`` is what the risk check counts:
-configured group members plus symbols whose live correlation is at or above ``threshold``.
-O(number of symbols) per close.
+Owns ``CorrelationTracker``. Each closed candle gives a log return per symbol, stored in one
+table of the last ``window + RETURN_SLACK`` candle times (a column per candle time, a row per
+symbol, NaN where a symbol has no return): O(1) per close, whatever the number of symbols.
+Returns are aligned by candle open time, so live (closes interleaved) and warm-up (one
+symbol's whole history, then the next; ``warm`` stores only the tail that can still count)
+fill the same table.
+
+A couple's correlation is taken over the last ``window`` candle times both symbols hold,
+exactly as a ``RollingCorrelation`` fed those returns in time order computes it (see
+``correlation_math``; tests/test_correlation_scale.py checks the two agree to 1e-9). Nothing
+keeps all N(N−1)/2 couples up to date. A correlation is computed when asked and cached until
+either symbol has a new return:
+
+- ``correlated_with(symbol, among)``: what the risk check counts, configured group peers plus
+  symbols at or above ``threshold``, asked only ``among`` the open positions (O(open) couples,
+  the only ones that can change a decision);
+- ``row``/``strongest``: one symbol against all, vectorised (the policy's state vector);
+- ``view``: what a console shows, the matrix of a few symbols and the ``k`` strongest couples
+  of all, from one matrix product (``correlation_math.block``), for the publisher to send at
+  most once a second when ``version`` moved.
+
+A candle time older than every one kept is dropped (a symbol more than ``RETURN_SLACK``
+candles behind the others no longer counts until it catches up).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from collections.abc import Iterable, Sequence
 
-from engine.core.indicators import RollingCorrelation
+import numpy as np
+
+from engine.core import correlation_math as cm
 
 logger = logging.getLogger(__name__)
 
-RETURN_SLACK = 16  # extra returns remembered beyond the window, for symbols closing a little late
+RETURN_SLACK = 16  # candle times kept beyond the window, for symbols closing a little late
+_NEVER = np.iinfo(np.int64).min
 
 
 class CorrelationTracker:
@@ -44,34 +61,28 @@ class CorrelationTracker:
             members = [s for s in group if s in self._index]
             for s in members:
                 self._group_peers[s].update(m for m in members if m != s)
-        self._pairs: dict[tuple[str, str], RollingCorrelation] = {}
-        for i, a in enumerate(self.symbols):
-            for b in self.symbols[i + 1 :]:
-                self._pairs[(a, b)] = RollingCorrelation(window)
-        self._last_close: dict[str, tuple[int, float]] = {}  # symbol -> (candle ts, close)
-        # per symbol: candle ts -> log return, oldest first (the deque bounds the dict)
-        self._returns: dict[str, dict[int, float]] = {s: {} for s in self.symbols}
-        self._return_ts: dict[str, deque[int]] = {s: deque() for s in self.symbols}
-        # per symbol, each other symbol in safe-list order: (its returns, the pair's correlation,
-        # whether this symbol is the pair's x), so a close looks nothing up by name
-        self._peers: dict[str, list[tuple[dict[int, float], RollingCorrelation, bool]]] = {}
-        for s in self.symbols:
-            self._peers[s] = [
-                (self._returns[o], self._pairs[self._key(s, o)], self._key(s, o)[0] == s)
-                for o in self.symbols
-                if o != s
-            ]
         self._keep = window + RETURN_SLACK
+        n = len(self.symbols)
+        self._R = np.full((n, self._keep), np.nan)  # returns: row = symbol, column = candle time
+        self._col_ts = np.full(self._keep, _NEVER, dtype=np.int64)
+        self._col_of: dict[int, int] = {}  # candle ts -> column
+        self._used = 0
+        self._order: np.ndarray | None = None  # used columns, oldest candle time first
+        self._last_close: dict[str, tuple[int, float]] = {}  # symbol -> (candle ts, close)
+        self._ver = [0] * n  # per symbol: bumped on every new return
+        self._epoch = 0  # bumped when a candle time leaves the table
+        self._cache: dict[tuple[int, int], tuple[int, int, int, float | None]] = {}
+        self.version = 0  # moves whenever any correlation may have changed
         self.bad = 0  # closes refused: unknown symbol, non-positive or non-finite price
         self.out_of_order = 0
 
-    def _key(self, a: str, b: str) -> tuple[str, str]:
-        return (a, b) if self._index[a] < self._index[b] else (b, a)
+    # ---- input --------------------------------------------------------------------------
 
     def on_close(self, symbol: str, candle_ts: int, close: float) -> bool:
         """Feed one closed candle; True when it produced a return (False: first, bad or late)."""
         # ``0 < close < inf``: finite and positive (NaN fails every comparison)
-        if symbol not in self._index or not 0.0 < close < math.inf:
+        i = self._index.get(symbol)
+        if i is None or not 0.0 < close < math.inf:
             self.bad += 1
             return False
         last = self._last_close.get(symbol)
@@ -83,41 +94,125 @@ class CorrelationTracker:
             return False
         if self.timeframe_ms is not None and candle_ts - last[0] != self.timeframe_ms:
             return False  # a gap: this return spans several candles and would misalign
-        ret = math.log(close / last[1])
-        mine, order = self._returns[symbol], self._return_ts[symbol]
-        mine[candle_ts] = ret
-        order.append(candle_ts)
-        if len(order) > self._keep:
-            del mine[order.popleft()]
-        # Each symbol's candle times only increase, so every pair sees its updates in time order.
-        for returns, corr, first in self._peers[symbol]:
-            peer = returns.get(candle_ts)
-            if peer is None:
-                continue  # the other symbol's close for this candle updates the pair when it arrives
-            if first:
-                corr.update(ret, peer)
-            else:
-                corr.update(peer, ret)
+        col = self._col_of.get(candle_ts)
+        if col is None:
+            col = self._new_column(candle_ts)
+            if col is None:
+                return True  # older than every candle time kept: it can no longer count
+        self._R[i, col] = math.log(close / last[1])
+        self._ver[i] += 1
+        self.version += 1
         return True
+
+    def warm(self, symbol: str, closes: Sequence[tuple[int, float]]) -> int:
+        """A symbol's history in bulk: only the closes whose returns the table can still hold
+        go through ``on_close`` (the same path as live). Returns how many produced a return."""
+        if symbol not in self._index:
+            self.bad += len(closes)
+            return 0
+        tail = closes[-(self._keep + 1) :]
+        return sum(self.on_close(symbol, ts, c) for ts, c in tail)
+
+    def _new_column(self, ts: int) -> int | None:
+        if self._used < self._keep:
+            col = self._used
+            self._used += 1
+        else:
+            col = int(np.argmin(self._col_ts))
+            old = int(self._col_ts[col])
+            if old >= ts:
+                return None
+            del self._col_of[old]
+            self._R[:, col] = np.nan
+            self._epoch += 1
+        self._col_ts[col] = ts
+        self._col_of[ts] = col
+        self._order = None
+        return col
+
+    def _ordered(self) -> np.ndarray:
+        if self._order is None:
+            used = np.arange(self._used)
+            self._order = used[np.argsort(self._col_ts[: self._used], kind="stable")]
+        return self._order
+
+    def _table(self, rows: Sequence[int] | None = None) -> np.ndarray:
+        """Returns of ``rows`` (all by default) over the kept candle times, oldest first."""
+        order = self._ordered()
+        R = self._R if rows is None else self._R[np.asarray(rows, dtype=np.intp)]
+        return R[:, order]
+
+    # ---- queries ------------------------------------------------------------------------
 
     def correlation(self, a: str, b: str) -> float | None:
         if a == b:
             return 1.0
-        if a not in self._index or b not in self._index:
+        i, j = self._index.get(a), self._index.get(b)
+        if i is None or j is None:
             return None
-        return self._pairs[self._key(a, b)].value
+        if i > j:
+            i, j = j, i
+        vi, vj, ep = self._ver[i], self._ver[j], self._epoch
+        hit = self._cache.get((i, j))
+        if hit is not None and hit[0] == vi and hit[1] == vj and hit[2] == ep:
+            return hit[3]
+        order = self._ordered()
+        value = cm.pair(self._R[i, order], self._R[j, order], self.window)
+        self._cache[(i, j)] = (vi, vj, ep, value)
+        return value
 
-    def matrix(self) -> tuple[list[str], list[list[float | None]]]:
-        """Symbols and the symmetric matrix of live correlations (None while warming up)."""
-        return self.symbols, [[self.correlation(a, b) for b in self.symbols] for a in self.symbols]
+    def row(self, symbol: str) -> dict[str, float | None]:
+        """``symbol`` against every symbol (itself 1.0), one vectorised pass."""
+        i = self._index.get(symbol)
+        if i is None:
+            return {}
+        r = cm.row(self._table(), i, self.window)
+        return {s: (None if v != v else float(v)) for s, v in zip(self.symbols, r.tolist(), strict=True)}
 
-    def correlated_with(self, symbol: str) -> set[str]:
-        """Configured group peers plus live peers at or above the threshold (never the symbol)."""
+    def strongest(self, symbol: str) -> float | None:
+        """The signed correlation of largest magnitude with another symbol (None: none yet)."""
+        i = self._index.get(symbol)
+        if i is None or len(self.symbols) < 2:
+            return None
+        r = cm.row(self._table(), i, self.window)
+        r[i] = np.nan
+        if np.isnan(r).all():
+            return None
+        return float(r[int(np.nanargmax(np.abs(r)))])
+
+    def matrix(self, symbols: Sequence[str] | None = None) -> tuple[list[str], list[list[float | None]]]:
+        """``symbols`` (every one by default) and the symmetric matrix of their correlations
+        (None while warming up), in bulk."""
+        syms = self.symbols if symbols is None else [s for s in symbols if s in self._index]
+        M = cm.block(self._table([self._index[s] for s in syms]), self.window)
+        return list(syms), [[None if v != v else v for v in r] for r in M.tolist()]
+
+    def view(self, first: Sequence[str], shown: int, k: int) -> tuple[list[str], list[list[float | None]], list[tuple[str, str, float]]]:
+        """What a console shows: up to ``shown`` symbols (``first``, then the safe list's order)
+        with their matrix, and the ``k`` strongest couples of all symbols (by |ρ|)."""
+        pick = list(dict.fromkeys([s for s in first if s in self._index] + self.symbols))[:shown]
+        syms, matrix = self.matrix(pick)
+        links: list[tuple[str, str, float]] = []
+        if k > 0 and len(self.symbols) > 1:
+            M = cm.block(self._table(), self.window)
+            links = [(self.symbols[i], self.symbols[j], v) for i, j, v in cm.top_links(M, k)]
+        return syms, matrix, links
+
+    def correlated_with(self, symbol: str, among: Iterable[str] | None = None) -> set[str]:
+        """Configured group peers plus live peers at or above the threshold (never the symbol).
+        ``among``: look at these symbols only (the risk check's open positions); None: all."""
         peers = set(self._group_peers.get(symbol, ()))
-        if symbol in self._index:
-            for other in self.symbols:
-                if other != symbol:
-                    c = self._pairs[self._key(symbol, other)].value
-                    if c is not None and c >= self.threshold:
-                        peers.add(other)
+        if symbol not in self._index:
+            return peers
+        thr = self.threshold
+        if among is None:
+            for other, c in self.row(symbol).items():
+                if other != symbol and c is not None and c >= thr:
+                    peers.add(other)
+            return peers
+        for other in among:
+            if other != symbol and other not in peers:
+                c = self.correlation(symbol, other)
+                if c is not None and c >= thr:
+                    peers.add(other)
         return peers

@@ -69,7 +69,7 @@ def _pct(x: float, near: float) -> str:
 
 
 class _HasCorrelatedWith(Protocol):
-    def correlated_with(self, symbol: str) -> set[str]: ...
+    def correlated_with(self, symbol: str, among: Iterable[str] | None = None) -> set[str]: ...
 
 
 @dataclass(slots=True)
@@ -81,19 +81,21 @@ class RiskContext:
     atr: Mapping[str, float | None] = field(default_factory=dict)
     modes: Mapping[str, PairMode] = field(default_factory=dict)  # missing: ACTIVE
     stale: Mapping[str, bool] = field(default_factory=dict)  # missing: fresh
-    # a CorrelationTracker or its bound ``correlated_with``; None: configured groups only
+    # a CorrelationTracker (asked only among the open positions: O(open) couples at any N) or a
+    # callable ``correlated_with(symbol)``; None: configured groups only
     correlated_with: Callable[[str], Iterable[str]] | _HasCorrelatedWith | None = None
     quotes: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # (bid, ask)
     equity: float | None = None  # None: the configured capital
     cash: float | None = None  # None: no cash cap on spot sizing
     entries_stopped: str = ""  # the operator stopped new entries on every pair: why ("" = allowed)
 
-    def peers(self, symbol: str) -> set[str]:
+    def peers(self, symbol: str, among: set[str] | None = None) -> set[str]:
+        """``symbol``'s correlated peers; ``among``: only these matter (the caller intersects)."""
         cw = self.correlated_with
         if cw is None:
             return set()
         if not callable(cw):
-            cw = cw.correlated_with
+            return set(cw.correlated_with(symbol, among))
         return set(cw(symbol))
 
 
@@ -357,8 +359,10 @@ class RiskEngine:
         note = "" if new > 0 else " (nothing sized)"
         return CheckResult("total_exposure", True, f"exposure ${total:.2f}/${limit:.2f}{note}")
 
-    def _correlated(self, symbol: str, ctx: RiskContext) -> set[str]:
-        return (self._group_peers.get(symbol, set()) | ctx.peers(symbol)) - {symbol}
+    def _correlated(self, symbol: str, ctx: RiskContext, among: set[str] | None = None) -> set[str]:
+        """``symbol``'s peers; every caller keeps only the open positions, so the tracker is
+        asked ``among`` them: O(open) correlations per check, whatever the number of pairs."""
+        return (self._group_peers.get(symbol, set()) | ctx.peers(symbol, among)) - {symbol}
 
     def largest_open_cluster(self, ctx: RiskContext) -> list[str]:
         """The largest set of open positions the correlation check counts together (the
@@ -366,7 +370,7 @@ class RiskEngine:
         open_syms = {s for s, p in ctx.positions.items() if p.qty != 0.0}
         best: set[str] = set()
         for s in sorted(open_syms):
-            cluster = (open_syms & self._correlated(s, ctx)) | {s}
+            cluster = (open_syms & self._correlated(s, ctx, open_syms)) | {s}
             if len(cluster) > len(best):
                 best = cluster
         return sorted(best)
@@ -374,11 +378,11 @@ class RiskEngine:
     def _correlation(self, symbol: str, ctx: RiskContext) -> CheckResult:
         limit = self.pc.max_correlated_positions
         open_syms = {s for s, p in ctx.positions.items() if p.qty != 0.0}
-        peers = self._correlated(symbol, ctx)
+        peers = self._correlated(symbol, ctx, open_syms)
         worst = (open_syms & peers) | {symbol}
         # an open peer's own cluster grows too: check it so no cluster ever exceeds the max
         for peer in open_syms & peers:
-            cluster = (open_syms & self._correlated(peer, ctx)) | {peer, symbol}
+            cluster = (open_syms & self._correlated(peer, ctx, open_syms)) | {peer, symbol}
             if len(cluster) > len(worst):
                 worst = cluster
         n = len(worst)

@@ -47,12 +47,7 @@ def policy_state(core: TradingCore, symbol: str) -> dict[str, Any]:
     pf = core.portfolio
     capital = core.cfg.portfolio.capital_usd or 1.0
     equity = pf.equity(marks)
-    strongest: float | None = None
-    for other in core.symbols:
-        if other != symbol:
-            c = core.corr.correlation(symbol, other)
-            if c is not None and (strongest is None or abs(c) > abs(strongest)):
-                strongest = c
+    strongest = core.corr.strongest(symbol)  # one vectorised row, not N look-ups
     position = unrealised = 0.0
     pos = pf.positions.get(symbol)
     if pos is not None and pos.is_open:  # the pair's own position, at its mark (entry before a tick)
