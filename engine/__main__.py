@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             history_limit=args.history,
             rules=rules,
             live=live,
+            config_path=Path(args.config),
         )
     except StoreError as exc:
         if live is not None:

@@ -267,6 +267,7 @@ class BinanceSource:
         self._last_data = now
         self._last_update = dict.fromkeys(symbols, now)
         while not self._closing:
+            symbols = self.symbols  # a new list only when add_symbols put it on the same socket
             try:
                 await self._exchange.watch_tickers(symbols)
             except ccxt.NetworkError as exc:  # closed, timed out, refused, maintenance, 429/418
@@ -379,6 +380,36 @@ class BinanceSource:
         for client in list((self._exchange.clients or {}).values()):
             # the path ccxt takes for a missed keepalive: reject waiters with NetworkError, close
             client.on_error(ccxt.RequestTimeout(reason))
+
+    async def add_symbols(self, symbols: list[str], tiers: Mapping[str, str] | None = None) -> list[str]:
+        """Stream more pairs on the websocket already open (a safe list reloaded): ccxt would
+        open a new socket for a new list of symbols, so the new list's subscription is mapped to
+        the stream the current one uses; the next ``watch_tickers`` sends one SUBSCRIBE on it."""
+        ex = self._exchange
+        if not ex.markets:
+            await self._load_markets()
+        markets = ex.markets or {}
+        bad = [s for s in symbols if s not in markets or not markets[s].get("spot")]
+        if bad:
+            raise ValueError(f"not Binance spot markets: {', '.join(bad)}")
+        new = [s for s in symbols if s not in self.symbols]
+        if not new:
+            return []
+        per_socket = int(ex.options.get("subscriptionLimitByStream", {}).get("spot", 200))
+        if len(self.symbols) + len(new) > per_socket:
+            raise ValueError(f"one websocket carries at most {per_socket} symbols")
+        wanted = [*self.symbols, *new]
+        by_hash = ex.options.setdefault("streamBySubscriptionsHash", {})
+        old = by_hash.get("ticker::" + ",".join(self.symbols))
+        if old is not None:
+            by_hash["ticker::" + ",".join(wanted)] = old
+        now = time.monotonic()
+        for s in new:
+            self._last_update[s] = now
+        ex.wanted_ids = frozenset(markets[s]["id"] for s in wanted)
+        self.symbols = wanted
+        logger.info("binance: now also streaming %s on the same websocket", ", ".join(new))
+        return new
 
     # ------------------------------------------------------------------ history
 

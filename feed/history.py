@@ -137,8 +137,10 @@ class HistoryServer:
             return encode_map(
                 {"ok": True, "source": self.source.name, "symbols": list(self.source.symbols)}
             )
+        if op == "subscribe":
+            return await self._subscribe(req)
         if op != "history":
-            return self._bad(f"unknown op {op!r} (known: history, info)")
+            return self._bad(f"unknown op {op!r} (known: history, info, subscribe)")
         symbol, tf, limit = req.get("symbol"), req.get("timeframe_s"), req.get("limit")
         if type(symbol) is not str:
             return self._bad(f"field 'symbol': expected a string, got {symbol!r}")
@@ -162,6 +164,28 @@ class HistoryServer:
         return encode_map(
             {"ok": True, "symbol": symbol, "timeframe_s": tf, "candles": _plain_candles(candles)}
         )
+
+    async def _subscribe(self, req: dict[str, Any]) -> bytes:
+        """``{op: subscribe, symbols, tiers?}``: stream more symbols on the source's existing
+        connection (a safe list reloaded); ``{ok, symbols}`` with every symbol streamed now."""
+        symbols, tiers = req.get("symbols"), req.get("tiers") or {}
+        if type(symbols) is not list or not symbols or not all(type(s) is str and 0 < len(s) <= 64 for s in symbols):
+            return self._bad("field 'symbols': expected a list of symbols")
+        if type(tiers) is not dict or not all(type(v) is str for v in tiers.values()):
+            return self._bad("field 'tiers': expected a map of symbol to tier")
+        add = getattr(self.source, "add_symbols", None)
+        new = [s for s in symbols if s not in self.source.symbols]
+        if new and add is None:
+            return _error(f"the {self.source.name} source cannot add pairs while running (restart the feed)")
+        if new:
+            try:
+                result = add(new, tiers)
+                if asyncio.iscoroutine(result):
+                    await result
+            except (FeedError, ValueError, KeyError) as exc:
+                return _error(f"cannot stream {', '.join(new)}: {exc}")
+        self.served += 1
+        return encode_map({"ok": True, "symbols": list(self.source.symbols)})
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -236,6 +260,17 @@ def request_history(
         raise WireError(f"history reply is for {reply.get('symbol')!r}/{reply.get('timeframe_s')!r}, "
                         f"asked {symbol!r}/{timeframe_s!r}")
     return _check_candles(reply.get("candles"), symbol)
+
+
+def request_subscribe(
+    endpoint: str, symbols: list[str], tiers: dict[str, str] | None = None, timeout_s: float = 5.0
+) -> list[str]:
+    """Ask the feed at ``endpoint`` to stream ``symbols`` too; every symbol it streams now."""
+    reply = _request(endpoint, {"op": "subscribe", "symbols": symbols, "tiers": tiers or {}}, timeout_s)
+    got = reply.get("symbols")
+    if type(got) is not list:
+        raise WireError("subscribe reply lacks 'symbols'")
+    return [str(s) for s in got]
 
 
 def request_info(endpoint: str, timeout_s: float = 5.0) -> dict[str, Any]:

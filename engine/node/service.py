@@ -35,6 +35,7 @@ from engine.node.history import FeedHistory
 from engine.node.kill_check import KillCheck
 from engine.node.publisher import StatePublisher, TopicStats
 from engine.node.reconcile_run import ReconcileRunner
+from engine.node.reload_run import ReloadRunner
 from engine.node.snapshot import build_snapshot
 from engine.wire.commands import SNAPSHOT, CommandError, make_ack, make_snapshot, parse_command
 from engine.wire.liveness import HEARTBEAT_INTERVAL_S
@@ -71,9 +72,11 @@ class EngineNode:
         history: HistorySource | None = None,
         context: zmq.Context[Any] | None = None,
         live: Any = None,
+        config_path: Path | None = None,
     ) -> None:
         """``live``: a started live execution client (engine/execution/binance_live.py); None
-        trades on paper. Its events are delivered on this thread, each loop turn."""
+        trades on paper. Its events are delivered on this thread, each loop turn.
+        ``config_path``: the safe list's run copy, which a ``reload`` replaces."""
         self.cfg = cfg
         self.live = live
         self.endpoints = endpoints
@@ -108,6 +111,7 @@ class EngineNode:
         # live: the book checked against the exchange at start, on reconnects, every minute
         self._reconcile = ReconcileRunner(live, self.core) if live is not None else None
         self.stats = {sym: TopicStats() for sym in symbols}
+        self._reload = ReloadRunner(self, config_path)  # the safe list changed while trading
         # keyed by the topic bytes: no decode per tick
         self._by_topic = {sym.encode(): (ps, self.stats[sym]) for sym, ps in self.core.pairs.items()}
         self._lat = [0] * (LATENCY_RING_MASK + 1)
@@ -210,6 +214,8 @@ class EngineNode:
 
     def tick_timers(self) -> None:
         self.core.on_timer()
+        if self.core.leaving:  # pairs a reload removed leave once flat
+            self._reload.sweep()
         now = self.clock.monotonic()
         self.publisher.publish_due(self.core, self.stats, now)
         if now - self._last_hb >= HEARTBEAT_INTERVAL_S:
@@ -347,6 +353,8 @@ class EngineNode:
             self._reconcile.request("command")
             return AckMsg(m["id"], cmd, True, "reconciliation asked of the exchange: the report follows",
                           modes=self.core.modes())  # fmt: skip
+        if cmd == "reload":
+            return self._reload.handle(m)
         result = self.core.command(cmd, symbol, choice=m.get("choice") or "", who=m.get("who") or "")
         if self._kill_check is not None and cmd in ("kill", "flatten_all"):
             self._kill_check.arm("kill" if cmd == "kill" else "flatten all")

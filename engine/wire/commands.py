@@ -40,7 +40,9 @@ TOPICS = (TOPIC_PAIR, TOPIC_PORTFOLIO, TOPIC_DECISION, TOPIC_ORDER, TOPIC_FILL, 
           TOPIC_RECONCILE)  # fmt: skip
 
 OPERATOR_COMMANDS = ("ping", "pause", "resume", "reduce", "flatten", "flatten_all", "kill", "rearm", "reconcile",
-                     "stop_entries", "resume_entries")  # fmt: skip
+                     "stop_entries", "resume_entries", "reload")  # fmt: skip
+# ``reload`` (``digest``: the 16 hex digits naming the validated text the daemon wrote beside the
+# engine's safe list) applies a new safe list pair by pair (engine/node/reload_run.py)
 # ``flatten_all`` stops new entries on every pair until ``resume_entries`` (``stop_entries`` alone
 # stops them without closing anything); the entries gate is in the ``portfolio`` topic
 # ``reconcile`` settles one pair a reconciliation halted: ``choice`` adopt | flatten | keep, ``who``
@@ -112,6 +114,8 @@ def parse_command(payload: bytes) -> dict[str, Any]:
             raise CommandError("command 'reconcile' has a bad 'symbol'")
         if m.get("choice") not in RECONCILE_CHOICES:
             raise CommandError(f"command 'reconcile' needs a 'choice' ({', '.join(RECONCILE_CHOICES)})")
+    if cmd == "reload" and not (type(m.get("digest")) is str and 0 < len(m["digest"]) <= 64):
+        raise CommandError("command 'reload' needs a 'digest' (the safe list's version)")
     who = m.get("who")
     if who is not None and (type(who) is not str or len(who) > 128):
         raise CommandError("'who' must be a string of at most 128 characters")

@@ -89,6 +89,17 @@ class PriceModel:
         self.vol_step = [p.volume_per_s * real_dt for p in profiles]
         self.x = [0.0] * len(profiles)
         self.volume = [0.0] * len(profiles)
+        self._seed_key, self._scale, self._real_dt = seed_key, scale, real_dt
+
+    def add(self, p: SymbolProfile) -> None:
+        """One more symbol, from now on (its walk seeded by its name, as at the start)."""
+        self.walks.append(RegimeWalk(random.Random(f"{self._seed_key}/{p.symbol}")))
+        self.sig.append(p.sigma_s * self._scale)
+        self.beta.append(p.beta)
+        self.gamma.append(math.sqrt(max(0.0, 1.0 - p.beta * p.beta)))
+        self.vol_step.append(p.volume_per_s * self._real_dt)
+        self.x.append(0.0)
+        self.volume.append(0.0)
 
     def step(self) -> None:
         dt, sqdt = self.dt, self.sqdt
@@ -164,6 +175,28 @@ class SimMarket:
         self.base_volume = [p.volume_per_s * DAY_S for p in self.profiles]
         self.quote_volume = [p.volume_per_s * DAY_S * p.price for p in self.profiles]
         self.pending_volume = [0.0] * n  # traded since the symbol last published
+
+    def add_symbol(self, symbol: str, tier: str | None = None) -> bool:
+        """Simulate one more symbol from the next step on (a safe list reloaded); False when it
+        is simulated already. The lists grow in place: a running ``pump`` holds them."""
+        if symbol in self.symbols:
+            return False
+        p = symbol_profile(symbol, tier)
+        self.symbols.append(symbol)
+        self.profiles.append(p)
+        self._model.add(p)
+        self._rngs.append(self._model.walks[-1].rng)
+        self._p0.append(p.price)
+        self._half_spread.append(p.spread_bps * 0.5e-4)
+        self._digits.append(p.digits)
+        self._tick_size.append(10.0 ** -p.digits)
+        for prices in (self.mid, self.bid, self.ask, self.last):
+            prices.append(p.price)
+        self.ticked.append(False)
+        self.base_volume.append(p.volume_per_s * DAY_S)
+        self.quote_volume.append(p.volume_per_s * DAY_S * p.price)
+        self.pending_volume.append(0.0)
+        return True
 
     def next_interval(self) -> float:
         return self.step_dt * (0.5 + self._timing.random())

@@ -168,6 +168,25 @@ class SimSource:
             await asyncio.to_thread(self._ensure_chunks, timeframe_s, chunks)
         return self._synthetic_candles(k, timeframe_s, need) + live
 
+    def add_symbols(self, symbols: Sequence[str], tiers: Mapping[str, str] | None = None) -> list[str]:
+        """Stream more symbols from the next step on, on the same socket (a safe list reloaded);
+        the ones added. Their history before now is synthetic, ending at their start price."""
+        added = []
+        for sym in symbols:
+            if not self.market.add_symbol(sym, (tiers or {}).get(sym)):
+                continue
+            self._index[sym] = len(self.symbols)
+            self.symbols.append(sym)
+            self._anchor_ms.append(int(self._clock() * 1000))
+            self._anchor_px.append(self.market.profiles[-1].price)
+            self._bars.append(_BarLog())
+            added.append(sym)
+        if added:
+            with self._chunk_lock:
+                self._chunks.clear()  # chunks hold every symbol's candles: made again with the new ones
+            log.info("sim market: now also streaming %s", ", ".join(added))
+        return added
+
     def history_sync(self, symbol: str, timeframe_s: int, limit: int) -> list[list[float]]:
         """``history()`` without an event loop (tests, tools)."""
         return asyncio.run(self.history(symbol, timeframe_s, limit))

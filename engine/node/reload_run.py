@@ -1,0 +1,114 @@
+"""The engine's side of a safe-list reload: the ``reload`` command and the pairs leaving.
+
+Owns ``ReloadRunner``. The daemon validated the new file and wrote its text beside the engine's
+run copy as ``safe_list.next.yaml`` (``PENDING_NAME``); the command names its digest (the first
+16 hex digits of its SHA-256), so the engine applies exactly what was validated and previewed.
+The engine reads it through the same validation, diffs it against the safe list in force,
+refuses it whole when a change cannot be made live (``engine.core.reload.refusals``), else
+makes it the run copy (``os.replace``: a restart trades the new list) and applies it to the core
+(``engine.core.reload.apply``): added pairs are subscribed on the feed socket and warmed from
+the feed's history, rebuilt pairs warmed again, removed flat pairs unsubscribed. Each timer turn,
+``sweep`` lets the pairs a reload removed leave once flat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import zmq
+
+from engine.core import reload
+from engine.core.config import ConfigError, read_safe_list
+from engine.core.ports import HistoryUnavailable
+from engine.node.publisher import TopicStats
+from engine.wire.schema import AckMsg
+
+if TYPE_CHECKING:
+    from engine.node.service import EngineNode
+
+log = logging.getLogger("engine")
+
+PENDING_NAME = "safe_list.next.yaml"
+
+
+def digest(text: str) -> str:
+    """A safe list's version tag: the first 16 hex digits of its text's SHA-256."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+class ReloadRunner:
+    def __init__(self, node: EngineNode, config_path: Path | None) -> None:
+        self.node = node
+        self.config_path = config_path
+        self.applied = 0
+
+    def handle(self, m: dict[str, Any]) -> AckMsg:
+        node, core = self.node, self.node.core
+        want = m.get("digest") or ""
+        if self.config_path is None:
+            return AckMsg(m["id"], "reload", False, "this engine was started without a safe list file: cannot reload")
+        pending = self.config_path.with_name(PENDING_NAME)
+        try:
+            text, new = read_safe_list(pending)
+        except ConfigError as exc:
+            return AckMsg(m["id"], "reload", False, f"not reloaded: {exc.problems[0]}")
+        if digest(text) != want:
+            return AckMsg(m["id"], "reload", False,
+                          f"not reloaded: the pending safe list is {digest(text)}, the command names {want!r}")  # fmt: skip
+        d = reload.diff(node.cfg, new)
+        refused = reload.refusals(d, reload.open_positions(core), live=node.live is not None)
+        if refused:
+            return AckMsg(m["id"], "reload", False, "not reloaded: " + "; ".join(refused), modes=core.modes())
+        try:
+            os.replace(pending, self.config_path)  # the commit point: a restart trades the new list
+        except OSError as exc:
+            return AckMsg(m["id"], "reload", False, f"not reloaded: cannot replace the run copy: {exc.strerror or exc}")
+        done = reload.apply(core, new, d)
+        node.cfg = new
+        self.applied += 1
+        for sym in done.added:
+            node.stats[sym] = TopicStats()
+            node.sub.setsockopt(zmq.SUBSCRIBE, sym.encode())
+        for sym in done.left:
+            self._unsubscribe(sym)
+        self._rebuild_topics()
+        for sym in done.warm:
+            self._warm(sym)
+        what = "; ".join(x for x in (d.summary(), done.message()) if x)
+        core.notice("reload", "info", f"safe list {want} in force: {what}")
+        log.info("reload %s applied: %s", want, what)
+        return AckMsg(m["id"], "reload", True, what, modes=core.modes(),
+                      halted=core.portfolio_summary().halted)  # fmt: skip
+
+    def _warm(self, sym: str) -> None:
+        node = self.node
+        limit = node.history_limit
+        candles = []
+        if limit > 0:
+            try:
+                candles = node.history.candles(sym, node.core.timeframe_s, limit)
+            except HistoryUnavailable as exc:
+                log.warning("%s - no history from the feed (%s): indicators warm up live", sym, exc)
+        n = reload.warm(node.core, sym, candles)
+        log.info("%s - warmed on %d candles after the reload", sym, n)
+
+    def _unsubscribe(self, sym: str) -> None:
+        node = self.node
+        node.sub.setsockopt(zmq.UNSUBSCRIBE, sym.encode())
+        node.stats.pop(sym, None)
+
+    def _rebuild_topics(self) -> None:
+        node = self.node
+        node._by_topic = {sym.encode(): (ps, node.stats[sym]) for sym, ps in node.core.pairs.items()}
+
+    def sweep(self) -> None:
+        """Pairs a reload removed that are flat now leave (unsubscribed)."""
+        gone = reload.sweep(self.node.core)
+        for sym in gone:
+            self._unsubscribe(sym)
+        if gone:
+            self._rebuild_topics()
