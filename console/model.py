@@ -219,6 +219,8 @@ class ConsoleModel(ReconcileHolder):
                 self.dirty.add(sym)
 
     def apply_portfolio(self, msg: PortfolioMsg) -> None:
+        if msg.corr is None and self.portfolio is not None:  # absent: the correlations did not change
+            msg.corr = self.portfolio.corr
         self.portfolio = msg
         self.portfolio_at = self.clock()
         self.halted = msg.halted

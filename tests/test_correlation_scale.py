@@ -10,15 +10,21 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from console.model import ConsoleModel
 from engine.core.correlation import RETURN_SLACK, CorrelationTracker
 from engine.core.indicators import RollingCorrelation
 from engine.core.models import Position, Signal, SignalType
 from engine.core.risk import RiskContext, RiskEngine
+from engine.node.corr_view import CORR_LINKS, CORR_SHOWN, CorrelationView
+from engine.wire.commands import pack_map
+from engine.wire.schema import PortfolioMsg
+from tests.console_fakes import make_safe_list
 from tests.core_harness import make_core, safe_list
 
 MIN = 60_000
@@ -232,3 +238,35 @@ def test_view_shows_the_chosen_symbols_and_the_strongest_links_of_all() -> None:
     )[:5]
     assert [(a, b) for a, b, _ in links] == [(a, b) for a, b, _ in brute]
     assert [v for *_, v in links] == pytest.approx([v for *_, v in brute], abs=1e-12)
+
+
+def test_portfolio_carries_the_correlations_only_when_they_moved_at_most_once_a_second(tmp_path: Path) -> None:
+    """The publisher's view at 300 pairs: a small message (12 symbols, 8 links, not 300×300),
+    built when the tracker moved, at most once a second, re-sent every 10 s; the console's model
+    keeps the last one through the messages that leave it out."""
+
+    n = 300
+    syms, px = _market(n, 80, seed=6)
+    h = make_core(tmp_path, safe_list({s: "momentum" for s in syms}, correlation_window=30))
+    core = h.core
+    for s in syms:
+        core.corr.warm(s, [(t * MIN, px[s][t]) for t in range(79)])
+    core.portfolio.positions[syms[42]] = Position(syms[42], 1.0, 100.0)
+    view = CorrelationView()
+    first = view.due(core, 100.0)
+    assert first is not None and first.version == 2 and first.pairs == n
+    assert first.symbols[0] == syms[42] and len(first.symbols) == CORR_SHOWN and len(first.links) == CORR_LINKS
+    assert len(pack_map(first.to_wire())) < 4096
+    assert view.due(core, 100.5) is None  # nothing moved
+    core.corr.on_close(syms[0], 79 * MIN, px[syms[0]][79])
+    assert view.due(core, 100.9) is None  # moved, but within the second
+    again = view.due(core, 101.0)
+    assert again is not None and again is not first and view.builds == 2
+    assert view.due(core, 105.0) is None
+    assert view.due(core, 111.0) is again  # the refresh: unchanged, sent again
+    # the console's model: a portfolio message without corr keeps the last correlations
+    model = ConsoleModel.for_safe_list(make_safe_list())
+    summary = core.portfolio_summary()
+    model.apply_portfolio(PortfolioMsg(**asdict(summary), corr=again))
+    model.apply_portfolio(PortfolioMsg.from_wire(PortfolioMsg(**asdict(summary), corr=None).to_wire()))
+    assert model.portfolio is not None and model.portfolio.corr is again

@@ -314,8 +314,13 @@ def assert_portfolio_matches(lp: Loop) -> None:
     ):  # fmt: skip
         assert getattr(pf, name) == getattr(s, name), name
     assert lp.model.halted is s.halted
-    syms, matrix = lp.core.corr.matrix()
-    assert (pf.corr.symbols, pf.corr.matrix) == (syms, matrix)
+    # wire version 2 (issue 16): the shown part, open positions first, and the top links of all
+    assert pf.corr is not None and pf.corr.version == 2 and pf.corr.pairs == len(lp.core.corr.symbols)
+    opened = sorted(s for s, p in lp.core.portfolio.positions.items() if p.qty != 0.0)
+    assert pf.corr.symbols[: len(opened)] == opened
+    assert (pf.corr.symbols, pf.corr.matrix) == lp.core.corr.matrix(pf.corr.symbols)
+    links = lp.core.corr.view([], 0, len(pf.corr.links))[2]
+    assert [(k.a, k.b, k.rho) for k in pf.corr.links] == links
 
 
 def assert_logs_match(lp: Loop) -> None:

@@ -60,14 +60,19 @@ class PortfolioBar(ModelWidget):
     def _threshold(self) -> float:
         """The engine's link threshold once it spoke; the safe list's before."""
         pf = self.model.portfolio
-        t = pf.corr.threshold if pf is not None else None
+        t = pf.corr.threshold if pf is not None and pf.corr is not None else None
         return t if t is not None else self.caps.corr_threshold
 
     def _corr(self) -> tuple[list[str], list[list[float | None]]]:
         pf = self.model.portfolio
-        return ([], []) if pf is None else (pf.corr.symbols, pf.corr.matrix)
+        return ([], []) if pf is None or pf.corr is None else (pf.corr.symbols, pf.corr.matrix)
 
     def _corr_pairs(self) -> list[tuple[str, str, float]]:
+        """The strongest couples: the engine's top links of all pairs (wire version 2), else
+        the shown matrix's couples by |ρ|."""
+        pf = self.model.portfolio
+        if pf is not None and pf.corr is not None and pf.corr.links:
+            return [(k.a, k.b, k.rho) for k in pf.corr.links]
         syms, matrix = self._corr()
         out = []
         for i, a in enumerate(syms):

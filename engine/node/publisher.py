@@ -30,6 +30,7 @@ from engine.core.events import (
 from engine.core.models import Decision, Fill, Position, Signal
 from engine.core.orders import Order
 from engine.core.reconcile_view import ReconcileReport
+from engine.node.corr_view import CorrelationView
 from engine.wire.commands import (
     TOPIC_DECISION,
     TOPIC_EVENT,
@@ -140,6 +141,7 @@ class StatePublisher:
         self._last_portfolio = -1e9
         self._orders: dict[str, Order] = {}  # latest state per order, sent at the end of the turn
         self.sent = 0
+        self.corr_view = CorrelationView()  # the correlations a console shows, built when they move
 
     def send(self, topic: bytes, msg: Message) -> None:
         seq = self._seq.get(topic, 0) + 1
@@ -190,10 +192,12 @@ class StatePublisher:
                 self.send(TOPIC_PAIR, self.pair_state(core, ps, st, now))
                 st.last_publish = now
                 ps.dirty = False
-        if core.portfolio_dirty and now - self._last_portfolio >= PORTFOLIO_PUBLISH_INTERVAL_S:
-            self.send(TOPIC_PORTFOLIO, self.portfolio(core))
-            self._last_portfolio = now
-            core.portfolio_dirty = False
+        if now - self._last_portfolio >= PORTFOLIO_PUBLISH_INTERVAL_S:
+            corr = self.corr_view.due(core, now)  # only when it moved, at most once a second
+            if core.portfolio_dirty or corr is not None:
+                self.send(TOPIC_PORTFOLIO, self.portfolio(core, corr))
+                self._last_portfolio = now
+                core.portfolio_dirty = False
 
     def pair_state(self, core: TradingCore, ps: PairState, st: TopicStats, now: float) -> PairStateMsg:
         pcfg = ps.runtime.cfg
@@ -236,14 +240,13 @@ class StatePublisher:
             warm_need=rt.warmup_need if warming else None,
         )
 
-    @staticmethod
-    def portfolio(core: TradingCore) -> PortfolioMsg:
-        """The core's summary field for field (a name the wire lacks fails here at once)."""
+    def portfolio(self, core: TradingCore, corr: CorrelationMsg | str | None = "current") -> PortfolioMsg:
+        """The core's summary field for field (a name the wire lacks fails here at once).
+        ``corr``: the correlations to carry, None to leave them out; by default the latest view
+        (engine/node/corr_view.py), as a snapshot carries it."""
         s = core.portfolio_summary()
-        syms, matrix = core.corr.matrix()
-        return PortfolioMsg(
-            **asdict(s), corr=CorrelationMsg(syms, matrix, core.corr.threshold), ts=time.time_ns()
-        )
+        c = self.corr_view.current(core) if isinstance(corr, str) else corr
+        return PortfolioMsg(**asdict(s), corr=c, ts=time.time_ns())
 
     def heartbeat(
         self, core: TradingCore | None, phase: str, ticks: int, bad: int, counters: dict[str, int],

@@ -25,6 +25,7 @@ __all__ = [
     "INT64",
     "MAX_STR",
     "AckMsg",
+    "CorrLinkMsg",
     "CorrelationMsg",
     "DecisionBriefMsg",
     "DecisionMsg",
@@ -98,13 +99,30 @@ class PositionMsg(Message):
 
 
 @dataclass(slots=True)
+class CorrLinkMsg(Message):
+    """One couple of pairs and their live correlation of returns."""
+
+    a: str
+    b: str
+    rho: float
+
+
+@dataclass(slots=True)
 class CorrelationMsg(Message):
     """Live correlations of returns (None while warming up); pairs at or above ``threshold``
-    are linked, as are the safe list's configured groups."""
+    are linked, as are the safe list's configured groups.
+
+    ``version`` 2 (issue 16): ``symbols`` is the part a console shows (the open positions
+    first, then the safe list's order, at most ``CORR_SHOWN``), ``matrix`` their correlations,
+    ``links`` the strongest couples of all ``pairs`` symbols by |ρ|. Version 1 (no such
+    fields) had every symbol in ``symbols`` and the whole N×N ``matrix``."""
 
     symbols: list[str] = field(default_factory=list)
     matrix: list[list[float | None]] = field(default_factory=list)
     threshold: float | None = None
+    links: list[CorrLinkMsg] = field(default_factory=list)
+    pairs: int = 0  # every symbol the tracker follows (``symbols`` is the shown part)
+    version: int = 1
 
 
 # ---- published messages ---------------------------------------------------------------------
@@ -159,7 +177,9 @@ class PortfolioMsg(Message):
     halted: bool
     positions: int
     correlated_cluster: list[str] = field(default_factory=list)
-    corr: CorrelationMsg = field(default_factory=CorrelationMsg)
+    # absent (None): unchanged since the last message that carried it (sent when it changed, at
+    # most once a second, again every 10 s, and always in a snapshot)
+    corr: CorrelationMsg | None = None
     ts: int = 0
     seq: int = 0
     total_pnl: float | None = None  # realised - fees + unrealised since the account opened
