@@ -60,3 +60,27 @@ def cut_window(
         i, j = np.searchsorted(ts, lo, "left"), np.searchsorted(ts, hi, "left")
         out[s] = a[i:j]
     return out
+
+
+def datadir_candles(cfg: SafeList, data_dir: str | Path | None, timeframe: str | None = None) -> dict[str, np.ndarray]:
+    """``cfg``'s active pairs from a download directory (``multipar-console download``; ours or
+    freqtrade's files), every candle it holds; ``feed.datadir.DataError`` when a file is missing."""
+    from feed.datadir import load_candles
+
+    tf = timeframe or cfg.engine.timeframe
+    out = {}
+    for s in cfg.active_symbols():
+        c = load_candles(s, tf, data_dir=data_dir)
+        out[s] = np.column_stack([c.ts.astype("float64"), c.open, c.high, c.low, c.close, c.volume])
+    return out
+
+
+def split(candles: Mapping[str, np.ndarray], fraction: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Each pair's candles before and from the time ``fraction`` of the common span: training
+    data and held-out data that never overlap."""
+    lo = max(float(a[0, 0]) for a in candles.values())
+    hi = min(float(a[-1, 0]) for a in candles.values())
+    cut = lo + (hi - lo) * fraction
+    first = {s: a[a[:, 0] < cut] for s, a in candles.items()}
+    second = {s: a[a[:, 0] >= cut] for s, a in candles.items()}
+    return first, second

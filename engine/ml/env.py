@@ -26,12 +26,14 @@ Owns ``MultiParEnv`` and ``DEFAULT_LAYOUT``. One step is one pair's candle close
 
 Built with no argument it trades the bundled safe list's pairs on three days of the simulated
 market (``feed.sim``), so ``gymnasium.utils.env_checker.check_env(MultiParEnv())`` runs as is.
-Each episode's book (SQLite, as any backtest's) is written to a temporary directory removed by
-``close`` (or kept in ``book_dir``); ``MultiParEnv.book`` names it.
+Each episode's book (SQLite, as any backtest's) is written to ``book_dir`` (by default a
+temporary directory removed by ``close``) and removed at the next ``reset`` unless
+``keep_books``; ``MultiParEnv.book`` names it.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -83,6 +85,7 @@ class MultiParEnv(gym.Env[np.ndarray, np.int64]):
         timeframe_s: int | None = None,
         rules: Mapping[str, MarketRules] | None = None,
         book_dir: str | Path | None = None,
+        keep_books: bool = False,
     ) -> None:
         base = bundled_safe_list() if cfg is None else cfg if isinstance(cfg, SafeList) else load_safe_list(cfg)
         self.cfg = policy_config(base, pairs)
@@ -104,8 +107,9 @@ class MultiParEnv(gym.Env[np.ndarray, np.int64]):
         n = len(self.layout)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(n,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(3)
-        self._own_dir = book_dir is None
+        self._own_dir, self._keep = book_dir is None, keep_books
         self._dir = Path(tempfile.mkdtemp(prefix="multipar-env-")) if book_dir is None else Path(book_dir)
+        self._dir.mkdir(parents=True, exist_ok=True)
         self._episode: Episode | None = None
         self._episodes = 0
         self._obs = np.zeros(n, np.float32)
@@ -151,7 +155,7 @@ class MultiParEnv(gym.Env[np.ndarray, np.int64]):
         start, window = self._pick(options or {})
         candles = cut_window(self.candles, start, window, self.warmup, self.tf_s * 1000)
         self._episodes += 1
-        book = self._dir / f"episode-{self._episodes}.sqlite"
+        book = self._dir / f"episode-{os.getpid()}-{id(self):x}-{self._episodes}.sqlite"
         self._episode = Episode(
             self.cfg, candles, book, layout=self.layout, timeframe_s=self.tf_s,
             warmup=self.warmup, spread_bps=self.spread_bps, rules=self.rules,
@@ -198,7 +202,7 @@ class MultiParEnv(gym.Env[np.ndarray, np.int64]):
     @property
     def book(self) -> Path | None:
         """The current episode's book (complete once the episode is truncated; removed at the
-        next ``reset`` unless ``book_dir`` was given)."""
+        next ``reset`` and by ``close`` unless ``keep_books``)."""
         return self._episode.book if self._episode is not None else None
 
     def close(self) -> None:
@@ -212,7 +216,7 @@ class MultiParEnv(gym.Env[np.ndarray, np.int64]):
         ep, self._episode = self._episode, None
         if ep is not None:
             ep.close()
-            if self._own_dir:
+            if not self._keep:
                 ep.book.unlink(missing_ok=True)
         self._ended = True
 

@@ -240,9 +240,8 @@ class Episode:
         if decision is not None:
             if decision.approved:
                 return Outcome(action, "approved", f"{decision.action} {decision.qty:.10g}", decision)
-            failed = next((c for c in decision.checks if not c.ok), None)
-            why = f"{failed.name}: {failed.reason}" if failed is not None else "refused"
-            return Outcome(action, "refused", why, decision)
+            why = "; ".join(f"{c.name}: {c.reason}" for c in decision.checks if not c.ok) or "refused"
+            return Outcome(action, "refused", why, decision)  # every check that failed
         if action not in (1, 2):
             return Outcome(action, "hold")
         return Outcome(action, "no_trade", self._why_no_decision(symbol, action))
