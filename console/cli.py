@@ -346,6 +346,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from console import ctl
 
         return ctl.status_main(rest) if sub == "status" else ctl.stop_main(rest)
+    if sub == "reload":
+        from console.reload_cli import reload_main
+
+        return reload_main(rest)
     if sub == "keys":
         from console.daemon.keys import keys_main
 

@@ -96,6 +96,7 @@ def format_status(st: dwire.StatusMsg) -> str:
         f"book      {st.book}",
         f"health    {st.health}" + (f": {'; '.join(st.problems)}" if st.problems else ""),
         f"feed      {st.feed}",
+        f"config    v{st.config_version} ({st.config_digest})",
     ]
     for c in st.children:
         pid = f"pid {c.pid}" if c.pid else "no pid"

@@ -216,7 +216,7 @@ def test_a_pair_halted_in_an_older_book_is_re_armed_active(tmp_path: Path) -> No
         conn.execute("PRAGMA user_version = 5")
         conn.execute("INSERT INTO pair_modes (symbol, mode, reason, ts) VALUES ('ETH/USDT', 'HALTED', 'kill switch', 1)")
     h = make_core(tmp_path, _cfg(), db=db)
-    assert h.store.schema_version() == 6 and h.core.modes() == {BTC: "ACTIVE", ETH: "HALTED"}
+    assert h.store.schema_version() == 7 and h.core.modes() == {BTC: "ACTIVE", ETH: "HALTED"}
     assert h.store.modes_before_halt() == {} and h.store.load_entries() is None
     assert h.core.command("rearm").message == "re-armed 1 pair(s)"
     assert h.core.modes() == {BTC: "ACTIVE", ETH: "ACTIVE"}

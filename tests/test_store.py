@@ -109,7 +109,7 @@ def raw(s: Store) -> sqlite3.Connection:
 
 def test_schema_version_and_pragmas(store: Store) -> None:
     c = raw(store)
-    assert store.schema_version() == SCHEMA_VERSION == 6
+    assert store.schema_version() == SCHEMA_VERSION == 7
     assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert c.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert c.execute("PRAGMA foreign_keys").fetchone()[0] == 1
@@ -742,7 +742,7 @@ def test_version_1_store_is_migrated_and_loses_nothing(db: Path) -> None:
     key = "BTC/USDT|1000|open_long"
     acct = _write_v1_store(db, f, key)
     with Store(db) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 6
+        assert s.schema_version() == SCHEMA_VERSION == 7
         # the filled order now carries its own fill state, from its fill
         assert s.orders() == [
             Order(
@@ -1079,3 +1079,15 @@ def test_a_new_book_appears_whole_or_not_at_all(tmp_path: Path, monkeypatch: pyt
         assert s.schema_version() == SCHEMA_VERSION
     assert path.stat().st_size > 0 and (path.stat().st_mode & 0o777) == 0o600
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".new")]
+
+
+def test_reloads_are_recorded_append_only_and_give_the_config_version(db: Path) -> None:
+    from engine.journal import reloads
+
+    assert reloads.config_version(db) == 1 and reloads.recent(db) == []  # no book: nothing created
+    reloads.record(db, 1000, "SIGHUP", 1, "-", False, {}, "bad file")
+    reloads.record(db, 2000, "console c1", 2, "abcd", True, {"added": ["BNB/USDT"]}, "added BNB/USDT")
+    assert reloads.config_version(db) == 2
+    rows = reloads.recent(db)
+    assert [(r["trigger"], r["ok"], r["version"]) for r in rows] == [("console c1", True, 2), ("SIGHUP", False, 1)]
+    assert rows[0]["diff"] == {"added": ["BNB/USDT"]}

@@ -58,6 +58,9 @@ class DaemonControl:
     _reset_dealer: Callable[[], None]
     _event: Callable[..., None]
     kill: Callable[[], Coroutine[Any, Any, Ack]]
+    reload: Callable[..., Coroutine[Any, Any, dict[str, Any]]]
+    config_version: int
+    config_digest: str
     notify: Callable[[str, str, str], None]
     request_stop: Callable[[str], None]
     child_msg: Callable[[str], dwire.ChildMsg]
@@ -99,6 +102,10 @@ class DaemonControl:
                 reply = await self._stop_command(rid, m.get("flatten", False))
             elif self.stopping:
                 reply = AckMsg(rid, cmd, False, "the daemon is stopping").to_wire()
+            elif cmd in (dwire.RELOAD, dwire.RELOAD_PREVIEW):
+                reply = await self.reload(f"console {rid}"[:64], preview=cmd == dwire.RELOAD_PREVIEW,
+                                          confirm=m.get("confirm") or "")  # fmt: skip
+                reply["id"] = rid
             elif cmd == dwire.KILL:
                 log.warning("kill switch from a console (%s)", rid)
                 ack = await self.kill()
@@ -233,6 +240,8 @@ class DaemonControl:
             remote=self.remote,
             counters=counters,
             safe_list=self.cfg_text.splitlines(),
+            config_version=self.config_version,
+            config_digest=self.config_digest,
         )
 
 

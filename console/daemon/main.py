@@ -5,8 +5,8 @@ Owns ``run_daemon``: the checks before anything starts (the safe list validated,
 checked read-only: one line and exit 2), the book's lock (a second daemon on the same book
 exits 2 naming the holder), the book's home directory and ``daemon.json``, the daemon's log
 (``daemon.log``, 0600, redacted; warnings also on stderr for the journal unless ``--quiet``),
-signals (SIGTERM/SIGINT: orderly stop; SIGHUP: reload, not yet supported, so logged and
-ignored: a daemon must never die of a hang-up), systemd's ``READY=1`` once the control socket
+signals (SIGTERM/SIGINT: orderly stop; SIGHUP: the safe list reloaded, console/daemon/reload.py:
+a daemon must never die of a hang-up), systemd's ``READY=1`` once the control socket
 is bound, and its watchdog ping. ``--owner-pid`` ties a demo's daemon to its console.
 """
 
@@ -139,6 +139,7 @@ def run_daemon(args: argparse.Namespace) -> int:
         validated.cfg, cfg_copy, home, book, mode, source, feed_args, engine_args,
         endpoints=endpoints, notifier=notifier, engine_secrets=engine_secrets,
     )  # fmt: skip
+    daemon.cfg_source = cfg_path.absolute()  # what reload and SIGHUP read again
     try:
         code = asyncio.run(_serve(daemon, home, args, listen))
     except Exception:
@@ -175,8 +176,9 @@ async def _serve(
         daemon.request_stop(f"{signal.Signals(signum).name} received")
 
     def on_hup() -> None:
-        # reloading the safe list comes with its own issue; a hang-up must never stop trading
-        log.warning("SIGHUP received: reloading the safe list is not supported yet; ignored")
+        # a hang-up reloads the safe list (validated first: a bad file changes nothing)
+        log.warning("SIGHUP received: reloading the safe list %s", daemon.cfg_source)
+        daemon.request_reload("SIGHUP")
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_stop_signal, sig)

@@ -34,6 +34,7 @@ from console.daemon import wire as dwire
 from console.daemon.control import DaemonControl
 from console.daemon.home import BookHome
 from console.daemon.killswitch import KillSwitch
+from console.daemon.reload import DaemonReload
 from console.daemon.supervisor import ChildSpec, Supervisor
 from console.daemon.watch import BookWatch
 from console.live import ENV_API_KEY, ENV_API_SECRET
@@ -73,7 +74,7 @@ def child_env(
     return env
 
 
-class Daemon(SnapshotSync, KillSwitch, DaemonControl, BookWatch):
+class Daemon(SnapshotSync, KillSwitch, DaemonControl, BookWatch, DaemonReload):
     def __init__(
         self,
         cfg: SafeList,
@@ -148,6 +149,7 @@ class Daemon(SnapshotSync, KillSwitch, DaemonControl, BookWatch):
         self._done = asyncio.Event()
         self.synced = False
         self.on_second: list[Callable[[], None]] = [self._watch_book]
+        self.init_reload()  # the config version in force, from the book (console/daemon/reload.py)
 
     # -- child command lines -------------------------------------------------------------
     def feed_argv(self, extra: Sequence[str]) -> list[str]:

@@ -27,7 +27,9 @@ TOPIC_EVENT = b"devent"
 
 STATUS = "status"
 STOP = "stop"
-DAEMON_COMMANDS = (STATUS, STOP)
+RELOAD = "reload"  # the safe list re-read, validated and applied (``confirm``: the previewed digest)
+RELOAD_PREVIEW = "reload_preview"  # the same, stopping at the diff and what each change will do
+DAEMON_COMMANDS = (STATUS, STOP, RELOAD_PREVIEW)
 KILL = "kill"
 # relayed to the engine as they are (kill excepted: the daemon's kill switch runs it)
 RELAYED = tuple(c for c in engine_wire.COMMANDS if c != KILL)
@@ -83,6 +85,8 @@ class StatusMsg(Message):
     # the validated text the engine trades on, line by line (a wire string is at most 4,096
     # characters; a safe list of 100 pairs is longer): a console builds its panes from it
     safe_list: list[str] = field(default_factory=list)
+    config_version: int = 0  # 1 + the reloads applied in this book (console/daemon/reload.py)
+    config_digest: str = ""  # the first 16 hex digits of the safe list's SHA-256
 
 
 class DaemonCommandError(engine_wire.CommandError):
@@ -108,6 +112,9 @@ def parse_request(payload: bytes) -> dict[str, Any]:
     deadline = m.get("deadline_ns")
     if deadline is not None and (type(deadline) is not int or not 0 <= deadline < INT64):
         raise DaemonCommandError("'deadline_ns' must be an integer (ns since the epoch)")
+    confirm = m.get("confirm")
+    if confirm is not None and (type(confirm) is not str or len(confirm) > 64):
+        raise DaemonCommandError("'confirm' must be a digest of at most 64 characters")
     if type(m.get("flatten", False)) is not bool:
         raise DaemonCommandError("'flatten' must be true or false")
     return m

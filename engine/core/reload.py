@@ -195,6 +195,10 @@ def _busy(core: TradingCore, sym: str) -> bool:
     return core.execution.open_order(sym) is not None or sym in core.execution.exits
 
 
+def busy(core: TradingCore, sym: str) -> bool:
+    return _busy(core, sym)
+
+
 def open_positions(core: TradingCore) -> set[str]:
     return {s for s in core.pairs if _busy(core, s)}
 
@@ -319,10 +323,10 @@ def warm(core: TradingCore, sym: str, candles: list[Candle]) -> int:
     return n
 
 
-def sweep(core: TradingCore) -> list[str]:
-    """Pairs a reload removed that are flat now: they leave. Returns them (the shell
-    unsubscribes)."""
-    gone = [s for s in list(core.leaving) if not _busy(core, s)]
+def sweep(core: TradingCore, only: set[str] | None = None) -> list[str]:
+    """Pairs a reload removed that are flat now (and in ``only``, when given: the shell lets a
+    pair's flat state be published first) leave. Returns them (the shell unsubscribes)."""
+    gone = [s for s in list(core.leaving) if not _busy(core, s) and (only is None or s in only)]
     for s in gone:
         _drop(core, s)
         core.cfg = core.cfg.model_copy(update={"pairs": {k: v for k, v in core.cfg.pairs.items() if k != s}})

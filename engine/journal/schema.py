@@ -19,7 +19,7 @@ from engine.core.ports import JournalError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 class StoreError(JournalError):
@@ -239,6 +239,27 @@ def _migrate_to_6(conn: sqlite3.Connection) -> None:
     _run(conn, _OPERATOR_V6)
 
 
+_RELOADS_V7 = """
+CREATE TABLE reloads (
+    id      INTEGER PRIMARY KEY,
+    ts      INTEGER NOT NULL,
+    trigger TEXT    NOT NULL,
+    version INTEGER NOT NULL,
+    digest  TEXT    NOT NULL,
+    ok      INTEGER NOT NULL CHECK (ok IN (0, 1)),
+    diff    TEXT    NOT NULL,
+    result  TEXT    NOT NULL
+)
+"""
+
+
+def _migrate_to_7(conn: sqlite3.Connection) -> None:
+    """The safe list's history: one row per start and per reload (its trigger, the config version
+    in force after it, the text's digest, whether it was applied, the diff as JSON and the
+    result). Append-only; written by the daemon (engine/journal/reloads.py)."""
+    conn.execute(_RELOADS_V7)
+
+
 # MIGRATIONS[n] turns a version n-1 file into version n; append, never edit a shipped step.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _migrate_to_1,
@@ -247,6 +268,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     4: _migrate_to_4,
     5: _migrate_to_5,
     6: _migrate_to_6,
+    7: _migrate_to_7,
 }
 assert max(MIGRATIONS) == SCHEMA_VERSION
 

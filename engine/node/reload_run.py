@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("engine")
 
 PENDING_NAME = "safe_list.next.yaml"
+LEAVE_AFTER_S = 2.5  # a leaving pair flat this long leaves (its flat state published: <= 1 s)
 
 
 def digest(text: str) -> str:
@@ -45,6 +47,7 @@ class ReloadRunner:
         self.node = node
         self.config_path = config_path
         self.applied = 0
+        self._flat_since: dict[str, float] = {}  # leaving pairs flat since (monotonic)
 
     def handle(self, m: dict[str, Any]) -> AckMsg:
         node, core = self.node, self.node.core
@@ -106,8 +109,20 @@ class ReloadRunner:
         node._by_topic = {sym.encode(): (ps, node.stats[sym]) for sym, ps in node.core.pairs.items()}
 
     def sweep(self) -> None:
-        """Pairs a reload removed that are flat now leave (unsubscribed)."""
-        gone = reload.sweep(self.node.core)
+        """Pairs a reload removed leave (unsubscribed) once flat for ``LEAVE_AFTER_S``: their
+        flat state has been published by then, so every console's pane shows them flat."""
+        core, now = self.node.core, time.monotonic()
+        for s in list(core.leaving):
+            if reload.busy(core, s):
+                self._flat_since.pop(s, None)
+            else:
+                self._flat_since.setdefault(s, now)
+        ready = {s for s, t in self._flat_since.items() if now - t >= LEAVE_AFTER_S}
+        if not ready:
+            return
+        for s in ready:
+            self._flat_since.pop(s, None)
+        gone = reload.sweep(core, ready)
         for sym in gone:
             self._unsubscribe(sym)
         if gone:
