@@ -2,7 +2,7 @@
 
     python -m bench                      # everything (~16 min on 2 cores; backtest ~10 with peers)
     python -m bench --quick              # fewer runs and trials (~1 min)
-    python -m bench --only compute,kill  # some of: compute latency throughput demo load kill attach backtest
+    python -m bench --only compute,kill  # some of: compute latency throughput demo load kill attach backtest live ml
     python -m bench --json out.json      # results JSON (default: bench/results/<time>.json)
     python -m bench --compare bench/results/previous.json
 
@@ -35,7 +35,7 @@ Bench = Callable[[bool, Callable[[str], None]], tuple[list[Figure], dict[str, An
 
 
 def _benches() -> dict[str, Bench]:
-    from bench import attach, backtest, compute, console, latency, live, throughput
+    from bench import attach, backtest, compute, console, latency, live, ml, throughput
 
     return {
         "compute": compute.run,
@@ -47,10 +47,11 @@ def _benches() -> dict[str, Bench]:
         "attach": attach.run,
         "backtest": backtest.run,
         "live": live.run,
+        "ml": ml.run,
     }
 
 
-NAMES = ("compute", "latency", "throughput", "demo", "load", "kill", "attach", "backtest", "live")
+NAMES = ("compute", "latency", "throughput", "demo", "load", "kill", "attach", "backtest", "live", "ml")
 
 
 def _names(text: str) -> list[str]:
