@@ -321,6 +321,9 @@ class MultiparApp(ToastRoom, OperatorActions, GuardedActions):  # toasts: consol
                     if repaint is not None:
                         repaint(dirty, charts)
         self._refresh_binding_state()
+        watch = getattr(self.backend, "watch", None)  # the pairs in view: their fast state
+        if watch is not None and (symbols := self.main.watch_set()) is not None:
+            watch(symbols)
 
     def repaint_now(self) -> None:
         """Paint everything pending at once, charts included (tests and resize)."""

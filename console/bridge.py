@@ -1,12 +1,13 @@
 """ZeroMQ bridge from the children's PUB sockets to the console's model.
 
-Owns three SUB sockets: the engine's PUB (every topic), the daemon's PUB (its children and notices:
+Owns three SUB sockets: the engine's PUB (its topics by name, and the ``view:`` topic of each pair
+``watch()`` names: the panes in view), the daemon's PUB (its children and notices:
 ``console/daemon/wire.py``) and the feed's PUB (only ``_hb`` and
 ``_status``: the console never needs ticks). One task awaits ``poll()`` and then drains each
 ready socket with ``NOBLOCK`` (twice as fast as one await per message) and hands each message
 to ``dispatch``. Engine messages are decoded into the typed messages of ``engine.wire.schema``
 (``from_wire`` checks every field); the feed's control maps stay feed-owned
-(``feed.wire.decode_map``). A malformed message (undecodable, unversioned, a field missing or
+(``feed.wire.decode_map``); the routes and decoders are ``console/bridge_routes.py``. A malformed message (undecodable, unversioned, a field missing or
 of the wrong type or range) is counted in ``bad_messages`` and dropped, never raised; per-topic
 sequence gaps are counted in ``gaps``. The bridge also keeps each child's last heartbeat time
 (for the supervisor) and each pair's last bid/ask (the marks the kill-switch fallback
@@ -17,7 +18,8 @@ messages other than heartbeats are decoded and kept, not applied. ``apply_snapsh
 engine's ``SnapshotMsg`` to the model, then replays the kept messages; from then on a message on
 a topic the snapshot carries (pair, portfolio, decision, fill, event, reconcile) whose ``seq``
 is at or below the snapshot's is already in it and is dropped (``snapshot_dropped``), and the
-first one above it counts a gap when it is not the next number. ``release()`` gives up waiting (no
+first one above it counts a gap when it is not the next number (a ``view:`` topic counts gaps from
+the first message after its subscription: it was not followed before). ``release()`` gives up waiting (no
 snapshot came) and applies what was kept. A new engine pid in a heartbeat clears the floors,
 discards what was kept for the previous engine and calls ``on_new_engine``.
 """
@@ -29,107 +31,41 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import zmq
 import zmq.asyncio
 
+from console.bridge_routes import (
+    ENGINE_TOPICS,
+    SNAPSHOT_TOPICS,
+    BadMessage,
+    Held,
+    StateSink,
+    decode_engine,
+    decode_feed,
+    view_message,
+)
 from console.daemon import wire as daemon_wire
 from console.rundir import Endpoints
 from engine.wire import commands as engine_wire
 from engine.wire.schema import (
-    DecisionMsg,
-    FillMsg,
     HeartbeatMsg,
     Message,
     NoticeMsg,
-    OrderMsg,
     PairStateMsg,
-    PortfolioMsg,
-    ReconcileMsg,
     SchemaError,
     SnapshotMsg,
 )
 from feed import wire as feed_wire
+
+__all__ = ["SNAPSHOT_TOPICS", "BadMessage", "Bridge", "StateSink"]
 
 log = logging.getLogger(__name__)
 
 DRAIN_BATCH = 2000  # messages per socket per wake-up, so a flood cannot starve the UI
 HOLD_MAX = 100_000  # messages kept while waiting for a snapshot; beyond, the wait is given up
 _LOG_FIRST_BAD = 20
-
-
-class StateSink(Protocol):
-    """The part of ConsoleModel the bridge feeds."""
-
-    def apply_pair(self, msg: PairStateMsg) -> None: ...
-
-    def apply_portfolio(self, msg: PortfolioMsg) -> None: ...
-
-    def apply_decision(self, msg: DecisionMsg) -> None: ...
-
-    def apply_order(self, msg: OrderMsg) -> None: ...
-
-    def apply_fill(self, msg: FillMsg) -> None: ...
-
-    def apply_notice(self, msg: NoticeMsg) -> None: ...
-
-    def apply_feed_status(self, m: dict[str, Any]) -> None: ...
-
-    def apply_heartbeat(self, kind: str, pid: int | None, phase: str = "", venue: Any = None) -> None: ...
-
-    def apply_snapshot(self, msg: SnapshotMsg) -> None: ...
-
-    def apply_reconcile(self, msg: ReconcileMsg | None) -> None: ...
-
-    def set_child(self, name: str, **fields: Any) -> None: ...
-
-    def add_event(self, text: str, level: str = "info") -> None: ...
-
-
-class BadMessage(ValueError):
-    """A message the bridge cannot use; counted and dropped."""
-
-
-# Engine topic -> (message type, sequence key, StateSink method); heartbeats are handled apart.
-_ENGINE_TOPICS: dict[bytes, tuple[type[Message], str, str]] = {
-    engine_wire.TOPIC_PAIR: (PairStateMsg, "engine:pair", "apply_pair"),
-    engine_wire.TOPIC_PORTFOLIO: (PortfolioMsg, "engine:portfolio", "apply_portfolio"),
-    engine_wire.TOPIC_DECISION: (DecisionMsg, "engine:decision", "apply_decision"),
-    engine_wire.TOPIC_ORDER: (OrderMsg, "engine:order", "apply_order"),
-    engine_wire.TOPIC_FILL: (FillMsg, "engine:fill", "apply_fill"),
-    engine_wire.TOPIC_EVENT: (NoticeMsg, "engine:event", "apply_notice"),
-    engine_wire.TOPIC_RECONCILE: (ReconcileMsg, "engine:reconcile", "apply_reconcile"),
-}
-# Topics whose state a snapshot carries (its ``seq`` name -> the bridge's sequence key): a live
-# message at or below the snapshot's number is dropped. Orders are not in a snapshot, so an
-# order message is never dropped; heartbeats are never held.
-SNAPSHOT_TOPICS = {
-    t.decode(): _ENGINE_TOPICS[t][1]
-    for t in (
-        engine_wire.TOPIC_PAIR,
-        engine_wire.TOPIC_PORTFOLIO,
-        engine_wire.TOPIC_DECISION,
-        engine_wire.TOPIC_FILL,
-        engine_wire.TOPIC_EVENT,
-        engine_wire.TOPIC_RECONCILE,
-    )
-}
-Held = tuple[str, Any, Callable[[Any], None]]  # (sequence key, decoded message, model method)
-
-
-def _decode_engine(payload: bytes) -> dict[str, Any]:
-    try:
-        return engine_wire.unpack(payload)
-    except engine_wire.CommandError as exc:
-        raise BadMessage(str(exc)) from None
-
-
-def _decode_feed(payload: bytes) -> dict[str, Any]:
-    try:
-        return feed_wire.decode_map(payload)
-    except feed_wire.WireError as exc:
-        raise BadMessage(str(exc)) from None
 
 
 class Bridge:
@@ -171,15 +107,37 @@ class Bridge:
         self.snapshots = 0  # snapshots applied
         self._routes: dict[bytes, tuple[type[Message], str, Callable[[Any], None]]] = {
             topic: (cls, seq_key, getattr(model, method))
-            for topic, (cls, seq_key, method) in _ENGINE_TOPICS.items()
+            for topic, (cls, seq_key, method) in ENGINE_TOPICS.items()
         }
+        self.watched: set[str] = set()  # pairs whose fast state (``view:``) is subscribed
+        self.views: dict[str, int] = {}  # ``view:`` messages received per pair (bench and tests)
+
+    def watch(self, symbols: set[str] | frozenset[str] | list[str]) -> None:
+        """Follow exactly these pairs' fast state (the panes in view, the pair in detail): the
+        engine publishes a pair on ``view:SYM`` only while someone holds that topic; every pair
+        still arrives once a second on ``pair``. Callable before ``start()``."""
+        new = set(symbols)
+        old, self.watched = self.watched, new
+        sock = self._engine_sub
+        if sock is None:
+            return  # start() subscribes to what is watched then
+        for sym in old - new:
+            sock.setsockopt(zmq.UNSUBSCRIBE, engine_wire.view_topic(sym))
+        for sym in new - old:
+            self._last_seq.pop("engine:view:" + sym, None)  # not followed until now: no gap to count
+            sock.setsockopt(zmq.SUBSCRIBE, engine_wire.view_topic(sym))
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
         """Connect (before the children bind is fine: ZeroMQ reconnects) and start draining."""
         if self._task is not None:
             return
-        eng = self._sub(self._endpoints.engine_pub, b"")
+        # the engine's topics by name (not b"": that would watch every pair), and the watched views
+        eng = self._sub(
+            self._endpoints.engine_pub,
+            *engine_wire.TOPICS,
+            *(engine_wire.view_topic(sym) for sym in self.watched),
+        )
         eng.setsockopt(zmq.RCVHWM, 100_000)
         feed = self._sub(
             self._endpoints.feed_pub, feed_wire.TOPIC_HEARTBEAT, feed_wire.TOPIC_STATUS
@@ -246,6 +204,9 @@ class Bridge:
             if n is not None:
                 self._floors[key] = n
                 self._last_seq[key] = n  # a first live number above n + 1 counts a gap
+        for topic, n in snap.seq.items():
+            if topic.startswith("view:"):  # older fast states of a pair are in the snapshot too
+                self._floors["engine:" + topic] = n
         self.release()
         return True
 
@@ -316,11 +277,11 @@ class Bridge:
                 raise BadMessage(f"{len(frames)} frames, expected [topic, payload]")
             topic, payload = frames
             if source == "engine":
-                self._dispatch_engine(topic, _decode_engine(payload))
+                self._dispatch_engine(topic, decode_engine(payload))
             elif source == "daemon":
-                self._dispatch_daemon(topic, _decode_engine(payload))
+                self._dispatch_daemon(topic, decode_engine(payload))
             else:
-                self._dispatch_feed(topic, _decode_feed(payload))
+                self._dispatch_feed(topic, decode_feed(payload))
         except BadMessage as exc:
             self._bad(source, str(exc))
         except Exception as exc:  # the model choked on a decodable but odd map: drop, count
@@ -348,6 +309,11 @@ class Bridge:
         apply: Callable[[Any], None] | None
         if route is not None:
             cls, seq_key, apply = route
+        elif topic.startswith(engine_wire.TOPIC_VIEW):
+            msg = view_message(topic, m)
+            self.views[msg.symbol] = self.views.get(msg.symbol, 0) + 1
+            self._hold_or_deliver("engine:" + topic.decode(), msg, self._model.apply_pair)
+            return
         elif topic == engine_wire.TOPIC_HEARTBEAT:
             cls, seq_key, apply = HeartbeatMsg, "engine:_hb", None
         else:
@@ -360,6 +326,9 @@ class Bridge:
             self._track_seq(seq_key, msg.seq)
             self._beat("engine", msg.pid, msg.phase, msg.venue)
             return
+        self._hold_or_deliver(seq_key, msg, apply)
+
+    def _hold_or_deliver(self, seq_key: str, msg: Any, apply: Callable[[Any], None]) -> None:
         if "engine" not in self.beat_pid and not self._asked and self.on_new_engine is not None:
             # the engine speaks before we heard it beat (its first beats can be lost to the
             # slow joiner): ask for its snapshot now rather than at its next beat

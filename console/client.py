@@ -78,6 +78,7 @@ class DaemonClient(SnapshotSync):
         self._watch_task: asyncio.Task[None] | None = None
         self.synced = False
         self.last_status: dwire.StatusMsg | None = None
+        self._watching: set[str] = set()  # the pairs on screen (``watch``)
 
     # -- lifecycle -----------------------------------------------------------------------
     async def start(self, model: Any) -> None:
@@ -94,6 +95,7 @@ class DaemonClient(SnapshotSync):
             secure=self._secure,
         )
         self.bridge.hold()  # until the engine's snapshot
+        self.bridge.watch(self._watching)
         self.bridge.start()
         self._daemon = Requester(
             self._ctx, self.endpoints.daemon_ctl, name="daemon", secure=self._secure
@@ -121,6 +123,12 @@ class DaemonClient(SnapshotSync):
         self._watch_task = asyncio.get_running_loop().create_task(
             self._watch_daemon(), name="daemon-watch"
         )
+
+    def watch(self, symbols: set[str]) -> None:
+        """The pairs on screen: the bridge follows their fast state (``view:`` topics)."""
+        self._watching = set(symbols)
+        if self.bridge is not None:
+            self.bridge.watch(self._watching)
 
     async def wait_ready(self, timeout_s: float = 20.0) -> bool:
         deadline = time.monotonic() + timeout_s

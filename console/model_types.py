@@ -126,3 +126,6 @@ class Backend(Protocol):
 
     async def stop(self) -> None:
         """Orderly shutdown; idempotent."""
+
+    # Optional: ``watch(symbols)``, the pairs on screen (the app calls it when the view moves); a
+    # backend without it gets every pair once a second only.

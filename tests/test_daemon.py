@@ -75,6 +75,7 @@ class TestBridge:
         feed.bind(eps.feed_pub)
         model = new_model()
         bridge = Bridge(eps, model)
+        bridge.watch({"BTC/USDT"})
         bridge.start()
         try:
             # slow joiner: beat until the bridge hears both publishers
@@ -93,7 +94,9 @@ class TestBridge:
                 [b"pair", msgpack.packb([1, 2, 3])],  # not a map
                 [b"pair"],  # one frame
                 [b"pair", engine_wire.pack({}), b"extra"],  # three frames
-                [b"nonsense", engine_wire.pack({"seq": 1})],  # unknown topic
+                [b"pair-nonsense", engine_wire.pack({"seq": 1})],  # unknown topic (under "pair")
+                # a pair's fast topic carrying another pair (the bridge watches BTC/USDT)
+                [b"view:BTC/USDT", engine_wire.pack_map(pair_msg("ETH/USDT", seq=1).to_wire())],
                 [b"pair", engine_wire.pack({"seq": 9, "symbol": 42})],  # not a PairStateMsg
                 [b"order", engine_wire.pack({"seq": 1, "symbol": "BTC/USDT"})],  # fields missing
                 [b"_hb", engine_wire.pack({"seq": 2, "kind": "engine"})],  # no pid, no ts

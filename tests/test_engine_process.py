@@ -30,8 +30,10 @@ def test_engine_publishes_state_for_every_pair_and_answers_commands() -> None:
             assert set(seen) == set(SYMBOLS), s.log("engine")
             assert all(len(set(v)) >= 2 for v in seen.values()), "prices did not move"
 
-            # Warm-up came from the feed's history: indicators are ready at once.
-            _, pair = sub.wait_for(lambda t, m: t == b"pair" and m["symbol"] == "BTC/USDT" and "closes" in m)
+            # Warm-up came from the feed's history: indicators are ready at once. The closes ride on
+            # the pair's fast topic (this subscriber holds b"": it watches every pair), never on the
+            # roll-call ``pair``.
+            _, pair = sub.wait_for(lambda t, m: t == b"view:BTC/USDT" and m["symbol"] == "BTC/USDT" and "closes" in m)
             assert pair["ind"]["rsi"] is not None and pair["ind"]["atr"] is not None
             assert 0 < pair["ind"]["rsi"] < 100
             assert len(pair["closes"]) >= 30

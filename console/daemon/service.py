@@ -2,7 +2,9 @@
 
 Owns ``Daemon``. It supervises the two children (heartbeats, restart with backoff, exit 2 left
 dead: ``supervisor.py``), keeps its own model of the book in step with the engine (the bridge
-and the engine's snapshot, as a console does: the kill switch's marks and ``status`` read it),
+and the engine's snapshot, as a console does: the kill switch's marks and ``status`` read it;
+it watches no pane, so it lives on the ``pair`` roll-call, every pair once a second and at once
+on a change of mode or position),
 and serves consoles on two sockets of the book's home: a control ROUTER, where ``status`` and
 ``stop`` are answered, ``kill`` runs the kill switch (which needs no engine: it SIGKILLs a hung
 one and flattens from the book itself, ``killswitch.py``), and every other command is relayed

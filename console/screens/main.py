@@ -151,6 +151,7 @@ class MainScreen(Screen[None]):
         self._painted: dict[str, tuple[object, ...]] = {}  # mode, position, stale as last shown
         self._phase = {sym: i % FRAMES_PER_PANE_PAINT for i, sym in enumerate(model.symbols)}
         self._frame_no = 0
+        self._watch_key: tuple[object, ...] = ()  # the view watch_set() last answered for
 
     def compose(self) -> ComposeResult:
         yield self.header
@@ -303,3 +304,17 @@ class MainScreen(Screen[None]):
         grid = self.grid
         window = Region(int(grid.scroll_x), int(grid.scroll_y), grid.size.width, grid.size.height)
         return {sym for sym, pane in self.panes.items() if pane.virtual_region.overlaps(window)}
+
+    def watch_set(self) -> set[str] | None:
+        """The pairs whose fast state the console follows: the panes in the scroll window and the
+        selected pair (its detail screen). None when nothing moved since the last call (the
+        scroll offset, the grid's size and the selection are the same): called every frame,
+        it looks at every pane only when the view changed."""
+        grid = self.grid
+        key = (grid.scroll_x, grid.scroll_y, grid.size, grid.virtual_size, self.selected_index)
+        if key == self._watch_key:
+            return None
+        self._watch_key = key
+        visible = self._visible_symbols() if grid.size.area else set()
+        selected = self.selected_symbol
+        return visible | {selected} if selected is not None else visible

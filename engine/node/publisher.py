@@ -2,9 +2,18 @@
 
 Owns ``StatePublisher``: the core's ``EventSink`` (decisions, fills and notices go out as they
 happen, after the journal has them; an order's state changes within one loop turn are
-coalesced into its latest state, sent at the end of the turn) and the throttled state messages
-(each changed pair at most every ``PAIR_PUBLISH_INTERVAL_S``, quiet pairs every
-``PAIR_REFRESH_S`` so their tick age moves, the portfolio at most 4× a second, the heartbeat).
+coalesced into its latest state, sent at the end of the turn) and the throttled state messages:
+the portfolio at most 4× a second, the heartbeat, and each pair's state on two streams (issue 16,
+"publish what is watched"):
+
+- ``pair``, the roll-call: every pair once every ``PAIR_REFRESH_S`` (so its tick age moves), and at
+  once (within ``PAIR_SCAN_S``) when its mode, position, pending exit or decision changed; no
+  sparkline closes. What the daemon's model and a console's off-screen pairs live on.
+- ``view:SYM``: a watched pair, each change at most every ``PAIR_PUBLISH_INTERVAL_S`` (10 Hz), the
+  closes riding along. Watched = some subscriber holds the topic: the socket is an XPUB and
+  ``on_subscription`` reads its (un)subscriptions, so a pair nobody shows costs one roll-call a
+  second, not ten full states.
+
 It maps core state to wire fields; every value it sends is computed by the core.
 """
 
@@ -40,8 +49,10 @@ from engine.wire.commands import (
     TOPIC_PAIR,
     TOPIC_PORTFOLIO,
     TOPIC_RECONCILE,
+    TOPIC_VIEW,
     TOPICS,
     pack_map,
+    view_topic,
 )
 from engine.wire.liveness import PAIR_REFRESH_S
 from engine.wire.schema import (
@@ -68,7 +79,8 @@ from engine.wire.schema import (
 if TYPE_CHECKING:
     from engine.core.trader import PairState, TradingCore
 
-PAIR_PUBLISH_INTERVAL_S = 0.1  # at most 10 state messages per pair per second (consoles paint at 12 Hz)
+PAIR_PUBLISH_INTERVAL_S = 0.1  # a watched pair: at most 10 state messages a second (consoles paint at 12 Hz)
+PAIR_SCAN_S = 0.05  # the roll-call looks at every pair this often (O(pairs): not every loop turn)
 CLOSES_INTERVAL_S = 0.5  # the sparkline's closes ride along at most twice a second, or on a candle close
 PORTFOLIO_PUBLISH_INTERVAL_S = 0.25
 SPARKLINE_CLOSES = 60
@@ -81,8 +93,10 @@ class TopicStats:
     expected_seq: int = 0  # next seq we expect; 0 = none seen yet
     gaps: int = 0  # messages missed according to sequence numbers
     bad: int = 0  # malformed messages dropped
-    last_publish: float = -1e9
-    closes_sent_at: float = -1e9
+    last_publish: float = -1e9  # the roll-call's (``pair``) last message; spread over a second at start
+    rollcall_sig: tuple[Any, ...] = ()  # mode, position, exit, decision as the roll-call last sent them
+    last_view: float = -1e9  # the ``view:`` topic's last message
+    closes_sent_at: float = -1e9  # the closes ride on ``view:`` (and in a snapshot)
     closes_sent_for: int = -1  # open time of the newest closed candle last sent
 
 
@@ -142,6 +156,11 @@ class StatePublisher:
         self._orders: dict[str, Order] = {}  # latest state per order, sent at the end of the turn
         self.sent = 0
         self.corr_view = CorrelationView()  # the correlations a console shows, built when they move
+        self._subs: set[bytes] = set()  # topics (prefixes) some subscriber holds, from the XPUB
+        self._subs_changed = False
+        self.watched: set[str] = set()  # pairs whose ``view:`` topic has a subscriber
+        self._views: dict[str, bytes] = {}  # symbol -> its view topic
+        self._last_scan = -1e9
 
     def send(self, topic: bytes, msg: Message) -> None:
         seq = self._seq.get(topic, 0) + 1
@@ -154,8 +173,58 @@ class StatePublisher:
             self.sent += 1
 
     def sequence_numbers(self) -> dict[str, int]:
-        """The last sequence number sent on every topic (0: none yet), keyed by topic name."""
-        return {t.decode(): self._seq.get(t, 0) for t in TOPICS}
+        """The last sequence number sent on every topic (0: none yet), keyed by topic name; the
+        ``view:`` topics that carried anything, each by its own name."""
+        seq = {t.decode(): self._seq.get(t, 0) for t in TOPICS}
+        seq.update((t.decode(), n) for t, n in self._seq.items() if t.startswith(TOPIC_VIEW))
+        return seq
+
+    # ---- who watches what -------------------------------------------------------------------
+
+    def read_subscriptions(self, batch: int = 1000) -> None:
+        """Read what the XPUB has (the node polls it): every (un)subscription since the last."""
+        for _ in range(batch):
+            try:
+                frame = self.sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.on_subscription(frame)
+
+    def on_subscription(self, frame: bytes) -> None:
+        """One frame read from the XPUB: ``\x01topic`` subscribes, ``\x00topic`` unsubscribes
+        (the socket passes the first subscriber of a topic and the last one leaving). Anything
+        else is ignored."""
+        if frame[:1] == b"\x01":
+            self._subs.add(frame[1:])
+        elif frame[:1] == b"\x00":
+            self._subs.discard(frame[1:])
+        else:
+            return
+        self._subs_changed = True
+
+    def _rewatch(self, core: TradingCore, stats: dict[str, TopicStats]) -> None:
+        """The watched pairs from the subscriptions: a ``view:SYM`` topic held, or a shorter prefix
+        that covers it (``b""`` watches everything). A pair newly watched gets its state, closes
+        included, at once."""
+        self._subs_changed = False
+        watched: set[str] = set()
+        for p in self._subs:
+            if TOPIC_VIEW.startswith(p):  # "", "v", … "view:": every view topic
+                watched = set(core.pairs)
+                break
+            if not p.startswith(TOPIC_VIEW):
+                continue
+            sym = p[len(TOPIC_VIEW):].decode("utf-8", "replace")
+            if sym in core.pairs:
+                watched.add(sym)
+            else:  # a partial symbol: every pair it is a prefix of
+                watched.update(s for s, t in self._views.items() if t.startswith(p))
+        for sym in watched - self.watched:
+            st = stats[sym]
+            st.last_view = st.closes_sent_at = -1e9
+            st.closes_sent_for = -1
+            core.pairs[sym].dirty = True
+        self.watched = watched
 
     # ---- EventSink --------------------------------------------------------------------------
 
@@ -185,13 +254,21 @@ class StatePublisher:
 
     def publish_due(self, core: TradingCore, stats: dict[str, TopicStats], now: float) -> None:
         self.flush_orders()
-        for sym, ps in core.pairs.items():
+        if not self._views:
+            self._views = {sym: view_topic(sym) for sym in core.pairs}
+        if self._subs_changed:
+            self._rewatch(core, stats)
+        pairs = core.pairs
+        for sym in self.watched:  # the pairs on someone's screen: every change, 10 Hz at most
+            ps = pairs[sym]
             st = stats[sym]
-            since = now - st.last_publish
-            if (ps.dirty and since >= PAIR_PUBLISH_INTERVAL_S) or since >= PAIR_REFRESH_S:
-                self.send(TOPIC_PAIR, self.pair_state(core, ps, st, now))
-                st.last_publish = now
+            if ps.dirty and now - st.last_view >= PAIR_PUBLISH_INTERVAL_S:
+                self.send(self._views[sym], self.pair_state(core, ps, st, now))
+                st.last_view = now
                 ps.dirty = False
+        if now - self._last_scan >= PAIR_SCAN_S:
+            self._last_scan = now
+            self._roll_call(core, stats, now)
         if now - self._last_portfolio >= PORTFOLIO_PUBLISH_INTERVAL_S:
             corr = self.corr_view.due(core, now)  # only when it moved, at most once a second
             if core.portfolio_dirty or corr is not None:
@@ -199,14 +276,38 @@ class StatePublisher:
                 self._last_portfolio = now
                 core.portfolio_dirty = False
 
-    def pair_state(self, core: TradingCore, ps: PairState, st: TopicStats, now: float) -> PairStateMsg:
+    def _roll_call(self, core: TradingCore, stats: dict[str, TopicStats], now: float) -> None:
+        """Every pair on ``pair`` once a second, and at once when what the operator acts on changed
+        (mode, position, pending exit, decision). A pair's first message sets its phase, spread
+        over the second, so a thousand pairs are not built in one loop turn."""
+        positions = core.portfolio.positions
+        exits = core.execution.exits
+        n = len(core.pairs)
+        for i, (sym, ps) in enumerate(core.pairs.items()):
+            st = stats[sym]
+            pos = positions.get(sym)
+            ex = exits.get(sym)
+            sig = (ps.mode, pos.qty if pos is not None else 0.0,
+                   (ex.blocked or ex.last_error or ex.reason) if ex is not None else None, id(ps.decision))  # fmt: skip
+            since = now - st.last_publish
+            if since >= PAIR_REFRESH_S or sig != st.rollcall_sig:
+                self.send(TOPIC_PAIR, self.pair_state(core, ps, st, now, closes=False))
+                st.rollcall_sig = sig
+                st.last_publish = now + PAIR_REFRESH_S * i / n if st.last_publish < -1e8 else now
+
+    def pair_state(
+        self, core: TradingCore, ps: PairState, st: TopicStats, now: float, *, closes: bool = True
+    ) -> PairStateMsg:
+        """One pair's state. ``closes``: the sparkline's closes when a candle closed or every
+        ``CLOSES_INTERVAL_S`` (tracked in ``st``); False never carries them (the roll-call)."""
         pcfg = ps.runtime.cfg
-        last_closed = ps.candles.last_closed
-        newest = last_closed.ts if last_closed is not None else 0
-        closes = None
-        if newest != st.closes_sent_for or now - st.closes_sent_at >= CLOSES_INTERVAL_S:
-            closes = ps.candles.closes(SPARKLINE_CLOSES, include_forming=True)
-            st.closes_sent_for, st.closes_sent_at = newest, now
+        sent_closes = None
+        if closes:
+            last_closed = ps.candles.last_closed
+            newest = last_closed.ts if last_closed is not None else 0
+            if newest != st.closes_sent_for or now - st.closes_sent_at >= CLOSES_INTERVAL_S:
+                sent_closes = ps.candles.closes(SPARKLINE_CLOSES, include_forming=True)
+                st.closes_sent_for, st.closes_sent_at = newest, now
         price = core.price(ps)
         ind = IndicatorsMsg(**ps.runtime.preview(price)) if price > 0.0 else IndicatorsMsg()
         pos = core.portfolio.positions.get(ps.symbol)
@@ -234,7 +335,7 @@ class StatePublisher:
             decision=DecisionBriefMsg(d.approved, d.action, d.reasons, d.ts) if d is not None else None,
             position=position_msg(pos, price) if pos is not None and pos.qty != 0.0 else None,
             exit_pending=(ex.blocked or ex.last_error or ex.reason) if ex is not None else None,
-            closes=closes,
+            closes=sent_closes,
             ts=time.time_ns(),
             warm_candles=rt.candles if warming else None,
             warm_need=rt.warmup_need if warming else None,

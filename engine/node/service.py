@@ -94,7 +94,9 @@ class EngineNode:
         for sym in symbols:
             self.sub.setsockopt(zmq.SUBSCRIBE, sym.encode())
         self.sub.setsockopt(zmq.SUBSCRIBE, TOPIC_STATUS)
-        self.pub = self.ctx.socket(zmq.PUB)
+        # An XPUB: its subscriptions say which pairs a console shows (``view:`` topics, published
+        # only while held; StatePublisher.on_subscription). It sends as a PUB does.
+        self.pub = self.ctx.socket(zmq.XPUB)
         self.pub.setsockopt(zmq.SNDHWM, 100_000)
         self.pub.setsockopt(zmq.LINGER, 0)
         self.router = self.ctx.socket(zmq.ROUTER)
@@ -172,6 +174,7 @@ class EngineNode:
         poller = zmq.Poller()
         poller.register(self.sub, zmq.POLLIN)
         poller.register(self.router, zmq.POLLIN)
+        poller.register(self.pub, zmq.POLLIN)  # (un)subscriptions: who watches which pair
         live = self.live
         if live is not None:  # an answer from the exchange wakes the loop at once
             poller.register(live.wakeup_fd, zmq.POLLIN)
@@ -186,6 +189,8 @@ class EngineNode:
                 self._drain_commands()
             if self.sub in events:
                 self._drain_ticks()
+            if self.pub in events:
+                self.publisher.read_subscriptions()
             self.tick_timers()
         self._heartbeat(self.clock.monotonic(), final=True)
 
@@ -387,6 +392,7 @@ class EngineNode:
             "gaps": sum(s.gaps for s in self.stats.values()),
             "equity_points_dropped": self.store.equity_dropped,
             "published": self.publisher.sent,
+            "watched_pairs": len(self.publisher.watched),
         }
 
     def _heartbeat(self, now: float, final: bool = False) -> None:

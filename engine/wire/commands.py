@@ -4,7 +4,8 @@ Published messages are ``[topic, msgpack(map)]``; every map carries ``v`` (wire 
 ``seq`` (per-topic sequence number); their fields are the typed messages of
 ``engine.wire.schema``. Topics:
 
-- ``pair``       one pair's state (``PairStateMsg``)
+- ``pair``       one pair's state (``PairStateMsg``), every pair at most once a second
+- ``view:SYM``   the same for one watched pair, up to 10 Hz, only while subscribed
 - ``portfolio``  account, gauges and correlation matrix (``PortfolioMsg``)
 - ``decision``   one risk decision with every check's result (``DecisionMsg``)
 - ``order``      an order's state each time it changes (``OrderMsg``)
@@ -35,6 +36,19 @@ TOPIC_ORDER = b"order"
 TOPIC_EVENT = b"event"
 TOPIC_HEARTBEAT = b"_hb"
 TOPIC_RECONCILE = b"reconcile"
+# ``view:`` + symbol: one pair's state for the consoles that show it, up to 10 times a second,
+# published only while some subscriber holds that topic (the engine's PUB is an XPUB and reads the
+# subscriptions). ``pair`` carries every pair at most once a second (and at once when its mode,
+# position, pending exit or decision changes). Not "pair:…": a subscription is a prefix, and one to
+# ``pair`` must not take every pair's fast stream.
+TOPIC_VIEW = b"view:"
+
+
+def view_topic(symbol: str) -> bytes:
+    """The topic of ``symbol``'s fast state: ``view:BTC/USDT``."""
+    return TOPIC_VIEW + symbol.encode()
+
+
 # every topic the engine publishes, as named in a snapshot's ``seq`` map
 TOPICS = (TOPIC_PAIR, TOPIC_PORTFOLIO, TOPIC_DECISION, TOPIC_ORDER, TOPIC_FILL, TOPIC_EVENT, TOPIC_HEARTBEAT,
           TOPIC_RECONCILE)  # fmt: skip

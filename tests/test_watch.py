@@ -1,0 +1,155 @@
+"""Publish what is watched (issue 16, point 3): a pair's fast state goes out on ``view:SYM`` only
+while someone subscribes to it; every pair goes out on ``pair`` once a second, and at once when its
+mode or position changes.
+
+In process, a real EngineNode (real SQLite, its XPUB never bound) on a clock the test moves; the
+subscriptions are the frames libzmq's XPUB hands the node. The console side (a real engine process,
+a real Bridge, the real app scrolled with its keys) is ``tests/test_watch_console.py``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from engine.core.candles import Candle
+from engine.core.config import SafeList
+from engine.node.service import Endpoints, EngineNode
+from engine.wire.commands import TOPIC_PAIR, view_topic
+from engine.wire.schema import Message
+from feed.wire import encode_tick_fields
+from tests.core_harness import FakeClock
+
+SYMBOLS = [f"C{i:03d}/USDT" for i in range(6)]
+
+
+class _NoHistory:
+    def candles(self, symbol: str, timeframe_s: int, limit: int) -> list[Candle]:
+        return []
+
+
+def _cfg(symbols: list[str]) -> SafeList:
+    pair = {"tier": "STABLE", "strategy": "momentum", "max_position_size_usd": 500}
+    return SafeList.model_validate({
+        "portfolio": {"capital_usd": 10_000, "correlation_groups": []},
+        "engine": {"timeframe": "1m", "history_candles": 0},
+        "pairs": dict.fromkeys(symbols, pair),
+    })
+
+
+class _Sent:
+    """What the node published, by topic, in order."""
+
+    def __init__(self, node: EngineNode) -> None:
+        self.log: list[tuple[bytes, Message]] = []
+        real = node.publisher.send
+
+        def send(topic: bytes, msg: Message) -> None:
+            self.log.append((topic, msg))
+            real(topic, msg)
+
+        node.publisher.send = send  # type: ignore[method-assign]
+
+    def count(self) -> Counter[bytes]:
+        return Counter(t for t, _ in self.log)
+
+    def of(self, topic: bytes) -> list[Message]:
+        return [m for t, m in self.log if t == topic]
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[tuple[EngineNode, FakeClock]]:
+    ctx = zmq.Context()
+    ends = Endpoints(*(f"ipc://{tmp_path}/{n}" for n in ("fp", "fr", "p", "c")))
+    clock = FakeClock()
+    n = EngineNode(_cfg(SYMBOLS), tmp_path / "book.sqlite", ends, clock=clock, history=_NoHistory(), context=ctx)
+    try:
+        yield n, clock
+    finally:
+        n.close()
+        ctx.term()
+
+
+def _run(n: EngineNode, clock: FakeClock, seconds: float, seq: dict[str, int]) -> None:
+    """Every pair ticks every 20 ms and the loop's timers run after each round, for ``seconds``."""
+    for _ in range(int(seconds * 50)):
+        clock.advance(20)
+        for i, sym in enumerate(SYMBOLS):
+            seq[sym] = seq.get(sym, 0) + 1
+            p = 100.0 + i + (seq[sym] % 7) * 0.01  # every tick moves the price: every pair is dirty
+            n.on_message(sym.encode(), encode_tick_fields(seq[sym], clock.ms, 0, p, p + 0.01, p))
+        n.tick_timers()
+
+
+def test_only_watched_pairs_get_their_fast_state_and_every_pair_gets_one_a_second(
+    node: tuple[EngineNode, FakeClock],
+) -> None:
+    n, clock = node
+    sent = _Sent(n)
+    seq: dict[str, int] = {}
+    watched, other = SYMBOLS[1], SYMBOLS[4]
+    n.publisher.on_subscription(b"\x01" + TOPIC_PAIR)  # a console: the roll-call ...
+    n.publisher.on_subscription(b"\x01" + view_topic(watched))  # ... and one pane in view
+    _run(n, clock, 0.5, seq)  # the roll-call's first round (its phases spread over a second)
+    sent.log.clear()
+    _run(n, clock, 5.0, seq)
+    c = sent.count()
+    assert n.publisher.watched == {watched} and n.counters()["watched_pairs"] == 1
+    assert 40 <= c[view_topic(watched)] <= 51  # 10 Hz, every change (a tick each 20 ms)
+    assert c[view_topic(other)] == 0  # nobody shows it: no fast state at all
+    rollcall = Counter(m.symbol for m in sent.of(TOPIC_PAIR))  # type: ignore[attr-defined]
+    assert set(rollcall) == set(SYMBOLS)
+    assert all(4 <= k <= 5 for k in rollcall.values()), rollcall  # at most once a second, each
+    assert all(m.closes is None for m in sent.of(TOPIC_PAIR))  # type: ignore[attr-defined]
+
+    # The console scrolls: the other pair in view, the first one out.
+    n.publisher.on_subscription(b"\x00" + view_topic(watched))
+    n.publisher.on_subscription(b"\x01" + view_topic(other))
+    sent.log.clear()
+    _run(n, clock, 0.02, seq)
+    first = sent.of(view_topic(other))
+    assert len(first) == 1 and first[0].closes  # type: ignore[attr-defined]  # at once, sparkline too
+    _run(n, clock, 2.0, seq)
+    c = sent.count()
+    assert c[view_topic(watched)] == 0 and c[view_topic(other)] >= 16
+    assert n.publisher.watched == {other}
+
+
+def test_a_mode_change_goes_out_on_the_roll_call_at_once(node: tuple[EngineNode, FakeClock]) -> None:
+    """The daemon and off-screen panes live on ``pair``: what the operator acts on does not wait
+    for the pair's second."""
+    n, clock = node
+    sent = _Sent(n)
+    seq: dict[str, int] = {}
+    _run(n, clock, 1.5, seq)
+    sym = SYMBOLS[2]
+    sent.log.clear()
+    ack = n.handle({"id": "1", "cmd": "pause", "symbol": sym})
+    assert ack.ok
+    _run(n, clock, 0.06, seq)  # within one scan of the roll-call
+    mine = [m for m in sent.of(TOPIC_PAIR) if m.symbol == sym]  # type: ignore[attr-defined]
+    assert mine and mine[0].mode == "PAUSED"  # type: ignore[attr-defined]
+
+
+def test_a_prefix_subscription_watches_every_pair_it_covers(node: tuple[EngineNode, FakeClock]) -> None:
+    """b"" (a tool that takes everything) watches every pair; ``view:C00`` the pairs it covers; a
+    full topic only its pair (``view:C001/USDT`` is not a prefix of another one here)."""
+    n, clock = node
+    pub = n.publisher
+    seq: dict[str, int] = {}
+    for frame, want in (
+        (b"\x01", set(SYMBOLS)),
+        (b"\x00", set()),
+        (b"\x01view:C00", set(SYMBOLS)),
+        (b"\x00view:C00", set()),
+        (b"\x01view:C001/USDT", {"C001/USDT"}),
+        (b"\x01view:NOPE/USDT", {"C001/USDT"}),
+        (b"\x07junk", {"C001/USDT"}),  # not a subscription frame: ignored
+        (b"", {"C001/USDT"}),
+    ):
+        pub.on_subscription(frame)
+        _run(n, clock, 0.02, seq)
+        assert pub.watched == want, frame
