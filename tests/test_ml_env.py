@@ -189,3 +189,23 @@ def test_vector_envs_step_several_windows(asynchronous: bool) -> None:
         assert r.shape == (2,) and np.all(np.isfinite(r))
     finally:
         venv.close()
+
+
+def test_terminated_on_the_drawdown_limit_and_reset_abandons_the_run() -> None:
+    env = MultiParEnv(window=WINDOW, warmup=WARMUP, sim_days=1.5, max_drawdown=0.0005)  # 0.05 % of the peak
+    try:
+        rng = np.random.default_rng(2)
+        env.reset(seed=3)
+        while True:
+            _obs, _r, term, trunc, info = env.step(int(rng.integers(1, 3)))
+            if term or trunc:
+                break
+        assert term and not trunc, "random trading loses 0.05 % within the window"
+        assert info["equity"] <= env.capital * (1 - 0.0005) + 1e-9 or info["equity"] < env.capital
+        with pytest.raises(RuntimeError, match="call reset"):
+            env.step(0)
+        env.reset(seed=4)  # mid-run: the previous run was abandoned and its book closed
+        _obs, _r, term, trunc, _info = env.step(0)
+        env.reset(seed=4)  # abandons a run paused at a decision
+    finally:
+        env.close()

@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,8 @@ class MultiParEnv(gym.Env[np.ndarray, np.int64]):
         self._own_dir, self._keep = book_dir is None, keep_books
         self._dir = Path(tempfile.mkdtemp(prefix="multipar-env-")) if book_dir is None else Path(book_dir)
         self._dir.mkdir(parents=True, exist_ok=True)
+        if self._own_dir:  # an environment dropped without close() still removes its books
+            weakref.finalize(self, shutil.rmtree, str(self._dir), True)
         self._episode: Episode | None = None
         self._episodes = 0
         self._obs = np.zeros(n, np.float32)
