@@ -38,6 +38,7 @@ from console.model import (
     ConsoleModel,
     PairView,
 )
+from console.reload_actions import ReloadActions
 from console.screens.main import MainScreen
 from console.settings import Settings
 from console.toasts import ToastRoom
@@ -64,7 +65,7 @@ DETACH_BINDING = Binding(
 )
 
 
-class MultiparApp(ToastRoom, OperatorActions, GuardedActions):  # toasts: console/toasts.py
+class MultiparApp(ToastRoom, OperatorActions, GuardedActions, ReloadActions):  # toasts: console/toasts.py
     """The operator's console. Build it with ``make_app``."""
 
     CSS_PATH = "app.tcss"
@@ -109,6 +110,8 @@ class MultiparApp(ToastRoom, OperatorActions, GuardedActions):  # toasts: consol
             id="portfolio.rearm",
             tooltip="Re-arm: each pair back to its mode (confirm with y)",
         ),
+        # No description: help and the footer leave it out (docs/keys.md describes it).
+        Binding("C", "reload_config", "", key_display="C", show=False, id="config.reload"),
         Binding(
             "P",
             "stop_entries",

@@ -1,0 +1,99 @@
+"""The console's reload key (``C``): the safe list's diff previewed, confirmed, applied.
+
+Owns ``ReloadActions``, a mixin of the app. ``C`` asks the daemon for ``reload_preview`` (the
+same validation as ``check-config``; a bad file's one line is shown and nothing changes), shows
+each change and what it will do in the confirm dialog (``y`` applies, any other key cancels),
+then sends ``reload`` with the digest previewed (a file changed since is refused). Once applied,
+the board gets a pane for each added pair and loses the panes of removed flat pairs
+(``console.reload_view.set_pairs``; a removed pair with a position keeps its pane, REDUCING).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from console.reload_view import set_pairs
+from console.screens.confirm import ConfirmScreen
+
+log = logging.getLogger(__name__)
+
+PREVIEW_TIMEOUT_S = 10.0
+APPLY_TIMEOUT_S = 30.0
+
+
+class ReloadActions:
+    model: Any
+    backend: Any
+    screen: Any
+
+    def action_reload_config(self) -> None:
+        self.run_worker(self._reload_preview(), exclusive=True, group="reload")  # type: ignore[attr-defined]
+
+    async def _ask(self, cmd: str, timeout_s: float, **extra: Any) -> dict[str, Any] | None:
+        request = getattr(self.backend, "_request_map", None)
+        if request is None:
+            return None
+        m, _ = await request(cmd, None, timeout_s, **extra)
+        return m if isinstance(m, dict) else None
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.notify(text, severity="error" if error else "information", markup=False)  # type: ignore[attr-defined]
+
+    async def _reload_preview(self) -> None:
+        m = await self._ask("reload_preview", PREVIEW_TIMEOUT_S)
+        if m is None:
+            self._say("reload: the daemon did not answer", error=True)
+            return
+        if not m.get("ok"):
+            self._say(str(m.get("message", "reload refused")), error=True)
+            return
+        lines = [str(x) for x in m.get("preview") or []]
+        digest = str(m.get("digest", ""))
+        body = "\n".join(lines[:30]) + (f"\n… and {len(lines) - 30} more" if len(lines) > 30 else "")
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._reload_apply(digest), exclusive=True, group="reload")  # type: ignore[attr-defined]
+
+        self.push_screen(  # type: ignore[attr-defined]
+            ConfirmScreen("reload", f"Reload the safe list? ({m.get('message', '')})", body), answered
+        )
+
+    async def _reload_apply(self, digest: str) -> None:
+        m = await self._ask("reload", APPLY_TIMEOUT_S, confirm=digest)
+        if m is None:
+            self._say("reload: the daemon did not answer", error=True)
+            return
+        self._say(str(m.get("message", "")), error=not m.get("ok"))
+        if m.get("ok"):
+            await self.follow_safe_list()
+
+    async def follow_safe_list(self) -> None:
+        """The board follows the daemon's safe list: panes added and removed."""
+        from engine.core.config import ConfigError, parse_safe_list
+
+        status = await self.backend.status()
+        if status is None:
+            return
+        try:
+            cfg = parse_safe_list("\n".join(status.safe_list) + "\n", "the daemon's safe list")
+        except ConfigError:
+            return
+        added, removed = set_pairs(self.model, cfg)
+        board = self.screen if hasattr(self.screen, "panes") else None
+        if board is None or not (added or removed):
+            return
+        from console.widgets.pair_pane import PairPane
+
+        for s in removed:
+            pane = board.panes.pop(s, None)
+            if pane is not None:
+                await pane.remove()
+        for s in added:
+            pane = PairPane(self.model, s)
+            board.panes[s] = pane
+            board._phase[s] = 0
+            await board.grid.mount(pane)
+        board.selected_index = min(board.selected_index, max(0, len(board.panes) - 1))
+        log.info("the board follows the safe list: +%s -%s", ",".join(added) or "-", ",".join(removed) or "-")
