@@ -35,7 +35,7 @@ Bench = Callable[[bool, Callable[[str], None]], tuple[list[Figure], dict[str, An
 
 
 def _benches() -> dict[str, Bench]:
-    from bench import attach, backtest, compute, console, latency, live, ml, throughput
+    from bench import attach, backtest, compute, console, latency, live, ml, scaling, throughput
 
     return {
         "compute": compute.run,
@@ -48,10 +48,13 @@ def _benches() -> dict[str, Bench]:
         "backtest": backtest.run,
         "live": live.run,
         "ml": ml.run,
+        "scaling": scaling.run,
+        "cold": scaling.run_cold,
     }
 
 
-NAMES = ("compute", "latency", "throughput", "demo", "load", "kill", "attach", "backtest", "live", "ml")
+NAMES = ("compute", "latency", "throughput", "demo", "load", "kill", "attach", "backtest", "live", "ml",
+         "scaling", "cold")
 
 
 def _names(text: str) -> list[str]:

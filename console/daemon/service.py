@@ -37,7 +37,7 @@ from console.daemon.control import DaemonControl
 from console.daemon.home import BookHome
 from console.daemon.killswitch import KillSwitch
 from console.daemon.reload import DaemonReload
-from console.daemon.supervisor import ChildSpec, Supervisor
+from console.daemon.supervisor import ChildSpec, Supervisor, start_grace_for
 from console.daemon.watch import BookWatch
 from console.live import ENV_API_KEY, ENV_API_SECRET
 from console.model import ConsoleModel
@@ -229,7 +229,8 @@ class Daemon(SnapshotSync, KillSwitch, DaemonControl, BookWatch, DaemonReload):
             self,
             last_beat=self.bridge.last_beat.get,
             pids_path=self.home.pids,
-            **self._supervisor_options,
+            # the start-up grace grows with the pairs (issue 16); a test may pass its own
+            **{"start_grace_s": start_grace_for(len(self.cfg.active_symbols())), **self._supervisor_options},
         )
         env = [f"{k}={v}" for k, v in self._feed_secrets.items()]
         shown = [*self._feed_argv[1:], *(["environment:", *env] if env else [])]
@@ -246,10 +247,16 @@ class Daemon(SnapshotSync, KillSwitch, DaemonControl, BookWatch, DaemonReload):
         return task
 
     async def _start_engine_after_feed(self) -> None:
-        """The engine asks the feed for warm-up history at start: give the feed a head start."""
+        """The engine asks the feed for warm-up history at start: give the feed a head start,
+        until the feed's first status (sent at once to a new subscriber, its history server
+        already bound) or its first beat (up to a second later), whichever comes first."""
         assert self.bridge is not None and self.supervisor is not None
         deadline = time.monotonic() + FEED_READY_TIMEOUT_S
-        while "feed" not in self.bridge.last_beat and time.monotonic() < deadline:
+        while (
+            "feed" not in self.bridge.last_beat
+            and self.model.feed_status_at is None
+            and time.monotonic() < deadline
+        ):
             if self._stopped:
                 return
             await asyncio.sleep(0.05)

@@ -36,6 +36,14 @@ BACKOFF_S: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 # (the first beat may take long: imports on a loaded 2-core machine).
 SILENT_AFTER_S = liveness.SILENT_AFTER_S
 START_GRACE_S = liveness.START_GRACE_S
+# Building a core, opening its book and binding take longer with more pairs (issue 16): the
+# grace grows with them (a 1,000-pair engine gets 20 + 1,000 × 0.02 = 40 s for its first beat).
+START_GRACE_PER_PAIR_S = 0.02
+
+
+def start_grace_for(pairs: int) -> float:
+    """The start-up grace for a book of ``pairs`` pairs: ``START_GRACE_S`` plus a share per pair."""
+    return START_GRACE_S + START_GRACE_PER_PAIR_S * max(0, pairs)
 # A run beating this long (from its first beat) resets the backoff: engine/wire/liveness.py.
 HEALTHY_RESET_S = liveness.HEALTHY_AFTER_S
 # The children's exit status for a bad configuration or book (python -m engine|feed, argparse):

@@ -26,7 +26,7 @@ import zmq
 
 from engine.core.config import SafeList
 from engine.core.markets import MarketRules, default_rules
-from engine.core.ports import Clock, HistorySource, HistoryUnavailable
+from engine.core.ports import Clock, HistorySource
 from engine.core.trader import TradingCore
 from engine.execution.paper import PaperExecutionClient
 from engine.journal.store import Store
@@ -37,6 +37,7 @@ from engine.node.publisher import StatePublisher, TopicStats
 from engine.node.reconcile_run import ReconcileRunner
 from engine.node.reload_run import ReloadRunner
 from engine.node.snapshot import build_snapshot
+from engine.node.warmup import warm_all
 from engine.wire.commands import SNAPSHOT, CommandError, make_ack, make_snapshot, parse_command
 from engine.wire.liveness import HEARTBEAT_INTERVAL_S
 from engine.wire.schema import AckMsg, VenueMsg
@@ -149,20 +150,15 @@ class EngineNode:
         commands (a kill during a slow warm-up is not left waiting for it)."""
         self.phase = "warming"
         if self.history_limit > 0:
-            for sym, ps in self.core.pairs.items():
-                if should_stop():  # SIGTERM during a slow warm-up: stop after one request at most
-                    return
-                self._heartbeat(self.clock.monotonic())
-                if self._bound:
-                    self._drain_commands()
-                try:
-                    candles = self.history.candles(sym, self.core.timeframe_s, self.history_limit)
-                except HistoryUnavailable as exc:
-                    log.warning("%s - no history from the feed (%s): indicators warm up live", sym, exc)
-                    continue
-                n = self.core.warm_pair(sym, candles)
-                log.info("%s - warmed up on %d candles (RSI %s, ATR %s)", sym, n, _fmt(ps.ind.rsi), _fmt(ps.ind.atr))
+            self._heartbeat(self.clock.monotonic())
+            # requests ahead on worker threads, beats once a second (engine/node/warmup.py)
+            if not warm_all(self, should_stop, self._log_warm):
+                return
         self.phase = "running"
+
+    def _log_warm(self, sym: str, n: int) -> None:
+        ind = self.core.pairs[sym].ind
+        log.info("%s - warmed up on %d candles (RSI %s, ATR %s)", sym, n, _fmt(ind.rsi), _fmt(ind.atr))
 
     # ------------------------------------------------------------------ loop
 
