@@ -316,6 +316,7 @@ def _attach(
     backend = DaemonClient(endpoints, status.mode, secure=secure, owned=owned, where=where)
     atexit.register(backend.stop_sync)  # a crash must not orphan a demo's daemon either
     app = make_app(backend, cfg, settings=settings)
+    app.model.config_version = status.config_version  # the header shows it once a reload moved it
     app.files = files = ConsoleFiles.for_console(log_path, where)  # the logs: L, ?, on exit
     try:
         code = asyncio.run(serve(app, backend))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from console.model import DIRTY_HEADER
 from console.reload_view import set_pairs
 from console.screens.confirm import ConfirmScreen
 
@@ -81,6 +82,8 @@ class ReloadActions:
         except ConfigError:
             return
         added, removed = set_pairs(self.model, cfg)
+        self.model.config_version = status.config_version
+        self.model.dirty.add(DIRTY_HEADER)
         board = self.screen if hasattr(self.screen, "panes") else None
         if board is None or not (added or removed):
             return

@@ -48,6 +48,9 @@ async def test_c_previews_y_applies_the_previewed_digest_and_a_pane_appears() ->
         await wait_for(pilot, lambda: "BNB/USDT" in app.model.pairs, "the BNB pane in the model")
         await wait_for(pilot, lambda: "BNB/USDT" in app.screen.panes, "the BNB pane on the board")
         assert backend.sent == [("reload_preview", {}), ("reload", {"confirm": "abc123"})]
+        app.repaint_now()
+        await pilot.pause()
+        assert app.model.config_version == 2 and "v2" in str(app.screen.header.render())
 
 
 async def test_a_bad_file_is_one_line_and_nothing_is_sent() -> None:

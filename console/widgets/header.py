@@ -130,6 +130,9 @@ class StatusHeader(ModelWidget):
                     f" {name} " if long else f" {SHORT_NAMES.get(name, name[:4])} ", pal.muted
                 )
                 left.append(lo if long else sh, style)
+            cv = getattr(m, "config_version", 0)
+            if cv > 1:  # the safe list was reloaded in this book (v1: as started, not shown)
+                left.append(f"  │ config v{cv}" if long else f" │ v{cv}", pal.muted)
             right = Text(no_wrap=True)
             if with_equity:
                 right.append("Equity " if long else "Eq ", pal.muted)
