@@ -99,4 +99,9 @@ class ReloadActions:
             board._phase[s] = 0
             await board.grid.mount(pane)
         board.selected_index = min(board.selected_index, max(0, len(board.panes) - 1))
+        from console.screens.fit import fit_board
+
+        board.call_after_refresh(fit_board, board)  # the grid sized for its new rows
+        if added:  # the new pair selected, so its pane is in view
+            board.call_after_refresh(board.select, self.model.symbols.index(added[0]))
         log.info("the board follows the safe list: +%s -%s", ",".join(added) or "-", ",".join(removed) or "-")
