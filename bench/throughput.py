@@ -3,11 +3,19 @@
 A real engine process runs a 100-pair safe list (``C000/USDT`` … spot, momentum, no warm-up
 history so it starts at once). The bench binds the feed's tick endpoint itself with an XPUB
 like the feed's (SNDHWM 100,000, the feed's default; the engine's SUB has RCVHWM 100,000)
-and sends ticks encoded by the feed's own codec (``feed.wire.encode_tick``, per-topic
-sequence numbers, round-robin over the pairs, exchange time advancing at the send rate):
+and sends ticks encoded by the feed's own codec (``feed.wire.encode_tick_fields``, tick version 2,
+per-topic sequence numbers, round-robin over the pairs, exchange time advancing at the send rate).
+Nobody watches a pair (the bench reads ``_hb`` and the ``pair`` roll-call only), as on a server
+with no console attached:
 
-  paced   50,000 ticks/s for a few seconds: the engine must handle every tick, none lost
-          (``gaps`` summed over the 100 ``pair`` states, and sent − handled, must be 0)
+  paced   50,000 ticks/s for 12 s (6 s with --quick): 600,000 ticks, three times what the two
+          sockets' high-water marks hold (100,000 each, plus the kernel's buffer), so a run the
+          engine only kept up with by queueing cannot pass. The engine must handle every tick,
+          none lost (``gaps`` summed over the 100 ``pair`` states, and sent − handled, must be 0),
+          and its backlog (sent by the time of a heartbeat − handled by then) is reported. The
+          figure is the engine's CPU-seconds per tick (utime + stime from /proc over the run and
+          its drain, divided by the ticks handled): everything the process does for a tick,
+          ZeroMQ, decode, core, publishing and its loop, whatever the pace.
   flood   as fast as the bench can send: the engine is saturated, and its handled rate
           (Δ``ticks`` / Δ``ts`` between heartbeats while it is busy) is its capacity; ticks the
           PUB drops at the high-water mark show up as gaps and are reported, not hidden
@@ -22,18 +30,28 @@ from typing import Any
 import zmq
 
 from bench.report import Figure
-from bench.stack import CpuWindow, Stack, StateReader, safe_list_text, synthetic_symbols
+from bench.stack import (
+    CLK_TCK,
+    CpuWindow,
+    Stack,
+    StateReader,
+    cpu_seconds,
+    safe_list_text,
+    synthetic_symbols,
+)
 
 PAIRS = 100
 FEED_HWM = 100_000  # python -m feed's default --hwm
 TARGET_RATE = 50_000.0
 BATCH = 250  # ticks per paced send burst (5 ms at 50k/s)
+PACED_S, PACED_QUICK_S = 12.0, 6.0  # 600,000 / 300,000 ticks: beyond both high-water marks
+CPU_US_PER_TICK_TARGET = 5.0  # issue 16: the engine's all-in cost per tick, decode included
 
 
 def _encode(
     symbols: list[str], start: int, n: int, seqs: dict[str, int], te0_ms: int, rate: float
 ) -> list[tuple[bytes, bytes]]:
-    from feed.wire import Tick, encode_tick
+    from feed.wire import encode_tick_fields
 
     out = []
     topics = [s.encode() for s in symbols]
@@ -48,12 +66,36 @@ def _encode(
         out.append(
             (
                 topics[k],
-                encode_tick(
-                    Tick(s, seqs[s], te, time.time_ns(), p - 0.001, p + 0.001, p, 1000.0 + i, 0.0)
-                ),
+                encode_tick_fields(seqs[s], te, time.time_ns(), p - 0.001, p + 0.001, p, 1000.0 + i, 0.0),
             )
         )
     return out
+
+
+def _main_thread_cpu(pid: int) -> float | None:
+    """utime + stime of the process's main thread (the engine's loop: decode, core, publishing);
+    the rest of the process's CPU is libzmq's I/O thread moving the bytes."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _backlog(
+    sends: list[tuple[int, int]], heartbeats: list[tuple[float, dict[str, Any]]], base: int, end_ns: int
+) -> int:
+    """The largest (ticks sent by a heartbeat's time − ticks the engine had handled then) over the
+    paced run: what the sockets were holding. ``sends``: (time_ns, sent so far) after each burst."""
+    worst = 0
+    for _, hb in heartbeats:
+        ts = hb["ts"]
+        if ts > end_ns or ts < sends[0][0]:
+            continue
+        sent = max((n for t, n in sends if t <= ts), default=0)
+        worst = max(worst, sent - (hb["ticks"] - base))
+    return worst
 
 
 def _wait_subscribers(pub: zmq.Socket, want: int, timeout_s: float) -> int:
@@ -93,7 +135,7 @@ def _gaps(reader: StateReader, symbols: list[str]) -> int:
 
 def _one_run(quick: bool, say: Any) -> dict[str, Any]:
     symbols = synthetic_symbols(PAIRS)
-    paced_n = int(TARGET_RATE * (1.5 if quick else 3))
+    paced_n = int(TARGET_RATE * (PACED_QUICK_S if quick else PACED_S))
     flood_n = 200_000 if quick else 400_000
     with Stack.create(safe_list_text(symbols, history=0)) as st:
         ctx = zmq.Context.instance()
@@ -110,30 +152,44 @@ def _one_run(quick: bool, say: Any) -> dict[str, Any]:
                 raise RuntimeError(f"the engine subscribed to {subs} of {PAIRS} pairs within 30 s")
             seqs = dict.fromkeys(symbols, 0)
             te0 = int(time.time() * 1000)
-            msgs = _encode(symbols, 0, paced_n + flood_n, seqs, te0, TARGET_RATE)
-            paced, flood = msgs[:paced_n], msgs[paced_n:]
             send = pub.send_multipart
             reader.pump(1.2)
             base = _quiet(reader, 0, 3.0)
+            hb_paced = len(reader.heartbeats)
 
-            # -- paced at the target rate
-            cpu = CpuWindow({"engine": st.pid("engine")})
+            # -- paced at the target rate, encoded burst by burst (600,000 ticks held at once
+            # would be ~100 MB): the feed's own cost per tick rides along, as in a real feed
+            pid = st.pid("engine")
+            cpu = CpuWindow({"engine": pid})
+            cpu0, main0 = cpu_seconds(pid), _main_thread_cpu(pid)
             cpu.start()
+            sends: list[tuple[int, int]] = []
             t0 = time.perf_counter()
             for i in range(0, paced_n, BATCH):
                 due = t0 + i / TARGET_RATE
                 while (now := time.perf_counter()) < due:
                     time.sleep(min(due - now, 0.002))
-                for m in paced[i : i + BATCH]:
+                for m in _encode(symbols, i, min(BATCH, paced_n - i), seqs, te0, TARGET_RATE):
                     send(m)
+                sends.append((time.time_ns(), min(i + BATCH, paced_n)))
             paced_s = time.perf_counter() - t0
+            end_ns = time.time_ns()
             handled_paced = _quiet(reader, base + paced_n, 15.0) - base
+            cpu1, main1 = cpu_seconds(pid), _main_thread_cpu(pid)
             cpu_paced = cpu.stop()["engine"]
+            cpu_us = main_us = None
+            if cpu0 is not None and cpu1 is not None and main0 is not None and main1 is not None and handled_paced:
+                cpu_us = (cpu1 - cpu0) * 1e6 / handled_paced
+                main_us = (main1 - main0) * 1e6 / handled_paced
+            backlog = _backlog(sends, reader.heartbeats[hb_paced:], base, end_ns)
             gaps_paced = _gaps(reader, symbols)
             say(
                 f"throughput paced: sent {paced_n:,} at {paced_n / paced_s:,.0f}/s, engine handled "
-                f"{handled_paced:,}, gaps {gaps_paced}, engine cpu {cpu_paced or 0:.0f}%"
+                f"{handled_paced:,}, gaps {gaps_paced}, largest backlog {backlog:,}, engine cpu "
+                f"{cpu_paced or 0:.0f}% = {cpu_us or 0:.2f} CPU-µs per tick ({main_us or 0:.2f} in its "
+                f"main thread, the rest libzmq's I/O thread)"
             )
+            flood = _encode(symbols, paced_n, flood_n, seqs, te0, TARGET_RATE)
 
             # -- flood: saturate the engine
             base2 = base + handled_paced
@@ -170,6 +226,9 @@ def _one_run(quick: bool, say: Any) -> dict[str, Any]:
         "paced_gaps": gaps_paced,
         "paced_lost": max(paced_n - handled_paced, 0) + gaps_paced,
         "paced_engine_cpu_pct": cpu_paced,
+        "paced_cpu_us_per_tick": cpu_us,
+        "paced_main_thread_us_per_tick": main_us,
+        "paced_backlog_max": backlog,
         "flood_sent": flood_n,
         "flood_send_rate": flood_n / flood_send_s,
         "flood_handled": handled_flood,
@@ -190,7 +249,26 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             say(f"throughput run failed: {exc}")
     missing = "" if results else "every run failed (see the log above)"
     cpu = [r["paced_engine_cpu_pct"] for r in results if r["paced_engine_cpu_pct"] is not None]
+    cpu_tick = [r["paced_cpu_us_per_tick"] for r in results if r["paced_cpu_us_per_tick"] is not None]
     figures = [
+        Figure(
+            "throughput.cpu_us_per_tick",
+            "engine CPU per tick, 50k ticks/s paced, 100 pairs",
+            "µs",
+            "<=",
+            CPU_US_PER_TICK_TARGET,
+            cpu_tick,
+            missing=missing or ("" if cpu_tick else "no /proc CPU reading"),
+            note=(
+                f"CPU-seconds of the engine process over the paced run and its drain / ticks handled: "
+                f"ZeroMQ, decode, core, publishing, loop (main thread "
+                f"{statistics.median(r['paced_main_thread_us_per_tick'] or 0 for r in results):.2f} µs, "
+                f"the rest libzmq's I/O thread); {results[0]['paced_sent']:,} ticks per run, "
+                f"largest backlog {statistics.median(r['paced_backlog_max'] for r in results):,.0f} ticks"
+                if results
+                else ""
+            ),
+        ),
         Figure(
             "throughput.capacity",
             "engine throughput, 100 pairs (saturated)",
@@ -217,7 +295,9 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             [float(r["paced_lost"]) for r in results],
             missing=missing,
             note=(
-                f"sequence gaps + (sent − handled); engine CPU at 50k/s "
+                f"sequence gaps + (sent − handled) over {results[0]['paced_sent']:,} ticks "
+                f"({results[0]['paced_sent'] / TARGET_RATE:.0f} s: beyond both sockets' 100,000-message "
+                f"high-water marks); engine CPU at 50k/s "
                 f"{statistics.median(cpu):.0f}% of a core"
                 if cpu
                 else ""
