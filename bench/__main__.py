@@ -2,7 +2,7 @@
 
     python -m bench                      # everything (~16 min on 2 cores; backtest ~10 with peers)
     python -m bench --quick              # fewer runs and trials (~1 min)
-    python -m bench --only compute,kill  # some of: compute latency throughput demo load kill attach backtest live ml
+    python -m bench --only compute,kill  # some of: compute latency throughput publish demo load kill attach backtest live ml
     python -m bench --json out.json      # results JSON (default: bench/results/<time>.json)
     python -m bench --compare bench/results/previous.json
 
@@ -35,12 +35,24 @@ Bench = Callable[[bool, Callable[[str], None]], tuple[list[Figure], dict[str, An
 
 
 def _benches() -> dict[str, Bench]:
-    from bench import attach, backtest, compute, console, latency, live, ml, scaling, throughput
+    from bench import (
+        attach,
+        backtest,
+        compute,
+        console,
+        latency,
+        live,
+        ml,
+        publish,
+        scaling,
+        throughput,
+    )
 
     return {
         "compute": compute.run,
         "latency": latency.run,
         "throughput": throughput.run,
+        "publish": publish.run,
         "demo": console.run_demo,
         "load": console.run_load,
         "kill": console.run_kill,
@@ -53,7 +65,7 @@ def _benches() -> dict[str, Bench]:
     }
 
 
-NAMES = ("compute", "latency", "throughput", "demo", "load", "kill", "attach", "backtest", "live", "ml",
+NAMES = ("compute", "latency", "throughput", "publish", "demo", "load", "kill", "attach", "backtest", "live", "ml",
          "scaling", "cold")
 
 
