@@ -10,6 +10,7 @@ the board gets a pane for each added pair and loses the panes of removed flat pa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 
 PREVIEW_TIMEOUT_S = 10.0
 APPLY_TIMEOUT_S = 30.0
+LEAVING_POLL_S = 1.0
 
 
 class ReloadActions:
@@ -82,8 +84,21 @@ class ReloadActions:
         except ConfigError:
             return
         added, removed = set_pairs(self.model, cfg)
+        if set(self.model.pairs) - set(cfg.active_symbols()):  # removed with a position: REDUCING
+            self.run_worker(self._sweep_leaving(cfg), exclusive=True, group="reload-sweep")  # type: ignore[attr-defined]
         self.model.config_version = status.config_version
         self.model.dirty.add(DIRTY_HEADER)
+        await self._follow_board(added, removed)
+
+    async def _sweep_leaving(self, cfg: Any) -> None:
+        """Each second: a removed pair's pane goes once it is flat (the engine lets it go too)."""
+        while set(self.model.pairs) - set(cfg.active_symbols()):
+            await asyncio.sleep(LEAVING_POLL_S)
+            added, removed = set_pairs(self.model, cfg)
+            if removed:
+                await self._follow_board(added, removed)
+
+    async def _follow_board(self, added: list[str], removed: list[str]) -> None:
         board = self.screen if hasattr(self.screen, "panes") else None
         if board is None or not (added or removed):
             return
@@ -102,6 +117,8 @@ class ReloadActions:
         from console.screens.fit import fit_board
 
         board.call_after_refresh(fit_board, board)  # the grid sized for its new rows
+        if removed and not added:  # the selection's highlight on a pane that is still there
+            board.call_after_refresh(board.select, board.selected_index)
         if added:  # the new pair selected, so its pane is in view
             board.call_after_refresh(board.select, self.model.symbols.index(added[0]))
         log.info("the board follows the safe list: +%s -%s", ",".join(added) or "-", ",".join(removed) or "-")

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import re
 import shutil
+import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.store_seed import seed_open_position
 from tests.test_tmux_demo import (
     ROOT,
     SYMBOLS,
@@ -91,3 +94,36 @@ def test_add_a_pair_keep_a_broken_file_out_and_halts_survive(demo: tuple[Demo, P
     t.wait_for(lambda s: all("HALTED" in row(s, sym) for sym in [*SYMBOLS, "BNB/USDT", "XRP/USDT"]), timeout_s=15.0)
     quit_console(d)
     d.assert_nothing_left()
+
+
+def test_a_removed_pair_with_a_position_is_reducing_until_flat_then_gone() -> None:
+    home = Path(tempfile.mkdtemp(prefix="mpr-", dir="/tmp"))
+    (home / "xdg").mkdir(mode=0o700)
+    cfg = home / "safe_list.yaml"
+    cfg.write_text(BASE)
+    seed_open_position(home / "paper.sqlite")  # a paper book holding BTC/USDT, stops far away
+    tmux = TmuxSession([*console_entry(), "--demo", "--config", str(cfg), "--seed", "5", "--db", str(home / "paper.sqlite")],
+                       width=160, height=48, env=private_env(home), cwd=ROOT, socket_dir=home)  # fmt: skip
+    d = Demo(tmux, home)
+    try:
+        t = d.tmux
+        d.wait_started()
+        cfg.write_text(BASE.replace("  BTC/USDT:\n    enabled: true", "  BTC/USDT:\n    enabled: false"))
+        t.send_keys("C")
+        t.wait_for(lambda s: "Reload the safe list?" in s and "- BTC/USDT: has a position: REDUCING" in s, timeout_s=10.0)
+        t.send_keys("y")
+        t.wait_for(lambda s: "REDUCING" in row(s, "BTC/USDT"), timeout_s=10.0)
+        time.sleep(3.0)  # not flat: it stays, REDUCING
+        assert "REDUCING" in row(t.capture(), "BTC/USDT")
+        t.send_keys("f")  # BTC/USDT is the selected pane: flatten it
+        t.wait_for("Flatten BTC/USDT", timeout_s=3.0)
+        t.send_keys("y")
+        t.wait_for(lambda s: "BTC/USDT" not in s.split("Decisions")[0], timeout_s=15.0)  # its pane is gone
+        with sqlite3.connect(f"file:{home / 'paper.sqlite'}?mode=ro", uri=True, timeout=5) as conn:
+            assert conn.execute("SELECT symbol FROM positions").fetchall() == []
+        quit_console(d)
+        d.assert_nothing_left()
+    finally:
+        tmux.close()
+        cleanup_pids(d)
+        shutil.rmtree(home, ignore_errors=True)

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -109,7 +110,8 @@ class DaemonReload:
             return False, f"not reloaded, the safe list in force is kept: {exc.problems[0]}{more}", exc.problems, "", {}
         dg = digest(text)
         d = core_reload.diff(self.cfg, new)
-        held = set(self.model.open_positions())
+        # the book's open positions too: the daemon's model may not have heard of one yet
+        held = set(self.model.open_positions()) | await asyncio.to_thread(_held_in_book, self.db_path)
         lines = core_reload.describe(d, held, self._modes())
         refused = core_reload.refusals(d, held, live=self.mode == "LIVE")
         if refused:
@@ -172,6 +174,15 @@ class DaemonReload:
                                 ok, diff, message)  # fmt: skip
         except (StoreError, OSError) as exc:
             log.error("reload (%s) not recorded in the book: %s", trigger, exc)
+
+
+def _held_in_book(db: Path) -> set[str]:
+    """The symbols the book holds a position in (read-only; empty when it cannot be read)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2.0)) as conn:
+            return {str(r[0]) for r in conn.execute("SELECT symbol FROM positions WHERE qty != 0")}
+    except sqlite3.Error:
+        return set()
 
 
 def _write_private(path: Path, text: str) -> None:
