@@ -107,6 +107,11 @@ class ReloadRunner:
     def _rebuild_topics(self) -> None:
         node = self.node
         node._by_topic = {sym.encode(): (ps, node.stats[sym]) for sym, ps in node.core.pairs.items()}
+        pub = node.publisher  # its per-pair caches follow the pairs traded (a publisher that keeps any)
+        if hasattr(pub, "_views"):
+            pub._views = {}
+        if hasattr(pub, "_subs_changed"):
+            pub._subs_changed = True
 
     def sweep(self) -> None:
         """Pairs a reload removed leave (unsubscribed) once flat for ``LEAVE_AFTER_S``: their
