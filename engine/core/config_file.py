@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 from collections.abc import Iterator
 from typing import Any
@@ -29,7 +30,8 @@ MAX_USD = {
     ("portfolio", "risk_per_trade_usd"): 1e9,
     ("pairs", "*", "max_position_size_usd"): 1e9,
 }
-_ALLOWED_CONTROLS = frozenset("\t\n\r")
+# C0 controls but tab and line ends, DEL and C1, and a byte-order mark past the start
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff]")
 
 
 class FileProblem(Exception):
@@ -93,13 +95,12 @@ def decode(data: bytes, name: str) -> str:
 
 def check_text(text: str, name: str) -> str:
     text = text.removeprefix("\ufeff")
-    for i, ch in enumerate(text):
-        o = ord(ch)
-        if (o < 32 and ch not in _ALLOWED_CONTROLS) or 127 <= o < 160 or ch == "\ufeff":
-            line = text.count("\n", 0, i) + 1
-            raise FileProblem(
-                f"{name}: line {line}: control character U+{o:04X} (remove it; a safe list is plain text)"
-            )
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        line = text.count("\n", 0, bad.start()) + 1
+        raise FileProblem(
+            f"{name}: line {line}: control character U+{ord(bad.group()):04X} (remove it; a safe list is plain text)"
+        )
     return text
 
 
