@@ -11,6 +11,11 @@ included) through:
   talipp  talipp's incremental indicators: ``update`` (replace the forming
           input) per tick, ``add`` when a new candle starts
 
+The three do the same work (a candle and every indicator's value on every tick): their ratios
+are the like-for-like headline ``python -m bench --only compute`` prints (issue 16). The
+engine's own tick is cheaper (it previews indicators only when it publishes) and is not divided
+into these.
+
 Each path is timed per tick with perf_counter_ns (~50 ns of timer overhead is
 included in every figure) over several runs; the table shows the median of the
 per-run mean µs/tick, the min-max spread of those means, and the pooled p99.
