@@ -3,7 +3,8 @@
 Owns ``read_text`` (what may be read: a regular file of at most ``MAX_BYTES``, never a FIFO or a
 device, which would block or never end; UTF-8, a byte-order mark dropped, CRLF line ends
 accepted; no control characters), ``load_yaml`` (a SafeLoader that refuses duplicate keys,
-aliases: the "billion laughs" bomb, and nesting deeper than ``MAX_DEPTH``) and ``sanity_problems``
+aliases that expand past ``MAX_NODES`` values: the "billion laughs" bomb, and nesting deeper
+than ``MAX_DEPTH``) and ``sanity_problems``
 (numbers too large to mean anything, values that are not finite, a pair not quoted in USDT).
 
 Every refusal is a ``FileProblem`` carrying one line: the file, where, what to do. The safe
@@ -23,6 +24,7 @@ import yaml
 
 MAX_BYTES = 1024 * 1024  # a safe list of 1,000 pairs is about 300 KB
 MAX_DEPTH = 32  # a safe list nests 4 deep (pairs > symbol > params > value)
+MAX_NODES = 200_000  # values once aliases are written out; 1,000 pairs are about 25,000
 QUOTE = "USDT"  # every pair is quoted in USDT (the account's currency)
 # numbers beyond these mean a typo (an extra zero or three), never an account
 MAX_USD = {
@@ -106,16 +108,21 @@ def check_text(text: str, name: str) -> str:
 
 class SafeListLoader(yaml.SafeLoader):
     """SafeLoader that refuses duplicate mapping keys (PyYAML keeps the last one silently),
-    aliases (``*name``: one line can expand to gigabytes) and nesting deeper than MAX_DEPTH."""
+    nesting deeper than MAX_DEPTH, and aliases that expand past MAX_NODES nodes: anchors and
+    aliases (``&defaults`` / ``*defaults``) are a fair way to share parameters between pairs,
+    but a few lines of nested aliases can expand to gigabytes (the "billion laughs" bomb), so
+    every alias counts the nodes it stands for and the document's total is capped."""
 
     _depth = 0
+    _nodes = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.events.AliasEvent):
             event = self.peek_event()
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed in a safe list: write the value out", event.start_mark
-            )
+            target = self.anchors.get(event.anchor)
+            if target is not None:
+                self._count(_expanded_size(target, {}), event.start_mark)
+            return super().compose_node(parent, index)
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
@@ -123,9 +130,33 @@ class SafeListLoader(yaml.SafeLoader):
                 raise yaml.composer.ComposerError(
                     None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
                 )
+            self._count(1, None)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def _count(self, n: int, mark: Any) -> None:
+        self._nodes += n
+        if self._nodes > MAX_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases expand to more than {MAX_NODES:,} values (an alias bomb?)", mark
+            )
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for once every alias inside it is written out (memoised
+    by node, so a bomb's size is computed in linear time; capped so it never grows huge)."""
+    got = memo.get(id(node))
+    if got is not None:
+        return got
+    memo[id(node)] = MAX_NODES + 1  # a cycle (a recursive alias) counts as too big
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    memo[id(node)] = size = min(size, MAX_NODES + 1)
+    return size
 
 
 def _construct_mapping(loader: SafeListLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
