@@ -231,6 +231,9 @@ class MultiparApp(ToastRoom, OperatorActions, GuardedActions, ReloadActions):  #
     async def _run_backend(self) -> None:
         try:
             await self.backend.start(self.model)
+            bridge = getattr(self.backend, "bridge", None)
+            if bridge is not None:  # a reload applied by anyone: this console follows it
+                bridge.on_config = self.on_config_message
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -2,7 +2,8 @@
 
 Owns three SUB sockets: the engine's PUB (its topics by name, and the ``view:`` topic of each pair
 ``watch()`` names: the panes in view), the daemon's PUB (its children and notices:
-``console/daemon/wire.py``) and the feed's PUB (only ``_hb`` and
+``console/daemon/wire.py``; a reload's outcome on ``config`` goes to ``on_config``, so every
+attached console follows the safe list in force) and the feed's PUB (only ``_hb`` and
 ``_status``: the console never needs ticks). One task awaits ``poll()`` and then drains each
 ready socket with ``NOBLOCK`` (twice as fast as one await per message) and hands each message
 to ``dispatch``. Engine messages are decoded into the typed messages of ``engine.wire.schema``
@@ -111,6 +112,8 @@ class Bridge:
         }
         self.watched: set[str] = set()  # pairs whose fast state (``view:``) is subscribed
         self.views: dict[str, int] = {}  # ``view:`` messages received per pair (bench and tests)
+        # the daemon's ``config`` topic (a reload's outcome): the console follows an applied one
+        self.on_config: Callable[[dict[str, Any]], None] | None = None
 
     def watch(self, symbols: set[str] | frozenset[str] | list[str]) -> None:
         """Follow exactly these pairs' fast state (the panes in view, the pair in detail): the
@@ -373,6 +376,11 @@ class Bridge:
                 n = NoticeMsg.from_wire(m)
                 self._track_seq("daemon:devent", n.seq)
                 self._model.add_event(n.message, n.level)
+            elif topic == daemon_wire.TOPIC_CONFIG:
+                if type(m.get("version")) is not int or type(m.get("ok")) is not bool:
+                    raise BadMessage("config: version or ok missing or of the wrong type")
+                if self.on_config is not None:
+                    self.on_config(m)
             else:
                 raise BadMessage(f"unknown daemon topic {topic[:40]!r}")
         except SchemaError as exc:

@@ -6,6 +6,8 @@ each change and what it will do in the confirm dialog (``y`` applies, any other 
 then sends ``reload`` with the digest previewed (a file changed since is refused). Once applied,
 the board gets a pane for each added pair and loses the panes of removed flat pairs
 (``console.reload_view.set_pairs``; a removed pair with a position keeps its pane, REDUCING).
+Every other attached console does the same when the daemon's ``config`` topic says a reload
+was applied (``on_config_message``, called by the bridge), whoever triggered it.
 """
 
 from __future__ import annotations
@@ -71,6 +73,13 @@ class ReloadActions:
         self._say(str(m.get("message", "")), error=not m.get("ok"))
         if m.get("ok"):
             await self.follow_safe_list()
+
+    def on_config_message(self, m: dict[str, Any]) -> None:
+        """The daemon's ``config`` topic (every attached console hears it): an applied reload
+        that moved the version is followed: panes added and removed, the header's version."""
+        version = m.get("version")
+        if m.get("ok") and isinstance(version, int) and version != getattr(self.model, "config_version", 0):
+            self.run_worker(self.follow_safe_list(), exclusive=True, group="reload-follow")  # type: ignore[attr-defined]
 
     async def follow_safe_list(self) -> None:
         """The board follows the daemon's safe list: panes added and removed."""

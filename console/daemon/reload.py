@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from console.config_checks import check_safe_list
+from console.daemon.wire import TOPIC_CONFIG
 from engine.core import reload as core_reload
 from engine.core.config import ConfigError, SafeList
 from engine.journal import reloads as book_reloads
@@ -38,7 +39,6 @@ from feed.history import request_subscribe
 
 log = logging.getLogger("console.daemon.service")
 
-TOPIC_CONFIG = b"config"
 RELOAD_TIMEOUT_S = 20.0  # the engine warms each added pair from the feed's history meanwhile
 
 

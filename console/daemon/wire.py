@@ -24,6 +24,7 @@ from engine.wire.codec import INT64, Message
 
 TOPIC_CHILD = b"_child"
 TOPIC_EVENT = b"devent"
+TOPIC_CONFIG = b"config"  # a reload's outcome (console/daemon/reload.py)
 
 STATUS = "status"
 STOP = "stop"
