@@ -7,7 +7,10 @@ The engine reads it through the same validation, diffs it against the safe list 
 refuses it whole when a change cannot be made live (``engine.core.reload.refusals``), else
 makes it the run copy (``os.replace``: a restart trades the new list) and applies it to the core
 (``engine.core.reload.apply``): added pairs are subscribed on the feed socket and warmed from
-the feed's history, rebuilt pairs warmed again, removed flat pairs unsubscribed. Each timer turn,
+the feed's history, rebuilt pairs warmed again, removed flat pairs unsubscribed. The history
+requests run on worker threads (``engine.node.warmup.ask_history``) and ``poll`` warms each pair
+on the engine thread once its answer is in: the other pairs are decided meanwhile (until then
+the new pair's indicators fill from live candles, as when the feed has no history). Each timer turn,
 ``sweep`` lets the pairs a reload removed leave once flat.
 """
 
@@ -17,15 +20,18 @@ import hashlib
 import logging
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from engine.core import reload
+from engine.core.candles import Candle
 from engine.core.config import ConfigError, read_safe_list
 from engine.core.ports import HistoryUnavailable
 from engine.node.publisher import TopicStats
+from engine.node.warmup import ask_history, history_pool
 from engine.wire.schema import AckMsg
 
 if TYPE_CHECKING:
@@ -48,6 +54,8 @@ class ReloadRunner:
         self.config_path = config_path
         self.applied = 0
         self._flat_since: dict[str, float] = {}  # leaving pairs flat since (monotonic)
+        self._pool: ThreadPoolExecutor | None = None
+        self.warming: dict[str, tuple[Future[list[Candle]], float]] = {}  # history asked, since
 
     def handle(self, m: dict[str, Any]) -> AckMsg:
         node, core = self.node, self.node.core
@@ -88,16 +96,38 @@ class ReloadRunner:
                       halted=core.portfolio_summary().halted)  # fmt: skip
 
     def _warm(self, sym: str) -> None:
+        """Ask ``sym``'s history on a worker thread; ``poll`` warms the pair once it is in. The
+        loop keeps deciding the other pairs meanwhile (a slow history answer stalls no one)."""
         node = self.node
-        limit = node.history_limit
-        candles = []
-        if limit > 0:
+        if node.history_limit <= 0:
+            reload.warm(node.core, sym, [])
+            return
+        if self._pool is None:
+            self._pool = history_pool()
+        self.warming[sym] = (ask_history(node, self._pool, sym), time.monotonic())  # a newer ask wins
+
+    def poll(self) -> None:
+        """Each loop turn: the pairs whose history came in are warmed (on the engine thread)."""
+        for sym, (fut, t0) in list(self.warming.items()):
+            if not fut.done():
+                continue
+            del self.warming[sym]
+            candles: list[Candle] = []
             try:
-                candles = node.history.candles(sym, node.core.timeframe_s, limit)
+                candles = fut.result()
             except HistoryUnavailable as exc:
                 log.warning("%s - no history from the feed (%s): indicators warm up live", sym, exc)
-        n = reload.warm(node.core, sym, candles)
-        log.info("%s - warmed on %d candles after the reload", sym, n)
+            except Exception as exc:  # the request itself failed: the pair warms up live
+                log.warning("%s - history request failed (%s: %s): indicators warm up live", sym, type(exc).__name__, exc)
+            t1 = time.monotonic()
+            n = reload.warm(self.node.core, sym, candles)
+            log.info("%s - warmed on %d candles after the reload (history %.0f ms off the loop, warm-up %.1f ms on it)",
+                     sym, n, (t1 - t0) * 1e3, (time.monotonic() - t1) * 1e3)  # fmt: skip
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _unsubscribe(self, sym: str) -> None:
         node = self.node

@@ -31,6 +31,7 @@ from engine.core.trader import TradingCore
 from engine.execution.paper import PaperExecutionClient
 from engine.journal.store import Store
 from engine.node.clock import SystemClock
+from engine.node.early_ticks import EarlyTicks
 from engine.node.history import FeedHistory
 from engine.node.kill_check import KillCheck
 from engine.node.publisher import StatePublisher, TopicStats
@@ -129,6 +130,7 @@ class EngineNode:
         self.feed_state = "unknown"
         self.feed_finished = False  # a replay's feed sent its whole file
         self._bound = False
+        self.early_ticks: EarlyTicks | None = None  # what arrived during warm-up, replayed by run()
 
     # ------------------------------------------------------------------ start-up
 
@@ -175,6 +177,9 @@ class EngineNode:
         if live is not None:  # an answer from the exchange wakes the loop at once
             poller.register(live.wakeup_fd, zmq.POLLIN)
             self._start_reconciliation(should_stop)
+        if self.early_ticks is not None:  # the warm-up's ticks, in order, before any newer one
+            self.early_ticks.replay()
+            self.early_ticks = None
         while not should_stop():
             events = dict(poller.poll(timeout=20))
             if live is not None:
@@ -217,6 +222,8 @@ class EngineNode:
         self.core.on_timer()
         if self.core.leaving:  # pairs a reload removed leave once flat
             self._reload.sweep()
+        if self._reload.warming:  # a reload's added or rebuilt pairs: their history came in?
+            self._reload.poll()
         now = self.clock.monotonic()
         self.publisher.publish_due(self.core, self.stats, now)
         if now - self._last_hb >= HEARTBEAT_INTERVAL_S:
@@ -416,6 +423,7 @@ class EngineNode:
         return {"n": n, "p50": xs[n // 2] / 1000.0, "p99": xs[min(n - 1, (n * 99) // 100)] / 1000.0, "max": xs[-1] / 1000.0}
 
     def close(self) -> None:
+        self._reload.close()  # history requests of a reload still in flight: abandoned
         if self.live is not None:
             self.live.close()
         for s in (self.sub, self.pub, self.router):

@@ -8,7 +8,9 @@ one warm-up, a thousand times over. Meanwhile the engine thread beats once every
 ``HEARTBEAT_INTERVAL_S`` (not once per pair: a beat counts over every pair), answers commands
 (a kill during warm-up is not left waiting), and, once bound, publishes what is warm every
 ``WARM_PUBLISH_S`` (a console sees the pairs come in with their last close instead of
-nothing until the last pair is warm). Pairs holding a position or an order go first.
+nothing until the last pair is warm). Pairs holding a position or an order go first. Ticks
+that arrive meanwhile are kept and price their pair on screen at once (engine/node/early_ticks.py);
+the core sees them only after the warm-up, in order (``EngineNode.run`` replays them).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from engine.core.candles import Candle
 from engine.core.ports import HistoryUnavailable
+from engine.node.early_ticks import EarlyTicks
 from engine.wire.liveness import HEARTBEAT_INTERVAL_S
 
 if TYPE_CHECKING:
@@ -41,20 +44,31 @@ def _order(node: EngineNode) -> list[str]:
     return sorted(core.pairs, key=lambda s: s not in held)  # stable: the safe list's order otherwise
 
 
+def history_pool() -> ThreadPoolExecutor:
+    """The worker threads history requests run on (the engine thread never waits on the feed)."""
+    return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="history")
+
+
+def ask_history(node: EngineNode, pool: ThreadPoolExecutor, sym: str) -> Future[list[Candle]]:
+    """``sym``'s history asked of the feed on ``pool``; the answer is the future's."""
+    return pool.submit(node.history.candles, sym, node.core.timeframe_s, node.history_limit)
+
+
 def warm_all(node: EngineNode, should_stop: Callable[[], bool], log_each: Callable[[str, int], None]) -> bool:
     """Warm every pair; False when ``should_stop`` said so first."""
     core = node.core
     symbols = iter(_order(node))
-    pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="history")
+    pool = history_pool()
     pending: deque[tuple[str, Future[list[Candle]]]] = deque()
     last_publish = -1e9
+    early = node.early_ticks = EarlyTicks(node)
 
     def top_up() -> None:
         while len(pending) < PREFETCH:
             sym = next(symbols, None)
             if sym is None:
                 return
-            pending.append((sym, pool.submit(node.history.candles, sym, core.timeframe_s, node.history_limit)))
+            pending.append((sym, ask_history(node, pool, sym)))
 
     def turn() -> None:
         nonlocal last_publish
@@ -63,6 +77,7 @@ def warm_all(node: EngineNode, should_stop: Callable[[], bool], log_each: Callab
             node._heartbeat(now)
         if node._bound:
             node._drain_commands()
+            early.drain()
             if now - last_publish >= WARM_PUBLISH_S:
                 last_publish = now
                 node.publisher.publish_due(core, node.stats, now)
@@ -86,7 +101,7 @@ def warm_all(node: EngineNode, should_stop: Callable[[], bool], log_each: Callab
                 break
             top_up()
             if candles is not None:
-                log_each(sym, core.warm_pair(sym, candles))
+                log_each(sym, early.warm(sym, candles))
         turn()
         return True
     finally:
