@@ -411,6 +411,27 @@ class BinanceSource:
         logger.info("binance: now also streaming %s on the same websocket", ", ".join(new))
         return new
 
+    async def remove_symbols(self, symbols: list[str]) -> list[str]:
+        """Stop streaming these pairs (a safe list reloaded, the engine let them go): their
+        ticker events are dropped from now on (``wanted_ids``) and the next ``watch_tickers``
+        names the remaining list, mapped to the same websocket as ``add_symbols`` does."""
+        ex = self._exchange
+        gone = [s for s in dict.fromkeys(symbols) if s in self.symbols]
+        wanted = [s for s in self.symbols if s not in gone]
+        if not gone or not wanted:  # the last pair is never dropped: the socket would go
+            return []
+        by_hash = ex.options.setdefault("streamBySubscriptionsHash", {})
+        old = by_hash.get("ticker::" + ",".join(self.symbols))
+        if old is not None:
+            by_hash["ticker::" + ",".join(wanted)] = old
+        markets = ex.markets or {}
+        ex.wanted_ids = frozenset(markets[s]["id"] for s in wanted if s in markets)
+        for s in gone:
+            self._last_update.pop(s, None)
+        self.symbols = wanted
+        logger.info("binance: no longer streaming %s", ", ".join(gone))
+        return gone
+
     # ------------------------------------------------------------------ history
 
     def timeframe(self, timeframe_s: int) -> str:

@@ -2,7 +2,9 @@
 
 Server side (``HistoryServer``): answers ``{v, op: "history", symbol, timeframe_s, limit}`` with
 ``{v, ok: true, symbol, timeframe_s, candles}`` and ``{v, op: "info"}`` with
-``{v, ok: true, source, symbols}``; anything wrong gets ``{v, ok: false, error}`` (one line), and
+``{v, ok: true, source, symbols}``; ``{v, op: "subscribe", symbols, tiers?}`` and
+``{v, op: "unsubscribe", symbols}`` (a safe list reloaded) with ``{v, ok: true, symbols}``, every
+symbol streamed after it; anything wrong gets ``{v, ok: false, error}`` (one line), and
 what cannot be answered at all is counted and dropped. Each request runs in its own task, so a
 slow exchange REST call never holds up another client.
 
@@ -139,8 +141,10 @@ class HistoryServer:
             )
         if op == "subscribe":
             return await self._subscribe(req)
+        if op == "unsubscribe":
+            return await self._unsubscribe(req)
         if op != "history":
-            return self._bad(f"unknown op {op!r} (known: history, info, subscribe)")
+            return self._bad(f"unknown op {op!r} (known: history, info, subscribe, unsubscribe)")
         symbol, tf, limit = req.get("symbol"), req.get("timeframe_s"), req.get("limit")
         if type(symbol) is not str:
             return self._bad(f"field 'symbol': expected a string, got {symbol!r}")
@@ -184,6 +188,24 @@ class HistoryServer:
                     await result
             except (FeedError, ValueError, KeyError) as exc:
                 return _error(f"cannot stream {', '.join(new)}: {exc}")
+        self.served += 1
+        return encode_map({"ok": True, "symbols": list(self.source.symbols)})
+
+    async def _unsubscribe(self, req: dict[str, Any]) -> bytes:
+        """``{op: unsubscribe, symbols}``: stop streaming symbols the engine let go (a safe list
+        reloaded); ``{ok, symbols}`` with every symbol streamed now. A symbol not streamed is
+        no error; a source that cannot drop pairs says so."""
+        symbols = req.get("symbols")
+        if type(symbols) is not list or not symbols or not all(type(s) is str and 0 < len(s) <= 64 for s in symbols):
+            return self._bad("field 'symbols': expected a list of symbols")
+        drop = getattr(self.source, "remove_symbols", None)
+        gone = [s for s in symbols if s in self.source.symbols]
+        if gone and drop is None:
+            return _error(f"the {self.source.name} source cannot drop pairs while running")
+        if gone:
+            result = drop(gone)
+            if asyncio.iscoroutine(result):
+                await result
         self.served += 1
         return encode_map({"ok": True, "symbols": list(self.source.symbols)})
 
@@ -270,6 +292,15 @@ def request_subscribe(
     got = reply.get("symbols")
     if type(got) is not list:
         raise WireError("subscribe reply lacks 'symbols'")
+    return [str(s) for s in got]
+
+
+def request_unsubscribe(endpoint: str, symbols: list[str], timeout_s: float = 5.0) -> list[str]:
+    """Ask the feed at ``endpoint`` to stop streaming ``symbols``; every symbol it streams now."""
+    reply = _request(endpoint, {"op": "unsubscribe", "symbols": symbols}, timeout_s)
+    got = reply.get("symbols")
+    if type(got) is not list:
+        raise WireError("unsubscribe reply lacks 'symbols'")
     return [str(s) for s in got]
 
 

@@ -3,7 +3,7 @@ real process with its real feed (sim) and engine, edited and reloaded through
 ``multipar-console reload`` and SIGHUP. One daemon, one sequence of edits: a broken file keeps
 the old list (one line, exit 2); a preview changes nothing; an added pair is streamed, warmed and
 trades ACTIVE; a removed pair with a position goes REDUCING, keeps its pane until flat, then
-leaves; after the kill switch an added pair starts HALTED and every HALTED pair stays HALTED;
+leaves (and the feed stops streaming it); after the kill switch an added pair starts HALTED and every HALTED pair stays HALTED;
 each reload is a row in the book and the config version moves in ``status``.
 """
 
@@ -21,6 +21,7 @@ import pytest
 
 from console import ctl
 from engine.journal import reloads
+from feed.history import request_info
 from tests.test_daemon_process import RunningDaemon, cli, start_daemon
 
 pytestmark = pytest.mark.timeout(150)
@@ -106,6 +107,8 @@ def test_edits_broken_files_and_halts_across_reloads(edited: tuple[RunningDaemon
     ack = ctl.request(info.endpoints.daemon_ctl, "kill", 10.0)
     assert ack is not None and ack["ok"], ack
     _wait(lambda: "BTC/USDT" not in _modes(rd), "BTC/USDT flat and removed")
+    # the engine let BTC go: the feed was told to stop streaming it (its history socket's info)
+    _wait(lambda: "BTC/USDT" not in request_info(info.endpoints.feed_rep)["symbols"], "the feed dropping BTC/USDT")
     cfg.write_text(BASE.replace("  BTC/USDT:\n    enabled: true", "  BTC/USDT:\n    enabled: false")
                    + BNB + BNB.replace("BNB", "XRP"), encoding="utf-8")  # fmt: skip
     r = cli("reload", *rd.where)

@@ -7,7 +7,8 @@ The engine reads it through the same validation, diffs it against the safe list 
 refuses it whole when a change cannot be made live (``engine.core.reload.refusals``), else
 makes it the run copy (``os.replace``: a restart trades the new list) and applies it to the core
 (``engine.core.reload.apply``): added pairs are subscribed on the feed socket and warmed from
-the feed's history, rebuilt pairs warmed again, removed flat pairs unsubscribed. The history
+the feed's history, rebuilt pairs warmed again, removed flat pairs unsubscribed (here and, through the feed's ``unsubscribe``, at the feed:
+it stops streaming them). The history
 requests run on worker threads (``engine.node.warmup.ask_history``) and ``poll`` warms each pair
 on the engine thread once its answer is in: the other pairs are decided meanwhile (until then
 the new pair's indicators fill from live candles, as when the feed has no history). Each timer turn,
@@ -33,6 +34,7 @@ from engine.core.ports import HistoryUnavailable
 from engine.node.publisher import TopicStats
 from engine.node.warmup import ask_history, history_pool
 from engine.wire.schema import AckMsg
+from feed.history import request_unsubscribe
 
 if TYPE_CHECKING:
     from engine.node.service import EngineNode
@@ -41,6 +43,14 @@ log = logging.getLogger("engine")
 
 PENDING_NAME = "safe_list.next.yaml"
 LEAVE_AFTER_S = 2.5  # a leaving pair flat this long leaves (its flat state published: <= 1 s)
+
+
+def _log_drop(symbols: list[str], fut: Future[list[str]]) -> None:
+    exc = fut.exception() if not fut.cancelled() else None
+    if exc is not None:
+        log.warning("the feed was not told to stop streaming %s: %s", ", ".join(symbols), exc)
+    elif not fut.cancelled():
+        log.info("the feed no longer streams %s", ", ".join(symbols))
 
 
 def digest(text: str) -> str:
@@ -86,6 +96,7 @@ class ReloadRunner:
             node.sub.setsockopt(zmq.SUBSCRIBE, sym.encode())
         for sym in done.left:
             self._unsubscribe(sym)
+        self._feed_drops(done.left)
         self._rebuild_topics()
         for sym in done.warm:
             self._warm(sym)
@@ -123,6 +134,17 @@ class ReloadRunner:
             n = reload.warm(self.node.core, sym, candles)
             log.info("%s - warmed on %d candles after the reload (history %.0f ms off the loop, warm-up %.1f ms on it)",
                      sym, n, (t1 - t0) * 1e3, (time.monotonic() - t1) * 1e3)  # fmt: skip
+
+    def _feed_drops(self, symbols: list[str]) -> None:
+        """The engine let these pairs go: the feed stops streaming them (``unsubscribe``, on a
+        worker thread: the loop never waits on the feed; a refusal or silence is only logged)."""
+        endpoint = getattr(self.node.history, "endpoint", None)
+        if not symbols or not isinstance(endpoint, str):
+            return
+        if self._pool is None:
+            self._pool = history_pool()
+        fut = self._pool.submit(request_unsubscribe, endpoint, list(symbols))
+        fut.add_done_callback(lambda f: _log_drop(symbols, f))
 
     def close(self) -> None:
         pool, self._pool = self._pool, None
@@ -162,3 +184,4 @@ class ReloadRunner:
             self._unsubscribe(sym)
         if gone:
             self._rebuild_topics()
+            self._feed_drops(gone)

@@ -84,7 +84,9 @@ class SimSource:
         time_scale: float = 1.0,
     ) -> None:
         self.market = SimMarket(symbols, seed=seed, rate=rate, tiers=tiers, time_scale=time_scale)
-        self.symbols = list(self.market.symbols)
+        self.symbols = list(self.market.symbols)  # streamed now
+        self._names = list(self.market.symbols)  # every symbol modelled, in the market's order
+        self._muted: set[str] = set()  # modelled, no longer streamed (``remove_symbols``)
         self.seed = seed
         self._index = {s: k for k, s in enumerate(self.symbols)}
         self._clock = clock
@@ -120,7 +122,7 @@ class SimSource:
         its ticks; returns the number of steps. ``run()`` calls it; tests drive it directly
         with a fake clock."""
         m = self.market
-        symbols, bars = self.symbols, self._bars
+        symbols, bars, muted = self._names, self._bars, self._muted
         ticked, bid, ask, last = m.ticked, m.bid, m.ask, m.last
         bv, qv, pending = m.base_volume, m.quote_volume, m.pending_volume
         publish = publisher.publish_tick
@@ -131,6 +133,8 @@ class SimSource:
             te = int(next_t * 1000)
             for k, sym in enumerate(symbols):
                 if ticked[k]:
+                    if muted and sym in muted:  # unsubscribed (a safe list reloaded): not streamed
+                        continue
                     publish(sym, te, bid[k], ask[k], last[k], bv[k], qv[k])
                     bars[k].add(te, last[k], pending[k])
                     pending[k] = 0.0
@@ -173,9 +177,15 @@ class SimSource:
         the ones added. Their history before now is synthetic, ending at their start price."""
         added = []
         for sym in symbols:
+            if sym in self._muted:  # unsubscribed earlier: its model never stopped, stream it again
+                self._muted.discard(sym)
+                self.symbols.append(sym)
+                added.append(sym)
+                continue
             if not self.market.add_symbol(sym, (tiers or {}).get(sym)):
                 continue
-            self._index[sym] = len(self.symbols)
+            self._index[sym] = len(self._names)
+            self._names.append(sym)
             self.symbols.append(sym)
             self._anchor_ms.append(int(self._clock() * 1000))
             self._anchor_px.append(self.market.profiles[-1].price)
@@ -186,6 +196,17 @@ class SimSource:
                 self._chunks.clear()  # chunks hold every symbol's candles: made again with the new ones
             log.info("sim market: now also streaming %s", ", ".join(added))
         return added
+
+    def remove_symbols(self, symbols: Sequence[str]) -> list[str]:
+        """Stop streaming these symbols (a safe list reloaded, the engine let them go); the ones
+        removed. The model keeps stepping them (the others' prices do not change), unpublished."""
+        removed = [s for s in dict.fromkeys(symbols) if s in self.symbols]
+        for sym in removed:
+            self.symbols.remove(sym)
+            self._muted.add(sym)
+        if removed:
+            log.info("sim market: no longer streaming %s", ", ".join(removed))
+        return removed
 
     def history_sync(self, symbol: str, timeframe_s: int, limit: int) -> list[list[float]]:
         """``history()`` without an event loop (tests, tools)."""
