@@ -38,18 +38,17 @@ from engine.node.publisher import StatePublisher, TopicStats
 from engine.node.reconcile_run import ReconcileRunner
 from engine.node.reload_run import ReloadRunner
 from engine.node.snapshot import build_snapshot
+from engine.node.tick_in import LATENCY_RING_MASK, drain_ticks, on_message
 from engine.node.warmup import warm_all
 from engine.wire.commands import SNAPSHOT, CommandError, make_ack, make_snapshot, parse_command
 from engine.wire.liveness import HEARTBEAT_INTERVAL_S
 from engine.wire.schema import AckMsg, VenueMsg
-from feed.wire import TOPIC_STATUS, WireError, decode_map, tick_fields
+from feed.wire import TOPIC_STATUS
 
 log = logging.getLogger("engine")
 
 START_RECONCILE_WAIT_S = 30.0  # a live start waits this long for its reconciliation before ticks
 
-DRAIN_BATCH = 1000  # messages read per socket per loop turn, so commands are never starved
-LATENCY_RING_MASK = 4095  # the last 4096 tick latencies feed the heartbeat's p50/p99
 
 
 @dataclass(slots=True)
@@ -230,89 +229,11 @@ class EngineNode:
             self._heartbeat(now)
 
     def _drain_ticks(self) -> None:
-        sub = self.sub
-        for _ in range(DRAIN_BATCH):
-            # Frame by frame without copies: ~1 µs cheaper per message than recv_multipart.
-            try:
-                topic = sub.recv(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            if not topic.more:
-                self.bad_total += 1
-                continue
-            payload = sub.recv(copy=False)  # the rest of a multipart message is already here
-            if payload.more:
-                while sub.recv(copy=False).more:
-                    pass
-                self.bad_total += 1
-                continue
-            self.on_message(topic.bytes, payload.bytes)
+        drain_ticks(self)  # the hot path (engine/node/tick_in.py)
 
     def on_message(self, topic: bytes, payload: bytes) -> None:
         """One message from the feed. Malformed input is counted and dropped, never raised."""
-        entry = self._by_topic.get(topic)
-        if entry is None:
-            if topic == TOPIC_STATUS:
-                try:
-                    status = decode_map(payload)
-                except WireError:
-                    self.bad_total += 1
-                    return
-                self.feed_state = str(status.get("state", "unknown"))[:64]
-                self.feed_finished = status.get("finished") is True
-                last_seq = status.get("last_seq")
-                if type(last_seq) is dict:
-                    self._count_lost_tail(last_seq)
-                return
-            self.unknown_symbols += 1
-            self.bad_total += 1
-            return
-        ps, st = entry
-        try:  # straight into the core's tick path: no object per tick (docs/wire.md, tick v2)
-            _, seq, te, tr, bid, ask, last, bv, _ = tick_fields(topic, payload)
-        except WireError:
-            st.bad += 1
-            self.bad_total += 1
-            return
-        quarantined = ps.band.quarantined
-        used = self.core.on_tick(ps, te, bid, ask, last, bv)
-        if not used:
-            self.bad_total += 1  # implausible or quarantined: counted by the core too
-            if ps.band.quarantined == quarantined:  # stamped far ahead: its sequence number is
-                return  # not believed either (a corrupt frame's may be any)
-            # a price quarantined came in a sound frame: its sequence number counts (no false gap)
-        # Sequence numbers of decoded ticks: a jump forward is lost messages; back, a restarted feed.
-        exp = st.expected_seq
-        if exp and seq != exp:
-            if seq > exp:
-                st.gaps += seq - exp
-            else:
-                log.info("%s - feed sequence restarted (%d after %d)", ps.symbol, seq, exp - 1)
-        st.expected_seq = seq + 1
-        if not used:
-            return
-        self.ticks_total += 1
-        # Feed publish -> decision done, on one host's clock: what bench/ reports as latency.
-        i = self._lat_i
-        self._lat[i & LATENCY_RING_MASK] = time.time_ns() - tr
-        self._lat_i = i + 1
-
-    def _count_lost_tail(self, last_seq: dict[Any, Any]) -> None:
-        """The feed's status names each topic's last sequence number: ticks published and not
-        received are lost, even when the loss is the tail (no later tick shows the jump). Ticks
-        go before the status on the same socket, so none of those is still on its way."""
-        for sym, (_ps, st) in ((s, self._by_topic[s.encode()]) for s in self.core.pairs):
-            q = last_seq.get(sym)
-            if type(q) is not int or not 0 <= q < 2**63:
-                continue
-            exp = st.expected_seq
-            if exp == 0:  # no tick yet: those were published before we joined
-                st.expected_seq = q + 1 if q > 0 else 0
-            elif q >= exp:
-                st.gaps += q - exp + 1
-                st.expected_seq = q + 1
-            elif q < exp - 1:  # the feed restarted
-                st.expected_seq = q + 1 if q > 0 else 0
+        on_message(self, topic, payload)
 
     # ------------------------------------------------------------------ commands
 
