@@ -20,7 +20,9 @@ off the engine loop and hands it to ``apply`` on it). Rules:
   re-arm it). Each choice is recorded in the book with who and when.
 - A pair with an order in flight or a fill booked while the exchange was being asked is
   ``unchecked`` (compared next time): its book is ahead of the view.
-- Until the first reconciliation after a live start has been applied, no entry is made.
+- Until the first reconciliation after a live start has been applied, no entry is made; a pair
+  added by a reload while trading live makes none until a reconciliation has covered it (an
+  open order of ours or a futures position already at the exchange is a mismatch: HALTED).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Reconciler:
         self.report: ReconcileReport | None = None
         self.report_id: int | None = None
         self.blocks_entries = False  # a live start: no entry until the first reconciliation is applied
+        self.new_pairs: set[str] = set()  # added live by a reload: no entry until a reconciliation covers them
         # pairs this process halted and nothing halted since (a kill): adopt/flatten may re-activate them
         self.halted_here: set[str] = set()
         latest = core.journal.latest_reconciliation()
@@ -59,6 +62,14 @@ class Reconciler:
     def expect_start(self) -> None:
         """A live engine starts: entries wait for the first reconciliation."""
         self.blocks_entries = True
+
+    def expect_pairs(self, symbols: list[str]) -> None:
+        """Pairs added while trading live: their entries wait for a reconciliation that covers them."""
+        self.new_pairs |= set(symbols)
+
+    def blocks(self, symbol: str) -> bool:
+        """Whether ``symbol`` may make no entry yet: the start's, or its own first, reconciliation pending."""
+        return self.blocks_entries or symbol in self.new_pairs
 
     def waiting(self) -> set[str]:
         return set(self.report.waiting) if self.report is not None else set()
@@ -83,6 +94,7 @@ class Reconciler:
         self._halt(report)
         self._store(report, previous)
         self.blocks_entries = False
+        self.new_pairs -= set(view.symbols)
         return report
 
     def _book_missed(self, view: VenueView) -> dict[str, list[str]]:

@@ -112,7 +112,7 @@ def _rebuilds(changes: list[str]) -> bool:
     return any(c.startswith(("params.", *(f"{f}:" for f in REBUILD_FIELDS))) for c in changes)
 
 
-def refusals(d: ReloadDiff, open_positions: set[str], *, live: bool = False) -> list[str]:
+def refusals(d: ReloadDiff, open_positions: set[str]) -> list[str]:
     """Changes a running system cannot make, one line each with the reason and what to do."""
     out = []
     for c in d.engine:
@@ -129,8 +129,6 @@ def refusals(d: ReloadDiff, open_positions: set[str], *, live: bool = False) -> 
         for c in changes:
             if c.startswith("market:") and sym in open_positions:
                 out.append(f"pairs.{sym}.{c} with a position open: flatten {sym} first, then reload")
-    if live and d.added:
-        out.append(f"adding {', '.join(d.added)} live needs the exchange's rules for it (stop and start the daemon)")
     return out
 
 

@@ -251,8 +251,8 @@ class TradingCore(OperatorCommands):
             log.info("%s - %s signal not evaluated: order %s is %s", ps.symbol, signal.type,
                      pending.client_order_id, pending.status)
             return
-        if not exit_signal and self.reconciler.blocks_entries:
-            log.info("%s - %s signal not evaluated: waiting for the start's reconciliation with the exchange",
+        if not exit_signal and self.reconciler.blocks(ps.symbol):
+            log.info("%s - %s signal not evaluated: waiting for a reconciliation with the exchange",
                      ps.symbol, signal.type)  # fmt: skip
             return
         if not exit_signal:  # an entry's price, stop and target from the fill it can get

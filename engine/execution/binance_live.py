@@ -21,6 +21,7 @@ Owns ``BinanceLiveClient``, the engine-thread face of ``live_worker.LiveWorker``
   raise ``LiveClientError``;
 - ``venue_view`` (for reconciliation, from a helper thread) runs ``live_account.fetch_view`` on
   the worker the same way and returns a ``VenueView``; it never raises (``error`` says why);
+- ``add_symbols`` takes pairs added by a reload in (their rules from the exchange);
 - ``close()`` stops the worker (streams, tasks, ccxt sessions) and joins the thread.
 
 Secrets: the key and secret are given by the caller (read from the environment there). Every
@@ -49,6 +50,7 @@ from engine.execution.binance_rules import rules_from_markets
 from engine.execution.live_account import ViewError, fetch_positions, fetch_view
 from engine.execution.live_errors import LiveCallError, Outcome, Scrubber, ScrubFilter, classify
 from engine.execution.live_rest import LiveStatus
+from engine.execution.live_symbols import SymbolsRefused, add_symbols
 from engine.execution.live_worker import LiveStartError, LiveWorker, OrderSpec
 
 log = logging.getLogger("engine.live")
@@ -105,6 +107,25 @@ class BinanceLiveClient:
         log.info("live client: %d spot and %d USDT-M pairs, rules from the exchange",
                  len(self.cfg.spot_symbols()), len(self.cfg.futures))  # fmt: skip
         return dict(self.rules)
+
+    def add_symbols(self, added: Mapping[str, int | None], timeout_s: float | None = None) -> dict[str, MarketRules]:
+        """Pairs added while trading (a reload): core symbol -> leverage (USDT-M) or None (spot).
+        The exchange's rules for them (``live_symbols.add_symbols``); from now on they are
+        polled, reconciled and cancelled like the start's. Blocks the calling thread at most
+        ``timeout_s`` (default ``call_timeout_s``); raises ``LiveClientError`` (one scrubbed
+        line) when the exchange cannot trade one or does not answer: then nothing was added."""
+        wait = self.cfg.call_timeout_s if timeout_s is None else timeout_s
+        try:
+            cfg, rules = self.worker.call(add_symbols(self.worker, dict(added)), wait, "adding pairs")
+        except LiveCallError as e:
+            raise LiveClientError(self.scrub(e.c.reason)) from None
+        except SymbolsRefused as exc:
+            raise LiveClientError(self.scrub(str(exc))) from None
+        except Exception as exc:
+            raise LiveClientError(classify(exc, self.scrub, "adding pairs").reason) from None
+        self.cfg = cfg
+        self.rules = {**self.rules, **rules}
+        return rules
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Stop the worker (an order in flight stays as the journal has it: looked up on restart)."""

@@ -71,6 +71,18 @@ class UserStreams:
     def _open(self) -> None:
         self._tasks = [self.w.spawn(self._watch(kind, t)) for t in self.types for kind in ("orders", "trades")]
 
+    async def add_type(self, mtype: str) -> None:
+        """A pair of a market type not watched yet was added (a reload): its streams open too."""
+        if mtype in self.types:
+            return
+        self.types.append(mtype)
+        try:
+            await asyncio.wait_for(self.w.pro.authenticate({"type": mtype}), STREAM_READY_S)
+        except Exception as exc:
+            log.warning("live client: the %s user stream is not up yet (%s): REST polls meanwhile",
+                        mtype, classify(exc, self.w.scrub).reason)  # fmt: skip
+        self._tasks += [self.w.spawn(self._watch(kind, mtype)) for kind in ("orders", "trades")]
+
     async def restart(self) -> None:
         if self._restarting:
             return

@@ -4,8 +4,10 @@ Owns ``ReloadRunner``. The daemon validated the new file and wrote its text besi
 run copy as ``safe_list.next.yaml`` (``PENDING_NAME``); the command names its digest (the first
 16 hex digits of its SHA-256), so the engine applies exactly what was validated and previewed.
 The engine reads it through the same validation, diffs it against the safe list in force,
-refuses it whole when a change cannot be made live (``engine.core.reload.refusals``), else
-makes it the run copy (``os.replace``: a restart trades the new list) and applies it to the core
+refuses it whole when a change cannot be made live (``engine.core.reload.refusals``) or, live,
+when the exchange cannot trade an added pair (its rules are asked of the live client, on the
+loop, at most ``LIVE_ADD_TIMEOUT_S``; the pair's entries then wait for a reconciliation that
+covers it), else makes it the run copy (``os.replace``: a restart trades the new list) and applies it to the core
 (``engine.core.reload.apply``): added pairs are subscribed on the feed socket and warmed from
 the feed's history, rebuilt pairs warmed again, removed flat pairs unsubscribed (here and, through the feed's ``unsubscribe``, at the feed:
 it stops streaming them). The history
@@ -29,7 +31,7 @@ import zmq
 
 from engine.core import reload
 from engine.core.candles import Candle
-from engine.core.config import ConfigError, read_safe_list
+from engine.core.config import ConfigError, SafeList, read_safe_list
 from engine.core.ports import HistoryUnavailable
 from engine.node.publisher import TopicStats
 from engine.node.warmup import ask_history, history_pool
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("engine")
 
 PENDING_NAME = "safe_list.next.yaml"
+LIVE_ADD_TIMEOUT_S = 8.0  # the exchange asked (on the loop) for an added pair's rules, at most
 LEAVE_AFTER_S = 2.5  # a leaving pair flat this long leaves (its flat state published: <= 1 s)
 
 
@@ -81,9 +84,13 @@ class ReloadRunner:
             return AckMsg(m["id"], "reload", False,
                           f"not reloaded: the pending safe list is {digest(text)}, the command names {want!r}")  # fmt: skip
         d = reload.diff(node.cfg, new)
-        refused = reload.refusals(d, reload.open_positions(core), live=node.live is not None)
+        refused = reload.refusals(d, reload.open_positions(core))
         if refused:
             return AckMsg(m["id"], "reload", False, "not reloaded: " + "; ".join(refused), modes=core.modes())
+        fresh = [s for s in d.added if s not in core.pairs]  # (a pair re-added while leaving is known)
+        why = self._live_add(new, fresh) if node.live is not None and fresh else ""
+        if why:
+            return AckMsg(m["id"], "reload", False, f"not reloaded: {why}", modes=core.modes())
         try:
             os.replace(pending, self.config_path)  # the commit point: a restart trades the new list
         except OSError as exc:
@@ -100,11 +107,31 @@ class ReloadRunner:
         self._rebuild_topics()
         for sym in done.warm:
             self._warm(sym)
+        if node.live is not None and fresh:  # no entry on them before the exchange agrees with the book
+            core.reconciler.expect_pairs(fresh)
+            if node._reconcile is not None:
+                node._reconcile.request("command")
         what = "; ".join(x for x in (d.summary(), done.message()) if x)
         core.notice("reload", "info", f"safe list {want} in force: {what}")
         log.info("reload %s applied: %s", want, what)
         return AckMsg(m["id"], "reload", True, what, modes=core.modes(),
                       halted=core.portfolio_summary().halted)  # fmt: skip
+
+    def _live_add(self, new: SafeList, fresh: list[str]) -> str:
+        """Live: the exchange's rules for the added pairs (a futures pair's leverage set), the
+        live client polling and reconciling them from now on; why not, or "". On the engine
+        loop, at most ``LIVE_ADD_TIMEOUT_S``: the markets are loaded already, so this is no
+        request for a spot pair listed at start, one (leverage) for a futures pair."""
+        assert self.node.live is not None
+        want = {s: new.pairs[s].leverage if new.pairs[s].market == "futures" else None for s in fresh}
+        try:
+            rules = self.node.live.add_symbols(want, LIVE_ADD_TIMEOUT_S)
+        except Exception as exc:  # LiveClientError: one scrubbed line
+            return f"the exchange cannot trade {', '.join(fresh)}: {exc}"
+        self.node.core.rules.update(rules)
+        log.info("reload: the exchange's rules for %s: %s", ", ".join(fresh),
+                 "; ".join(f"{s} step {r.amount_step:g}, min {r.min_qty:g}" for s, r in rules.items()))  # fmt: skip
+        return ""
 
     def _warm(self, sym: str) -> None:
         """Ask ``sym``'s history on a worker thread; ``poll`` warms the pair once it is in. The
