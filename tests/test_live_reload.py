@@ -86,3 +86,13 @@ def test_a_pair_added_live_gets_the_exchanges_rules_waits_for_reconciliation_and
     finally:
         sub.close(0)
         runner.close()
+
+
+def test_the_preview_of_a_live_addition_says_where_its_rules_come_from() -> None:
+    from engine.core import reload
+
+    d = reload.diff(safe_list(BTC), safe_list({**BTC, "BNB/USDT": "momentum"}))
+    assert reload.refusals(d, set()) == []  # adding live is no longer refused
+    (line,) = reload.describe(d, set(), {"BTC/USDT": "ACTIVE"}, live=True)
+    assert line.startswith("+ BNB/USDT: subscribed on the feed") and "rules from the exchange" in line
+    assert "exchange" not in reload.describe(d, set(), {"BTC/USDT": "ACTIVE"})[0]

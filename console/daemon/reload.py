@@ -112,7 +112,7 @@ class DaemonReload:
         d = core_reload.diff(self.cfg, new)
         # the book's open positions too: the daemon's model may not have heard of one yet
         held = set(self.model.open_positions()) | await asyncio.to_thread(_held_in_book, self.db_path)
-        lines = core_reload.describe(d, held, self._modes())
+        lines = core_reload.describe(d, held, self._modes(), live=self.mode == "LIVE")
         refused = core_reload.refusals(d, held)
         if refused:
             return False, "not reloaded, nothing changed: " + "; ".join(refused), [*refused, *lines], dg, d.to_dict()

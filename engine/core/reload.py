@@ -132,14 +132,16 @@ def refusals(d: ReloadDiff, open_positions: set[str]) -> list[str]:
     return out
 
 
-def describe(d: ReloadDiff, open_positions: set[str], modes: dict[str, str] | None = None) -> list[str]:
+def describe(d: ReloadDiff, open_positions: set[str], modes: dict[str, str] | None = None, *,
+             live: bool = False) -> list[str]:  # fmt: skip
     """What each change will do, one line each: the preview before the operator confirms."""
     modes = modes or {}
     halted_all = bool(modes) and all(m == "HALTED" for m in modes.values())
     lines = []
     for s in d.added:
         start = "HALTED (the kill switch holds: re-arm to trade)" if halted_all else "ACTIVE"
-        lines.append(f"+ {s}: subscribed on the feed, warmed from history, starts {start}")
+        lines.append(f"+ {s}: subscribed on the feed, warmed from history, starts {start}"
+                     + ("; live: its rules from the exchange, no entry before a reconciliation covers it" if live else ""))
     for s in d.removed:
         mode = modes.get(s, "")
         if s in open_positions and mode == "HALTED":
