@@ -96,3 +96,27 @@ def test_the_preview_of_a_live_addition_says_where_its_rules_come_from() -> None
     (line,) = reload.describe(d, set(), {"BTC/USDT": "ACTIVE"}, live=True)
     assert line.startswith("+ BNB/USDT: subscribed on the feed") and "rules from the exchange" in line
     assert "exchange" not in reload.describe(d, set(), {"BTC/USDT": "ACTIVE"})[0]
+
+
+def test_a_futures_pair_added_live_has_its_leverage_set_and_trades_as_a_perpetual(venue: VenueThread, connect: Any) -> None:
+    from engine.core.orders import OrderFilled
+    from engine.execution.binance_live import LiveClientError
+    from tests.test_live_client import _wait_event
+
+    _price(venue, "SOL/USDT", 150.0)
+    clock = FakeClock()
+    client, acct = connect(clock)  # spot only at start: no futures stream, no leverage set
+    with pytest.raises(LiveClientError, match=r"ZZZ/USDT:USDT is not listed by the exchange"):
+        client.add_symbols({"SOL/USDT": 4, "ZZZ/USDT": 2})
+    assert "SOL/USDT" not in client.cfg.symbols and "SOLUSDT" not in venue.server.futures.account(acct.key).leverage
+    rules = client.add_symbols({"SOL/USDT": 4})
+    assert venue.server.futures.account(acct.key).leverage["SOLUSDT"] == 4 and client.cfg.futures["SOL/USDT"] == 4
+    assert rules["SOL/USDT"].min_notional > 0 and client.rules["SOL/USDT"] == rules["SOL/USDT"]
+    got: list[Any] = []
+    client.bind(got.append)
+    entry = Order("mp-sol-fut", "SOL/USDT", Side.BUY, 1.0, "signal", "k-sol", clock.ms, stop_loss=100.0)
+    client.submit(entry, 0.0, 0.0)
+    fill = _wait_event(client, got, entry.client_order_id, OrderFilled).fill
+    assert fill.fill_id.startswith("binance-usdm:SOLUSDT:") and fill.qty == 1.0
+    view = client.venue_view(["SOL/USDT"], {}, light=True)  # what the reconciliation compares
+    assert not view.error and view.markets["SOL/USDT"] == "futures" and view.positions["SOL/USDT"][0] == 1.0

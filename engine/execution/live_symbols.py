@@ -2,8 +2,8 @@
 
 Owns ``add_symbols``, a coroutine run on the live worker's loop: the exchange's rules for the
 new symbols from the markets ccxt already loaded (the markets are loaded again once when one is
-missing), a symbol the exchange does not list or does not trade refused with the reason before
-anything changes; then, as at start, a futures pair's leverage is set (hedge mode refused when
+missing; USDT-M ones too when the first futures pair is added), a symbol the exchange does not
+list or does not trade refused with the reason before anything changes; then, as at start, a futures pair's leverage is set (hedge mode refused when
 it is the first futures pair), the worker's settings, order ledger and user streams take the
 new symbols in, so polling, the venue view (reconciliation) and the kill switch cover them.
 """
@@ -52,6 +52,9 @@ async def add_symbols(worker: LiveWorker, added: Mapping[str, int | None]) -> tu
     except LiveConfigError as exc:
         raise SymbolsRefused(str(exc)) from None
     venue = {s: after.venue_symbol(s) for s in new}
+    if futures and not cfg.futures:  # a spot-only start loaded no USDT-M markets: load them too
+        for ex in (worker.rest, worker.pro):
+            ex.options.setdefault("fetchMarkets", {})["types"] = ["spot", "linear"]
     if any(v not in worker.markets for v in venue.values()):  # listed since the start? ask once
         worker.markets = await worker.api.call("markets", "load_markets", True)
         worker.pro.set_markets(worker.rest.markets, worker.rest.currencies)
