@@ -24,6 +24,7 @@ from textual.widgets import Footer
 from console.kill_progress import KillProgress
 from console.model import DIRTY_EVENTS, DIRTY_HEADER, DIRTY_LOG, DIRTY_PORTFOLIO, ConsoleModel
 from console.screens.fit import fit_board, fit_footer
+from console.widgets.footer import BoardFooter
 from console.widgets.header import StatusHeader
 from console.widgets.kill_progress import KillProgressPanel
 from console.widgets.logs import BOARD_LOG_BINDINGS, DecisionLog, EventLog
@@ -31,7 +32,8 @@ from console.widgets.pair_pane import PairPane, PairRowHeader
 from console.widgets.portfolio import PortfolioBar, RiskCaps
 from console.widgets.problems import ProblemBar
 
-FRAMES_PER_PANE_PAINT = 2  # a pane's prices repaint every 2nd frame: 6 Hz at the 12 Hz timer
+FRAMES_PER_PANE_PAINT = 3  # a pane's prices repaint every 3rd frame: 4 Hz at the 12 Hz timer
+FRAMES_PER_SELECTED_PAINT = 2  # the selected pane's: 6 Hz
 # Full panes need about 48 columns each and 13 rows; below these the board goes compact.
 WIDE_COLUMNS = 156  # three panes side by side
 MEDIUM_COLUMNS = 120  # two panes side by side
@@ -152,6 +154,8 @@ class MainScreen(Screen[None]):
         self._phase = {sym: i % FRAMES_PER_PANE_PAINT for i, sym in enumerate(model.symbols)}
         self._frame_no = 0
         self._watch_key: tuple[object, ...] = ()  # the view watch_set() last answered for
+        self._visible_key: tuple[object, ...] = ()  # the view _visible_symbols() last walked
+        self._visible: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield self.header
@@ -164,7 +168,7 @@ class MainScreen(Screen[None]):
             yield self.progress_panel
             yield self.decision_log
             yield self.event_log
-        yield Footer()
+        yield BoardFooter()  # keys enabled or dimmed in place: no relayout of the board
 
     def on_mount(self) -> None:
         self.select(0)
@@ -255,14 +259,16 @@ class MainScreen(Screen[None]):
         visible = self._visible_symbols()
         panes = self.panes
         hidden = self._hidden_dirty
-        # A pane shows a new price at most 6 times a second (the eye does not read more,
-        # and it halves the console's CPU at 100 pairs); a change of mode, position or
-        # staleness (what the operator acts on) is painted at once.
-        # Panes take turns (half on even frames, half on odd) so every frame still draws.
+        # A pane shows a new price at most 4 times a second, the selected one 6 (the eye does
+        # not read more; it bounds the console's CPU and terminal bytes at any tick rate); a
+        # change of mode, position or staleness (what the operator acts on) is painted at once.
+        # Panes take turns (a third on each frame) so every frame still draws.
+        # A pane's part whose text did not change is not sent (PairPane.repaint).
         self._frame_no += 1
         pairs = self.model.pairs
         painted = self._painted
         phase = self._phase
+        selected = self.selected_symbol
         if self._deferred:
             dirty = dirty | self._deferred
             self._deferred = set()
@@ -275,7 +281,8 @@ class MainScreen(Screen[None]):
                 continue
             pv = pairs[sym]
             key = (pv.state.mode, pv.has_position, pv.state.stale)
-            if painted.get(sym) == key and (self._frame_no + phase[sym]) % FRAMES_PER_PANE_PAINT:
+            every = FRAMES_PER_SELECTED_PAINT if sym == selected else FRAMES_PER_PANE_PAINT
+            if painted.get(sym) == key and (self._frame_no + phase[sym]) % every:
                 self._deferred.add(sym)
                 continue
             painted[sym] = key
@@ -301,9 +308,25 @@ class MainScreen(Screen[None]):
         return bool(self._deferred or self._hidden_dirty) or self.progress_panel.stale
 
     def _visible_symbols(self) -> set[str]:
+        """The panes in the scroll window, walked only when the scroll offset, the grid's size
+        or the panes' placement changed (at 1,000 pairs the walk was 9 % of the console's CPU
+        when done every frame). The caller must not change the set."""
         grid = self.grid
-        window = Region(int(grid.scroll_x), int(grid.scroll_y), grid.size.width, grid.size.height)
-        return {sym for sym, pane in self.panes.items() if pane.virtual_region.overlaps(window)}
+        panes = self.panes
+        first = next(iter(panes.values()), None)
+        key = (
+            grid.scroll_x,
+            grid.scroll_y,
+            grid.size,
+            grid.virtual_size,
+            first.virtual_region if first is not None else None,
+            first.size if first is not None else None,
+        )
+        if key != self._visible_key:
+            window = Region(int(grid.scroll_x), int(grid.scroll_y), grid.size.width, grid.size.height)
+            self._visible = {s for s, p in panes.items() if p.virtual_region.overlaps(window)}
+            self._visible_key = key
+        return self._visible
 
     def watch_set(self) -> set[str] | None:
         """The pairs whose fast state the console follows: the panes in the scroll window and the

@@ -91,12 +91,36 @@ def position_parts(pos: PositionMsg | None) -> tuple[str, float | None, float | 
     return pos.side.upper(), pos.qty, pos.unrealised
 
 
-class PairRow(ModelWidget):
+class ChangeGated:
+    """A text part refreshed only when its text changed: most ticks move no digit that is
+    shown, and a refresh sends the part's every line to the terminal. ``draw()`` builds the
+    text; the one built to compare is the one ``render()`` hands Textual (built once)."""
+
+    _shown: Text | None = None  # what the terminal shows
+    _next: Text | None = None  # built by repaint_changed, not yet rendered
+
+    def draw(self) -> Text:
+        raise NotImplementedError
+
+    def render(self) -> Text:
+        text = self._next if self._next is not None else self.draw()
+        self._next = None
+        self._shown = text
+        return text
+
+    def repaint_changed(self) -> None:
+        text = self.draw()
+        if text != self._shown:
+            self._next = text
+            self.refresh()  # type: ignore[attr-defined]
+
+
+class PairRow(ChangeGated, ModelWidget):
     """The compact one-line view of a pair: symbol, price, change, badge, RSI, position, uPnL."""
 
     selected = False
 
-    def render(self) -> Text:
+    def draw(self) -> Text:
         assert self.symbol is not None
         pal = self.palette
         pv = self.model.pairs[self.symbol]
@@ -207,10 +231,10 @@ class PairRowHeader(Widget):
         return row_header(self.size.width or ROW_WIDTH)
 
 
-class PairQuote(ModelWidget):
+class PairQuote(ChangeGated, ModelWidget):
     """Three lines: tier · strategy and state badges; price and change with tick age; the book."""
 
-    def render(self) -> Text:
+    def draw(self) -> Text:
         assert self.symbol is not None
         pal = self.palette
         pv = self.model.pairs[self.symbol]
@@ -255,10 +279,10 @@ class PairQuote(ModelWidget):
         return Text("\n").join([line1, line2, line3])
 
 
-class PairStats(ModelWidget):
+class PairStats(ChangeGated, ModelWidget):
     """Indicators, moving averages, last signal and reasoning, position and last decision."""
 
-    def render(self) -> Text:
+    def draw(self) -> Text:
         assert self.symbol is not None
         pal = self.palette
         st = self.model.pairs[self.symbol].state
@@ -392,12 +416,12 @@ class PairPane(Vertical):
     def repaint(self) -> None:
         """The pair changed: redraw text parts (the sparkline follows the chart cadence)."""
         if self.row.display:
-            self.row.refresh()
+            self.row.repaint_changed()
             if self.posline.display:  # the selected row's only
                 self.posline.refresh()
         if self.quote.display:
-            self.quote.refresh()
-            self.stats.refresh()
+            self.quote.repaint_changed()
+            self.stats.repaint_changed()
 
     def repaint_chart(self) -> None:
         if self.spark.display:
