@@ -50,7 +50,6 @@ log = logging.getLogger("engine")
 START_RECONCILE_WAIT_S = 30.0  # a live start waits this long for its reconciliation before ticks
 
 
-
 @dataclass(slots=True)
 class Endpoints:
     feed_pub: str
