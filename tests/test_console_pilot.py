@@ -954,7 +954,7 @@ async def test_only_panes_in_view_are_repainted_and_hidden_ones_catch_up_on_scro
         assert first in main._visible_symbols() and last not in main._visible_symbols()
         painted: list[str] = []
         for sym, pane in main.panes.items():
-            pane.repaint = lambda s=sym: painted.append(s)  # type: ignore[method-assign]
+            pane.repaint = lambda full=True, s=sym: painted.append(s)  # type: ignore[method-assign]
         app.model.apply_pair(pair_msg(first, last=101.0))
         app.model.apply_pair(pair_msg(last, last=101.0))
         app._frame()
@@ -975,7 +975,7 @@ async def test_prices_repaint_at_4_hz_selected_6_but_a_mode_change_at_once() -> 
         assert isinstance(main, MainScreen)
         painted: list[str] = []
         for sym, pane in main.panes.items():
-            pane.repaint = lambda s=sym: painted.append(s)  # type: ignore[method-assign]
+            pane.repaint = lambda full=True, s=sym: painted.append(s)  # type: ignore[method-assign]
         for sym in app.model.symbols:  # settle: what the fake board showed before
             app.model.apply_pair(pair_msg(sym))
         app._frame()

@@ -282,11 +282,12 @@ class MainScreen(Screen[None]):
             pv = pairs[sym]
             key = (pv.state.mode, pv.has_position, pv.state.stale)
             every = FRAMES_PER_SELECTED_PAINT if sym == selected else FRAMES_PER_PANE_PAINT
-            if painted.get(sym) == key and (self._frame_no + phase[sym]) % every:
+            turn = painted.get(sym) == key  # prices only: the pane's turn decides
+            if turn and (self._frame_no + phase[sym]) % every:
                 self._deferred.add(sym)
                 continue
             painted[sym] = key
-            pane.repaint()
+            pane.repaint(full=not turn)
         if charts:
             for sym in charts:
                 pane = panes.get(sym)

@@ -51,6 +51,7 @@ ROW_COLUMNS: tuple[tuple[str, int, bool], ...] = (
 
 ROW_WIDTH = sum(w for _, w, _ in ROW_COLUMNS)  # 74
 NARROW_DROPS = frozenset({3, 6})  # below ROW_WIDTH columns: no CHG, no RSI (60 columns fit)
+STATS_EVERY = 2  # a full pane's stats follow every 2nd price turn: 2 Hz at 4 Hz
 
 
 def row_columns(width: int) -> frozenset[int]:
@@ -395,6 +396,7 @@ class PairPane(Vertical):
         self.quote = PairQuote(model, symbol, classes="pair-quote")
         self.spark = CloseSparkline(model, symbol, classes="pair-spark")
         self.stats = PairStats(model, symbol, classes="pair-stats")
+        self._turns = 0  # repaints, for the stats' slower turn
 
     def compose(self) -> ComposeResult:
         yield self.row
@@ -413,15 +415,19 @@ class PairPane(Vertical):
         self.set_class(selected, "-selected")
         self.row.refresh()
 
-    def repaint(self) -> None:
-        """The pair changed: redraw text parts (the sparkline follows the chart cadence)."""
+    def repaint(self, full: bool = True) -> None:
+        """The pair changed: redraw text parts (the sparkline follows the chart cadence).
+        ``full`` False: a price turn, the stats (seven lines of live indicators, most of a
+        pane's terminal bytes) only every ``STATS_EVERY`` turns."""
+        self._turns += 1
         if self.row.display:
             self.row.repaint_changed()
             if self.posline.display:  # the selected row's only
                 self.posline.refresh()
         if self.quote.display:
             self.quote.repaint_changed()
-            self.stats.repaint_changed()
+            if full or self._turns % STATS_EVERY == 0:
+                self.stats.repaint_changed()
 
     def repaint_chart(self) -> None:
         if self.spark.display:
