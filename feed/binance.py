@@ -3,7 +3,7 @@
 Owns ``BinanceSource``: one websocket for every pair (``watch_tickers`` on the full
 ``<symbol>@ticker`` stream, which carries bid/ask), publishing every pair whose ticker changed
 after each wake-up; reconnection with exponential backoff and jitter; the ``stale`` watchdog;
-closed-candle history over REST (``fetch_ohlcv``); and the guard that counts and drops frames
+closed-candle history over REST (``fetch_ohlcv``, in ``feed.binance_history``); and the guard that counts and drops frames
 ccxt cannot digest (bad JSON, unknown pairs) instead of letting them stop its receive loop.
 
 Where it connects (see docs/binance.md): ccxt's production URLs, its sandbox URLs with
@@ -35,7 +35,8 @@ from feed.binance_ccxt import (
     _why,
     load_markets_file,
 )
-from feed.errors import SourceConfigError, UnknownSymbolError
+from feed.binance_history import BinanceHistory
+from feed.errors import SourceConfigError
 from feed.private import ENV_REST_URL, ENV_WS_URL, redact_url
 from feed.source import Publisher
 from feed.wire import STATUS_CONNECTED, STATUS_RECONNECTING, STATUS_STALE, STATUS_STOPPED
@@ -46,13 +47,11 @@ logger = logging.getLogger(__name__)
 WS_URL_KEYS = ("spot", "margin")  # urls['api']['ws'][key] = ws_url
 REST_URL_KEYS = {"public": "/api/v3", "private": "/api/v3", "v1": "/api/v1"}  # urls['api'][key] = rest_url + path
 
-MAX_KLINES_PER_CALL = 1000  # Binance /api/v3/klines hard limit
-MAX_HISTORY_CANDLES = 5000  # bound on one history request (5 REST calls)
 _TICKER_EVENTS = frozenset({"24hrTicker", "24hrMiniTicker", "1hTicker", "4hTicker", "1dTicker"})
 _LOG_EVERY = 1000  # after the first few, log one bad frame in this many
 
 
-class BinanceSource:
+class BinanceSource(BinanceHistory):
     """Binance spot tickers for a fixed list of pairs over one ccxt.pro websocket."""
 
     name = "binance"
@@ -381,6 +380,19 @@ class BinanceSource:
             # the path ccxt takes for a missed keepalive: reject waiters with NetworkError, close
             client.on_error(ccxt.RequestTimeout(reason))
 
+    def _restream(self, wanted: list[str]) -> None:
+        """Stream ``wanted`` from the next ``watch_tickers`` on the websocket already open: ccxt
+        keys a stream by its list of symbols, so the new list is mapped to the current one's
+        stream (one SUBSCRIBE on it, no new socket), and only ``wanted``'s events are kept."""
+        ex = self._exchange
+        by_hash = ex.options.setdefault("streamBySubscriptionsHash", {})
+        old = by_hash.get("ticker::" + ",".join(self.symbols))
+        if old is not None:
+            by_hash["ticker::" + ",".join(wanted)] = old
+        markets = ex.markets or {}
+        ex.wanted_ids = frozenset(markets[s]["id"] for s in wanted if s in markets)
+        self.symbols = wanted
+
     async def add_symbols(self, symbols: list[str], tiers: Mapping[str, str] | None = None) -> list[str]:
         """Stream more pairs on the websocket already open (a safe list reloaded): ccxt would
         open a new socket for a new list of symbols, so the new list's subscription is mapped to
@@ -398,16 +410,10 @@ class BinanceSource:
         per_socket = int(ex.options.get("subscriptionLimitByStream", {}).get("spot", 200))
         if len(self.symbols) + len(new) > per_socket:
             raise ValueError(f"one websocket carries at most {per_socket} symbols")
-        wanted = [*self.symbols, *new]
-        by_hash = ex.options.setdefault("streamBySubscriptionsHash", {})
-        old = by_hash.get("ticker::" + ",".join(self.symbols))
-        if old is not None:
-            by_hash["ticker::" + ",".join(wanted)] = old
         now = time.monotonic()
         for s in new:
             self._last_update[s] = now
-        ex.wanted_ids = frozenset(markets[s]["id"] for s in wanted)
-        self.symbols = wanted
+        self._restream([*self.symbols, *new])
         logger.info("binance: now also streaming %s on the same websocket", ", ".join(new))
         return new
 
@@ -415,76 +421,15 @@ class BinanceSource:
         """Stop streaming these pairs (a safe list reloaded, the engine let them go): their
         ticker events are dropped from now on (``wanted_ids``) and the next ``watch_tickers``
         names the remaining list, mapped to the same websocket as ``add_symbols`` does."""
-        ex = self._exchange
         gone = [s for s in dict.fromkeys(symbols) if s in self.symbols]
         wanted = [s for s in self.symbols if s not in gone]
         if not gone or not wanted:  # the last pair is never dropped: the socket would go
             return []
-        by_hash = ex.options.setdefault("streamBySubscriptionsHash", {})
-        old = by_hash.get("ticker::" + ",".join(self.symbols))
-        if old is not None:
-            by_hash["ticker::" + ",".join(wanted)] = old
-        markets = ex.markets or {}
-        ex.wanted_ids = frozenset(markets[s]["id"] for s in wanted if s in markets)
         for s in gone:
             self._last_update.pop(s, None)
-        self.symbols = wanted
+        self._restream(wanted)
         logger.info("binance: no longer streaming %s", ", ".join(gone))
         return gone
-
-    # ------------------------------------------------------------------ history
-
-    def timeframe(self, timeframe_s: int) -> str:
-        """ccxt/Binance timeframe string for a candle length in seconds (60 -> '1m')."""
-        for tf in self._exchange.timeframes:
-            if tf != "1M" and self._exchange.parse_timeframe(tf) == timeframe_s:
-                return str(tf)
-        supported = ", ".join(tf for tf in self._exchange.timeframes if tf != "1M")
-        raise SourceConfigError(f"binance: no {timeframe_s} s candles; Binance has {supported}")
-
-    async def history(self, symbol: str, timeframe_s: int, limit: int) -> list[list[float]]:
-        """Closed candles ``[[ts_ms, o, h, l, c, v], ...]`` oldest first, at most ``limit``."""
-        tf = self.timeframe(int(timeframe_s))
-        if limit <= 0:
-            return []
-        limit = min(int(limit), MAX_HISTORY_CANDLES)
-        ex = self._exchange
-        await ex.load_markets()
-        market = (ex.markets or {}).get(symbol)
-        if market is None or not market.get("spot"):
-            raise UnknownSymbolError(f"binance: {symbol} is not a Binance spot market")
-        if self._clock_offset_ms is None:
-            with contextlib.suppress(ccxt.BaseError):  # without ticks yet, ask the exchange clock
-                local = time.time_ns() // 1_000_000
-                self._clock_offset_ms = int(await ex.fetch_time()) - local
-        tf_ms = int(timeframe_s) * 1000
-        now_ex = time.time_ns() // 1_000_000 + (self._clock_offset_ms or 0)
-        need = limit + 1  # Binance ends with the still-forming candle; it is dropped below
-        rows: list[list[Any]] = []
-        if need <= MAX_KLINES_PER_CALL:
-            rows = await ex.fetch_ohlcv(symbol, tf, limit=need)
-        else:
-            since = (now_ex // tf_ms - need + 1) * tf_ms
-            while len(rows) < need:
-                page = await ex.fetch_ohlcv(symbol, tf, since=since, limit=MAX_KLINES_PER_CALL)
-                if not page:
-                    break
-                rows.extend(page)
-                since = int(page[-1][0]) + tf_ms
-                if len(page) < MAX_KLINES_PER_CALL:
-                    break
-        closed: dict[int, list[float]] = {}
-        for row in rows:
-            if not (isinstance(row, list) and len(row) >= 6) or type(row[0]) is not int:
-                self._bad_tickers += 1
-                continue
-            o, h, low, c, v = (row[i] for i in range(1, 6))
-            if not (all(_positive(x) for x in (o, h, low, c)) and _non_negative(v or 0.0)):
-                self._bad_tickers += 1
-                continue
-            if row[0] + tf_ms <= now_ex:  # closed by the exchange's clock
-                closed[row[0]] = [row[0], float(o), float(h), float(low), float(c), float(v or 0.0)]
-        return [closed[ts] for ts in sorted(closed)][-limit:]
 
     # ------------------------------------------------------------------ shutdown
 

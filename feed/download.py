@@ -41,8 +41,9 @@ import ccxt
 import ccxt.async_support as ccxt_async
 import numpy as np
 
-from feed.binance import MAX_KLINES_PER_CALL, REST_URL_KEYS
+from feed.binance import REST_URL_KEYS
 from feed.binance_ccxt import _one_line, load_markets_file
+from feed.binance_history import MAX_KLINES_PER_CALL
 from feed.candlefiles import read_candle_file, write_candle_file
 from feed.candles import Candles, DataError, Gap, fmt_ts, missing_ranges, timeframe_to_ms
 from feed.datadir import DEFAULT_EXCHANGE, candle_path, exchange_dir

@@ -12,7 +12,7 @@ import asyncio
 import os
 from collections.abc import Callable, Sequence
 
-from feed.binance import MAX_KLINES_PER_CALL
+from feed.binance_history import MAX_KLINES_PER_CALL
 from feed.download import FLUSH_EVERY_PAGES, FLUSH_MIN_INTERVAL_S, Downloader, DownloadError
 from feed.download_report import DownloadReport, PairResult, ProgressBar
 
