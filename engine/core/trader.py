@@ -33,7 +33,7 @@ from engine.core.ports import Clock, EventSink, ExecutionClient, Journal, NullSi
 from engine.core.quality import PriceBand, gap_entry, newest_only
 from engine.core.reconcile import Reconciler
 from engine.core.risk import RiskContext, RiskEngine
-from engine.core.views import PortfolioSummary, policy_state
+from engine.core.views import PortfolioSummary, policy_state, portfolio_summary
 
 log = logging.getLogger("engine")
 
@@ -380,14 +380,15 @@ class TradingCore(OperatorCommands):
     def marks(self) -> dict[str, float]:
         return {s: p.last for s, p in self.pairs.items() if p.last > 0.0}
 
-    def _live_positions(self) -> dict[str, Position]:
+    def live_positions(self) -> dict[str, Position]:
+        """Open positions that are not dust (what the risk check and the gauge count)."""
         return {s: p for s, p in self.portfolio.positions.items() if not self.execution.is_dust(p)}
 
     def risk_context(self) -> RiskContext:
         now = self.clock.monotonic()
         marks = self.marks()
         return RiskContext(
-            positions=self._live_positions(),
+            positions=self.live_positions(),
             marks=marks,
             atr={s: p.ind.atr for s, p in self.pairs.items()},
             modes={s: p.mode for s, p in self.pairs.items()},
@@ -400,31 +401,7 @@ class TradingCore(OperatorCommands):
         )
 
     def portfolio_summary(self) -> PortfolioSummary:
-        marks = self.marks()
-        pf = self.portfolio
-        pc = self.cfg.portfolio
-        equity = pf.equity(marks)
-        return PortfolioSummary(
-            capital=pc.capital_usd,
-            cash=pf.cash,
-            equity=equity,
-            realised=pf.realised,
-            unrealised=pf.unrealised(marks),
-            fees=pf.fees,
-            daily_pnl=pf.daily_pnl(equity),
-            exposure_used=pf.exposure(marks),
-            exposure_max=pc.max_exposure_usd,
-            # the check's own rule on the open positions only (O(open), not O(pairs)): the
-            # gauge and the check agree at any number of pairs
-            correlated_cluster=self.risk.largest_open_cluster(
-                RiskContext(positions=self._live_positions(), correlated_with=self.corr)
-            ),
-            correlated_max=pc.max_correlated_positions,
-            halted=any(p.mode is PairMode.HALTED for p in self.pairs.values()),
-            positions=sum(1 for p in pf.positions.values() if p.is_open),
-            total_pnl=pf.total_pnl(marks), day_start_ts=pf.day_start_ts,
-            entries_stopped=self.entries.stopped, entries_reason=self.entries.reason,
-        )
+        return portfolio_summary(self)
 
     def policy_state(self, symbol: str) -> dict[str, Any]:
         return policy_state(self, symbol)

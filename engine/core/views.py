@@ -1,6 +1,7 @@
 """Read-only views the core derives for its shells: one owner per derived fact.
 
-Owns ``PortfolioSummary`` (what the portfolio gauges show, computed once, by the core) and
+Owns ``PortfolioSummary`` and ``portfolio_summary`` (what the portfolio gauges show, computed
+once, by the core) and
 ``policy_state`` (the portfolio part of the ML state vector a policy strategy sees).
 """
 
@@ -8,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from engine.core.models import PairMode
+from engine.core.risk import RiskContext
 
 if TYPE_CHECKING:
     from engine.core.trader import TradingCore
@@ -37,6 +41,35 @@ class PortfolioSummary:
     @property
     def correlated_used(self) -> int:
         return len(self.correlated_cluster)
+
+
+def portfolio_summary(core: TradingCore) -> PortfolioSummary:
+    """What the portfolio gauges show, computed once by the core for every shell."""
+    marks = core.marks()
+    pf = core.portfolio
+    pc = core.cfg.portfolio
+    equity = pf.equity(marks)
+    return PortfolioSummary(
+        capital=pc.capital_usd,
+        cash=pf.cash,
+        equity=equity,
+        realised=pf.realised,
+        unrealised=pf.unrealised(marks),
+        fees=pf.fees,
+        daily_pnl=pf.daily_pnl(equity),
+        exposure_used=pf.exposure(marks),
+        exposure_max=pc.max_exposure_usd,
+        # the check's own rule on the open positions only (O(open), not O(pairs)): the
+        # gauge and the check agree at any number of pairs
+        correlated_cluster=core.risk.largest_open_cluster(
+            RiskContext(positions=core.live_positions(), correlated_with=core.corr)
+        ),
+        correlated_max=pc.max_correlated_positions,
+        halted=any(p.mode is PairMode.HALTED for p in core.pairs.values()),
+        positions=sum(1 for p in pf.positions.values() if p.is_open),
+        total_pnl=pf.total_pnl(marks), day_start_ts=pf.day_start_ts,
+        entries_stopped=core.entries.stopped, entries_reason=core.entries.reason,
+    )
 
 
 def policy_state(core: TradingCore, symbol: str) -> dict[str, Any]:
