@@ -45,12 +45,19 @@ def write_run_copy(validated: ValidatedSafeList, run_dir: Path) -> Path:
     ``OSError`` when the run directory cannot take it.
     """
     dest = Path(run_dir) / RUN_COPY_NAME
-    tmp = dest.with_name(f".{RUN_COPY_NAME}.{os.getpid()}.tmp")
+    write_private(dest, validated.text)
+    return dest
+
+
+def write_private(dest: Path, text: str) -> None:
+    """``text`` to ``dest``, mode 0600 whatever the umask, replaced atomically and synced: a
+    reader sees the old file or the whole new one. ``OSError`` when the directory cannot take it."""
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), 0o600)  # whatever the umask, and a stale tmp's mode
-            f.write(validated.text.encode("utf-8"))
+            f.write(text.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, dest)
@@ -58,7 +65,6 @@ def write_run_copy(validated: ValidatedSafeList, run_dir: Path) -> Path:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-    return dest
 
 
 def planned_book(

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from typing import Any
 
 from console.config_checks import check_safe_list
 from console.daemon.wire import TOPIC_CONFIG
+from console.preflight import write_private
 from engine.core import reload as core_reload
 from engine.core.config import ConfigError, SafeList
 from engine.journal import reloads as book_reloads
@@ -130,7 +130,7 @@ class DaemonReload:
             except Exception as exc:  # the feed's refusal or silence: nothing changed yet
                 return False, f"not reloaded, nothing changed: the feed cannot stream {', '.join(d.added)}: {exc}", lines, dg, d.to_dict()
         try:
-            await asyncio.to_thread(_write_private, self.cfg_path.with_name(PENDING_NAME), text)
+            await asyncio.to_thread(write_private, self.cfg_path.with_name(PENDING_NAME), text)
         except OSError as exc:
             return False, f"not reloaded: cannot write beside the run copy: {exc.strerror or exc}", lines, dg, d.to_dict()
         m, _ = await self._request_map("reload", None, RELOAD_TIMEOUT_S, time.time_ns() + int(RELOAD_TIMEOUT_S * 1e9), digest=dg)
@@ -183,18 +183,3 @@ def _held_in_book(db: Path) -> set[str]:
             return {str(r[0]) for r in conn.execute("SELECT symbol FROM positions WHERE qty != 0")}
     except sqlite3.Error:
         return set()
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
