@@ -201,11 +201,15 @@ def test_terminated_on_the_drawdown_limit_and_reset_abandons_the_run() -> None:
             if term or trunc:
                 break
         assert term and not trunc, "random trading loses 0.05 % within the window"
-        assert info["equity"] <= env.capital * (1 - 0.0005) + 1e-9 or info["equity"] < env.capital
+        assert info["equity"] <= env._peak * (1 - 0.0005) + 1e-9  # 0.05 % below the peak
         with pytest.raises(RuntimeError, match="call reset"):
             env.step(0)
-        env.reset(seed=4)  # mid-run: the previous run was abandoned and its book closed
+        ended = env.book
+        env.reset(seed=4)  # the ended run's book is removed with it
+        assert ended is not None and not ended.exists() and env.book != ended
         _obs, _r, term, trunc, _info = env.step(0)
-        env.reset(seed=4)  # abandons a run paused at a decision
+        paused = env.book
+        env.reset(seed=4)  # abandons a run paused at a decision: its book closed and removed
+        assert paused is not None and not paused.exists() and env.book != paused
     finally:
         env.close()

@@ -138,5 +138,7 @@ def test_the_policy_sees_the_live_portfolio_on_the_engines_core(tmp_path: Path) 
     assert last[i["position"]] > 0.0 and last[i["exposure"]] > 0.0
     assert last[i["position"]] == pytest.approx(state["position"], rel=1e-3)
     assert last[i["exposure"]] == pytest.approx(state["total_exposure"], rel=1e-3)
+    # the unrealised PnL the core reports (the price moved a little since the last close: its sign)
     assert last[i["unrealised"]] != 0.0
+    assert math.copysign(1.0, last[i["unrealised"]]) == math.copysign(1.0, state["unrealised"])
     h.store.close()

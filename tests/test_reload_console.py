@@ -64,3 +64,4 @@ async def test_a_bad_file_is_one_line_and_nothing_is_sent() -> None:
         await pilot.pause(0.2)
         assert not isinstance(app.screen, ConfirmScreen) and [c for c, _ in backend.sent] == ["reload_preview"]
         assert "BNB/USDT" not in app.model.pairs
+        assert any(n.message == line and n.severity == "error" for n in app._notifications)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.core import reload
 from engine.core.candles import Candle
-from engine.core.models import PairMode
+from engine.core.models import CheckResult, PairMode, Signal, SignalType
 from tests.core_harness import Walk, make_core, safe_list
 from tests.store_seed import seed_open_position
 
@@ -110,9 +110,19 @@ def test_a_tighter_cap_applies_to_the_next_decision_and_closes_nothing(tmp_path:
     db = tmp_path / "book.sqlite"
     seed_open_position(db, "BTC/USDT", qty=0.004, price=60_000.0)
     h = make_core(tmp_path, safe_list(THREE), db=db)
+    h.core.set_quote("ETH/USDT", 2999.0, 3001.0)
+    buy = Signal("ETH/USDT", SignalType.BUY, 0.9, 3001.0, 2900.0, 3300.0, "test", 0)
+
+    def exposure_check() -> CheckResult:
+        d = h.core.risk.evaluate(buy, h.core.risk_context(), "k")
+        return next(c for c in d.checks if c.name == "total_exposure")
+
+    assert exposure_check().ok  # under the old cap the same entry's exposure passes
     _apply(h, safe_list(THREE, max_total_exposure=0.01))
     assert h.core.risk.cfg.portfolio.max_total_exposure == 0.01
     assert h.core.portfolio_summary().exposure_max == 100.0
+    refused = exposure_check()  # the next decision, under the new cap
+    assert not refused.ok and "would exceed max $100.00" in refused.reason
     assert h.core.portfolio.positions["BTC/USDT"].is_open  # above the new cap, still open
 
 
