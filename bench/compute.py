@@ -57,14 +57,11 @@ def _history_rows(symbol: str, seed: int) -> list[list[float]]:
     return [[c.ts, c.open, c.high, c.low, c.close, c.volume] for c in candles]
 
 
-def _ticks(
-    symbols: list[str], n: int, seed: int, old_format: bool = False
-) -> list[tuple[bytes, bytes, tuple[Any, ...]]]:
-    """(topic, payload, decoded fields) round-robin over the pairs, encoded by the feed's codec
-    (the version-1 map when ``old_format``)."""
-    from feed.wire import Tick, encode_tick, encode_tick_v1
+def _ticks(symbols: list[str], n: int, seed: int) -> list[tuple[bytes, bytes, tuple[Any, ...]]]:
+    """(topic, payload, decoded fields) round-robin over the pairs, encoded by the feed's codec."""
+    from feed.wire import Tick, encode_tick
 
-    encode = encode_tick_v1 if old_format else encode_tick
+    encode = encode_tick
     rng = random.Random(seed)
     te = {s: T0 + HISTORY * TF_MS for s in symbols}
     price = {s: _START.get(s, 100.0) for s in symbols}
@@ -183,24 +180,18 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
 
     symbols = load_safe_list(ROOT / "safe_list.yaml").active_symbols()
     ticks = _ticks(symbols, n_ticks, seed=3)
-    ticks_v1 = _ticks(symbols, n_ticks, seed=3, old_format=True)  # the same ticks, the old map
     _time_engine(ticks[:2000], decode=True)  # untimed warm-up: imports, caches, allocator
     with_dec: list[dict[str, Any]] = []
-    with_v1: list[dict[str, Any]] = []
     without: list[dict[str, Any]] = []
     decode_v2: list[float] = []
-    decode_v1: list[float] = []
     for i in range(runs):
         with_dec.append(_time_engine(ticks, decode=True))
-        with_v1.append(_time_engine(ticks_v1, decode=True))
         without.append(_time_engine(ticks, decode=False))
         decode_v2.append(_time_decode(ticks))
-        decode_v1.append(_time_decode(ticks_v1))
         say(
             f"compute run {i + 1}/{runs}: with decode {with_dec[-1]['mean_us']:.2f} µs/tick "
-            f"(p99 {with_dec[-1]['p99_us']:.1f}; old map {with_v1[-1]['mean_us']:.2f}), "
-            f"without {without[-1]['mean_us']:.2f} µs/tick; decode alone {decode_v2[-1]:.2f} µs "
-            f"(old map {decode_v1[-1]:.2f})"
+            f"(p99 {with_dec[-1]['p99_us']:.1f}), "
+            f"without {without[-1]['mean_us']:.2f} µs/tick; decode alone {decode_v2[-1]:.2f} µs"
         )
 
     say("compute: baselines (bench/bench_indicators.py: ours, pandas, talipp)")
@@ -218,7 +209,6 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
     ours_runs = res["ours"]["per_run_us"]
     eng_runs = [r["mean_us"] for r in without]
     dec_runs = [r["mean_us"] for r in with_dec]
-    v1_runs = [r["mean_us"] for r in with_v1]
     all_runs = [r["mean_all_us"] for r in with_dec]
     # like for like: every indicator's value on every tick, three ways (the headline)
     ratio_pandas = [p / o for p, o in zip(pandas_runs, ours_runs, strict=False)]
@@ -247,7 +237,7 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
         ),
         Figure(
             "compute.tick_decode_us",
-            "engine per tick incl. decode (mean, tick v2)",
+            "engine per tick incl. decode (mean, tick v3)",
             "µs",
             "<=",
             5.0,
@@ -255,27 +245,18 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             note=(
                 f"EngineNode.on_message (tick_fields + seq + on_tick + latency ring), no SQLite "
                 f"ticks: p50 {med(with_dec, 'p50_us'):.2f} µs, p99 {med(with_dec, 'p99_us'):.1f} µs; "
-                f"with the version-1 map {statistics.median(v1_runs):.2f} µs; decode alone "
-                f"{statistics.median(decode_v2):.2f} µs (version-1 map {statistics.median(decode_v1):.2f})"
+                f"decode alone {statistics.median(decode_v2):.2f} µs (the frame split into topic "
+                f"and array is the receiver's, bench/throughput.py)"
             ),
         ),
         Figure(
-            "compute.tick_decode_v1_us",
-            "engine per tick incl. decode, old map (v1)",
-            "µs",
-            "",
-            None,
-            v1_runs,
-            note="the same ticks as the previous release's map: what issue 16's positional tick saves",
-        ),
-        Figure(
             "compute.decode_us",
-            "tick decode alone (tick v2)",
+            "tick decode alone (tick v3 array)",
             "µs",
             "",
             None,
             decode_v2,
-            note=f"feed.wire.tick_fields, every check; version-1 map {statistics.median(decode_v1):.2f} µs",
+            note="feed.wire.tick_fields, every check",
         ),
         Figure(
             "compute.tick_all_us",
@@ -318,8 +299,7 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
     ]
     details = {
         "with_decode": with_dec,
-        "with_decode_v1": with_v1,
-        "decode_us": {"v2": decode_v2, "v1": decode_v1},
+        "decode_us": decode_v2,
         "without_decode": without,
         "bench_indicators": base,
         "ticks_per_run": n_ticks,

@@ -79,6 +79,8 @@ def _floor_run(total_rate: float, seconds: float) -> dict[str, float]:
     import msgpack
     import zmq
 
+    from feed.wire import message_parts
+
     with Stack.create() as st:
         st.start_feed(SYMBOLS, total_rate / len(SYMBOLS))
         sock = zmq.Context.instance().socket(zmq.SUB)
@@ -96,13 +98,13 @@ def _floor_run(total_rate: float, seconds: float) -> dict[str, float]:
                     continue
                 while True:
                     try:
-                        _, payload = sock.recv_multipart(zmq.NOBLOCK)
+                        frame = sock.recv(zmq.NOBLOCK)  # a tick is one frame (tick version 3)
                     except zmq.Again:
                         break
-                    stamps.append((time.time_ns(), payload))  # decode later: keep the reader cheap
+                    stamps.append((time.time_ns(), frame))  # decode later: keep the reader cheap
         finally:
             sock.close(0)
-    lat = sorted(t - msgpack.unpackb(p)["tr"] for t, p in stamps[len(stamps) // 3 :])
+    lat = sorted(t - msgpack.unpackb(message_parts([f])[1])[3] for t, f in stamps[len(stamps) // 3 :])
     n = len(lat)
     if not n:
         return {}

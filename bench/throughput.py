@@ -3,8 +3,8 @@
 A real engine process runs a 100-pair safe list (``C000/USDT`` … spot, momentum, no warm-up
 history so it starts at once). The bench binds the feed's tick endpoint itself with an XPUB
 like the feed's (SNDHWM 100,000, the feed's default; the engine's SUB has RCVHWM 100,000)
-and sends ticks encoded by the feed's own codec (``feed.wire.encode_tick_fields``, tick version 2,
-per-topic sequence numbers, round-robin over the pairs, exchange time advancing at the send rate).
+and sends ticks as the feed does (one frame ``symbol NUL array`` by the feed's own codec,
+``feed.wire.encode_tick_fields``, tick version 3; per-topic sequence numbers, round-robin over the pairs, exchange time advancing at the send rate).
 Nobody watches a pair (the bench reads ``_hb`` and the ``pair`` roll-call only), as on a server
 with no console attached:
 
@@ -50,11 +50,11 @@ CPU_US_PER_TICK_TARGET = 5.0  # issue 16: the engine's all-in cost per tick, dec
 
 def _encode(
     symbols: list[str], start: int, n: int, seqs: dict[str, int], te0_ms: int, rate: float
-) -> list[tuple[bytes, bytes]]:
-    from feed.wire import encode_tick_fields
+) -> list[bytes]:
+    from feed.wire import TICK_SEP, encode_tick_fields
 
     out = []
-    topics = [s.encode() for s in symbols]
+    topics = [s.encode() + TICK_SEP for s in symbols]
     px = [10.0 + k for k in range(len(symbols))]
     m = len(symbols)
     for i in range(start, start + n):
@@ -63,12 +63,7 @@ def _encode(
         seqs[s] += 1
         p = px[k] * (1.0 + 0.0005 * ((i // m) % 40 - 20) / 20)  # a slow saw: bounded, valid quotes
         te = te0_ms + int(i * 1000 / rate)
-        out.append(
-            (
-                topics[k],
-                encode_tick_fields(seqs[s], te, time.time_ns(), p - 0.001, p + 0.001, p, 1000.0 + i, 0.0),
-            )
-        )
+        out.append(topics[k] + encode_tick_fields(seqs[s], te, time.time_ns(), p - 0.001, p + 0.001, p, 1000.0 + i, 0.0))
     return out
 
 
@@ -152,7 +147,7 @@ def _one_run(quick: bool, say: Any) -> dict[str, Any]:
                 raise RuntimeError(f"the engine subscribed to {subs} of {PAIRS} pairs within 30 s")
             seqs = dict.fromkeys(symbols, 0)
             te0 = int(time.time() * 1000)
-            send = pub.send_multipart
+            send = pub.send
             reader.pump(1.2)
             base = _quiet(reader, 0, 3.0)
             hb_paced = len(reader.heartbeats)
@@ -278,7 +273,7 @@ def intake_us_per_tick(rounds: int = 6, n: int = 50_000) -> list[float]:
             te0 = int(time.time() * 1000)
             for r in range(rounds):
                 for m in _encode(symbols, r * n, n, seqs, te0, TARGET_RATE):
-                    pub.send_multipart(m)
+                    pub.send(m)
                 time.sleep(0.5)  # all of them in the SUB's queue
                 base = node.ticks_total
                 t0 = time.thread_time()

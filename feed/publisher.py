@@ -36,6 +36,7 @@ from feed.wire import (
     STATUS_RECONNECTING,
     STATUS_STALE,
     STATUS_STOPPED,
+    TICK_SEP,
     TOPIC_HEARTBEAT,
     TOPIC_STATUS,
     encode_map,
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 STATES = (STATUS_CONNECTED, STATUS_RECONNECTING, STATUS_STALE, STATUS_STOPPED)
 STATUS_EVERY_S = 5.0
 STATS_LOG_EVERY_S = 10.0
-_SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+_NOBLOCK = int(zmq.NOBLOCK)
 FIRST_STATS_LOG_AT = 100  # the seed's "Published 100 total messages"
 HOUSEKEEPING_TICK_S = 0.1
 REJECT_LOG_EVERY_S = 10.0
@@ -83,8 +84,9 @@ class TickPublisher:
         sock.setsockopt(zmq.LINGER, 0)
         if nodrop:  # at the high-water mark send raises EAGAIN instead of dropping
             sock.setsockopt(zmq.XPUB_NODROP, 1)
-            # A tick's second frame never waits (see publish_tick); if libzmq ever disagreed,
-            # fail the source loudly rather than hang or leave half a message on the socket.
+            # A control message's second frame never waits (the room is checked per message, at
+            # its first frame); if libzmq ever disagreed, fail the source loudly rather than hang
+            # or leave half a message on the socket.
             sock.setsockopt(zmq.SNDTIMEO, SECOND_FRAME_TIMEOUT_MS)
         try:
             sock.bind(endpoint)
@@ -161,21 +163,19 @@ class TickPublisher:
             if type(symbol) is not str or not symbol or symbol.startswith("_"):
                 self._reject(str(symbol), "not a symbol (empty, or a reserved _topic)")
                 return True
-            topic = self._topics[symbol] = symbol.encode()
+            topic = self._topics[symbol] = symbol.encode() + TICK_SEP  # the tick frame's head
             if symbol not in self.messages_sent:
                 self.messages_sent[symbol] = 0
         seq = self._seq.get(symbol, 0) + 1
         payload = encode_tick_fields(seq, te, time.time_ns(), bid, ask, last, base_volume, quote_volume)
-        sock = self._sock
         try:
-            # Two sends with int flags: a third of send_multipart's cost per tick. Only the first
-            # frame can be refused (nodrop: a subscriber of the topic at its high-water mark;
-            # without nodrop XPUB drops instead): the room is checked per message, not per frame.
-            sock.send(topic, _SNDMORE_NOBLOCK)
+            # One frame, ``symbol NUL array`` (tick version 3): one send, and one receive for the
+            # engine. Refused only with nodrop, at a subscriber's high-water mark (without nodrop
+            # XPUB drops instead).
+            self._sock.send(topic + payload, _NOBLOCK)
         except zmq.Again:
             self.refused += 1
             return False
-        sock.send(payload)  # never waits: the first frame went, so the message has room
         self._seq[symbol] = seq
         self._last_te[symbol] = te
         self.messages_sent[symbol] += 1

@@ -1,12 +1,14 @@
 """Tick wire format owned by the feed: what travels on the feed's PUB socket.
 
-Every message is a two-frame ZeroMQ multipart ``[topic, msgpack(body)]``. Market data uses
-the symbol as topic (``b"BTC/USDT"``); reserved topics start with ``_`` (no symbol does).
-A tick (version 2) is a positional msgpack array ``[2, q, te, tr, b, a, l, bv, qv]``: the one
-message sent thousands of times a second, decoded by the engine straight into its tick path
-(``tick_fields``, no object per tick). The version-1 tick map is still decoded, for one version.
-Control maps (heartbeat, status, history) are plain, versioned msgpack maps. All of it can be
-read by a test or another language without this code. See docs/wire.md.
+A tick (version 3) is ONE ZeroMQ frame: the symbol, a NUL byte, then a positional msgpack array
+``[3, q, te, tr, b, a, l, bv, qv]`` (``b"BTC/USDT\0" + array``): the one message sent thousands
+of times a second, so one frame to receive instead of two, and the SUB socket still filters on
+the symbol (the frame starts with it). The engine decodes it straight into its tick path
+(``tick_fields``, no object per tick). Control maps (heartbeat, status, history) stay two-frame
+``[topic, msgpack(map)]`` with reserved topics (``_hb``, ``_status``: no symbol starts with
+``_``). A version-2 tick (the same array with ``v`` 2, as two frames ``[symbol, array]``) is
+still read, for one version. All of it can be read by a test or another language without this
+code (``message_parts`` splits either framing). See docs/wire.md.
 """
 
 from __future__ import annotations
@@ -66,45 +68,56 @@ _packer = msgpack.Packer(use_bin_type=True)
 _pack = _packer.pack
 _unpackb = msgpack.unpackb
 
-# The tick, version 2: one msgpack array, by position (docs/wire.md). The topic is the symbol.
-TICK_VERSION = 2
+# The tick, version 3: one frame, ``symbol NUL array`` (docs/wire.md); the array by position.
+TICK_VERSION = 3
+TICK_SEP = b"\0"  # ends the symbol in a tick frame (no symbol holds a NUL)
 TICK_KEYS = ("v", "q", "te", "tr", "b", "a", "l", "bv", "qv")  # names of the positions, for errors
 TICK_LEN = len(TICK_KEYS)
-# The tick map of version 1 (``{v: 1, s, q, te, tr, b, a, l, bv, qv}``) is still decoded, for one
-# version: a feed of the previous release still feeds a new engine. It goes with version 3.
-TICK_VERSIONS_DECODED = (TICK_VERSION, WIRE_VERSION)
+# Version 2 (the same array with ``v`` 2, sent as two frames ``[symbol, array]``) is still read,
+# for one version: a feed of the previous release still feeds a new engine. It goes with 4.
+TICK_VERSION_PREVIOUS = 2
+TICK_VERSIONS_DECODED = (TICK_VERSION, TICK_VERSION_PREVIOUS)
 
 
 def encode_tick_fields(
     seq: int, ts_exchange: int, ts_recv: int, bid: float, ask: float, last: float,
     base_volume: float = 0.0, quote_volume: float = 0.0,
 ) -> bytes:
-    """One tick, version 2: ``[2, q, te, tr, b, a, l, bv, qv]`` (the feed's hot path: no object)."""
+    """A tick's array, version 3: ``[3, q, te, tr, b, a, l, bv, qv]`` (the feed's hot path: no
+    object). The frame on the wire is the topic, ``TICK_SEP``, then this."""
     return _pack([TICK_VERSION, seq, ts_exchange, ts_recv, bid, ask, last, base_volume, quote_volume])
 
 
 def encode_tick(tick: Tick) -> bytes:
-    """A ``Tick`` in the current format (version 2, positional)."""
+    """A ``Tick``'s array in the current version (3)."""
     return _pack([TICK_VERSION, tick.seq, tick.ts_exchange, tick.ts_recv, tick.bid, tick.ask, tick.last,
                   tick.base_volume, tick.quote_volume])  # fmt: skip
 
 
-def encode_tick_v1(tick: Tick) -> bytes:
-    """A ``Tick`` as the previous version's map (what a feed of the previous release sends)."""
-    return _pack(
-        {
-            "v": WIRE_VERSION,
-            "s": tick.symbol,
-            "q": tick.seq,
-            "te": tick.ts_exchange,
-            "tr": tick.ts_recv,
-            "b": tick.bid,
-            "a": tick.ask,
-            "l": tick.last,
-            "bv": tick.base_volume,
-            "qv": tick.quote_volume,
-        }
-    )
+def tick_frame(tick: Tick) -> bytes:
+    """A ``Tick`` as the one frame the feed sends: ``symbol NUL array``."""
+    return tick.symbol.encode() + TICK_SEP + encode_tick(tick)
+
+
+def encode_tick_v2(tick: Tick) -> bytes:
+    """A ``Tick``'s array as the previous version sends it (``v`` 2; the second of two frames
+    ``[symbol, array]``): what a feed of the previous release sends."""
+    return _pack([TICK_VERSION_PREVIOUS, tick.seq, tick.ts_exchange, tick.ts_recv, tick.bid, tick.ask,
+                  tick.last, tick.base_volume, tick.quote_volume])  # fmt: skip
+
+
+def message_parts(frames: list[bytes]) -> tuple[bytes, bytes]:
+    """``(topic, payload)`` of one message off the feed's socket, either framing: a tick frame
+    (``symbol NUL array``) or two frames ``[topic, payload]`` (a control map, a version-2 tick).
+    Raises WireError on any other shape."""
+    if len(frames) == 1:
+        topic, sep, payload = frames[0].partition(TICK_SEP)
+        if sep:
+            return topic, payload
+        raise WireError(f"a lone frame {frames[0][:40]!r} that is no tick (no NUL after a symbol)")
+    if len(frames) == 2:
+        return frames[0], frames[1]
+    raise WireError(f"{len(frames)} frames: a message is one tick frame or [topic, payload]")
 
 
 def _price(m: dict[Any, Any], key: str) -> float:
@@ -148,12 +161,14 @@ def _checked(m: dict[Any, Any], version: int) -> list[Any]:
 
 
 def tick_fields(topic: bytes, payload: bytes) -> list[Any]:
-    """Decode and validate one tick into ``[v, q, te, tr, b, a, l, bv, qv]`` (ints and floats, every
-    field in range, the version it came in first); raise WireError on anything malformed.
+    """Decode and validate one tick's array into ``[v, q, te, tr, b, a, l, bv, qv]`` (ints and
+    floats, every field in range, the version it came in first); raise WireError on anything
+    malformed.
 
-    The engine's tick path: no object per tick. A version-2 array as the feed sends it (floats,
-    ints, all in range) passes one expression; anything else goes through the checks that name
-    the field. A version-1 map is still read, for one version."""
+    The engine's tick path: no object per tick. An array as the feed sends it (floats, ints, all
+    in range) passes one expression; anything else goes through the checks that name the field.
+    Version 3 and version 2 arrays are read (the layout is the same; the framing, which differs,
+    is the caller's: ``message_parts``). The version-1 map is no longer read."""
     try:
         m = _unpackb(payload)
     except Exception as exc:  # msgpack raises several unrelated types on garbage
@@ -162,8 +177,8 @@ def tick_fields(topic: bytes, payload: bytes) -> list[Any]:
         if len(m) != TICK_LEN:
             raise WireError(f"tick array: expected {TICK_LEN} items [v, q, te, tr, b, a, l, bv, qv], got {len(m)}")
         v, q, te, tr, b, a, last, bv, qv = m
-        if type(v) is not int or v != TICK_VERSION:  # an int: not 2.0, not True
-            raise WireError(f"field 'v': unsupported tick version {v!r} (this engine reads {TICK_VERSION} and 1)")
+        if type(v) is not int or (v != TICK_VERSION and v != TICK_VERSION_PREVIOUS):  # an int: not 3.0, not True
+            raise WireError(f"field 'v': unsupported tick version {v!r} (this engine reads {TICK_VERSION} and 2)")
         # Fast path for the well-formed tick the feed always sends (NaN fails every comparison).
         if (
             type(b) is float and type(a) is float and type(last) is float
@@ -174,22 +189,17 @@ def tick_fields(topic: bytes, payload: bytes) -> list[Any]:
             and 0 <= q < SEQ_LIMIT and 0 <= te < TE_LIMIT and 0 <= tr < TR_LIMIT
         ):  # fmt: skip
             return m
-        return _checked(dict(zip(TICK_KEYS, m, strict=True)), TICK_VERSION)
-    if type(m) is not dict:
-        raise WireError("payload is neither a tick array nor a map")
-    # version 1: the map, symbol named inside
-    v = m.get("v")
-    if type(v) is not int or v != WIRE_VERSION:  # an int: not 1.0, not True (type(True) is bool)
-        raise WireError(f"field 'v': unsupported wire version {v!r}")
-    symbol = m.get("s")
-    if type(symbol) is not str or topic != symbol.encode():
-        raise WireError(f"field 's': symbol {symbol!r} does not match topic {topic!r}")
-    return _checked(m, WIRE_VERSION)
+        return _checked(dict(zip(TICK_KEYS, m, strict=True)), v)
+    if type(m) is dict:
+        raise WireError(
+            f"a tick map (version {m.get('v')!r}): maps are no longer read (tick version {TICK_VERSION} is an array); upgrade the feed"
+        )
+    raise WireError("payload is not a tick array")
 
 
 def decode_tick(topic: bytes, payload: bytes) -> Tick:
-    """Decode and validate one tick (version 2, or a version-1 map) as a ``Tick``; raise WireError
-    on anything malformed, or a topic that is no symbol."""
+    """Decode and validate one tick (a version 3 or 2 array) as a ``Tick``; raise WireError on
+    anything malformed, or a topic that is no symbol."""
     if topic[:1] == RESERVED_PREFIX or not topic:
         raise WireError(f"topic {topic[:40]!r} is not a symbol")
     _, q, te, tr, b, a, last, bv, qv = tick_fields(topic, payload)

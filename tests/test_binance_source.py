@@ -37,6 +37,7 @@ from feed.wire import (
     TOPIC_STATUS,
     decode_map,
     decode_tick,
+    message_parts,
 )
 
 _TESTS_DIR = Path(__file__).resolve().parent
@@ -570,7 +571,7 @@ async def test_feed_process_streams_binance_from_the_local_server(server: Binanc
                 log = (run_dir / "feed.log").read_text() if (run_dir / "feed.log").exists() else ""
                 raise AssertionError(f"timed out waiting for {what}; feed log:\n{log[-2000:]}")
             if await sub.poll(100):
-                topic, payload = await sub.recv_multipart()
+                topic, payload = message_parts(await sub.recv_multipart())
                 if topic == TOPIC_STATUS:
                     states.append(decode_map(payload)["state"])
                 elif not topic.startswith(b"_"):

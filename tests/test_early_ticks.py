@@ -21,7 +21,7 @@ from engine.core.candles import Candle
 from engine.core.config import SafeList
 from engine.node.service import Endpoints, EngineNode
 from engine.wire.commands import TOPIC_PAIR
-from feed.wire import encode_tick_fields, tick_fields
+from feed.wire import TICK_SEP, encode_tick_fields, tick_fields
 from tests.procs import Subscriber
 
 pytestmark = pytest.mark.timeout(60)
@@ -89,7 +89,7 @@ def test_a_pair_is_priced_before_it_is_warm_and_decides_only_after(
     while priced is None and time.monotonic() < deadline:  # SLOW's history is held back
         seq += 1
         px = 100.0 + (seq % 20) * 0.01
-        feed.send_multipart([SLOW.encode(), encode_tick_fields(seq, int(time.time() * 1000), 0, px, px + 0.01, px)])
+        feed.send(SLOW.encode() + TICK_SEP + encode_tick_fields(seq, int(time.time() * 1000), 0, px, px + 0.01, px))
         got = sub.recv(0.05)
         if got is not None and got[1].get("symbol") == SLOW and (got[1].get("last") or 100.0) != 100.0:
             priced = got[1]["last"]

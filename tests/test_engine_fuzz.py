@@ -12,14 +12,15 @@ import msgpack
 import pytest
 import zmq
 
-from feed.wire import Tick, encode_tick
+from feed.wire import Tick, tick_frame
 from tests.procs import Commander, Subscriber, stack
 
 pytestmark = pytest.mark.timeout(90)
 
 
 def _valid(symbol: str, seq: int, price: float, te: int) -> bytes:
-    return encode_tick(Tick(symbol, seq, te, time.time_ns(), price * 0.9999, price * 1.0001, price, 10.0, 1e6))
+    """A well-formed tick as the feed sends it: one frame, ``symbol NUL array`` (version 3)."""
+    return tick_frame(Tick(symbol, seq, te, time.time_ns(), price * 0.9999, price * 1.0001, price, 10.0, 1e6))
 
 
 def _fuzz_cases(rng: random.Random, te: int) -> list[list[bytes]]:
@@ -29,37 +30,41 @@ def _fuzz_cases(rng: random.Random, te: int) -> list[list[bytes]]:
         return msgpack.packb(m)
 
     def tick_array(**over: object) -> bytes:
-        m = {"v": 2, "q": 5, "te": te, "tr": 1, "b": 100.0, "a": 100.1, "l": 100.0, "bv": 1.0, "qv": 1.0}
+        m = {"v": 3, "q": 5, "te": te, "tr": 1, "b": 100.0, "a": 100.1, "l": 100.0, "bv": 1.0, "qv": 1.0}
         m.update(over)
         return msgpack.packb(list(m.values()))
 
+    def frame(topic: bytes, payload: bytes) -> list[bytes]:  # a version-3 tick frame
+        return [topic + b"\0" + payload]
+
     makers = [
-        lambda: [b"BTC/USDT", rng.randbytes(rng.randint(0, 64))],  # garbage bytes
-        lambda: [b"BTC/USDT", msgpack.packb([1, 2, 3])],  # not a map
-        lambda: [b"BTC/USDT", tick_map(b=math.nan)],
-        lambda: [b"BTC/USDT", tick_map(a=math.inf)],
-        lambda: [b"ETH/USDT", tick_map(s="ETH/USDT", l=-5.0)],
-        lambda: [b"ETH/USDT", tick_map(s="ETH/USDT", b=0.0)],
-        lambda: [b"SOL/USDT", tick_map(s="SOL/USDT", b="100")],  # wrong type
-        lambda: [b"SOL/USDT", tick_map(s="SOL/USDT", q="7")],
-        lambda: [b"BTC/USDT", tick_map(v=99)],  # unknown version
-        lambda: [b"BTC/USDT", tick_map(s="ETH/USDT")],  # topic/symbol mismatch
-        lambda: [b"BTC/USDT", tick_map(b=101.0, a=100.0)],  # crossed book
-        lambda: [b"BTC/USDTX", tick_map(s="BTC/USDTX")],  # unknown symbol sharing a prefix
-        lambda: [b"BTC/USDT\xff", b"\x00"],  # undecodable topic
-        lambda: [b"BTC/USDT", b"x", b"extra"],  # wrong frame count
-        lambda: [b"BTC/USDT", tick_map(te=te + 10**12)],  # absurd timestamp jump
-        lambda: [b"BTC/USDT", tick_map(te=te + 5 * 3600 * 1000)],  # one tick 5 hours ahead
-        lambda: [b"BTC/USDT", tick_map(q=2**64 - 1)],  # a sequence number beyond int64
-        lambda: [b"BTC/USDT", tick_map(v=1.0)],  # a float version
-        # the version-2 array (issue 16): the same refusals, by position
-        lambda: [b"BTC/USDT", tick_array(b=math.nan)],
-        lambda: [b"ETH/USDT", tick_array(l=-5.0)],
-        lambda: [b"SOL/USDT", tick_array(q="7")],
-        lambda: [b"BTC/USDT", tick_array(v=3)],  # unknown version
-        lambda: [b"BTC/USDT", tick_array(b=101.0, a=100.0)],  # crossed book
-        lambda: [b"BTC/USDT", tick_array(te=te + 5 * 3600 * 1000)],  # one tick 5 hours ahead
+        # version 3: one frame, symbol NUL array
+        lambda: frame(b"BTC/USDT", rng.randbytes(rng.randint(0, 64))),  # garbage bytes
+        lambda: frame(b"BTC/USDT", msgpack.packb([1, 2, 3])),  # too short
+        lambda: frame(b"BTC/USDT", tick_array(b=math.nan)),
+        lambda: frame(b"BTC/USDT", tick_array(a=math.inf)),
+        lambda: frame(b"ETH/USDT", tick_array(l=-5.0)),
+        lambda: frame(b"ETH/USDT", tick_array(b=0.0)),
+        lambda: frame(b"SOL/USDT", tick_array(b="100")),  # wrong type
+        lambda: frame(b"SOL/USDT", tick_array(q="7")),
+        lambda: frame(b"BTC/USDT", tick_array(v=4)),  # unknown version
+        lambda: frame(b"BTC/USDT", tick_array(v=3.0)),  # a float version
+        lambda: frame(b"BTC/USDT", tick_array(b=101.0, a=100.0)),  # crossed book
+        lambda: frame(b"BTC/USDTX", tick_array()),  # unknown symbol sharing a prefix
+        lambda: frame(b"BTC/USDT", tick_array(te=te + 10**12)),  # absurd timestamp jump
+        lambda: frame(b"BTC/USDT", tick_array(te=te + 5 * 3600 * 1000)),  # one tick 5 hours ahead
+        lambda: frame(b"BTC/USDT", tick_array(q=2**64 - 1)),  # a sequence number beyond int64
+        lambda: frame(b"BTC/USDT", tick_map()),  # the version-1 map: no longer read
+        lambda: [b"BTC/USDT"],  # a lone frame that is no tick (no NUL)
+        # two frames [topic, payload]: a version-2 tick, checked the same, frame count exact
+        lambda: [b"BTC/USDT", tick_array(v=2, b=math.nan)],
+        lambda: [b"ETH/USDT", tick_array(v=2, l=-5.0)],
+        lambda: [b"BTC/USDT", tick_array(v=2, te=te + 5 * 3600 * 1000)],  # one tick 5 hours ahead
         lambda: [b"BTC/USDT", msgpack.packb([2, 5, te, 1, 100.0, 100.1, 100.0, 1.0])],  # one short
+        lambda: [b"BTC/USDT", tick_map(s="ETH/USDT")],  # a map, and a mismatched one
+        lambda: [b"BTC/USDTX", tick_array(v=2)],  # unknown symbol sharing a prefix
+        lambda: [b"BTC/USDT\xff", b"\x01"],  # undecodable topic
+        lambda: [b"BTC/USDT", b"x", b"extra"],  # wrong frame count
     ]
     return [rng.choice(makers)() for _ in range(10_000)]
 
@@ -81,7 +86,7 @@ def test_engine_survives_10000_fuzzed_messages_and_trades_on_none() -> None:
             seen = False
             while not seen and time.monotonic() < deadline:
                 seq += 1
-                pub.send_multipart([b"BTC/USDT", _valid("BTC/USDT", seq, 60_000.0, te)])
+                pub.send(_valid("BTC/USDT", seq, 60_000.0, te))
                 got = sub.recv(0.1)
                 seen = bool(got and got[0] == b"pair" and got[1]["symbol"] == "BTC/USDT" and got[1]["ticks"] > 0)
             assert seen, s.log("engine")
@@ -92,7 +97,7 @@ def test_engine_survives_10000_fuzzed_messages_and_trades_on_none() -> None:
                 pub.send_multipart(frames)
             # Sequence jumps on otherwise valid ticks are counted as gaps, not dropped.
             seq += 100
-            pub.send_multipart([b"BTC/USDT", _valid("BTC/USDT", seq, 60_000.0, te)])
+            pub.send(_valid("BTC/USDT", seq, 60_000.0, te))
 
             def drained(t: bytes, m: dict) -> bool:
                 return t == b"_hb" and m["bad"] >= len(cases)

@@ -15,7 +15,7 @@ import zmq
 
 from engine.wire import commands as engine_wire
 from engine.wire.schema import HeartbeatMsg
-from feed.wire import TOPIC_STATUS, Tick, encode_map, encode_tick
+from feed.wire import TOPIC_STATUS, Tick, encode_map, tick_frame
 from tests.procs import stack
 
 pytestmark = pytest.mark.timeout(60)
@@ -45,7 +45,7 @@ def test_the_tail_the_feed_published_and_the_engine_never_got_is_a_gap() -> None
             now = int(time.time() * 1000)
             for q in range(1, 11):  # the engine connected long before it said "running"
                 tick = Tick("BTC/USDT", q, now + q, time.time_ns(), 60_000.0, 60_001.0, 60_000.5, 10.0, 6e5)
-                pub.send_multipart([b"BTC/USDT", encode_tick(tick)])
+                pub.send(tick_frame(tick))
             assert beat(lambda hb: hb.ticks >= 10).counters.get("gaps", 0) == 0
             status = {"state": "stale", "finished": True, "last_seq": {"BTC/USDT": 15}, "seq": 1}
             pub.send_multipart([TOPIC_STATUS, encode_map(status)])

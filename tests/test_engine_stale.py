@@ -8,7 +8,7 @@ import time
 import pytest
 import zmq
 
-from feed.wire import Tick, encode_tick
+from feed.wire import Tick, tick_frame
 from tests.procs import ROOT, SYMBOLS, Subscriber, stack
 
 pytestmark = pytest.mark.timeout(60)
@@ -32,7 +32,7 @@ def test_stalled_pair_goes_stale_and_recovers() -> None:
             for sym in symbols:
                 seq[sym] += 1
                 p = PRICES[sym]
-                pub.send_multipart([sym.encode(), encode_tick(Tick(sym, seq[sym], te, time.time_ns(), p, p * 1.0001, p))])
+                pub.send(tick_frame(Tick(sym, seq[sym], te, time.time_ns(), p, p * 1.0001, p)))
 
         latest: dict[str, dict] = {}
 

@@ -20,7 +20,7 @@ import zmq
 from feed.errors import HistoryRefused
 from feed.history import HistoryServer, request_history, request_subscribe, request_unsubscribe
 from feed.sim import SimSource
-from feed.wire import TOPIC_STATUS, decode_tick
+from feed.wire import TOPIC_STATUS, decode_tick, message_parts
 from tests.test_binance_source import RecordingPublisher, make_source, running, server, wait_until  # noqa: F401
 
 pytestmark = pytest.mark.timeout(30)
@@ -108,7 +108,7 @@ def test_the_feed_process_adds_a_pair_without_losing_a_tick_of_the_others(tmp_pa
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             if sub.poll(50):
-                topic, payload = sub.recv_multipart()
+                topic, payload = message_parts(sub.recv_multipart())
                 if topic == TOPIC_STATUS:
                     continue
                 t = decode_tick(topic, payload)

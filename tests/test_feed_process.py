@@ -30,6 +30,7 @@ from feed.wire import (
     decode_map,
     decode_tick,
     encode_map,
+    message_parts,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +59,7 @@ class Feed:
                 continue
             while True:
                 try:
-                    topic, payload = self.sub.recv_multipart(zmq.NOBLOCK)
+                    topic, payload = message_parts(self.sub.recv_multipart(zmq.NOBLOCK))
                 except zmq.Again:
                     break
                 if topic == TOPIC_HEARTBEAT:
@@ -143,7 +144,7 @@ class TestStreaming:
             try:
                 # Periodic status is every 5 s; a new subscriber is answered within ~0.1 s.
                 assert late.poll(3000), "no status for a late subscriber"
-                topic, payload = late.recv_multipart()
+                topic, payload = message_parts(late.recv_multipart())
                 assert topic == TOPIC_STATUS and decode_map(payload)["state"] == STATUS_CONNECTED
             finally:
                 late.close(linger=0)
@@ -328,7 +329,7 @@ class TestPublisher:
             while time.monotonic() < deadline and not (states and states[-1][0] == STATUS_STOPPED):
                 if not sub.poll(100):
                     continue
-                topic, payload = sub.recv_multipart()
+                topic, payload = message_parts(sub.recv_multipart())
                 if topic == TOPIC_STATUS:
                     m = decode_map(payload)
                     states.append((m["state"], m["last_error"], m["reconnects"]))

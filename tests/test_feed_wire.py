@@ -1,7 +1,8 @@
 """The feed's tick wire format (feed/wire.py): round trips, and every malformed case refused.
 
-Ticks are version 2 (a positional array) since issue 16; the version-1 map is still decoded, and
-most of the hostile cases below are written as maps: the named checks are the same code."""
+Ticks are version 3 since issue 16: one frame ``symbol NUL array``. The version-2 array (sent as
+two frames) is still decoded; the version-1 map no longer is. The hostile cases below are written
+as field maps and sent as arrays (``_pack_tick``)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,9 @@ from feed.wire import (
     SEQ_LIMIT,
     TE_LIMIT,
     TICK_KEYS,
+    TICK_SEP,
     TICK_VERSION,
+    TICK_VERSION_PREVIOUS,
     TR_LIMIT,
     VOLUME_LIMIT,
     WIRE_VERSION,
@@ -31,8 +34,10 @@ from feed.wire import (
     encode_map,
     encode_tick,
     encode_tick_fields,
-    encode_tick_v1,
+    encode_tick_v2,
+    message_parts,
     tick_fields,
+    tick_frame,
 )
 
 TOPIC = b"BTC/USDT"
@@ -48,12 +53,18 @@ def _tick(**over: Any) -> Tick:
 
 
 def _valid_map() -> dict[str, Any]:
-    return {"v": WIRE_VERSION, "s": "BTC/USDT", "q": 1, "te": 1_700_000_000_000, "tr": 1,
+    """A valid tick's fields by name (``_pack_tick`` lays them out as the array)."""
+    return {"v": TICK_VERSION, "q": 1, "te": 1_700_000_000_000, "tr": 1,
             "b": 100.0, "a": 100.5, "l": 100.25, "bv": 1.0, "qv": 100.0}
 
 
 def _pack(m: Any) -> bytes:
     return msgpack.packb(m, use_bin_type=True)
+
+
+def _pack_tick(m: dict[str, Any]) -> bytes:
+    """The fields as a tick array, in position order; a field deleted is a position missing."""
+    return _pack([m[k] for k in TICK_KEYS if k in m])
 
 
 class TestRoundTrip:
@@ -69,32 +80,44 @@ class TestRoundTrip:
 
     def test_integer_prices_are_read_as_floats(self) -> None:
         m = _valid_map() | {"b": 100, "a": 101, "l": 100}
-        tick = decode_tick(TOPIC, _pack(m))
+        tick = decode_tick(TOPIC, _pack_tick(m))
         assert (tick.bid, tick.ask, tick.last) == (100.0, 101.0, 100.0)
         assert type(tick.bid) is float
 
-    def test_missing_volumes_default_to_zero(self) -> None:
-        m = _valid_map()
-        del m["bv"], m["qv"]
-        tick = decode_tick(TOPIC, _pack(m))
-        assert (tick.base_volume, tick.quote_volume) == (0.0, 0.0)
-
-    def test_the_encoding_is_the_documented_array(self) -> None:
+    def test_the_encoding_is_the_documented_frame(self) -> None:
         t = _tick()
         m = msgpack.unpackb(encode_tick(t), raw=False)
-        assert m == [2, 7, t.ts_exchange, t.ts_recv, t.bid, t.ask, t.last, t.base_volume, t.quote_volume]
-        assert TICK_VERSION == 2 and TICK_KEYS == ("v", "q", "te", "tr", "b", "a", "l", "bv", "qv")
+        assert m == [3, 7, t.ts_exchange, t.ts_recv, t.bid, t.ask, t.last, t.base_volume, t.quote_volume]
+        assert TICK_VERSION == 3 and TICK_KEYS == ("v", "q", "te", "tr", "b", "a", "l", "bv", "qv")
         assert encode_tick_fields(7, t.ts_exchange, t.ts_recv, t.bid, t.ask, t.last, t.base_volume,
                                   t.quote_volume) == encode_tick(t)  # fmt: skip
-        assert len(encode_tick(t)) < len(encode_tick_v1(t)) * 0.7  # 68 bytes against 101
+        frame = tick_frame(t)
+        assert frame == b"BTC/USDT" + TICK_SEP + encode_tick(t) and TICK_SEP == b"\x00"
+        assert len(frame) == 8 + 1 + len(encode_tick(t))  # one frame instead of two
+        assert message_parts([frame]) == (TOPIC, encode_tick(t))
+        assert decode_tick(*message_parts([frame])) == t
 
-    def test_the_previous_version_map_still_decodes(self) -> None:
-        """A feed of the previous release (the version-1 map) still feeds this engine."""
-        m = msgpack.unpackb(encode_tick_v1(_tick()), raw=False)
-        assert set(m) == {"v", "s", "q", "te", "tr", "b", "a", "l", "bv", "qv"}
-        assert m["v"] == WIRE_VERSION == 1 and m["s"] == "BTC/USDT" and m["q"] == 7
-        assert decode_tick(TOPIC, encode_tick_v1(_tick())) == _tick()
-        assert tick_fields(TOPIC, encode_tick_v1(_tick()))[1:] == tick_fields(TOPIC, encode_tick(_tick()))[1:]
+    def test_the_previous_version_still_decodes(self) -> None:
+        """A feed of the previous release (the version-2 array, two frames) still feeds this engine."""
+        payload = encode_tick_v2(_tick())
+        assert msgpack.unpackb(payload)[0] == TICK_VERSION_PREVIOUS == 2
+        assert message_parts([TOPIC, payload]) == (TOPIC, payload)
+        assert decode_tick(TOPIC, payload) == _tick()
+        assert tick_fields(TOPIC, payload)[1:] == tick_fields(TOPIC, encode_tick(_tick()))[1:]
+
+    def test_the_version_1_map_is_no_longer_read(self) -> None:
+        m = {"v": 1, "s": "BTC/USDT"} | {k: v for k, v in _valid_map().items() if k != "v"}
+        with pytest.raises(WireError, match=r"maps are no longer read.*upgrade the feed"):
+            decode_tick(TOPIC, _pack(m))
+
+    @pytest.mark.parametrize(
+        "frames",
+        [[b"BTC/USDT"], [b""], [b"a", b"b", b"c"], []],
+        ids=["lone-topic", "empty-frame", "three-frames", "none"],
+    )
+    def test_message_parts_refuses_other_framings(self, frames: list[bytes]) -> None:
+        with pytest.raises(WireError):
+            message_parts(frames)
 
     def test_mid(self) -> None:
         assert _tick(bid=10.0, ask=12.0).mid == 11.0
@@ -114,7 +137,7 @@ GARBAGE = [
 
 
 def _array(**changes: Any) -> bytes:
-    """A valid version-2 tick array with some positions (by name) replaced."""
+    """A valid version-3 tick array with some positions (by name) replaced."""
     m = dict(zip(TICK_KEYS, msgpack.unpackb(encode_tick(_tick()), raw=False), strict=True))
     m.update(changes)
     return _pack(list(m.values()))
@@ -125,8 +148,8 @@ ARRAY_MALFORMED = [
     pytest.param(_pack([*msgpack.unpackb(encode_tick(_tick())), 0.0]), id="too-long"),
     pytest.param(_pack([]), id="empty"),
     pytest.param(_array(v=1), id="array-version-1"),
-    pytest.param(_array(v=3), id="future-version"),
-    pytest.param(_array(v=2.0), id="version-float"),
+    pytest.param(_array(v=4), id="future-version"),
+    pytest.param(_array(v=3.0), id="version-float"),
     pytest.param(_array(v=True), id="version-bool"),
     pytest.param(_array(b=math.nan), id="nan-bid"),
     pytest.param(_array(a=math.inf), id="infinite-ask"),
@@ -151,14 +174,15 @@ def _mutated(**changes: Any) -> bytes:
             del m[key]
         else:
             m[key] = value
-    return _pack(m)
+    return _pack_tick(m)
 
 
 MALFORMED = [
-    pytest.param(_pack([1, 2, 3]), id="not-a-map"),
+    pytest.param(_pack([1, 2, 3]), id="short-array"),
     pytest.param(_pack("BTC/USDT"), id="a-string"),
     pytest.param(_pack({1: 2}), id="integer-keys"),
-    pytest.param(_mutated(v=2), id="future-version"),
+    pytest.param(_pack(_valid_map()), id="a-map"),
+    pytest.param(_mutated(v=4), id="future-version"),
     pytest.param(_mutated(v=0), id="version-zero"),
     pytest.param(_mutated(v="1"), id="version-as-text"),
     pytest.param(_mutated(v=KeyError), id="no-version"),
@@ -184,9 +208,7 @@ MALFORMED = [
     pytest.param(_mutated(bv=-1.0), id="negative-volume"),
     pytest.param(_mutated(qv=math.nan), id="nan-quote-volume"),
     pytest.param(_mutated(bv="lots"), id="volume-as-text"),
-    pytest.param(_mutated(s="ETH/USDT"), id="symbol-differs-from-topic"),
-    pytest.param(_mutated(s=KeyError), id="no-symbol"),
-    pytest.param(_mutated(s=b"BTC/USDT"), id="symbol-as-bytes"),
+    pytest.param(_mutated(qv=KeyError), id="no-quote-volume"),
 ]
 
 
@@ -198,14 +220,10 @@ class TestMalformed:
         with pytest.raises(WireError):
             decode_tick(TOPIC, payload)
 
-    def test_topic_mismatch(self) -> None:
-        payload = encode_tick_v1(_tick())  # the map names its symbol: it must be the topic's
-        with pytest.raises(WireError, match="topic"):
-            decode_tick(b"ETH/USDT", payload)
-        for p in (payload, encode_tick(_tick())):
-            with pytest.raises(WireError):
-                decode_tick(b"_hb", p)
-        assert decode_tick(b"ETH/USDT", encode_tick(_tick())).symbol == "ETH/USDT"  # v2: the topic is the symbol
+    def test_the_topic_is_the_symbol(self) -> None:
+        with pytest.raises(WireError, match="not a symbol"):
+            decode_tick(b"_hb", encode_tick(_tick()))
+        assert decode_tick(b"ETH/USDT", encode_tick(_tick())).symbol == "ETH/USDT"  # no symbol inside
 
     @pytest.mark.parametrize("payload", ARRAY_MALFORMED)
     def test_decode_tick_refuses_a_bad_array(self, payload: bytes) -> None:
@@ -261,9 +279,9 @@ HOSTILE = [
     pytest.param("tr", 2**64 - 1, TR_LIMIT - 1, id="recv-time-2**64-1"),
     pytest.param("tr", -1, 0, id="recv-time-negative"),
     pytest.param("tr", 1.7e18, 1_700_000_000_000_000_000, id="recv-time-float"),
-    pytest.param("v", 1.0, 1, id="version-float"),
-    pytest.param("v", True, 1, id="version-bool"),
-    pytest.param("v", 2**64 - 1, 1, id="version-huge"),
+    pytest.param("v", 3.0, 3, id="version-float"),
+    pytest.param("v", True, 3, id="version-bool"),
+    pytest.param("v", 2**64 - 1, 3, id="version-huge"),
     pytest.param("b", 1e300, 100.0, id="bid-1e300"),
     pytest.param("l", 1e300, MAX_PRICE, id="last-1e300"),
     pytest.param("l", PRICE_LIMIT, MAX_PRICE, id="last-at-cap"),
@@ -289,7 +307,7 @@ def _slow_path(m: dict[str, Any], field: str) -> dict[str, Any]:
 def _decoded_value(tick: Tick, field: str) -> Any:
     attr = {"q": "seq", "te": "ts_exchange", "tr": "ts_recv", "b": "bid", "a": "ask",
             "l": "last", "bv": "base_volume", "qv": "quote_volume"}
-    return WIRE_VERSION if field == "v" else getattr(tick, attr[field])
+    return TICK_VERSION if field == "v" else getattr(tick, attr[field])
 
 
 class TestRanges:
@@ -304,18 +322,8 @@ class TestRanges:
         if slow:
             m = _slow_path(m, field)
         with pytest.raises(WireError, match=re.escape(f"'{field}'")):
-            decode_tick(TOPIC, _pack(m | {field: bad}))
-        tick = decode_tick(TOPIC, _pack(m | {field: good}))
-        assert _decoded_value(tick, field) == good
-
-    @pytest.mark.parametrize(("field", "bad", "good"), [h for h in HOSTILE if h.values[0] != "v"])
-    def test_hostile_value_in_the_array_refused_and_legal_neighbour_decodes(
-        self, field: str, bad: Any, good: Any
-    ) -> None:
-        m = dict(zip(TICK_KEYS, msgpack.unpackb(encode_tick(_tick(ask=MAX_PRICE))), strict=True))
-        with pytest.raises(WireError, match=re.escape(f"'{field}'")):
-            decode_tick(TOPIC, _pack(list((m | {field: bad}).values())))
-        tick = decode_tick(TOPIC, _pack(list((m | {field: good}).values())))
+            decode_tick(TOPIC, _pack_tick(m | {field: bad}))
+        tick = decode_tick(TOPIC, _pack_tick(m | {field: good}))
         assert _decoded_value(tick, field) == good
 
     def test_a_tick_at_every_upper_bound_round_trips(self) -> None:
@@ -323,8 +331,8 @@ class TestRanges:
                      bid=MAX_PRICE, ask=MAX_PRICE, last=MAX_PRICE,
                      base_volume=MAX_VOLUME, quote_volume=MAX_VOLUME)
         assert decode_tick(TOPIC, encode_tick(tick)) == tick
-        m = msgpack.unpackb(encode_tick_v1(tick), raw=False) | {"bv": 0}  # the named checks too
-        assert decode_tick(TOPIC, _pack(m)) == _tick(
+        m = dict(zip(TICK_KEYS, msgpack.unpackb(encode_tick(tick)), strict=True)) | {"bv": 0}  # the named checks too
+        assert decode_tick(TOPIC, _pack_tick(m)) == _tick(
             seq=SEQ_LIMIT - 1, ts_exchange=TE_LIMIT - 1, ts_recv=TR_LIMIT - 1, bid=MAX_PRICE,
             ask=MAX_PRICE, last=MAX_PRICE, base_volume=0.0, quote_volume=MAX_VOLUME)
 
@@ -343,10 +351,9 @@ class TestRanges:
         with pytest.raises(WireError, match="'b', 'a'"):
             decode_tick(TOPIC, _mutated(b=101.0, a=100.0))
 
-    def test_unknown_keys_are_ignored(self) -> None:
-        """Forward compatible: a newer feed may add keys; an old consumer reads what it knows."""
-        m = _valid_map() | {"x": [1, {"y": None}], "zz": 2**64 - 1, "nan": math.nan, "": b""}
-        assert decode_tick(TOPIC, _pack(m)) == decode_tick(TOPIC, _pack(_valid_map()))
+    def test_unknown_keys_of_a_control_map_are_ignored(self) -> None:
+        """Forward compatible: a newer feed may add keys to its control maps (a tick's array has
+        no room for them: a new field is a new version)."""
         assert decode_map(encode_map({"new_field": 2**64 - 1}))["new_field"] == 2**64 - 1
 
     @pytest.mark.parametrize("v", [1.0, True, 2**64 - 1, -1, None, "1", [1]], ids=repr)
@@ -397,8 +404,10 @@ _KEYS = ["v", "s", "q", "te", "tr", "b", "a", "l", "bv", "qv"]
 
 @st.composite
 def _hostile_maps(draw: st.DrawFn) -> dict[str, Any]:
-    """A valid tick map with some keys deleted, some replaced by edge values or junk, some added."""
-    m = msgpack.unpackb(encode_tick_v1(draw(_valid_ticks())), raw=False)
+    """A valid tick's fields (and the old map's ``s``) as a map, some deleted, some replaced by
+    edge values or junk, some added: a map is never a tick now, whatever it holds."""
+    t = draw(_valid_ticks())
+    m = dict(zip(TICK_KEYS, msgpack.unpackb(encode_tick(t)), strict=True)) | {"s": t.symbol}
     for key in draw(st.lists(st.sampled_from(_KEYS), max_size=4)):
         m.pop(key, None)
     m.update(draw(st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=3), _anything,
@@ -421,15 +430,11 @@ def _assert_in_bounds(tick: Tick) -> None:
 @given(m=_hostile_maps() | st.dictionaries(st.text(max_size=3), _anything, max_size=12))
 @example(m=_valid_map() | {"q": SEQ_LIMIT})
 @example(m=_valid_map() | {"v": 1.0})
-@example(m=_valid_map() | {"v": True})
-def test_property_any_map_decodes_in_bounds_or_raises_wire_error(m: dict[str, Any]) -> None:
+@example(m=_valid_map() | {"v": 1})
+def test_property_any_map_is_refused_as_a_tick_and_decodes_in_bounds_as_a_control_map(m: dict[str, Any]) -> None:
     payload = _pack(m)
-    try:
-        tick = decode_tick(TOPIC, payload)
-    except WireError:
-        pass  # counted and dropped by the receiver
-    else:
-        _assert_in_bounds(tick)
+    with pytest.raises(WireError):
+        decode_tick(TOPIC, payload)  # counted and dropped by the receiver
     try:
         decoded = decode_map(payload)
     except WireError:
@@ -441,7 +446,7 @@ def test_property_any_map_decodes_in_bounds_or_raises_wire_error(m: dict[str, An
 @settings(max_examples=500, deadline=None)
 @given(items=st.lists(_anything, min_size=9, max_size=9), valid=_valid_ticks(), keep=st.integers(0, 8))
 def test_property_any_array_decodes_in_bounds_or_raises_wire_error(items: list[Any], valid: Tick, keep: int) -> None:
-    """A version-2 array with junk at some positions (a valid tick's values at the others)."""
+    """A version-3 array with junk at some positions (a valid tick's values at the others)."""
     good = msgpack.unpackb(encode_tick(valid))
     arr = [*good[:keep], *items[keep:]]
     try:

@@ -26,6 +26,7 @@ from feed.wire import (
     TOPIC_STATUS,
     decode_map,
     decode_tick,
+    message_parts,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -151,7 +152,7 @@ class TestFeedProcess:
                     hb.append(decode_map(beats.recv_multipart()[1]))
                 if not ticks.poll(100):
                     continue
-                topic, payload = ticks.recv_multipart()
+                topic, payload = message_parts(ticks.recv_multipart())
                 if topic == TOPIC_STATUS:
                     status = decode_map(payload)
                     if status.get("finished"):
@@ -223,7 +224,7 @@ class TestPublisherNoDrop:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not (wire and wire[-1][0] == "status"):
                 if sub.poll(50):
-                    topic, payload = sub.recv_multipart()
+                    topic, payload = message_parts(sub.recv_multipart())
                     if topic == TOPIC_STATUS:
                         wire.append(("status", decode_map(payload)))
                     elif topic == TOPIC_HEARTBEAT:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import zmq
 
+from engine.node.tick_in import read_message
 from feed.wire import WireError, tick_fields
 
 if TYPE_CHECKING:
@@ -47,13 +48,13 @@ class EarlyTicks:
         by_topic = node._by_topic
         for _ in range(min(DRAIN, self.cap - len(self.kept))):
             try:
-                frames = sub.recv_multipart(zmq.NOBLOCK)
+                msg = read_message(sub, sub.recv(zmq.NOBLOCK))
             except zmq.Again:
                 return
-            if len(frames) != 2:  # misframed: counted now, as the run loop does
+            if msg is None:  # misframed: counted now, as the run loop does
                 node.bad_total += 1
                 continue
-            topic, payload = frames
+            topic, payload = msg
             self.kept.append((topic, payload))
             entry = by_topic.get(topic)
             if entry is None:

@@ -1,10 +1,17 @@
 """The engine's tick intake: the feed socket drained, each message decoded into the core.
 
-Owns what ``EngineNode`` does with a message from the feed: framing (exactly two frames, a
-misframed message counted once), the topic looked up, the tick decoded straight into
-``TradingCore.on_tick`` (no object per tick, docs/wire.md), per-topic sequence numbers (a jump
-forward is lost messages, back a restarted feed) and the feed's status. Malformed input is
-counted and dropped, never raised.
+Owns what ``EngineNode`` does with a message from the feed: framing, the topic looked up, the
+tick decoded straight into ``TradingCore.on_tick`` (no object per tick, docs/wire.md), per-topic
+sequence numbers (a jump forward is lost messages, back a restarted feed) and the feed's status.
+Malformed input is counted and dropped, never raised.
+
+Framing (tick version 3): a tick is one frame, ``symbol NUL array``, received as plain bytes
+(0.3 µs, against 1.2 µs for the two ``zmq.Frame`` objects a two-frame message took to see its
+frame count). A frame with no NUL is a topic whose payload follows: a control map (``_status``)
+or a version-2 tick of a feed of the previous release; that message is read with its frame
+count checked (``RCVMORE``), so a misframed one is one bad message. A tick frame is a message of
+its own: frames a hostile sender appends to it arrive as further messages, each counted and
+dropped unless it is one.
 
 ``drain_ticks`` is the hot path (50,000 ticks a second is ~5 µs a tick all-in, issue 16): a
 well-formed tick of a known pair is handled inline, with the node's attributes held in locals,
@@ -20,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from feed.wire import TOPIC_STATUS, WireError, decode_map, tick_fields
+from feed.wire import TICK_SEP, TOPIC_STATUS, WireError, decode_map, tick_fields
 
 if TYPE_CHECKING:
     from engine.core.trader import PairState
@@ -32,11 +39,30 @@ log = logging.getLogger("engine")
 DRAIN_BATCH = 1000  # messages read per loop turn, so commands are never starved
 LATENCY_RING_MASK = 4095  # the last 4096 tick latencies feed the heartbeat's p50/p99
 _NOBLOCK = zmq.NOBLOCK
+_RCVMORE = zmq.RCVMORE
+
+
+def read_message(sub: zmq.Socket[Any], first: bytes) -> tuple[bytes, bytes] | None:
+    """The message whose first frame was ``first``: ``(topic, payload)``, or None when it is
+    misframed (the caller counts it once; every frame of it has been read)."""
+    topic, sep, payload = first.partition(TICK_SEP)
+    if sep:
+        return topic, payload  # a tick frame: the whole message
+    if not sub.get(_RCVMORE):
+        return None  # a lone frame that is no tick
+    payload = sub.recv()  # the rest of a multipart message is already here
+    if sub.get(_RCVMORE):
+        while True:
+            sub.recv()
+            if not sub.get(_RCVMORE):
+                return None
+    return topic, payload
 
 
 def drain_ticks(node: EngineNode) -> None:
     """Every message waiting on the feed socket, up to ``DRAIN_BATCH``."""
-    recv = node.sub.recv
+    sub = node.sub
+    recv = sub.recv
     by_topic = node._by_topic
     on_tick = node.core.on_tick
     decode = tick_fields
@@ -46,26 +72,18 @@ def drain_ticks(node: EngineNode) -> None:
     handled = 0
     try:
         for _ in range(DRAIN_BATCH):
-            # Frame by frame without copies (~1 µs cheaper per message than recv_multipart); each
-            # frame's ``more`` keeps the framing exact: a misframed message is one bad message.
             try:
-                topic = recv(_NOBLOCK, copy=False)
+                data = recv(_NOBLOCK)
             except zmq.Again:
                 return
-            if not topic.more:
-                node.bad_total += 1
-                continue
-            payload = recv(copy=False)  # the rest of a multipart message is already here
-            if payload.more:
-                while recv(copy=False).more:
-                    pass
-                node.bad_total += 1
-                continue
-            tb = topic.bytes
-            pb = payload.bytes
-            entry = by_topic.get(tb)
-            if entry is None:  # the feed's status, or a topic that is no pair of ours
-                on_message(node, tb, pb)
+            tb, sep, pb = data.partition(b"\0")
+            entry = by_topic.get(tb) if sep else None
+            if entry is None:  # the feed's status, a version-2 tick, or no pair of ours
+                msg = read_message(sub, data) if not sep else (tb, pb)
+                if msg is None:
+                    node.bad_total += 1
+                else:
+                    on_message(node, *msg)
                 continue
             ps, st = entry
             try:
@@ -113,7 +131,7 @@ def on_message(node: EngineNode, topic: bytes, payload: bytes) -> None:
         node.bad_total += 1
         return
     ps, st = entry
-    try:  # straight into the core's tick path: no object per tick (docs/wire.md, tick v2)
+    try:  # straight into the core's tick path: no object per tick (docs/wire.md, tick v3)
         _, seq, te, tr, bid, ask, last, bv, _ = tick_fields(topic, payload)
     except WireError:
         st.bad += 1
