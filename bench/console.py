@@ -131,8 +131,11 @@ class ConsoleRun:
         self.owns_daemon = owns_daemon
         self.db = db
         self.spawned = time.monotonic()
+        # this tree's packages, not the editable install's (which points at one checkout): a
+        # bench run from an exported tree measures that tree; the daemon's children follow it
+        env = {**home.env, "PYTHONPATH": str(ROOT)}
         self.term = PtyTerminal(
-            [*console_argv(), *args], cols=cols, rows=rows, env=home.env, cwd=str(ROOT)
+            [*console_argv(), *args], cols=cols, rows=rows, env=env, cwd=str(ROOT)
         )
 
     @classmethod
