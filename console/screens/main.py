@@ -10,6 +10,7 @@ with what changed.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -17,13 +18,13 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.geometry import Region
+from textual.geometry import Region, Size
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from console.kill_progress import KillProgress
 from console.model import DIRTY_EVENTS, DIRTY_HEADER, DIRTY_LOG, DIRTY_PORTFOLIO, ConsoleModel
-from console.screens.fit import fit_board, fit_footer
+from console.screens.fit import fit_board, fit_footer, prefit_grid
 from console.widgets.footer import BoardFooter
 from console.widgets.header import StatusHeader
 from console.widgets.kill_progress import KillProgressPanel
@@ -158,6 +159,7 @@ class MainScreen(Screen[None]):
         self._visible: set[str] = set()
 
     def compose(self) -> ComposeResult:
+        self._prefit(self.app.size)
         yield self.header
         yield self.problems
         yield self.portfolio
@@ -173,11 +175,45 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self.select(0)
 
+    def on_unmount(self) -> None:
+        gc.unfreeze()  # what freeze_heap kept from the collector is collectable again
+
+    def freeze_heap(self) -> None:
+        """Keep the board's objects out of the cyclic collector's full passes (``gc.freeze``):
+        1,000 panes are about 800,000 tracked objects, and each full collection, which the
+        frame's garbage triggers every few seconds, walked them all (0.7 s a time on this VM,
+        in the middle of whatever ran). Called once the board is laid out (after a resize);
+        objects made later are collected as before, and ``on_unmount`` unfreezes."""
+        gc.freeze()
+
+    def _prefit(self, size: Size) -> None:
+        """Before the first layout: the breakpoint classes the first resize will set, and the
+        grid's size (``prefit_grid``), so that the first layout is the one that stays (at 1,000
+        pairs each layout of the board is 0.2 to 1 s; start-up made five or six)."""
+        if not size:
+            return
+        for dim, points in (
+            (size.width, self.HORIZONTAL_BREAKPOINTS),
+            (size.height, self.VERTICAL_BREAKPOINTS),
+        ):
+            self.add_class(*self._get_breakpoint_classes(dim, list(points or ())))
+        prefit_grid(self, size.height)
+
+    def _screen_resized(self, size: Size) -> None:
+        """Textual lays the screen out again at once on every resize event, one of the same
+        size too (a terminal reports its size two or three times at start-up): at 1,000 pairs
+        each is a layout of 4,000 widgets, 0.2 to 0.8 s. One of the size already laid out is
+        skipped; a layout something asked for still runs on the screen's next update."""
+        if size == self._compositor.size:
+            return
+        super()._screen_resized(size)
+
     def on_resize(self, event: events.Resize) -> None:
         # at 80 columns the footer needs the palette hint's room for the quit key
         self.query_one(Footer).show_command_palette = event.size.width >= PALETTE_HINT_COLUMNS
         fit_footer(self, event.size.width)  # console/screens/fit.py
         self.call_after_refresh(fit_board, self)
+        self.call_after_refresh(self.freeze_heap)
 
     # ------------------------------------------------------------------ selection
 
