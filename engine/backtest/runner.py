@@ -77,24 +77,32 @@ class SimClock:
 class BacktestBook(Store):
     """The run's book: the engine's journal without fsync, the equity curve written once, and
     the whole run in one SQLite transaction (committed by ``close``): a backtest's book is
-    rerun, never recovered, and a commit per fact cost 5-15 % of a trade-heavy run."""
+    rerun, never recovered, and a commit per fact cost 5-15 % of a trade-heavy run.
+
+    A fact that fails (an SQLite error, or anything raised while it is written) rolls the whole
+    run's transaction back and every later write raises ``StoreError``: the book never holds
+    half a fact, and a run whose book failed ends at its next write (the core never carries on
+    past a ``JournalError``). A savepoint per fact kept it to that fact instead, but SQLite
+    copies every page a savepoint touches to a statement journal: half the cost of each write."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, verify=False, durable=False)
         self._equity: list[tuple[Any, ...]] = []
+        self._failed = ""  # why a fact failed: the run's transaction is gone
         self._conn.execute("BEGIN IMMEDIATE")
 
     @contextmanager
     def _write(self, op: str) -> Iterator[sqlite3.Connection]:
-        """One fact inside the run's transaction: a savepoint keeps it all-or-nothing."""
+        """One fact inside the run's transaction."""
         conn = self._db(op)
-        conn.execute("SAVEPOINT fact")
+        if self._failed:
+            raise StoreError(f"{self.path}: {op} refused: an earlier write failed ({self._failed})")
         try:
             yield conn
-            conn.execute("RELEASE fact")
         except BaseException as exc:
-            conn.execute("ROLLBACK TO fact")
-            conn.execute("RELEASE fact")
+            self._failed = f"{op}: {one_line(exc)}"
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"{self.path}: {op} failed: {one_line(exc)}") from None
             raise

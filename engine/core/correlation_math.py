@@ -18,6 +18,8 @@ mean's magnitude; clipped to [-1, 1]). NaN in a result means None.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
@@ -41,14 +43,19 @@ def pair(x: Floats, y: Floats, window: int) -> float | None:
         return None
     idx = idx[-window:]
     xs, ys = x[idx], y[idx]
-    mx, my = xs.mean(), ys.mean()
+    mx, my = float(xs.mean()), float(ys.mean())
     dx, dy = xs - mx, ys - my
-    out = _finish(
-        np.asarray(dx @ dy / window), np.asarray(dx @ dx / window), np.asarray(dy @ dy / window),
-        np.asarray(mx), np.asarray(my),
-    )  # fmt: skip
-    v = float(out)
-    return None if v != v else v
+    # ``_finish`` on Python floats: the same IEEE operations (sqrt is exact-rounded in both),
+    # without the array machinery and its error state, which cost most of a call (the risk
+    # check asks one couple per open position on every entry)
+    cov, vx, vy = float(dx @ dy) / window, float(dx @ dx) / window, float(dy @ dy) / window
+    if vx <= ZERO_VAR * mx * mx or vy <= ZERO_VAR * my * my:
+        return None  # flat
+    den = math.sqrt(vx) * math.sqrt(vy)
+    if den == 0.0:  # both variances underflowed: numpy's cov / 0 (±inf clipped, or NaN)
+        return None if cov == 0.0 else (1.0 if cov > 0.0 else -1.0)
+    r = cov / den
+    return -1.0 if r < -1.0 else (1.0 if r > 1.0 else r)
 
 
 def row(X: Floats, i: int, window: int) -> Floats:

@@ -355,7 +355,13 @@ class ExecutionEngine:
         """A remainder no order can trade: below the pair's lot step (e.g. what is left when
         Binance took a buy's fee in the asset bought). Kept in the book and in the equity,
         but for trading the pair is flat: no stop fires on it, no exit waits for it."""
-        return pos.qty != 0.0 and round_qty_down(abs(pos.qty), rules_for(pos.symbol, self.rules)) <= 0.0
+        qty = abs(pos.qty)
+        if qty == 0.0:
+            return False
+        rules = rules_for(pos.symbol, self.rules)
+        if qty >= 2.0 * rules.amount_step:
+            return False  # at least one step whatever the float rounding: no Decimal needed (hot)
+        return round_qty_down(qty, rules) <= 0.0
 
     def _dust_left(self, symbol: str, pos: Position) -> None:
         self.exits.pop(symbol, None)
