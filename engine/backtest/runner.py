@@ -187,7 +187,7 @@ def run_backtest(
         rows = candles[s][: skips[s]]
         run.core.warm_pair(s, [Candle(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows])
     curve = _replay(
-        run.core, run.clock, symbols, candles, skips, tf_ms, spread_bps * 0.5e-4, progress
+        run.core, run.clock, run.store, symbols, candles, skips, tf_ms, spread_bps * 0.5e-4, progress
     )
     end_ms = int(max(candles[s][-1, 0] for s in symbols)) + tf_ms
     series = [_series(s, candles[s][skips[s] :], run.trades) for s in symbols]
@@ -278,6 +278,7 @@ class Run:
 def _replay(
     core: TradingCore,
     clock: SimClock,
+    book: BacktestBook,
     symbols: list[str],
     candles: Mapping[str, np.ndarray],
     skips: Mapping[str, int],
@@ -296,6 +297,7 @@ def _replay(
     states = [core.pairs[s] for s in symbols]
     positions = core.portfolio.positions
     on_tick, on_timer, portfolio = core.on_tick, core.on_timer, core.portfolio
+    booked = book._equity  # the core's own equity points (its timer records one when due)
     eq_ts: list[int] = []
     eq_val: list[float] = []
     eq_cash: list[float] = []
@@ -318,30 +320,54 @@ def _replay(
             while j < n and chunk_starts[j] == t:
                 j += 1
             group = entries[i:j]  # this candle time's pairs
+            # The four ticks of each pair, step by step (every pair's open, then every pair's
+            # first extreme, ...), one loop per step: this is the backtest's hottest loop.
+            for ps, tick_ms, px, volume, at in group:  # the opens
+                p = px[at]
+                ms = clock.ms = tick_ms[at]
+                half = p * half_spread
+                on_tick(ps, ms, p - half, p + half, p, volume[at])
             # the extremes' order is chosen once per candle, when the first of them comes: a
             # pair holding a position sees the extreme against it first; the second extreme
             # is the other one even when the first closed the position (the candle's high and
             # low both happened)
-            swapped = [False] * len(group)
-            for step in range(len(TICK_FRACTIONS)):
-                for g, (ps, tick_ms, px, volume, first) in enumerate(group):
-                    at = first + step
-                    if step == 1:
-                        pos = positions.get(ps.symbol)
-                        if pos is not None and pos.qty != 0.0:
-                            a, b = px[at], px[at + 1]
-                            # long: the lower first; short: the higher first
-                            swapped[g] = (b < a) if pos.qty > 0.0 else (b > a)
-                    p = px[first + 3 - step] if (step == 1 or step == 2) and swapped[g] else px[at]
-                    ms = clock.ms = tick_ms[at]
-                    half = p * half_spread
-                    on_tick(ps, ms, p - half, p + half, p, volume[at])
+            swapped = []
+            for ps, tick_ms, px, volume, first in group:
+                at = first + 1
+                a, b = px[at], px[at + 1]
+                pos = positions.get(ps.symbol)
+                # long: the lower first; short: the higher first
+                swap = pos is not None and pos.qty != 0.0 and ((b < a) if pos.qty > 0.0 else (b > a))
+                swapped.append(swap)
+                p = b if swap else a
+                ms = clock.ms = tick_ms[at]
+                half = p * half_spread
+                on_tick(ps, ms, p - half, p + half, p, volume[at])
+            for (ps, tick_ms, px, volume, first), swap in zip(group, swapped):
+                at = first + 2
+                p = px[at - 1] if swap else px[at]
+                ms = clock.ms = tick_ms[at]
+                half = p * half_spread
+                on_tick(ps, ms, p - half, p + half, p, volume[at])
+            for ps, tick_ms, px, volume, first in group:  # the closes
+                at = first + 3
+                p = px[at]
+                ms = clock.ms = tick_ms[at]
+                half = p * half_spread
+                on_tick(ps, ms, p - half, p + half, p, volume[at])
             on_timer()
-            marks = {ps.symbol: ps.last for ps in states}
-            eq_ts.append(clock.ms)
-            eq_val.append(portfolio.equity(marks))
-            eq_cash.append(portfolio.cash)
-            eq_exp.append(portfolio.exposure(marks))
+            ms = clock.ms
+            eq_ts.append(ms)
+            if booked and booked[-1][0] == ms:  # the point the timer just recorded, same marks
+                _, equity, cash, exposure = booked[-1][:4]
+                eq_val.append(equity)
+                eq_cash.append(cash)
+                eq_exp.append(exposure)
+            else:
+                marks = {ps.symbol: ps.last for ps in states}
+                eq_val.append(portfolio.equity(marks))
+                eq_cash.append(portfolio.cash)
+                eq_exp.append(portfolio.exposure(marks))
             i = j
             if progress is not None and done + i >= next_report:
                 progress(done + i, total)

@@ -351,7 +351,7 @@ class TradingCore(OperatorCommands):
             for ps in self.pairs.values():
                 if ps.candles.forming is not None:
                     closed = ps.candles.flush_until(wall_ms + ps.te_offset_ms)
-                    for candle, decide in newest_only(ps.symbol, closed):
+                    for candle, decide in newest_only(ps.symbol, closed) if closed else ():
                         self.on_candle_close(ps, candle, decide)
             mark_day(self)  # the trading day's start equity, kept in the book
         if self.execution.orders or self.execution.exits:
