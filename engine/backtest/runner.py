@@ -343,7 +343,7 @@ def _replay(
                 ms = clock.ms = tick_ms[at]
                 half = p * half_spread
                 on_tick(ps, ms, p - half, p + half, p, volume[at])
-            for (ps, tick_ms, px, volume, first), swap in zip(group, swapped):
+            for (ps, tick_ms, px, volume, first), swap in zip(group, swapped, strict=True):
                 at = first + 2
                 p = px[at - 1] if swap else px[at]
                 ms = clock.ms = tick_ms[at]
