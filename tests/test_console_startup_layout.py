@@ -29,6 +29,7 @@ from engine.core.config import Tier
 from tests import console_fakes
 from tests.console_fakes import SMALL, WIDE, FakeBackend, FrozenClock, make_safe_list
 from tests.test_console_pilot import wait_for
+from tests.test_console_sizes import painted as settled
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -61,13 +62,6 @@ def build(pairs: tuple[tuple[str, Tier, str, float], ...]) -> tuple[MultiparApp,
     app = make_app(backend, make_safe_list(pairs), clock=FrozenClock())
     app.animation_level = "none"
     return app, backend
-
-
-async def settled(pilot: Any, app: MultiparApp) -> None:
-    for _ in range(2):  # the board fits itself after a layout pass: paint, settle, paint
-        app.repaint_now()
-        await pilot.pause()
-        await pilot.pause()
 
 
 def breakpoints(screen: MainScreen) -> set[str]:
