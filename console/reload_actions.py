@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
 from console.model import DIRTY_HEADER
@@ -113,9 +114,13 @@ class ReloadActions:
             return
         from console.widgets.pair_pane import PairPane
 
+        if removed:
+            board.thaw_heap()  # a removed pane must be collectable (frozen, it never would be)
+        gone = []
         for s in removed:
             pane = board.panes.pop(s, None)
             if pane is not None:
+                gone.append(weakref.ref(pane))
                 await pane.remove()
         for s in added:
             pane = PairPane(self.model, s)
@@ -126,6 +131,10 @@ class ReloadActions:
         from console.screens.fit import fit_board
 
         board.call_after_refresh(fit_board, board)  # the grid sized for its new rows
+        if gone:  # the board as it now stands kept from the full collections, once they are gone
+            board.call_after_refresh(board.freeze_when_gone, gone)
+        else:
+            board.call_after_refresh(board.freeze_heap)
         if removed and not added:  # the selection's highlight on a pane that is still there
             board.call_after_refresh(board.select, board.selected_index)
         if added:  # the new pair selected, so its pane is in view

@@ -7,8 +7,10 @@ pair again."""
 
 from __future__ import annotations
 
+import gc
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,15 +46,22 @@ async def _reload_from(client: DaemonClient) -> dict:  # type: ignore[type-arg]
     return m
 
 
+def frozen(obj: object) -> bool:
+    """In the collector's permanent generation (``gc.freeze``): tracked, in no generation."""
+    return gc.is_tracked(obj) and all(o is not obj for o in gc.get_objects())
+
+
 async def test_a_console_that_did_not_reload_follows_the_one_that_did(short_dir: Path) -> None:
     cfg = short_dir / "safe_list.yaml"
     cfg.write_text(BASE, encoding="utf-8")
     rd = start_daemon(short_dir, "--config", str(cfg))
+    clients: list[DaemonClient] = []
     try:
         info = rd.info()
         assert info is not None
         a = DaemonClient(info.endpoints, info.mode)
         b = DaemonClient(info.endpoints, info.mode)
+        clients += (a, b)
         app = make_app(a, load_safe_list(cfg))
         app.animation_level = "none"
         async with app.run_test(size=SMALL):
@@ -67,14 +76,23 @@ async def test_a_console_that_did_not_reload_follows_the_one_that_did(short_dir:
             await until(lambda: app.model.pairs["BNB/USDT"].state.ticks > 0, timeout_s=20, what="BNB prices on A")
             app.repaint_now()
             assert "v2" in str(board.header.render())
+            # the board as it now stands is kept out of the collector's full passes, BNB's pane too
+            await until(lambda: frozen(board.panes["BNB/USDT"]), what="the new pane frozen with the heap")
+            bnb = weakref.ref(board.panes["BNB/USDT"])
             cfg.write_text(BASE, encoding="utf-8")  # BNB removed again, flat: its pane goes
             await _reload_from(b)
             await until(lambda: "BNB/USDT" not in board.panes, timeout_s=20, what="A's BNB/USDT pane gone")
+            # ... and the removed pane is collected before the heap is frozen again: not kept
+            # frozen for the console's life (a collection by the test could not free it then)
+            await until(lambda: gc.get_freeze_count() > 0, what="the heap frozen again after the removal")
+            gc.collect()
+            assert bnb() is None, "the removed pane was frozen with the heap: never collected"
             assert app.model.config_version == 3
             assert a.bridge is not None and a.bridge.bad_messages == 0
-            await b.stop()
-            await a.stop()
     finally:
+        for c in clients:  # also when an assertion failed (a context left to the collector hangs it)
+            await c.stop()
+        gc.unfreeze()
         rd.stop()
 
 

@@ -11,6 +11,7 @@ with what changed.
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -20,6 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.geometry import Region, Size
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer
 
 from console.kill_progress import KillProgress
@@ -40,6 +42,8 @@ WIDE_COLUMNS = 156  # three panes side by side
 MEDIUM_COLUMNS = 120  # two panes side by side
 TALL_ROWS = 36
 PALETTE_HINT_COLUMNS = 100  # below this the footer drops "^p palette" so every key fits
+REFREEZE_TRIES = 10  # after a pane's removal: full collections before the heap is frozen regardless
+REFREEZE_RETRY_S = 0.2
 
 
 class MainScreen(Screen[None]):
@@ -176,14 +180,35 @@ class MainScreen(Screen[None]):
         self.select(0)
 
     def on_unmount(self) -> None:
-        gc.unfreeze()  # what freeze_heap kept from the collector is collectable again
+        self.thaw_heap()
 
     def freeze_heap(self) -> None:
         """Keep the board's objects out of the cyclic collector's full passes (``gc.freeze``):
         1,000 panes are about 800,000 tracked objects, and each full collection, which the
         frame's garbage triggers every few seconds, walked them all (0.7 s a time on this VM,
-        in the middle of whatever ran). Called once the board is laid out (after a resize);
-        objects made later are collected as before, and ``on_unmount`` unfreezes."""
+        in the middle of whatever ran). Called once the board is laid out (after a resize, and
+        after the board follows a reload); objects made later are collected as before. The young
+        generations are collected first, so the layout's own cyclic garbage is not kept for good.
+        A frozen object that becomes garbage is never collected: the board thaws the heap
+        before it removes a pane (``thaw_heap``), and ``on_unmount`` thaws it."""
+        gc.collect(1)
+        gc.freeze()
+
+    @staticmethod
+    def thaw_heap() -> None:
+        """What ``freeze_heap`` kept from the collector is collectable again (a removed pane's
+        widgets are a cycle: left frozen, they would stay for the console's life)."""
+        gc.unfreeze()
+
+    def freeze_when_gone(self, gone: list[weakref.ref[Widget]], tries: int = REFREEZE_TRIES) -> None:
+        """After panes were removed: the heap frozen again once they are collected. A removed
+        widget is still referenced for a moment (Textual's pending messages and callbacks), and
+        freezing it then would keep it for good; so a full collection, and another try a little
+        later while any is left (at most ``tries``, then frozen regardless)."""
+        gc.collect()
+        if tries > 0 and any(ref() is not None for ref in gone):
+            self.set_timer(REFREEZE_RETRY_S, lambda: self.freeze_when_gone(gone, tries - 1))
+            return
         gc.freeze()
 
     def _prefit(self, size: Size) -> None:
