@@ -134,7 +134,7 @@ def portfolio_build_ms(n: int, reps: int = 200) -> tuple[float, float]:
                 msgs.append(time.perf_counter() - t)
             views = []
             for k in range(5):
-                core.corr.on_close(symbols[k], 120 * 60_000, float(px[k, -1]))  # a close burst: rebuild
+                core.corr.on_close(symbols[k % n], 120 * 60_000, float(px[k % n, -1]))  # a close burst: rebuild
                 t = time.perf_counter()
                 pub.corr_view.current(core)
                 views.append(time.perf_counter() - t)
