@@ -206,3 +206,22 @@ def test_a_tick_file_is_backtested_tick_by_tick(tmp_path: Path) -> None:
     assert n_fills >= len(res.trades)
     r = cli("--file", str(data), "--from", "2023-11-15", "--out", str(tmp_path / "o2"))
     assert r.returncode == 2 and "replayed whole" in r.stderr
+
+
+def test_a_failed_fact_rolls_the_run_back_and_refuses_later_writes(tmp_path: Path) -> None:
+    """The backtest book holds the whole run in one transaction with no savepoint per fact: a
+    fact that fails (here a real SQLite error, a value it cannot bind) rolls the run back, and
+    every later write is refused with the first failure named; the book never holds half a run."""
+    from engine.backtest.runner import BacktestBook
+    from engine.journal.schema import StoreError
+
+    path = tmp_path / "book.sqlite"
+    book = BacktestBook(path)
+    book.record_event(1, "note", "written before the failure")
+    with pytest.raises(StoreError, match="record_event failed"):
+        book.record_event(2, "note", object())  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match=r"refused: an earlier write failed \(record_event: "):
+        book.record_event(3, "note", "after the failure")
+    book.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM events").fetchone() == (0,)
