@@ -34,6 +34,8 @@ BUSY_TIMEOUT_MS = 5000  # the console reads (and, on a kill fallback, writes) wh
 
 
 def _finite(what: str, x: float) -> float:
+    if type(x) is float and x - x == 0.0:  # a finite float (inf - inf and NaN are NaN): as is
+        return x
     if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
         raise StoreError(f"{what} must be a finite number, got {x!r}")
     return float(x)
@@ -274,13 +276,15 @@ class Store(BookReads, OperatorState):
         ]
         ts = int(fill.ts)
         with self._write("record_fill") as c:
-            if c.execute("SELECT 1 FROM fills WHERE fill_id = ?", (fill.fill_id,)).fetchone():
-                return False  # the transaction commits nothing
-            c.execute(
+            # one statement where a SELECT then an INSERT took two: fill_id is the primary key,
+            # so a fill already stored inserts nothing (rowcount 0)
+            cur = c.execute(
                 "INSERT INTO fills (fill_id, order_id, symbol, side, qty, price, fee, ts, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fill_id) DO NOTHING",
                 (fill.fill_id, fill.order_id, fill.symbol, side, qty, price, fee, ts, fill.reason),
             )
+            if cur.rowcount != 1:
+                return False  # already booked: the transaction commits nothing
             self._update_order(c, order)
             if position.qty == 0.0:
                 # flat: the pair's realised PnL lives on in account.realised and in the fills
