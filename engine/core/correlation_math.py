@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 Floats = npt.NDArray[np.float64]
 ZERO_VAR = 1e-20  # RollingCorrelation._ZERO_VAR: σ/|mean| below 1e-10 is flat
+_sum = np.add.reduce
 
 
 def _finish(cov: Floats, vx: Floats, vy: Floats, mx: Floats, my: Floats) -> Floats:
@@ -38,12 +39,16 @@ def _finish(cov: Floats, vx: Floats, vy: Floats, mx: Floats, my: Floats) -> Floa
 
 def pair(x: Floats, y: Floats, window: int) -> float | None:
     """ρ of the last ``window`` positions where both ``x`` and ``y`` hold a return."""
-    idx = np.flatnonzero(~(np.isnan(x) | np.isnan(y)))
+    gap = np.isnan(x)
+    gap |= np.isnan(y)
+    idx = np.flatnonzero(~gap)
     if len(idx) < window:
         return None
     idx = idx[-window:]
     xs, ys = x[idx], y[idx]
-    mx, my = float(xs.mean()), float(ys.mean())
+    # ``xs.mean()`` is numpy's ``add.reduce(xs) / len(xs)`` (``_methods._mean``; len is
+    # ``window``): the same sum and division without the method's Python layer
+    mx, my = float(_sum(xs)) / window, float(_sum(ys)) / window
     dx, dy = xs - mx, ys - my
     # ``_finish`` on Python floats: the same IEEE operations (sqrt is exact-rounded in both),
     # without the array machinery and its error state, which cost most of a call (the risk
