@@ -131,9 +131,8 @@ class CorrelationTracker:
         return col
 
     def _ordered(self) -> np.ndarray:
-        if self._order is None:
-            used = np.arange(self._used)
-            self._order = used[np.argsort(self._col_ts[: self._used], kind="stable")]
+        if self._order is None:  # the used columns are 0..used-1: the permutation is the order
+            self._order = np.argsort(self._col_ts[: self._used], kind="stable")
         return self._order
 
     def _table(self, rows: Sequence[int] | None = None) -> np.ndarray:

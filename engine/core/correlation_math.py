@@ -41,7 +41,7 @@ def pair(x: Floats, y: Floats, window: int) -> float | None:
     """ρ of the last ``window`` positions where both ``x`` and ``y`` hold a return."""
     gap = np.isnan(x)
     gap |= np.isnan(y)
-    idx = np.flatnonzero(~gap)
+    idx = (~gap).nonzero()[0]  # np.flatnonzero of a 1-d array, without its ravel and wrapper
     if len(idx) < window:
         return None
     idx = idx[-window:]
