@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.binding import Binding, BindingType
+from textual.driver import Driver
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
@@ -41,6 +42,7 @@ from console.model import (
 from console.reload_actions import ReloadActions
 from console.screens.main import MainScreen
 from console.settings import Settings
+from console.sgr import lean_driver
 from console.toasts import ToastRoom
 from console.widgets.palette import DEFAULT_PALETTE, Palette
 from console.widgets.portfolio import RiskCaps
@@ -205,6 +207,11 @@ class MultiparApp(ToastRoom, OperatorActions, GuardedActions, ReloadActions):  #
 
     def get_default_screen(self) -> Screen[Any]:
         return self.main
+
+    def get_driver_class(self) -> type[Driver]:
+        """The platform's driver, writing its colours as changes (console/sgr.py: about a
+        third fewer bytes to the terminal, the same picture)."""
+        return lean_driver(super().get_driver_class())
 
     def on_mount(self) -> None:
         self._attach_log_file()
