@@ -28,6 +28,7 @@ stream prints:
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 _ESC = re.compile(
@@ -54,6 +55,7 @@ Style = tuple[frozenset[str], str | None, str | None]  # attributes, foreground,
 DEFAULT: Style = (frozenset(), None, None)
 
 
+@lru_cache(maxsize=4096)  # a screen uses a few dozen styles: parse each transition once
 def apply(style: Style, params: str) -> Style | None:
     """``style`` after the SGR sequence ``ESC[<params>m``; None for a code not handled here."""
     attrs, fg, bg = set(style[0]), style[1], style[2]
@@ -101,6 +103,7 @@ def _full(style: Style) -> list[str]:
     return codes
 
 
+@lru_cache(maxsize=4096)
 def change(have: Style, want: Style) -> str:
     """The shortest SGR sequence that takes the terminal from ``have`` to ``want``; "" when
     they are equal."""
