@@ -19,7 +19,8 @@ stream prints:
   default colour, ...) and a reset with the full style.
 - an SGR code this module does not know (or a colon sub-parameter) is passed through as it is,
   after settling; the terminal's style is then unknown, and everything passes as it is until
-  an SGR sequence that starts with a reset makes it known again.
+  an SGR sequence that starts with a reset makes it known again. A cursor restore (``ESC 8``,
+  ``ESC[u``: DECRC brings back the saved style too) or a terminal reset (``ESC c``) does the same.
 
 ``LeanDriver(base)`` is the Textual driver class that filters what it writes through one
 ``SgrDelta`` (``MultiparApp.get_driver_class``).
@@ -34,6 +35,7 @@ from typing import Any
 _ESC = re.compile(
     r"\x1b\[(?P<sgr>[0-9;]*)m"  # SGR
     r"|(?P<cup>\x1b\[[0-9;]*H)"  # cursor position: prints nothing
+    r"|(?P<lose>\x1b8|\x1b\[u|\x1bc)"  # a restored cursor (DECRC) or a reset terminal: style unknown
     r"|\x1b\[[0-?]*[ -/]*[@-~]"  # any other CSI
     r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC (a hyperlink, a title)
     r"|\x1b[@-Z\\-_]"  # other two-byte escapes
@@ -170,6 +172,8 @@ class SgrDelta:
             if m.group("cup") is None and not self.lost:
                 self._settle(out)
             out.append(m.group(0))
+            if m.group("lose") is not None:  # the terminal's style is now whatever was saved
+                self.lost = True
         if pos < len(data):
             if not self.lost:
                 self._settle(out)

@@ -30,6 +30,7 @@ class Terminal:
 
     def __init__(self) -> None:
         self.style: dict[str, object] = {}
+        self.saved: dict[str, object] = {}
         self.out: list[tuple[str, tuple[tuple[str, object], ...]]] = []
         self.ends: list[tuple[tuple[str, object], ...]] = []
 
@@ -72,6 +73,15 @@ class Terminal:
         for m in _TOKEN.finditer(data):
             if m.group(1) is not None:
                 self.sgr(m.group(1))
+            elif m.group(2) in (
+                "\x1b7",
+                "\x1b8",
+            ):  # DECSC / DECRC: the style is saved and restored too
+                if m.group(2) == "\x1b7":
+                    self.saved = dict(self.style)
+                else:
+                    self.style = dict(self.saved)
+                self.out.append((m.group(2), ()))
             elif m.group(2) is not None:  # an erase paints the background: the style counts
                 cup = re.fullmatch(r"\x1b\[[0-9;]*H", m.group(2)) is not None
                 self.out.append((m.group(2), () if cup else tuple(sorted(self.style.items()))))
@@ -139,6 +149,7 @@ def test_styles_left_open_across_writes_and_unknown_codes_pass_through() -> None
         "\x1b[2;38;5;9;48;5;17mA\x1b[0;1mB\x1b[22;2mC\x1b[mD\x1b[7;9;53mE\x1b[27;29;55mF\x1b[K\x1b[0m",
         "\x1b]8;;https://x.invalid\x1b\\link\x1b]8;;\x1b\\\r\n\x1b[21mdouble\x1b[24m\x1b[5;8mG\x1b[25;28m",
         "\x1b[38;2;1;2mshort truecolour\x1b[0m tail",  # malformed: passed through, recovered at the reset
+        "\x1b[1mA\x1b7\x1b[0;31mB\x1b8C\x1b[32mD\x1b[0mE",  # DECSC/DECRC: the saved style comes back
     ]
     plain, lean, _, _ = both(writes)
     assert lean.out == plain.out
