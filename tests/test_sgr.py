@@ -149,7 +149,7 @@ def test_styles_left_open_across_writes_and_unknown_codes_pass_through() -> None
         "\x1b[2;38;5;9;48;5;17mA\x1b[0;1mB\x1b[22;2mC\x1b[mD\x1b[7;9;53mE\x1b[27;29;55mF\x1b[K\x1b[0m",
         "\x1b]8;;https://x.invalid\x1b\\link\x1b]8;;\x1b\\\r\n\x1b[21mdouble\x1b[24m\x1b[5;8mG\x1b[25;28m",
         "\x1b[38;2;1;2mshort truecolour\x1b[0m tail",  # malformed: passed through, recovered at the reset
-        "\x1b[1mA\x1b7\x1b[0;31mB\x1b8C\x1b[32mD\x1b[0mE",  # DECSC/DECRC: the saved style comes back
+        "\x1b[31mA\x1b7\x1b[0;32mB\x1b8\x1b[0;32mC\x1b[1mD\x1b[0mE",  # DECRC brings the saved style (red) back
     ]
     plain, lean, _, _ = both(writes)
     assert lean.out == plain.out
