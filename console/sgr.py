@@ -53,6 +53,7 @@ _OFF = {"22": ("bold", "dim"), "23": ("italic",), "24": ("underline", "underline
 _FG = {str(c) for c in (*range(30, 38), *range(90, 98))}
 _BG = {str(c) for c in (*range(40, 48), *range(100, 108))}
 
+_RESET = ("", "0")  # an SGR starting with one of these resets every attribute first
 Style = tuple[frozenset[str], str | None, str | None]  # attributes, foreground, background
 DEFAULT: Style = (frozenset(), None, None)
 
@@ -154,10 +155,7 @@ class SgrDelta:
                 if self.lost:
                     out.append(m.group(0))
                     known = apply(DEFAULT, params)
-                    if known is not None and params.split(";")[0] in (
-                        "",
-                        "0",
-                    ):  # a reset: known again
+                    if known is not None and params.split(";")[0] in _RESET:  # known again
                         self.have = self.want = known
                         self.lost = False
                     continue
