@@ -116,6 +116,12 @@ class BacktestBook(Store):
     def record_equity(self, ts: int, *values: float) -> None:  # type: ignore[override]
         self._equity.append((int(ts), *values))
 
+    def equity_at(self, ts: int) -> tuple[float, float, float] | None:
+        """``(equity, cash, exposure)`` of the point the core's timer recorded at ``ts`` (its
+        last), or None when it recorded none then."""
+        last = self._equity[-1] if self._equity else None
+        return (last[1], last[2], last[3]) if last is not None and last[0] == ts else None
+
     def flush_equity(self) -> None:
         rows = [r for r in self._equity if all(math.isfinite(v) for v in r[1:])]
         self.equity_dropped += len(self._equity) - len(rows)
@@ -297,7 +303,7 @@ def _replay(
     states = [core.pairs[s] for s in symbols]
     positions = core.portfolio.positions
     on_tick, on_timer, portfolio = core.on_tick, core.on_timer, core.portfolio
-    booked = book._equity  # the core's own equity points (its timer records one when due)
+    booked = book.equity_at  # the core's own equity point, when its timer recorded one
     eq_ts: list[int] = []
     eq_val: list[float] = []
     eq_cash: list[float] = []
@@ -358,8 +364,9 @@ def _replay(
             on_timer()
             ms = clock.ms
             eq_ts.append(ms)
-            if booked and booked[-1][0] == ms:  # the point the timer just recorded, same marks
-                _, equity, cash, exposure = booked[-1][:4]
+            point = booked(ms)
+            if point is not None:  # the point the timer just recorded, on the same marks
+                equity, cash, exposure = point
                 eq_val.append(equity)
                 eq_cash.append(cash)
                 eq_exp.append(exposure)
