@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from typing import Any
 
 from console.model import DIRTY_HEADER
@@ -112,31 +111,5 @@ class ReloadActions:
         board = self.screen if hasattr(self.screen, "panes") else None
         if board is None or not (added or removed):
             return
-        from console.widgets.pair_pane import PairPane
-
-        if removed:
-            board.thaw_heap()  # a removed pane must be collectable (frozen, it never would be)
-        gone = []
-        for s in removed:
-            pane = board.panes.pop(s, None)
-            if pane is not None:
-                gone.append(weakref.ref(pane))
-                await pane.remove()
-        for s in added:
-            pane = PairPane(self.model, s)
-            board.panes[s] = pane
-            board._phase[s] = 0
-            await board.grid.mount(pane)
-        board.selected_index = min(board.selected_index, max(0, len(board.panes) - 1))
-        from console.screens.fit import fit_board
-
-        board.call_after_refresh(fit_board, board)  # the grid sized for its new rows
-        if gone:  # the board as it now stands kept from the full collections, once they are gone
-            board.call_after_refresh(board.freeze_when_gone, gone)
-        else:
-            board.call_after_refresh(board.freeze_heap)
-        if removed and not added:  # the selection's highlight on a pane that is still there
-            board.call_after_refresh(board.select, board.selected_index)
-        if added:  # the new pair selected, so its pane is in view
-            board.call_after_refresh(board.select, self.model.symbols.index(added[0]))
+        await board.follow_pairs(added, removed)
         log.info("the board follows the safe list: +%s -%s", ",".join(added) or "-", ",".join(removed) or "-")

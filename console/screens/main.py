@@ -211,6 +211,35 @@ class MainScreen(Screen[None]):
             return
         gc.freeze()
 
+    async def follow_pairs(self, added: list[str], removed: list[str]) -> None:
+        """The board follows the safe list (a reload): the removed pairs' panes go, the added
+        ones come, the grid is sized for its rows, the selection stays on a pane that is there
+        (an added pair's, so it is in view). The heap is thawed before a pane goes and frozen
+        again once the removed panes are collected (``freeze_when_gone``)."""
+        gone = []
+        if removed:
+            self.thaw_heap()  # a removed pane must be collectable (frozen, it never would be)
+        for s in removed:
+            pane = self.panes.pop(s, None)
+            if pane is not None:
+                gone.append(weakref.ref(pane))
+                await pane.remove()
+        for s in added:
+            pane = PairPane(self.model, s)
+            self.panes[s] = pane
+            self._phase[s] = 0
+            await self.grid.mount(pane)
+        self.selected_index = min(self.selected_index, max(0, len(self.panes) - 1))
+        self.call_after_refresh(fit_board, self)  # the grid sized for its new rows
+        if gone:
+            self.call_after_refresh(self.freeze_when_gone, gone)
+        else:
+            self.call_after_refresh(self.freeze_heap)
+        if added:  # the new pair selected, so its pane is in view
+            self.call_after_refresh(self.select, self.model.symbols.index(added[0]))
+        elif removed:  # the selection's highlight on a pane that is still there
+            self.call_after_refresh(self.select, self.selected_index)
+
     def _prefit(self, size: Size) -> None:
         """Before the first layout: the breakpoint classes the first resize will set, and the
         grid's size (``prefit_grid``), so that the first layout is the one that stays (at 1,000
