@@ -29,7 +29,9 @@ _sum = np.add.reduce
 
 
 def _finish(cov: Floats, vx: Floats, vy: Floats, mx: Floats, my: Floats) -> Floats:
-    """ρ from moments, NaN where either side is flat, clipped to [-1, 1]."""
+    """ρ from moments, NaN where either side is flat, clipped to [-1, 1]. ``pair`` does the
+    same on Python floats for one couple (tests/test_correlation_scale.py holds the two equal,
+    bit for bit): change both."""
     with np.errstate(invalid="ignore", divide="ignore"):
         r = cov / (np.sqrt(vx) * np.sqrt(vy))
     flat = (vx <= ZERO_VAR * mx * mx) | (vy <= ZERO_VAR * my * my)
