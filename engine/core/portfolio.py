@@ -101,7 +101,7 @@ class Portfolio:
         return self.cash + sum([p.qty * m for p, m in self._marked(marks)])
 
     def exposure(self, marks: Mapping[str, float]) -> float:
-        return sum([abs(p.qty) * m for p, m in self._marked(marks)])  # Position.notional
+        return sum([p.notional(m) for p, m in self._marked(marks)])
 
     # ---- daily PnL ---------------------------------------------------------------------
 
