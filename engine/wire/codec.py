@@ -123,11 +123,16 @@ def _checker(tp: Any) -> Check:
     raise TypeError(f"unsupported wire type {tp!r}")
 
 
+_AS_IS = frozenset({str, int, float, bool, bytes, type(None)})  # msgpack takes these as they are
+
+
 def _plain(x: Any) -> Any:
+    if type(x) in _AS_IS:
+        return x
     if isinstance(x, Message):
         return x.to_wire(versioned=False)
     if type(x) in (list, tuple):
-        return [_plain(v) for v in x]
+        return [v if type(v) in _AS_IS else _plain(v) for v in x]
     if type(x) is dict:
         return {k: _plain(v) for k, v in x.items()}
     return x
@@ -141,10 +146,12 @@ class Message:
 
     __slots__ = ()
     _spec: ClassVar[tuple[tuple[str, Check, bool, Any], ...]]
+    _out: ClassVar[tuple[tuple[str, bool], ...]]  # (field, left out when None) for to_wire
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         cls._spec = ()  # compiled lazily: annotations may name classes defined later
+        cls._out = ()  # likewise: the dataclass decorator runs after this
 
     @classmethod
     def _compile(cls) -> tuple[tuple[str, Check, bool, Any], ...]:
@@ -190,10 +197,22 @@ class Message:
         return msg
 
     def to_wire(self, versioned: bool = True) -> dict[str, Any]:
+        """The message as a plain map: every field in declaration order, nested messages as maps,
+        a None left out where None is the field's default."""
         out: dict[str, Any] = {"v": ENGINE_WIRE_VERSION} if versioned else {}
-        for f in fields(self):  # type: ignore[arg-type]
-            x = getattr(self, f.name)
-            if x is None and f.default is None:
-                continue
-            out[f.name] = _plain(x)
+        as_is = _AS_IS
+        for name, omit_none in self._out or type(self)._compile_out():
+            x = getattr(self, name)
+            if x is None:
+                if not omit_none:
+                    out[name] = None
+            elif type(x) in as_is:
+                out[name] = x
+            else:
+                out[name] = _plain(x)
         return out
+
+    @classmethod
+    def _compile_out(cls) -> tuple[tuple[str, bool], ...]:
+        cls._out = tuple((f.name, f.default is None) for f in fields(cls))  # type: ignore[arg-type]
+        return cls._out
