@@ -199,10 +199,13 @@ def run(quick: bool, say: Any, sizes: tuple[int, ...] = SIZES) -> tuple[list[Fig
                    10.0 if big else None, [r["priced_s"] for r in eng if r["priced_s"] is not None], missing=fail),
             Figure(f"scaling.running_s.{n}", f"spawn → engine running (warm-up done), {n} pairs", "s", "", None,
                    [r["running_s"] for r in eng if r["running_s"] is not None], missing=fail),
+            # At 2,000 ticks/s in all this is mostly the loop's per-second work (the roll-call of
+            # every pair, a wake-up per tick) spread over few ticks; the 5 µs per tick target is
+            # measured under load, 50k ticks/s over 100 and 1,000 pairs (bench/throughput.py).
             Figure(f"scaling.engine_us_per_tick.{n}", f"engine CPU per tick, all-in, {n} pairs ({rate})", "µs",
-                   "<=" if big else "", 5.0 if big else None,
-                   [r["us_per_tick"] for r in eng if r["us_per_tick"] is not None], missing=fail,
-                   note=f"p99 feed → handled {', '.join(_f(r['latency_us'].get('p99'), 0) for r in eng)} µs"),
+                   "", None, [r["us_per_tick"] for r in eng if r["us_per_tick"] is not None], missing=fail,
+                   note=f"p99 feed → handled {', '.join(_f(r['latency_us'].get('p99'), 0) for r in eng)} µs; "
+                        "per-second costs over 2,000 ticks/s: the 5 µs target is throughput.cpu_us_per_tick(.1000)"),
             Figure(f"scaling.portfolio_ms.{n}", f"portfolio message build, {n} pairs", "ms", "<=", 1.0,
                    [a for a, _ in pf], note=f"correlation view (≤ 1/s): {', '.join(f'{b:.2f}' for _, b in pf)} ms"),
             Figure(f"scaling.console_cpu_pct.{n}", f"console CPU, {n} pairs, 160x48", "%",

@@ -1,4 +1,5 @@
-"""Engine sustained throughput with 100 pairs, and loss counted by sequence numbers.
+"""Engine sustained throughput with 100 pairs (and the paced run again over 1,000), and loss
+counted by sequence numbers.
 
 A real engine process runs a 100-pair safe list (``C000/USDT`` … spot, momentum, no warm-up
 history so it starts at once). The bench binds the feed's tick endpoint itself with an XPUB
@@ -16,6 +17,9 @@ with no console attached:
           figure is the engine's CPU-seconds per tick (utime + stime from /proc over the run and
           its drain, divided by the ticks handled): everything the process does for a tick,
           ZeroMQ, decode, core, publishing and its loop, whatever the pace.
+  paced, 1,000 pairs   the same pace over 1,000 pairs (50 ticks/s each; three runs, one with
+          --quick; no flood): issue 16's per-tick target at its 1,000 pairs, the roll-call of every
+          pair once a second and the larger working set included
   flood   as fast as the bench can send: the engine is saturated, and its handled rate
           (Δ``ticks`` / Δ``ts`` between heartbeats while it is busy) is its capacity; ticks the
           PUB drops at the high-water mark show up as gaps and are reported, not hidden
@@ -41,6 +45,7 @@ from bench.stack import (
 )
 
 PAIRS = 100
+WIDE_PAIRS = 1000  # the paced figure again at the issue's 1,000 pairs (issue 16)
 FEED_HWM = 100_000  # python -m feed's default --hwm
 TARGET_RATE = 50_000.0
 BATCH = 250  # ticks per paced send burst (5 ms at 50k/s)
@@ -128,10 +133,10 @@ def _gaps(reader: StateReader, symbols: list[str]) -> int:
     return sum(int(reader.pairs.get(s, {}).get("gaps", 0)) for s in symbols)
 
 
-def _one_run(quick: bool, say: Any) -> dict[str, Any]:
-    symbols = synthetic_symbols(PAIRS)
+def _one_run(quick: bool, say: Any, pairs: int = PAIRS, flood: bool = True) -> dict[str, Any]:
+    symbols = synthetic_symbols(pairs)
     paced_n = int(TARGET_RATE * (PACED_QUICK_S if quick else PACED_S))
-    flood_n = 200_000 if quick else 400_000
+    flood_n = (200_000 if quick else 400_000) if flood else 0
     with Stack.create(safe_list_text(symbols, history=0)) as st:
         ctx = zmq.Context.instance()
         pub = ctx.socket(zmq.XPUB)
@@ -142,9 +147,9 @@ def _one_run(quick: bool, say: Any) -> dict[str, Any]:
         reader = StateReader(st.engine_pub)
         try:
             st.start_engine("--history", "0")
-            subs = _wait_subscribers(pub, PAIRS + 1, 30.0)
-            if subs < PAIRS:
-                raise RuntimeError(f"the engine subscribed to {subs} of {PAIRS} pairs within 30 s")
+            subs = _wait_subscribers(pub, pairs + 1, 30.0)
+            if subs < pairs:
+                raise RuntimeError(f"the engine subscribed to {subs} of {pairs} pairs within 30 s")
             seqs = dict.fromkeys(symbols, 0)
             te0 = int(time.time() * 1000)
             send = pub.send
@@ -179,38 +184,40 @@ def _one_run(quick: bool, say: Any) -> dict[str, Any]:
             backlog = _backlog(sends, reader.heartbeats[hb_paced:], base, end_ns)
             gaps_paced = _gaps(reader, symbols)
             say(
-                f"throughput paced: sent {paced_n:,} at {paced_n / paced_s:,.0f}/s, engine handled "
+                f"throughput paced, {pairs} pairs: sent {paced_n:,} at {paced_n / paced_s:,.0f}/s, engine handled "
                 f"{handled_paced:,}, gaps {gaps_paced}, largest backlog {backlog:,}, engine cpu "
                 f"{cpu_paced or 0:.0f}% = {cpu_us or 0:.2f} CPU-µs per tick ({main_us or 0:.2f} in its "
                 f"main thread, the rest libzmq's I/O thread)"
             )
-            flood = _encode(symbols, paced_n, flood_n, seqs, te0, TARGET_RATE)
+            flood_send_s, handled_flood, capacity, gaps_total, busy = 1e-9, 0, None, gaps_paced, []
+            if flood_n:
+                flood = _encode(symbols, paced_n, flood_n, seqs, te0, TARGET_RATE)
 
-            # -- flood: saturate the engine
-            base2 = base + handled_paced
-            hb_start = len(reader.heartbeats)
-            t1 = time.perf_counter()
-            for m in flood:
-                send(m)
-            flood_send_s = time.perf_counter() - t1
-            final = _quiet(reader, base2 + flood_n, 30.0)
-            handled_flood = final - base2
-            gaps_total = _gaps(reader, symbols)  # misses a tail of dropped ticks: no later seq
-            busy = [
-                (hb["ts"], hb["ticks"])
-                for _, hb in reader.heartbeats[hb_start:]
-                if base2 < hb["ticks"] < final
-            ]
-            if len(busy) >= 2:
-                capacity = (busy[-1][1] - busy[0][1]) / ((busy[-1][0] - busy[0][0]) / 1e9)
-            else:  # drained within a heartbeat: bound it from the total instead
-                capacity = handled_flood / max(time.perf_counter() - t1, 1e-9)
-            say(
-                f"throughput flood: sent {flood_n:,} in {flood_send_s:.2f} s "
-                f"({flood_n / flood_send_s:,.0f}/s), engine handled {handled_flood:,} at "
-                f"{capacity:,.0f} ticks/s ({len(busy)} busy heartbeats), not handled "
-                f"{flood_n - handled_flood:,} (seq gaps seen {gaps_total - gaps_paced:,})"
-            )
+                # -- flood: saturate the engine
+                base2 = base + handled_paced
+                hb_start = len(reader.heartbeats)
+                t1 = time.perf_counter()
+                for m in flood:
+                    send(m)
+                flood_send_s = time.perf_counter() - t1
+                final = _quiet(reader, base2 + flood_n, 30.0)
+                handled_flood = final - base2
+                gaps_total = _gaps(reader, symbols)  # misses a tail of dropped ticks: no later seq
+                busy = [
+                    (hb["ts"], hb["ticks"])
+                    for _, hb in reader.heartbeats[hb_start:]
+                    if base2 < hb["ticks"] < final
+                ]
+                if len(busy) >= 2:
+                    capacity = (busy[-1][1] - busy[0][1]) / ((busy[-1][0] - busy[0][0]) / 1e9)
+                else:  # drained within a heartbeat: bound it from the total instead
+                    capacity = handled_flood / max(time.perf_counter() - t1, 1e-9)
+                say(
+                    f"throughput flood: sent {flood_n:,} in {flood_send_s:.2f} s "
+                    f"({flood_n / flood_send_s:,.0f}/s), engine handled {handled_flood:,} at "
+                    f"{capacity:,.0f} ticks/s ({len(busy)} busy heartbeats), not handled "
+                    f"{flood_n - handled_flood:,} (seq gaps seen {gaps_total - gaps_paced:,})"
+                )
         finally:
             reader.close()
             pub.close(0)
@@ -225,7 +232,7 @@ def _one_run(quick: bool, say: Any) -> dict[str, Any]:
         "paced_main_thread_us_per_tick": main_us,
         "paced_backlog_max": backlog,
         "flood_sent": flood_n,
-        "flood_send_rate": flood_n / flood_send_s,
+        "flood_send_rate": flood_n / flood_send_s if flood_n else None,
         "flood_handled": handled_flood,
         "flood_dropped": flood_n - handled_flood,
         "flood_gaps_seen": gaps_total - gaps_paced,
@@ -300,6 +307,12 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             results.append(_one_run(quick, say))
         except Exception as exc:
             say(f"throughput run failed: {exc}")
+    wide: list[dict[str, Any]] = []  # the same pace over 1,000 pairs (50 ticks/s each), no flood
+    for _ in range(1 if quick else 3):
+        try:
+            wide.append(_one_run(quick, say, WIDE_PAIRS, flood=False))
+        except Exception as exc:
+            say(f"throughput run at {WIDE_PAIRS} pairs failed: {exc}")
     missing = "" if results else "every run failed (see the log above)"
     cpu = [r["paced_engine_cpu_pct"] for r in results if r["paced_engine_cpu_pct"] is not None]
     cpu_tick = [r["paced_cpu_us_per_tick"] for r in results if r["paced_cpu_us_per_tick"] is not None]
@@ -330,6 +343,23 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
                 f"the rest libzmq's I/O thread); {results[0]['paced_sent']:,} ticks per run, "
                 f"largest backlog {statistics.median(r['paced_backlog_max'] for r in results):,.0f} ticks"
                 if results
+                else ""
+            ),
+        ),
+        Figure(
+            f"throughput.cpu_us_per_tick.{WIDE_PAIRS}",
+            f"engine CPU per tick, 50k ticks/s paced, {WIDE_PAIRS:,} pairs",
+            "µs",
+            "<=",
+            CPU_US_PER_TICK_TARGET,
+            [r["paced_cpu_us_per_tick"] for r in wide if r["paced_cpu_us_per_tick"] is not None],
+            missing="" if wide else "every run failed (see the log above)",
+            note=(
+                f"as the 100-pair figure, over {WIDE_PAIRS:,} pairs at {TARGET_RATE / WIDE_PAIRS:.0f} ticks/s "
+                f"each (main thread {statistics.median(r['paced_main_thread_us_per_tick'] or 0 for r in wide):.2f} µs; "
+                f"lost {sum(r['paced_lost'] for r in wide)}): the roll-call of every pair once a second "
+                f"and the state of {WIDE_PAIRS:,} pairs are in it"
+                if wide
                 else ""
             ),
         ),
@@ -368,4 +398,4 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             ),
         ),
     ]
-    return figures, {"runs": results}
+    return figures, {"runs": results, "runs_1000": wide}
