@@ -1,7 +1,7 @@
 """``python -m bench``: run every benchmark and print one table of figures against their targets.
 
-    python -m bench                      # everything (~16 min on 2 cores; backtest ~10 with peers)
-    python -m bench --quick              # fewer runs and trials (~1 min)
+    python -m bench                      # everything (~19 min on 2 cores; backtest ~10 with peers)
+    python -m bench --quick              # fewer runs and trials (~6 min)
     python -m bench --only compute,kill  # some of: compute latency throughput publish demo load kill attach backtest live ml
     python -m bench --json out.json      # results JSON (default: bench/results/<time>.json)
     python -m bench --compare bench/results/previous.json
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--only", type=_names, metavar="NAME[,NAME]", help=f"some of: {', '.join(NAMES)}"
     )
-    ap.add_argument("--quick", action="store_true", help="fewer runs and trials (~1 min)")
+    ap.add_argument("--quick", action="store_true", help="fewer runs and trials (~6 min)")
     ap.add_argument("--json", type=Path, metavar="PATH", help="where to write the results JSON")
     ap.add_argument(
         "--compare", type=Path, metavar="PATH", help="print deltas against a previous results JSON"
