@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import types
 import typing
 from typing import Any
 
@@ -49,7 +50,7 @@ def _plain(x: Any) -> Any:
 def _value(tp: Any, rng: random.Random, depth: int) -> Any:
     """A value of wire type ``tp`` (or None where it is optional, one time in three)."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         return None if rng.random() < 0.34 else _value(inner[0], rng, depth)
     if origin is list:
