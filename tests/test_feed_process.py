@@ -109,7 +109,14 @@ class TestStreaming:
 
     def test_ticks_heartbeats_status(self, feed_ipc_dir: Path) -> None:
         with running_feed(feed_ipc_dir, "--symbols", ",".join(PAIRS), "--rate", "50", "--seed", "3") as feed:
-            feed.pump(lambda f: has_ticks(60)(f) and len(f.heartbeats) >= 2 and f.statuses)
+            # a heartbeat counts what was published when it was sent: wait for one sent after
+            # the 180 ticks (under load the ticks can arrive before the beat that counts them)
+            feed.pump(
+                lambda f: has_ticks(60)(f)
+                and len(f.heartbeats) >= 2
+                and f.heartbeats[-1]["published"] >= 180
+                and f.statuses
+            )
             for sym in PAIRS:
                 ticks = feed.ticks[sym]
                 assert len(ticks) >= 60, f"{sym}: {len(ticks)} ticks"
