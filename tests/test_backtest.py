@@ -212,7 +212,7 @@ def test_a_failed_fact_rolls_the_run_back_and_refuses_later_writes(tmp_path: Pat
     """The backtest book holds the whole run in one transaction with no savepoint per fact: a
     fact that fails (here a real SQLite error, a value it cannot bind) rolls the run back, and
     every later write is refused with the first failure named; the book never holds half a run."""
-    from engine.backtest.runner import BacktestBook
+    from engine.backtest.book import BacktestBook
     from engine.journal.schema import StoreError
 
     path = tmp_path / "book.sqlite"
