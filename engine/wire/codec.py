@@ -132,7 +132,7 @@ def _plain(x: Any) -> Any:
     if isinstance(x, Message):
         return x.to_wire(versioned=False)
     if type(x) in (list, tuple):
-        return [v if type(v) in _AS_IS else _plain(v) for v in x]
+        return [_plain(v) for v in x]
     if type(x) is dict:
         return {k: _plain(v) for k, v in x.items()}
     return x
