@@ -262,7 +262,7 @@ async def test_command_times_out_on_a_stopped_engine_and_recovers(
         ack = await backend.command("pause", "BTC/USDT")
         took = time.monotonic() - t0
         assert not ack.ok and ack.message == "engine did not answer in 1.0 s"
-        assert 0.9 <= took < 1.6
+        assert 0.9 <= took < 3.0  # the timeout, not a hang (slack for a loaded CI machine)
     finally:
         os.kill(pid, signal.SIGCONT)
     ack = await backend.command("ping")
