@@ -3,6 +3,7 @@ flush_until, and OHLCV against a pandas resample of the same ticks."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -89,7 +90,7 @@ def test_late_ticks_ignored_and_counted() -> None:
     b = CandleBuilder(TF)
     b.on_tick(T0 + 10, 100.0)
     b.on_tick(T0 + MS + 10, 101.0)
-    forming = Candle(**{k: getattr(b.forming, k) for k in Candle.__slots__})
+    forming = dataclasses.replace(b.forming)  # a copy
     assert b.on_tick(T0 + 50_000, 500.0, 9.0) == []  # belongs to the closed candle
     assert b.on_tick(T0 - 1, 500.0) == []
     assert b.late_ticks == 2

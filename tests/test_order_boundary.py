@@ -32,7 +32,7 @@ from engine.core.markets import (
     price_band,
     round_qty_down,
 )
-from engine.core.models import Position, Signal, SignalType
+from engine.core.models import Position, Side, Signal, SignalType
 from engine.core.orders import Order, OrderRejected
 from engine.core.risk import RiskContext, RiskEngine
 from engine.core.trader import FEED_LATENCY_ALLOWANCE_MS, TradingCore
@@ -344,11 +344,11 @@ def test_the_live_client_refuses_an_order_above_the_max_before_sending() -> None
         client.rules = {BTC: MarketRules(1e-05, 0.01, 1e-05, 5.0, max_qty=900.0, max_notional=250_000.0)}
         seen: list[Any] = []
         client.bind(seen.append)
-        big = Order("exit-1", BTC, "sell", 901.0, "stop", "k1", clock.ms, updated_ts=clock.ms)
+        big = Order("exit-1", BTC, Side.SELL, 901.0, "stop", "k1", clock.ms, updated_ts=clock.ms)
         client.submit(big, 100.0, 100.01)
-        rich = Order("exit-2", BTC, "buy", 5.0, "flatten", "k2", clock.ms, updated_ts=clock.ms)
+        rich = Order("exit-2", BTC, Side.BUY, 5.0, "flatten", "k2", clock.ms, updated_ts=clock.ms)
         client.submit(rich, 50_000.0, 50_000.01)  # counted at the ask: $250,000.05
-        fits = Order("exit-3", BTC, "sell", 900.0, "stop", "k3", clock.ms, updated_ts=clock.ms)
+        fits = Order("exit-3", BTC, Side.SELL, 900.0, "stop", "k3", clock.ms, updated_ts=clock.ms)
         client.submit(fits, 100.0, 100.01)
         client.drain()
         assert [type(e) for e in seen] == [OrderRejected] * 3

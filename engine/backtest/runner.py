@@ -54,15 +54,18 @@ CHUNK = 8_192  # (candle time, pair) entries of the timeline turned into Python 
 Progress = Callable[[int, int], None]  # (candles done, candles in all)
 
 
-class _Sink:
+class RunSink:
     """The core's events, turned into trades and the 'why not traded' ledger as they come."""
 
     def __init__(self, trades: TradeBook) -> None:
         self.trades = trades
         self.rejections: list[Rejection] = []
         self.signals: dict[str, int] = {}
+        self.listeners: list[Callable[[CoreEvent], None]] = []  # told every event first
 
     def emit(self, event: CoreEvent) -> None:
+        for listener in self.listeners:
+            listener(event)
         if type(event) is FillBooked:
             self.trades.on_fill(event.fill, event.position)
         elif type(event) is DecisionMade:
@@ -140,7 +143,7 @@ class Run:
         rules = dict(rules) if rules else {s: default_rules(s) for s in symbols}
         pc = cfg.portfolio
         self.trades = TradeBook()
-        self.sink = _Sink(self.trades)
+        self.sink = RunSink(self.trades)
         self.core = TradingCore(
             cfg,
             clock=self.clock,

@@ -69,7 +69,7 @@ class PriceBand:
     )
 
     def __init__(self, symbol: str = "", tier: str = "STABLE", cfg: DataConfig | None = None) -> None:
-        cfg = cfg or DataConfig()
+        cfg = cfg or DataConfig.model_validate({})  # the defaults (typed without the pydantic plugin)
         self.symbol = symbol
         self.tier = str(tier)
         self.pct = cfg.band_pct.of(self.tier)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from engine.backtest.result import BacktestResult
-from engine.backtest.runner import run_backtest
+from engine.backtest.runner import RunSink, run_backtest
 from engine.core.config import SafeList
 from engine.core.events import CoreEvent, DecisionMade
 from engine.core.markets import MarketRules
@@ -199,14 +199,15 @@ class Episode:
         if not isinstance(core, TradingCore):
             raise RuntimeError("the policy strategy is not wired to a TradingCore")
         self.core = core
-        sink, emit = core.sink, core.sink.emit
+        sink = core.sink
+        if not isinstance(sink, RunSink):
+            raise RuntimeError("the policy strategy's core is not a backtest's")
 
         def watch(event: CoreEvent) -> None:
-            emit(event)
             if type(event) is DecisionMade:
                 self.decisions.append(event.decision)
 
-        sink.emit = watch  # type: ignore[method-assign]  (this run's own sink object)
+        sink.listeners.append(watch)
         return core
 
     def _decide(self, strategy: Any, state: np.ndarray) -> int:

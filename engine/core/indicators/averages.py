@@ -19,7 +19,7 @@ class SMA(_Indicator):
         self._sum = 0.0
         self._comp = 0.0  # compensation term: keeps the running sum exact-ish forever
         self._since_resync = 0
-        self._value: float | None = None
+        self._value = None
 
 
     @property
@@ -80,7 +80,7 @@ class EMA(_Indicator):
         self._k = 2.0 / (period + 1)
         self._count = 0
         self._seed_sum = 0.0
-        self._value: float | None = None
+        self._value = None
 
 
     @property

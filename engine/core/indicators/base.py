@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Any
 
 
 def _check_period(period: int, name: str = "period") -> int:
@@ -25,7 +26,7 @@ class _Indicator:
 
     __slots__ = ("_period", "_value")
     _period: int
-    _value: object
+    _value: Any  # each indicator's own: float | None, or BBValue | None (one type for mypyc)
 
     @property
     def period(self) -> int:

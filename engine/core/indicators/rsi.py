@@ -23,7 +23,7 @@ class RSI(_Indicator):
         self._diffs = 0
         self._gain = 0.0  # sum during warm-up, Wilder average afterwards
         self._loss = 0.0
-        self._value: float | None = None
+        self._value = None
 
 
     @property

@@ -22,7 +22,7 @@ class ATR(_Indicator):
         self._prev_close: float | None = None
         self._count = 0  # true ranges seen
         self._tr_sum = 0.0
-        self._value: float | None = None
+        self._value = None
 
 
     @property
@@ -113,7 +113,7 @@ class BollingerBands(_Indicator):
         self._peak = 0.0
         self._run = 0  # how many trailing closes are identical
         self._since_resync = 0
-        self._value: BBValue | None = None
+        self._value = None
 
 
     @property

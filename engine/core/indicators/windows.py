@@ -18,7 +18,7 @@ class _RollingExtreme(_Indicator):
         self._period = _check_period(period)
         self._dq: deque[tuple[int, float]] = deque()
         self._count = 0
-        self._value: float | None = None
+        self._value = None
 
 
     @property

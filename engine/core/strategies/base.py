@@ -1,7 +1,8 @@
 """Strategy base class and registry: a new strategy is one new file in this package.
 
 A strategy turns a closed candle and the pair's committed indicators into a ``Signal``.
-Subclasses register themselves by name with ``@register("name")``; the safe list's
+Subclasses register themselves by name with ``@register("name")`` (the compiled built-ins call
+``register("name")(Cls)`` after the class: mypyc compiles no decorated class); the safe list's
 ``strategy:`` field picks one. No engine code changes to add a strategy.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from mypy_extensions import mypyc_attr
 
 from engine.core.models import Indicators, Signal, SignalType
 
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
 _REGISTRY: dict[str, type[Strategy]] = {}
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # a strategy of one's own needs no compiler
 class Strategy(ABC):
     """One pair's strategy. ``analyze`` runs once per closed candle, never per tick."""
 

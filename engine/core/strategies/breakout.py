@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 BASE_CONFIDENCE = 0.70
 
 
-@register("breakout")
 class BreakoutStrategy(Strategy):
     def __init__(self, symbol: str, params: StrategyParams) -> None:
         super().__init__(symbol, params)
@@ -99,3 +98,6 @@ class BreakoutStrategy(Strategy):
             reasoning=f"{n}-candle breakout above {high:.8g} ({(close - high) / atr:.2f} ATR{vol_note})",
             ts=candle.ts,
         )
+
+
+register('breakout')(BreakoutStrategy)  # a call, not a decorator: a decorated class cannot be compiled

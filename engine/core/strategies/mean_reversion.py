@@ -26,7 +26,6 @@ DEEP_BAND_FRACTION = 0.25  # a close this fraction of the band width outside cou
 EXTREME_RSI_POINTS = 15.0  # RSI this far past its threshold counts as fully extreme
 
 
-@register("mean_reversion")
 class MeanReversionStrategy(Strategy):
     def warmup_candles(self) -> int:  # the bands, RSI, ATR
         p = self.params
@@ -77,3 +76,6 @@ class MeanReversionStrategy(Strategy):
                 ts=candle.ts,
             )
         return self.hold(candle, f"inside the bands ({lower:.8g}..{upper:.8g}), RSI {rsi:.1f}")
+
+
+register('mean_reversion')(MeanReversionStrategy)  # a call, not a decorator: a decorated class cannot be compiled

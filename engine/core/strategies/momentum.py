@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 STRONG_GAP_ATR = 0.2  # an MA gap of this many ATRs at the cross counts as full strength
 
 
-@register("momentum")
 class MomentumStrategy(Strategy):
     def warmup_candles(self) -> int:  # both MAs and their previous values, RSI, ATR
         p = self.params
@@ -81,3 +80,6 @@ class MomentumStrategy(Strategy):
                 ts=candle.ts,
             )
         return self.hold(candle, f"no crossover; {names}, RSI {rsi:.1f}")
+
+
+register('momentum')(MomentumStrategy)  # a call, not a decorator: a decorated class cannot be compiled
