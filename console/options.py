@@ -30,6 +30,14 @@ def package_version() -> str:
         return "unknown (not installed: pip install -e .)"
 
 
+def core_build() -> str:
+    """Whether the trading core runs compiled (mypyc) or from its sources, and why."""
+    from engine.compiled import status
+
+    mode, why = status()
+    return "core compiled with mypyc" if mode == "compiled" else f"core interpreted: {why}"
+
+
 def default_db_path(environ: dict[str, str] | None = None) -> Path:
     """``$XDG_STATE_HOME/multipar-console/paper.sqlite`` (``~/.local/state`` when unset)."""
     env = os.environ if environ is None else environ
@@ -86,7 +94,7 @@ def build_parser(prog: str = APP_NAME, *, daemon: bool = False) -> argparse.Argu
             "reconcile | download | backtest | check-config (each with --help)."
         )
     p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("--version", action="version", version=f"{APP_NAME} {package_version()}")
+    p.add_argument("--version", action="version", version=f"{APP_NAME} {package_version()} ({core_build()})")
     p.add_argument(
         "--demo",
         action="store_true",
