@@ -129,7 +129,11 @@ def machine() -> dict[str, Any]:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             versions[pkg] = "missing"
+    from engine.compiled import status
+
+    mode, why = status()
     return {
+        "core": "compiled (mypyc)" if mode == "compiled" else f"interpreted ({why})",
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "mem_total_mb": mem_kb // 1024,
