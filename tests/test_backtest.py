@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from engine.backtest.result import BacktestResult
-from engine.backtest.runner import run_backtest
+from engine.backtest.runner import MAX_POINTS, run_backtest
 from engine.core.config import load_safe_list
 from tests.store_seed import seed_open_position
 
@@ -46,6 +46,21 @@ def flat_candles(n: int, price: float = 60_000.0, start: int = T0) -> np.ndarray
     c = price + np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
     o = np.r_[price, c[:-1]]
     return np.column_stack([ts, o, np.maximum(o, c) + 0.5, np.minimum(o, c) - 0.5, c, np.full(n, 2.0)])
+
+
+def test_a_run_longer_than_the_charts_is_downsampled(tmp_path: Path) -> None:
+    """Past ``MAX_POINTS`` candles the price chart and the equity curve keep each bucket's
+    extremes: indices computed with numpy, handed to the compiled core as Python ints (a numpy
+    int in an ``int`` place is a TypeError there; the golden runs are too short to get here)."""
+    n = MAX_POINTS + 3_000
+    rows = flat_candles(n)
+    res = run_backtest(btc_only(), {"BTC/USDT": rows}, tmp_path / "long.sqlite", warmup=100)
+    (series,) = res.series
+    assert MAX_POINTS // 2 < len(series.ts) <= MAX_POINTS + 2
+    assert series.ts == sorted(series.ts) and all(type(t) is int for t in series.ts)
+    assert series.ts[0] == int(rows[100, 0]) and series.ts[-1] == int(rows[-1, 0])
+    assert min(series.close) == rows[100:, 4].min() and max(series.close) == rows[100:, 4].max()
+    assert 2 <= len(res.equity) <= MAX_POINTS + 400  # buckets' extremes and each day's last point
 
 
 def fills(book: Path) -> list[tuple[str, str, float]]:

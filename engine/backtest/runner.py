@@ -347,7 +347,7 @@ def _equity_points(
 def _extremes(values: np.ndarray, buckets: int) -> list[int]:
     """Indices of each bucket's minimum and maximum (and the last point), in time order."""
     n = len(values)
-    edges = np.linspace(0, n, buckets + 1).astype(int)
+    edges = np.linspace(0, n, buckets + 1).astype(int).tolist()  # Python ints: the compiled core's int
     keep: set[int] = {0, n - 1}
     for a, b in itertools.pairwise(edges):
         if b > a:
