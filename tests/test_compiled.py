@@ -11,18 +11,25 @@ from its older text.
 from __future__ import annotations
 
 import ast
+import dataclasses
+import inspect
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import engine
 import engine.core.trader
 from engine.compiled import MANIFEST, MODULES, status
+from engine.core.candles import Candle
+from engine.core.execution import PendingExit
+from engine.core.models import CheckResult, Decision, Fill, Indicators, Side, Signal, SignalType
+from engine.core.orders import Order, OrderStatus
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -87,3 +94,66 @@ def test_an_edited_source_runs_instead_of_its_stale_extension(tmp_path: Path) ->
     assert _run(WHERE, tree) == "interpreted py"
     why = _run("import engine.compiled as c; print(c.status()[1])", tree)
     assert why == "engine.core.pair changed since the build (pip install -e . rebuilds)"
+
+
+
+def _value_for(f: dataclasses.Field[Any], i: int) -> object:
+    """A value of the field's declared kind, distinct from its default and from the others."""
+    # a string under ``from __future__ import annotations``; a type once compiled
+    t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "") or str(f.type)
+    t = t.split(".")[-1] if " " not in t else t  # engine.core.models.Side -> Side
+    if t == "type":  # an optional field, compiled: the only ones are floats and a Decision
+        t = "Decision | None" if f.name == "decision" else "float | None"
+    if t == "Side":
+        return Side.SELL
+    if t == "SignalType":
+        return SignalType.SELL
+    if t == "OrderStatus":
+        return OrderStatus.FILLED
+    if t == "Signal":
+        return Signal("S", SignalType.HOLD, ts=i)
+    if t.startswith("list"):
+        return [CheckResult(f"c{i}", True)]
+    if "Decision" in t:
+        return Decision(f"k{i}", "S", i, "open_long", Signal("S", SignalType.BUY))
+    if t == "bool":
+        return f.default is not True
+    if t.startswith("int"):
+        return 1000 + i
+    if t.startswith("float"):
+        return 1000.5 + i
+    assert t.startswith("str"), (f.name, f.type)
+    return f"v{i}"
+
+
+def _no_default(f: dataclasses.Field[Any]) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+HOT = (Indicators, Signal, CheckResult, Decision, Fill, Candle, Order, PendingExit)
+
+
+@pytest.mark.parametrize("cls", HOT, ids=lambda c: c.__name__)
+def test_written_out_inits_take_and_set_every_field(cls: type) -> None:
+    """The hot dataclasses write their ``__init__`` out (mypyc compiles it; the one
+    ``dataclasses`` would generate stays interpreted): the same parameters in field order, the
+    same defaults, and every field set from its own parameter."""
+    fields = dataclasses.fields(cls)
+    params = list(inspect.signature(cls.__init__).parameters)[1:]
+    if params != ["args", "kwargs"]:  # a compiled __init__ shows no signature: checked below
+        assert params == [f.name for f in fields]
+    required = {f.name: _value_for(f, i) for i, f in enumerate(fields) if _no_default(f)}
+    bare = cls(**required)  # every other field takes its declared default
+    for f in fields:
+        if f.default is not dataclasses.MISSING:
+            assert getattr(bare, f.name) == f.default, f.name
+        elif f.default_factory is not dataclasses.MISSING:
+            assert getattr(bare, f.name) == f.default_factory(), f.name
+    values = {f.name: _value_for(f, i) for i, f in enumerate(fields)}
+    obj = cls(**values)
+    assert {f.name: getattr(obj, f.name) for f in fields} == values
+    assert cls(*values.values()) == obj and dataclasses.replace(obj) == obj
+    if cls is Decision:
+        a = Decision("k", "S", 1, "open_long", Signal("S", SignalType.BUY))
+        b = Decision("k", "S", 1, "open_long", Signal("S", SignalType.BUY))
+        assert a.checks == [] and a.checks is not b.checks  # a fresh list each

@@ -25,7 +25,7 @@ __all__ = ["Candle", "CandleBuilder"]
 _INF = math.inf
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)
 class Candle:
     """One OHLCV candle; ``ts`` is its open time in ms since epoch, aligned to the timeframe."""
 
@@ -36,6 +36,12 @@ class Candle:
     close: float
     volume: float
     ticks: int = 0
+
+    def __init__(
+        self, ts: int, open: float, high: float, low: float, close: float, volume: float, ticks: int = 0
+    ) -> None:
+        self.ts, self.open, self.high, self.low, self.close = ts, open, high, low, close
+        self.volume, self.ticks = volume, ticks
 
 
 class CandleBuilder:

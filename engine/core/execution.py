@@ -72,7 +72,7 @@ _copy_order = _copier(Order)  # the copies the sink gets (it may keep them; the 
 _copy_position = _copier(Position)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)
 class PendingExit:
     """A position that must be closed; it stays until the pair is flat."""
 
@@ -85,6 +85,22 @@ class PendingExit:
     last_error: str = ""
     waiting: str = ""  # what the exit waits for that is no error (the resting stop's cancel)
     decision: Decision | None = None  # journaled with the first order
+
+    def __init__(
+        self,
+        symbol: str,
+        reason: str,
+        key: str,
+        attempts: int = 0,
+        next_try_ms: int = 0,
+        blocked: str = "",
+        last_error: str = "",
+        waiting: str = "",
+        decision: Decision | None = None,
+    ) -> None:
+        self.symbol, self.reason, self.key, self.attempts = symbol, reason, key, attempts
+        self.next_try_ms, self.blocked, self.last_error = next_try_ms, blocked, last_error
+        self.waiting, self.decision = waiting, decision
 
 
 class ExecutionEngine:

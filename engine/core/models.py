@@ -28,7 +28,7 @@ class PairMode(StrEnum):
     HALTED = "HALTED"  # kill switch: everything flat, nothing opens until re-armed
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)
 class Indicators:
     """Committed indicator values of a pair after its latest closed candle (None = warming up)."""
 
@@ -45,8 +45,28 @@ class Indicators:
     highest: float | None = None  # highest high of the `lookback` candles BEFORE the latest
     lowest: float | None = None  # lowest low of the `lookback` candles BEFORE the latest
 
+    def __init__(
+        self,
+        rsi: float | None = None,
+        prev_rsi: float | None = None,
+        bb_upper: float | None = None,
+        bb_middle: float | None = None,
+        bb_lower: float | None = None,
+        ma_fast: float | None = None,
+        ma_slow: float | None = None,
+        prev_ma_fast: float | None = None,
+        prev_ma_slow: float | None = None,
+        atr: float | None = None,
+        highest: float | None = None,
+        lowest: float | None = None,
+    ) -> None:
+        self.rsi, self.prev_rsi, self.atr = rsi, prev_rsi, atr
+        self.bb_upper, self.bb_middle, self.bb_lower = bb_upper, bb_middle, bb_lower
+        self.ma_fast, self.ma_slow, self.prev_ma_fast, self.prev_ma_slow = ma_fast, ma_slow, prev_ma_fast, prev_ma_slow
+        self.highest, self.lowest = highest, lowest
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)
 class Signal:
     symbol: str
     type: SignalType
@@ -57,19 +77,36 @@ class Signal:
     reasoning: str = ""
     ts: int = 0  # ms: open time of the candle that produced it
 
+    def __init__(
+        self,
+        symbol: str,
+        type: SignalType,
+        confidence: float = 0.0,
+        entry: float = 0.0,
+        stop_loss: float = 0.0,
+        take_profit: float = 0.0,
+        reasoning: str = "",
+        ts: int = 0,
+    ) -> None:
+        self.symbol, self.type, self.confidence, self.entry = symbol, type, confidence, entry
+        self.stop_loss, self.take_profit, self.reasoning, self.ts = stop_loss, take_profit, reasoning, ts
+
     @property
     def actionable(self) -> bool:
         return self.type is not SignalType.HOLD
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)
 class CheckResult:
     name: str
     ok: bool
     reason: str = ""
 
+    def __init__(self, name: str, ok: bool, reason: str = "") -> None:
+        self.name, self.ok, self.reason = name, ok, reason
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)
 class Decision:
     """The outcome of running a signal through the risk pipeline; stored whether approved or not."""
 
@@ -84,12 +121,29 @@ class Decision:
     price: float = 0.0  # reference price used for sizing
     size_rule: str = ""  # the rule that set an entry's size: risk | max_position | leverage | cash
 
+    def __init__(
+        self,
+        key: str,
+        symbol: str,
+        ts: int,
+        action: str,
+        signal: Signal,
+        checks: list[CheckResult] | None = None,
+        approved: bool = False,
+        qty: float = 0.0,
+        price: float = 0.0,
+        size_rule: str = "",
+    ) -> None:
+        self.key, self.symbol, self.ts, self.action, self.signal = key, symbol, ts, action, signal
+        self.checks = [] if checks is None else checks
+        self.approved, self.qty, self.price, self.size_rule = approved, qty, price, size_rule
+
     @property
     def reasons(self) -> list[str]:
         return [c.reason or c.name for c in self.checks if not c.ok]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)
 class Fill:
     fill_id: str
     order_id: str  # client order id, derived from the decision key: idempotent
@@ -100,6 +154,21 @@ class Fill:
     fee: float
     ts: int  # ms
     reason: str = ""  # "signal", "stop", "take_profit", "flatten", "kill", ...
+
+    def __init__(
+        self,
+        fill_id: str,
+        order_id: str,
+        symbol: str,
+        side: Side,
+        qty: float,
+        price: float,
+        fee: float,
+        ts: int,
+        reason: str = "",
+    ) -> None:
+        self.fill_id, self.order_id, self.symbol, self.side = fill_id, order_id, symbol, side
+        self.qty, self.price, self.fee, self.ts, self.reason = qty, price, fee, ts, reason
 
 
 @dataclass(slots=True)

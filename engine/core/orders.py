@@ -59,7 +59,7 @@ MARKET = "market"
 STOP = "stop"
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)
 class Order:
     """One order for one pair: a market order, or a resting protective stop (``order_type``
     ``stop``, sent when ``trigger`` is reached). Quantities are base units; ``avg_price`` is of
@@ -82,6 +82,32 @@ class Order:
     take_profit: float = 0.0
     order_type: str = MARKET  # MARKET | STOP
     trigger: float = 0.0  # a STOP order's stop price
+
+    def __init__(
+        self,
+        client_order_id: str,
+        symbol: str,
+        side: Side,
+        qty: float,
+        reason: str,
+        decision_key: str,
+        created_ts: int,
+        status: OrderStatus = OrderStatus.NEW,
+        filled_qty: float = 0.0,
+        avg_price: float = 0.0,
+        fees: float = 0.0,
+        updated_ts: int = 0,
+        message: str = "",
+        stop_loss: float = 0.0,
+        take_profit: float = 0.0,
+        order_type: str = MARKET,
+        trigger: float = 0.0,
+    ) -> None:
+        self.client_order_id, self.symbol, self.side, self.qty = client_order_id, symbol, side, qty
+        self.reason, self.decision_key, self.created_ts, self.status = reason, decision_key, created_ts, status
+        self.filled_qty, self.avg_price, self.fees, self.updated_ts = filled_qty, avg_price, fees, updated_ts
+        self.message, self.stop_loss, self.take_profit = message, stop_loss, take_profit
+        self.order_type, self.trigger = order_type, trigger
 
     @property
     def is_protective(self) -> bool:
