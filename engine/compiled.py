@@ -31,6 +31,7 @@ MODULES: tuple[str, ...] = (
     "engine.core.costs",
     "engine.core.orders",
     "engine.core.protect",
+    "engine.core.markets",
     "engine.core.candles",
     "engine.core.quality",
     "engine.core.indicators.base",
@@ -48,6 +49,8 @@ MODULES: tuple[str, ...] = (
     "engine.core.execution",
     "engine.core.pair",
     "engine.core.trader",
+    "engine.execution.paper",
+    "engine.backtest.clock",
     "engine.backtest.runner",
 )
 MANIFEST = "engine/_compiled.json"  # relative to the directory that holds ``engine/``

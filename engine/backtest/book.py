@@ -1,9 +1,8 @@
-"""The backtest's clock and book: what a run gives the trading core instead of the system clock
-and the engine's durable journal.
+"""The backtest's book: what a run gives the trading core instead of the engine's durable journal.
 
-Owns ``SimClock`` (the current tick's exchange time) and ``BacktestBook`` (the engine's journal
-without fsync, one SQLite transaction for the whole run, the equity curve written once). The
-replay that drives them is engine/backtest/runner.py.
+Owns ``BacktestBook`` (the engine's journal without fsync, one SQLite transaction for the whole
+run, the equity curve written once). The run's clock is engine/backtest/clock.py; the replay
+that drives both is engine/backtest/runner.py.
 """
 
 from __future__ import annotations
@@ -18,22 +17,7 @@ from typing import Any
 from engine.journal.schema import StoreError, one_line
 from engine.journal.store import Store
 
-__all__ = ["BacktestBook", "SimClock"]
-
-
-class SimClock:
-    """The backtest's clock: the current tick's exchange time."""
-
-    __slots__ = ("ms",)
-
-    def __init__(self, ms: int) -> None:
-        self.ms = ms
-
-    def time_ms(self) -> int:
-        return self.ms
-
-    def monotonic(self) -> float:
-        return self.ms / 1000.0
+__all__ = ["BacktestBook"]
 
 
 class BacktestBook(Store):

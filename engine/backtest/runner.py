@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.backtest.book import BacktestBook, SimClock
+from engine.backtest.book import BacktestBook
+from engine.backtest.clock import SimClock
 from engine.backtest.result import BacktestResult, EquityPoint, PairSeries, Rejection, RunMeta
 from engine.backtest.trades import TradeBook
 from engine.core.candles import Candle
