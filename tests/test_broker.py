@@ -188,7 +188,7 @@ def test_sell_fills_at_bid_minus_slippage_rounded_down() -> None:
 
 
 def test_zero_fee_and_zero_slippage() -> None:
-    f = _client(0.0, 0.0).fill("o", "SOL/USDT", "buy", 2.0, 149.9, 150.0, 1)  # type: ignore[arg-type]
+    f = _client(0.0, 0.0).fill("o", "SOL/USDT", Side.BUY, 2.0, 149.9, 150.0, 1)
     assert (f.price, f.fee, f.qty) == (150.0, 0.0, 2.0)
 
 

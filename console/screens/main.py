@@ -217,6 +217,8 @@ class MainScreen(Screen[None]):
         (an added pair's, so it is in view). The heap is thawed before a pane goes and frozen
         again once the removed panes are collected (``freeze_when_gone``)."""
         gone = []
+        # the model holds the new list already, and a frame may paint during the awaits below
+        self.selected_index = min(self.selected_index, max(0, len(self.model.symbols) - 1))
         if removed:
             self.thaw_heap()  # a removed pane must be collectable (frozen, it never would be)
         for s in removed:
@@ -285,18 +287,20 @@ class MainScreen(Screen[None]):
 
     @property
     def selected_symbol(self) -> str | None:
-        syms = self.model.symbols
-        return syms[self.selected_index] if syms else None
+        syms = self.model.symbols  # shorter than the selection for a moment during a reload
+        return syms[min(self.selected_index, len(syms) - 1)] if syms else None
 
     def select(self, index: int) -> None:
         syms = self.model.symbols
         if not syms:
             return
         index = max(0, min(len(syms) - 1, index))
-        old = self.panes[syms[self.selected_index]]
+        old = self.panes.get(syms[min(self.selected_index, len(syms) - 1)])
+        new = self.panes.get(syms[index])
+        if new is None:  # a reload's pane not mounted yet: follow_pairs selects it once it is
+            return
         self.selected_index = index
-        new = self.panes[syms[index]]
-        if old is not new:
+        if old is not None and old is not new:
             old.set_selected(False)
         new.set_selected(True)
         new.scroll_visible(animate=False)
