@@ -44,7 +44,9 @@ class BuildExt(build_ext):
     manifest (each compiled module's source digest) only when every extension was built."""
 
     def run(self) -> None:
-        targets = {Path(self.build_lib) / MANIFEST, ROOT / MANIFEST}
+        targets = [Path(self.build_lib) / MANIFEST]  # what a wheel ships beside the extensions
+        if self.inplace or getattr(self, "editable_mode", False):
+            targets.append(ROOT / MANIFEST)  # the extensions are put beside the sources
         for target in targets:  # no manifest: the guard runs the sources whatever was built
             target.unlink(missing_ok=True)
         try:

@@ -104,8 +104,12 @@ def guard(package_dir: Path) -> None:
             why = f"built for {manifest.get('python')}, this is {sys.implementation.cache_tag}"
         else:
             changed = [m for m in MODULES if built.get(m) != _digest_or_none(root, m)]
+            suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+            absent = [m for m in MODULES if not (root / f"{m.replace('.', '/')}{suffix}").is_file()]
             if changed:
                 why = f"{changed[0]} changed since the build (pip install -e . rebuilds)"
+            elif absent:
+                why = f"no compiled {absent[0]} beside its source"
     if not why:
         _state.update(mode="compiled", why="mypyc")
         return

@@ -96,6 +96,17 @@ def test_an_edited_source_runs_instead_of_its_stale_extension(tmp_path: Path) ->
     assert why == "engine.core.pair changed since the build (pip install -e . rebuilds)"
 
 
+@pytest.mark.skipif(not BUILT, reason="the core is not compiled here")
+def test_a_missing_extension_runs_every_module_from_source(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT / "engine", tree / "engine", ignore=shutil.ignore_patterns("__pycache__"))
+    (so,) = (tree / "engine" / "core").glob("risk.*.so")
+    so.unlink()
+    assert _run(WHERE, tree) == "interpreted py"
+    why = _run("import engine.compiled as c; print(c.status()[1])", tree)
+    assert why == "no compiled engine.core.risk beside its source"
+
+
 
 def _value_for(f: dataclasses.Field[Any], i: int) -> object:
     """A value of the field's declared kind, distinct from its default and from the others."""
