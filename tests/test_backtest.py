@@ -123,6 +123,27 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[BacktestResult, Path]
     return run_backtest(load_safe_list(SAFE_LIST), candles, book, timeframe_s=60), book
 
 
+def _indexes(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name").fetchall()
+
+
+def test_the_finished_book_has_the_engines_indexes(
+    run: tuple[BacktestResult, Path], tmp_path: Path
+) -> None:
+    """The run drops the secondary indexes and builds them at the end: the book it leaves has
+    every index an engine's book has, and the queries that use them answer."""
+    from engine.journal.store import Store
+
+    Store(tmp_path / "engine.sqlite").close()
+    _, book = run
+    assert _indexes(book) == _indexes(tmp_path / "engine.sqlite")
+    assert len([n for n, sql in _indexes(book) if sql]) >= 6
+    with sqlite3.connect(book) as conn:
+        plan = conn.execute("EXPLAIN QUERY PLAN SELECT * FROM fills WHERE symbol = ? AND ts > ?", ("BTC/USDT", 0)).fetchall()
+    assert "fills_symbol_ts" in str(plan)
+
+
 def test_accounting_reconciles_at_every_step(run: tuple[BacktestResult, Path]) -> None:
     res, book = run
     assert len(res.trades) > 20  # something to reconcile
@@ -240,3 +261,7 @@ def test_a_failed_fact_rolls_the_run_back_and_refuses_later_writes(tmp_path: Pat
     book.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM events").fetchone() == (0,)
+    from engine.journal.store import Store
+
+    Store(tmp_path / "engine.sqlite").close()
+    assert _indexes(path) == _indexes(tmp_path / "engine.sqlite")  # the rollback kept them
