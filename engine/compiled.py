@@ -4,9 +4,10 @@
 ``MANIFEST``: the digest of each module's source at build time. Python prefers a compiled
 extension to the source beside it, so after an edit (or a ``git pull``) without a rebuild the
 extension would run the old code. ``guard`` (called by ``engine/__init__.py``, before any of
-them is imported) compares the digests and, when any source changed, when the manifest was
-written for another Python, or when ``MULTIPAR_PURE=1`` is set, makes every one of them load
-from its source: all or none, since compiled modules call each other directly.
+them is imported) compares the digests and, when any source changed, when an extension is
+missing, when the manifest was written for another Python, or when ``MULTIPAR_PURE=1`` is set,
+makes every one of them load from its source: all or none, since compiled modules call each
+other directly.
 
 ``status()`` says which it is; ``multipar-console --version`` and the benchmarks print it.
 Standard library only: ``setup.py`` reads this file before anything is installed.
