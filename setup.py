@@ -28,6 +28,7 @@ assert _spec is not None and _spec.loader is not None
 _compiled = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_compiled)  # by path: importing ``engine`` would run its guard
 MANIFEST, MODULES, source_digest = _compiled.MANIFEST, _compiled.MODULES, _compiled.source_digest
+stray_extensions, NATIVE = _compiled.stray_extensions, _compiled.NATIVE
 
 
 def _say(msg: str) -> None:
@@ -47,6 +48,7 @@ class BuildExt(build_ext):
         targets = [Path(self.build_lib) / MANIFEST]  # what a wheel ships beside the extensions
         if self.inplace or getattr(self, "editable_mode", False):
             targets.append(ROOT / MANIFEST)  # the extensions are put beside the sources
+            _remove_strays()
         for target in targets:  # no manifest: the guard runs the sources whatever was built
             target.unlink(missing_ok=True)
         try:
@@ -62,6 +64,14 @@ class BuildExt(build_ext):
             if target.parent.is_dir():
                 target.write_text(text + "\n")
         _say(f"compiled {len(MODULES)} modules of the core with mypyc")
+
+
+def _remove_strays() -> None:
+    """Extensions in the tree of modules no longer compiled: Python would still prefer them to
+    their sources, and the guard checks only the modules it lists."""
+    for path in stray_extensions(ROOT):
+        _say(f"removing {path.relative_to(ROOT)}: no longer compiled")
+        path.unlink()
 
 
 def _ext_modules() -> list:
@@ -80,7 +90,7 @@ def _ext_modules() -> list:
              *(f"{m.replace('.', '/')}.py" for m in MODULES)],
             opt_level="3",
             debug_level="0",
-            group_name="engine._native",
+            group_name=NATIVE.removesuffix("__mypyc"),
         )
     except (Exception, SystemExit) as exc:  # mypy absent, or the type check failed (it exits)
         _say(f"mypyc could not compile the core ({exc}); installing it as plain Python")

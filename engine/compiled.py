@@ -54,6 +54,7 @@ MODULES: tuple[str, ...] = (
     "engine.backtest.clock",
     "engine.backtest.runner",
 )
+NATIVE = "engine._native__mypyc"  # the shared library of the compiled group (setup.py)
 MANIFEST = "engine/_compiled.json"  # relative to the directory that holds ``engine/``
 PURE_ENV = "MULTIPAR_PURE"
 
@@ -116,6 +117,22 @@ def guard(package_dir: Path) -> None:
         return
     _state.update(mode="interpreted", why=why)
     sys.meta_path.insert(0, _FromSource(frozenset(MODULES)))
+
+
+def stray_extensions(root: Path) -> list[Path]:
+    """Extension files under ``root/engine`` of modules not in ``MODULES`` (the list changed
+    since they were built): Python would prefer them to their sources, and ``guard`` looks only
+    at the modules it lists. ``setup.py`` removes them before an in-place build."""
+    keep = {*MODULES, NATIVE}
+    suffixes = sorted(importlib.machinery.EXTENSION_SUFFIXES, key=len, reverse=True)
+    found = []
+    for path in (root / "engine").rglob("*"):
+        suffix = next((x for x in suffixes if path.name.endswith(x)), None)
+        if suffix is not None and path.is_file():
+            name = ".".join(path.relative_to(root).with_name(path.name[: -len(suffix)]).parts)
+            if name not in keep:
+                found.append(path)
+    return found
 
 
 def _digest_or_none(root: Path, module: str) -> str | None:

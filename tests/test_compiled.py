@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib.machinery
 import inspect
 import os
 import shutil
@@ -168,3 +169,20 @@ def test_written_out_inits_take_and_set_every_field(cls: type) -> None:
         a = Decision("k", "S", 1, "open_long", Signal("S", SignalType.BUY))
         b = Decision("k", "S", 1, "open_long", Signal("S", SignalType.BUY))
         assert a.checks == [] and a.checks is not b.checks  # a fresh list each
+
+
+def test_extensions_of_modules_no_longer_listed_are_strays(tmp_path: Path) -> None:
+    """``setup.py`` removes them before an in-place build: a module taken off ``MODULES``
+    must not keep running the extension built when it was on it."""
+    from engine.compiled import NATIVE, stray_extensions
+
+    suffix = sorted(importlib.machinery.EXTENSION_SUFFIXES, key=len)[-1]
+    (tmp_path / "engine" / "core").mkdir(parents=True)
+    (tmp_path / "engine" / "node").mkdir()
+    listed = tmp_path / f"{MODULES[0].replace('.', '/')}{suffix}"
+    shared = tmp_path / f"{NATIVE.replace('.', '/')}{suffix}"
+    stray = tmp_path / "engine" / "node" / f"tick_in{suffix}"
+    for p in (listed, shared, stray, tmp_path / "engine" / "node" / "tick_in.py"):
+        p.write_bytes(b"")
+    assert stray_extensions(tmp_path) == [stray]
+    assert stray_extensions(ROOT) == []  # this tree's build is clean

@@ -148,8 +148,9 @@ def on_message(node: EngineNode, topic: bytes, payload: bytes) -> None:
     node._lat_i = i + 1
 
 
-def refused(node: EngineNode, ps: PairState, st: TopicStats, seq: int, quarantined: bool) -> None:
-    """A decoded tick the core refused: implausible or quarantined (counted by the core too)."""
+def refused(node: EngineNode, ps: PairState, st: TopicStats, seq: int, quarantined: int) -> None:
+    """A decoded tick the core refused: implausible or quarantined (counted by the core too).
+    ``quarantined``: the band's count of quarantined ticks before this one."""
     node.bad_total += 1
     if ps.band.quarantined != quarantined:
         # a price quarantined came in a sound frame: its sequence number counts (no false gap)
