@@ -100,4 +100,4 @@ class BreakoutStrategy(Strategy):
         )
 
 
-register('breakout')(BreakoutStrategy)  # a call, not a decorator: a decorated class cannot be compiled
+register("breakout")(BreakoutStrategy)  # a call, not a decorator: a decorated class cannot be compiled

@@ -78,4 +78,4 @@ class MeanReversionStrategy(Strategy):
         return self.hold(candle, f"inside the bands ({lower:.8g}..{upper:.8g}), RSI {rsi:.1f}")
 
 
-register('mean_reversion')(MeanReversionStrategy)  # a call, not a decorator: a decorated class cannot be compiled
+register("mean_reversion")(MeanReversionStrategy)  # a call, not a decorator: a decorated class cannot be compiled

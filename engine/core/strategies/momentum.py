@@ -82,4 +82,4 @@ class MomentumStrategy(Strategy):
         return self.hold(candle, f"no crossover; {names}, RSI {rsi:.1f}")
 
 
-register('momentum')(MomentumStrategy)  # a call, not a decorator: a decorated class cannot be compiled
+register("momentum")(MomentumStrategy)  # a call, not a decorator: a decorated class cannot be compiled
