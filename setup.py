@@ -14,9 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import sys
-import sysconfig
 from pathlib import Path
 
 from setuptools import setup
@@ -28,16 +26,11 @@ assert _spec is not None and _spec.loader is not None
 _compiled = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_compiled)  # by path: importing ``engine`` would run its guard
 MANIFEST, MODULES, source_digest = _compiled.MANIFEST, _compiled.MODULES, _compiled.source_digest
-stray_extensions, NATIVE = _compiled.stray_extensions, _compiled.NATIVE
+stray_extensions, NATIVE, c_compiler = _compiled.stray_extensions, _compiled.NATIVE, _compiled.c_compiler
 
 
 def _say(msg: str) -> None:
     print(f"multipar-console build: {msg}", file=sys.stderr)
-
-
-def _compiler() -> str | None:
-    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
-    return shutil.which(cc)
 
 
 class BuildExt(build_ext):
@@ -78,7 +71,7 @@ def _ext_modules() -> list:
     if os.environ.get("MULTIPAR_PURE"):
         _say("MULTIPAR_PURE is set: the core installs as plain Python")
         return []
-    if _compiler() is None:
+    if c_compiler() is None:
         _say("no C compiler found: the core installs as plain Python (apt-get install gcc to compile it)")
         return []
     try:

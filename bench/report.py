@@ -129,11 +129,10 @@ def machine() -> dict[str, Any]:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             versions[pkg] = "missing"
-    from engine.compiled import status
+    from engine.compiled import describe
 
-    mode, why = status()
     return {
-        "core": "compiled (mypyc)" if mode == "compiled" else f"interpreted ({why})",
+        "core": describe(),
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "mem_total_mb": mem_kb // 1024,

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from engine.compiled import describe
 from engine.core.config import parse_timeframe
 
 APP_NAME = "multipar-console"
@@ -28,14 +29,6 @@ def package_version() -> str:
         return version(APP_NAME)
     except PackageNotFoundError:
         return "unknown (not installed: pip install -e .)"
-
-
-def core_build() -> str:
-    """Whether the trading core runs compiled (mypyc) or from its sources, and why."""
-    from engine.compiled import status
-
-    mode, why = status()
-    return "core compiled with mypyc" if mode == "compiled" else f"core interpreted: {why}"
 
 
 def default_db_path(environ: dict[str, str] | None = None) -> Path:
@@ -94,7 +87,7 @@ def build_parser(prog: str = APP_NAME, *, daemon: bool = False) -> argparse.Argu
             "reconcile | download | backtest | check-config (each with --help)."
         )
     p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("--version", action="version", version=f"{APP_NAME} {package_version()} ({core_build()})")
+    p.add_argument("--version", action="version", version=f"{APP_NAME} {package_version()} ({describe()})")
     p.add_argument(
         "--demo",
         action="store_true",

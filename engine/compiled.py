@@ -21,7 +21,9 @@ import importlib.machinery
 import importlib.util
 import json
 import os
+import shutil
 import sys
+import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -145,3 +147,15 @@ def _digest_or_none(root: Path, module: str) -> str | None:
 def status() -> tuple[str, str]:
     """("compiled" | "interpreted", why)."""
     return _state["mode"], _state["why"]
+
+
+def describe() -> str:
+    """``status()`` in words, as ``--version`` and the benchmarks print it."""
+    mode, why = status()
+    return "core compiled with mypyc" if mode == "compiled" else f"core interpreted: {why}"
+
+
+def c_compiler() -> str | None:
+    """The C compiler a build would use (``CC``, else Python's own), if it is installed."""
+    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(cc)

@@ -18,7 +18,6 @@ import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import pytest
 
 import engine
 import engine.core.trader
-from engine.compiled import MANIFEST, MODULES, status
+from engine.compiled import MANIFEST, MODULES, c_compiler, status
 from engine.core.candles import Candle
 from engine.core.execution import PendingExit
 from engine.core.models import CheckResult, Decision, Fill, Indicators, Side, Signal, SignalType
@@ -36,11 +35,6 @@ pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILT = (ROOT / MANIFEST).exists()
-
-
-def _compiler() -> str | None:
-    cc = (os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc").split()[0]
-    return shutil.which(cc)
 
 
 def _run(code: str, cwd: Path, **env: str) -> str:
@@ -54,7 +48,7 @@ def _run(code: str, cwd: Path, **env: str) -> str:
 WHERE = "import engine.compiled as c, engine.core.trader as t; print(c.status()[0], t.__file__.rsplit('.', 1)[1])"
 
 
-@pytest.mark.skipif(_compiler() is None, reason="no C compiler: the package installed as plain Python")
+@pytest.mark.skipif(c_compiler() is None, reason="no C compiler: the package installed as plain Python")
 @pytest.mark.skipif(bool(os.environ.get("MULTIPAR_PURE")), reason="MULTIPAR_PURE is set")
 def test_the_core_runs_compiled_where_it_could_be_built() -> None:
     mode, why = status()
