@@ -153,3 +153,77 @@ def test_a_prefix_subscription_watches_every_pair_it_covers(node: tuple[EngineNo
         pub.on_subscription(frame)
         _run(n, clock, 0.02, seq)
         assert pub.watched == want, frame
+
+
+class _CountingStats(dict):  # type: ignore[type-arg]
+    """The node's per-pair stats, counting how many pairs a roll-call scan looks up."""
+
+    looked = 0
+
+    def __getitem__(self, key: str) -> object:
+        self.looked += 1
+        return super().__getitem__(key)
+
+
+def test_a_roll_call_scan_costs_what_it_sends_not_the_number_of_pairs(
+    node: tuple[EngineNode, FakeClock],
+) -> None:
+    """Between refreshes, with no event, a scan looks at no pair at all (at 1,000 pairs the scan of
+    every pair's signature, 20 times a second, cost more than the messages it sent)."""
+    n, clock = node
+    seq: dict[str, int] = {}
+    _run(n, clock, 1.5, seq)  # every pair out once, phases spread
+    pub = n.publisher
+    stats = _CountingStats(n.stats)
+    now = clock.monotonic()
+    due = min(st.last_publish for st in n.stats.values()) + 1.0  # the next refresh
+    sent0 = pub.sent
+    pub._roll_call(n.core, stats, now)  # whatever is due now goes out ...
+    stats.looked = 0
+    sent0 = pub.sent
+    pub._roll_call(n.core, stats, min(now + 0.001, due - 1e-6))  # ... then nothing is due, nothing changed
+    assert stats.looked == 0 and pub.sent == sent0
+    # an event names a pair: only that one is looked at, and it goes out only if it changed
+    sym = SYMBOLS[3]
+    pub._rc_touched.add(sym)
+    pub._roll_call(n.core, stats, min(now + 0.002, due - 1e-6))
+    assert stats.looked == 1 and pub.sent == sent0
+
+
+def test_a_change_no_event_names_still_goes_out_with_the_pair_s_next_refresh(
+    node: tuple[EngineNode, FakeClock],
+) -> None:
+    """The fast path follows the core's events; anything else that changes what the operator acts
+    on (here a mode set behind the commands' back) rides on the pair's refresh, within a second."""
+    n, clock = node
+    sent = _Sent(n)
+    seq: dict[str, int] = {}
+    _run(n, clock, 1.5, seq)
+    sym = SYMBOLS[0]
+    from engine.core.models import PairMode
+
+    n.core.pairs[sym].mode = PairMode.PAUSED  # no ModesChanged
+    sent.log.clear()
+    _run(n, clock, 1.02, seq)
+    mine = [m for m in sent.of(TOPIC_PAIR) if m.symbol == sym]  # type: ignore[attr-defined]
+    assert len(mine) == 1 and mine[0].mode == "PAUSED"  # type: ignore[attr-defined]
+
+
+def test_the_roll_call_follows_pairs_added_and_removed(node: tuple[EngineNode, FakeClock]) -> None:
+    """A reload changes the core's pairs: a removed one is no longer called, an added one is at
+    once (here the pairs dict is edited as the reload leaves it)."""
+    n, clock = node
+    sent = _Sent(n)
+    seq: dict[str, int] = {}
+    _run(n, clock, 1.5, seq)
+    gone = SYMBOLS[5]
+    ps = n.core.pairs.pop(gone)
+    sent.log.clear()
+    _run(n, clock, 2.0, seq)
+    called = Counter(m.symbol for m in sent.of(TOPIC_PAIR))  # type: ignore[attr-defined]
+    assert gone not in called and set(called) == set(SYMBOLS[:5])
+    n.core.pairs[gone] = ps  # back, as a pair never called: due at once
+    n.stats[gone].last_publish = -1e9
+    sent.log.clear()
+    _run(n, clock, 0.06, seq)
+    assert [m.symbol for m in sent.of(TOPIC_PAIR)].count(gone) == 1  # type: ignore[attr-defined]

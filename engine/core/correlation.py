@@ -27,8 +27,10 @@ candles behind the others no longer counts until it catches up).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
+from collections import deque
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -64,8 +66,11 @@ class CorrelationTracker:
         self._keep = window + RETURN_SLACK
         n = len(self.symbols)
         self._R = np.full((n, self._keep), np.nan)  # returns: row = symbol, column = candle time
-        self._col_ts = np.full(self._keep, _NEVER, dtype=np.int64)
         self._col_of: dict[int, int] = {}  # candle ts -> column
+        # (candle ts, column) of the used columns, oldest first: the column a new candle time
+        # takes over is the first, and their order is the table's time order. Candle times
+        # mostly come in order (an append); a late one is inserted in place.
+        self._cols: deque[tuple[int, int]] = deque()
         self._used = 0
         self._order: np.ndarray | None = None  # used columns, oldest candle time first
         self._last_close: dict[str, tuple[int, float]] = {}  # symbol -> (candle ts, close)
@@ -114,25 +119,29 @@ class CorrelationTracker:
         return sum(self.on_close(symbol, ts, c) for ts, c in tail)
 
     def _new_column(self, ts: int) -> int | None:
+        cols = self._cols
         if self._used < self._keep:
             col = self._used
             self._used += 1
         else:
-            col = int(np.argmin(self._col_ts))
-            old = int(self._col_ts[col])
+            old, col = cols[0]
             if old >= ts:
                 return None
+            cols.popleft()
             del self._col_of[old]
             self._R[:, col] = np.nan
             self._epoch += 1
-        self._col_ts[col] = ts
         self._col_of[ts] = col
+        if not cols or cols[-1][0] < ts:
+            cols.append((ts, col))
+        else:  # a candle time older than the newest kept (a symbol closing late)
+            bisect.insort(cols, (ts, col))
         self._order = None
         return col
 
     def _ordered(self) -> np.ndarray:
-        if self._order is None:  # the used columns are 0..used-1: the permutation is the order
-            self._order = np.argsort(self._col_ts[: self._used], kind="stable")
+        if self._order is None:
+            self._order = np.array([col for _ts, col in self._cols], dtype=np.intp)
         return self._order
 
     def _table(self, rows: Sequence[int] | None = None) -> np.ndarray:
