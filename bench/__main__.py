@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = report.machine()
     say(
         f"bench {'--quick ' if args.quick else ''}{','.join(names)} on {machine['nproc']} cores "
-        f"({machine['cpu']}), Python {machine['python']}, core {machine['core']}, load {_loadavg()}"
+        f"({machine['cpu']}), Python {machine['python']}, {machine['core']}, load {_loadavg()}"
     )
     figures: list[Figure] = []
     details: dict[str, Any] = {}

@@ -265,3 +265,44 @@ def test_a_failed_fact_rolls_the_run_back_and_refuses_later_writes(tmp_path: Pat
 
     Store(tmp_path / "engine.sqlite").close()
     assert _indexes(path) == _indexes(tmp_path / "engine.sqlite")  # the rollback kept them
+
+
+def test_the_book_s_fill_ids_answer_as_its_table_does(tmp_path: Path) -> None:
+    """``has_fill`` (asked on every fill) answers from the ids kept beside the run's book: the
+    same answer as a lookup in its fills table, before a fill, after it, for a fill booked twice,
+    after a failed fact rolled the run back, and in a book opened again."""
+    from engine.backtest.book import BacktestBook
+    from engine.core.models import Fill, Position, Side
+    from engine.core.orders import Order
+    from engine.journal.schema import StoreError
+
+    def table(path: Path) -> set[str]:
+        with sqlite3.connect(path) as conn:
+            return {r[0] for r in conn.execute("SELECT fill_id FROM fills")}
+
+    def fact(book: BacktestBook, n: int) -> bool:
+        order = Order(f"o{n}", "BTC/USDT", Side.BUY, 1.0, "signal", f"k{n}", 1000 + n)
+        book.record_order(order)
+        fill = Fill(f"o{n}/F1", f"o{n}", "BTC/USDT", Side.BUY, 1.0, 100.0, 0.1, 1000 + n, "signal")
+        pos = Position("BTC/USDT", qty=float(n), entry=100.0, opened_ts=1000)
+        return book.record_fill(fill, order, pos, {"cash": 1e6 - 100.0 * n, "realised": 0.0, "fees": 0.1 * n})
+
+    path = tmp_path / "book.sqlite"
+    book = BacktestBook(path)
+    book.init_account(1e6, 0)
+    assert not book.has_fill("o1/F1")
+    assert fact(book, 1) and book.has_fill("o1/F1")
+    fill = Fill("o1/F1", "o1", "BTC/USDT", Side.BUY, 1.0, 100.0, 0.1, 1001, "signal")
+    order = Order("o1", "BTC/USDT", Side.BUY, 1.0, "signal", "k1", 1001)
+    assert not book.record_fill(fill, order, Position("BTC/USDT", qty=2.0, entry=100.0), {"cash": 0.0, "realised": 0.0, "fees": 0.0})
+    book.close()
+    assert table(path) == {"o1/F1"}
+
+    again = BacktestBook(path)  # an existing book: its fills are known at open
+    assert again.has_fill("o1/F1") and not again.has_fill("o2/F1")
+    assert fact(again, 2) and again.has_fill("o2/F1")
+    with pytest.raises(StoreError):
+        again.record_event(3, "note", object())  # type: ignore[arg-type]  # the run's transaction goes
+    assert again.has_fill("o1/F1") and not again.has_fill("o2/F1")  # as the rolled-back table says
+    again.close()
+    assert table(path) == {"o1/F1"}
