@@ -82,6 +82,7 @@ from engine.wire.schema import (
 )
 
 if TYPE_CHECKING:
+    from engine.core.execution import PendingExit
     from engine.core.trader import PairState, TradingCore
 
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -144,6 +145,13 @@ def reconcile_msg(r: ReconcileReport) -> ReconcileMsg:
                 d[k] = [x[: MAX_STR - 1] for x in v[:100]]
         pairs.append(PairCheckMsg(**d))
     return ReconcileMsg(r.ts, r.trigger, r.ok, r.error[: MAX_STR - 1], pairs)
+
+
+def _rollcall_sig(ps: PairState, pos: Position | None, ex: PendingExit | None) -> tuple[Any, ...]:
+    """What the operator acts on, as the roll-call compares it: a pair whose signature moved goes
+    out at once (mode, position, pending exit, decision)."""
+    return (ps.mode, pos.qty if pos is not None else 0.0,
+            (ex.blocked or ex.last_error or ex.reason) if ex is not None else None, id(ps.decision))  # fmt: skip
 
 
 def position_msg(p: Position, mark: float) -> PositionMsg:
@@ -326,10 +334,7 @@ class StatePublisher:
             st = stats[sym]
             if st.last_publish < -1e8:
                 continue  # not out yet: the heap has it due now
-            pos = positions.get(sym)
-            ex = exits.get(sym)
-            sig = (ps.mode, pos.qty if pos is not None else 0.0,
-                   (ex.blocked or ex.last_error or ex.reason) if ex is not None else None, id(ps.decision))  # fmt: skip
+            sig = _rollcall_sig(ps, positions.get(sym), exits.get(sym))
             if sig != st.rollcall_sig:
                 self._rc_send(core, ps, st, now, sig)
                 st.last_publish = now  # its heap entry, when popped, finds it not due and moves on
@@ -343,12 +348,8 @@ class StatePublisher:
                 continue
             st = stats[sym]
             if now - st.last_publish >= PAIR_REFRESH_S:
-                pos = positions.get(sym)
-                ex = exits.get(sym)
-                sig = (ps.mode, pos.qty if pos is not None else 0.0,
-                       (ex.blocked or ex.last_error or ex.reason) if ex is not None else None, id(ps.decision))  # fmt: skip
                 first = st.last_publish < -1e8
-                self._rc_send(core, ps, st, now, sig)
+                self._rc_send(core, ps, st, now, _rollcall_sig(ps, positions.get(sym), exits.get(sym)))
                 st.last_publish = now + PAIR_REFRESH_S * self._rc_phase(sym, pairs, n) if first else now
             heapq.heapreplace(heap, (st.last_publish + PAIR_REFRESH_S, sym))
 
