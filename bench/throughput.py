@@ -20,6 +20,10 @@ with no console attached:
   paced, 1,000 pairs   the same pace over 1,000 pairs (50 ticks/s each; three runs, one with
           --quick; no flood): issue 16's per-tick target at its 1,000 pairs, the roll-call of every
           pair once a second and the larger working set included
+  in process, 1,000 pairs   the paced run's split (``bursts_us_per_tick``): a real ``EngineNode`` in
+          this process gets BATCH-tick bursts at the paced rate; the drain of each burst (the
+          intake) and the loop's timers (the roll-call, the portfolio, the heartbeat: per-second
+          work) are timed apart on the thread's CPU clock
   flood   as fast as the bench can send: the engine is saturated, and its handled rate
           (Δ``ticks`` / Δ``ts`` between heartbeats while it is busy) is its capacity; ticks the
           PUB drops at the high-water mark show up as gaps and are reported, not hidden
@@ -27,8 +31,10 @@ with no console attached:
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import zmq
@@ -241,12 +247,10 @@ def _one_run(quick: bool, say: Any, pairs: int = PAIRS, flood: bool = True) -> d
     }
 
 
-def intake_us_per_tick(rounds: int = 6, n: int = 50_000) -> list[float]:
-    """The engine's tick intake in process, on the main thread's CPU clock (little moved by other
-    load on the machine, unlike the process's CPU-seconds): a real ``EngineNode`` on 100 pairs
-    (system clock, SQLite book in a temporary dir) drains ``n`` feed-encoded ticks waiting on its
-    real SUB socket over ipc. Per round: µs per tick of ``EngineNode._drain_ticks``, which is
-    receiving (two frames, framing checked), decode, the core's tick and the bookkeeping."""
+@contextlib.contextmanager
+def _node_in_process(pairs: int) -> Iterator[tuple[Any, zmq.Socket[Any], list[str]]]:
+    """A real ``EngineNode`` on ``pairs`` pairs (system clock, SQLite book in a temporary dir,
+    no warm-up history), its feed socket bound by a PUB of ours: ``(node, pub, symbols)``."""
     import tempfile
     from pathlib import Path
 
@@ -257,14 +261,13 @@ def intake_us_per_tick(rounds: int = 6, n: int = 50_000) -> list[float]:
         def candles(self, symbol: str, timeframe_s: int, limit: int) -> list[Any]:
             return []
 
-    symbols = synthetic_symbols(PAIRS)
+    symbols = synthetic_symbols(pairs)
     pair = {"tier": "STABLE", "strategy": "momentum", "max_position_size_usd": 500}
     cfg = SafeList.model_validate({
         "portfolio": {"capital_usd": 10_000, "correlation_groups": []},
         "engine": {"timeframe": "1m", "history_candles": 0},
         "pairs": dict.fromkeys(symbols, pair),
     })  # fmt: skip
-    out: list[float] = []
     with tempfile.TemporaryDirectory(prefix="mpc-intake-") as tmp:
         ctx = zmq.Context()
         ends = Endpoints(*(f"ipc://{tmp}/{k}" for k in ("fp", "fr", "p", "c")))
@@ -276,31 +279,87 @@ def intake_us_per_tick(rounds: int = 6, n: int = 50_000) -> list[float]:
         try:
             node.bind()
             time.sleep(0.5)  # the SUB's subscriptions reach the PUB
-            seqs = dict.fromkeys(symbols, 0)
-            te0 = int(time.time() * 1000)
-            for r in range(rounds):
-                for m in _encode(symbols, r * n, n, seqs, te0, TARGET_RATE):
-                    pub.send(m)
-                time.sleep(0.5)  # all of them in the SUB's queue
-                base = node.ticks_total
-                t0 = time.thread_time()
-                deadline = time.monotonic() + 30.0
-                while node.ticks_total - base < n and time.monotonic() < deadline:
-                    node._drain_ticks()
-                got = node.ticks_total - base
-                if got:
-                    out.append((time.thread_time() - t0) * 1e6 / got)
+            yield node, pub, symbols
         finally:
             pub.close(0)
             node.close()
             ctx.term()
+
+
+def intake_us_per_tick(rounds: int = 6, n: int = 50_000) -> list[float]:
+    """The engine's tick intake in process, on the main thread's CPU clock (little moved by other
+    load on the machine, unlike the process's CPU-seconds): a real ``EngineNode`` on 100 pairs
+    (system clock, SQLite book in a temporary dir) drains ``n`` feed-encoded ticks waiting on its
+    real SUB socket over ipc. Per round: µs per tick of ``EngineNode._drain_ticks``, which is
+    receiving (two frames, framing checked), decode, the core's tick and the bookkeeping."""
+    out: list[float] = []
+    with _node_in_process(PAIRS) as (node, pub, symbols):
+        seqs = dict.fromkeys(symbols, 0)
+        te0 = int(time.time() * 1000)
+        for r in range(rounds):
+            for m in _encode(symbols, r * n, n, seqs, te0, TARGET_RATE):
+                pub.send(m)
+            time.sleep(0.5)  # all of them in the SUB's queue
+            base = node.ticks_total
+            t0 = time.thread_time()
+            deadline = time.monotonic() + 30.0
+            while node.ticks_total - base < n and time.monotonic() < deadline:
+                node._drain_ticks()
+            got = node.ticks_total - base
+            if got:
+                out.append((time.thread_time() - t0) * 1e6 / got)
     return out
+
+
+def bursts_us_per_tick(pairs: int = WIDE_PAIRS, rounds: int = 4, n: int = 50_000) -> tuple[list[float], list[float]]:
+    """The paced run's split, in process: ``(intake, timers)`` µs per tick, one sample per round.
+    Ticks come in ``BATCH``-tick bursts at about the paced rate (the thread spins between them,
+    so no sleep or wake-up is in it); each burst is drained (``_drain_ticks``, the intake) and the
+    loop's timers run once (``tick_timers``: the core's timer, the roll-call, the portfolio, the
+    heartbeat), each on the thread's CPU clock. The timers' work is paid per second, not per tick:
+    at ``pairs`` pairs it is mostly the roll-call's state of every pair once a second."""
+    intake: list[float] = []
+    timers: list[float] = []
+    with _node_in_process(pairs) as (node, pub, symbols):
+        seqs = dict.fromkeys(symbols, 0)
+        te0 = int(time.time() * 1000)
+        drain, tick_timers = node._drain_ticks, node.tick_timers
+        for r in range(-1, rounds):  # round -1 is not kept: the first roll-call sends every pair at once
+            msgs = _encode(symbols, (r + 1) * n, n, seqs, te0, TARGET_RATE)
+            t_in = t_tm = 0.0
+            got = 0
+            next_at = time.perf_counter()
+            for k in range(0, n, BATCH):
+                for m in msgs[k : k + BATCH]:
+                    pub.send(m)
+                next_at += BATCH / TARGET_RATE
+                while time.perf_counter() < next_at:
+                    pass  # spin: the burst crosses the socket meanwhile
+                base = node.ticks_total
+                want = min(BATCH, n - k)
+                deadline = time.monotonic() + 5.0
+                t0 = time.thread_time()
+                while node.ticks_total - base < want and time.monotonic() < deadline:
+                    drain()
+                t1 = time.thread_time()
+                tick_timers()
+                t_tm += time.thread_time() - t1
+                t_in += t1 - t0
+                got += node.ticks_total - base
+            if got and r >= 0:
+                intake.append(t_in * 1e6 / got)
+                timers.append(t_tm * 1e6 / got)
+    return intake, timers
 
 
 def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
     runs = 1 if quick else 5  # the paced figure moves by 2x between runs on a shared VM
     intake = intake_us_per_tick(3 if quick else 6)
     say("throughput intake in process: " + ", ".join(f"{x:.2f}" for x in intake) + " µs per tick")
+    b_intake, b_timers = bursts_us_per_tick(rounds=2 if quick else 4)
+    say(f"throughput in process, {WIDE_PAIRS:,} pairs in {BATCH}-tick bursts: intake "
+        + ", ".join(f"{x:.2f}" for x in b_intake) + " µs per tick, the loop's timers "
+        + ", ".join(f"{x:.2f}" for x in b_timers) + " µs per tick")  # fmt: skip
     results = []
     for _ in range(runs):
         try:
@@ -327,6 +386,28 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             missing="" if intake else "no tick drained",
             note="main thread CPU per tick of EngineNode._drain_ticks over 50,000 ticks waiting on its SUB "
             "socket (ipc), one sample per round; the libzmq I/O thread and the loop's wake-ups are not in it",
+        ),
+        Figure(
+            f"throughput.burst_intake_us_per_tick.{WIDE_PAIRS}",
+            f"engine tick intake in process, {WIDE_PAIRS:,} pairs, {BATCH}-tick bursts",
+            "µs",
+            "",
+            None,
+            b_intake,
+            missing="" if b_intake else "no tick drained",
+            note=f"as the intake figure, the ticks coming in bursts at about 50k ticks/s (the paced run's "
+            f"shape) over {WIDE_PAIRS:,} pairs; the loop's timers are the next figure",
+        ),
+        Figure(
+            f"throughput.timers_us_per_tick.{WIDE_PAIRS}",
+            f"the engine loop's timers per tick, in process, {WIDE_PAIRS:,} pairs, 50k ticks/s",
+            "µs",
+            "",
+            None,
+            b_timers,
+            missing="" if b_timers else "no tick drained",
+            note="EngineNode.tick_timers once per burst (core timer, roll-call, portfolio, heartbeat), "
+            "per tick handled: per-second work, mostly the roll-call of every pair once a second",
         ),
         Figure(
             "throughput.cpu_us_per_tick",
