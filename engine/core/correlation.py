@@ -40,7 +40,6 @@ from engine.core import correlation_math as cm
 logger = logging.getLogger(__name__)
 
 RETURN_SLACK = 16  # candle times kept beyond the window, for symbols closing a little late
-_NEVER = np.iinfo(np.int64).min
 
 
 class CorrelationTracker:

@@ -203,8 +203,8 @@ class Message:
         a None left out where None is the field's default.
 
         The first call on a class writes that class's own ``to_wire`` (``_compile_out``): one
-        line per field instead of a loop over them, which was a third of building a pair's
-        state (the roll-call sends every pair once a second)."""
+        line per field instead of a loop over them, which was about a quarter of building and
+        sending a pair's state (the roll-call sends every pair once a second)."""
         return type(self)._compile_out()(self, versioned)
 
     @classmethod
