@@ -176,18 +176,25 @@ def test_a_roll_call_scan_costs_what_it_sends_not_the_number_of_pairs(
     pub = n.publisher
     stats = _CountingStats(n.stats)
     now = clock.monotonic()
-    due = min(st.last_publish for st in n.stats.values()) + 1.0  # the next refresh
-    sent0 = pub.sent
     pub._roll_call(n.core, stats, now)  # whatever is due now goes out ...
+    due = min(st.last_publish for st in n.stats.values()) + 1.0  # ... and the next refresh is later
+    assert due > now
     stats.looked = 0
     sent0 = pub.sent
-    pub._roll_call(n.core, stats, min(now + 0.001, due - 1e-6))  # ... then nothing is due, nothing changed
+    pub._roll_call(n.core, stats, now + (due - now) / 3)  # nothing due, nothing changed
     assert stats.looked == 0 and pub.sent == sent0
     # an event names a pair: only that one is looked at, and it goes out only if it changed
     sym = SYMBOLS[3]
     pub._rc_touched.add(sym)
-    pub._roll_call(n.core, stats, min(now + 0.002, due - 1e-6))
+    pub._roll_call(n.core, stats, now + 2 * (due - now) / 3)
     assert stats.looked == 1 and pub.sent == sent0
+    from engine.core.models import PairMode
+
+    n.core.pairs[sym].mode = PairMode.PAUSED  # named by the next event: it changed, so it goes out
+    pub._rc_touched.add(sym)
+    stats.looked = 0
+    pub._roll_call(n.core, stats, now + 5 * (due - now) / 6)
+    assert stats.looked == 1 and pub.sent == sent0 + 1
 
 
 def test_a_change_no_event_names_still_goes_out_with_the_pair_s_next_refresh(

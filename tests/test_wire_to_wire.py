@@ -1,7 +1,7 @@
 """``Message.to_wire`` against the rule it implements, written out plainly here.
 
-The codec turns a message into a map with a per-class cached field list and a fast path for
-plain values (engine/wire/codec.py); the rule is the one it had before that: every field in
+The codec turns a message into a map with a ``to_wire`` it generates for each class on first use,
+one line per field (engine/wire/codec.py); the rule is the one it had before that: every field in
 declaration order, nested messages (alone, in lists, in dict values) as maps without ``v``, and
 a None left out only where None is the field's default. Every message class of the schema is
 checked, with its fields filled from a seeded generator (None, scalars, nested messages, lists)
@@ -97,3 +97,23 @@ def test_a_none_is_kept_where_none_is_not_the_default() -> None:
     wire = msg.to_wire()
     assert "ind" in wire and wire["ind"] is None
     assert "last" not in wire  # None is last's default: left out
+
+
+def test_a_subclass_of_a_class_already_written_out_gets_its_own_fields() -> None:
+    """A class's generated ``to_wire`` is installed on that class: a subclass made after it was
+    generated must not inherit it (it would leave the subclass's own fields out)."""
+
+    @dataclasses.dataclass(slots=True)
+    class Parent(Message):
+        a: int
+        b: str | None = None
+
+    assert Parent(1).to_wire() == {"v": ENGINE_WIRE_VERSION, "a": 1}  # Parent's is generated now
+
+    @dataclasses.dataclass(slots=True)
+    class Child(Parent):
+        c: float = 1.5
+
+    assert Child(2, "x").to_wire() == {"v": ENGINE_WIRE_VERSION, "a": 2, "b": "x", "c": 1.5}
+    assert Child(3).to_wire(versioned=False) == reference(Child(3), versioned=False)
+    assert Parent(4, "y").to_wire() == {"v": ENGINE_WIRE_VERSION, "a": 4, "b": "y"}

@@ -70,7 +70,6 @@ class CorrelationTracker:
         # takes over is the first, and their order is the table's time order. Candle times
         # mostly come in order (an append); a late one is inserted in place.
         self._cols: deque[tuple[int, int]] = deque()
-        self._used = 0
         self._order: np.ndarray | None = None  # used columns, oldest candle time first
         self._last_close: dict[str, tuple[int, float]] = {}  # symbol -> (candle ts, close)
         self._ver = [0] * n  # per symbol: bumped on every new return
@@ -119,9 +118,8 @@ class CorrelationTracker:
 
     def _new_column(self, ts: int) -> int | None:
         cols = self._cols
-        if self._used < self._keep:
-            col = self._used
-            self._used += 1
+        if len(cols) < self._keep:  # a column never used yet: they are taken 0, 1, 2, ...
+            col = len(cols)
         else:
             old, col = cols[0]
             if old >= ts:

@@ -178,12 +178,11 @@ class StatePublisher:
         self._last_scan = -1e9
         # the roll-call (see _roll_call)
         self._rc_due: list[tuple[float, str]] = []  # heap: (when the pair is next due, symbol)
-        self._rc_syms: set[str] = set()  # the pairs the heap was built for
         self._rc_sync_at = -1e9  # when the heap's pairs were last compared with the core's
         self._rc_touched: set[str] = set()  # pairs an event named since the last scan
-        self._rc_all = True  # look at every pair's signature at the next scan
+        self._rc_all = False  # look at every pair's signature at the next scan (a reconciliation)
         self._rc_exits: set[str] = set()  # pairs with a pending exit at the last scan
-        self._rc_phases: dict[str, float] = {}  # symbol -> its place in the second (_rc_phase)
+        self._rc_phases: dict[str, float] = {}  # the heap's pairs -> their place in the second (0 … <1)
 
     def send(self, topic: bytes, msg: Message) -> None:
         seq = self._seq.get(topic, 0) + 1
@@ -315,7 +314,7 @@ class StatePublisher:
         pairs an event named since the last scan, or with a pending exit now or then, have their
         signature compared (at 1,000 pairs the full scan cost 0.4 ms twenty times a second)."""
         pairs = core.pairs
-        if len(pairs) != len(self._rc_syms) or now - self._rc_sync_at >= PAIR_REFRESH_S:
+        if len(pairs) != len(self._rc_phases) or now - self._rc_sync_at >= PAIR_REFRESH_S:
             self._rc_sync(pairs, stats, now)  # a reload added or removed pairs?
         positions = core.portfolio.positions
         exits = core.execution.exits
@@ -339,7 +338,6 @@ class StatePublisher:
                 self._rc_send(core, ps, st, now, sig)
                 st.last_publish = now  # its heap entry, when popped, finds it not due and moves on
         heap = self._rc_due
-        n = len(pairs)
         while heap and heap[0][0] <= now:
             sym = heap[0][1]
             ps = pairs.get(sym)
@@ -350,27 +348,22 @@ class StatePublisher:
             if now - st.last_publish >= PAIR_REFRESH_S:
                 first = st.last_publish < -1e8
                 self._rc_send(core, ps, st, now, _rollcall_sig(ps, positions.get(sym), exits.get(sym)))
-                st.last_publish = now + PAIR_REFRESH_S * self._rc_phase(sym, pairs, n) if first else now
+                st.last_publish = now + PAIR_REFRESH_S * self._rc_phases[sym] if first else now
             heapq.heapreplace(heap, (st.last_publish + PAIR_REFRESH_S, sym))
 
     def _rc_send(self, core: TradingCore, ps: PairState, st: TopicStats, now: float, sig: tuple[Any, ...]) -> None:
         self.send(TOPIC_PAIR, self.pair_state(core, ps, st, now, closes=False))
         st.rollcall_sig = sig
 
-    def _rc_phase(self, sym: str, pairs: dict[str, PairState], n: int) -> float:
-        """Where in the second a pair's refreshes fall: its place in the safe list (0 … <1)."""
-        phases = self._rc_phases
-        if len(phases) != n or sym not in phases:
-            self._rc_phases = phases = {s: i / n for i, s in enumerate(pairs)}
-        return phases.get(sym, 0.0)
-
     def _rc_sync(self, pairs: dict[str, PairState], stats: dict[str, TopicStats], now: float) -> None:
         """The heap rebuilt when the core's pairs are not the ones it was built for (a reload):
-        a pair never sent is due now, the others when their second is up."""
+        a pair never sent is due now, the others when their second is up. A pair's first message
+        sets its phase, its place in the safe list."""
         self._rc_sync_at = now
-        if self._rc_syms == pairs.keys():
+        if self._rc_phases.keys() == pairs.keys():
             return
-        self._rc_syms = set(pairs)
+        n = len(pairs)
+        self._rc_phases = {sym: i / n for i, sym in enumerate(pairs)}
         heap = []
         for sym in pairs:
             last = stats[sym].last_publish

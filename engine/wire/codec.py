@@ -146,12 +146,10 @@ class Message:
 
     __slots__ = ()
     _spec: ClassVar[tuple[tuple[str, Check, bool, Any], ...]]
-    _out: ClassVar[tuple[tuple[str, bool], ...]]  # (field, left out when None) for to_wire
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         cls._spec = ()  # compiled lazily: annotations may name classes defined later
-        cls._out = ()  # likewise: the dataclass decorator runs after this
         if "to_wire" not in cls.__dict__:  # not a parent's generated one: its own, at first use
             cls.to_wire = Message.to_wire  # type: ignore[method-assign]
 
@@ -213,9 +211,9 @@ class Message:
         are Python identifiers: dataclass fields). Each field, in order: None is left out when
         the field defaults to None, else sent as nil; a value msgpack takes as it is goes as it
         is; anything else (a nested message, a list, a map) through ``_plain``."""
-        cls._out = tuple((f.name, f.default is None) for f in fields(cls))  # type: ignore[arg-type]
         lines = ["def to_wire(self, versioned=True):", f"    out = {{'v': {ENGINE_WIRE_VERSION}}} if versioned else {{}}"]
-        for name, omit_none in cls._out:
+        for f in fields(cls):  # type: ignore[arg-type]
+            name, omit_none = f.name, f.default is None
             assert name.isidentifier(), name
             lines += [
                 f"    x = self.{name}",
