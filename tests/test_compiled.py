@@ -175,8 +175,8 @@ def test_extensions_of_modules_no_longer_listed_are_strays(tmp_path: Path) -> No
     (tmp_path / "engine" / "node").mkdir()
     listed = tmp_path / f"{MODULES[0].replace('.', '/')}{suffix}"
     shared = tmp_path / f"{NATIVE.replace('.', '/')}{suffix}"
-    stray = tmp_path / "engine" / "node" / f"tick_in{suffix}"
-    for p in (listed, shared, stray, tmp_path / "engine" / "node" / "tick_in.py"):
+    stray = tmp_path / "engine" / "node" / f"service{suffix}"
+    for p in (listed, shared, stray, tmp_path / "engine" / "node" / "service.py"):
         p.write_bytes(b"")
     assert stray_extensions(tmp_path) == [stray]
     assert stray_extensions(ROOT) == []  # this tree's build is clean

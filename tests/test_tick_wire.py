@@ -9,15 +9,19 @@ import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
 import zmq
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.core.candles import Candle
 from engine.core.config import SafeList
 from engine.node.service import Endpoints, EngineNode
-from feed.wire import Tick, encode_tick_v2, tick_frame
+from engine.node.tick_in import well_formed_tick
+from feed.wire import Tick, WireError, encode_tick_v2, tick_fields, tick_frame
 from tests.core_harness import FakeClock
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
@@ -141,3 +145,75 @@ def test_a_bad_array_is_counted_and_dropped_and_the_next_good_tick_is_used(
     clock.advance(500)
     n.on_message(ETH.encode(), msgpack.packb([2, 2, clock.ms, 0, 100, 101, 100, 0, 0]))
     assert n.ticks_total == 2 and n.core.pairs[ETH].ask == 101.0 and type(n.core.pairs[ETH].ask) is float
+
+
+def test_the_socket_s_bad_arrays_are_counted_and_dropped_and_an_integer_price_is_used(
+    node: tuple[EngineNode, FakeClock], pub: zmq.Socket
+) -> None:
+    """The hot path (``drain_ticks``) on tick frames: what its fast path refuses goes through the
+    named checks, so a bad array is one bad message and an integer price is converted and used."""
+    n, clock = node
+    seq = _joined(n, clock, pub)
+    clock.advance(500)
+    good = [3, seq + 1, clock.ms, 0, 100.0, 100.5, 100.25, 1.0, 1.0]
+    bad_arrays = [
+        good[:5],
+        [4, *good[1:]],
+        [True, *good[1:]],
+        [3, seq + 1, clock.ms, 0, math.nan, 100.5, 100.25, 1.0, 1.0],
+        [3, seq + 1, clock.ms, 0, 101.0, 100.5, 100.25, 1.0, 1.0],  # crossed
+        [3, seq + 1, clock.ms, 0, 100.0, 100.5, 100.25, 1.0, math.inf],
+    ]
+    before_bad, before_ticks = n.bad_total, n.ticks_total
+    for arr in bad_arrays:
+        pub.send(ETH.encode() + b"\0" + msgpack.packb(arr))
+    pub.send(ETH.encode() + b"\0\xc1garbage")
+    pub.send(ETH.encode() + b"\0" + msgpack.packb([3, seq + 1, clock.ms, 0, 100, 102, 101, 0, 0]))
+    time.sleep(0.1)
+    n._drain_ticks()
+    ps = n.core.pairs[ETH]
+    assert (n.bad_total - before_bad, n.ticks_total - before_ticks) == (len(bad_arrays) + 1, 1)
+    assert (ps.bid, ps.ask, ps.last) == (100.0, 102.0, 101.0) and type(ps.ask) is float
+    assert n.stats[ETH].expected_seq == seq + 2
+
+
+_FIELD = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.sampled_from([0, 1, 2, 3, 4, 0.0, -0.0, 1e12, 1e18, 2**63 - 1, 2**63, True, None, "1"]),
+)
+_NEAR = st.tuples(  # arrays near the limits: every field the right type, some out of range
+    st.sampled_from([2, 3]), st.integers(0, 2**63), st.integers(0, 2**43), st.integers(0, 2**63),
+    *[st.floats(0, 2e12)] * 3, *[st.floats(0, 2e18)] * 2,
+).map(list)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    arr=st.one_of(st.lists(_FIELD, min_size=8, max_size=10), _NEAR))
+def test_the_fast_path_accepts_what_the_named_checks_return_unchanged_and_nothing_else(arr: list[Any]) -> None:
+    """``well_formed_tick`` (compiled: the intake's fast path) is ``tick_fields``' fast path
+    written out again. What it accepts, ``tick_fields`` returns field for field, types included;
+    what ``tick_fields`` returns exactly as it came (no integer price converted), it accepts."""
+    payload = msgpack.packb(arr)
+    ok, *fields = well_formed_tick(payload)
+    try:
+        named = tick_fields(b"X", payload)
+    except WireError:
+        named = None
+    if ok:
+        assert named is not None
+        assert [(type(x), x) for x in fields] == [(type(x), x) for x in named[1:8]]
+    raw = msgpack.unpackb(payload)
+    if named is not None and [(type(x), x) for x in named] == [(type(x), x) for x in raw]:
+        assert ok
+    if named is None:
+        assert not ok
+
+
+@settings(max_examples=500, deadline=None)
+@given(payload=st.binary(max_size=80))
+def test_the_fast_path_refuses_garbage_without_raising(payload: bytes) -> None:
+    ok, *_ = well_formed_tick(payload)
+    if ok:
+        assert tick_fields(b"X", payload)[0] in (2, 3)
