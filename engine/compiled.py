@@ -56,6 +56,7 @@ MODULES: tuple[str, ...] = (
     "engine.backtest.clock",
     "engine.backtest.runner",
     "engine.node.tick_in",
+    "engine.node.clock",
 )
 NATIVE = "engine._native__mypyc"  # the shared library of the compiled group (setup.py)
 MANIFEST = "engine/_compiled.json"  # relative to the directory that holds ``engine/``

@@ -1,4 +1,7 @@
-"""The system clock, as the trading core's ``Clock`` port (the core never reads it itself)."""
+"""The system clock, as the trading core's ``Clock`` port (the core never reads it itself).
+
+Compiled with the core (``engine/compiled.py``): ``TradingCore.on_tick`` reads it twice a tick,
+and a compiled method costs about a tenth of a microsecond less a call than an interpreted one."""
 
 from __future__ import annotations
 
