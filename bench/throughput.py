@@ -24,6 +24,9 @@ with no console attached:
           this process gets BATCH-tick bursts at the paced rate; the drain of each burst (the
           intake) and the loop's timers (the roll-call, the portfolio, the heartbeat: per-second
           work) are timed apart on the thread's CPU clock
+  receive floor   the paced run's ticks over 1,000 pairs to ``bench/receive_floor.py``, a Python
+          SUB that only polls and receives (two runs, one with --quick): what the paced figure
+          holds before the engine decodes anything
   flood   as fast as the bench can send: the engine is saturated, and its handled rate
           (Δ``ticks`` / Δ``ts`` between heartbeats while it is busy) is its capacity; ticks the
           PUB drops at the high-water mark show up as gaps and are reported, not hidden
@@ -32,7 +35,11 @@ with no console attached:
 from __future__ import annotations
 
 import contextlib
+import json
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -42,6 +49,7 @@ import zmq
 from bench.report import Figure
 from bench.stack import (
     CLK_TCK,
+    ROOT,
     CpuWindow,
     Stack,
     StateReader,
@@ -139,6 +147,24 @@ def _gaps(reader: StateReader, symbols: list[str]) -> int:
     return sum(int(reader.pairs.get(s, {}).get("gaps", 0)) for s in symbols)
 
 
+def _send_paced(
+    send: Any, symbols: list[str], n: int, seqs: dict[str, int], te0: int
+) -> tuple[list[tuple[int, int]], float]:
+    """``n`` ticks round-robin over ``symbols`` at ``TARGET_RATE``, in ``BATCH``-tick bursts
+    encoded as they go (600,000 ticks held at once would be ~100 MB): the feed's own cost per
+    tick rides along, as in a real feed. ``([(time_ns, sent so far)] per burst, seconds)``."""
+    sends: list[tuple[int, int]] = []
+    t0 = time.perf_counter()
+    for i in range(0, n, BATCH):
+        due = t0 + i / TARGET_RATE
+        while (now := time.perf_counter()) < due:
+            time.sleep(min(due - now, 0.002))
+        for m in _encode(symbols, i, min(BATCH, n - i), seqs, te0, TARGET_RATE):
+            send(m)
+        sends.append((time.time_ns(), min(i + BATCH, n)))
+    return sends, time.perf_counter() - t0
+
+
 def _one_run(quick: bool, say: Any, pairs: int = PAIRS, flood: bool = True) -> dict[str, Any]:
     symbols = synthetic_symbols(pairs)
     paced_n = int(TARGET_RATE * (PACED_QUICK_S if quick else PACED_S))
@@ -163,22 +189,12 @@ def _one_run(quick: bool, say: Any, pairs: int = PAIRS, flood: bool = True) -> d
             base = _quiet(reader, 0, 3.0)
             hb_paced = len(reader.heartbeats)
 
-            # -- paced at the target rate, encoded burst by burst (600,000 ticks held at once
-            # would be ~100 MB): the feed's own cost per tick rides along, as in a real feed
+            # -- paced at the target rate
             pid = st.pid("engine")
             cpu = CpuWindow({"engine": pid})
             cpu0, main0 = cpu_seconds(pid), _main_thread_cpu(pid)
             cpu.start()
-            sends: list[tuple[int, int]] = []
-            t0 = time.perf_counter()
-            for i in range(0, paced_n, BATCH):
-                due = t0 + i / TARGET_RATE
-                while (now := time.perf_counter()) < due:
-                    time.sleep(min(due - now, 0.002))
-                for m in _encode(symbols, i, min(BATCH, paced_n - i), seqs, te0, TARGET_RATE):
-                    send(m)
-                sends.append((time.time_ns(), min(i + BATCH, paced_n)))
-            paced_s = time.perf_counter() - t0
+            sends, paced_s = _send_paced(send, symbols, paced_n, seqs, te0)
             end_ns = time.time_ns()
             handled_paced = _quiet(reader, base + paced_n, 15.0) - base
             cpu1, main1 = cpu_seconds(pid), _main_thread_cpu(pid)
@@ -251,7 +267,6 @@ def _one_run(quick: bool, say: Any, pairs: int = PAIRS, flood: bool = True) -> d
 def _node_in_process(pairs: int) -> Iterator[tuple[Any, zmq.Socket[Any], list[str]]]:
     """A real ``EngineNode`` on ``pairs`` pairs (system clock, SQLite book in a temporary dir,
     no warm-up history), its feed socket bound by a PUB of ours: ``(node, pub, symbols)``."""
-    import tempfile
     from pathlib import Path
 
     from engine.core.config import SafeList
@@ -284,6 +299,40 @@ def _node_in_process(pairs: int) -> Iterator[tuple[Any, zmq.Socket[Any], list[st
             pub.close(0)
             node.close()
             ctx.term()
+
+
+def receive_floor(pairs: int = WIDE_PAIRS, quick: bool = False) -> dict[str, Any]:
+    """The paced run's ticks over ``pairs`` pairs sent to a bare Python subscriber
+    (bench/receive_floor.py) instead of the engine: its CPU per message, all threads
+    (``cpu_us_per_msg``) and its main thread (``main_us_per_msg``)."""
+    symbols = synthetic_symbols(pairs)
+    n = int(TARGET_RATE * (PACED_QUICK_S if quick else PACED_S))
+    with tempfile.TemporaryDirectory(prefix="mpb-floor-") as d:
+        endpoint = f"ipc://{d}/feed.pub"
+        pub = zmq.Context.instance().socket(zmq.XPUB)
+        pub.setsockopt(zmq.SNDHWM, FEED_HWM)
+        pub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.bind(endpoint)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.receive_floor", endpoint, str(n), *symbols],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            subs = _wait_subscribers(pub, pairs, 30.0)
+            if subs < pairs:
+                raise RuntimeError(f"the bare subscriber subscribed to {subs} of {pairs} pairs within 30 s")
+            _send_paced(pub.send, symbols, n, dict.fromkeys(symbols, 0), int(time.time() * 1000))
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            pub.close(0)
+    res: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    if res["received"] < n:
+        raise RuntimeError(f"the bare subscriber received {res['received']:,} of {n:,} ticks")
+    return res
 
 
 def intake_us_per_tick(rounds: int = 6, n: int = 50_000) -> list[float]:
@@ -372,6 +421,14 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
             wide.append(_one_run(quick, say, WIDE_PAIRS, flood=False))
         except Exception as exc:
             say(f"throughput run at {WIDE_PAIRS} pairs failed: {exc}")
+    floor: list[dict[str, Any]] = []  # the same pace to a subscriber that only receives
+    for _ in range(1 if quick else 2):
+        try:
+            floor.append(receive_floor(WIDE_PAIRS, quick))
+            say(f"throughput receive floor, {WIDE_PAIRS:,} pairs: a bare Python SUB took "
+                f"{floor[-1]['cpu_us_per_msg']:.2f} CPU-µs per tick ({floor[-1]['main_us_per_msg']:.2f} in its main thread)")  # fmt: skip
+        except Exception as exc:
+            say(f"throughput receive floor failed: {exc}")
     missing = "" if results else "every run failed (see the log above)"
     cpu = [r["paced_engine_cpu_pct"] for r in results if r["paced_engine_cpu_pct"] is not None]
     cpu_tick = [r["paced_cpu_us_per_tick"] for r in results if r["paced_cpu_us_per_tick"] is not None]
@@ -441,6 +498,22 @@ def run(quick: bool, say: Any) -> tuple[list[Figure], dict[str, Any]]:
                 f"lost {sum(r['paced_lost'] for r in wide)}): the roll-call of every pair once a second "
                 f"and the state of {WIDE_PAIRS:,} pairs are in it"
                 if wide
+                else ""
+            ),
+        ),
+        Figure(
+            f"throughput.receive_floor_us_per_tick.{WIDE_PAIRS}",
+            f"a bare Python subscriber's CPU per tick, 50k ticks/s paced, {WIDE_PAIRS:,} pairs",
+            "µs",
+            "",
+            None,
+            [r["cpu_us_per_msg"] for r in floor],
+            missing="" if floor else "every run failed (see the log above)",
+            note=(
+                "bench/receive_floor.py: the paced run's ticks to a process that only polls and receives "
+                f"(main thread {statistics.median(r['main_us_per_msg'] for r in floor):.2f} µs, the rest "
+                "libzmq's I/O thread): the part of the engine's figure paid before a tick is decoded"
+                if floor
                 else ""
             ),
         ),
