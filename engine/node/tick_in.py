@@ -144,7 +144,7 @@ def well_formed_tick(payload: bytes) -> tuple[bool, int, int, int, float, float,
     and ints, every field in range, tick version 3 or 2), else ``(False, ...)``: the caller then
     hands the payload to ``feed.wire.tick_fields``, which converts what it can and names what is
     wrong. Compiled, the fields come back unboxed, straight into ``TradingCore.on_tick``: this is
-    ``tick_fields``' fast path written out again (``tests/test_tick_in.py`` holds the two equal:
+    ``tick_fields``' fast path written out again (``tests/test_tick_wire.py`` holds the two equal:
     what this accepts, ``tick_fields`` returns the same)."""
     try:
         m = _unpackb(payload)
