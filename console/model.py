@@ -9,7 +9,7 @@ messages (``engine.wire.schema``, already validated by ``from_wire``) and marks 
 
 Every fact shown is the engine's: staleness, halted, daily PnL, the correlation gauge, a
 decision's reasons. The console adds only what it alone knows: how long ago a message arrived
-(a pair whose state is older than ``PAIR_SILENT_S`` is shown STALE: the engine is not speaking)
+(a pair whose state is older than ``pair_silent_s(n)`` is shown STALE: the engine is not speaking)
 and the state of its own children.
 
 On attach, ``apply_snapshot`` sets everything from the engine's ``SnapshotMsg`` (its state and
@@ -32,6 +32,7 @@ from console.eventlog import EventLine
 from console.model_types import Ack, Backend, ChildStatus, PairView
 from console.reconcile_state import ReconcileHolder
 from console.venue import venue_news
+from engine.wire.liveness import pair_silent_s
 from engine.wire.schema import (
     DecisionMsg,
     FillMsg,
@@ -114,6 +115,7 @@ class ConsoleModel(ReconcileHolder):
                 strategy=str(meta.get("strategy", "")),
             )
             self.pairs[s] = PairView(s, placeholder)
+        self.pairs_changed()
         self.portfolio: PortfolioMsg | None = None  # None until the engine's first snapshot
         self.portfolio_at: float | None = None
         # The engine's verdict (``PortfolioMsg.halted``), set at once by a kill/re-arm ack.
@@ -156,6 +158,13 @@ class ConsoleModel(ReconcileHolder):
         d = self.chart_dirty
         self.chart_dirty = set()
         return d
+
+    def pairs_changed(self) -> None:
+        """After the pairs were set or a reload changed them: each pair's silence threshold
+        follows their number, as the engine's roll-call period does (engine/wire/liveness.py)."""
+        silent = pair_silent_s(len(self.pairs))
+        for pv in self.pairs.values():
+            pv.silent_after_s = silent
 
     def _reject(self, topic: str, reason: str) -> None:
         self.malformed += 1

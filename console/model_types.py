@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from engine.wire.liveness import PAIR_SILENT_S
+from engine.wire.liveness import pair_silent_s
 from engine.wire.schema import OrderMsg, PairStateMsg
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ class PairView:
     received_at: float | None = None  # model clock when the last state arrived; None = none yet
     updates: int = 0
     order: OrderMsg | None = None  # the pair's latest order update
+    silent_after_s: float = field(default_factory=lambda: pair_silent_s(0))  # set by the model from its pair count
 
     def tick_age_s(self, now: float) -> float | None:
         """Age of the latest tick now: the age the engine reported plus time since it arrived."""
@@ -40,10 +41,10 @@ class PairView:
         return age_ms / 1000.0 + max(0.0, now - self.received_at)
 
     def is_stale(self, now: float) -> bool:
-        """The engine's verdict, or no state yet, or none for ``PAIR_SILENT_S`` (the engine
-        republishes every pair at least every ``PAIR_REFRESH_S``: it is not speaking)."""
+        """The engine's verdict, or no state yet, or none for ``silent_after_s`` (the engine
+        republishes every pair at least every ``pair_refresh_s(n)``: it is not speaking)."""
         at = self.received_at
-        return self.state.stale or at is None or now - at > PAIR_SILENT_S
+        return self.state.stale or at is None or now - at > self.silent_after_s
 
     def badge(self, now: float) -> str:
         """The one state word a compact row shows: HALTED > STALE > PAUSED/REDUCING > ACTIVE."""

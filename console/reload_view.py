@@ -30,5 +30,6 @@ def set_pairs(model: Any, cfg: Any) -> tuple[list[str], list[str]]:
             del model.pairs[s]
             removed.append(s)
     model.symbols[:] = list(model.pairs)
+    model.pairs_changed()
     model.dirty.update(model.symbols)
     return added, removed

@@ -715,6 +715,34 @@ def test_staleness_is_the_engines_verdict_or_its_silence() -> None:
     assert pv.badge(clock()) == "HALTED"
 
 
+def test_a_pair_s_silence_follows_the_roll_call_s_period_at_any_number_of_pairs() -> None:
+    """Above the roll-call's budget the engine refreshes each quiet pair less often than once a
+    second (engine/wire/liveness.py); the console waits as many periods before it calls a
+    silent pair STALE, and follows a reload that changes the number of pairs."""
+    from types import SimpleNamespace
+
+    from console.reload_view import set_pairs
+    from engine.wire.liveness import ROLLCALL_PER_S, pair_refresh_s, pair_silent_s
+
+    assert pair_refresh_s(3) == pair_refresh_s(ROLLCALL_PER_S) == 1.0 and pair_refresh_s(1000) == 2.0
+    symbols = [f"C{i:03d}/USDT" for i in range(750)]
+    clock = FrozenClock()
+    model = ConsoleModel(symbols, {}, clock=clock)
+    pv = model.pairs[symbols[7]]
+    assert pv.silent_after_s == pair_silent_s(750) == 4.5
+    model.apply_pair(pair_msg(symbols[7]))
+    clock.advance(4.4)  # three periods of 1.5 s not yet missed: a 3-pair console would say STALE
+    assert not pv.is_stale(clock())
+    clock.advance(0.2)
+    assert pv.is_stale(clock())
+    # a reload down to two pairs: once a second again, silent after three
+    pair = SimpleNamespace(tier="STABLE", strategy="momentum", max_position_size_usd=500)
+    cfg = SimpleNamespace(active_symbols=lambda: symbols[:2], pairs=dict.fromkeys(symbols[:2], pair))
+    set_pairs(model, cfg)
+    assert list(model.pairs) == symbols[:2]
+    assert {v.silent_after_s for v in model.pairs.values()} == {3.0}
+
+
 def test_halted_is_the_engines_and_an_ack_shows_it_at_once() -> None:
     model = ConsoleModel(["BTC/USDT", "ETH/USDT"], {}, clock=FrozenClock())
     model.apply_pair(pair_msg("BTC/USDT", mode="HALTED"))

@@ -234,3 +234,41 @@ def test_the_roll_call_follows_pairs_added_and_removed(node: tuple[EngineNode, F
     sent.log.clear()
     _run(n, clock, 0.06, seq)
     assert [m.symbol for m in sent.of(TOPIC_PAIR)].count(gone) == 1  # type: ignore[attr-defined]
+
+
+def test_above_its_budget_the_roll_call_calls_each_pair_less_often_and_keeps_its_rate(tmp_path: Path) -> None:
+    """750 pairs against a budget of 500 states a second: each pair once every 1.5 s, phases
+    spread over the period, so no second carries more than the budget (a thousand pairs cost the
+    engine 500 states a second, not 1,000)."""
+    from engine.wire.liveness import ROLLCALL_PER_S, pair_refresh_s
+
+    symbols = [f"C{i:03d}/USDT" for i in range(750)]
+    period = pair_refresh_s(len(symbols))
+    assert period == 1.5
+    ctx = zmq.Context()
+    ends = Endpoints(*(f"ipc://{tmp_path}/{n}" for n in ("fp", "fr", "p", "c")))
+    clock = FakeClock()
+    n = EngineNode(_cfg(symbols), tmp_path / "book.sqlite", ends, clock=clock, history=_NoHistory(), context=ctx)
+    try:
+        sent = _Sent(n)
+        pub = n.publisher
+        t0 = clock.monotonic()
+        times = [t0 + k * 0.05 for k in range(int(9.0 / 0.05))]  # a scan every 50 ms for 9 s
+        for t in times:
+            pub._roll_call(n.core, n.stats, t)
+            if t < t0 + 3.0:
+                sent.log.clear()  # the first round (every pair at once) and one more period
+        calls = Counter(m.symbol for m in sent.of(TOPIC_PAIR))  # type: ignore[attr-defined]
+        # 6 s after the first 3 s: four periods
+        assert set(calls) == set(symbols) and set(calls.values()) <= {4, 5}, Counter(calls.values())
+        assert sum(calls.values()) <= 6.0 * ROLLCALL_PER_S * 1.02
+        # the budget holds second by second: the states the scans of any one second send
+        per_scan = []
+        for t in times:
+            before = len(sent.log)
+            pub._roll_call(n.core, n.stats, t + 9.0)
+            per_scan.append(len(sent.log) - before)
+        assert max(sum(per_scan[k : k + 20]) for k in range(len(per_scan) - 20)) <= ROLLCALL_PER_S * 1.05
+    finally:
+        n.close()
+        ctx.term()

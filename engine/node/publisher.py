@@ -6,13 +6,14 @@ coalesced into its latest state, sent at the end of the turn) and the throttled 
 the portfolio at most 4× a second, the heartbeat, and each pair's state on two streams (issue 16,
 "publish what is watched"):
 
-- ``pair``, the roll-call: every pair once every ``PAIR_REFRESH_S`` (so its tick age moves), and at
+- ``pair``, the roll-call: every pair once every ``pair_refresh_s(n)`` (so its tick age moves: once a
+  second up to 500 pairs, then at most 500 states a second, engine/wire/liveness.py), and at
   once (within ``PAIR_SCAN_S``) when its mode, position, pending exit or decision changed; no
   sparkline closes. What the daemon's model and a console's off-screen pairs live on. Its cost
   grows with what it sends, not with the number of pairs: the refreshes come off a heap ordered
   by when each pair is due, and the "changed" test looks only at the pairs an event named since
   the last scan (a decision, order, fill or mode change) and those with a pending exit. A change
-  no event names still goes out with the pair's next refresh, within a second.
+  no event names still goes out with the pair's next refresh.
 - ``view:SYM``: a watched pair, each change at most every ``PAIR_PUBLISH_INTERVAL_S`` (10 Hz), the
   closes riding along. Watched = some subscriber holds the topic: the socket is an XPUB and
   ``on_subscription`` reads its (un)subscriptions, so a pair nobody shows costs one roll-call a
@@ -59,7 +60,7 @@ from engine.wire.commands import (
     pack_map,
     view_topic,
 )
-from engine.wire.liveness import PAIR_REFRESH_S
+from engine.wire.liveness import pair_refresh_s
 from engine.wire.schema import (
     MAX_STR,
     CorrelationMsg,
@@ -182,7 +183,8 @@ class StatePublisher:
         self._rc_touched: set[str] = set()  # pairs an event named since the last scan
         self._rc_all = False  # look at every pair's signature at the next scan (a reconciliation)
         self._rc_exits: set[str] = set()  # pairs with a pending exit at the last scan
-        self._rc_phases: dict[str, float] = {}  # the heap's pairs -> their place in the second (0 … <1)
+        self._rc_phases: dict[str, float] = {}  # the heap's pairs -> their place in the period (0 … <1)
+        self._rc_period = pair_refresh_s(0)  # each pair's refresh period, for the heap's pairs
 
     def send(self, topic: bytes, msg: Message) -> None:
         seq = self._seq.get(topic, 0) + 1
@@ -306,16 +308,18 @@ class StatePublisher:
                 core.portfolio_dirty = False
 
     def _roll_call(self, core: TradingCore, stats: dict[str, TopicStats], now: float) -> None:
-        """Every pair on ``pair`` once a second, and at once when what the operator acts on changed
-        (mode, position, pending exit, decision). A pair's first message sets its phase, spread
-        over the second, so a thousand pairs are not built in one loop turn.
+        """Every pair on ``pair`` once every ``pair_refresh_s(n)`` (a second up to 500 pairs), and
+        at once when what the operator acts on changed (mode, position, pending exit, decision). A
+        pair's first message sets its phase, spread over the period, so a thousand pairs are not
+        built in one loop turn.
 
         O(messages sent), not O(pairs): the due refreshes are popped off a heap, and only the
         pairs an event named since the last scan, or with a pending exit now or then, have their
         signature compared (at 1,000 pairs the full scan cost 0.4 ms twenty times a second)."""
         pairs = core.pairs
-        if len(pairs) != len(self._rc_phases) or now - self._rc_sync_at >= PAIR_REFRESH_S:
+        if len(pairs) != len(self._rc_phases) or now - self._rc_sync_at >= self._rc_period:
             self._rc_sync(pairs, stats, now)  # a reload added or removed pairs?
+        period = self._rc_period
         positions = core.portfolio.positions
         exits = core.execution.exits
         if self._rc_all:
@@ -345,11 +349,11 @@ class StatePublisher:
                 heapq.heappop(heap)
                 continue
             st = stats[sym]
-            if now - st.last_publish >= PAIR_REFRESH_S:
+            if now - st.last_publish >= period:
                 first = st.last_publish < -1e8
                 self._rc_send(core, ps, st, now, _rollcall_sig(ps, positions.get(sym), exits.get(sym)))
-                st.last_publish = now + PAIR_REFRESH_S * self._rc_phases[sym] if first else now
-            heapq.heapreplace(heap, (st.last_publish + PAIR_REFRESH_S, sym))
+                st.last_publish = now + period * self._rc_phases[sym] if first else now
+            heapq.heapreplace(heap, (st.last_publish + period, sym))
 
     def _rc_send(self, core: TradingCore, ps: PairState, st: TopicStats, now: float, sig: tuple[Any, ...]) -> None:
         self.send(TOPIC_PAIR, self.pair_state(core, ps, st, now, closes=False))
@@ -364,10 +368,11 @@ class StatePublisher:
             return
         n = len(pairs)
         self._rc_phases = {sym: i / n for i, sym in enumerate(pairs)}
+        self._rc_period = period = pair_refresh_s(n)
         heap = []
         for sym in pairs:
             last = stats[sym].last_publish
-            heap.append((now if last < -1e8 else last + PAIR_REFRESH_S, sym))
+            heap.append((now if last < -1e8 else last + period, sym))
         heapq.heapify(heap)
         self._rc_due = heap
 

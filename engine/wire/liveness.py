@@ -12,7 +12,9 @@ exchange never makes a healthy engine look dead. From those two:
   and a console shows the child as silent from the same moment;
 - ``PAIR_REFRESH_S``: a quiet pair's state is republished this often, so its tick age moves;
   ``PAIR_SILENT_S``: a console shows a pair whose state is this old as STALE (the engine is
-  not speaking; it is the engine's verdict otherwise);
+  not speaking; it is the engine's verdict otherwise). Both are floors: the roll-call sends at
+  most ``ROLLCALL_PER_S`` states a second, so above that many pairs each is refreshed every
+  ``pair_refresh_s(n)`` and silent after ``pair_silent_s(n)`` (1,000 pairs: 2 s and 6 s);
 - ``HEALTHY_AFTER_S``: a child that has been beating this long, counted from its first beat,
   had a healthy run: the supervisor's restart backoff starts again from its first step (1 s).
   Twice the silence limit: a crash loop (a child that dies at start, or within seconds of its
@@ -31,8 +33,21 @@ START_GRACE_S = 20.0
 HUNG_AFTER_S = 3 * HEARTBEAT_INTERVAL_S
 PAIR_REFRESH_S = HEARTBEAT_INTERVAL_S
 PAIR_SILENT_S = 3 * PAIR_REFRESH_S
+ROLLCALL_PER_S = 500  # the roll-call's budget: pair states a second, whatever the number of pairs
 HEALTHY_AFTER_S = 2 * SILENT_AFTER_S
 
 assert SILENT_AFTER_S > HISTORY_REQUEST_TIMEOUT_S + HEARTBEAT_INTERVAL_S
 assert HUNG_AFTER_S < SILENT_AFTER_S  # the kill acts before the supervisor would restart
 assert HEALTHY_AFTER_S > SILENT_AFTER_S  # a healthy run outlasted at least one silence window
+
+
+def pair_refresh_s(n_pairs: int) -> float:
+    """How often the roll-call republishes each of ``n_pairs`` quiet pairs: once a second up to
+    ``ROLLCALL_PER_S`` pairs, then as often as that budget allows (a pair on someone's screen
+    has its own topic, at up to 10 Hz; this is the pairs nobody shows)."""
+    return max(PAIR_REFRESH_S, n_pairs / ROLLCALL_PER_S)
+
+
+def pair_silent_s(n_pairs: int) -> float:
+    """A console shows a pair STALE when its state is this old (three refreshes missed)."""
+    return 3 * pair_refresh_s(n_pairs)
