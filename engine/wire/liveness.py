@@ -49,5 +49,6 @@ def pair_refresh_s(n_pairs: int) -> float:
 
 
 def pair_silent_s(n_pairs: int) -> float:
-    """A console shows a pair STALE when its state is this old (three refreshes missed)."""
-    return 3 * pair_refresh_s(n_pairs)
+    """A console shows a pair STALE when its state is this old: as many refreshes missed as
+    ``PAIR_SILENT_S`` is of ``PAIR_REFRESH_S`` (three)."""
+    return PAIR_SILENT_S * pair_refresh_s(n_pairs) / PAIR_REFRESH_S
