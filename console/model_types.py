@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from engine.wire.liveness import pair_silent_s
+from engine.wire.liveness import PAIR_SILENT_S
 from engine.wire.schema import OrderMsg, PairStateMsg
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ class PairView:
     received_at: float | None = None  # model clock when the last state arrived; None = none yet
     updates: int = 0
     order: OrderMsg | None = None  # the pair's latest order update
-    silent_after_s: float = field(default_factory=lambda: pair_silent_s(0))  # set by the model from its pair count
+    silent_after_s: float = PAIR_SILENT_S  # the model sets it from its number of pairs (pair_silent_s)
 
     def tick_age_s(self, now: float) -> float | None:
         """Age of the latest tick now: the age the engine reported plus time since it arrived."""

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 import zmq
 
-from engine.node.tick_in import read_message
-from feed.wire import WireError, tick_fields
+from engine.node.tick_in import read_message, tick_values
+from feed.wire import WireError
 
 if TYPE_CHECKING:
     from engine.core.candles import Candle
@@ -60,7 +60,7 @@ class EarlyTicks:
             if entry is None:
                 continue
             try:
-                _, _, _, _, bid, ask, last, _, _ = tick_fields(topic, payload)
+                _, _, _, bid, ask, last, _ = tick_values(topic, payload)
             except WireError:
                 continue  # counted once, at replay
             if bid > 0.0 and ask >= bid and last > 0.0:

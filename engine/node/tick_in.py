@@ -102,14 +102,12 @@ def drain_ticks(node: EngineNode) -> None:
                     on_message(node, msg[0], msg[1])
                 continue
             ps, st = entry
-            ok, seq, te, tr, bid, ask, last, bv = well_formed_tick(pb)
-            if not ok:  # anything else: the checks that name the field, or a WireError
-                try:
-                    _, seq, te, tr, bid, ask, last, bv, _ = tick_fields(tb, pb)
-                except WireError:
-                    st.bad += 1
-                    node.bad_total += 1
-                    continue
+            try:
+                seq, te, tr, bid, ask, last, bv = tick_values(tb, pb)
+            except WireError:
+                st.bad += 1
+                node.bad_total += 1
+                continue
             quarantined = ps.band.quarantined
             if not core.on_tick(ps, te, bid, ask, last, bv):
                 refused(node, ps, st, seq, quarantined)
@@ -179,6 +177,16 @@ def well_formed_tick(payload: bytes) -> tuple[bool, int, int, int, float, float,
     return _NOT_WELL_FORMED
 
 
+def tick_values(topic: bytes, payload: bytes) -> tuple[int, int, int, float, float, float, float]:
+    """``(q, te, tr, b, a, l, bv)`` of one tick array: the fast path (``well_formed_tick``), else
+    ``feed.wire.tick_fields``' named checks; raises WireError on anything malformed."""
+    ok, q, te, tr, b, a, last, bv = well_formed_tick(payload)
+    if ok:
+        return q, te, tr, b, a, last, bv
+    _, q, te, tr, b, a, last, bv, _ = tick_fields(topic, payload)
+    return q, te, tr, b, a, last, bv
+
+
 def on_message(node: EngineNode, topic: bytes, payload: bytes) -> None:
     """One message from the feed, two frames already checked. Malformed input is counted and
     dropped, never raised."""
@@ -201,7 +209,7 @@ def on_message(node: EngineNode, topic: bytes, payload: bytes) -> None:
         return
     ps, st = entry
     try:  # straight into the core's tick path: no object per tick (docs/wire.md, tick v3)
-        _, seq, te, tr, bid, ask, last, bv, _ = tick_fields(topic, payload)
+        seq, te, tr, bid, ask, last, bv = tick_values(topic, payload)
     except WireError:
         st.bad += 1
         node.bad_total += 1
