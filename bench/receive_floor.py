@@ -1,7 +1,8 @@
 """The receiving floor: what a Python process that only receives the paced ticks costs.
 
 ``python -m bench.receive_floor ENDPOINT N TOPIC...`` subscribes a SUB (RCVHWM as the engine's)
-to the topics, polls and receives ``N`` messages as the engine's loop does (``poll``, then
+to the topics as the engine does (their first bytes, ``engine/node/tick_in.tick_prefixes``),
+polls and receives ``N`` messages as the engine's loop does (``poll``, then
 ``recv(NOBLOCK)`` until ``zmq.Again``), decodes nothing and prints one JSON line: its CPU per
 message (utime + stime, libzmq's I/O thread included) and its main thread's, counted from the
 first message to the last. ``bench/throughput.py`` sends it the paced run's ticks: the figure is
@@ -18,6 +19,8 @@ import time
 
 import zmq
 
+from engine.node.tick_in import tick_prefixes
+
 
 def main(argv: list[str]) -> int:
     endpoint, n, topics = argv[0], int(argv[1]), argv[2:]
@@ -25,8 +28,8 @@ def main(argv: list[str]) -> int:
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.RCVHWM, 100_000)
     sub.setsockopt(zmq.LINGER, 0)
-    for t in topics:
-        sub.setsockopt(zmq.SUBSCRIBE, t.encode() + b"\0")
+    for prefix in tick_prefixes(topics):  # as the engine subscribes
+        sub.setsockopt(zmq.SUBSCRIBE, prefix)
     sub.connect(endpoint)
     poller = zmq.Poller()
     poller.register(sub, zmq.POLLIN)

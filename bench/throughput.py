@@ -57,6 +57,8 @@ from bench.stack import (
     safe_list_text,
     synthetic_symbols,
 )
+from engine.node.tick_in import tick_prefixes
+from feed.wire import TOPIC_STATUS
 
 PAIRS = 100
 WIDE_PAIRS = 1000  # the paced figure again at the issue's 1,000 pairs (issue 16)
@@ -112,16 +114,18 @@ def _backlog(
     return worst
 
 
-def _wait_subscribers(pub: zmq.Socket, want: int, timeout_s: float) -> int:
-    """XPUB hands us every subscription: wait until the engine subscribed to every pair."""
-    got = set()
+def _wait_subscribers(pub: zmq.Socket, want: set[bytes], timeout_s: float) -> set[bytes]:
+    """XPUB hands us every subscription: wait until the subscriber holds every topic of ``want``
+    (the engine: its symbols' first bytes and ``_status``, engine/node/tick_in.py); what is
+    still missing when the time is up."""
+    got: set[bytes] = set()
     deadline = time.monotonic() + timeout_s
-    while len(got) < want and time.monotonic() < deadline:
+    while not want <= got and time.monotonic() < deadline:
         if pub.poll(100):
             msg = pub.recv()
             if msg[:1] == b"\x01":
                 got.add(msg[1:])
-    return len(got)
+    return want - got
 
 
 def _quiet(reader: StateReader, expect: int, timeout_s: float) -> int:
@@ -179,9 +183,9 @@ def _one_run(quick: bool, say: Any, pairs: int = PAIRS, flood: bool = True) -> d
         reader = StateReader(st.engine_pub)
         try:
             st.start_engine("--history", "0")
-            subs = _wait_subscribers(pub, pairs + 1, 30.0)
-            if subs < pairs:
-                raise RuntimeError(f"the engine subscribed to {subs} of {pairs} pairs within 30 s")
+            missing = _wait_subscribers(pub, tick_prefixes(symbols) | {TOPIC_STATUS}, 30.0)
+            if missing:
+                raise RuntimeError(f"the engine did not subscribe to {sorted(missing)} within 30 s")
             seqs = dict.fromkeys(symbols, 0)
             te0 = int(time.time() * 1000)
             send = pub.send
@@ -319,9 +323,9 @@ def receive_floor(pairs: int = WIDE_PAIRS, quick: bool = False) -> dict[str, Any
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
-            subs = _wait_subscribers(pub, pairs, 30.0)
-            if subs < pairs:
-                raise RuntimeError(f"the bare subscriber subscribed to {subs} of {pairs} pairs within 30 s")
+            missing = _wait_subscribers(pub, tick_prefixes(symbols), 30.0)
+            if missing:
+                raise RuntimeError(f"the bare subscriber did not subscribe to {sorted(missing)} within 30 s")
             _send_paced(pub.send, symbols, n, dict.fromkeys(symbols, 0), int(time.time() * 1000))
             out, _ = proc.communicate(timeout=30)
         finally:

@@ -18,9 +18,9 @@ import zmq
 from engine.core.markets import default_rules
 from engine.core.models import PairMode, Side
 from engine.core.orders import Order
-from engine.node.publisher import TopicStats
 from engine.node.reconcile_run import ReconcileRunner
 from engine.node.reload_run import PENDING_NAME, ReloadRunner, digest
+from engine.node.tick_in import TopicStats
 from tests.core_harness import FakeClock, make_core, safe_list
 from tests.live_venue import VenueThread
 from tests.test_live_reconcile import _pump
@@ -50,7 +50,8 @@ def test_a_pair_added_live_gets_the_exchanges_rules_waits_for_reconciliation_and
     ctx = zmq.Context.instance()
     sub = ctx.socket(zmq.SUB)
     node = SimpleNamespace(cfg=h.core.cfg, core=h.core, live=client, sub=sub, stats={"BTC/USDT": TopicStats()},
-                           history=None, history_limit=0, publisher=object(), _by_topic={}, _reconcile=reconcile)  # fmt: skip
+                           history=None, history_limit=0, publisher=object(), _by_topic={}, _reconcile=reconcile,
+                           subscribe_ticks=lambda: None)  # (the SUB's prefixes: tests/test_tick_wire.py)  # fmt: skip
     runner = ReloadRunner(node, cfg_path)  # type: ignore[arg-type]
     try:
         assert _pump(h, client, reconcile, lambda: reconcile.runs >= 1)

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from engine.core.candles import Candle
 from engine.core.config import SafeList
 from engine.node.service import Endpoints, EngineNode
-from engine.node.tick_in import well_formed_tick
-from feed.wire import Tick, WireError, encode_tick_v2, tick_fields, tick_frame
+from engine.node.tick_in import tick_prefixes, well_formed_tick
+from feed.wire import TOPIC_HEARTBEAT, Tick, WireError, encode_tick_v2, tick_fields, tick_frame
 from tests.core_harness import FakeClock
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
@@ -118,6 +118,38 @@ def test_framing_a_misframed_message_is_one_bad_message(node: tuple[EngineNode, 
     time.sleep(0.1)
     n._drain_ticks()
     assert n.bad_total == 2 + 1 and n.core.pairs[ETH].bid == 101.0 and n.stats[ETH].expected_seq == seq + 2
+
+
+def test_the_sub_holds_one_byte_per_first_letter_and_lets_in_only_ticks_that_share_one(
+    node: tuple[EngineNode, FakeClock], pub: zmq.Socket
+) -> None:
+    """The engine subscribes to its symbols' first bytes (a thousand full symbols cost libzmq's
+    prefix walk 0.2 µs a message) and ``_status``: a tick of a pair it does not trade sharing a
+    first byte arrives and is counted as an unknown symbol; one sharing none, and the feed's
+    heartbeat, never reach it. When the pairs change (a reload), the prefixes follow them."""
+    n, clock = node
+    assert n._tick_prefixes == tick_prefixes([BTC, ETH]) == {b"B", b"E"}
+    seq = _joined(n, clock, pub)
+    before, bad = n.ticks_total, n.bad_total
+    clock.advance(500)
+    pub.send(tick_frame(Tick("BNB/USDT", 1, clock.ms, 0, 600.0, 600.5, 600.25)))  # shares "B"
+    pub.send(tick_frame(Tick("XRP/USDT", 1, clock.ms, 0, 0.5, 0.51, 0.505)))  # shares nothing
+    pub.send_multipart([TOPIC_HEARTBEAT, b"\x80"])  # the feed's heartbeat: reserved, not ours
+    pub.send(tick_frame(Tick(ETH, seq + 1, clock.ms, 0, 101.0, 101.5, 101.25)))
+    time.sleep(0.1)
+    n._drain_ticks()
+    assert (n.ticks_total - before, n.unknown_symbols, n.bad_total - bad) == (1, 1, 1)
+    assert n.core.pairs[ETH].bid == 101.0
+
+    del n.core.pairs[BTC]  # what a reload's sweep leaves once BTC has gone
+    n.subscribe_ticks()
+    assert n._tick_prefixes == {b"E"}
+    clock.advance(500)
+    pub.send(tick_frame(Tick(BTC, 1, clock.ms, 0, 60_000.0, 60_001.0, 60_000.5)))  # no longer let in
+    pub.send(tick_frame(Tick(ETH, seq + 2, clock.ms, 0, 102.0, 102.5, 102.25)))
+    time.sleep(0.1)
+    n._drain_ticks()
+    assert (n.ticks_total - before, n.unknown_symbols, n.core.pairs[ETH].bid) == (2, 1, 102.0)
 
 
 def test_a_bad_array_is_counted_and_dropped_and_the_next_good_tick_is_used(

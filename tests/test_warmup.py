@@ -17,7 +17,8 @@ from console.app import make_app
 from engine.core.candles import Candle
 from engine.core.config import PairConfig, StrategyParams
 from engine.core.pair import PairRuntime
-from engine.node.publisher import StatePublisher, TopicStats
+from engine.node.publisher import StatePublisher
+from engine.node.tick_in import TopicStats
 from engine.wire.schema import PairStateMsg
 from tests.console_fakes import (
     FakeBackend,

@@ -43,7 +43,8 @@ from engine.core.trader import TradingCore
 from engine.execution.paper import PaperExecutionClient
 from engine.journal.store import Store
 from engine.node import publisher as node_publisher
-from engine.node.publisher import SPARKLINE_CLOSES, StatePublisher, TopicStats
+from engine.node.publisher import SPARKLINE_CLOSES, StatePublisher
+from engine.node.tick_in import TopicStats
 from engine.wire import commands as engine_wire
 from engine.wire.codec import MAX_LIST, MAX_STR
 from engine.wire.schema import (

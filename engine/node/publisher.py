@@ -28,7 +28,7 @@ import contextlib
 import heapq
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import zmq
@@ -46,6 +46,7 @@ from engine.core.models import Decision, Fill, Position, Signal
 from engine.core.orders import Order
 from engine.core.reconcile_view import ReconcileReport
 from engine.node.corr_view import CorrelationView
+from engine.node.tick_in import TopicStats  # compiled: the tick path reads it every tick
 from engine.wire.commands import (
     TOPIC_DECISION,
     TOPIC_EVENT,
@@ -93,20 +94,6 @@ PAIR_SCAN_S = 0.05  # the roll-call looks at what is due or changed this often
 CLOSES_INTERVAL_S = 0.5  # the sparkline's closes ride along at most twice a second, or on a candle close
 PORTFOLIO_PUBLISH_INTERVAL_S = 0.25
 SPARKLINE_CLOSES = 60
-
-
-@dataclass(slots=True)
-class TopicStats:
-    """Transport facts of one pair's tick topic, kept by the node."""
-
-    expected_seq: int = 0  # next seq we expect; 0 = none seen yet
-    gaps: int = 0  # messages missed according to sequence numbers
-    bad: int = 0  # malformed messages dropped
-    last_publish: float = -1e9  # the roll-call's (``pair``) last message; spread over a second at start
-    rollcall_sig: tuple[Any, ...] = ()  # mode, position, exit, decision as the roll-call last sent them
-    last_view: float = -1e9  # the ``view:`` topic's last message
-    closes_sent_at: float = -1e9  # the closes ride on ``view:`` (and in a snapshot)
-    closes_sent_for: int = -1  # open time of the newest closed candle last sent
 
 
 # ---- core values -> wire messages ------------------------------------------------------------

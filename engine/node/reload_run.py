@@ -27,13 +27,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import zmq
-
 from engine.core import reload
 from engine.core.candles import Candle
 from engine.core.config import ConfigError, SafeList, read_safe_list
 from engine.core.ports import HistoryUnavailable
-from engine.node.publisher import TopicStats
+from engine.node.tick_in import TopicStats
 from engine.node.warmup import ask_history, history_pool
 from engine.wire.schema import AckMsg
 from feed.history import request_unsubscribe
@@ -100,7 +98,6 @@ class ReloadRunner:
         self.applied += 1
         for sym in done.added:
             node.stats[sym] = TopicStats()
-            node.sub.setsockopt(zmq.SUBSCRIBE, sym.encode())
         for sym in done.left:
             self._unsubscribe(sym)
         self._feed_drops(done.left)
@@ -179,13 +176,12 @@ class ReloadRunner:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _unsubscribe(self, sym: str) -> None:
-        node = self.node
-        node.sub.setsockopt(zmq.UNSUBSCRIBE, sym.encode())
-        node.stats.pop(sym, None)
+        self.node.stats.pop(sym, None)  # (its ticks stop at the SUB once _rebuild_topics runs)
 
     def _rebuild_topics(self) -> None:
         node = self.node
         node._by_topic = {sym.encode(): (ps, node.stats[sym]) for sym, ps in node.core.pairs.items()}
+        node.subscribe_ticks()
         pub = node.publisher  # its per-pair caches follow the pairs traded (a publisher that keeps any)
         if hasattr(pub, "_views"):
             pub._views = {}

@@ -34,11 +34,17 @@ from engine.node.clock import SystemClock
 from engine.node.early_ticks import EarlyTicks
 from engine.node.history import FeedHistory
 from engine.node.kill_check import KillCheck
-from engine.node.publisher import StatePublisher, TopicStats
+from engine.node.publisher import StatePublisher
 from engine.node.reconcile_run import ReconcileRunner
 from engine.node.reload_run import ReloadRunner
 from engine.node.snapshot import build_snapshot
-from engine.node.tick_in import LATENCY_RING_MASK, drain_ticks, on_message
+from engine.node.tick_in import (
+    LATENCY_RING_MASK,
+    TopicStats,
+    drain_ticks,
+    on_message,
+    tick_prefixes,
+)
 from engine.node.warmup import warm_all
 from engine.wire.commands import SNAPSHOT, CommandError, make_ack, make_snapshot, parse_command
 from engine.wire.liveness import HEARTBEAT_INTERVAL_S
@@ -91,9 +97,8 @@ class EngineNode:
         self.sub = self.ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.RCVHWM, 100_000)
         self.sub.setsockopt(zmq.LINGER, 0)
-        for sym in symbols:
-            self.sub.setsockopt(zmq.SUBSCRIBE, sym.encode())
         self.sub.setsockopt(zmq.SUBSCRIBE, TOPIC_STATUS)
+        self._tick_prefixes: set[bytes] = set()  # the SUB's tick subscriptions (subscribe_ticks)
         # An XPUB: its subscriptions say which pairs a console shows (``view:`` topics, published
         # only while held; StatePublisher.on_subscription). It sends as a PUB does.
         self.pub = self.ctx.socket(zmq.XPUB)
@@ -116,6 +121,7 @@ class EngineNode:
         self._reload = ReloadRunner(self, config_path)  # the safe list changed while trading
         # keyed by the topic bytes: no decode per tick
         self._by_topic = {sym.encode(): (ps, self.stats[sym]) for sym, ps in self.core.pairs.items()}
+        self.subscribe_ticks()
         self._lat = [0] * (LATENCY_RING_MASK + 1)
         self._lat_i = 0
         self.ticks_total = 0
@@ -129,6 +135,16 @@ class EngineNode:
         self.feed_finished = False  # a replay's feed sent its whole file
         self._bound = False
         self.early_ticks: EarlyTicks | None = None  # what arrived during warm-up, replayed by run()
+
+    def subscribe_ticks(self) -> None:
+        """The SUB's tick subscriptions follow the pairs traded (at start, after a reload): one
+        per first byte of their symbols (``tick_in.tick_prefixes``)."""
+        want = tick_prefixes(self.core.pairs)
+        for p in want - self._tick_prefixes:
+            self.sub.setsockopt(zmq.SUBSCRIBE, p)
+        for p in self._tick_prefixes - want:
+            self.sub.setsockopt(zmq.UNSUBSCRIBE, p)
+        self._tick_prefixes = want
 
     # ------------------------------------------------------------------ start-up
 

@@ -20,7 +20,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from engine.journal.store import Store
-from engine.node.publisher import StatePublisher, TopicStats, fill_msg, reconcile_msg
+from engine.node.publisher import StatePublisher, fill_msg, reconcile_msg
+from engine.node.tick_in import TopicStats
 from engine.wire.schema import MAX_STR, NoticeMsg, SnapshotMsg
 
 if TYPE_CHECKING:
