@@ -32,13 +32,14 @@ from typing import Any
 
 from bench.report import Figure
 from bench.stack import safe_list_text, synthetic_symbols
+from engine.core.clock import Clock
 
 SIM_S = 10.0
 STEP_MS = 20
 PANES = 12
 
 
-class _Clock:
+class _Clock(Clock):
     def __init__(self) -> None:
         self.ms = 1_700_000_040_000
 

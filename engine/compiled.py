@@ -29,6 +29,7 @@ from pathlib import Path
 from types import ModuleType
 
 MODULES: tuple[str, ...] = (
+    "engine.core.clock",
     "engine.core.models",
     "engine.core.events",
     "engine.core.costs",

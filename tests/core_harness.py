@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.core.clock import Clock
 from engine.core.config import SafeList
 from engine.core.events import CoreEvent, DecisionMade, FillBooked, OrderUpdated
 from engine.core.markets import default_rules
@@ -27,7 +28,7 @@ T0_MS = 1_700_000_000_000
 START = {"BTC/USDT": 60_000.0, "ETH/USDT": 3_000.0, "SOL/USDT": 150.0}
 
 
-class FakeClock:
+class FakeClock(Clock):
     def __init__(self, ms: int = T0_MS) -> None:
         self.ms = ms
 

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.core.clock import Clock
 from engine.core.markets import (
     DECIMAL_PLACES,
     DEFAULT_RULES,
@@ -156,7 +157,7 @@ def test_load_rules_errors_are_one_line(tmp_path: Path) -> None:
 # --------------------------------------------------------------------- paper execution
 
 
-class FakeClock:
+class FakeClock(Clock):
     def __init__(self, ms: int = 1_000) -> None:
         self.ms = ms
 

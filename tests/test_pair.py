@@ -14,6 +14,7 @@ import pytest
 import talib
 
 from engine.core.candles import Candle
+from engine.core.clock import Clock
 from engine.core.config import PairConfig, SafeList, StrategyParams, load_safe_list
 from engine.core.models import SignalType
 from engine.core.pair import PairRuntime
@@ -177,7 +178,7 @@ def test_warm_up_and_live_analysis_reach_the_same_state() -> None:
     assert warmed.analyze(nxt, 0.0) == live.analyze(nxt, 0.0)
 
 
-class _Clock:
+class _Clock(Clock):
     def time_ms(self) -> int:
         return 1_700_000_000_000
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.core.clock import Clock
 from engine.core.execution import ExecutionEngine
 from engine.core.markets import DEFAULT_RULES
 from engine.core.models import Fill, Side
@@ -102,7 +103,7 @@ def test_stops_are_kept_until_close_or_flip() -> None:
     assert p.qty == pytest.approx(2.0) and (p.stop_loss, p.take_profit) == (0.0, 0.0)
 
 
-class _Clock:
+class _Clock(Clock):
     def __init__(self) -> None:
         self.ms = 1_000
 

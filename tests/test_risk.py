@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from engine.core.clock import Clock
 from engine.core.config import SafeList
 from engine.core.correlation import CorrelationTracker
 from engine.core.markets import DEFAULT_RULES, MarketRules
@@ -333,7 +334,7 @@ def test_largest_open_cluster_is_what_the_correlation_check_counts() -> None:
 # ------------------------------------------------------------------------- properties
 
 
-class _NoClock:
+class _NoClock(Clock):
     """The paper client's clock; ``fill`` is given its timestamp, so it is never read."""
 
     def time_ms(self) -> int:

@@ -35,6 +35,7 @@ from console.bridge import Bridge
 from console.model import ConsoleModel
 from console.rundir import Endpoints
 from console.widgets.palette import fmt_num, fmt_price, fmt_qty, fmt_usd
+from engine.core.clock import Clock
 from engine.core.config import SafeList, load_safe_list
 from engine.core.events import CoreEvent, DecisionMade, FillBooked, Notice, OrderUpdated
 from engine.core.markets import default_rules
@@ -69,7 +70,7 @@ MAX_STEPS = 40_000
 pytestmark = pytest.mark.timeout(120)
 
 
-class FakeClock:
+class FakeClock(Clock):
     """The core's Clock port, moved by the test."""
 
     def __init__(self) -> None:

@@ -7,10 +7,12 @@ more than the method.
 
 from __future__ import annotations
 
+from engine.core.clock import Clock
+
 __all__ = ["SimClock"]
 
 
-class SimClock:
+class SimClock(Clock):
     """The backtest's clock: the current tick's exchange time."""
 
     __slots__ = ("ms",)

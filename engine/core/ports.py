@@ -3,7 +3,8 @@
 The core (``engine.core``) imports no socket, database, terminal or wall clock. Each shell
 (the engine process, a backtest, the gymnasium environment, the kill fallback) hands it:
 
-- a ``Clock``: time for records (ms since epoch) and a monotonic time for ages;
+- a ``Clock`` (engine/core/clock.py, a class to subclass): time for records (ms since epoch)
+  and a monotonic time for ages;
 - an ``ExecutionClient``: takes journaled orders, answers with ``ExecutionEvent``s through the
   listener the core binds (paper: within the same call; live: later, from the venue);
 - a ``Journal``: durable record of decisions, orders, fills, positions, modes and events,
@@ -18,19 +19,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from engine.core.candles import Candle
+from engine.core.clock import (
+    Clock as Clock,  # the port is a compiled base class: the core calls it natively
+)
 from engine.core.events import CoreEvent
 from engine.core.models import Decision, Fill, PairMode, Position
 from engine.core.orders import ExecutionEvent, Order
-
-
-class Clock(Protocol):
-    def time_ms(self) -> int:
-        """Now, in ms since the epoch: stamps decisions, orders, fills and modes."""
-        ...
-
-    def monotonic(self) -> float:
-        """Seconds on a clock that never goes back: ages (staleness, retry back-off)."""
-        ...
 
 
 class ExecutionClient(Protocol):

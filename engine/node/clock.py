@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import time
 
+from engine.core.clock import Clock
 
-class SystemClock:
+
+class SystemClock(Clock):
     def time_ms(self) -> int:
         return time.time_ns() // 1_000_000
 
