@@ -51,7 +51,7 @@ def test_a_pair_added_live_gets_the_exchanges_rules_waits_for_reconciliation_and
     sub = ctx.socket(zmq.SUB)
     node = SimpleNamespace(cfg=h.core.cfg, core=h.core, live=client, sub=sub, stats={"BTC/USDT": TopicStats()},
                            history=None, history_limit=0, publisher=object(), _by_topic={}, _reconcile=reconcile,
-                           subscribe_ticks=lambda: None)  # (the SUB's prefixes: tests/test_tick_wire.py)  # fmt: skip
+                           subscribe_ticks=lambda: None, left_topics=set())  # (the SUB's side: tests/test_tick_wire.py)  # fmt: skip
     runner = ReloadRunner(node, cfg_path)  # type: ignore[arg-type]
     try:
         assert _pump(h, client, reconcile, lambda: reconcile.runs >= 1)

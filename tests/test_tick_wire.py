@@ -125,8 +125,9 @@ def test_the_sub_holds_one_byte_per_first_letter_and_lets_in_only_ticks_that_sha
 ) -> None:
     """The engine subscribes to its symbols' first bytes (a thousand full symbols cost libzmq's
     prefix walk 0.2 µs a message) and ``_status``: a tick of a pair it does not trade sharing a
-    first byte arrives and is counted as an unknown symbol; one sharing none, and the feed's
-    heartbeat, never reach it. When the pairs change (a reload), the prefixes follow them."""
+    first byte arrives and is counted as an unknown symbol (and bad, unless a reload removed the
+    pair); one sharing none, and the feed's heartbeat, never reach it. When the pairs change (a
+    reload), the prefixes follow them."""
     n, clock = node
     assert n._tick_prefixes == tick_prefixes([BTC, ETH]) == {b"B", b"E"}
     seq = _joined(n, clock, pub)
@@ -150,6 +151,15 @@ def test_the_sub_holds_one_byte_per_first_letter_and_lets_in_only_ticks_that_sha
     time.sleep(0.1)
     n._drain_ticks()
     assert (n.ticks_total - before, n.unknown_symbols, n.core.pairs[ETH].bid) == (2, 1, 102.0)
+
+    # a pair a reload removed that shares a first byte with one still traded: until the feed
+    # stops streaming it, its ticks pass the SUB and are dropped, not counted as bad data
+    n.left_topics.add(b"EOS/USDT")  # what ReloadRunner._forget records
+    bad = n.bad_total
+    pub.send(tick_frame(Tick("EOS/USDT", 9, clock.ms, 0, 0.7, 0.71, 0.705)))
+    time.sleep(0.1)
+    n._drain_ticks()
+    assert (n.unknown_symbols, n.bad_total - bad, n.ticks_total - before) == (2, 0, 2)
 
 
 def test_a_bad_array_is_counted_and_dropped_and_the_next_good_tick_is_used(

@@ -98,8 +98,9 @@ class ReloadRunner:
         self.applied += 1
         for sym in done.added:
             node.stats[sym] = TopicStats()
+            node.left_topics.discard(sym.encode())
         for sym in done.left:
-            self._unsubscribe(sym)
+            self._forget(sym)
         self._feed_drops(done.left)
         self._rebuild_topics()
         for sym in done.warm:
@@ -175,8 +176,12 @@ class ReloadRunner:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    def _unsubscribe(self, sym: str) -> None:
-        self.node.stats.pop(sym, None)  # (its ticks stop at the SUB once _rebuild_topics runs)
+    def _forget(self, sym: str) -> None:
+        """A pair that left: its transport stats go. Its ticks stop at the SUB when
+        ``_rebuild_topics`` (``EngineNode.subscribe_ticks``) drops a first byte no pair shares;
+        until the feed stops streaming it, any that still come are dropped, not counted bad."""
+        self.node.stats.pop(sym, None)
+        self.node.left_topics.add(sym.encode())
 
     def _rebuild_topics(self) -> None:
         node = self.node
@@ -204,7 +209,7 @@ class ReloadRunner:
             self._flat_since.pop(s, None)
         gone = reload.sweep(core, ready)
         for sym in gone:
-            self._unsubscribe(sym)
+            self._forget(sym)
         if gone:
             self._rebuild_topics()
             self._feed_drops(gone)

@@ -99,6 +99,7 @@ class EngineNode:
         self.sub.setsockopt(zmq.LINGER, 0)
         self.sub.setsockopt(zmq.SUBSCRIBE, TOPIC_STATUS)
         self._tick_prefixes: set[bytes] = set()  # the SUB's tick subscriptions (subscribe_ticks)
+        self.left_topics: set[bytes] = set()  # pairs a reload removed: their late ticks are no bad data
         # An XPUB: its subscriptions say which pairs a console shows (``view:`` topics, published
         # only while held; StatePublisher.on_subscription). It sends as a PUB does.
         self.pub = self.ctx.socket(zmq.XPUB)

@@ -235,7 +235,8 @@ def on_message(node: EngineNode, topic: bytes, payload: bytes) -> None:
                 count_lost_tail(node, last_seq)
             return
         node.unknown_symbols += 1
-        node.bad_total += 1
+        if topic not in node.left_topics:  # a pair a reload removed is no bad data
+            node.bad_total += 1
         return
     ps, st = entry
     try:  # straight into the core's tick path: no object per tick (docs/wire.md, tick v3)
