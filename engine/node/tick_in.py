@@ -85,7 +85,8 @@ def tick_prefixes(symbols: Iterable[str]) -> set[bytes]:
     prefixes next to nothing. No symbol starts with the reserved ``_`` (feed/wire.py), so the
     feed's heartbeats stay out (a replay's ``ZMQ_XPUB_NODROP`` would hold them behind an engine
     that is behind, docs/wire.md); ``_status`` is subscribed on its own. A tick of a pair the
-    engine does not trade that shares a first byte is counted (``unknown_symbols``) and dropped."""
+    engine does not trade that shares a first byte is counted (``unknown_symbols``, and as bad
+    unless a reload removed that pair: ``EngineNode.left_topics``) and dropped."""
     return {s.encode()[:1] for s in symbols}
 
 
@@ -112,7 +113,7 @@ def drain_ticks(node: EngineNode) -> None:
     by_topic: dict[bytes, tuple[PairState, TopicStats]] = node._by_topic
     core: TradingCore = node.core
     time_ns = time.time_ns
-    recv = sub.recv  # bound once: a method lookup on pyzmq's socket per tick costs 0.05 µs
+    recv = sub.recv  # bound once, not looked up on pyzmq's socket every tick
     lat: list[int] = node._lat
     lat_i: int = node._lat_i
     handled = 0
