@@ -19,12 +19,13 @@ from hypothesis import strategies as st
 
 from engine.core.candles import Candle
 from engine.core.config import SafeList
+from engine.node.reload_run import LEAVE_AFTER_S
 from engine.node.service import Endpoints, EngineNode
 from engine.node.tick_in import tick_prefixes, well_formed_tick
 from feed.wire import TOPIC_HEARTBEAT, Tick, WireError, encode_tick_v2, tick_fields, tick_frame
 from tests.core_harness import FakeClock
 
-BTC, ETH = "BTC/USDT", "ETH/USDT"
+BTC, ETH, EOS = "BTC/USDT", "ETH/USDT", "EOS/USDT"  # EOS: never sent but by one test
 
 
 class _NoHistory:
@@ -37,7 +38,7 @@ def _cfg() -> SafeList:
     return SafeList.model_validate({
         "portfolio": {"capital_usd": 10_000, "correlation_groups": []},
         "engine": {"timeframe": "1m", "history_candles": 0},
-        "pairs": {BTC: pair, ETH: pair},
+        "pairs": {BTC: pair, ETH: pair, EOS: pair},
     })
 
 
@@ -120,46 +121,58 @@ def test_framing_a_misframed_message_is_one_bad_message(node: tuple[EngineNode, 
     assert n.bad_total == 2 + 1 and n.core.pairs[ETH].bid == 101.0 and n.stats[ETH].expected_seq == seq + 2
 
 
+def _leaves(n: EngineNode, sym: str) -> None:
+    """``sym`` leaves as a reload's removed pair does once flat: marked leaving, flat for longer
+    than ``LEAVE_AFTER_S``, then the node's own sweep (core, topics, SUB, the feed told)."""
+    n.core.leaving[sym] = n.core.pairs[sym].mode
+    n._reload._flat_since[sym] = time.monotonic() - LEAVE_AFTER_S - 1.0
+    n._reload.sweep()
+    assert sym not in n.core.pairs
+
+
 def test_the_sub_holds_one_byte_per_first_letter_and_lets_in_only_ticks_that_share_one(
     node: tuple[EngineNode, FakeClock], pub: zmq.Socket
 ) -> None:
     """The engine subscribes to its symbols' first bytes (a thousand full symbols cost libzmq's
     prefix walk 0.2 µs a message) and ``_status``: a tick of a pair it does not trade sharing a
-    first byte arrives and is counted as an unknown symbol (and bad, unless a reload removed the
-    pair); one sharing none, and the feed's heartbeat, never reach it. When the pairs change (a
-    reload), the prefixes follow them."""
+    first byte arrives and is counted as an unknown symbol, and as bad unless a reload removed
+    the pair; one sharing none, and the feed's heartbeat, never reach it. When a pair leaves, the
+    prefixes follow the pairs still traded."""
     n, clock = node
-    assert n._tick_prefixes == tick_prefixes([BTC, ETH]) == {b"B", b"E"}
+    assert n._tick_prefixes == tick_prefixes([BTC, ETH, EOS]) == {b"B", b"E"}
     seq = _joined(n, clock, pub)
     before, bad = n.ticks_total, n.bad_total
+
+    def settle() -> None:
+        time.sleep(0.1)
+        n._drain_ticks()
+
     clock.advance(500)
     pub.send(tick_frame(Tick("BNB/USDT", 1, clock.ms, 0, 600.0, 600.5, 600.25)))  # shares "B"
     pub.send(tick_frame(Tick("XRP/USDT", 1, clock.ms, 0, 0.5, 0.51, 0.505)))  # shares nothing
     pub.send_multipart([TOPIC_HEARTBEAT, b"\x80"])  # the feed's heartbeat: reserved, not ours
     pub.send(tick_frame(Tick(ETH, seq + 1, clock.ms, 0, 101.0, 101.5, 101.25)))
-    time.sleep(0.1)
-    n._drain_ticks()
+    settle()
     assert (n.ticks_total - before, n.unknown_symbols, n.bad_total - bad) == (1, 1, 1)
     assert n.core.pairs[ETH].bid == 101.0
 
-    del n.core.pairs[BTC]  # what a reload's sweep leaves once BTC has gone
-    n.subscribe_ticks()
+    # EOS leaves; ETH keeps "E" subscribed, so EOS's late ticks still come: unknown, not bad
+    _leaves(n, EOS)
+    assert n._tick_prefixes == {b"B", b"E"} and EOS.encode() in n.left_topics
+    pub.send(tick_frame(Tick(EOS, 9, clock.ms, 0, 0.7, 0.71, 0.705)))
+    settle()
+    assert (n.ticks_total - before, n.unknown_symbols, n.bad_total - bad) == (1, 2, 1)
+
+    # BTC leaves and no pair still traded starts with "B": its ticks stop at the socket (had one
+    # come, it would count as an unknown symbol)
+    _leaves(n, BTC)
     assert n._tick_prefixes == {b"E"}
     clock.advance(500)
-    pub.send(tick_frame(Tick(BTC, 1, clock.ms, 0, 60_000.0, 60_001.0, 60_000.5)))  # no longer let in
+    pub.send(tick_frame(Tick(BTC, 1, clock.ms, 0, 60_000.0, 60_001.0, 60_000.5)))
     pub.send(tick_frame(Tick(ETH, seq + 2, clock.ms, 0, 102.0, 102.5, 102.25)))
-    time.sleep(0.1)
-    n._drain_ticks()
-    assert (n.ticks_total - before, n.unknown_symbols, n.core.pairs[ETH].bid) == (2, 1, 102.0)
-
-    # a pair a reload removed that shares a first byte with one still traded: until the feed
-    # stops streaming it, its ticks pass the SUB and are dropped, not counted as bad data
-    n.left_topics.add(b"EOS/USDT")  # what ReloadRunner._forget records
-    bad = n.bad_total
-    pub.send(tick_frame(Tick("EOS/USDT", 9, clock.ms, 0, 0.7, 0.71, 0.705)))
-    time.sleep(0.1)
-    n._drain_ticks()
-    assert (n.unknown_symbols, n.bad_total - bad, n.ticks_total - before) == (2, 0, 2)
+    settle()
+    assert (n.ticks_total - before, n.unknown_symbols, n.bad_total - bad) == (2, 2, 1)
+    assert n.core.pairs[ETH].bid == 102.0
 
 
 def test_a_bad_array_is_counted_and_dropped_and_the_next_good_tick_is_used(
