@@ -29,7 +29,6 @@ equity curve is kept in memory at every candle time and written to the book once
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -346,15 +345,22 @@ def _equity_points(
 
 
 def _extremes(values: np.ndarray, buckets: int) -> list[int]:
-    """Indices of each bucket's minimum and maximum (and the last point), in time order."""
+    """Indices of each bucket's minimum and maximum (and the last point), in time order: each
+    the bucket's first, as ``np.argmin`` and ``np.argmax`` (a NaN, when there is one) give it,
+    found for every bucket at once (a call per bucket cost 0.2 s a run)."""
     n = len(values)
-    edges = np.linspace(0, n, buckets + 1).astype(int).tolist()  # Python ints: the compiled core's int
-    keep: set[int] = {0, n - 1}
-    for a, b in itertools.pairwise(edges):
-        if b > a:
-            seg = values[a:b]
-            keep.add(a + int(np.argmin(seg)))
-            keep.add(a + int(np.argmax(seg)))
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    lo, hi = edges[:-1], edges[1:]
+    lo = lo[hi > lo]  # the buckets that hold a point: they tile 0..n in order
+    length = np.diff(np.append(lo, n))
+    bucket = np.repeat(np.arange(len(lo)), length)  # each point's bucket
+    nan = np.isnan(values)
+    keep = {0, n - 1}
+    for reduce in (np.minimum, np.maximum):  # both propagate a NaN, as argmin and argmax find it
+        extreme = reduce.reduceat(values, lo)[bucket]
+        hits = np.flatnonzero((values == extreme) | (nan & np.isnan(extreme)))
+        _, first = np.unique(bucket[hits], return_index=True)  # every bucket has one
+        keep.update(hits[first].tolist())
     return sorted(keep)
 
 

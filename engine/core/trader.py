@@ -353,7 +353,8 @@ class TradingCore(OperatorCommands):
                     closed = ps.candles.flush_until(wall_ms + ps.te_offset_ms)
                     for candle, decide in newest_only(ps.symbol, closed) if closed else ():
                         self.on_candle_close(ps, candle, decide)
-            mark_day(self)  # the trading day's start equity, kept in the book
+            if self.portfolio.starts_day(self.clock.time_ms()):  # asked here, compiled: once a timer
+                mark_day(self)  # the trading day's start equity, kept in the book
         if self.execution.orders or self.execution.exits:
             self.execution.poll(self.quote)
         protect = self.execution.protect

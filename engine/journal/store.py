@@ -187,19 +187,9 @@ class Store(BookReads, OperatorState):
     def record_decision(self, d: Decision, order: Order | None = None) -> bool:
         """Store a decision, approved or not, and the order it creates in the same transaction.
         False, storing nothing, if its key is already stored (idempotent)."""
-        s = d.signal
-        checks = json.dumps([[c.name, bool(c.ok), c.reason] for c in d.checks])
+        row = self._decision_row(d)
         with self._write("record_decision") as c:
-            cur = c.execute(
-                "INSERT INTO decisions (key, symbol, ts, action, approved, qty, price, signal_type, "
-                "confidence, entry, stop_loss, take_profit, reasoning, signal_ts, checks_json) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                (
-                    d.key, d.symbol, int(d.ts), d.action, int(bool(d.approved)), d.qty, d.price,
-                    str(s.type), s.confidence, s.entry, s.stop_loss, s.take_profit, s.reasoning,
-                    int(s.ts), checks,
-                ),
-            )
+            cur = c.execute(self._INSERT_DECISION, row)
             if cur.rowcount != 1:
                 return False
             if order is not None and not self._insert_order(c, order):
@@ -214,19 +204,62 @@ class Store(BookReads, OperatorState):
         "fees, updated_ts, message, stop_loss, take_profit, order_type, trigger_price"
     )
 
+    _INSERT_DECISION = (
+        "INSERT INTO decisions (key, symbol, ts, action, approved, qty, price, signal_type, "
+        "confidence, entry, stop_loss, take_profit, reasoning, signal_ts, checks_json) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
+    )
+    _INSERT_ORDER = (
+        f"INSERT INTO orders ({_ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (order_id) DO NOTHING"
+    )
+    _UPDATE_ORDER = (
+        "UPDATE orders SET status = ?, filled_qty = ?, avg_price = ?, fees = ?, updated_ts = ?, "
+        "message = ? WHERE order_id = ?"
+    )
+    _INSERT_FILL = (
+        "INSERT INTO fills (fill_id, order_id, symbol, side, qty, price, fee, ts, reason) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fill_id) DO NOTHING"
+    )
+    _UPSERT_POSITION = (
+        "INSERT INTO positions (symbol, qty, entry, stop_loss, take_profit, realised, "
+        "fees, opened_ts, updated_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (symbol) DO UPDATE SET qty = excluded.qty, entry = excluded.entry, "
+        "stop_loss = excluded.stop_loss, take_profit = excluded.take_profit, "
+        "realised = excluded.realised, fees = excluded.fees, "
+        "opened_ts = excluded.opened_ts, updated_ts = excluded.updated_ts"
+    )
+    _UPDATE_ACCOUNT = "UPDATE account SET cash = ?, realised = ?, fees = ?, updated_ts = ? WHERE id = 1"
+
+    @staticmethod
+    def _decision_row(d: Decision) -> tuple[Any, ...]:
+        """The decisions table's row for ``d`` (``_INSERT_DECISION``'s parameters)."""
+        s = d.signal
+        checks = json.dumps([[c.name, bool(c.ok), c.reason] for c in d.checks])
+        return (
+            d.key, d.symbol, int(d.ts), d.action, int(bool(d.approved)), d.qty, d.price,
+            str(s.type), s.confidence, s.entry, s.stop_loss, s.take_profit, s.reasoning,
+            int(s.ts), checks,
+        )  # fmt: skip
+
+    @staticmethod
+    def _order_row(o: Order) -> tuple[Any, ...]:
+        """The orders table's new row for ``o`` (``_INSERT_ORDER``'s parameters), checked."""
+        return (
+            o.client_order_id, o.symbol, _side(o.side), _finite("order qty", o.qty), o.reason, o.decision_key,
+            int(o.created_ts), OrderStatus(o.status).value, o.filled_qty, o.avg_price, o.fees,
+            int(o.updated_ts or o.created_ts), o.message, _finite("stop_loss", o.stop_loss),
+            _finite("take_profit", o.take_profit), o.order_type, _finite("trigger", o.trigger),
+        )  # fmt: skip
+
+    @staticmethod
+    def _order_update(o: Order) -> tuple[Any, ...]:
+        """``_UPDATE_ORDER``'s parameters: the order's new status, fill and message."""
+        return (OrderStatus(o.status).value, o.filled_qty, o.avg_price, o.fees, int(o.updated_ts), o.message[:1000],
+                o.client_order_id)  # fmt: skip
+
     def _insert_order(self, c: sqlite3.Connection, o: Order) -> bool:
-        qty = _finite("order qty", o.qty)
-        cur = c.execute(
-            f"INSERT INTO orders ({self._ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (order_id) DO NOTHING",
-            (
-                o.client_order_id, o.symbol, _side(o.side), qty, o.reason, o.decision_key, int(o.created_ts),
-                OrderStatus(o.status).value, o.filled_qty, o.avg_price, o.fees, int(o.updated_ts or o.created_ts),
-                o.message, _finite("stop_loss", o.stop_loss), _finite("take_profit", o.take_profit),
-                o.order_type, _finite("trigger", o.trigger),
-            ),
-        )
-        return cur.rowcount == 1
+        return c.execute(self._INSERT_ORDER, self._order_row(o)).rowcount == 1
 
     def record_order(self, order: Order) -> bool:
         """Store a new order before it is sent. False if its client order id is stored."""
@@ -238,15 +271,9 @@ class Store(BookReads, OperatorState):
         with self._write("update_order") as c:
             self._update_order(c, order)
 
-    @staticmethod
-    def _update_order(c: sqlite3.Connection, o: Order) -> None:
-        cur = c.execute(
-            "UPDATE orders SET status = ?, filled_qty = ?, avg_price = ?, fees = ?, updated_ts = ?, "
-            "message = ? WHERE order_id = ?",
-            (OrderStatus(o.status).value, o.filled_qty, o.avg_price, o.fees, int(o.updated_ts), o.message[:1000],
-             o.client_order_id),
-        )
-        if cur.rowcount != 1:
+    @classmethod
+    def _update_order(cls, c: sqlite3.Connection, o: Order) -> None:
+        if c.execute(cls._UPDATE_ORDER, cls._order_update(o)).rowcount != 1:
             raise StoreError(f"order {o.client_order_id} was never journaled (record_order first)")
 
     def record_fill(self, fill: Fill, order: Order, position: Position, account: Mapping[str, float]) -> bool:
@@ -256,6 +283,30 @@ class Store(BookReads, OperatorState):
         Returns False and changes nothing if ``fill.fill_id`` is already stored, so a fill the
         venue reports twice (or a lookup after a restart) is booked once.
         """
+        fill_row, order_update, pos_row, account_row = self._fill_facts(fill, order, position, account)
+        with self._write("record_fill") as c:
+            # one statement where a SELECT then an INSERT took two: fill_id is the primary key,
+            # so a fill already stored inserts nothing (rowcount 0)
+            if c.execute(self._INSERT_FILL, fill_row).rowcount != 1:
+                return False  # already booked: the transaction commits nothing
+            if c.execute(self._UPDATE_ORDER, order_update).rowcount != 1:
+                raise StoreError(f"order {order.client_order_id} was never journaled (record_order first)")
+            if pos_row is None:
+                # flat: the pair's realised PnL lives on in account.realised and in the fills
+                c.execute("DELETE FROM positions WHERE symbol = ?", (fill.symbol,))
+            else:
+                c.execute(self._UPSERT_POSITION, pos_row)
+            if c.execute(self._UPDATE_ACCOUNT, account_row).rowcount != 1:
+                raise StoreError(f"{self.path}: record_fill before init_account (no account row)")
+        return True
+
+    @classmethod
+    def _fill_facts(
+        cls, fill: Fill, order: Order, position: Position, account: Mapping[str, float]
+    ) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...] | None, tuple[Any, ...]]:
+        """A fill's rows, checked: the fill (``_INSERT_FILL``), its order's update
+        (``_UPDATE_ORDER``), the position after it (``_UPSERT_POSITION``; None when flat) and
+        the account after it (``_UPDATE_ACCOUNT``)."""
         side = _side(fill.side)
         qty = _finite("fill qty", fill.qty)
         price = _finite("fill price", fill.price)
@@ -275,37 +326,13 @@ class Store(BookReads, OperatorState):
             for n in ("qty", "entry", "stop_loss", "take_profit", "realised", "fees")
         ]
         ts = int(fill.ts)
-        with self._write("record_fill") as c:
-            # one statement where a SELECT then an INSERT took two: fill_id is the primary key,
-            # so a fill already stored inserts nothing (rowcount 0)
-            cur = c.execute(
-                "INSERT INTO fills (fill_id, order_id, symbol, side, qty, price, fee, ts, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fill_id) DO NOTHING",
-                (fill.fill_id, fill.order_id, fill.symbol, side, qty, price, fee, ts, fill.reason),
-            )
-            if cur.rowcount != 1:
-                return False  # already booked: the transaction commits nothing
-            self._update_order(c, order)
-            if position.qty == 0.0:
-                # flat: the pair's realised PnL lives on in account.realised and in the fills
-                c.execute("DELETE FROM positions WHERE symbol = ?", (fill.symbol,))
-            else:
-                c.execute(
-                    "INSERT INTO positions (symbol, qty, entry, stop_loss, take_profit, realised, "
-                    "fees, opened_ts, updated_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (symbol) DO UPDATE SET qty = excluded.qty, entry = excluded.entry, "
-                    "stop_loss = excluded.stop_loss, take_profit = excluded.take_profit, "
-                    "realised = excluded.realised, fees = excluded.fees, "
-                    "opened_ts = excluded.opened_ts, updated_ts = excluded.updated_ts",
-                    (fill.symbol, *pos_vals, int(position.opened_ts), ts),
-                )
-            cur = c.execute(
-                "UPDATE account SET cash = ?, realised = ?, fees = ?, updated_ts = ? WHERE id = 1",
-                (cash, realised, fees, ts),
-            )
-            if cur.rowcount != 1:
-                raise StoreError(f"{self.path}: record_fill before init_account (no account row)")
-        return True
+        pos_row = None if position.qty == 0.0 else (fill.symbol, *pos_vals, int(position.opened_ts), ts)
+        return (
+            (fill.fill_id, fill.order_id, fill.symbol, side, qty, price, fee, ts, fill.reason),
+            cls._order_update(order),
+            pos_row,
+            (cash, realised, fees, ts),
+        )
 
     def has_fill(self, fill_id: str) -> bool:
         return bool(self._read("has_fill", "SELECT 1 FROM fills WHERE fill_id = ?", (fill_id,)))
