@@ -247,10 +247,17 @@ def backtest_main(argv: list[str]) -> int:
             f"backtesting {', '.join(pairs)} on {timeframe} candles: {n:,} candles from {data_name}",
             file=sys.stderr,
         )
-    result = run_backtest(
-        cfg, candles, book, timeframe_s=tf_s, warmup=warmup, spread_bps=args.spread_bps,
-        progress=Bar(not args.quiet), config_name=str(cfg_path), data_name=data_name,
-    )  # fmt: skip
+    from engine.core.ports import JournalError
+    from engine.journal.schema import StoreError, one_line
+
+    try:
+        result = run_backtest(
+            cfg, candles, book, timeframe_s=tf_s, warmup=warmup, spread_bps=args.spread_bps,
+            progress=Bar(not args.quiet), config_name=str(cfg_path), data_name=data_name,
+        )  # fmt: skip
+    except (StoreError, JournalError) as exc:  # the book failed (a full disk): the run is void
+        print(f"{APP_NAME} backtest: the run's book failed, nothing kept: {one_line(exc)}", file=sys.stderr)
+        return 1
     return _report(result, out, args.no_html)
 
 

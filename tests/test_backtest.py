@@ -199,6 +199,46 @@ def test_the_command_line_writes_the_run_and_prints_the_summary(tmp_path: Path) 
     assert (out.stat().st_mode & 0o777) == 0o700
 
 
+def test_a_book_the_disk_refuses_is_one_line_exit_1_and_keeps_nothing(tmp_path: Path) -> None:
+    """A full disk, for real: the backtest runs with a file-size limit 16 KiB above an empty
+    book's size (SIGXFSZ ignored, so a write past it fails with EFBIG as on a full disk). The
+    book is created, the run's facts cannot be written: one line says so, the exit is 1, and the
+    book holds no half run."""
+    import resource
+    import signal as sig
+
+    from engine.journal.store import Store
+
+    Store(tmp_path / "empty.sqlite").close()
+    limit = (tmp_path / "empty.sqlite").stat().st_size + 16 * 1024
+
+    frames = []
+    for sym, (p0, vol, seed) in {"BTC/USDT": (60_000, 0.002, 4), "ETH/USDT": (3_000, 0.0025, 5)}.items():
+        r = walk(1500, p0, vol, seed)
+        frames.append(pd.DataFrame(r, columns=["ts", "open", "high", "low", "close", "volume"]).assign(symbol=sym))
+    data = tmp_path / "candles.csv"
+    pd.concat(frames).astype({"ts": "int64"}).to_csv(data, index=False)
+    out = tmp_path / "run"
+
+    def small_disk() -> None:
+        sig.signal(sig.SIGXFSZ, sig.SIG_IGN)  # kept across exec: a write past the limit fails
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    args = ["--file", str(data), "--pairs", "BTC/USDT,ETH/USDT", "--timeframe", "1m", "--out", str(out), "--quiet"]
+    r = subprocess.run(
+        [sys.executable, "-m", "console.cli", "backtest", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, preexec_fn=small_disk,
+    )  # fmt: skip
+    assert r.returncode == 1, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the run's book failed, nothing kept" in lines[0], r.stderr
+    assert "close failed" in lines[0] and ("full" in lines[0] or "I/O" in lines[0]), lines[0]
+    assert not (out / "result.json").exists()
+    with sqlite3.connect(out / "book.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM decisions").fetchone() == (0,)
+        assert conn.execute("SELECT COUNT(*) FROM equity").fetchone() == (0,)
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

@@ -13,7 +13,16 @@ import pytest
 
 import engine.backtest.book as book_mod
 from engine.backtest.book import BacktestBook
-from engine.core.models import CheckResult, Decision, Fill, PairMode, Position, Side, Signal, SignalType
+from engine.core.models import (
+    CheckResult,
+    Decision,
+    Fill,
+    PairMode,
+    Position,
+    Side,
+    Signal,
+    SignalType,
+)
 from engine.core.orders import Order, OrderStatus
 from engine.journal.schema import StoreError
 from engine.journal.store import Store

@@ -174,6 +174,9 @@ class BacktestBook(Store):
                 for _name, sql in self._indexes:
                     conn.execute(sql)
                 conn.execute("COMMIT")
+        except sqlite3.Error as exc:  # the commit (a full disk): the run's book keeps nothing
+            self._fail("close", exc)
+            raise StoreError(f"{self.path}: close failed: {one_line(exc)}") from None
         finally:
             super().close()
 
@@ -276,9 +279,8 @@ class BacktestBook(Store):
 
     def flush_equity(self) -> None:
         rows = self._equity
-        if rows:
-            if not np.isfinite(np.array(rows, dtype=float)[:, 1:]).all():  # never in practice
-                rows = [r for r in rows if all(math.isfinite(v) for v in r[1:])]
+        if rows and not np.isfinite(np.array(rows, dtype=float)[:, 1:]).all():  # never in practice
+            rows = [r for r in rows if all(math.isfinite(v) for v in r[1:])]
         self.equity_dropped += len(self._equity) - len(rows)
         with self._write("record_equity") as c:
             c.executemany(
