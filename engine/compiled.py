@@ -52,6 +52,7 @@ MODULES: tuple[str, ...] = (
     "engine.core.risk",
     "engine.core.execution",
     "engine.core.pair",
+    "engine.core.commands",
     "engine.core.trader",
     "engine.execution.paper",
     "engine.backtest.clock",

@@ -32,7 +32,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -48,9 +48,9 @@ from engine.core.trader import FEED_LATENCY_ALLOWANCE_MS, PairState, TradingCore
 from engine.execution.paper import PaperExecutionClient
 from feed.candle_ticks import TICK_FRACTIONS, CandleTicks, candle_ticks
 
-DEFAULT_SPREAD_BPS = 2.0  # the replay feed's default
-MAX_POINTS = 20_000  # equity points and price points per pair kept in the result
-CHUNK = 8_192  # (candle time, pair) entries of the timeline turned into Python numbers at a time
+DEFAULT_SPREAD_BPS: Final = 2.0  # the replay feed's default
+MAX_POINTS: Final = 20_000  # equity points and price points per pair kept in the result
+CHUNK: Final = 8_192  # (candle time, pair) entries of the timeline turned into Python numbers at a time
 Progress = Callable[[int, int], None]  # (candles done, candles in all)
 
 
@@ -225,7 +225,7 @@ def _replay(
     starts, owner, row = starts[order], owner[order], row[order]
     states = [core.pairs[s] for s in symbols]
     positions = core.portfolio.positions
-    on_tick, on_timer, portfolio = core.on_tick, core.on_timer, core.portfolio
+    portfolio = core.portfolio  # (``core.on_tick`` called, not bound: a native call, no float boxed)
     booked = book.equity_at  # the core's own equity point, when its timer recorded one
     eq_ts: list[int] = []
     eq_val: list[float] = []
@@ -255,7 +255,7 @@ def _replay(
                 p = px[at]
                 ms = clock.ms = tick_ms[at]
                 half = p * half_spread
-                on_tick(ps, ms, p - half, p + half, p, volume[at])
+                core.on_tick(ps, ms, p - half, p + half, p, volume[at])
             # the extremes' order is chosen once per candle, when the first of them comes: a
             # pair holding a position sees the extreme against it first; the second extreme
             # is the other one even when the first closed the position (the candle's high and
@@ -271,20 +271,20 @@ def _replay(
                 p = b if swap else a
                 ms = clock.ms = tick_ms[at]
                 half = p * half_spread
-                on_tick(ps, ms, p - half, p + half, p, volume[at])
+                core.on_tick(ps, ms, p - half, p + half, p, volume[at])
             for (ps, tick_ms, px, volume, first), swap in zip(group, swapped, strict=True):
                 at = first + 2
                 p = px[at - 1] if swap else px[at]
                 ms = clock.ms = tick_ms[at]
                 half = p * half_spread
-                on_tick(ps, ms, p - half, p + half, p, volume[at])
+                core.on_tick(ps, ms, p - half, p + half, p, volume[at])
             for ps, tick_ms, px, volume, first in group:  # the closes
                 at = first + 3
                 p = px[at]
                 ms = clock.ms = tick_ms[at]
                 half = p * half_spread
-                on_tick(ps, ms, p - half, p + half, p, volume[at])
-            on_timer()
+                core.on_tick(ps, ms, p - half, p + half, p, volume[at])
+            core.on_timer()
             ms = clock.ms
             eq_ts.append(ms)
             point = booked(ms)

@@ -19,10 +19,11 @@ import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 __all__ = ["Candle", "CandleBuilder"]
 
-_INF = math.inf
+_INF: Final = math.inf
 
 
 @dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)

@@ -14,7 +14,7 @@ core's), and ``CommandResult``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -49,7 +49,9 @@ class OperatorCommands:
     sink: EventSink
     clock: Clock
     portfolio_dirty: bool
-    close_position: Callable[..., str]  # TradingCore's: the one path that closes a position
+
+    def close_position(self, symbol: str, reason: str, key: str, *, operator: bool = False) -> str:
+        raise NotImplementedError  # TradingCore's: the one path that closes a position
 
     def command(self, cmd: str, symbol: str | None = None, choice: str = "", who: str = "") -> CommandResult:
         """Apply one operator command; every change is journaled before this returns.

@@ -32,6 +32,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from engine.core import correlation_math as cm
 
 logger = logging.getLogger(__name__)
 
-RETURN_SLACK = 16  # candle times kept beyond the window, for symbols closing a little late
+RETURN_SLACK: Final = 16  # candle times kept beyond the window, for symbols closing a little late
 
 
 class CorrelationTracker:

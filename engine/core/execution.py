@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from operator import attrgetter
-from typing import Any
+from typing import Any, Final
 
 from engine.core.events import DecisionMade, FillBooked, Notice, OrderUpdated
 from engine.core.markets import MarketRules, round_qty_down, rules_for
@@ -50,10 +50,10 @@ from engine.core.protect import RESTING, RESTING_LOOKUP_MS, ProtectiveStops
 
 log = logging.getLogger("engine")
 
-RETRY_FIRST_MS = 200  # a refused exit is tried again after this, doubling up to RETRY_MAX_MS
-RETRY_MAX_MS = 5_000
-LOOKUP_EVERY_MS = 1_000  # an order of unknown outcome is looked up at most this often
-QUIET_ORDER_MS = 5_000  # an open order with no news this long is looked up too
+RETRY_FIRST_MS: Final = 200  # a refused exit is tried again after this, doubling up to RETRY_MAX_MS
+RETRY_MAX_MS: Final = 5_000
+LOOKUP_EVERY_MS: Final = 1_000  # an order of unknown outcome is looked up at most this often
+QUIET_ORDER_MS: Final = 5_000  # an open order with no news this long is looked up too
 
 
 def _copier(cls: type) -> Callable[[Any], Any]:
@@ -68,8 +68,8 @@ def _copier(cls: type) -> Callable[[Any], Any]:
     return lambda obj: cls(*get(obj))
 
 
-_copy_order = _copier(Order)  # the copies the sink gets (it may keep them; the core mutates)
-_copy_position = _copier(Position)
+_copy_order: Final = _copier(Order)  # the copies the sink gets (it may keep them; the core mutates)
+_copy_position: Final = _copier(Position)
 
 
 @dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)

@@ -21,13 +21,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 logger = logging.getLogger(__name__)
 
 # ccxt precision modes (ccxt.DECIMAL_PLACES, ccxt.TICK_SIZE); copied so engine code has no ccxt import.
-DECIMAL_PLACES = 2
-TICK_SIZE = 4
+DECIMAL_PLACES: Final = 2
+TICK_SIZE: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ DEFAULT_RULES: dict[str, MarketRules] = {
     "ETH/USDT": MarketRules(0.0001, 0.01, 0.0001, 5.0),
     "SOL/USDT": MarketRules(0.001, 0.01, 0.001, 5.0),
 }
-FALLBACK_RULES = MarketRules(amount_step=1e-6, price_step=1e-8, min_qty=1e-6, min_notional=5.0)
+FALLBACK_RULES: Final = MarketRules(amount_step=1e-6, price_step=1e-8, min_qty=1e-6, min_notional=5.0)
 
 
 class MarketRulesError(ValueError):

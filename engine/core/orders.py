@@ -22,11 +22,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from engine.core.models import Fill, Side
 
-CLIENT_ID_PREFIX = "mp-"
-CLIENT_ID_MAX = 36  # Binance's limit for newClientOrderId
+CLIENT_ID_PREFIX: Final = "mp-"
+CLIENT_ID_MAX: Final = 36  # Binance's limit for newClientOrderId
 
 
 class OrderStatus(StrEnum):
@@ -39,7 +40,7 @@ class OrderStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
-TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.REJECTED, OrderStatus.CANCELLED})
+TERMINAL: Final = frozenset({OrderStatus.FILLED, OrderStatus.REJECTED, OrderStatus.CANCELLED})
 
 
 def is_ours(client_order_id: object) -> bool:
@@ -55,8 +56,8 @@ def client_order_id(key: str) -> str:
     return CLIENT_ID_PREFIX + hashlib.sha1(key.encode()).hexdigest()[:20]
 
 
-MARKET = "market"
-STOP = "stop"
+MARKET: Final = "market"
+STOP: Final = "stop"
 
 
 @dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)

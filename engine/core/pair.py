@@ -17,7 +17,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 from engine.core.candles import Candle
 from engine.core.config import PairConfig
@@ -35,8 +35,8 @@ from engine.core.strategies import Strategy, create_strategy
 
 logger = logging.getLogger(__name__)
 
-DAY_S = 86_400
-_INF = math.inf
+DAY_S: Final = 86_400
+_INF: Final = math.inf
 
 
 class PairRuntime:

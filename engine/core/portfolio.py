@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 from engine.core.models import Fill, Position, Side
 
 logger = logging.getLogger(__name__)
 
-MS_PER_DAY = 86_400_000
-QTY_DECIMALS = 12  # net quantities are rounded here so 0.3 - 0.1 - 0.2 is flat, not 5.5e-17
+MS_PER_DAY: Final = 86_400_000
+QTY_DECIMALS: Final = 12  # net quantities are rounded here so 0.3 - 0.1 - 0.2 is flat, not 5.5e-17
 
 
 class Portfolio:

@@ -28,7 +28,7 @@ Rules, so that the core's stop and the venue's stop never both sell:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from engine.core.events import Notice
 from engine.core.markets import round_qty_down, rules_for
@@ -41,11 +41,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("engine")
 
-STOP_GRACE_MS = 3_000  # a stop hit on our ticks waits this long for the venue's stop to fill
-PROTECT_RETRY_MS = 5_000  # a refused protective stop is placed again after this
-CANCEL_AGAIN_MS = 5_000  # a cancel with no answer is asked again after this
-RESTING_LOOKUP_MS = 30_000  # a resting stop with no news is looked up this often (streams report changes)
-RESTING = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+STOP_GRACE_MS: Final = 3_000  # a stop hit on our ticks waits this long for the venue's stop to fill
+PROTECT_RETRY_MS: Final = 5_000  # a refused protective stop is placed again after this
+CANCEL_AGAIN_MS: Final = 5_000  # a cancel with no answer is asked again after this
+RESTING_LOOKUP_MS: Final = 30_000  # a resting stop with no news is looked up this often (streams report changes)
+RESTING: Final = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
 
 
 class ProtectiveStops:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator
+from typing import Final
 
 from engine.core.candles import Candle
 from engine.core.config_data import DataConfig
@@ -40,8 +41,8 @@ from engine.core.models import Signal, SignalType
 
 log = logging.getLogger("engine")
 
-WIDENS_AFTER_S = 60.0  # band_pct is the move believed within this; it widens after
-_INF = math.inf
+WIDENS_AFTER_S: Final = 60.0  # band_pct is the move believed within this; it widens after
+_INF: Final = math.inf
 
 __all__ = ["WIDENS_AFTER_S", "PriceBand", "gap_entry", "newest_only"]
 

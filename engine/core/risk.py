@@ -32,7 +32,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
 from engine.core.config import PairConfig, SafeList
 from engine.core.costs import entry_costs
@@ -41,11 +41,11 @@ from engine.core.models import CheckResult, Decision, PairMode, Position, Signal
 
 logger = logging.getLogger(__name__)
 
-OPEN_LONG = "open_long"
-OPEN_SHORT = "open_short"
-CLOSE_LONG = "close_long"
-CLOSE_SHORT = "close_short"
-CHECKS = (
+OPEN_LONG: Final = "open_long"
+OPEN_SHORT: Final = "open_short"
+CLOSE_LONG: Final = "close_long"
+CLOSE_SHORT: Final = "close_short"
+CHECKS: Final = (
     "valid_stop",
     "costs",
     "min_confidence",

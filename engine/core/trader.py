@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from engine.core.candles import Candle, CandleBuilder
 from engine.core.commands import OperatorCommands
@@ -37,13 +37,13 @@ from engine.core.views import PortfolioSummary, policy_state, portfolio_summary
 
 log = logging.getLogger("engine")
 
-SPARKLINE_CLOSES = 60
-JUMP_CONFIRM_MIN_MS = 60_000  # a tick this far past the pair's last one needs confirming
-JUMP_CONFIRM_TICKS = 3  # ... by this many ticks agreeing with it
-JUMP_CONFIRM_S = 1.0  # ... over at least this long
-FLUSH_EVERY_S = 0.5
-FEED_LATENCY_ALLOWANCE_MS = 2_000  # a candle is closed by the timer this long after its end
-EQUITY_EVERY_S = 10.0
+SPARKLINE_CLOSES: Final = 60
+JUMP_CONFIRM_MIN_MS: Final = 60_000  # a tick this far past the pair's last one needs confirming
+JUMP_CONFIRM_TICKS: Final = 3  # ... by this many ticks agreeing with it
+JUMP_CONFIRM_S: Final = 1.0  # ... over at least this long
+FLUSH_EVERY_S: Final = 0.5
+FEED_LATENCY_ALLOWANCE_MS: Final = 2_000  # a candle is closed by the timer this long after its end
+EQUITY_EVERY_S: Final = 10.0
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from typing import Final
 
 from engine.core.markets import MarketRules, round_price, round_qty_down, rules_for
 from engine.core.models import Fill, Side
@@ -32,7 +33,7 @@ from engine.core.ports import Clock
 
 log = logging.getLogger(__name__)
 
-REMEMBERED_ORDERS = 10_000  # what the "venue" remembers; older ids live in the journal
+REMEMBERED_ORDERS: Final = 10_000  # what the "venue" remembers; older ids live in the journal
 
 
 class PaperRejection(Exception):

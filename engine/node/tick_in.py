@@ -58,7 +58,7 @@ DRAIN_BATCH: Final = 1000  # messages read per loop turn, so commands are never 
 LATENCY_RING_MASK: Final = 4095  # the last 4096 tick latencies feed the heartbeat's p50/p99
 _NOBLOCK: Final = int(zmq.NOBLOCK)
 _RCVMORE: Final = int(zmq.RCVMORE)
-_unpackb = msgpack.unpackb
+_unpackb: Final = msgpack.unpackb
 
 
 @dataclass(slots=True)

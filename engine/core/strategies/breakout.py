@@ -16,7 +16,7 @@ so the average is warm when live trading starts). Signals carry
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from engine.core.models import Indicators, Signal, SignalType
 from engine.core.strategies.base import Strategy, clip01, register
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from engine.core.candles import Candle
     from engine.core.config import StrategyParams
 
-BASE_CONFIDENCE = 0.70
+BASE_CONFIDENCE: Final = 0.70
 
 
 class BreakoutStrategy(Strategy):

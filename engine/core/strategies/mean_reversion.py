@@ -14,7 +14,7 @@ both conditions has confidence 0.6. Signals carry ``ts = candle.ts`` (the candle
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from engine.core.models import Indicators, Signal, SignalType
 from engine.core.strategies.base import Strategy, clip01, register
@@ -22,8 +22,8 @@ from engine.core.strategies.base import Strategy, clip01, register
 if TYPE_CHECKING:
     from engine.core.candles import Candle
 
-DEEP_BAND_FRACTION = 0.25  # a close this fraction of the band width outside counts as fully deep
-EXTREME_RSI_POINTS = 15.0  # RSI this far past its threshold counts as fully extreme
+DEEP_BAND_FRACTION: Final = 0.25  # a close this fraction of the band width outside counts as fully deep
+EXTREME_RSI_POINTS: Final = 15.0  # RSI this far past its threshold counts as fully extreme
 
 
 class MeanReversionStrategy(Strategy):

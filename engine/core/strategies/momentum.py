@@ -13,7 +13,7 @@ avoid, as a fraction of the oversold..overbought span. Signals carry ``ts = cand
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from engine.core.models import Indicators, Signal, SignalType
 from engine.core.strategies.base import Strategy, clip01, register
@@ -21,7 +21,7 @@ from engine.core.strategies.base import Strategy, clip01, register
 if TYPE_CHECKING:
     from engine.core.candles import Candle
 
-STRONG_GAP_ATR = 0.2  # an MA gap of this many ATRs at the cross counts as full strength
+STRONG_GAP_ATR: Final = 0.2  # an MA gap of this many ATRs at the cross counts as full strength
 
 
 class MomentumStrategy(Strategy):
