@@ -56,6 +56,38 @@ def test_the_core_runs_compiled_where_it_could_be_built() -> None:
     assert engine.core.trader.__file__.endswith(".so")
 
 
+# Classes of the compiled modules that stay ordinary Python classes, and why: exceptions (mypyc
+# compiles no subclass of a built-in exception as native), the strategies (``register`` sets
+# their ``name`` on the class, and ``Strategy`` is an ``ABC`` one's own strategy subclasses in
+# plain Python) and a Protocol (a type, never instantiated).
+NOT_NATIVE = {
+    "engine.core.orders.OrderTransitionError", "engine.core.markets.MarketRulesError",
+    "engine.execution.paper.PaperRejection", "engine.core.strategies.base.Strategy",
+    "engine.core.strategies.momentum.MomentumStrategy", "engine.core.strategies.mean_reversion.MeanReversionStrategy",
+    "engine.core.strategies.breakout.BreakoutStrategy", "engine.core.risk._HasCorrelatedWith",
+}  # fmt: skip
+
+
+@pytest.mark.skipif(c_compiler() is None, reason="no C compiler: the package installed as plain Python")
+@pytest.mark.skipif(bool(os.environ.get("MULTIPAR_PURE")), reason="MULTIPAR_PURE is set")
+def test_the_compiled_classes_are_native() -> None:
+    """A compiled class is a C struct only when every class it inherits from is compiled too;
+    otherwise mypyc silently makes it an ordinary Python class whose every attribute is a dict
+    lookup. ``TradingCore`` was one (its base ``OperatorCommands`` was left out of ``MODULES``):
+    every class of a compiled module is native (no ``__dict__``) but for the few listed."""
+    import importlib
+
+    found, plain = 0, []
+    for m in MODULES:
+        for name, cls in vars(importlib.import_module(m)).items():
+            if inspect.isclass(cls) and cls.__module__ == m:
+                found += 1
+                if "__dict__" in dir(cls) and f"{m}.{name}" not in NOT_NATIVE:
+                    plain.append(f"{m}.{name} ({', '.join(b.__name__ for b in cls.__mro__[1:])})")
+    assert found > 40
+    assert not plain, f"compiled as ordinary Python classes: {plain}"
+
+
 def test_every_compiled_module_exists_and_is_listed_once() -> None:
     assert len(set(MODULES)) == len(MODULES)
     for m in MODULES:
