@@ -123,7 +123,15 @@ def drain_ticks(node: EngineNode) -> None:
                 data: bytes = recv(_NOBLOCK)
             except zmq.Again:
                 return
-            tb, sep, pb = data.partition(TICK_SEP)
+            # ``data.partition(TICK_SEP)``, on mypyc's bytes primitives: a method call on bytes
+            # is a generic Python call (0.1 µs a tick), the scan of a symbol's few bytes is not
+            n = len(data)
+            at = 0
+            while at < n and data[at] != 0:
+                at += 1
+            sep = at < n
+            tb = data[:at]
+            pb = data[at + 1 :] if sep else b""
             entry = by_topic.get(tb) if sep else None
             if entry is None:  # the feed's status, a version-2 tick, or no pair of ours
                 msg = read_message(sub, data) if not sep else (tb, pb)
@@ -161,9 +169,10 @@ _NOT_WELL_FORMED: Final = (False, 0, 0, 0, 0.0, 0.0, 0.0, 0.0)
 # feed.wire's limits as compiled constants (a module attribute of another module is a lookup)
 _PRICE_LIMIT: Final[float] = PRICE_LIMIT
 _VOLUME_LIMIT: Final[float] = VOLUME_LIMIT
-_SEQ_LIMIT: Final[int] = SEQ_LIMIT
 _TE_LIMIT: Final[int] = TE_LIMIT
-_TR_LIMIT: Final[int] = TR_LIMIT
+_SEQ_BITS: Final = SEQ_LIMIT.bit_length() - 1  # SEQ_LIMIT is 2**_SEQ_BITS
+_TR_BITS: Final = TR_LIMIT.bit_length() - 1
+assert 1 << _SEQ_BITS == SEQ_LIMIT and 1 << _TR_BITS == TR_LIMIT  # powers of two (feed/wire.py)
 _V: Final[int] = TICK_VERSION
 _V_PREVIOUS: Final[int] = TICK_VERSION_PREVIOUS
 
@@ -202,7 +211,9 @@ def well_formed_tick(payload: bytes) -> tuple[bool, int, int, int, float, float,
         iv in (_V, _V_PREVIOUS)
         and 0.0 < fb <= fa < _PRICE_LIMIT and 0.0 < fl < _PRICE_LIMIT
         and 0.0 <= fbv < _VOLUME_LIMIT and 0.0 <= fqv < _VOLUME_LIMIT
-        and 0 <= iq < _SEQ_LIMIT and 0 <= ite < _TE_LIMIT and 0 <= itr < _TR_LIMIT
+        # ``q < 2**63`` as ``q >> 63 == 0`` (q not negative): 2**63 is beyond mypyc's short
+        # ints, so a comparison with it is a boxed one (0.1 µs a tick for q and tr)
+        and iq >= 0 and iq >> _SEQ_BITS == 0 and 0 <= ite < _TE_LIMIT and itr >= 0 and itr >> _TR_BITS == 0
     ):  # fmt: skip
         return True, iq, ite, itr, fb, fa, fl, fbv
     return _NOT_WELL_FORMED
