@@ -57,14 +57,11 @@ def test_the_core_runs_compiled_where_it_could_be_built() -> None:
 
 
 # Classes of the compiled modules that stay ordinary Python classes, and why: exceptions (mypyc
-# compiles no subclass of a built-in exception as native), the strategies (``register`` sets
-# their ``name`` on the class, and ``Strategy`` is an ``ABC`` one's own strategy subclasses in
-# plain Python) and a Protocol (a type, never instantiated).
+# compiles no subclass of a built-in exception as native) and a Protocol (a type, never
+# instantiated).
 NOT_NATIVE = {
     "engine.core.orders.OrderTransitionError", "engine.core.markets.MarketRulesError",
-    "engine.execution.paper.PaperRejection", "engine.core.strategies.base.Strategy",
-    "engine.core.strategies.momentum.MomentumStrategy", "engine.core.strategies.mean_reversion.MeanReversionStrategy",
-    "engine.core.strategies.breakout.BreakoutStrategy", "engine.core.risk._HasCorrelatedWith",
+    "engine.execution.paper.PaperRejection", "engine.core.risk._HasCorrelatedWith",
 }  # fmt: skip
 
 
@@ -73,8 +70,9 @@ NOT_NATIVE = {
 def test_the_compiled_classes_are_native() -> None:
     """A compiled class is a C struct only when every class it inherits from is compiled too;
     otherwise mypyc silently makes it an ordinary Python class whose every attribute is a dict
-    lookup. ``TradingCore`` was one (its base ``OperatorCommands`` was left out of ``MODULES``):
-    every class of a compiled module is native (no ``__dict__``) but for the few listed."""
+    lookup. ``TradingCore`` was one (its base ``OperatorCommands`` was left out of ``MODULES``),
+    and so were the strategies (``Strategy`` had an ``abc.ABC`` base): every class of a compiled
+    module is native (no ``__dict__``) but for the few listed."""
     import importlib
 
     found, plain = 0, []

@@ -328,3 +328,37 @@ def test_zero_atr_blocks_entries_not_exits() -> None:
     flat = Indicators(rsi=10.0, bb_upper=100.0, bb_middle=100.0, bb_lower=100.0, atr=0.0)
     assert mr.analyze(_at(100.0), flat, 0.0).type is SignalType.HOLD
     assert mr.analyze(_at(100.0), flat, 1.0).type is SignalType.SELL
+
+
+def test_a_strategy_of_ones_own_registers_in_plain_python_and_must_define_analyze() -> None:
+    """One's own strategy subclasses the compiled ``Strategy`` in plain Python and registers with
+    ``@register``; a class that does not define ``analyze`` is refused at registration (the
+    base is no ``abc.ABC``: that would make it, and every built-in strategy, an ordinary Python
+    class, tests/test_compiled.py)."""
+    from engine.core.models import SignalType
+    from engine.core.strategies.base import Strategy, register, registry
+
+    @register("test-own-always-hold")
+    class AlwaysHold(Strategy):
+        def analyze(self, candle, ind, position_qty):  # type: ignore[no-untyped-def]
+            return self.hold(candle, "never trades")
+
+    try:
+        s = create_strategy("test-own-always-hold", "BTC/USDT", StrategyParams())
+        assert type(s) is AlwaysHold and AlwaysHold.name == "test-own-always-hold"
+        from engine.core.candles import Candle
+        from engine.core.models import Indicators
+
+        sig = s.analyze(Candle(60_000, 1.0, 1.0, 1.0, 1.0, 0.0), Indicators(), 0.0)
+        assert sig.type is SignalType.HOLD and sig.reasoning == "never trades"
+
+        class NoAnalyze(Strategy):
+            pass
+
+        with pytest.raises(TypeError, match="NoAnalyze does not define analyze"):
+            register("test-own-no-analyze")(NoAnalyze)
+        assert "test-own-no-analyze" not in registry()
+    finally:
+        from engine.core.strategies import base
+
+        base._REGISTRY.pop("test-own-always-hold", None)

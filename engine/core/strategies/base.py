@@ -8,7 +8,6 @@ Subclasses register themselves by name with ``@register("name")`` (the compiled 
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -24,7 +23,7 @@ _REGISTRY: dict[str, type[Strategy]] = {}
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # a strategy of one's own needs no compiler
-class Strategy(ABC):
+class Strategy:
     """One pair's strategy. ``analyze`` runs once per closed candle, never per tick."""
 
     name: ClassVar[str]
@@ -36,7 +35,7 @@ class Strategy(ABC):
         # (``total_exposure``, ``daily_pnl`` as fractions of capital, ``correlation``).
         self.portfolio_state: Callable[[str], Mapping[str, Any]] | None = None
 
-    def observe(self, candle: Candle, ind: Indicators) -> None:  # noqa: B027 (optional hook)
+    def observe(self, candle: Candle, ind: Indicators) -> None:
         """Fold one closed candle into the strategy's own state; runs on every candle, in
         warm-up and live, before ``analyze``. Most strategies read only ``ind`` and keep none."""
 
@@ -49,13 +48,15 @@ class Strategy(ABC):
         p = self.params
         return max(p.rsi_period + 1, p.bb_period, p.ma_slow + 1, p.atr_period + 1, p.lookback + 1)
 
-    @abstractmethod
     def analyze(self, candle: Candle, ind: Indicators, position_qty: float) -> Signal:
-        """Return BUY / SELL / HOLD for the candle that just closed.
+        """Return BUY / SELL / HOLD for the candle that just closed: every strategy's own.
 
         ``position_qty`` is the pair's current net position (0 when flat), so a strategy can
-        emit an exit (SELL while long, BUY while short).
+        emit an exit (SELL while long, BUY while short). (Not an ``abc`` abstract method: a
+        class with an ``ABC`` base compiles to an ordinary Python class, whose every attribute
+        is a dict lookup; ``register`` refuses a class that does not define it.)
         """
+        raise NotImplementedError(f"{type(self).__name__} does not define analyze")
 
     def hold(self, candle: Candle, reasoning: str = "") -> Signal:
         return Signal(self.symbol, SignalType.HOLD, 0.0, candle.close, reasoning=reasoning, ts=candle.ts)
@@ -68,6 +69,8 @@ def clip01(x: float) -> float:
 
 def register(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
     def deco(cls: type[Strategy]) -> type[Strategy]:
+        if cls.analyze is Strategy.analyze:
+            raise TypeError(f"strategy {name!r}: {cls.__name__} does not define analyze")
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"strategy {name!r} registered twice")
         cls.name = name
