@@ -182,13 +182,19 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_the_command_line_writes_the_run_and_prints_the_summary(tmp_path: Path) -> None:
+def _two_pairs_csv(tmp_path: Path) -> Path:
+    """1,500 one-minute candles of BTC/USDT and ETH/USDT in one CSV, as ``--file`` reads it."""
     frames = []
     for sym, (p0, vol, seed) in {"BTC/USDT": (60_000, 0.002, 4), "ETH/USDT": (3_000, 0.0025, 5)}.items():
         r = walk(1500, p0, vol, seed)
         frames.append(pd.DataFrame(r, columns=["ts", "open", "high", "low", "close", "volume"]).assign(symbol=sym))
     data = tmp_path / "candles.csv"
     pd.concat(frames).astype({"ts": "int64"}).to_csv(data, index=False)
+    return data
+
+
+def test_the_command_line_writes_the_run_and_prints_the_summary(tmp_path: Path) -> None:
+    data = _two_pairs_csv(tmp_path)
     out = tmp_path / "run"
     r = cli("--file", str(data), "--pairs", "BTC/USDT,ETH/USDT", "--timeframe", "1m", "--out", str(out), "--quiet")
     assert r.returncode == 0, r.stderr
@@ -212,12 +218,7 @@ def test_a_book_the_disk_refuses_is_one_line_exit_1_and_keeps_nothing(tmp_path: 
     Store(tmp_path / "empty.sqlite").close()
     limit = (tmp_path / "empty.sqlite").stat().st_size + 16 * 1024
 
-    frames = []
-    for sym, (p0, vol, seed) in {"BTC/USDT": (60_000, 0.002, 4), "ETH/USDT": (3_000, 0.0025, 5)}.items():
-        r = walk(1500, p0, vol, seed)
-        frames.append(pd.DataFrame(r, columns=["ts", "open", "high", "low", "close", "volume"]).assign(symbol=sym))
-    data = tmp_path / "candles.csv"
-    pd.concat(frames).astype({"ts": "int64"}).to_csv(data, index=False)
+    data = _two_pairs_csv(tmp_path)
     out = tmp_path / "run"
 
     def small_disk() -> None:

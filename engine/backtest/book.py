@@ -193,11 +193,7 @@ class BacktestBook(Store):
         if d.key in self._decision_keys:
             return False
         if order is not None:
-            try:
-                order_row = self._order_row(order)
-            except BaseException as exc:
-                self._fail("record_decision", exc)
-                raise
+            order_row = self._checked_order_row("record_decision", order)
             if order.client_order_id in self._order_ids:
                 return False  # the engine takes the decision back: nothing is stored
             self._hold_order(order_row)
@@ -208,16 +204,21 @@ class BacktestBook(Store):
 
     def record_order(self, order: Order) -> bool:
         self._refuse("record_order")
-        try:
-            row = self._order_row(order)
-        except BaseException as exc:
-            self._fail("record_order", exc)
-            raise
+        row = self._checked_order_row("record_order", order)
         if order.client_order_id in self._order_ids:
             return False
         self._hold_order(row)
         self._held("record_order")
         return True
+
+    def _checked_order_row(self, op: str, order: Order) -> tuple[Any, ...]:
+        """The order's row, checked as the engine checks it inside its transaction: a failure
+        voids the run."""
+        try:
+            return self._order_row(order)
+        except BaseException as exc:
+            self._fail(op, exc)
+            raise
 
     def _hold_order(self, row: tuple[Any, ...]) -> None:
         self._order_ids.add(row[0])
