@@ -46,13 +46,16 @@ class BacktestBook(Store):
     engine's counter skips the id of a decision it took back (its order id was taken), this
     book never spends one.
 
-    **A failure voids the run.** A fact that fails (refused by a check, or an SQLite error when
-    it is written) rolls the whole run's transaction back and every later write raises
-    ``StoreError``: the book never holds half a run. A fact SQLite refuses is found when it is
-    written, so the error may surface at a later call (the next read, write or ``close``) than
-    the fact's own; the run still ends there, with nothing in its book. A savepoint per fact
-    kept the loss to that fact, but SQLite copies every page a savepoint touches to a statement
-    journal: half the cost of each write.
+    **A failure voids the run.** A fact that fails where the engine's would fail inside its
+    transaction (an order's values, an update of an order never journaled, a fill before the
+    account, an SQLite error when the held facts are written) rolls the whole run's transaction
+    back and every later write raises ``StoreError``: the book never holds half a run. A fact
+    refused by the checks the engine makes before its transaction (a decision's row, a fill's
+    values) raises and leaves the run as it was, as the engine's book does. A fact SQLite
+    refuses is found when the held facts are written, so the error may surface at a later call
+    (the next read, write or ``close``) than the fact's own; the run still ends there, with
+    nothing in its book. A savepoint per fact kept the loss to that fact, but SQLite copies
+    every page a savepoint touches to a statement journal: half the cost of each write.
 
     The secondary indexes (by decision key, symbol and time, open status) are dropped inside
     that transaction and built once by ``close``: nothing the core reads during a run uses
