@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import deque
 
 from engine.core.indicators.base import _check_period, _Indicator
 
@@ -11,11 +10,17 @@ from engine.core.indicators.base import _check_period, _Indicator
 class SMA(_Indicator):
     """Simple moving average; first value after ``period`` closes (TA-Lib SMA)."""
 
-    __slots__ = ("_comp", "_since_resync", "_sum", "_window")
+    # The window is a ring of ``period`` slots in a native list (``_held`` values; once full,
+    # ``_oldest`` is the slot of the oldest, which the next value takes): a ``deque`` cost a
+    # generic call for each read, push and pop. The sums are the same in any order (``fsum`` is
+    # exact), so the ring's order changes no value.
+    __slots__ = ("_comp", "_held", "_oldest", "_ring", "_since_resync", "_sum")
 
     def __init__(self, period: int) -> None:
         self._period = _check_period(period)
-        self._window: deque[float] = deque()
+        self._ring: list[float] = [0.0] * period
+        self._held = 0
+        self._oldest = 0
         self._sum = 0.0
         self._comp = 0.0  # compensation term: keeps the running sum exact-ish forever
         self._since_resync = 0
@@ -35,14 +40,14 @@ class SMA(_Indicator):
         t = s + x
         c += (s - t) + x if abs(s) >= abs(x) else (x - t) + s
         s = t
-        w = self._window
         n = self._period
-        if len(w) == n:
-            y = -w[0]
+        held = self._held
+        if held == n:
+            y = -self._ring[self._oldest]
             t = s + y
             c += (s - t) + y if abs(s) >= abs(y) else (y - t) + s
             s = t
-        elif len(w) < n - 1:
+        elif held < n - 1:
             return s, c, None
         return s, c, (s + c) / n
 
@@ -51,15 +56,20 @@ class SMA(_Indicator):
 
     def update(self, x: float) -> float | None:
         s, c, value = self._advance(x)
-        w = self._window
-        if len(w) == self._period:
-            w.popleft()
-        w.append(x)
+        n = self._period
+        ring = self._ring
+        if self._held == n:  # the oldest leaves: its slot takes x
+            ring[self._oldest] = x
+            self._oldest = (self._oldest + 1) % n
+        else:
+            ring[self._held] = x
+            self._held += 1
         self._sum, self._comp = s, c
         self._value = value
         self._since_resync += 1
-        if self._since_resync >= self._period:
+        if self._since_resync >= n:
             # Exact re-derivation bounds error accumulation; amortised O(1).
+            w = ring if self._held == n else ring[: self._held]
             hi = math.fsum(w)
             self._sum, self._comp = hi, math.fsum([*w, -hi])  # keep fsum's rounding residual
             self._since_resync = 0
