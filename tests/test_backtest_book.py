@@ -24,6 +24,7 @@ from engine.core.models import (
     SignalType,
 )
 from engine.core.orders import Order, OrderStatus
+from engine.journal.rows import ORDER_COLS
 from engine.journal.schema import StoreError
 from engine.journal.store import Store
 
@@ -33,7 +34,7 @@ SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 TABLES = {  # every table a trade writes, in a stable order; decisions without their id (below)
     "decisions": "key, symbol, ts, action, approved, qty, price, signal_type, confidence, entry, stop_loss, "
     "take_profit, reasoning, signal_ts, checks_json",
-    "orders": Store._ORDER_COLS,
+    "orders": ORDER_COLS,
     "fills": "fill_id, order_id, symbol, side, qty, price, fee, ts, reason",
     "positions": "symbol, qty, entry, stop_loss, take_profit, realised, fees, opened_ts, updated_ts",
     "account": "capital, cash, realised, fees, updated_ts",

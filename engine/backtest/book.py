@@ -18,6 +18,18 @@ import numpy as np
 
 from engine.core.models import Decision, Fill, Position
 from engine.core.orders import Order
+from engine.journal.rows import (
+    INSERT_DECISION,
+    INSERT_FILL,
+    INSERT_ORDER,
+    UPDATE_ACCOUNT,
+    UPDATE_ORDER,
+    UPSERT_POSITION,
+    decision_row,
+    fill_facts,
+    order_row,
+    order_update,
+)  # fmt: skip
 from engine.journal.schema import StoreError, one_line
 from engine.journal.store import Store
 
@@ -147,21 +159,21 @@ class BacktestBook(Store):
         conn = self._conn
         try:
             if self._decisions:
-                conn.executemany(self._INSERT_DECISION, self._decisions)
+                conn.executemany(INSERT_DECISION, self._decisions)
             if self._new_orders:
-                conn.executemany(self._INSERT_ORDER, self._new_orders.values())
+                conn.executemany(INSERT_ORDER, self._new_orders.values())
             if self._order_updates:
-                conn.executemany(self._UPDATE_ORDER, self._order_updates.values())
+                conn.executemany(UPDATE_ORDER, self._order_updates.values())
             if self._fills:
-                conn.executemany(self._INSERT_FILL, self._fills)
+                conn.executemany(INSERT_FILL, self._fills)
             gone = [(s,) for s, row in self._positions.items() if row is None]
             if gone:
                 conn.executemany("DELETE FROM positions WHERE symbol = ?", gone)
             rows = [row for row in self._positions.values() if row is not None]
             if rows:
-                conn.executemany(self._UPSERT_POSITION, rows)
+                conn.executemany(UPSERT_POSITION, rows)
             if self._account is not None:
-                conn.execute(self._UPDATE_ACCOUNT, self._account)
+                conn.execute(UPDATE_ACCOUNT, self._account)
         except BaseException as exc:
             self._fail(f"{op} (writing the facts held)", exc)
             if isinstance(exc, sqlite3.Error):
@@ -192,7 +204,7 @@ class BacktestBook(Store):
 
     def record_decision(self, d: Decision, order: Order | None = None) -> bool:
         self._refuse("record_decision")
-        row = self._decision_row(d)
+        row = decision_row(d)
         if d.key in self._decision_keys:
             return False
         if order is not None:
@@ -218,7 +230,7 @@ class BacktestBook(Store):
         """The order's row, checked as the engine checks it inside its transaction: a failure
         voids the run."""
         try:
-            return self._order_row(order)
+            return order_row(order)
         except BaseException as exc:
             self._fail(op, exc)
             raise
@@ -230,7 +242,7 @@ class BacktestBook(Store):
     def _update_held(self, op: str, order: Order) -> None:
         """An order's new status: on its held row, or held for its written one."""
         try:
-            update = self._order_update(order)
+            update = order_update(order)
             oid = update[-1]
             if oid not in self._order_ids:
                 raise StoreError(f"order {oid} was never journaled (record_order first)")
@@ -250,7 +262,7 @@ class BacktestBook(Store):
 
     def record_fill(self, fill: Fill, order: Order, position: Position, account: Mapping[str, float]) -> bool:
         self._refuse("record_fill")
-        fill_row, _update, pos_row, account_row = self._fill_facts(fill, order, position, account)
+        fill_row, _update, pos_row, account_row = fill_facts(fill, order, position, account)
         if fill.fill_id in self._fill_ids:
             return False  # already booked: the engine's INSERT would change nothing either
         self._update_held("record_fill", order)

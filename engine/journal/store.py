@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,27 +24,26 @@ from engine.core.orders import Order, OrderStatus
 from engine.journal.files import create_book, make_private
 from engine.journal.operator_state import OperatorState
 from engine.journal.reads import BookReads
+from engine.journal.rows import (
+    INSERT_DECISION,
+    INSERT_FILL,
+    INSERT_ORDER,
+    ORDER_COLS,
+    UPDATE_ACCOUNT,
+    UPDATE_ORDER,
+    UPSERT_POSITION,
+    decision_row,
+    fill_facts,
+    finite,
+    order_row,
+    order_update,
+)  # fmt: skip
 from engine.journal.schema import StoreError, migrate, one_line
 
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000  # the console reads (and, on a kill fallback, writes) while the engine runs
 
-
-
-def _finite(what: str, x: float) -> float:
-    if type(x) is float and x - x == 0.0:  # a finite float (inf - inf and NaN are NaN): as is
-        return x
-    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
-        raise StoreError(f"{what} must be a finite number, got {x!r}")
-    return float(x)
-
-
-def _side(x: Side | str) -> str:
-    try:
-        return Side(x).value
-    except ValueError:
-        raise StoreError(f"side must be 'buy' or 'sell', got {x!r}") from None
 
 
 class Store(BookReads, OperatorState):
@@ -165,7 +163,7 @@ class Store(BookReads, OperatorState):
 
     def init_account(self, capital: float, ts: int) -> None:
         """Create the account row with cash = capital, once; later calls change nothing."""
-        capital = _finite("capital", capital)
+        capital = finite("capital", capital)
         with self._write("init_account") as c:
             c.execute(
                 "INSERT INTO account (id, capital, cash, realised, fees, updated_ts) "
@@ -187,9 +185,9 @@ class Store(BookReads, OperatorState):
     def record_decision(self, d: Decision, order: Order | None = None) -> bool:
         """Store a decision, approved or not, and the order it creates in the same transaction.
         False, storing nothing, if its key is already stored (idempotent)."""
-        row = self._decision_row(d)
+        row = decision_row(d)
         with self._write("record_decision") as c:
-            cur = c.execute(self._INSERT_DECISION, row)
+            cur = c.execute(INSERT_DECISION, row)
             if cur.rowcount != 1:
                 return False
             if order is not None and not self._insert_order(c, order):
@@ -199,67 +197,8 @@ class Store(BookReads, OperatorState):
 
     # ---- orders and fills -----------------------------------------------------------------
 
-    _ORDER_COLS = (
-        "order_id, symbol, side, qty, reason, decision_key, ts, status, filled_qty, avg_price, "
-        "fees, updated_ts, message, stop_loss, take_profit, order_type, trigger_price"
-    )
-
-    _INSERT_DECISION = (
-        "INSERT INTO decisions (key, symbol, ts, action, approved, qty, price, signal_type, "
-        "confidence, entry, stop_loss, take_profit, reasoning, signal_ts, checks_json) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING"
-    )
-    _INSERT_ORDER = (
-        f"INSERT INTO orders ({_ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (order_id) DO NOTHING"
-    )
-    _UPDATE_ORDER = (
-        "UPDATE orders SET status = ?, filled_qty = ?, avg_price = ?, fees = ?, updated_ts = ?, "
-        "message = ? WHERE order_id = ?"
-    )
-    _INSERT_FILL = (
-        "INSERT INTO fills (fill_id, order_id, symbol, side, qty, price, fee, ts, reason) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (fill_id) DO NOTHING"
-    )
-    _UPSERT_POSITION = (
-        "INSERT INTO positions (symbol, qty, entry, stop_loss, take_profit, realised, "
-        "fees, opened_ts, updated_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (symbol) DO UPDATE SET qty = excluded.qty, entry = excluded.entry, "
-        "stop_loss = excluded.stop_loss, take_profit = excluded.take_profit, "
-        "realised = excluded.realised, fees = excluded.fees, "
-        "opened_ts = excluded.opened_ts, updated_ts = excluded.updated_ts"
-    )
-    _UPDATE_ACCOUNT = "UPDATE account SET cash = ?, realised = ?, fees = ?, updated_ts = ? WHERE id = 1"
-
-    @staticmethod
-    def _decision_row(d: Decision) -> tuple[Any, ...]:
-        """The decisions table's row for ``d`` (``_INSERT_DECISION``'s parameters)."""
-        s = d.signal
-        checks = json.dumps([[c.name, bool(c.ok), c.reason] for c in d.checks])
-        return (
-            d.key, d.symbol, int(d.ts), d.action, int(bool(d.approved)), d.qty, d.price,
-            str(s.type), s.confidence, s.entry, s.stop_loss, s.take_profit, s.reasoning,
-            int(s.ts), checks,
-        )  # fmt: skip
-
-    @staticmethod
-    def _order_row(o: Order) -> tuple[Any, ...]:
-        """The orders table's new row for ``o`` (``_INSERT_ORDER``'s parameters), checked."""
-        return (
-            o.client_order_id, o.symbol, _side(o.side), _finite("order qty", o.qty), o.reason, o.decision_key,
-            int(o.created_ts), OrderStatus(o.status).value, o.filled_qty, o.avg_price, o.fees,
-            int(o.updated_ts or o.created_ts), o.message, _finite("stop_loss", o.stop_loss),
-            _finite("take_profit", o.take_profit), o.order_type, _finite("trigger", o.trigger),
-        )  # fmt: skip
-
-    @staticmethod
-    def _order_update(o: Order) -> tuple[Any, ...]:
-        """``_UPDATE_ORDER``'s parameters: the order's new status, fill and message."""
-        return (OrderStatus(o.status).value, o.filled_qty, o.avg_price, o.fees, int(o.updated_ts), o.message[:1000],
-                o.client_order_id)  # fmt: skip
-
     def _insert_order(self, c: sqlite3.Connection, o: Order) -> bool:
-        return c.execute(self._INSERT_ORDER, self._order_row(o)).rowcount == 1
+        return c.execute(INSERT_ORDER, order_row(o)).rowcount == 1
 
     def record_order(self, order: Order) -> bool:
         """Store a new order before it is sent. False if its client order id is stored."""
@@ -271,9 +210,9 @@ class Store(BookReads, OperatorState):
         with self._write("update_order") as c:
             self._update_order(c, order)
 
-    @classmethod
-    def _update_order(cls, c: sqlite3.Connection, o: Order) -> None:
-        if c.execute(cls._UPDATE_ORDER, cls._order_update(o)).rowcount != 1:
+    @staticmethod
+    def _update_order(c: sqlite3.Connection, o: Order) -> None:
+        if c.execute(UPDATE_ORDER, order_update(o)).rowcount != 1:
             raise StoreError(f"order {o.client_order_id} was never journaled (record_order first)")
 
     def record_fill(self, fill: Fill, order: Order, position: Position, account: Mapping[str, float]) -> bool:
@@ -283,62 +222,28 @@ class Store(BookReads, OperatorState):
         Returns False and changes nothing if ``fill.fill_id`` is already stored, so a fill the
         venue reports twice (or a lookup after a restart) is booked once.
         """
-        fill_row, order_update, pos_row, account_row = self._fill_facts(fill, order, position, account)
+        fill_row, update, pos_row, account_row = fill_facts(fill, order, position, account)
         with self._write("record_fill") as c:
             # one statement where a SELECT then an INSERT took two: fill_id is the primary key,
             # so a fill already stored inserts nothing (rowcount 0)
-            if c.execute(self._INSERT_FILL, fill_row).rowcount != 1:
+            if c.execute(INSERT_FILL, fill_row).rowcount != 1:
                 return False  # already booked: the transaction commits nothing
-            if c.execute(self._UPDATE_ORDER, order_update).rowcount != 1:
+            if c.execute(UPDATE_ORDER, update).rowcount != 1:
                 raise StoreError(f"order {order.client_order_id} was never journaled (record_order first)")
             if pos_row is None:
                 # flat: the pair's realised PnL lives on in account.realised and in the fills
                 c.execute("DELETE FROM positions WHERE symbol = ?", (fill.symbol,))
             else:
-                c.execute(self._UPSERT_POSITION, pos_row)
-            if c.execute(self._UPDATE_ACCOUNT, account_row).rowcount != 1:
+                c.execute(UPSERT_POSITION, pos_row)
+            if c.execute(UPDATE_ACCOUNT, account_row).rowcount != 1:
                 raise StoreError(f"{self.path}: record_fill before init_account (no account row)")
         return True
-
-    @classmethod
-    def _fill_facts(
-        cls, fill: Fill, order: Order, position: Position, account: Mapping[str, float]
-    ) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...] | None, tuple[Any, ...]]:
-        """A fill's rows, checked: the fill (``_INSERT_FILL``), its order's update
-        (``_UPDATE_ORDER``), the position after it (``_UPSERT_POSITION``; None when flat) and
-        the account after it (``_UPDATE_ACCOUNT``)."""
-        side = _side(fill.side)
-        qty = _finite("fill qty", fill.qty)
-        price = _finite("fill price", fill.price)
-        fee = _finite("fill fee", fill.fee)
-        if qty <= 0 or price <= 0:
-            raise StoreError(f"fill {fill.fill_id}: qty and price must be > 0, got {qty!r} @ {price!r}")
-        if position.symbol != fill.symbol or order.client_order_id != fill.order_id:
-            raise StoreError(f"fill {fill.fill_id}: position or order does not belong to it")
-        try:
-            cash = _finite("account cash", account["cash"])
-            realised = _finite("account realised", account["realised"])
-            fees = _finite("account fees", account["fees"])
-        except KeyError as exc:
-            raise StoreError(f"account map has no {exc.args[0]!r} (needs cash, realised, fees)") from None
-        pos_vals = [
-            _finite(f"position {n}", getattr(position, n))
-            for n in ("qty", "entry", "stop_loss", "take_profit", "realised", "fees")
-        ]
-        ts = int(fill.ts)
-        pos_row = None if position.qty == 0.0 else (fill.symbol, *pos_vals, int(position.opened_ts), ts)
-        return (
-            (fill.fill_id, fill.order_id, fill.symbol, side, qty, price, fee, ts, fill.reason),
-            cls._order_update(order),
-            pos_row,
-            (cash, realised, fees, ts),
-        )
 
     def has_fill(self, fill_id: str) -> bool:
         return bool(self._read("has_fill", "SELECT 1 FROM fills WHERE fill_id = ?", (fill_id,)))
 
     def _orders(self, op: str, where: str = "", args: tuple[Any, ...] = ()) -> list[Order]:
-        rows = self._read(op, f"SELECT {self._ORDER_COLS} FROM orders {where} ORDER BY rowid", args)
+        rows = self._read(op, f"SELECT {ORDER_COLS} FROM orders {where} ORDER BY rowid", args)
         return [
             Order(cid, sym, Side(side), qty, reason, key or "", ts, OrderStatus(status), fq, ap, fees, uts, msg, sl, tp,
                   otype, trig)
@@ -403,7 +308,7 @@ class Store(BookReads, OperatorState):
         """
         try:
             vals = [
-                _finite(n, v)
+                finite(n, v)
                 for n, v in (
                     ("equity", equity),
                     ("cash", cash),
@@ -427,7 +332,7 @@ class Store(BookReads, OperatorState):
     def record_position(self, position: Position) -> None:
         """Store an open position as it is now (a reconciliation that adopts the exchange's
         entry); a fill stores positions itself."""
-        vals = [_finite(f"position {n}", getattr(position, n))
+        vals = [finite(f"position {n}", getattr(position, n))
                 for n in ("qty", "entry", "stop_loss", "take_profit", "realised", "fees")]  # fmt: skip
         with self._write("record_position") as c:
             c.execute(
