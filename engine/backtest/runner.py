@@ -317,16 +317,22 @@ def _chunk_ticks(
     Each pair's ticks are flat lists (candle r's tick k at ``4 * (r - first row) + k``): a flat
     ``tolist`` costs a third of a nested one, and no list is built per candle."""
     n_steps = len(TICK_FRACTIONS)
-    per_pair = []
+    per_pair: list[tuple[PairState, list[int], list[float], list[float]]] = []
     first_row = np.zeros(len(ticks), dtype=row.dtype)
     for k, t in enumerate(ticks):
         rows = row[owner == k]  # this pair's candles in the slice: consecutive rows
         r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
         first_row[k] = r0
-        flat = (t.ts[r0:r1].ravel().tolist(), t.price[r0:r1].ravel().tolist(), t.base_volume[r0:r1].ravel().tolist())
-        per_pair.append((states[k], *flat))
+        tick_ms: list[int] = t.ts[r0:r1].ravel().tolist()
+        price: list[float] = t.price[r0:r1].ravel().tolist()
+        volume: list[float] = t.base_volume[r0:r1].ravel().tolist()
+        per_pair.append((states[k], tick_ms, price, volume))
     firsts = (n_steps * (row - first_row[owner])).tolist()
-    return [(*per_pair[k], first) for k, first in zip(owner.tolist(), firsts, strict=True)]
+    out = []
+    for k, first in zip(owner.tolist(), firsts, strict=True):
+        state, ts, px, vol = per_pair[k]  # (typed: a tuple of unknown items unpacks as an iterator)
+        out.append((state, ts, px, vol, first))
+    return out
 
 
 def _equity_points(

@@ -11,11 +11,12 @@ change: the accounting reconciles with the portfolio's (a test checks it on ever
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final
 
 from engine.backtest.result import Trade
 from engine.core.models import Fill, Position, Side
 
-EPS = 1e-12
+EPS: Final = 1e-12
 
 
 @dataclass(slots=True)

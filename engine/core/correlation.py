@@ -163,7 +163,13 @@ class CorrelationTracker:
         if hit is not None and hit[0] == vi and hit[1] == vj and hit[2] == ep:
             return hit[3]
         order = self._ordered()
-        value = cm.pair(self._R[i, order], self._R[j, order], self.window)
+        if len(order) >= self.window:  # the last ``window`` candle times first: both full, usually
+            tail = order[-self.window :]
+            full, value = cm.tail_pair(self._R[i, tail], self._R[j, tail], self.window)
+            if not full:
+                value = cm.pair(self._R[i, order], self._R[j, order], self.window)
+        else:
+            value = None  # fewer candle times than the window: ``pair`` finds too few too
         self._cache[(i, j)] = (vi, vj, ep, value)
         return value
 

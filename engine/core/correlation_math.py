@@ -7,7 +7,8 @@ both symbols have a return, exactly as ``RollingCorrelation`` fed those returns 
 computes it (population moments; None when either side has no variance, σ below 1e-10 of its
 mean's magnitude; clipped to [-1, 1]). NaN in a result means None.
 
-- ``pair``: one couple, O(window);
+- ``pair``: one couple, O(window); ``tail_pair`` the same when the last ``window`` candle
+  times hold both returns (no search for the positions);
 - ``row``: one symbol against every row, vectorised, O(rows × columns);
 - ``block``: every couple of some rows at once: one matrix product over the last ``window``
   columns for the rows that have them all (the usual case), the window before the newest
@@ -48,9 +49,25 @@ def pair(x: Floats, y: Floats, window: int) -> float | None:
         return None
     idx = idx[-window:]
     xs, ys = x[idx], y[idx]
+    return _rho(xs, ys, float(_sum(xs)), float(_sum(ys)), window)
+
+
+def tail_pair(xs: Floats, ys: Floats, window: int) -> tuple[bool, float | None]:
+    """``pair`` when the last ``window`` positions of both rows (``xs``, ``ys``: those
+    positions) all hold a return, the usual case: ``(True, ρ)``, the same ρ from the same
+    arrays, without finding the positions. ``(False, None)`` when one is missing (a NaN makes
+    its row's sum NaN; returns are finite logs): the caller asks ``pair``."""
+    sx, sy = float(_sum(xs)), float(_sum(ys))
+    if not (math.isfinite(sx) and math.isfinite(sy)):
+        return False, None
+    return True, _rho(xs, ys, sx, sy, window)
+
+
+def _rho(xs: Floats, ys: Floats, sx: float, sy: float, window: int) -> float | None:
+    """ρ of two windows of ``window`` returns whose sums are ``sx`` and ``sy``."""
     # ``xs.mean()`` is numpy's ``add.reduce(xs) / len(xs)`` (``_methods._mean``; len is
     # ``window``): the same sum and division without the method's Python layer
-    mx, my = float(_sum(xs)) / window, float(_sum(ys)) / window
+    mx, my = sx / window, sy / window
     dx, dy = xs - mx, ys - my
     # ``_finish`` on Python floats: the same IEEE operations (sqrt is exact-rounded in both),
     # without the array machinery and its error state, which cost most of a call (the risk

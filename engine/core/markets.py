@@ -99,9 +99,53 @@ def _dec(x: float) -> Decimal:
     return Decimal(repr(float(x)))
 
 
+_MAX_DIGITS: Final = 10**15  # a decimal of at most 15 significant digits is its double's repr
+_MAX_QUOTIENT: Final = 1e15  # (a float: x / step beyond it is decided in Decimal)
+_NEAR: Final = 1e-9  # a float quotient this close (relative) to a whole number is decided in Decimal
+_STEPS: dict[float, tuple[int, int, float]] = {}  # step -> (m, k, 10**k): repr(step) == m x 10**-k
+
+
+def _step_parts(step: float) -> tuple[int, int, float]:
+    """``step``'s decimal (its repr) as ``m x 10**-k``, with ``10**k`` as an exact float;
+    ``k`` is -1 when no float arithmetic is exact for it (the Decimal path decides)."""
+    hit = _STEPS.get(step)
+    if hit is None and not math.isfinite(step):
+        hit = (0, -1, 1.0)
+    if hit is None:
+        _sign, digits, exp = _dec(step).as_tuple()
+        k = -int(exp)
+        m = int("".join(map(str, digits)))
+        hit = (m, k, float(10**k)) if 0 <= k <= 22 and m < _MAX_DIGITS else (0, -1, 1.0)
+        _STEPS[step] = hit
+    return hit
+
+
 def _to_step(x: float, step: float, rounding: str) -> float:
+    """``x`` floored (``ROUND_FLOOR``) or ceiled (``ROUND_CEILING``) to a multiple of ``step``,
+    in the decimals of their reprs: ``float(to_integral(dec(x) / dec(step)) * dec(step))``.
+
+    Fast path, the same result: the float quotient is within 5e-16 (relative) of the decimal
+    one, so when it is not within ``_NEAR`` of a whole number its floor (or ceiling) is the
+    decimal one's, and ``n x m / 10**k`` of exact floats is the correctly rounded value of the
+    decimal product (one IEEE division); ``x`` a multiple already (``_is_multiple``'s
+    argument) is itself. Anything else takes the Decimal path (tests/test_markets.py holds the
+    two equal)."""
     if step <= 0 or not math.isfinite(x):
         return x
+    m, k, scale = _step_parts(step)
+    q = x / step
+    if k >= 0 and abs(q) < _MAX_QUOTIENT and x != 0.0 and rounding in (ROUND_FLOOR, ROUND_CEILING):
+        r = round(q)
+        if abs(q - r) > _NEAR * (1.0 + abs(q)):
+            n = math.floor(q) if rounding == ROUND_FLOOR else math.ceil(q)
+            if n != 0 and abs(n) * m < _MAX_DIGITS:  # (a zero keeps x's sign: the Decimal path)
+                return (n * m) / scale
+        elif abs(r) * m < _MAX_DIGITS and (r * m) / scale == x:  # a multiple already (see _is_multiple)
+            return x
+    return _to_step_exact(x, step, rounding)
+
+
+def _to_step_exact(x: float, step: float, rounding: str) -> float:
     s = _dec(step)
     try:
         n = (_dec(x) / s).to_integral_value(rounding=rounding)
@@ -123,8 +167,23 @@ def round_price(price: float, rules: MarketRules, up: bool) -> float:
 
 
 def _is_multiple(x: float, step: float) -> bool:
+    """``dec(x)`` is a whole multiple of ``dec(step)`` (their reprs' decimals).
+
+    Fast path, the same answer: when ``dec(x) = n x step``, ``n`` is the float quotient
+    rounded; and a decimal ``n x m x 10**-k`` of at most 15 significant digits is its
+    double's repr, so it equals ``dec(x)`` exactly when its correctly rounded float is ``x``."""
     if step <= 0:
         return True
+    m, k, scale = _step_parts(step)
+    q = x / step
+    if k >= 0 and abs(q) < _MAX_QUOTIENT:
+        n = round(q)
+        if abs(n) * m < _MAX_DIGITS:
+            return (n * m) / scale == x
+    return _is_multiple_exact(x, step)
+
+
+def _is_multiple_exact(x: float, step: float) -> bool:
     return (_dec(x) % _dec(step)) == 0
 
 

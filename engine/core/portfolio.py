@@ -84,24 +84,33 @@ class Portfolio:
 
     # ---- queries -----------------------------------------------------------------------
 
-    def _marked(self, marks: Mapping[str, float]) -> list[tuple[Position, float]]:
-        """The open positions with their marks; no mark yet (no tick since a restart): the
-        entry. One loop for the three sums below (hot: the timer values the account each time)."""
-        out = []
+    def valuation(self, marks: Mapping[str, float]) -> tuple[float, float, float]:
+        """``(equity, exposure, unrealised)`` in one pass over the open positions, each mark
+        the pair's (no mark yet, after a restart: the entry). The same sums, in the same
+        order, as ``equity``, ``exposure`` and ``unrealised`` (hot: the timer values the
+        account every time; a dict is read with the dict's own primitives)."""
+        d = marks if isinstance(marks, dict) else dict(marks)
+        held = 0.0
+        exposure = 0.0
+        unrealised = 0.0
         for p in self.positions.values():
-            if p.qty != 0.0:
-                m = marks.get(p.symbol)
-                out.append((p, m if m is not None and m > 0 else p.entry))
-        return out
+            qty = p.qty
+            if qty != 0.0:
+                m = d.get(p.symbol)
+                mark = m if m is not None and m > 0 else p.entry
+                held += qty * mark
+                exposure += abs(qty) * mark
+                unrealised += qty * (mark - p.entry)
+        return self.cash + held, exposure, unrealised
 
     def unrealised(self, marks: Mapping[str, float]) -> float:
-        return sum([p.unrealised(m) for p, m in self._marked(marks)])
+        return self.valuation(marks)[2]
 
     def equity(self, marks: Mapping[str, float]) -> float:
-        return self.cash + sum([p.qty * m for p, m in self._marked(marks)])
+        return self.valuation(marks)[0]
 
     def exposure(self, marks: Mapping[str, float]) -> float:
-        return sum([p.notional(m) for p, m in self._marked(marks)])
+        return self.valuation(marks)[1]
 
     # ---- daily PnL ---------------------------------------------------------------------
 

@@ -366,10 +366,10 @@ class TradingCore(OperatorCommands):
                 self.close_position(sym, "stop", f"{sym}|stop|{pos.opened_ts}")
         if now - self._last_equity >= EQUITY_EVERY_S:
             self._last_equity = now
-            marks = self.marks()
             pf = self.portfolio
-            self.journal.record_equity(self.clock.time_ms(), pf.equity(marks), pf.cash, pf.exposure(marks),
-                                       pf.realised, pf.unrealised(marks), pf.fees)
+            equity, exposure, unrealised = pf.valuation(self.marks())
+            self.journal.record_equity(self.clock.time_ms(), equity, pf.cash, exposure,
+                                       pf.realised, unrealised, pf.fees)
 
     # ------------------------------------------------------------------ views
 

@@ -59,7 +59,13 @@ class Strategy:
         raise NotImplementedError(f"{type(self).__name__} does not define analyze")
 
     def hold(self, candle: Candle, reasoning: str = "") -> Signal:
-        return Signal(self.symbol, SignalType.HOLD, 0.0, candle.close, reasoning=reasoning, ts=candle.ts)
+        return hold_signal(self.symbol, candle, reasoning)
+
+
+def hold_signal(symbol: str, candle: Candle, reasoning: str) -> Signal:
+    """``Strategy.hold`` as a function: a compiled strategy calls it directly (a method of a
+    class that allows interpreted subclasses is looked up by name at every call)."""
+    return Signal(symbol, SignalType.HOLD, 0.0, candle.close, 0.0, 0.0, reasoning, candle.ts)
 
 
 def clip01(x: float) -> float:
