@@ -199,3 +199,36 @@ def test_no_entry_is_decided_while_an_order_of_the_pair_is_unknown(tmp_path: Pat
     Walk(h, seed=7, step_ms=100, sd=0.002).run(3_000)
     assert not any(d.action.startswith("open_") for d in h.events.decisions)
     assert h.store.orders() == []
+
+
+def test_the_copies_the_sink_gets_hold_every_field() -> None:
+    """``Order.copy`` and ``Position.copy`` are written out for speed: each equals
+    ``dataclasses.replace`` on an object whose every field differs from its default, and is
+    a new object (the core goes on mutating the original)."""
+    import dataclasses
+
+    from engine.core.models import Position
+    from engine.core.orders import Order
+
+    def odd(cls: type, seed: int) -> object:
+        values = []
+        for k, f in enumerate(dataclasses.fields(cls)):
+            t = str(f.type)
+            if "float" in t:
+                values.append(seed + k + 0.5)
+            elif "int" in t:
+                values.append(seed + k)
+            elif f.name == "side":
+                values.append(Side.SELL)
+            elif f.name == "status":
+                values.append(OrderStatus.PARTIALLY_FILLED)
+            else:
+                values.append(f"{f.name}-{seed}")
+        return cls(*values)
+
+    for cls in (Order, Position):
+        obj = odd(cls, 7)
+        copy = obj.copy()  # type: ignore[attr-defined]
+        assert copy == dataclasses.replace(obj) and copy is not obj
+        for f in dataclasses.fields(cls):  # and no field is left at its default
+            assert getattr(copy, f.name) != f.default, (cls.__name__, f.name)

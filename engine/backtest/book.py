@@ -33,9 +33,10 @@ from engine.journal.rows import (
 from engine.journal.schema import StoreError, one_line
 from engine.journal.store import Store
 
-__all__ = ["BacktestBook"]
+__all__ = ["BacktestBook", "EquityRow"]
 
 
+EquityRow = tuple[int, float, float, float, float, float, float]
 FLUSH_FACTS = 4_096  # facts held before they are written: memory stays bounded on a long run
 
 
@@ -77,7 +78,9 @@ class BacktestBook(Store):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, verify=False, durable=False)
-        self._equity: list[tuple[Any, ...]] = []
+        # the equity curve's points, (ts, equity, cash, exposure, realised, unrealised, fees), held
+        # until ``flush_equity``; one list for the whole run (the replay reads its last point)
+        self.equity_rows: list[EquityRow] = []
         self._failed = ""  # why a fact failed: the run's transaction is gone
         conn = self._conn
         self._at_open = (
@@ -284,24 +287,20 @@ class BacktestBook(Store):
         super().init_account(capital, ts)
         self._has_account = True
 
-    def record_equity(self, ts: int, *values: float) -> None:  # type: ignore[override]
-        self._equity.append((int(ts), *values))
-
-    def equity_at(self, ts: int) -> tuple[float, float, float] | None:
-        """``(equity, cash, exposure)`` of the point the core's timer recorded at ``ts`` (its
-        last), or None when it recorded none then."""
-        last = self._equity[-1] if self._equity else None
-        return (last[1], last[2], last[3]) if last is not None and last[0] == ts else None
+    def record_equity(
+        self, ts: int, equity: float, cash: float, exposure: float, realised: float, unrealised: float, fees: float
+    ) -> None:
+        self.equity_rows.append((int(ts), equity, cash, exposure, realised, unrealised, fees))
 
     def flush_equity(self) -> None:
-        rows = self._equity
+        rows = self.equity_rows
         if rows and not np.isfinite(np.array(rows, dtype=float)[:, 1:]).all():  # never in practice
             rows = [r for r in rows if all(math.isfinite(v) for v in r[1:])]
-        self.equity_dropped += len(self._equity) - len(rows)
+        self.equity_dropped += len(self.equity_rows) - len(rows)
         with self._write("record_equity") as c:
             c.executemany(
                 "INSERT INTO equity (ts, equity, cash, exposure, realised, unrealised, fees) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-        self._equity.clear()
+        self.equity_rows.clear()

@@ -76,11 +76,11 @@ def run_tick_backtest(
                 core.on_timer()
                 next_timer = t + TIMER_EVERY_MS
             if t >= next_point:  # one equity point (and price point) per candle interval
-                marks = {ps.symbol: ps.last for ps in states if ps.last > 0.0}
+                equity, exposure, _ = portfolio.valuation({ps.symbol: ps.last for ps in states if ps.last > 0.0})
                 eq_ts.append(t)
-                eq_val.append(portfolio.equity(marks))
+                eq_val.append(equity)
                 eq_cash.append(portfolio.cash)
-                eq_exp.append(portfolio.exposure(marks))
+                eq_exp.append(exposure)
                 for j, ps in enumerate(states):
                     if ps.last > 0.0:
                         closes[j].append((t, ps.last))

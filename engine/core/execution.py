@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from operator import attrgetter
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Final
 
 from engine.core.events import DecisionMade, FillBooked, Notice, OrderUpdated
 from engine.core.markets import MarketRules, round_qty_down, rules_for
@@ -54,22 +53,6 @@ RETRY_FIRST_MS: Final = 200  # a refused exit is tried again after this, doublin
 RETRY_MAX_MS: Final = 5_000
 LOOKUP_EVERY_MS: Final = 1_000  # an order of unknown outcome is looked up at most this often
 QUIET_ORDER_MS: Final = 5_000  # an open order with no news this long is looked up too
-
-
-def _copier(cls: type) -> Callable[[Any], Any]:
-    """``dataclasses.replace(obj)`` (no changes) for ``cls``: the constructor with every field,
-    read by one ``attrgetter`` (``replace`` walks ``fields()`` and builds a dict per call: four
-    copies per order on the order path). Only for a class whose fields are all positional
-    init fields (checked here), so the two build the same object."""
-    fs = fields(cls)
-    if len(fs) < 2 or not all(f.init and not f.kw_only for f in fs):
-        raise TypeError(f"{cls.__name__}: not a plain positional dataclass")
-    get = attrgetter(*(f.name for f in fs))
-    return lambda obj: cls(*get(obj))
-
-
-_copy_order: Final = _copier(Order)  # the copies the sink gets (it may keep them; the core mutates)
-_copy_position: Final = _copier(Position)
 
 
 @dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)
@@ -167,7 +150,7 @@ class ExecutionEngine:
     def send(self, order: Order, bid: float, ask: float) -> None:
         """Hand a journaled order to the client (an exception leaves it UNKNOWN, looked up)."""
         self.orders[order.client_order_id] = order
-        self.sink.emit(OrderUpdated(_copy_order(order)))
+        self.sink.emit(OrderUpdated(order.copy()))
         try:
             self.client.submit(order, bid, ask)
         except JournalError:
@@ -178,7 +161,7 @@ class ExecutionEngine:
                 order.message = f"{type(exc).__name__}: {exc}"
                 order.updated_ts = self.clock.time_ms()
                 self.journal.update_order(order)
-                self.sink.emit(OrderUpdated(_copy_order(order)))
+                self.sink.emit(OrderUpdated(order.copy()))
             log.warning("%s - order %s outcome unknown (%s): looking it up before anything else",
                         order.symbol, order.client_order_id, order.message)
 
@@ -318,7 +301,7 @@ class ExecutionEngine:
         if not order.is_open:
             self.orders.pop(cid, None)
             self._looked_up.pop(cid, None)
-        self.sink.emit(OrderUpdated(_copy_order(order)))
+        self.sink.emit(OrderUpdated(order.copy()))
         if isinstance(event, OrderRejected | OrderNotFound):
             if order.order_type == STOP:
                 self.protect.refused(order)
@@ -342,7 +325,7 @@ class ExecutionEngine:
             self.exits.pop(fill.symbol, None)
         elif fill.symbol in self.exits and self.is_dust(pos):
             self._dust_left(fill.symbol, pos)  # an exit that left less than a lot: it is done
-        self.sink.emit(FillBooked(fill, _copy_position(pos)))
+        self.sink.emit(FillBooked(fill, pos.copy()))
 
     # ------------------------------------------------------------------ reconciliation
 
@@ -366,7 +349,7 @@ class ExecutionEngine:
         if total >= order.qty * (1.0 - 1e-9):
             order.status = OrderStatus.FILLED
         self._book(order, OrderFilled(order.client_order_id, fill))
-        self.sink.emit(OrderUpdated(_copy_order(order)))
+        self.sink.emit(OrderUpdated(order.copy()))
         self._on_change(order.symbol)
         return f"{order.reason}, order {order.client_order_id} was {order.status} in the book"
 
@@ -382,7 +365,7 @@ class ExecutionEngine:
         self.journal.record_order(order)
         fill = Fill(f"adjust:{cid}", cid, symbol, side, qty, price, 0.0, now, reason)
         self._book(order, OrderFilled(cid, fill))
-        self.sink.emit(OrderUpdated(_copy_order(order)))
+        self.sink.emit(OrderUpdated(order.copy()))
         return fill
 
     def is_dust(self, pos: Position) -> bool:

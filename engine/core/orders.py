@@ -110,6 +110,15 @@ class Order:
         self.message, self.stop_loss, self.take_profit = message, stop_loss, take_profit
         self.order_type, self.trigger = order_type, trigger
 
+    def copy(self) -> Order:
+        """A copy with every field: ``dataclasses.replace(self)``, written out (the sink may keep
+        it while the core mutates the order; tests/test_core_execution.py holds the two equal)."""
+        return Order(
+            self.client_order_id, self.symbol, self.side, self.qty, self.reason, self.decision_key,
+            self.created_ts, self.status, self.filled_qty, self.avg_price, self.fees, self.updated_ts,
+            self.message, self.stop_loss, self.take_profit, self.order_type, self.trigger,
+        )  # fmt: skip
+
     @property
     def is_protective(self) -> bool:
         """A stop resting at the venue for an open position (not an entry, not an exit)."""

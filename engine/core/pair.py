@@ -48,6 +48,9 @@ class PairRuntime:
         p = cfg.params
         self.strategy: Strategy = create_strategy(cfg.strategy, symbol, p)
         self.warmup_need = self.strategy.warmup_candles()  # closed candles before it can decide
+        # whether the strategy keeps state of its own: the base's ``observe`` does nothing, and a
+        # call of a method a Python subclass may override is a lookup by name every candle
+        self._observes = type(self.strategy).observe is not Strategy.observe
         self.rsi = RSI(p.rsi_period)
         self.bb = BollingerBands(p.bb_period, p.bb_std)
         self.ma_fast = SMA(p.ma_fast)
@@ -85,7 +88,11 @@ class PairRuntime:
         # the extremes of the candles before this one, read before this candle enters the window
         highest, lowest = self.highs.value, self.lows.value
         bands = self.bb.update(close)
-        upper, middle, lower = bands if bands is not None else (None, None, None)
+        upper: float | None = None
+        middle: float | None = None
+        lower: float | None = None
+        if bands is not None:  # (a conditional's union of tuples would unpack as an iterator)
+            upper, middle, lower = bands
         # positional (in field order): a 12-keyword call costs about 2.5x as much, every candle
         ind = Indicators(
             self.rsi.update(close),  # rsi
@@ -107,7 +114,8 @@ class PairRuntime:
         self.candles += 1
         self.last_ts = c.ts
         self.ind = ind
-        self.strategy.observe(c, ind)
+        if self._observes:
+            self.strategy.observe(c, ind)
         return ind
 
     def decide(self, candle: Candle, position_qty: float) -> Signal:
