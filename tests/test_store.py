@@ -5,7 +5,6 @@ and a SIGKILL crash test against a real writer subprocess."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 import os
 import random
@@ -20,8 +19,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from engine.core.models import (
     CheckResult,
@@ -1094,20 +1091,3 @@ def test_reloads_are_recorded_append_only_and_give_the_config_version(db: Path) 
     rows = reloads.recent(db)
     assert [(r["trigger"], r["ok"], r["version"]) for r in rows] == [("console c1", True, 2), ("SIGHUP", False, 1)]
     assert rows[0]["diff"] == {"added": ["BNB/USDT"]}
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    checks=st.lists(
-        st.tuples(st.text(max_size=12), st.booleans(), st.text(max_size=40) | st.sampled_from(
-            ["", "exposure 12.5% > cap 10%", 'say "no"', "a\\b", "ρ ≥ 0.70", "tab\there", "\x7f", "line\nbreak"])),
-        max_size=6,
-    )
-)
-def test_the_checks_json_is_json_dumps_text(checks: list[tuple[str, bool, str]]) -> None:
-    """The decisions table's ``checks_json``, written out for speed, is the very text
-    ``json.dumps`` gives (escapes, quotes, non-ASCII, control characters included)."""
-    from engine.journal.rows import checks_json
-
-    made = [CheckResult(n, ok, r) for n, ok, r in checks]
-    assert checks_json(made) == json.dumps([[n, ok, r] for n, ok, r in checks])

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from engine.core.models import CheckResult, Decision, Fill, Position, Side
+from engine.core.models import Decision, Fill, Position, Side
 from engine.core.orders import Order, OrderStatus
 from engine.journal.schema import StoreError
 
@@ -66,26 +66,10 @@ UPSERT_POSITION = (
 )
 UPDATE_ACCOUNT = "UPDATE account SET cash = ?, realised = ?, fees = ?, updated_ts = ? WHERE id = 1"
 
-def json_str(s: str) -> str:
-    """``json.dumps(s)``: a string of printable ASCII with no quote or backslash is itself in
-    quotes (nothing to escape); any other goes through ``json``."""
-    if s.isascii() and s.isprintable() and '"' not in s and "\\" not in s:
-        return '"' + s + '"'
-    return json.dumps(s)
-
-
-def checks_json(checks: list[CheckResult]) -> str:
-    """``json.dumps([[name, ok, reason], ...])`` of a decision's checks, the same text
-    (tests/test_store.py holds the two equal), written out: a ``json.dumps`` per decision cost
-    as much as the rest of its row."""
-    return "[" + ", ".join(["[" + json_str(c.name) + (", true, " if c.ok else ", false, ") + json_str(c.reason) + "]"
-                            for c in checks]) + "]"  # fmt: skip
-
-
 def decision_row(d: Decision) -> tuple[Any, ...]:
     """The decisions table's row for ``d`` (``INSERT_DECISION``'s parameters)."""
     s = d.signal
-    checks = checks_json(d.checks)
+    checks = json.dumps([[c.name, bool(c.ok), c.reason] for c in d.checks])
     return (
         d.key, d.symbol, int(d.ts), d.action, int(bool(d.approved)), d.qty, d.price,
         str(s.type), s.confidence, s.entry, s.stop_loss, s.take_profit, s.reasoning,
