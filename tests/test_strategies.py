@@ -4,11 +4,14 @@ hand-built indicator snapshots: warm-up HOLD, entries, exits, stops and confiden
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.core.candles import Candle
 from engine.core.config import ConfigError, PairConfig, StrategyParams
@@ -362,3 +365,18 @@ def test_a_strategy_of_ones_own_registers_in_plain_python_and_must_define_analyz
         from engine.core.strategies import base
 
         base._REGISTRY.pop("test-own-always-hold", None)
+
+
+@settings(max_examples=5000, deadline=None)
+@given(
+    v=st.floats(min_value=-10.0, max_value=2e5, allow_nan=False)
+    | st.integers(min_value=0, max_value=10**6).map(lambda n: n / 20.0)  # halves and ties
+    | st.floats(allow_nan=False)
+)
+def test_one_decimal_is_format_point_one_f(v: float) -> None:
+    """The reasons' RSI text, written out for speed, is ``f"{v:.1f}"``: ties, values a few
+    ulps off a tie, zero, negative, large and infinite values included."""
+    from engine.core.strategies.base import one_decimal
+
+    for x in (v, math.nextafter(v, math.inf), math.nextafter(v, -math.inf)):
+        assert one_decimal(x) == f"{x:.1f}", x

@@ -8,6 +8,7 @@ Subclasses register themselves by name with ``@register("name")`` (the compiled 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -66,6 +67,23 @@ def hold_signal(symbol: str, candle: Candle, reasoning: str) -> Signal:
     """``Strategy.hold`` as a function: a compiled strategy calls it directly (a method of a
     class that allows interpreted subclasses is looked up by name at every call)."""
     return Signal(symbol, SignalType.HOLD, 0.0, candle.close, 0.0, 0.0, reasoning, candle.ts)
+
+
+def one_decimal(v: float) -> str:
+    """``f"{v:.1f}"`` (the reasons' RSI), the same text without the format machinery, which
+    cost as much as the rest of a candle's decision: below 1e5, ``10 v`` in floats is within
+    1.2e-10 of the exact product, so unless its fraction lies within 1e-9 of a half the float
+    decides the rounding; near a half (a tie goes to the even digit), zero, negative or large
+    values take ``format`` itself (tests/test_strategies.py holds the two equal)."""
+    if 0.0 < v < 1e5:
+        t = v * 10.0
+        n = math.floor(t)
+        f = t - n
+        if abs(f - 0.5) > 1e-9:
+            if f > 0.5:
+                n += 1
+            return str(n // 10) + "." + str(n % 10)
+    return f"{v:.1f}"
 
 
 def clip01(x: float) -> float:

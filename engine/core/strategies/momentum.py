@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from engine.core.models import Indicators, Signal, SignalType
-from engine.core.strategies.base import Strategy, clip01, hold_signal, register
+from engine.core.strategies.base import Strategy, clip01, hold_signal, one_decimal, register
 
 if TYPE_CHECKING:
     from engine.core.candles import Candle
@@ -67,7 +67,7 @@ class MomentumStrategy(Strategy):
                           reasoning=f"exit short: {self._crossed_up}", ts=candle.ts)
         names = self._above if fast > slow else self._below
         if position_qty != 0:
-            return hold_signal(self.symbol, candle, "in position; " + names + f", RSI {rsi:.1f}")
+            return hold_signal(self.symbol, candle, "in position; " + names + ", RSI " + one_decimal(rsi))
         if atr <= 0 and (crossed_up or crossed_down):
             return hold_signal(self.symbol, candle, "crossover but ATR is 0 (no range): no stop distance")
 
@@ -94,7 +94,7 @@ class MomentumStrategy(Strategy):
                 reasoning=f"{self._crossed_down} (gap {gap / atr:.2f} ATR), RSI {rsi:.1f}",
                 ts=candle.ts,
             )
-        # (a str joined with +: in an f-string mypyc formats it through str.format)
-        return hold_signal(self.symbol, candle, "no crossover; " + names + f", RSI {rsi:.1f}")
+        # (joined with +: in an f-string mypyc formats even a str through str.format)
+        return hold_signal(self.symbol, candle, "no crossover; " + names + ", RSI " + one_decimal(rsi))
 
 register("momentum")(MomentumStrategy)  # a call, not a decorator: a decorated class cannot be compiled
