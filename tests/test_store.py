@@ -1091,3 +1091,19 @@ def test_reloads_are_recorded_append_only_and_give_the_config_version(db: Path) 
     rows = reloads.recent(db)
     assert [(r["trigger"], r["ok"], r["version"]) for r in rows] == [("console c1", True, 2), ("SIGHUP", False, 1)]
     assert rows[0]["diff"] == {"added": ["BNB/USDT"]}
+
+
+def test_the_rows_store_an_enums_text_for_a_member_or_its_string() -> None:
+    """``side_value`` and ``status_value`` read a member's text without the enum's Python
+    (``str`` of a StrEnum member): the same text as ``.value``, for a member or its string;
+    anything else is refused with the field named."""
+    from engine.journal.rows import side_value, status_value
+
+    for side in Side:
+        assert side_value(side) == side_value(side.value) == side.value
+        assert type(side_value(side)) is str
+    for status in OrderStatus:
+        assert status_value(status) == status_value(status.value) == status.value
+        assert type(status_value(status)) is str
+    with pytest.raises(StoreError, match="side must be"):
+        side_value("long")

@@ -28,6 +28,8 @@ def finite(what: str, x: float) -> float:
 
 
 def side_value(x: Side | str) -> str:
+    if isinstance(x, Side):  # a member: its text (``Side(x)`` and ``.value`` run the enum's Python)
+        return str(x)  # (a StrEnum's str is its value)
     try:
         return Side(x).value
     except ValueError:
@@ -76,18 +78,23 @@ def decision_row(d: Decision) -> tuple[Any, ...]:
         int(s.ts), checks,
     )  # fmt: skip
 
+def status_value(x: OrderStatus | str) -> str:
+    """The status's stored text (``OrderStatus(x).value``; a member as is)."""
+    return str(x) if isinstance(x, OrderStatus) else OrderStatus(x).value  # (see side_value)
+
+
 def order_row(o: Order) -> tuple[Any, ...]:
     """The orders table's new row for ``o`` (``INSERT_ORDER``'s parameters), checked."""
     return (
         o.client_order_id, o.symbol, side_value(o.side), finite("order qty", o.qty), o.reason, o.decision_key,
-        int(o.created_ts), OrderStatus(o.status).value, o.filled_qty, o.avg_price, o.fees,
+        int(o.created_ts), status_value(o.status), o.filled_qty, o.avg_price, o.fees,
         int(o.updated_ts or o.created_ts), o.message, finite("stop_loss", o.stop_loss),
         finite("take_profit", o.take_profit), o.order_type, finite("trigger", o.trigger),
     )  # fmt: skip
 
 def order_update(o: Order) -> tuple[Any, ...]:
     """``UPDATE_ORDER``'s parameters: the order's new status, fill and message."""
-    return (OrderStatus(o.status).value, o.filled_qty, o.avg_price, o.fees, int(o.updated_ts), o.message[:1000],
+    return (status_value(o.status), o.filled_qty, o.avg_price, o.fees, int(o.updated_ts), o.message[:1000],
             o.client_order_id)  # fmt: skip
 
 def fill_facts(
