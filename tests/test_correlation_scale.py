@@ -312,11 +312,13 @@ def test_one_couple_on_floats_equals_the_array_path_bit_for_bit() -> None:
 
 def test_the_tracker_asks_the_full_tail_first_and_answers_as_pair() -> None:
     """``correlation`` takes the last ``window`` candle times directly when both symbols hold
-    every one of them (``tail_pair``) and searches otherwise: the same value as ``pair`` on the
-    symbols' whole rows, bit for bit, whether the tail is full, holed, short or flat."""
+    every one of them (``tail_pair``), or the ``window`` before the newest when one of them has
+    no return there yet (a candle-close burst), and searches otherwise: the same value as
+    ``pair`` on the symbols' whole rows, bit for bit, whether the tail is full, holed, short,
+    a burst's or flat."""
     rng = np.random.default_rng(5)
     window = 20
-    tails = 0
+    tails = bursts = 0
     for k in range(400):
         tr = CorrelationTracker(["A", "B"], window=window, threshold=0.7, timeframe_ms=None)
         n = int(rng.integers(2, window + RETURN_SLACK + 10))
@@ -327,11 +329,13 @@ def test_the_tracker_asks_the_full_tail_first_and_answers_as_pair() -> None:
             pb = 50.0 if k % 11 == 0 else pb * math.exp(rng.normal(0, 0.01))
             if not hole_a[t]:
                 tr.on_close("A", t * MIN, pa)
-            if not hole_b[t]:
+            if not hole_b[t] and not (k % 4 == 1 and t == n - 1):  # B's newest close not in yet: a burst
                 tr.on_close("B", t * MIN, pb)
         order = tr._ordered()
         want = cm.pair(tr._R[0, order], tr._R[1, order], window)
         tail = order[-window:]
         tails += len(order) >= window and not np.isnan(tr._R[:, tail]).any()
+        bursts += len(order) > window and bool(np.isnan(tr._R[:, order[-1]]).any()) and not bool(
+            np.isnan(tr._R[:, order[-window - 1 : -1]]).any())
         assert tr.correlation("A", "B") == want, (k, want)
-    assert tails > 50  # the fast path was taken, not only the search
+    assert tails > 30 and bursts > 20  # both fast paths were taken, not only the search

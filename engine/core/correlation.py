@@ -163,13 +163,21 @@ class CorrelationTracker:
         if hit is not None and hit[0] == vi and hit[1] == vj and hit[2] == ep:
             return hit[3]
         order = self._ordered()
-        if len(order) >= self.window:  # the last ``window`` candle times first: both full, usually
-            tail = order[-self.window :]
-            full, value = cm.tail_pair(self._R[i, tail], self._R[j, tail], self.window)
+        w = self.window
+        full = False
+        value: float | None = None  # fewer candle times than the window: ``pair`` finds too few too
+        if len(order) >= w:  # the last ``window`` candle times first: both full, usually
+            Ri, Rj = self._R[i], self._R[j]
+            tail = order[-w:]
+            full, value = cm.tail_pair(Ri[tail], Rj[tail], w)
+            newest = int(order[-1])
+            if not full and len(order) > w and (math.isnan(Ri[newest]) or math.isnan(Rj[newest])):
+                # a candle-close burst: one of the two has no return at the newest candle time
+                # yet, so the last ``window`` both hold end one before it when those are full
+                tail = order[-w - 1 : -1]
+                full, value = cm.tail_pair(Ri[tail], Rj[tail], w)
             if not full:
-                value = cm.pair(self._R[i, order], self._R[j, order], self.window)
-        else:
-            value = None  # fewer candle times than the window: ``pair`` finds too few too
+                value = cm.pair(Ri[order], Rj[order], w)
         self._cache[(i, j)] = (vi, vj, ep, value)
         return value
 
