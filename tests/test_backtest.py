@@ -347,3 +347,31 @@ def test_the_book_s_fill_ids_answer_as_its_table_does(tmp_path: Path) -> None:
     assert again.has_fill("o1/F1") and not again.has_fill("o2/F1")  # as the rolled-back table says
     again.close()
     assert table(path) == {"o1/F1"}
+
+
+def test_the_collectors_settings_come_back_after_runs_even_overlapping_ones(tmp_path: Path) -> None:
+    """The replay collects young objects less often and freezes what came before; after a run
+    (and after replays that overlap, as the ML environment's episodes on threads may, ending in
+    any order) the thresholds are what they were and nothing stays frozen."""
+    import gc
+
+    from engine.backtest import runner
+
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    run_backtest(btc_only(), {"BTC/USDT": flat_candles(400)}, tmp_path / "gc.sqlite", warmup=100)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen
+    a, b = runner._young_collections_rarer(), runner._young_collections_rarer()
+    a.__enter__()
+    b.__enter__()
+    assert gc.get_threshold()[0] == runner.GC_YOUNG
+    a.__exit__(None, None, None)  # the first to start ends first: the other still runs
+    assert gc.get_threshold()[0] == runner.GC_YOUNG
+    b.__exit__(None, None, None)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen
+    gc.freeze()  # someone else's frozen objects (the console freezes its start-up) stay frozen
+    try:
+        theirs = gc.get_freeze_count()
+        run_backtest(btc_only(), {"BTC/USDT": flat_candles(400)}, tmp_path / "gc2.sqlite", warmup=100)
+        assert gc.get_freeze_count() == theirs and gc.get_threshold() == before
+    finally:
+        gc.unfreeze()

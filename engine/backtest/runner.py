@@ -30,6 +30,7 @@ equity curve is kept in memory at every candle time and written to the book once
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -128,22 +129,41 @@ def run_backtest(
     return run.finish(curve, end_ms, n_candles, series, t_start, config_name, data_name)
 
 
+_GC_LOCK: Final = threading.Lock()
+# one entry per replay running (the ML environment's episodes may overlap on threads), each the
+# thresholds from before the first and whether the first froze the objects then
+_gc_runs: list[tuple[tuple[int, int, int], bool]] = []
+
+
 @contextmanager
 def _young_collections_rarer() -> Iterator[None]:
     """The replay with the cyclic garbage collector's youngest generation collected every
     ``GC_YOUNG`` allocations instead of 700, and what existed before it out of the collector's
     sight (``gc.freeze``): a replay allocates a few short-lived objects per tick, freed by
     reference counting; the collector walked the living ones again and again (4 % of a
-    backtest's instructions, a quarter of that after). Cycles are still collected; the
-    thresholds are put back and the frozen objects returned after."""
-    before = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG, before[1], before[2])
+    backtest's instructions, a quarter of that after). Cycles are still collected. The first
+    replay to start sets the thresholds, the last to end puts back what was there before the
+    first and returns the objects it froze (replays on several threads share the process's
+    collector; objects someone else froze are left frozen, and then none are frozen here)."""
+    with _GC_LOCK:
+        if _gc_runs:
+            state = _gc_runs[0]
+        else:
+            state = (gc.get_threshold(), gc.get_freeze_count() == 0)
+            if state[1]:
+                gc.freeze()
+        _gc_runs.append(state)
+        before = state[0]
+        gc.set_threshold(GC_YOUNG, before[1], before[2])
     try:
         yield
     finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
+        with _GC_LOCK:
+            _gc_runs.pop()
+            if not _gc_runs:
+                gc.set_threshold(*state[0])
+                if state[1]:
+                    gc.unfreeze()
 
 
 class Run:

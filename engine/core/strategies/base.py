@@ -60,6 +60,8 @@ class Strategy:
         raise NotImplementedError(f"{type(self).__name__} does not define analyze")
 
     def hold(self, candle: Candle, reasoning: str = "") -> Signal:
+        """A HOLD for ``candle``. (The built-in strategies call ``hold_signal`` itself, so a
+        subclass of one of them that overrides ``hold`` changes only its own calls.)"""
         return hold_signal(self.symbol, candle, reasoning)
 
 
