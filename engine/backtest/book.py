@@ -1,7 +1,7 @@
 """The backtest's book: what a run gives the trading core instead of the engine's durable journal.
 
 Owns ``BacktestBook`` (the engine's journal without fsync, one SQLite transaction for the whole
-run, the equity curve written once). The run's clock is engine/backtest/clock.py; the replay
+run, the equity curve written in bulk). The run's clock is engine/backtest/clock.py; the replay
 that drives both is engine/backtest/runner.py.
 """
 
@@ -38,6 +38,7 @@ __all__ = ["BacktestBook", "EquityRow"]
 
 EquityRow = tuple[int, float, float, float, float, float, float]
 FLUSH_FACTS = 4_096  # facts held before they are written: memory stays bounded on a long run
+FLUSH_EQUITY = 65_536  # equity points held before they are written (a year of 1 m: 8 writes)
 
 
 class BacktestBook(Store):
@@ -79,7 +80,8 @@ class BacktestBook(Store):
     def __init__(self, path: Path) -> None:
         super().__init__(path, verify=False, durable=False)
         # the equity curve's points, (ts, equity, cash, exposure, realised, unrealised, fees), held
-        # until ``flush_equity``; one list for the whole run (the replay reads its last point)
+        # until ``flush_equity`` (every ``FLUSH_EQUITY`` points and at the end); one list for the
+        # whole run (the replay reads its last point)
         self.equity_rows: list[EquityRow] = []
         self._failed = ""  # why a fact failed: the run's transaction is gone
         conn = self._conn
@@ -290,6 +292,8 @@ class BacktestBook(Store):
     def record_equity(
         self, ts: int, equity: float, cash: float, exposure: float, realised: float, unrealised: float, fees: float
     ) -> None:
+        if len(self.equity_rows) >= FLUSH_EQUITY:  # written before the point that would overflow
+            self.flush_equity()  # (so the list holds this point after: the replay reads it)
         self.equity_rows.append((int(ts), equity, cash, exposure, realised, unrealised, fees))
 
     def flush_equity(self) -> None:

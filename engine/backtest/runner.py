@@ -24,7 +24,8 @@ as in the engine process. What the backtest adds is a simulated clock and the ma
 
 The run's book (engine/backtest/book.py: SQLite, no fsync and one transaction for the whole run,
 rerun it rather than recover it) holds every decision, order and fill as the engine's would; the
-equity curve is kept in memory at every candle time and written to the book once, at the end.
+equity curve is kept at every candle time and written to the book in bulk (every 65,536 points
+and at the end).
 """
 
 from __future__ import annotations
