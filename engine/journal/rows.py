@@ -68,6 +68,7 @@ UPSERT_POSITION = (
 )
 UPDATE_ACCOUNT = "UPDATE account SET cash = ?, realised = ?, fees = ?, updated_ts = ? WHERE id = 1"
 
+
 def decision_row(d: Decision) -> tuple[Any, ...]:
     """The decisions table's row for ``d`` (``INSERT_DECISION``'s parameters)."""
     s = d.signal
@@ -77,6 +78,7 @@ def decision_row(d: Decision) -> tuple[Any, ...]:
         str(s.type), s.confidence, s.entry, s.stop_loss, s.take_profit, s.reasoning,
         int(s.ts), checks,
     )  # fmt: skip
+
 
 def status_value(x: OrderStatus | str) -> str:
     """The status's stored text (``OrderStatus(x).value``; a member as is)."""
@@ -92,10 +94,12 @@ def order_row(o: Order) -> tuple[Any, ...]:
         finite("take_profit", o.take_profit), o.order_type, finite("trigger", o.trigger),
     )  # fmt: skip
 
+
 def order_update(o: Order) -> tuple[Any, ...]:
     """``UPDATE_ORDER``'s parameters: the order's new status, fill and message."""
     return (status_value(o.status), o.filled_qty, o.avg_price, o.fees, int(o.updated_ts), o.message[:1000],
             o.client_order_id)  # fmt: skip
+
 
 def fill_facts(
     fill: Fill, order: Order, position: Position, account: Mapping[str, float]

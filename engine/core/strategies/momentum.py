@@ -97,4 +97,5 @@ class MomentumStrategy(Strategy):
         # (joined with +: in an f-string mypyc formats even a str through str.format)
         return hold_signal(self.symbol, candle, "no crossover; " + names + ", RSI " + one_decimal(rsi))
 
+
 register("momentum")(MomentumStrategy)  # a call, not a decorator: a decorated class cannot be compiled
