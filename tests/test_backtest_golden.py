@@ -215,9 +215,18 @@ def test_the_equity_curve_written_in_parts_is_the_same(tmp_path: Path, monkeypat
     ones, bit for bit."""
     from engine.backtest import book as book_mod
 
+    flushes: list[int] = []
+    flush = book_mod.BacktestBook.flush_equity
+
+    def counted(self: book_mod.BacktestBook) -> None:
+        flushes.append(len(self.equity_rows))
+        flush(self)
+
     monkeypatch.setattr(book_mod, "FLUSH_EQUITY", 997)
+    monkeypatch.setattr(book_mod.BacktestBook, "flush_equity", counted)
     s = streams("mixed_with_gaps", tmp_path)
-    assert len(s["book_equity"]) > 5 * 997  # written in several parts
+    assert len(flushes) > 5 and set(flushes[:-1]) == {997}  # written in parts of 997, the rest at the end
+    assert sum(flushes) == len(s["book_equity"])
     assert summary(s) == GOLDEN["mixed_with_gaps"]
 
 

@@ -310,7 +310,7 @@ def test_one_couple_on_floats_equals_the_array_path_bit_for_bit() -> None:
     assert valued > 1000
 
 
-def test_the_tracker_asks_the_full_tail_first_and_answers_as_pair() -> None:
+def test_the_tracker_asks_the_full_tail_first_and_answers_as_pair(monkeypatch: pytest.MonkeyPatch) -> None:
     """``correlation`` takes the last ``window`` candle times directly when both symbols hold
     every one of them (``tail_pair``), or the ``window`` before the newest when one of them has
     no return there yet (a candle-close burst), and searches otherwise: the same value as
@@ -319,6 +319,14 @@ def test_the_tracker_asks_the_full_tail_first_and_answers_as_pair() -> None:
     rng = np.random.default_rng(5)
     window = 20
     tails = bursts = 0
+    searched: list[int] = []
+    search = cm.pair
+
+    def counted(x: np.ndarray, y: np.ndarray, w: int) -> float | None:
+        searched.append(w)
+        return search(x, y, w)
+
+    monkeypatch.setattr(cm, "pair", counted)
     for k in range(400):
         tr = CorrelationTracker(["A", "B"], window=window, threshold=0.7, timeframe_ms=None)
         n = int(rng.integers(2, window + RETURN_SLACK + 10))
@@ -332,10 +340,14 @@ def test_the_tracker_asks_the_full_tail_first_and_answers_as_pair() -> None:
             if not hole_b[t] and not (k % 4 == 1 and t == n - 1):  # B's newest close not in yet: a burst
                 tr.on_close("B", t * MIN, pb)
         order = tr._ordered()
-        want = cm.pair(tr._R[0, order], tr._R[1, order], window)
+        want = search(tr._R[0, order], tr._R[1, order], window)
         tail = order[-window:]
-        tails += len(order) >= window and not np.isnan(tr._R[:, tail]).any()
-        bursts += len(order) > window and bool(np.isnan(tr._R[:, order[-1]]).any()) and not bool(
+        full = len(order) >= window and not np.isnan(tr._R[:, tail]).any()
+        burst = not full and len(order) > window and bool(np.isnan(tr._R[:, order[-1]]).any()) and not bool(
             np.isnan(tr._R[:, order[-window - 1 : -1]]).any())
+        tails, bursts = tails + full, bursts + burst
+        searched.clear()
         assert tr.correlation("A", "B") == want, (k, want)
-    assert tails > 30 and bursts > 20  # both fast paths were taken, not only the search
+        # the search only when neither window fits (and the table holds a window at all)
+        assert len(searched) == (0 if full or burst or len(order) < window else 1), (k, full, burst)
+    assert tails > 30 and bursts > 20  # both direct windows were asked, not only the search

@@ -9,7 +9,8 @@ on, next to and between multiples.
 from __future__ import annotations
 
 import math
-from decimal import ROUND_CEILING, ROUND_FLOOR
+import random
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, InvalidOperation, Rounded, localcontext
 
 import pytest
 from hypothesis import given, settings
@@ -89,3 +90,22 @@ def test_odd_steps_take_the_decimal_path() -> None:
     for step in (math.inf, 1e30, 1e-30, 0.1 + 0.2):
         for x in (0.7, 123.456, 1e-3):
             check(x, step)
+
+
+def test_typical_quantities_and_prices_are_decided_without_decimal_arithmetic() -> None:
+    """The fast paths are taken, not only equal: under a Decimal context of one digit that traps
+    rounding, any division or remainder of the Decimal path raises, and typical quantities and
+    prices (not within 1e-9 of a step boundary, already on a step, or not) go through."""
+    rng = random.Random(3)
+    cases = [(rng.uniform(0.001, 50.0), 1e-5) for _ in range(300)] + [
+        (rng.uniform(100.0, 90_000.0), 0.01) for _ in range(300)
+    ]
+    cases += [(float(mk._dec(x).quantize(mk._dec(step))), step) for x, step in cases[:200]]  # on a step
+    for x, step in cases:
+        mk._step_parts(step)  # the step's parts, once (cached): no arithmetic either
+        with localcontext(Context(prec=1, traps=[Rounded, InvalidOperation])):
+            for rounding in ROUNDINGS:
+                mk._to_step(x, step, rounding)
+            mk._is_multiple(x, step)
+    with localcontext(Context(prec=1, traps=[Rounded, InvalidOperation])), pytest.raises((Rounded, InvalidOperation)):
+        mk._is_multiple_exact(12.34567, 1e-5)  # the trap does catch the Decimal path
