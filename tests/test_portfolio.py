@@ -1,10 +1,11 @@
-"""Portfolio accounting: open, add, reduce, close, flip, shorts, fees, daily PnL, snapshot,
+"""Portfolio accounting: open, add, reduce, close, flip, shorts, fees, daily PnL, valuation,
 and the identity equity == cash + Σ qty×mark == capital + realised − fees + unrealised
 at every step of hand-written and random fill sequences.
 """
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import pytest
@@ -166,17 +167,21 @@ def test_daily_pnl_resets_at_utc_midnight() -> None:
     assert pf.day_start_equity == pytest.approx(10_020.0)
 
 
-def test_snapshot_fields() -> None:
+def test_valuation_gives_equity_exposure_and_unrealised_in_one_pass() -> None:
+    """A long and a short marked (a pair with no mark: its entry): the three figures, each
+    equal to its own method's, and the total PnL from the unrealised given or from marks."""
     pf = Portfolio(10_000)
     pf.apply_fill(_fill("BTC/USDT", "buy", 0.01, 50_000, fee=0.5))
     pf.apply_fill(_fill("SOL/USDT", "sell", 2.0, 150.0, fee=0.3))
-    snap = pf.snapshot({"BTC/USDT": 51_000, "SOL/USDT": 140.0})
-    assert set(snap) >= {"capital", "cash", "equity", "realised", "unrealised", "fees", "exposure_used"}
-    assert snap["capital"] == 10_000 and snap["fees"] == pytest.approx(0.8)
-    assert snap["unrealised"] == pytest.approx(10 + 20)
-    assert snap["exposure_used"] == pytest.approx(510 + 280)
-    assert snap["equity"] == pytest.approx(10_000 - 0.8 + 30) and snap["positions"] == 2
-    assert all(isinstance(v, int | float) for v in snap.values())
+    pf.apply_fill(_fill("ETH/USDT", "buy", 0.1, 3_000, fee=0.2))
+    marks = {"BTC/USDT": 51_000, "SOL/USDT": 140.0}  # ETH unmarked: valued at its entry
+    equity, exposure, unrealised = pf.valuation(marks)
+    assert unrealised == pytest.approx(10 + 20)
+    assert exposure == pytest.approx(510 + 280 + 300)
+    assert equity == pytest.approx(10_000 - 1.0 + 30)
+    assert (equity, exposure, unrealised) == (pf.equity(marks), pf.exposure(marks), pf.unrealised(marks))
+    assert pf.valuation(types.MappingProxyType(marks)) == (equity, exposure, unrealised)  # any Mapping
+    assert pf.total_pnl(unrealised) == pf.total_pnl(marks) == pytest.approx(equity - 10_000)
 
 
 def test_replaying_the_journaled_fills_rebuilds_the_same_account(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 from engine.core.models import Fill, Position, Side
 
@@ -158,22 +158,9 @@ class Portfolio:
         equity = self.equity(current) if isinstance(current, Mapping) else float(current)
         return equity - self._day_start_equity
 
-    def total_pnl(self, marks: Mapping[str, float]) -> float:
+    def total_pnl(self, unrealised: float | Mapping[str, float]) -> float:
         """Everything the account made since it was opened: realised - fees + unrealised
-        (equal to equity minus the capital the account was opened with)."""
-        return self.realised - self.fees + self.unrealised(marks)
-
-    def snapshot(self, marks: Mapping[str, float]) -> dict[str, Any]:
-        """The ``portfolio`` wire fields this class owns (docs/wire.md)."""
-        equity = self.equity(marks)
-        return {
-            "capital": self.capital,
-            "cash": self.cash,
-            "equity": equity,
-            "realised": self.realised,
-            "unrealised": self.unrealised(marks),
-            "fees": self.fees,
-            "daily_pnl": equity - self._day_start_equity,
-            "exposure_used": self.exposure(marks),
-            "positions": sum(1 for p in self.positions.values() if p.is_open),
-        }
+        (equal to equity minus the capital the account was opened with). ``unrealised`` given,
+        or computed from marks."""
+        u = self.unrealised(unrealised) if isinstance(unrealised, Mapping) else float(unrealised)
+        return self.realised - self.fees + u

@@ -48,16 +48,16 @@ def portfolio_summary(core: TradingCore) -> PortfolioSummary:
     marks = core.marks()
     pf = core.portfolio
     pc = core.cfg.portfolio
-    equity = pf.equity(marks)
+    equity, exposure, unrealised = pf.valuation(marks)
     return PortfolioSummary(
         capital=pc.capital_usd,
         cash=pf.cash,
         equity=equity,
         realised=pf.realised,
-        unrealised=pf.unrealised(marks),
+        unrealised=unrealised,
         fees=pf.fees,
         daily_pnl=pf.daily_pnl(equity),
-        exposure_used=pf.exposure(marks),
+        exposure_used=exposure,
         exposure_max=pc.max_exposure_usd,
         # the check's own rule on the open positions only (O(open), not O(pairs)): the
         # gauge and the check agree at any number of pairs
@@ -67,7 +67,7 @@ def portfolio_summary(core: TradingCore) -> PortfolioSummary:
         correlated_max=pc.max_correlated_positions,
         halted=any(p.mode is PairMode.HALTED for p in core.pairs.values()),
         positions=sum(1 for p in pf.positions.values() if p.is_open),
-        total_pnl=pf.total_pnl(marks), day_start_ts=pf.day_start_ts,
+        total_pnl=pf.total_pnl(unrealised), day_start_ts=pf.day_start_ts,
         entries_stopped=core.entries.stopped, entries_reason=core.entries.reason,
     )
 
@@ -79,7 +79,7 @@ def policy_state(core: TradingCore, symbol: str) -> dict[str, Any]:
     marks = core.marks()
     pf = core.portfolio
     capital = core.cfg.portfolio.capital_usd or 1.0
-    equity = pf.equity(marks)
+    equity, exposure, _ = pf.valuation(marks)
     strongest = core.corr.strongest(symbol)  # one vectorised row, not N look-ups
     position = unrealised = 0.0
     pos = pf.positions.get(symbol)
@@ -87,7 +87,7 @@ def policy_state(core: TradingCore, symbol: str) -> dict[str, Any]:
         mark = marks.get(symbol) or pos.entry
         position, unrealised = pos.qty * mark / capital, pos.unrealised(mark) / capital
     return {
-        "total_exposure": pf.exposure(marks) / capital,
+        "total_exposure": exposure / capital,
         "daily_pnl": pf.daily_pnl(equity) / capital,
         "correlation": strongest,
         "position": position,
