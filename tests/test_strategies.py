@@ -380,3 +380,15 @@ def test_one_decimal_is_format_point_one_f(v: float) -> None:
 
     for x in (v, math.nextafter(v, math.inf), math.nextafter(v, -math.inf)):
         assert one_decimal(x) == f"{x:.1f}", x
+
+
+def test_one_decimal_table_covers_every_rsi_tenth() -> None:
+    """The RSI's texts come from a table made once (0.0 to 100.0): every tenth, the ties
+    between two (a twentieth: a tie goes to the even digit) and their float neighbours."""
+    from engine.core.strategies.base import _TENTHS, one_decimal
+
+    assert len(_TENTHS) == 1001 and _TENTHS[0] == "0.0" and _TENTHS[-1] == "100.0"
+    for k in range(0, 2012):
+        v = k / 20.0
+        for x in (v, math.nextafter(v, math.inf), math.nextafter(v, -math.inf), v + 0.01, v - 0.01):
+            assert one_decimal(x) == f"{x:.1f}", x

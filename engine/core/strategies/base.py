@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -84,8 +84,13 @@ def one_decimal(v: float) -> str:
         if abs(f - 0.5) > 1e-9:
             if f > 0.5:
                 n += 1
+            if n < len(_TENTHS):  # an RSI's (0 to 100): the text made once, not per candle
+                return _TENTHS[n]
             return str(n // 10) + "." + str(n % 10)
     return f"{v:.1f}"
+
+
+_TENTHS: Final = [str(n // 10) + "." + str(n % 10) for n in range(1001)]  # "0.0" ... "100.0"
 
 
 def clip01(x: float) -> float:

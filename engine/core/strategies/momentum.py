@@ -36,8 +36,11 @@ class MomentumStrategy(Strategy):
         self._stop_atr = float(params.stop_atr)
         self._tp_atr = float(params.take_profit_atr)
         fast, slow = f"MA{params.ma_fast}", f"MA{params.ma_slow}"
-        self._above, self._below = f"{fast} above {slow}", f"{fast} below {slow}"
+        above, below = f"{fast} above {slow}", f"{fast} below {slow}"
         self._crossed_up, self._crossed_down = f"{fast} crossed above {slow}", f"{fast} crossed below {slow}"
+        # the hold reasons but their RSI, whole: one concatenation a candle instead of three
+        self._held_above, self._held_below = f"in position; {above}, RSI ", f"in position; {below}, RSI "
+        self._flat_above, self._flat_below = f"no crossover; {above}, RSI ", f"no crossover; {below}, RSI "
 
     def warmup_candles(self) -> int:  # both MAs and their previous values, RSI, ATR
         p = self.params
@@ -65,9 +68,9 @@ class MomentumStrategy(Strategy):
             conf = clip01(0.5 + 0.5 * strength)
             return Signal(self.symbol, SignalType.BUY, conf, close,
                           reasoning=f"exit short: {self._crossed_up}", ts=candle.ts)
-        names = self._above if fast > slow else self._below
         if position_qty != 0:
-            return hold_signal(self.symbol, candle, "in position; " + names + ", RSI " + one_decimal(rsi))
+            held = self._held_above if fast > slow else self._held_below
+            return hold_signal(self.symbol, candle, held + one_decimal(rsi))
         if atr <= 0 and (crossed_up or crossed_down):
             return hold_signal(self.symbol, candle, "crossover but ATR is 0 (no range): no stop distance")
 
@@ -95,7 +98,8 @@ class MomentumStrategy(Strategy):
                 ts=candle.ts,
             )
         # (joined with +: in an f-string mypyc formats even a str through str.format)
-        return hold_signal(self.symbol, candle, "no crossover; " + names + ", RSI " + one_decimal(rsi))
+        flat = self._flat_above if fast > slow else self._flat_below
+        return hold_signal(self.symbol, candle, flat + one_decimal(rsi))
 
 
 register("momentum")(MomentumStrategy)  # a call, not a decorator: a decorated class cannot be compiled
