@@ -18,7 +18,7 @@ import pytest
 
 from console.model import ConsoleModel
 from engine.core import correlation_math as cm
-from engine.core.correlation import RETURN_SLACK, CorrelationTracker
+from engine.core.correlation import RETURN_SLACK, CorrelationTracker, window_rho
 from engine.core.indicators import RollingCorrelation
 from engine.core.models import Position, Signal, SignalType
 from engine.core.risk import RiskContext, RiskEngine
@@ -274,8 +274,8 @@ def test_portfolio_carries_the_correlations_only_when_they_moved_at_most_once_a_
 
 
 def _pair_on_arrays(x: np.ndarray, y: np.ndarray, window: int) -> float | None:
-    """``correlation_math.pair`` as it was written on numpy arrays through ``_finish`` (the
-    function the matrix paths use): the reference the float version must equal bit for bit."""
+    """A couple's ρ on numpy arrays through ``_finish`` (the function the matrix paths use):
+    the reference ``window_rho``, on Python floats, must agree with."""
     idx = np.flatnonzero(~(np.isnan(x) | np.isnan(y)))
     if len(idx) < window:
         return None
@@ -289,12 +289,23 @@ def _pair_on_arrays(x: np.ndarray, y: np.ndarray, window: int) -> float | None:
     return None if v != v else v
 
 
-def test_one_couple_on_floats_equals_the_array_path_bit_for_bit() -> None:
-    """``pair`` finishes on Python floats for speed (the risk check asks one couple per open
-    position on every entry): the same value as ``_finish`` gives, or both None, on couples with
-    holes, flat sides, tiny and large scales and perfectly (anti-)correlated sides."""
+def _agree(got: float | None, want: float | None) -> bool:
+    return (got is None and want is None) or (got is not None and want is not None and abs(got - want) <= 1e-12)
+
+
+def test_the_flatness_limit_is_one_constant() -> None:
+    """The tracker's compiled constant, the numpy kernels' and ``RollingCorrelation``'s agree."""
+    from engine.core import correlation
+
+    assert correlation.ZERO_VAR == cm.ZERO_VAR == RollingCorrelation(5)._ZERO_VAR
+
+
+def test_one_couple_on_floats_agrees_with_the_array_path() -> None:
+    """``window_rho`` answers the risk check's couple on Python floats (no array built per
+    couple): the value the matrix paths' ``_finish`` gives, to 1e-12, or both None, on couples
+    with holes, flat sides, tiny and large scales and perfectly (anti-)correlated sides."""
     rng = np.random.default_rng(11)
-    valued = 0
+    valued = exact = 0
     for k in range(3000):
         n, window = int(rng.integers(5, 120)), int(rng.integers(3, 60))
         scale = 10.0 ** rng.uniform(-8, 0)
@@ -304,29 +315,22 @@ def test_one_couple_on_floats_equals_the_array_path_bit_for_bit() -> None:
             y[:] = 0.001  # a flat side
         x[rng.random(n) < 0.2] = np.nan
         y[rng.random(n) < 0.2] = np.nan
-        want, got = _pair_on_arrays(x, y, window), cm.pair(x, y, window)
-        assert got == want, (k, got, want)
+        want = _pair_on_arrays(x, y, window)
+        got = window_rho(x.tolist(), y.tolist(), list(range(n)), window)
+        assert _agree(got, want), (k, got, want)
         valued += want is not None
-    assert valued > 1000
+        exact += want is not None and k % 5 == 0 and k % 7 != 0
+    assert valued > 1000 and exact > 50
 
 
-def test_the_tracker_asks_the_full_tail_first_and_answers_as_pair(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``correlation`` takes the last ``window`` candle times directly when both symbols hold
-    every one of them (``tail_pair``), or the ``window`` before the newest when one of them has
-    no return there yet (a candle-close burst), and searches otherwise: the same value as
-    ``pair`` on the symbols' whole rows, bit for bit, whether the tail is full, holed, short,
-    a burst's or flat."""
+def test_the_tracker_answers_a_couple_from_its_last_window() -> None:
+    """``correlation`` reads the last ``window`` candle times both symbols hold, whether the
+    tail is full, holed, short, a candle-close burst's (one symbol's newest return not in yet)
+    or flat: the array path's value on the table's rows, to 1e-12; and the table's numpy copy,
+    brought up to date when a vectorised query asks, equals its rows."""
     rng = np.random.default_rng(5)
     window = 20
-    tails = bursts = 0
-    searched: list[int] = []
-    search = cm.pair
-
-    def counted(x: np.ndarray, y: np.ndarray, w: int) -> float | None:
-        searched.append(w)
-        return search(x, y, w)
-
-    monkeypatch.setattr(cm, "pair", counted)
+    tails = bursts = holed = 0
     for k in range(400):
         tr = CorrelationTracker(["A", "B"], window=window, threshold=0.7, timeframe_ms=None)
         n = int(rng.integers(2, window + RETURN_SLACK + 10))
@@ -339,15 +343,15 @@ def test_the_tracker_asks_the_full_tail_first_and_answers_as_pair(monkeypatch: p
                 tr.on_close("A", t * MIN, pa)
             if not hole_b[t] and not (k % 4 == 1 and t == n - 1):  # B's newest close not in yet: a burst
                 tr.on_close("B", t * MIN, pb)
-        order = tr._ordered()
-        want = search(tr._R[0, order], tr._R[1, order], window)
-        tail = order[-window:]
-        full = len(order) >= window and not np.isnan(tr._R[:, tail]).any()
-        burst = not full and len(order) > window and bool(np.isnan(tr._R[:, order[-1]]).any()) and not bool(
-            np.isnan(tr._R[:, order[-window - 1 : -1]]).any())
-        tails, bursts = tails + full, bursts + burst
-        searched.clear()
-        assert tr.correlation("A", "B") == want, (k, want)
-        # the search only when neither window fits (and the table holds a window at all)
-        assert len(searched) == (0 if full or burst or len(order) < window else 1), (k, full, burst)
-    assert tails > 30 and bursts > 20  # both direct windows were asked, not only the search
+            if k % 9 == 0 and t % 7 == 0:  # a vectorised query now and then: the copy is synced
+                tr.row("A")
+        table = tr._table()
+        assert np.array_equal(table, np.asarray(tr._rows)[:, tr._seq], equal_nan=True), k
+        want = _pair_on_arrays(table[0], table[1], window)
+        tail = table[:, -window:]
+        full = table.shape[1] >= window and not np.isnan(tail).any()
+        burst = not full and table.shape[1] > window and bool(np.isnan(table[:, -1]).any()) and not bool(
+            np.isnan(table[:, -window - 1 : -1]).any())
+        tails, bursts, holed = tails + full, bursts + burst, holed + (not full and not burst and want is not None)
+        assert _agree(tr.correlation("A", "B"), want), (k, want)
+    assert tails > 30 and bursts > 20 and holed > 5  # every kind of window was asked

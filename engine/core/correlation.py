@@ -5,17 +5,21 @@ table of the last ``window + RETURN_SLACK`` candle times (a column per candle ti
 symbol, NaN where a symbol has no return): O(1) per close, whatever the number of symbols.
 Returns are aligned by candle open time, so live (closes interleaved) and warm-up (one
 symbol's whole history, then the next; ``warm`` stores only the tail that can still count)
-fill the same table.
+fill the same table. The table is a list of rows of Python floats, written on every close;
+its numpy copy, which the vectorised queries read, is brought up to date only when one of them
+asks (the columns written since are copied): a backtest, whose risk check asks one couple at a
+time, never pays for it.
 
 A couple's correlation is taken over the last ``window`` candle times both symbols hold,
-exactly as a ``RollingCorrelation`` fed those returns in time order computes it (see
-``correlation_math``; tests/test_correlation_scale.py checks the two agree to 1e-9). Nothing
-keeps all N(N−1)/2 couples up to date. A correlation is computed when asked and cached until
-either symbol has a new return:
+exactly as a ``RollingCorrelation`` fed those returns in time order computes it (population
+moments, None when a side is flat, clipped to [-1, 1]; tests/test_correlation_scale.py checks
+the two agree to 1e-9). Nothing keeps all N(N−1)/2 couples up to date. A correlation is
+computed when asked and cached until either symbol has a new return:
 
 - ``correlated_with(symbol, among)``: what the risk check counts, configured group peers plus
   symbols at or above ``threshold``, asked only ``among`` the open positions (O(open) couples,
-  the only ones that can change a decision);
+  the only ones that can change a decision), each from the two rows' floats in O(window)
+  (``window_rho``: no array is built for a couple);
 - ``row``/``strongest``: one symbol against all, vectorised (the policy's state vector);
 - ``view``: what a console shows, the matrix of a few symbols and the ``k`` strongest couples
   of all, from one matrix product (``correlation_math.block``), for the publisher to send at
@@ -30,7 +34,6 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Final
 
@@ -41,6 +44,55 @@ from engine.core import correlation_math as cm
 logger = logging.getLogger(__name__)
 
 RETURN_SLACK: Final = 16  # candle times kept beyond the window, for symbols closing a little late
+_NAN: Final = math.nan
+ZERO_VAR: Final = 1e-20  # correlation_math.ZERO_VAR, a constant here (compiled): σ/|mean| below 1e-10 is flat
+
+
+def window_rho(x: list[float], y: list[float], seq: list[int], window: int) -> float | None:
+    """ρ of the last ``window`` columns of ``seq`` (column numbers, oldest first) at which both
+    rows ``x`` and ``y`` hold a return (not NaN): population moments, None when either side is
+    flat (σ below 1e-10 of its mean's magnitude) or fewer than ``window`` are held, clipped to
+    [-1, 1]. The usual case (both hold the last ``window``) reads ``window`` columns; a
+    candle-close burst (one has no return at the newest candle time yet) one more."""
+    picked: list[int] = []
+    k = len(seq) - 1
+    while k >= 0 and len(picked) < window:
+        c = seq[k]
+        a = x[c]
+        b = y[c]
+        if a == a and b == b:  # (NaN is not equal to itself)
+            picked.append(c)
+        k -= 1
+    if len(picked) < window:
+        return None
+    sx = 0.0
+    sy = 0.0
+    for m in range(window - 1, -1, -1):  # oldest first
+        c = picked[m]
+        sx += x[c]
+        sy += y[c]
+    mx = sx / window
+    my = sy / window
+    cov = 0.0
+    vx = 0.0
+    vy = 0.0
+    for m in range(window - 1, -1, -1):
+        c = picked[m]
+        dx = x[c] - mx
+        dy = y[c] - my
+        cov += dx * dy
+        vx += dx * dx
+        vy += dy * dy
+    cov /= window
+    vx /= window
+    vy /= window
+    if vx <= ZERO_VAR * mx * mx or vy <= ZERO_VAR * my * my:
+        return None  # flat
+    den = math.sqrt(vx) * math.sqrt(vy)
+    if den == 0.0:  # both variances underflowed
+        return None if cov == 0.0 else (1.0 if cov > 0.0 else -1.0)
+    r = cov / den
+    return -1.0 if r < -1.0 else (1.0 if r > 1.0 else r)
 
 
 class CorrelationTracker:
@@ -63,16 +115,24 @@ class CorrelationTracker:
             members = [s for s in group if s in self._index]
             for s in members:
                 self._group_peers[s].update(m for m in members if m != s)
-        self._keep = window + RETURN_SLACK
+        self._keep = keep = window + RETURN_SLACK
         n = len(self.symbols)
-        self._R = np.full((n, self._keep), np.nan)  # returns: row = symbol, column = candle time
+        # returns: row = symbol, column = candle time (Python floats: written on every close)
+        self._rows: list[list[float]] = [[_NAN] * keep for _ in range(n)]
+        self._R = np.full((n, keep), np.nan)  # their numpy copy, as of the last ``_synced``
+        self._stale = [False] * keep  # columns written since
+        self._any_stale = False
         self._col_of: dict[int, int] = {}  # candle ts -> column
-        # (candle ts, column) of the used columns, oldest first: the column a new candle time
-        # takes over is the first, and their order is the table's time order. Candle times
-        # mostly come in order (an append); a late one is inserted in place.
-        self._cols: deque[tuple[int, int]] = deque()
-        self._order: np.ndarray | None = None  # used columns, oldest candle time first
-        self._last_close: dict[str, tuple[int, float]] = {}  # symbol -> (candle ts, close)
+        # The used columns, oldest candle time first, and their candle times: the column a new
+        # candle time takes over is the first, and their order is the table's time order.
+        # Candle times mostly come in order (an append); a late one is inserted in place.
+        self._seq: list[int] = []
+        self._seq_ts: list[int] = []
+        self._newest_ts = 0  # the newest column's candle time and column (valid when _seq is not empty)
+        self._newest_col = 0
+        self._order: np.ndarray | None = None  # ``_seq`` as an array
+        self._last_ts = [0] * n  # per symbol: the candle time and close of its last close
+        self._last_px = [0.0] * n  # (0.0: none yet; a close is positive)
         self._ver = [0] * n  # per symbol: bumped on every new return
         self._epoch = 0  # bumped when a candle time leaves the table
         self._cache: dict[tuple[int, int], tuple[int, int, int, float | None]] = {}
@@ -89,22 +149,29 @@ class CorrelationTracker:
         if i is None or not 0.0 < close < math.inf:
             self.bad += 1
             return False
-        last = self._last_close.get(symbol)
-        if last is not None and candle_ts <= last[0]:
+        prev_px = self._last_px[i]
+        prev_ts = self._last_ts[i]
+        if prev_px > 0.0 and candle_ts <= prev_ts:
             self.out_of_order += 1
             return False
-        self._last_close[symbol] = (candle_ts, close)
-        if last is None:
+        self._last_ts[i] = candle_ts
+        self._last_px[i] = close
+        if prev_px == 0.0:
             return False
-        if self.timeframe_ms is not None and candle_ts - last[0] != self.timeframe_ms:
+        if self.timeframe_ms is not None and candle_ts - prev_ts != self.timeframe_ms:
             return False  # a gap: this return spans several candles and would misalign
-        col = self._col_of.get(candle_ts)
-        if col is None:
-            col = self._new_column(candle_ts)
-            if col is None:
+        if self._seq and candle_ts == self._newest_ts:  # the candle time the others just opened
+            col = self._newest_col
+        else:
+            found = self._col_of.get(candle_ts)
+            col = self._new_column(candle_ts) if found is None else found
+            if col < 0:
                 return True  # older than every candle time kept: it can no longer count
-        self._R[i, col] = math.log(close / last[1])
-        self._ver[i] += 1
+        self._rows[i][col] = math.log(close / prev_px)
+        self._stale[col] = True
+        self._any_stale = True
+        ver = self._ver
+        ver[i] = ver[i] + 1
         self.version += 1
         return True
 
@@ -117,35 +184,64 @@ class CorrelationTracker:
         tail = closes[-(self._keep + 1) :]
         return sum(self.on_close(symbol, ts, c) for ts, c in tail)
 
-    def _new_column(self, ts: int) -> int | None:
-        cols = self._cols
-        if len(cols) < self._keep:  # a column never used yet: they are taken 0, 1, 2, ...
-            col = len(cols)
+    def _new_column(self, ts: int) -> int:
+        """The column for a new candle time ``ts`` (-1: older than every one kept)."""
+        seq, seq_ts = self._seq, self._seq_ts
+        if len(seq) < self._keep:  # a column never used yet: they are taken 0, 1, 2, ...
+            col = len(seq)
         else:
-            old, col = cols[0]
+            old = seq_ts[0]
             if old >= ts:
-                return None
-            cols.popleft()
+                return -1
+            col = seq[0]
+            del seq[0]
+            del seq_ts[0]
             del self._col_of[old]
-            self._R[:, col] = np.nan
+            for row in self._rows:
+                row[col] = _NAN
+            self._stale[col] = True
+            self._any_stale = True
             self._epoch += 1
         self._col_of[ts] = col
-        if not cols or cols[-1][0] < ts:
-            cols.append((ts, col))
+        if not seq_ts or seq_ts[-1] < ts:
+            seq.append(col)
+            seq_ts.append(ts)
+            self._newest_ts, self._newest_col = ts, col
         else:  # a candle time older than the newest kept (a symbol closing late)
-            bisect.insort(cols, (ts, col))
+            at = bisect.bisect(seq_ts, ts)
+            seq.insert(at, col)
+            seq_ts.insert(at, ts)
         self._order = None
         return col
 
     def _ordered(self) -> np.ndarray:
         if self._order is None:
-            self._order = np.array([col for _ts, col in self._cols], dtype=np.intp)
+            self._order = np.array(self._seq, dtype=np.intp)
         return self._order
+
+    def _synced(self) -> np.ndarray:
+        """The numpy copy of the table, brought up to date (the columns written since the last
+        time, or all of it when many were)."""
+        R = self._R
+        if self._any_stale:
+            stale = self._stale
+            cols = [c for c in range(self._keep) if stale[c]]
+            if 4 * len(cols) >= self._keep:
+                R[:, :] = self._rows
+            else:
+                rows = self._rows
+                for c in cols:
+                    R[:, c] = [row[c] for row in rows]
+            self._stale = [False] * self._keep
+            self._any_stale = False
+        return R
 
     def _table(self, rows: Sequence[int] | None = None) -> np.ndarray:
         """Returns of ``rows`` (all by default) over the kept candle times, oldest first."""
         order = self._ordered()
-        R = self._R if rows is None else self._R[np.asarray(rows, dtype=np.intp)]
+        R = self._synced()
+        if rows is not None:
+            R = R[np.asarray(rows, dtype=np.intp)]
         return R[:, order]
 
     # ---- queries ------------------------------------------------------------------------
@@ -162,22 +258,7 @@ class CorrelationTracker:
         hit = self._cache.get((i, j))
         if hit is not None and hit[0] == vi and hit[1] == vj and hit[2] == ep:
             return hit[3]
-        order = self._ordered()
-        w = self.window
-        full = False
-        value: float | None = None  # fewer candle times than the window: ``pair`` finds too few too
-        if len(order) >= w:  # the last ``window`` candle times first: both full, usually
-            Ri, Rj = self._R[i], self._R[j]
-            tail = order[-w:]
-            full, value = cm.tail_pair(Ri[tail], Rj[tail], w)
-            newest = int(order[-1])
-            if not full and len(order) > w and (math.isnan(Ri[newest]) or math.isnan(Rj[newest])):
-                # a candle-close burst: one of the two has no return at the newest candle time
-                # yet, so the last ``window`` both hold end one before it when those are full
-                tail = order[-w - 1 : -1]
-                full, value = cm.tail_pair(Ri[tail], Rj[tail], w)
-            if not full:
-                value = cm.pair(Ri[order], Rj[order], w)
+        value = window_rho(self._rows[i], self._rows[j], self._seq, self.window)
         self._cache[(i, j)] = (vi, vj, ep, value)
         return value
 

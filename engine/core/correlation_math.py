@@ -7,8 +7,9 @@ both symbols have a return, exactly as ``RollingCorrelation`` fed those returns 
 computes it (population moments; None when either side has no variance, σ below 1e-10 of its
 mean's magnitude; clipped to [-1, 1]). NaN in a result means None.
 
-- ``pair``: one couple, O(window); ``tail_pair`` the same when the last ``window`` candle
-  times hold both returns (no search for the positions);
+(One couple, the risk check's question, is answered on the table's Python floats without an
+array: ``engine.core.correlation.window_rho``.)
+
 - ``row``: one symbol against every row, vectorised, O(rows × columns);
 - ``block``: every couple of some rows at once: one matrix product over the last ``window``
   columns for the rows that have them all (the usual case), the window before the newest
@@ -19,67 +20,22 @@ mean's magnitude; clipped to [-1, 1]). NaN in a result means None.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import numpy.typing as npt
 
 Floats = npt.NDArray[np.float64]
 ZERO_VAR = 1e-20  # RollingCorrelation._ZERO_VAR: σ/|mean| below 1e-10 is flat
-_sum = np.add.reduce
 
 
 def _finish(cov: Floats, vx: Floats, vy: Floats, mx: Floats, my: Floats) -> Floats:
-    """ρ from moments, NaN where either side is flat, clipped to [-1, 1]. ``pair`` does the
-    same on Python floats for one couple (tests/test_correlation_scale.py holds the two equal,
-    bit for bit): change both."""
+    """ρ from moments, NaN where either side is flat, clipped to [-1, 1]. ``window_rho`` does
+    the same on Python floats for one couple (tests/test_correlation_scale.py holds the two
+    equal to 1e-12): change both."""
     with np.errstate(invalid="ignore", divide="ignore"):
         r = cov / (np.sqrt(vx) * np.sqrt(vy))
     flat = (vx <= ZERO_VAR * mx * mx) | (vy <= ZERO_VAR * my * my)
     r = np.where(flat, np.nan, r)
     return np.clip(r, -1.0, 1.0)
-
-
-def pair(x: Floats, y: Floats, window: int) -> float | None:
-    """ρ of the last ``window`` positions where both ``x`` and ``y`` hold a return."""
-    gap = np.isnan(x)
-    gap |= np.isnan(y)
-    idx = (~gap).nonzero()[0]  # np.flatnonzero of a 1-d array, without its ravel and wrapper
-    if len(idx) < window:
-        return None
-    idx = idx[-window:]
-    xs, ys = x[idx], y[idx]
-    return _rho(xs, ys, float(_sum(xs)), float(_sum(ys)), window)
-
-
-def tail_pair(xs: Floats, ys: Floats, window: int) -> tuple[bool, float | None]:
-    """``pair`` when the last ``window`` positions of both rows (``xs``, ``ys``: those
-    positions) all hold a return, the usual case: ``(True, ρ)``, the same ρ from the same
-    arrays, without finding the positions. ``(False, None)`` when one is missing (a NaN makes
-    its row's sum NaN; returns are finite logs): the caller asks ``pair``."""
-    sx, sy = float(_sum(xs)), float(_sum(ys))
-    if not (math.isfinite(sx) and math.isfinite(sy)):
-        return False, None
-    return True, _rho(xs, ys, sx, sy, window)
-
-
-def _rho(xs: Floats, ys: Floats, sx: float, sy: float, window: int) -> float | None:
-    """ρ of two windows of ``window`` returns whose sums are ``sx`` and ``sy``."""
-    # ``xs.mean()`` is numpy's ``add.reduce(xs) / len(xs)`` (``_methods._mean``; len is
-    # ``window``): the same sum and division without the method's Python layer
-    mx, my = sx / window, sy / window
-    dx, dy = xs - mx, ys - my
-    # ``_finish`` on Python floats: the same IEEE operations (sqrt is exact-rounded in both),
-    # without the array machinery and its error state, which cost most of a call (the risk
-    # check asks one couple per open position on every entry)
-    cov, vx, vy = float(dx @ dy) / window, float(dx @ dx) / window, float(dy @ dy) / window
-    if vx <= ZERO_VAR * mx * mx or vy <= ZERO_VAR * my * my:
-        return None  # flat
-    den = math.sqrt(vx) * math.sqrt(vy)
-    if den == 0.0:  # both variances underflowed: numpy's cov / 0 (±inf clipped, or NaN)
-        return None if cov == 0.0 else (1.0 if cov > 0.0 else -1.0)
-    r = cov / den
-    return -1.0 if r < -1.0 else (1.0 if r > 1.0 else r)
 
 
 def row(X: Floats, i: int, window: int) -> Floats:
