@@ -5,6 +5,7 @@ and a SIGKILL crash test against a real writer subprocess."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import random
@@ -1107,3 +1108,14 @@ def test_the_rows_store_an_enums_text_for_a_member_or_its_string() -> None:
         assert type(status_value(status)) is str
     with pytest.raises(StoreError, match="side must be"):
         side_value("long")
+
+
+def test_a_decisions_checks_are_stored_as_json_text_whatever_their_reasons() -> None:
+    """The checks' text (orjson: compact, UTF-8) reads back as the checks, with non-ASCII
+    reasons and, through the standard encoder's escapes, a text orjson refuses."""
+    from engine.journal.rows import checks_text
+
+    plain = [["correlation", True, "1/2 correlated (ρ ≤ 0.70)"], ["size", False, ""]]
+    assert checks_text(plain) == '[["correlation",true,"1/2 correlated (ρ ≤ 0.70)"],["size",false,""]]'
+    odd = [*plain, ["stop", True, "half a pair: \ud800"]]
+    assert json.loads(checks_text(odd)) == odd
