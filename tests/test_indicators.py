@@ -486,3 +486,20 @@ def test_rolling_extremes_are_window_extremes(xs: list[float], period: int) -> N
         else:
             w = xs[i + 1 - period : i + 1]
             assert (a, b) == (max(w), min(w))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.floats(min_value=-1e6, max_value=1e6) | st.sampled_from([1.0, 2.0, 3.0]), min_size=1, max_size=40)
+)
+@example([1.0, 3.0])  # two equally close: the first
+@example([5.0, 5.0, 5.0])
+def test_the_shift_is_the_first_value_closest_to_the_mean(values: list[float]) -> None:
+    """``_centre`` (the Bollinger Bands' and the rolling correlation's shift), written as a
+    loop, picks what ``min`` with a key picked: the first of the values closest to the mean."""
+    from engine.core.indicators.base import _centre
+
+    mean = math.fsum(values) / len(values)
+    assert _centre(deque(values)) == min(values, key=lambda v: abs(v - mean))
+    got = _centre(deque(values))
+    assert values.index(got) == min(range(len(values)), key=lambda i: abs(values[i] - mean))

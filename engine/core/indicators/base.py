@@ -17,8 +17,16 @@ def _centre(window: deque[float]) -> float:
     """Pick the window value closest to its mean as the shift for centred sums."""
     n = len(window)
     mean = math.fsum(window) / n
-    # An actual data point (not the mean) keeps a flat window exactly flat.
-    return min(window, key=lambda v: abs(v - mean))
+    # An actual data point (not the mean) keeps a flat window exactly flat. The first of the
+    # closest, as ``min(window, key=lambda v: abs(v - mean))`` picks it, without a call per value.
+    best = window[0]
+    gap = abs(best - mean)
+    for v in window:
+        d = abs(v - mean)
+        if d < gap:
+            best = v
+            gap = d
+    return best
 
 
 class _Indicator:
