@@ -49,6 +49,7 @@ MODULES: tuple[str, ...] = (
     "engine.core.strategies.breakout",
     "engine.core.correlation",
     "engine.core.portfolio",
+    "engine.core.placement",
     "engine.core.risk",
     "engine.core.execution",
     "engine.core.pair",

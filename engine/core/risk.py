@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, Protocol
 
 from engine.core.config import PairConfig, SafeList
@@ -58,36 +58,69 @@ CHECKS: Final = (
 )
 
 
-def _pct(x: float, near: float) -> str:
+_PCT_SPECS: Final = (".0%", ".1%", ".2%", ".3%")
+
+
+def _pct(x: float, near: float, near_texts: list[str] | None = None) -> str:
     """``x`` as a percentage, with as many decimals as it takes not to read as ``near``
-    (59.96 % is "59.96%", never "60%" beside a minimum of 60 %)."""
+    (59.96 % is "59.96%", never "60%" beside a minimum of 60 %). ``near_texts``: ``near``
+    written with 0 to 3 decimals, when the caller keeps them (``_pct_texts``)."""
+    refs = near_texts if near_texts is not None else _pct_texts(near)
     for digits in range(4):
-        text, ref = f"{x:.{digits}%}", f"{near:.{digits}%}"
-        if text != ref or x == near:
+        text = format(x, _PCT_SPECS[digits])
+        if text != refs[digits] or x == near:
             return text
     return f"{x:.4%}"
+
+
+def _pct_texts(x: float) -> list[str]:
+    return [format(x, spec) for spec in _PCT_SPECS]
 
 
 class _HasCorrelatedWith(Protocol):
     def correlated_with(self, symbol: str, among: Iterable[str] | None = None) -> set[str]: ...
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)
 class RiskContext:
     """A consistent view of the account and the pairs at the moment a signal is evaluated."""
 
     positions: Mapping[str, Position]
-    marks: Mapping[str, float] = field(default_factory=dict)  # latest price per symbol
-    atr: Mapping[str, float | None] = field(default_factory=dict)
-    modes: Mapping[str, PairMode] = field(default_factory=dict)  # missing: ACTIVE
-    stale: Mapping[str, bool] = field(default_factory=dict)  # missing: fresh
+    marks: Mapping[str, float]  # latest price per symbol
+    atr: Mapping[str, float | None]
+    modes: Mapping[str, PairMode]  # missing: ACTIVE
+    stale: Mapping[str, bool]  # missing: fresh
     # a CorrelationTracker (asked only among the open positions: O(open) couples at any N) or a
     # callable ``correlated_with(symbol)``; None: configured groups only
-    correlated_with: Callable[[str], Iterable[str]] | _HasCorrelatedWith | None = None
-    quotes: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # (bid, ask)
-    equity: float | None = None  # None: the configured capital
-    cash: float | None = None  # None: no cash cap on spot sizing
-    entries_stopped: str = ""  # the operator stopped new entries on every pair: why ("" = allowed)
+    correlated_with: Callable[[str], Iterable[str]] | _HasCorrelatedWith | None
+    quotes: Mapping[str, tuple[float, float]]  # (bid, ask)
+    equity: float | None  # None: the configured capital
+    cash: float | None  # None: no cash cap on spot sizing
+    entries_stopped: str  # the operator stopped new entries on every pair: why ("" = allowed)
+
+    def __init__(
+        self,
+        positions: Mapping[str, Position],
+        marks: Mapping[str, float] | None = None,
+        atr: Mapping[str, float | None] | None = None,
+        modes: Mapping[str, PairMode] | None = None,
+        stale: Mapping[str, bool] | None = None,
+        correlated_with: Callable[[str], Iterable[str]] | _HasCorrelatedWith | None = None,
+        quotes: Mapping[str, tuple[float, float]] | None = None,
+        equity: float | None = None,
+        cash: float | None = None,
+        entries_stopped: str = "",
+    ) -> None:
+        self.positions = positions
+        self.marks = marks if marks is not None else {}
+        self.atr = atr if atr is not None else {}
+        self.modes = modes if modes is not None else {}
+        self.stale = stale if stale is not None else {}
+        self.correlated_with = correlated_with
+        self.quotes = quotes if quotes is not None else {}
+        self.equity = equity
+        self.cash = cash
+        self.entries_stopped = entries_stopped
 
     def peers(self, symbol: str, among: set[str] | None = None) -> set[str]:
         """``symbol``'s correlated peers; ``among``: only these matter (the caller intersects)."""
@@ -97,6 +130,14 @@ class RiskContext:
         if not callable(cw):
             return set(cw.correlated_with(symbol, among))
         return set(cw(symbol))
+
+
+_CAP_RISK: Final = 0  # the sizing caps (``_sizing``)
+_CAP_POSITION: Final = 1
+_CAP_LEVERAGE: Final = 2
+_CAP_CASH: Final = 3
+_CAP_MAX_QTY: Final = 4
+_CAP_MAX_NOTIONAL: Final = 5
 
 
 @dataclass(slots=True)
@@ -113,6 +154,9 @@ class RiskEngine:
         self.cfg = cfg
         self.pc = cfg.portfolio
         self.rules = dict(rules or {})
+        # the minimum confidence as the reasons write it (the config is frozen: a reload
+        # builds a new engine)
+        self._need_texts = _pct_texts(self.pc.min_confidence)
         self._group_peers: dict[str, set[str]] = {}
         for group in self.pc.correlation_groups:
             for s in group:
@@ -264,13 +308,15 @@ class RiskEngine:
     def _min_confidence(self, signal: Signal) -> CheckResult:
         need = self.pc.min_confidence
         c = signal.confidence
+        texts = self._need_texts
         if not (math.isfinite(c) and c >= need):
-            return CheckResult("min_confidence", False, f"confidence {_pct(c, need)} below minimum {need:.0%}")
-        return CheckResult("min_confidence", True, f"confidence {_pct(c, need)} >= {need:.0%}")
+            return CheckResult("min_confidence", False, f"confidence {_pct(c, need, texts)} below minimum {texts[0]}")
+        return CheckResult("min_confidence", True, f"confidence {_pct(c, need, texts)} >= {texts[0]}")
 
     @staticmethod
     def _pair_mode(symbol: str, ctx: RiskContext) -> CheckResult:
-        mode = PairMode(ctx.modes.get(symbol, PairMode.ACTIVE))
+        found = ctx.modes.get(symbol, PairMode.ACTIVE)
+        mode = found if isinstance(found, PairMode) else PairMode(found)  # (the enum's call is Python)
         if mode is not PairMode.ACTIVE:
             return CheckResult("pair_mode", False, f"pair is {mode}: no new entries")
         if ctx.entries_stopped:
@@ -304,37 +350,49 @@ class RiskEngine:
         pc = self.pc
         k = pc.atr_multiplier
         by_risk = pc.risk_per_trade_usd / (atr * k)
-        caps: list[tuple[float, str, str]] = [
-            (by_risk, "risk", f"risk ${pc.risk_per_trade_usd:g}/(ATR {atr:.6g}×{k:g})")
-        ]
+        # every cap as (units, which); the reason is written for the one that binds
+        caps: list[tuple[float, int]] = [(by_risk, _CAP_RISK)]
         held_notional = abs(held) * price  # same direction: entries only add to a position
         room = pair.max_position_size_usd - held_notional
         if room <= 0:
             return CheckResult(
                 name, False, f"position ${held_notional:.2f} already at max size ${pair.max_position_size_usd:.2f}"
             )
-        caps.append((room / price, "max_position", f"max size ${pair.max_position_size_usd:.2f}"))
+        caps.append((room / price, _CAP_POSITION))
+        equity = ctx.equity if ctx.equity is not None else pc.capital_usd
         if pair.market == "futures":
-            equity = ctx.equity if ctx.equity is not None else pc.capital_usd
             lev_room = pair.leverage * equity - held_notional
-            why = f"leverage {pair.leverage}×equity ${equity:.2f}"
-            caps.append((max(lev_room, 0.0) / price, "leverage", why))
+            caps.append((max(lev_room, 0.0) / price, _CAP_LEVERAGE))
         elif ctx.cash is not None:
             # fee and slippage headroom so the buy never overdraws cash
             per_unit = price * (1.0 + pc.taker_fee + pc.slippage_bps / 10_000.0)
-            caps.append((max(ctx.cash, 0.0) / per_unit, "cash", f"cash ${ctx.cash:.2f}"))
+            caps.append((max(ctx.cash, 0.0) / per_unit, _CAP_CASH))
         # the exchange's maximum for one order caps the size like the others: a trader expects a
         # big signal to trade the most the exchange takes, not nothing. Counted at the entry's
         # price (its executable quote), as the live client counts it when it sends the order;
         # Binance counts a MARKET order's notional at its recent average price.
         rules = rules_for(symbol, self.rules)
         if rules.max_qty > 0:
-            why = f"exchange max {rules.max_qty:.10g} units (LOT_SIZE / MARKET_LOT_SIZE maxQty)"
-            caps.append((rules.max_qty, "exchange_max", why))
+            caps.append((rules.max_qty, _CAP_MAX_QTY))
         if rules.max_notional > 0:
-            why = f"exchange max notional ${rules.max_notional:,.2f} (NOTIONAL maxNotional)"
-            caps.append((rules.max_notional / price, "exchange_max", why))
-        units, rule, bound = min(caps, key=lambda c: c[0])
+            caps.append((rules.max_notional / price, _CAP_MAX_NOTIONAL))
+        units, which = caps[0]
+        for cap in caps:  # the first of the smallest, as ``min`` picks it
+            if cap[0] < units:
+                units, which = cap
+        if which == _CAP_RISK:
+            rule, bound = "risk", f"risk ${pc.risk_per_trade_usd:g}/(ATR {atr:.6g}×{k:g})"
+        elif which == _CAP_POSITION:
+            rule, bound = "max_position", f"max size ${pair.max_position_size_usd:.2f}"
+        elif which == _CAP_LEVERAGE:
+            rule, bound = "leverage", f"leverage {pair.leverage}×equity ${equity:.2f}"
+        elif which == _CAP_CASH:
+            cash = ctx.cash if ctx.cash is not None else 0.0  # (set: its cap is there)
+            rule, bound = "cash", f"cash ${cash:.2f}"
+        elif which == _CAP_MAX_QTY:
+            rule, bound = "exchange_max", f"exchange max {rules.max_qty:.10g} units (LOT_SIZE / MARKET_LOT_SIZE maxQty)"
+        else:
+            rule, bound = "exchange_max", f"exchange max notional ${rules.max_notional:,.2f} (NOTIONAL maxNotional)"
         out.rule = rule
         qty = round_qty_down(units, rules)
         if rule == "exchange_max" and qty > 0 and check_max(qty, price, rules) is not None:
