@@ -474,8 +474,12 @@ def test_bbands_std_is_window_pstdev(xs: list[float], period: int) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(xs=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=100), period=st.integers(1, 20))
+@given(
+    xs=st.lists(st.floats(-1e6, 1e6) | st.sampled_from([1.0, 2.0]), min_size=1, max_size=300),  # ties, runs
+    period=st.integers(1, 20),
+)
 def test_rolling_extremes_are_window_extremes(xs: list[float], period: int) -> None:
+    """Also long past the period: the queue keeps its indices modulo ``period + 1``."""
     mx, mn = RollingMax(period), RollingMin(period)
     for i, v in enumerate(xs):
         pmx, pmn = mx.preview(v), mn.preview(v)

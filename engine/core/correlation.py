@@ -48,6 +48,16 @@ _NAN: Final = math.nan
 ZERO_VAR: Final = 1e-20  # correlation_math.ZERO_VAR, a constant here (compiled): σ/|mean| below 1e-10 is flat
 
 
+class _LastClose:
+    """A symbol's last close: its candle time and price, native (a list of ints boxed each one)."""
+
+    __slots__ = ("px", "ts")
+
+    def __init__(self) -> None:
+        self.ts = 0
+        self.px = 0.0  # 0.0: none yet (a close is positive)
+
+
 def window_rho(x: list[float], y: list[float], seq: list[int], window: int) -> float | None:
     """ρ of the last ``window`` columns of ``seq`` (column numbers, oldest first) at which both
     rows ``x`` and ``y`` hold a return (not NaN): population moments, None when either side is
@@ -131,8 +141,7 @@ class CorrelationTracker:
         self._newest_ts = 0  # the newest column's candle time and column (valid when _seq is not empty)
         self._newest_col = 0
         self._order: np.ndarray | None = None  # ``_seq`` as an array
-        self._last_ts = [0] * n  # per symbol: the candle time and close of its last close
-        self._last_px = [0.0] * n  # (0.0: none yet; a close is positive)
+        self._last = [_LastClose() for _ in range(n)]  # per symbol
         self._ver = [0] * n  # per symbol: bumped on every new return
         self._epoch = 0  # bumped when a candle time leaves the table
         self._cache: dict[tuple[int, int], tuple[int, int, int, float | None]] = {}
@@ -149,13 +158,14 @@ class CorrelationTracker:
         if i is None or not 0.0 < close < math.inf:
             self.bad += 1
             return False
-        prev_px = self._last_px[i]
-        prev_ts = self._last_ts[i]
+        last = self._last[i]
+        prev_px = last.px
+        prev_ts = last.ts
         if prev_px > 0.0 and candle_ts <= prev_ts:
             self.out_of_order += 1
             return False
-        self._last_ts[i] = candle_ts
-        self._last_px[i] = close
+        last.ts = candle_ts
+        last.px = close
         if prev_px == 0.0:
             return False
         if self.timeframe_ms is not None and candle_ts - prev_ts != self.timeframe_ms:

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 DAY_S: Final = 86_400
 _INF: Final = math.inf
+NO_CANDLE: Final = -(1 << 61)  # ``last_ts`` before the first candle: below every candle time, and a native int
 
 
 class PairRuntime:
@@ -61,7 +62,7 @@ class PairRuntime:
         self.ind = Indicators()
         self.candles = 0  # closed candles committed
         self.bad_candles = 0
-        self.last_ts: int | None = None
+        self.last_ts = NO_CANDLE  # the newest committed candle's open time (an int, not None: unboxed)
         # closes of the last 24 h (+1) so change_pct compares against the close a day ago
         self._day_closes: deque[float] = deque(maxlen=max(DAY_S // max(timeframe_s, 1), 1) + 1)
 
@@ -80,7 +81,7 @@ class PairRuntime:
             self.bad_candles += 1
             logger.warning("%s - candle %s ignored: OHLC %r/%r/%r/%r", self.symbol, c.ts, o, high, low, close)
             return self.ind
-        if self.last_ts is not None and c.ts <= self.last_ts:
+        if self.last_ts != NO_CANDLE and c.ts <= self.last_ts:
             self.bad_candles += 1
             logger.warning("%s - candle %s ignored: not after %s", self.symbol, c.ts, self.last_ts)
             return self.ind

@@ -14,7 +14,9 @@ class _RollingExtreme(_Indicator):
     The queue lives in two native lists used as a ring of ``period`` slots (``_ix`` the indices,
     ``_vx`` the values; ``_front`` the first slot, ``_size`` how many are used): a ``deque`` of
     tuples cost a generic call for each read, push and pop and a tuple per candle, about a
-    third of a compiled candle's indicator work."""
+    third of a compiled candle's indicator work. An index is kept modulo ``period + 1`` (a
+    small int, which Python does not allocate): every index in the queue is within ``period``
+    of the newest, so the distance to it is exact."""
 
     __slots__ = ("_count", "_front", "_ix", "_size", "_vx")
     _is_max: bool = True
@@ -39,16 +41,16 @@ class _RollingExtreme(_Indicator):
 
     def preview(self, x: float) -> float | None:
         """Extreme of the last ``period - 1`` committed values and x."""
-        if self._count + 1 < self._period:
+        n = self._period
+        if self._count + 1 < n:
             return None
-        expiring = self._count - self._period  # index that drops out on the next update
         best: float | None = None
         size, front = self._size, self._front
         if size:
-            if self._ix[front] != expiring:
+            if (self._count - self._ix[front]) % (n + 1) != n:  # not the one that drops out next
                 best = self._vx[front]
             elif size > 1:
-                best = self._vx[(front + 1) % self._period]  # monotonic: the runner-up is next
+                best = self._vx[(front + 1) % n]  # monotonic: the runner-up is next
         if best is None or self._beats(x, best):
             return x
         return best
@@ -66,11 +68,11 @@ class _RollingExtreme(_Indicator):
         else:
             while size and x <= vx[(front + size - 1) % n]:
                 size -= 1
-        if size and ix[front] <= i - n:  # the front left the window (before the push: room)
+        if size and (i - ix[front]) % (n + 1) >= n:  # the front left the window (before the push: room)
             front = (front + 1) % n
             size -= 1
         back = (front + size) % n
-        ix[back] = i
+        ix[back] = i % (n + 1)
         vx[back] = x
         size += 1
         self._front, self._size = front, size
