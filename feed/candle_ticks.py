@@ -56,6 +56,14 @@ def extremes_in_order(
     return np.where(up, lo, h), np.where(up, h, lo)
 
 
+def tick_offsets(interval_ms: int) -> list[int]:
+    """Where a candle of ``interval_ms`` has its ticks: ms after its open (``TICK_FRACTIONS``
+    of the interval, rounded half to even)."""
+    import numpy as np
+
+    return [int(x) for x in np.round(np.asarray(TICK_FRACTIONS) * interval_ms).astype("int64")]
+
+
 def candle_ticks(rows: np.ndarray, interval_ms: int, skip: int = 0) -> CandleTicks:
     """Ticks for ``rows[skip:]``, where ``rows`` is ``(n, 6)``: ts (ms), open, high, low,
     close, volume, in time order. The rolling volume counts every row (``skip``ped ones too:
@@ -71,8 +79,7 @@ def candle_ticks(rows: np.ndarray, interval_ms: int, skip: int = 0) -> CandleTic
     )
     first, second = extremes_in_order(o, h, lo, c)
     price = np.stack([o, first, second, c], axis=1)
-    frac = np.asarray(TICK_FRACTIONS)
-    times = ts[:, None] + np.round(frac * interval_ms).astype("int64")[None, :]
+    times = ts[:, None] + np.asarray(tick_offsets(interval_ms), dtype="int64")[None, :]
     done = np.asarray(VOLUME_DONE)[None, :]
     base = before_v[:, None] + v[:, None] * done
     quote = before_q[:, None] + (v * c)[:, None] * done

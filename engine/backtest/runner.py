@@ -7,9 +7,10 @@ as in the engine process. What the backtest adds is a simulated clock and the ma
 - Warm-up: the first ``warmup`` candles of each pair (at most half of them; the safe list's
   ``engine.history_candles`` by default) seed indicators and strategies through the live path
   (``TradingCore.warm_pair``), exactly what the replay feed serves an engine as history.
-- Each later candle becomes four ticks at 0, 30, 60 and 90 % of its interval
-  (``feed.candle_ticks``): the open, the two extremes, the close, with a ``spread_bps`` spread
-  around each price and the 24 h rolling volume. Pairs are interleaved by time as a feed
+- Each later candle becomes four ticks at 0, 30, 60 and 90 % of its interval, as
+  ``feed.candle_ticks`` makes them for the replay feed (the replay here makes each tick from
+  the candle's six numbers with the same operations): the open, the two extremes, the close,
+  with a ``spread_bps`` spread around each price and the 24 h rolling volume. Pairs are interleaved by time as a feed
   interleaves them. A candle closes (and the strategy decides) at the next candle's open tick,
   so an entry fills at the next open, at the ask or bid, with slippage and the taker fee.
 - **Intra-candle order**: for a pair holding a position when the candle's extremes come, the
@@ -50,7 +51,7 @@ from engine.core.events import CoreEvent, DecisionMade, FillBooked
 from engine.core.markets import MarketRules, default_rules
 from engine.core.trader import FEED_LATENCY_ALLOWANCE_MS, PairState, TradingCore
 from engine.execution.paper import PaperExecutionClient
-from feed.candle_ticks import TICK_FRACTIONS, CandleTicks, candle_ticks
+from feed.candle_ticks import VOLUME_DONE, tick_offsets, volume_before
 
 DEFAULT_SPREAD_BPS: Final = 2.0  # the replay feed's default
 MAX_POINTS: Final = 20_000  # equity points and price points per pair kept in the result
@@ -247,6 +248,19 @@ class Run:
         )
 
 
+class _PairChunk:
+    """One pair's candles in the part of the timeline being replayed, as Python floats: open,
+    high, low and close (``ohlc``, four a candle) and the candle's volume with the 24 h volume
+    before it (``vb``, two a candle). Six numbers a candle: its ticks' times, prices and 24 h
+    volumes are made from them as ``feed.candle_ticks`` makes them (the same operations), not
+    kept as twelve."""
+
+    def __init__(self, ps: PairState) -> None:
+        self.ps = ps
+        self.ohlc: list[float] = []
+        self.vb: list[float] = []
+
+
 def _replay(
     core: TradingCore,
     clock: SimClock,
@@ -259,14 +273,29 @@ def _replay(
     progress: Progress | None,
 ) -> tuple[list[int], list[float], list[float], list[float]]:
     """Every candle's four ticks through ``core.on_tick``, pairs interleaved by time."""
-    ticks = [candle_ticks(candles[s], tf_ms, skips[s]) for s in symbols]
+    # each candle's ticks as ``feed.candle_ticks`` makes them: at these offsets from its open
+    # time; the open, the extremes (the low first on an up candle), the close; each with the
+    # 24 h volume before the candle plus the share of the candle's own seen so far
+    off0, off1, off2, off3 = tick_offsets(tf_ms)
+    d0, d1, d2, d3 = VOLUME_DONE
+    ohlcs: list[np.ndarray] = []
+    vbs: list[np.ndarray] = []
+    opens: list[np.ndarray] = []
+    for s in symbols:
+        rows, skip = candles[s], skips[s]
+        ts = rows[:, 0].astype("int64")
+        before_v, _ = volume_before(ts, rows[:, 4], rows[:, 5], tf_ms)  # over every row, skipped too
+        ohlcs.append(np.ascontiguousarray(rows[skip:, 1:5], dtype=np.float64))
+        vbs.append(np.column_stack([rows[skip:, 5], before_v[skip:]]).astype(np.float64))
+        opens.append(ts[skip:])
     # one timeline: every (candle time, pair) in time order, pairs in safe-list order
-    starts = np.concatenate([t.ts[:, 0] for t in ticks])
-    owner = np.concatenate([np.full(len(t.ts), k) for k, t in enumerate(ticks)])
-    row = np.concatenate([np.arange(len(t.ts)) for t in ticks])
+    starts = np.concatenate(opens)
+    owner = np.concatenate([np.full(len(t), k) for k, t in enumerate(opens)])
+    row = np.concatenate([np.arange(len(t)) for t in opens])
     order = np.lexsort((owner, starts))
     starts, owner, row = starts[order], owner[order], row[order]
-    states = [core.pairs[s] for s in symbols]
+    slots = [_PairChunk(core.pairs[s]) for s in symbols]
+    states = [pc.ps for pc in slots]
     positions = core.portfolio.positions
     portfolio = core.portfolio  # (``core.on_tick`` called, not bound: a native call, no float boxed)
     booked: list[EquityRow] = book.equity_rows  # the core's own equity points, as its timer records them
@@ -274,6 +303,7 @@ def _replay(
     eq_val: list[float] = []
     eq_cash: list[float] = []
     eq_exp: list[float] = []
+    swapped: list[bool] = []
     total = len(starts)
     done = 0
     next_report = 0
@@ -283,51 +313,62 @@ def _replay(
         end = min(done + CHUNK, total)
         while end < total and starts[end] == starts[end - 1]:
             end += 1
-        chunk_starts = starts[done:end].tolist()
-        entries = _chunk_ticks(ticks, states, owner[done:end], row[done:end])
+        chunk_starts: list[int] = starts[done:end].tolist()
+        owners: list[int] = owner[done:end].tolist()
+        firsts = _chunk_rows(slots, ohlcs, vbs, owner[done:end], row[done:end])
         i, n = 0, end - done
         while i < n:
             t = chunk_starts[i]
             j = i + 1
             while j < n and chunk_starts[j] == t:
                 j += 1
-            group = entries[i:j]  # this candle time's pairs
             # The four ticks of each pair, step by step (every pair's open, then every pair's
             # first extreme, ...), one loop per step: this is the backtest's hottest loop.
-            for ps, tick_ms, px, volume, at in group:  # the opens
-                p = px[at]
-                ms = clock.ms = tick_ms[at]
+            ms = clock.ms = t + off0
+            for e in range(i, j):  # the opens
+                pc = slots[owners[e]]
+                r = firsts[e]
+                p = pc.ohlc[4 * r]
                 half = p * half_spread
-                core.on_tick(ps, ms, p - half, p + half, p, volume[at])
+                core.on_tick(pc.ps, ms, p - half, p + half, p, pc.vb[2 * r + 1] + pc.vb[2 * r] * d0)
             # the extremes' order is chosen once per candle, when the first of them comes: a
             # pair holding a position sees the extreme against it first; the second extreme
             # is the other one even when the first closed the position (the candle's high and
             # low both happened)
-            swapped = []
-            for ps, tick_ms, px, volume, first in group:
-                at = first + 1
-                a, b = px[at], px[at + 1]
-                pos = positions.get(ps.symbol)
+            swapped.clear()
+            ms = clock.ms = t + off1
+            for e in range(i, j):
+                pc = slots[owners[e]]
+                r = firsts[e]
+                ohlc = pc.ohlc
+                up = ohlc[4 * r + 3] >= ohlc[4 * r]  # an up candle: the low first (NaN: not up)
+                a = ohlc[4 * r + 2] if up else ohlc[4 * r + 1]
+                b = ohlc[4 * r + 1] if up else ohlc[4 * r + 2]
+                pos = positions.get(pc.ps.symbol)
                 # long: the lower first; short: the higher first
                 swap = pos is not None and pos.qty != 0.0 and ((b < a) if pos.qty > 0.0 else (b > a))
                 swapped.append(swap)
                 p = b if swap else a
-                ms = clock.ms = tick_ms[at]
                 half = p * half_spread
-                core.on_tick(ps, ms, p - half, p + half, p, volume[at])
-            for g in range(len(group)):  # (indexed, not zipped: see _chunk_ticks)
-                ps, tick_ms, px, volume, first = group[g]
-                at = first + 2
-                p = px[at - 1] if swapped[g] else px[at]
-                ms = clock.ms = tick_ms[at]
+                core.on_tick(pc.ps, ms, p - half, p + half, p, pc.vb[2 * r + 1] + pc.vb[2 * r] * d1)
+            ms = clock.ms = t + off2
+            for e in range(i, j):
+                pc = slots[owners[e]]
+                r = firsts[e]
+                ohlc = pc.ohlc
+                up = ohlc[4 * r + 3] >= ohlc[4 * r]
+                a = ohlc[4 * r + 2] if up else ohlc[4 * r + 1]
+                b = ohlc[4 * r + 1] if up else ohlc[4 * r + 2]
+                p = a if swapped[e - i] else b  # the other extreme
                 half = p * half_spread
-                core.on_tick(ps, ms, p - half, p + half, p, volume[at])
-            for ps, tick_ms, px, volume, first in group:  # the closes
-                at = first + 3
-                p = px[at]
-                ms = clock.ms = tick_ms[at]
+                core.on_tick(pc.ps, ms, p - half, p + half, p, pc.vb[2 * r + 1] + pc.vb[2 * r] * d2)
+            ms = clock.ms = t + off3
+            for e in range(i, j):  # the closes
+                pc = slots[owners[e]]
+                r = firsts[e]
+                p = pc.ohlc[4 * r + 3]
                 half = p * half_spread
-                core.on_tick(ps, ms, p - half, p + half, p, volume[at])
+                core.on_tick(pc.ps, ms, p - half, p + half, p, pc.vb[2 * r + 1] + pc.vb[2 * r] * d3)
             core.on_timer()
             ms = clock.ms
             eq_ts.append(ms)
@@ -351,32 +392,20 @@ def _replay(
     return eq_ts, eq_val, eq_cash, eq_exp
 
 
-def _chunk_ticks(
-    ticks: list[CandleTicks], states: list[PairState], owner: np.ndarray, row: np.ndarray
-) -> list[tuple[PairState, list[int], list[float], list[float], int]]:
-    """A slice of the timeline as Python numbers: per entry (the pair's state, the pair's tick
-    times, prices and 24 h volumes in the slice, where this candle's four ticks start in them).
-
-    Each pair's ticks are flat lists (candle r's tick k at ``4 * (r - first row) + k``): a flat
-    ``tolist`` costs a third of a nested one, and no list is built per candle."""
-    n_steps = len(TICK_FRACTIONS)
-    per_pair: list[tuple[PairState, list[int], list[float], list[float]]] = []
-    first_row = np.zeros(len(ticks), dtype=row.dtype)
-    for k, t in enumerate(ticks):
-        rows = row[owner == k]  # this pair's candles in the slice: consecutive rows
+def _chunk_rows(
+    slots: list[_PairChunk], ohlcs: list[np.ndarray], vbs: list[np.ndarray], owner: np.ndarray, row: np.ndarray
+) -> list[int]:
+    """A slice of the timeline as Python numbers: each pair's candles in it (consecutive rows)
+    into its ``_PairChunk``; per entry, its candle's place in its pair's lists."""
+    first_row = np.zeros(len(slots), dtype=row.dtype)
+    for k, pc in enumerate(slots):
+        rows = row[owner == k]
         r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
         first_row[k] = r0
-        tick_ms: list[int] = t.ts[r0:r1].ravel().tolist()
-        price: list[float] = t.price[r0:r1].ravel().tolist()
-        volume: list[float] = t.base_volume[r0:r1].ravel().tolist()
-        per_pair.append((states[k], tick_ms, price, volume))
-    firsts: list[int] = (n_steps * (row - first_row[owner])).tolist()
-    owners: list[int] = owner.tolist()
-    out = []
-    for e in range(len(owners)):  # (indexed: a zip's tuples unpack through the iterator protocol)
-        state, ts, px, vol = per_pair[owners[e]]
-        out.append((state, ts, px, vol, firsts[e]))
-    return out
+        pc.ohlc = ohlcs[k][r0:r1].ravel().tolist()  # a flat ``tolist`` costs a third of a nested one
+        pc.vb = vbs[k][r0:r1].ravel().tolist()
+    firsts: list[int] = (row - first_row[owner]).tolist()
+    return firsts
 
 
 def _equity_points(
