@@ -20,13 +20,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)
 class EntryCosts:
     round_trip: float
     gross: float
     reward: float
     risk: float
     mid: float
+
+    def __init__(self, round_trip: float, gross: float, reward: float, risk: float, mid: float) -> None:
+        self.round_trip, self.gross, self.reward, self.risk, self.mid = round_trip, gross, reward, risk, mid
 
     @property
     def cost_multiple(self) -> float:

@@ -140,11 +140,13 @@ _CAP_MAX_QTY: Final = 4
 _CAP_MAX_NOTIONAL: Final = 5
 
 
-@dataclass(slots=True)
 class _Sizing:
-    qty: float = 0.0
-    price: float = 0.0
-    rule: str = ""  # risk | max_position | leverage | cash | exchange_max
+    """What the sizing check found, for the decision: units, the price sized at, the binding rule."""
+
+    def __init__(self) -> None:
+        self.qty = 0.0
+        self.price = 0.0
+        self.rule = ""  # risk | max_position | leverage | cash | exchange_max
 
 
 class RiskEngine:
@@ -157,6 +159,7 @@ class RiskEngine:
         # the minimum confidence as the reasons write it (the config is frozen: a reload
         # builds a new engine)
         self._need_texts = _pct_texts(self.pc.min_confidence)
+        self._max_exposure = self.pc.max_exposure_usd  # (a property of the config model: Python)
         self._group_peers: dict[str, set[str]] = {}
         for group in self.pc.correlation_groups:
             for s in group:
@@ -204,7 +207,7 @@ class RiskEngine:
         if decision.approved:
             exposure = self._exposure(ctx)
             added = decision.qty * decision.price if action in (OPEN_LONG, OPEN_SHORT) else 0.0
-            logger.info("Portfolio approved (exposure: $%.2f/$%.2f)", exposure + added, self.pc.max_exposure_usd)
+            logger.info("Portfolio approved (exposure: $%.2f/$%.2f)", exposure + added, self._max_exposure)
         else:
             decision.qty = 0.0
             logger.info("%s - Portfolio REJECTED: %s", symbol, "; ".join(decision.reasons))
@@ -411,7 +414,7 @@ class RiskEngine:
         current = self._exposure(ctx)
         new = sizing.qty * sizing.price
         total = current + new
-        limit = self.pc.max_exposure_usd
+        limit = self._max_exposure
         if total > limit + 1e-9:
             return CheckResult("total_exposure", False, f"Total exposure ${total:.2f} would exceed max ${limit:.2f}")
         note = "" if new > 0 else " (nothing sized)"

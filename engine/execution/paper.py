@@ -116,7 +116,7 @@ class PaperExecutionClient:
         done = self._fills.get(order_id)
         if done is not None:
             return done
-        side = Side(side)
+        side = side if isinstance(side, Side) else Side(side)  # (the enum's call is Python)
         if not (math.isfinite(bid) and math.isfinite(ask) and 0 < bid <= ask):
             raise PaperRejection(f"{symbol}: cannot fill {order_id}: bid {bid!r} / ask {ask!r} are not a valid quote", True)
         rules = rules_for(symbol, self.rules)
