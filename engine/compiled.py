@@ -58,6 +58,7 @@ MODULES: tuple[str, ...] = (
     "engine.execution.paper",
     "engine.journal.rows",
     "engine.backtest.clock",
+    "engine.backtest.held",
     "engine.backtest.trades",
     "engine.backtest.runner",
     "engine.node.tick_in",

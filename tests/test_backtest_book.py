@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-import engine.backtest.book as book_mod
+import engine.backtest.held as held_mod
 from engine.backtest.book import BacktestBook
 from engine.core.models import (
     CheckResult,
@@ -143,7 +143,7 @@ def test_the_run_s_book_answers_and_ends_as_the_engine_s(
     modes, the day's start, reads mid-run) through ``Store`` and ``BacktestBook``, the held facts
     written after every fact, every 7 and at the end: every answer the same, every table the
     same row for row at the end."""
-    monkeypatch.setattr(book_mod, "FLUSH_FACTS", flush_facts)
+    monkeypatch.setattr(held_mod, "FLUSH_FACTS", flush_facts)  # (the facts are held there, compiled)
     engine, run = Store(tmp_path / "engine.sqlite", durable=False), BacktestBook(tmp_path / "run.sqlite")
     script = _Script(seed, engine, run)
     script.both("init_account", 1e6, 0)

@@ -214,6 +214,7 @@ def test_the_equity_curve_written_in_parts_is_the_same(tmp_path: Path, monkeypat
     a year); written every 997 points instead of once, the book and the results are the pinned
     ones, bit for bit."""
     from engine.backtest import book as book_mod
+    from engine.backtest import held as held_mod
 
     flushes: list[int] = []
     flush = book_mod.BacktestBook.flush_equity
@@ -222,7 +223,7 @@ def test_the_equity_curve_written_in_parts_is_the_same(tmp_path: Path, monkeypat
         flushes.append(len(self.equity_rows))
         flush(self)
 
-    monkeypatch.setattr(book_mod, "FLUSH_EQUITY", 997)
+    monkeypatch.setattr(held_mod, "FLUSH_EQUITY", 997)  # (the points are held there, compiled)
     monkeypatch.setattr(book_mod.BacktestBook, "flush_equity", counted)
     s = streams("mixed_with_gaps", tmp_path)
     assert len(flushes) > 5 and set(flushes[:-1]) == {997}  # written in parts of 997, the rest at the end

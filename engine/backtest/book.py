@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from engine.core.models import Decision, Fill, Position
-from engine.core.orders import Order
+from engine.backtest.held import FLUSH_EQUITY, FLUSH_FACTS, EquityRow, HeldFacts
 from engine.journal.rows import (
     INSERT_DECISION,
     INSERT_FILL,
@@ -25,23 +24,14 @@ from engine.journal.rows import (
     UPDATE_ACCOUNT,
     UPDATE_ORDER,
     UPSERT_POSITION,
-    decision_row,
-    fill_facts,
-    order_row,
-    order_update,
 )  # fmt: skip
 from engine.journal.schema import StoreError, one_line
 from engine.journal.store import Store
 
-__all__ = ["BacktestBook", "EquityRow"]
+__all__ = ["FLUSH_EQUITY", "FLUSH_FACTS", "BacktestBook", "EquityRow"]
 
 
-EquityRow = tuple[int, float, float, float, float, float, float]
-FLUSH_FACTS = 4_096  # facts held before they are written: memory stays bounded on a long run
-FLUSH_EQUITY = 65_536  # equity points held before they are written (a year of 1 m: 8 writes)
-
-
-class BacktestBook(Store):
+class BacktestBook(HeldFacts, Store):
     """The run's book: the engine's journal without fsync, the whole run in one SQLite
     transaction (committed by ``close``), and the facts the core writes on every trade
     (decisions, orders, fills, the position and the account after each fill) kept in memory and
@@ -78,12 +68,8 @@ class BacktestBook(Store):
     the same as the engine's."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, verify=False, durable=False)
-        # the equity curve's points, (ts, equity, cash, exposure, realised, unrealised, fees), held
-        # until ``flush_equity`` (every ``FLUSH_EQUITY`` points and at the end); one list for the
-        # whole run (the replay reads its last point)
-        self.equity_rows: list[EquityRow] = []
-        self._failed = ""  # why a fact failed: the run's transaction is gone
+        Store.__init__(self, path, verify=False, durable=False)
+        HeldFacts.__init__(self, str(self.path))  # the facts held, compiled (engine/backtest/held.py)
         conn = self._conn
         self._at_open = (
             frozenset(r[0] for r in conn.execute("SELECT key FROM decisions")),
@@ -92,7 +78,6 @@ class BacktestBook(Store):
             bool(conn.execute("SELECT 1 FROM account WHERE id = 1").fetchall()),
         )
         self._keys_at_open()
-        self._pending_clear()
         conn.execute("BEGIN IMMEDIATE")
         self._indexes: list[tuple[str, str]] = conn.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
@@ -107,21 +92,6 @@ class BacktestBook(Store):
         self._order_ids = set(orders)  # journaled, written or not
         self._fill_ids = set(fills)
         self._has_account = account
-
-    def _pending_clear(self) -> None:
-        self._decisions: list[tuple[Any, ...]] = []
-        self._new_orders: dict[str, list[Any]] = {}  # not yet written: the row, updated in place
-        self._order_updates: dict[str, tuple[Any, ...]] = {}  # written orders' latest update
-        self._fills: list[tuple[Any, ...]] = []
-        self._positions: dict[str, tuple[Any, ...] | None] = {}  # None: flat, the row goes
-        self._account: tuple[Any, ...] | None = None
-        self._n_pending = 0
-
-    def _refuse(self, op: str) -> None:
-        if self._conn is None:
-            raise StoreError(f"{self.path}: {op} on a closed store")
-        if self._failed:
-            raise StoreError(f"{self.path}: {op} refused: an earlier write failed ({self._failed})")
 
     def _fail(self, op: str, exc: BaseException) -> None:
         """The run's transaction goes: nothing of it stays in the book or in memory."""
@@ -150,12 +120,6 @@ class BacktestBook(Store):
         if not self._failed:
             self._flush(op)
         return super()._read(op, sql, args)
-
-    def _held(self, op: str) -> None:
-        """One more fact held; the held ones are written every ``FLUSH_FACTS``."""
-        self._n_pending += 1
-        if self._n_pending >= FLUSH_FACTS:
-            self._flush(op)
 
     def _flush(self, op: str) -> None:
         """The facts held, written in their tables' order (an order before its fills)."""
@@ -198,103 +162,12 @@ class BacktestBook(Store):
             self._fail("close", exc)
             raise StoreError(f"{self.path}: close failed: {one_line(exc)}") from None
         finally:
-            super().close()
-
-    # ---- the facts of a trade, held -----------------------------------------------------------
-
-    # A fact's checks fail as the engine's do: those the engine makes before its transaction
-    # (a decision's row, a fill's values) raise and leave the run as it was; those it makes
-    # inside it (an order's values, an update of an order never journaled, a fill before the
-    # account) roll the run back, as a failed write does.
-
-    def record_decision(self, d: Decision, order: Order | None = None) -> bool:
-        self._refuse("record_decision")
-        row = decision_row(d)
-        if d.key in self._decision_keys:
-            return False
-        if order is not None:
-            order_row = self._checked_order_row("record_decision", order)
-            if order.client_order_id in self._order_ids:
-                return False  # the engine takes the decision back: nothing is stored
-            self._hold_order(order_row)
-        self._decision_keys.add(d.key)
-        self._decisions.append(row)
-        self._held("record_decision")
-        return True
-
-    def record_order(self, order: Order) -> bool:
-        self._refuse("record_order")
-        row = self._checked_order_row("record_order", order)
-        if order.client_order_id in self._order_ids:
-            return False
-        self._hold_order(row)
-        self._held("record_order")
-        return True
-
-    def _checked_order_row(self, op: str, order: Order) -> tuple[Any, ...]:
-        """The order's row, checked as the engine checks it inside its transaction: a failure
-        voids the run."""
-        try:
-            return order_row(order)
-        except BaseException as exc:
-            self._fail(op, exc)
-            raise
-
-    def _hold_order(self, row: tuple[Any, ...]) -> None:
-        self._order_ids.add(row[0])
-        self._new_orders[row[0]] = list(row)
-
-    def _update_held(self, op: str, order: Order) -> None:
-        """An order's new status: on its held row, or held for its written one."""
-        try:
-            update = order_update(order)
-            oid = update[-1]
-            if oid not in self._order_ids:
-                raise StoreError(f"order {oid} was never journaled (record_order first)")
-        except BaseException as exc:
-            self._fail(op, exc)
-            raise
-        row = self._new_orders.get(oid)
-        if row is None:
-            self._order_updates[oid] = update
-        else:
-            row[7:13] = update[:6]  # status, filled_qty, avg_price, fees, updated_ts, message
-
-    def update_order(self, order: Order) -> None:
-        self._refuse("update_order")
-        self._update_held("update_order", order)
-        self._held("update_order")
-
-    def record_fill(self, fill: Fill, order: Order, position: Position, account: Mapping[str, float]) -> bool:
-        self._refuse("record_fill")
-        fill_row, _update, pos_row, account_row = fill_facts(fill, order, position, account)
-        if fill.fill_id in self._fill_ids:
-            return False  # already booked: the engine's INSERT would change nothing either
-        self._update_held("record_fill", order)
-        if not self._has_account:
-            exc = StoreError(f"{self.path}: record_fill before init_account (no account row)")
-            self._fail("record_fill", exc)
-            raise exc
-        self._fill_ids.add(fill.fill_id)
-        self._fills.append(fill_row)
-        self._positions[fill.symbol] = pos_row
-        self._account = account_row
-        self._held("record_fill")
-        return True
-
-    def has_fill(self, fill_id: str) -> bool:
-        return fill_id in self._fill_ids
+            self.is_open = False
+            Store.close(self)
 
     def init_account(self, capital: float, ts: int) -> None:
         super().init_account(capital, ts)
         self._has_account = True
-
-    def record_equity(
-        self, ts: int, equity: float, cash: float, exposure: float, realised: float, unrealised: float, fees: float
-    ) -> None:
-        if len(self.equity_rows) >= FLUSH_EQUITY:  # written before the point that would overflow
-            self.flush_equity()  # (so the list holds this point after: the replay reads it)
-        self.equity_rows.append((int(ts), equity, cash, exposure, realised, unrealised, fees))
 
     def flush_equity(self) -> None:
         rows = self.equity_rows
