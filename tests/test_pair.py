@@ -16,7 +16,7 @@ import talib
 from engine.core.candles import Candle
 from engine.core.clock import Clock
 from engine.core.config import PairConfig, SafeList, StrategyParams, load_safe_list
-from engine.core.models import SignalType
+from engine.core.models import Indicators, Signal, SignalType
 from engine.core.pair import PairRuntime
 from engine.core.strategies.breakout import BASE_CONFIDENCE
 from engine.core.trader import TradingCore
@@ -208,3 +208,48 @@ def test_trading_core_holds_a_runtime_for_every_active_pair_of_the_safe_list(tmp
     data["pairs"]["SOL/USDT"]["enabled"] = False
     with Store(tmp_path / "b.db") as journal:
         assert "SOL/USDT" not in _core(SafeList.model_validate(data), journal).pairs
+
+
+@pytest.mark.parametrize(
+    ("strategy", "has"),
+    [
+        ("momentum", {"rsi", "ma_fast", "ma_slow"}),
+        ("mean_reversion", {"rsi", "bb_upper", "bb_middle", "bb_lower"}),
+        ("breakout", {"highest", "lowest"}),
+    ],
+)
+def test_a_backtests_pair_computes_what_its_strategy_reads(strategy: str, has: set[str]) -> None:
+    """``every_indicator=False`` (a backtest): the groups the strategy reads and ATR, the others
+    None; the values it computes are the live engine's (every indicator), to the bit."""
+    cfg = PairConfig(tier="STABLE", strategy=strategy, max_position_size_usd=500, params=StrategyParams())
+    lean, full = PairRuntime("BTC/USDT", cfg, 60, every_indicator=False), PairRuntime("BTC/USDT", cfg, 60)
+    optional = {"rsi", "ma_fast", "ma_slow", "bb_upper", "bb_middle", "bb_lower", "highest", "lowest"}
+    for c in _series(80):
+        a, b = lean.on_candle_close(c), full.on_candle_close(c)
+    assert a.atr is not None and a.atr == b.atr
+    for name in optional:
+        got, want = getattr(a, name), getattr(b, name)
+        assert want is not None, name  # warmed up: the live engine has every one
+        assert got == (want if name in has else None), (name, got, want)
+    assert full.reference_close is not None and lean.reference_close is None  # the console's change: live only
+
+
+def test_a_strategy_reading_an_unknown_group_is_refused() -> None:
+    import engine.core.strategies.base as base
+
+    cfg = PairConfig(tier="STABLE", strategy="momentum", max_position_size_usd=500, params=StrategyParams())
+
+    class Odd(base.Strategy):  # a strategy of one's own, in plain Python
+        reads = frozenset({"rsi", "vwap"})
+
+        def analyze(self, candle: Candle, ind: Indicators, position_qty: float) -> Signal:
+            return self.hold(candle, "odd")
+
+    real = base._REGISTRY["momentum"]
+    base._REGISTRY["momentum"] = Odd
+    try:
+        with pytest.raises(ValueError, match="reads vwap: not an indicator group"):
+            PairRuntime("BTC/USDT", cfg, 60, every_indicator=False)
+        PairRuntime("BTC/USDT", cfg, 60)  # a live engine computes every one: nothing to refuse
+    finally:
+        base._REGISTRY["momentum"] = real

@@ -56,6 +56,8 @@ from feed.candle_ticks import VOLUME_DONE, tick_offsets, volume_before
 DEFAULT_SPREAD_BPS: Final = 2.0  # the replay feed's default
 MAX_POINTS: Final = 20_000  # equity points and price points per pair kept in the result
 GC_YOUNG: Final = 50_000  # allocations between young collections during the replay (CPython's default: 700)
+# each pair computes only the indicators its strategy reads (and ATR): nothing shows the others
+EVERY_INDICATOR = False
 CHUNK: Final = 8_192  # (candle time, pair) entries of the timeline turned into Python numbers at a time
 Progress = Callable[[int, int], None]  # (candles done, candles in all)
 
@@ -196,6 +198,7 @@ class Run:
             sink=self.sink,
             rules=rules,
             timeframe_s=tf_s,
+            every_indicator=EVERY_INDICATOR,
         )
 
     def finish(

@@ -32,6 +32,7 @@ from engine.core.indicators import (
 )
 from engine.core.models import Indicators, Signal
 from engine.core.strategies import Strategy, create_strategy
+from engine.core.strategies.base import INDICATOR_GROUPS
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +44,24 @@ NO_CANDLE: Final = -(1 << 61)  # ``last_ts`` before the first candle: below ever
 class PairRuntime:
     """One pair's strategy and indicators, fed closed candles in order."""
 
-    def __init__(self, symbol: str, cfg: PairConfig, timeframe_s: int = 60) -> None:
+    def __init__(self, symbol: str, cfg: PairConfig, timeframe_s: int = 60, every_indicator: bool = True) -> None:
+        """``every_indicator``: compute every indicator (a live engine: the console shows them);
+        False, only those the strategy reads (``Strategy.reads``) and ATR (a backtest: the same
+        decisions, tests/test_backtest_golden.py)."""
         self.symbol = symbol
         self.cfg = cfg
         p = cfg.params
         self.strategy: Strategy = create_strategy(cfg.strategy, symbol, p)
+        reads: frozenset[str] = INDICATOR_GROUPS if every_indicator else frozenset(type(self.strategy).reads)
+        unknown = reads - INDICATOR_GROUPS
+        if unknown:
+            raise ValueError(
+                f"strategy {cfg.strategy!r}: reads {', '.join(sorted(unknown))}: not an indicator group "
+                f"(the groups: {', '.join(sorted(INDICATOR_GROUPS))})"
+            )
+        self._rsi, self._averages = "rsi" in reads, "averages" in reads
+        self._bands, self._extremes = "bands" in reads, "extremes" in reads
+        self._day = every_indicator  # the close a day ago: the console's change
         self.warmup_need = self.strategy.warmup_candles()  # closed candles before it can decide
         # whether the strategy keeps state of its own: the base's ``observe`` does nothing, and a
         # call of a method a Python subclass may override is a lookup by name every candle
@@ -87,8 +101,11 @@ class PairRuntime:
             return self.ind
         prev = self.ind
         # the extremes of the candles before this one, read before this candle enters the window
-        highest, lowest = self.highs.value, self.lows.value
-        bands = self.bb.update(close)
+        extremes = self._extremes
+        highest = self.highs.value if extremes else None
+        lowest = self.lows.value if extremes else None
+        bands = self.bb.update(close) if self._bands else None
+        averages = self._averages
         upper: float | None = None
         middle: float | None = None
         lower: float | None = None
@@ -96,22 +113,24 @@ class PairRuntime:
             upper, middle, lower = bands
         # positional (in field order): a 12-keyword call costs about 2.5x as much, every candle
         ind = Indicators(
-            self.rsi.update(close),  # rsi
+            self.rsi.update(close) if self._rsi else None,  # rsi
             prev.rsi,  # prev_rsi
             upper,  # bb_upper
             middle,  # bb_middle
             lower,  # bb_lower
-            self.ma_fast.update(close),  # ma_fast
-            self.ma_slow.update(close),  # ma_slow
+            self.ma_fast.update(close) if averages else None,  # ma_fast
+            self.ma_slow.update(close) if averages else None,  # ma_slow
             prev.ma_fast,  # prev_ma_fast
             prev.ma_slow,  # prev_ma_slow
             self.atr.update(high, low, close),  # atr
             highest,  # highest
             lowest,  # lowest
         )
-        self.highs.update(high)
-        self.lows.update(low)
-        self._day_closes.append(close)
+        if extremes:
+            self.highs.update(high)
+            self.lows.update(low)
+        if self._day:
+            self._day_closes.append(close)
         self.candles += 1
         self.last_ts = c.ts
         self.ind = ind

@@ -206,7 +206,7 @@ def open_positions(core: TradingCore) -> set[str]:
 def _new_state(core: TradingCore, sym: str, pcfg: PairConfig, mode: PairMode) -> PairState:
     from engine.core.trader import SPARKLINE_CLOSES, PairState
 
-    runtime = PairRuntime(sym, pcfg, core.timeframe_s)
+    runtime = PairRuntime(sym, pcfg, core.timeframe_s, core.every_indicator)
     runtime.strategy.portfolio_state = core.policy_state
     return PairState(sym, runtime, CandleBuilder(core.timeframe_s, history=max(SPARKLINE_CLOSES, 2)),
                      mode=mode, band=PriceBand(sym, pcfg.tier, core.cfg.data))  # fmt: skip
@@ -275,7 +275,7 @@ def _change(core: TradingCore, sym: str, pcfg: PairConfig, done: Applied) -> Non
         return
     changes = _changes(old.model_dump(mode="json"), pcfg.model_dump(mode="json"))
     if _rebuilds(changes):
-        runtime = PairRuntime(sym, pcfg, core.timeframe_s)
+        runtime = PairRuntime(sym, pcfg, core.timeframe_s, core.every_indicator)
         runtime.strategy.portfolio_state = core.policy_state
         ps.runtime = runtime
         ps.ind = runtime.ind

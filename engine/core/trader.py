@@ -84,8 +84,12 @@ class TradingCore(OperatorCommands):
         sink: EventSink | None = None,
         rules: Mapping[str, MarketRules] | None = None,
         timeframe_s: int | None = None,
+        every_indicator: bool = True,
     ) -> None:
+        """``every_indicator`` False: each pair computes only the indicators its strategy reads
+        (a backtest; ``PairRuntime``)."""
         self.cfg = cfg
+        self.every_indicator = every_indicator
         self.clock = clock
         self.journal = journal
         self.sink = sink or NullSink()
@@ -104,7 +108,7 @@ class TradingCore(OperatorCommands):
         modes = journal.load_modes()
         self.pairs: dict[str, PairState] = {}
         for sym in self.symbols:
-            runtime = PairRuntime(sym, cfg.pair(sym), self.timeframe_s)
+            runtime = PairRuntime(sym, cfg.pair(sym), self.timeframe_s, every_indicator)
             runtime.strategy.portfolio_state = self.policy_state
             self.pairs[sym] = PairState(
                 sym, runtime, CandleBuilder(self.timeframe_s, history=max(SPARKLINE_CLOSES, 2)),

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from engine.core.config import StrategyParams
 
 _REGISTRY: dict[str, type[Strategy]] = {}
+# the pair's indicators a strategy may read, by group (ATR is always computed: the risk pipeline
+# sizes every entry and places its stop by it)
+INDICATOR_GROUPS: Final = frozenset({"rsi", "averages", "bands", "extremes"})
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # a strategy of one's own needs no compiler
@@ -28,6 +31,10 @@ class Strategy:
     """One pair's strategy. ``analyze`` runs once per closed candle, never per tick."""
 
     name: ClassVar[str]
+    # The indicator groups ``observe`` and ``analyze`` read (``INDICATOR_GROUPS``; ATR always).
+    # A backtest computes only these; a live engine computes every one (the console shows them).
+    # Every one unless a strategy says less: a strategy of one's own need not say anything.
+    reads: ClassVar[frozenset[str]] = INDICATOR_GROUPS
 
     def __init__(self, symbol: str, params: StrategyParams) -> None:
         self.symbol = symbol

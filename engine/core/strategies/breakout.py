@@ -29,6 +29,8 @@ BASE_CONFIDENCE: Final = 0.70
 
 
 class BreakoutStrategy(Strategy):
+    reads = frozenset({"extremes"})
+
     def __init__(self, symbol: str, params: StrategyParams) -> None:
         super().__init__(symbol, params)
         self._alpha = 2.0 / (params.lookback + 1)

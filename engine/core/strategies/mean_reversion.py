@@ -27,6 +27,8 @@ EXTREME_RSI_POINTS: Final = 15.0  # RSI this far past its threshold counts as fu
 
 
 class MeanReversionStrategy(Strategy):
+    reads = frozenset({"rsi", "bands"})
+
     def warmup_candles(self) -> int:  # the bands, RSI, ATR
         p = self.params
         return max(p.bb_period, p.rsi_period + 1, p.atr_period + 1)

@@ -26,6 +26,8 @@ STRONG_GAP_ATR: Final = 0.2  # an MA gap of this many ATRs at the cross counts a
 
 
 class MomentumStrategy(Strategy):
+    reads = frozenset({"rsi", "averages"})
+
     def __init__(self, symbol: str, params: StrategyParams) -> None:
         super().__init__(symbol, params)
         # What ``analyze`` reads on every candle, as native values: a parameter read from the
