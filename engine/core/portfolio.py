@@ -89,15 +89,18 @@ class Portfolio:
         the pair's (no mark yet, after a restart: the entry). The same sums, in the same
         order, as ``equity``, ``exposure`` and ``unrealised`` (hot: the timer values the
         account every time; a dict is read with the dict's own primitives)."""
-        d = marks if isinstance(marks, dict) else dict(marks)
+        d: dict[str, float] = marks if isinstance(marks, dict) else dict(marks)
         held = 0.0
         exposure = 0.0
         unrealised = 0.0
         for p in self.positions.values():
             qty = p.qty
             if qty != 0.0:
-                m = d.get(p.symbol)
-                mark = m if m is not None and m > 0 else p.entry
+                # (a float read with a float default: native arithmetic below; an optional
+                # narrowed in a conditional expression stayed an object, every operation generic)
+                mark = d.get(p.symbol, 0.0)
+                if not mark > 0.0:  # no mark (or not a positive one: NaN too): the entry
+                    mark = p.entry
                 held += qty * mark
                 exposure += abs(qty) * mark
                 unrealised += qty * (mark - p.entry)

@@ -258,10 +258,13 @@ class RiskEngine:
 
     def _exposure(self, ctx: RiskContext) -> float:
         total = 0.0
+        marks = ctx.marks
         for s, p in ctx.positions.items():
             if p.qty != 0.0:
-                mark = ctx.marks.get(s)
-                total += abs(p.qty) * (mark if mark is not None and mark > 0 else p.entry)
+                mark = marks.get(s, 0.0)  # (a float default: native arithmetic; see Portfolio.valuation)
+                if not mark > 0.0:
+                    mark = p.entry
+                total += abs(p.qty) * mark
         return total
 
     # ---- the checks ---------------------------------------------------------------------
