@@ -60,6 +60,7 @@ MODULES: tuple[str, ...] = (
     "engine.backtest.clock",
     "engine.backtest.held",
     "engine.backtest.trades",
+    "engine.backtest.replay",
     "engine.backtest.runner",
     "engine.node.tick_in",
     "engine.node.clock",

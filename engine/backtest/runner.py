@@ -8,11 +8,11 @@ as in the engine process. What the backtest adds is a simulated clock and the ma
   ``engine.history_candles`` by default) seed indicators and strategies through the live path
   (``TradingCore.warm_pair``), exactly what the replay feed serves an engine as history.
 - Each later candle becomes four ticks at 0, 30, 60 and 90 % of its interval, as
-  ``feed.candle_ticks`` makes them for the replay feed (the replay here makes each tick from
-  the candle's six numbers with the same operations): the open, the two extremes, the close,
-  with a ``spread_bps`` spread around each price and the 24 h rolling volume. Pairs are interleaved by time as a feed
-  interleaves them. A candle closes (and the strategy decides) at the next candle's open tick,
-  so an entry fills at the next open, at the ask or bid, with slippage and the taker fee.
+  ``feed.candle_ticks`` makes them for the replay feed: the open, the two extremes, the close,
+  with a ``spread_bps`` spread around each price and the 24 h rolling volume
+  (engine/backtest/replay.py, the loop). Pairs are interleaved by time as a feed interleaves
+  them. A candle closes (and the strategy decides) at the next candle's open tick, so an entry
+  fills at the next open, at the ask or bid, with slippage and the taker fee.
 - **Intra-candle order**: for a pair holding a position when the candle's extremes come, the
   extreme against the position comes first (a long sees the low before the high; a short the
   high before the low), so when a stop and a take-profit both lie inside one candle the stop
@@ -41,25 +41,23 @@ from typing import Any, Final
 
 import numpy as np
 
-from engine.backtest.book import BacktestBook, EquityRow
+from engine.backtest.book import BacktestBook
 from engine.backtest.clock import SimClock
+from engine.backtest.replay import Progress, replay
 from engine.backtest.result import BacktestResult, EquityPoint, PairSeries, Rejection, RunMeta
 from engine.backtest.trades import TradeBook
 from engine.core.candles import Candle
 from engine.core.config import SafeList
 from engine.core.events import CoreEvent, DecisionMade, FillBooked
 from engine.core.markets import MarketRules, default_rules
-from engine.core.trader import FEED_LATENCY_ALLOWANCE_MS, PairState, TradingCore
+from engine.core.trader import FEED_LATENCY_ALLOWANCE_MS, TradingCore
 from engine.execution.paper import PaperExecutionClient
-from feed.candle_ticks import VOLUME_DONE, tick_offsets, volume_before
 
 DEFAULT_SPREAD_BPS: Final = 2.0  # the replay feed's default
 MAX_POINTS: Final = 20_000  # equity points and price points per pair kept in the result
 GC_YOUNG: Final = 50_000  # allocations between young collections during the replay (CPython's default: 700)
 # each pair computes only the indicators its strategy reads (and ATR): nothing shows the others
 EVERY_INDICATOR = False
-CHUNK: Final = 8_192  # (candle time, pair) entries of the timeline turned into Python numbers at a time
-Progress = Callable[[int, int], None]  # (candles done, candles in all)
 
 
 class RunSink:
@@ -124,7 +122,7 @@ def run_backtest(
         rows = candles[s][: skips[s]]
         run.core.warm_pair(s, [Candle(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in rows])
     with _young_collections_rarer():
-        curve = _replay(
+        curve = replay(
             run.core, run.clock, run.store, symbols, candles, skips, tf_ms, spread_bps * 0.5e-4, progress
         )
     end_ms = int(max(candles[s][-1, 0] for s in symbols)) + tf_ms
@@ -249,166 +247,6 @@ class Run:
             signals=self.sink.signals,
             series=series,
         )
-
-
-class _PairChunk:
-    """One pair's candles in the part of the timeline being replayed, as Python floats: open,
-    high, low and close (``ohlc``, four a candle) and the candle's volume with the 24 h volume
-    before it (``vb``, two a candle). Six numbers a candle: its ticks' times, prices and 24 h
-    volumes are made from them as ``feed.candle_ticks`` makes them (the same operations), not
-    kept as twelve."""
-
-    def __init__(self, ps: PairState) -> None:
-        self.ps = ps
-        self.ohlc: list[float] = []
-        self.vb: list[float] = []
-
-
-def _replay(
-    core: TradingCore,
-    clock: SimClock,
-    book: BacktestBook,
-    symbols: list[str],
-    candles: Mapping[str, np.ndarray],
-    skips: Mapping[str, int],
-    tf_ms: int,
-    half_spread: float,
-    progress: Progress | None,
-) -> tuple[list[int], list[float], list[float], list[float]]:
-    """Every candle's four ticks through ``core.on_tick``, pairs interleaved by time."""
-    # each candle's ticks as ``feed.candle_ticks`` makes them: at these offsets from its open
-    # time; the open, the extremes (the low first on an up candle), the close; each with the
-    # 24 h volume before the candle plus the share of the candle's own seen so far
-    off0, off1, off2, off3 = tick_offsets(tf_ms)
-    d0, d1, d2, d3 = VOLUME_DONE
-    ohlcs: list[np.ndarray] = []
-    vbs: list[np.ndarray] = []
-    opens: list[np.ndarray] = []
-    for s in symbols:
-        rows, skip = candles[s], skips[s]
-        ts = rows[:, 0].astype("int64")
-        before_v, _ = volume_before(ts, rows[:, 4], rows[:, 5], tf_ms)  # over every row, skipped too
-        ohlcs.append(np.ascontiguousarray(rows[skip:, 1:5], dtype=np.float64))
-        vbs.append(np.column_stack([rows[skip:, 5], before_v[skip:]]).astype(np.float64))
-        opens.append(ts[skip:])
-    # one timeline: every (candle time, pair) in time order, pairs in safe-list order
-    starts = np.concatenate(opens)
-    owner = np.concatenate([np.full(len(t), k) for k, t in enumerate(opens)])
-    row = np.concatenate([np.arange(len(t)) for t in opens])
-    order = np.lexsort((owner, starts))
-    starts, owner, row = starts[order], owner[order], row[order]
-    slots = [_PairChunk(core.pairs[s]) for s in symbols]
-    states = [pc.ps for pc in slots]
-    positions = core.portfolio.positions
-    portfolio = core.portfolio  # (``core.on_tick`` called, not bound: a native call, no float boxed)
-    booked: list[EquityRow] = book.equity_rows  # the core's own equity points, as its timer records them
-    eq_ts: list[int] = []
-    eq_val: list[float] = []
-    eq_cash: list[float] = []
-    eq_exp: list[float] = []
-    swapped: list[bool] = []
-    total = len(starts)
-    done = 0
-    next_report = 0
-    while done < total:
-        # The timeline becomes Python numbers a chunk at a time (memory stays bounded on a
-        # year of candles); a chunk ends between candle times, never inside one.
-        end = min(done + CHUNK, total)
-        while end < total and starts[end] == starts[end - 1]:
-            end += 1
-        chunk_starts: list[int] = starts[done:end].tolist()
-        owners: list[int] = owner[done:end].tolist()
-        firsts = _chunk_rows(slots, ohlcs, vbs, owner[done:end], row[done:end])
-        i, n = 0, end - done
-        while i < n:
-            t = chunk_starts[i]
-            j = i + 1
-            while j < n and chunk_starts[j] == t:
-                j += 1
-            # The four ticks of each pair, step by step (every pair's open, then every pair's
-            # first extreme, ...), one loop per step: this is the backtest's hottest loop.
-            ms = clock.ms = t + off0
-            for e in range(i, j):  # the opens
-                pc = slots[owners[e]]
-                r = firsts[e]
-                p = pc.ohlc[4 * r]
-                half = p * half_spread
-                core.on_tick(pc.ps, ms, p - half, p + half, p, pc.vb[2 * r + 1] + pc.vb[2 * r] * d0)
-            # the extremes' order is chosen once per candle, when the first of them comes: a
-            # pair holding a position sees the extreme against it first; the second extreme
-            # is the other one even when the first closed the position (the candle's high and
-            # low both happened)
-            swapped.clear()
-            ms = clock.ms = t + off1
-            for e in range(i, j):
-                pc = slots[owners[e]]
-                r = firsts[e]
-                ohlc = pc.ohlc
-                up = ohlc[4 * r + 3] >= ohlc[4 * r]  # an up candle: the low first (NaN: not up)
-                a = ohlc[4 * r + 2] if up else ohlc[4 * r + 1]
-                b = ohlc[4 * r + 1] if up else ohlc[4 * r + 2]
-                pos = positions.get(pc.ps.symbol)
-                # long: the lower first; short: the higher first
-                swap = pos is not None and pos.qty != 0.0 and ((b < a) if pos.qty > 0.0 else (b > a))
-                swapped.append(swap)
-                p = b if swap else a
-                half = p * half_spread
-                core.on_tick(pc.ps, ms, p - half, p + half, p, pc.vb[2 * r + 1] + pc.vb[2 * r] * d1)
-            ms = clock.ms = t + off2
-            for e in range(i, j):
-                pc = slots[owners[e]]
-                r = firsts[e]
-                ohlc = pc.ohlc
-                up = ohlc[4 * r + 3] >= ohlc[4 * r]
-                a = ohlc[4 * r + 2] if up else ohlc[4 * r + 1]
-                b = ohlc[4 * r + 1] if up else ohlc[4 * r + 2]
-                p = a if swapped[e - i] else b  # the other extreme
-                half = p * half_spread
-                core.on_tick(pc.ps, ms, p - half, p + half, p, pc.vb[2 * r + 1] + pc.vb[2 * r] * d2)
-            ms = clock.ms = t + off3
-            for e in range(i, j):  # the closes
-                pc = slots[owners[e]]
-                r = firsts[e]
-                p = pc.ohlc[4 * r + 3]
-                half = p * half_spread
-                core.on_tick(pc.ps, ms, p - half, p + half, p, pc.vb[2 * r + 1] + pc.vb[2 * r] * d3)
-            core.on_timer()
-            ms = clock.ms
-            eq_ts.append(ms)
-            last = booked[-1] if booked else None
-            if last is not None and last[0] == ms:  # the point the timer just recorded, on the same marks
-                eq_val.append(last[1])
-                eq_cash.append(last[2])
-                eq_exp.append(last[3])
-            else:
-                equity, exposure, _ = portfolio.valuation({ps.symbol: ps.last for ps in states})
-                eq_val.append(equity)
-                eq_cash.append(portfolio.cash)
-                eq_exp.append(exposure)
-            i = j
-            if progress is not None and done + i >= next_report:
-                progress(done + i, total)
-                next_report = done + i + max(1, total // 200)
-        done = end
-    if progress is not None:
-        progress(total, total)
-    return eq_ts, eq_val, eq_cash, eq_exp
-
-
-def _chunk_rows(
-    slots: list[_PairChunk], ohlcs: list[np.ndarray], vbs: list[np.ndarray], owner: np.ndarray, row: np.ndarray
-) -> list[int]:
-    """A slice of the timeline as Python numbers: each pair's candles in it (consecutive rows)
-    into its ``_PairChunk``; per entry, its candle's place in its pair's lists."""
-    first_row = np.zeros(len(slots), dtype=row.dtype)
-    for k, pc in enumerate(slots):
-        rows = row[owner == k]
-        r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
-        first_row[k] = r0
-        pc.ohlc = ohlcs[k][r0:r1].ravel().tolist()  # a flat ``tolist`` costs a third of a nested one
-        pc.vb = vbs[k][r0:r1].ravel().tolist()
-    firsts: list[int] = (row - first_row[owner]).tolist()
-    return firsts
 
 
 def _equity_points(

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.backtest.replay import Progress
 from engine.backtest.result import BacktestResult, PairSeries
-from engine.backtest.runner import MAX_POINTS, Progress, Run, _extremes
+from engine.backtest.runner import MAX_POINTS, Run, _extremes
 from engine.core.config import SafeList
 from engine.core.markets import MarketRules
 from engine.core.trader import FLUSH_EVERY_S
