@@ -50,6 +50,7 @@ MODULES: tuple[str, ...] = (
     "engine.core.correlation",
     "engine.core.portfolio",
     "engine.core.placement",
+    "engine.core.sizing",
     "engine.core.risk",
     "engine.core.execution",
     "engine.core.pair",

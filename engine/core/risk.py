@@ -12,7 +12,7 @@ even after a refusal, so a decision shows every reason; approved only if all pas
 4. ``pair_mode``       entries need ACTIVE, and new entries not stopped by the operator
 5. ``data_fresh``      no entries on a STALE pair
 6. ``market_type``     spot pairs are long-only
-7. ``sizing``          units = risk_per_trade_usd / (ATR x atr_multiplier), capped by the pair's
+7. ``sizing``          (engine/core/sizing.py) units = risk_per_trade_usd / (ATR x atr_multiplier), capped by the pair's
                        max_position_size_usd (what is already held counts), by cash for spot, by
                        leverage x equity for futures and by the exchange's maximum quantity and
                        notional for one MARKET order, floored to the exchange step, then checked
@@ -36,8 +36,9 @@ from typing import Final, Protocol
 
 from engine.core.config import PairConfig, SafeList
 from engine.core.costs import entry_costs
-from engine.core.markets import MarketRules, check_max, check_order, round_qty_down, rules_for
+from engine.core.markets import MarketRules, rules_for
 from engine.core.models import CheckResult, Decision, PairMode, Position, Signal, SignalType
+from engine.core.sizing import Sizing, size_entry
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +62,13 @@ CHECKS: Final = (
 _PCT_SPECS: Final = (".0%", ".1%", ".2%", ".3%")
 
 
-def _pct(x: float, near: float, near_texts: list[str] | None = None) -> str:
+def _pct(x: float, near: float, near_texts: list[str]) -> str:
     """``x`` as a percentage, with as many decimals as it takes not to read as ``near``
     (59.96 % is "59.96%", never "60%" beside a minimum of 60 %). ``near_texts``: ``near``
-    written with 0 to 3 decimals, when the caller keeps them (``_pct_texts``)."""
-    refs = near_texts if near_texts is not None else _pct_texts(near)
+    written with 0 to 3 decimals (``_pct_texts``, kept by the caller)."""
     for digits in range(4):
         text = format(x, _PCT_SPECS[digits])
-        if text != refs[digits] or x == near:
+        if text != near_texts[digits] or x == near:
             return text
     return f"{x:.4%}"
 
@@ -132,23 +132,6 @@ class RiskContext:
         return set(cw(symbol))
 
 
-_CAP_RISK: Final = 0  # the sizing caps (``_sizing``)
-_CAP_POSITION: Final = 1
-_CAP_LEVERAGE: Final = 2
-_CAP_CASH: Final = 3
-_CAP_MAX_QTY: Final = 4
-_CAP_MAX_NOTIONAL: Final = 5
-
-
-class _Sizing:
-    """What the sizing check found, for the decision: units, the price sized at, the binding rule."""
-
-    def __init__(self) -> None:
-        self.qty = 0.0
-        self.price = 0.0
-        self.rule = ""  # risk | max_position | leverage | cash | exchange_max
-
-
 class RiskEngine:
     """Runs signals through the checks and builds ``Decision`` records."""
 
@@ -187,7 +170,7 @@ class RiskEngine:
         if action in (CLOSE_LONG, CLOSE_SHORT):
             self._fill_exit(decision, abs(held), self._price(signal, ctx), stale=ctx.stale.get(symbol, False))
         else:
-            sizing = _Sizing()
+            sizing = Sizing()
             long = action == OPEN_LONG
             decision.checks = [
                 self._valid_stop(signal, long),
@@ -342,78 +325,14 @@ class RiskEngine:
         return CheckResult("market_type", True, f"{pair.market} {'long' if long else 'short'}")
 
     def _sizing(
-        self, signal: Signal, pair: PairConfig, ctx: RiskContext, held: float, long: bool, out: _Sizing
+        self, signal: Signal, pair: PairConfig, ctx: RiskContext, held: float, long: bool, out: Sizing
     ) -> CheckResult:
-        name = "sizing"
-        symbol = signal.symbol
-        price = self._price(signal, ctx)
-        out.price = price if math.isfinite(price) and price > 0 else 0.0
-        if out.price <= 0:
-            return CheckResult(name, False, "no price to size against")
-        atr = ctx.atr.get(symbol)
-        if atr is None or not math.isfinite(atr) or atr <= 0:
-            return CheckResult(name, False, "insufficient data for ATR: cannot size")
-        pc = self.pc
-        k = pc.atr_multiplier
-        by_risk = pc.risk_per_trade_usd / (atr * k)
-        # every cap as (units, which); the reason is written for the one that binds
-        caps: list[tuple[float, int]] = [(by_risk, _CAP_RISK)]
-        held_notional = abs(held) * price  # same direction: entries only add to a position
-        room = pair.max_position_size_usd - held_notional
-        if room <= 0:
-            return CheckResult(
-                name, False, f"position ${held_notional:.2f} already at max size ${pair.max_position_size_usd:.2f}"
-            )
-        caps.append((room / price, _CAP_POSITION))
-        equity = ctx.equity if ctx.equity is not None else pc.capital_usd
-        if pair.market == "futures":
-            lev_room = pair.leverage * equity - held_notional
-            caps.append((max(lev_room, 0.0) / price, _CAP_LEVERAGE))
-        elif ctx.cash is not None:
-            # fee and slippage headroom so the buy never overdraws cash
-            per_unit = price * (1.0 + pc.taker_fee + pc.slippage_bps / 10_000.0)
-            caps.append((max(ctx.cash, 0.0) / per_unit, _CAP_CASH))
-        # the exchange's maximum for one order caps the size like the others: a trader expects a
-        # big signal to trade the most the exchange takes, not nothing. Counted at the entry's
-        # price (its executable quote), as the live client counts it when it sends the order;
-        # Binance counts a MARKET order's notional at its recent average price.
-        rules = rules_for(symbol, self.rules)
-        if rules.max_qty > 0:
-            caps.append((rules.max_qty, _CAP_MAX_QTY))
-        if rules.max_notional > 0:
-            caps.append((rules.max_notional / price, _CAP_MAX_NOTIONAL))
-        units, which = caps[0]
-        for cap in caps:  # the first of the smallest, as ``min`` picks it
-            if cap[0] < units:
-                units, which = cap
-        if which == _CAP_RISK:
-            rule, bound = "risk", f"risk ${pc.risk_per_trade_usd:g}/(ATR {atr:.6g}×{k:g})"
-        elif which == _CAP_POSITION:
-            rule, bound = "max_position", f"max size ${pair.max_position_size_usd:.2f}"
-        elif which == _CAP_LEVERAGE:
-            rule, bound = "leverage", f"leverage {pair.leverage}×equity ${equity:.2f}"
-        elif which == _CAP_CASH:
-            cash = ctx.cash if ctx.cash is not None else 0.0  # (set: its cap is there)
-            rule, bound = "cash", f"cash ${cash:.2f}"
-        elif which == _CAP_MAX_QTY:
-            rule, bound = "exchange_max", f"exchange max {rules.max_qty:.10g} units (LOT_SIZE / MARKET_LOT_SIZE maxQty)"
-        else:
-            rule, bound = "exchange_max", f"exchange max notional ${rules.max_notional:,.2f} (NOTIONAL maxNotional)"
-        out.rule = rule
-        qty = round_qty_down(units, rules)
-        if rule == "exchange_max" and qty > 0 and check_max(qty, price, rules) is not None:
-            qty = round_qty_down(qty - rules.amount_step, rules)  # the quotient rounded up in float
-        problem = check_order(qty, price, rules) if qty > 0 else (
-            f"quantity rounds to 0 at step {rules.amount_step:g}"
-        )
-        notional = qty * price
-        if problem is not None:
-            why = f"size {qty:.10g} units (${notional:.2f}) set by {bound}: {problem}"
-            return CheckResult(name, False, why)
-        out.qty = qty
-        return CheckResult(name, True, f"{qty:.10g} units (${notional:.2f}) set by {bound}")
+        return size_entry(
+            self.pc, rules_for(signal.symbol, self.rules), pair, self._price(signal, ctx),
+            ctx.atr.get(signal.symbol), held, ctx.equity, ctx.cash, out,
+        )  # fmt: skip
 
-    def _total_exposure(self, ctx: RiskContext, sizing: _Sizing) -> CheckResult:
+    def _total_exposure(self, ctx: RiskContext, sizing: Sizing) -> CheckResult:
         current = self._exposure(ctx)
         new = sizing.qty * sizing.price
         total = current + new
