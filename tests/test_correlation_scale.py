@@ -293,13 +293,6 @@ def _agree(got: float | None, want: float | None) -> bool:
     return (got is None and want is None) or (got is not None and want is not None and abs(got - want) <= 1e-12)
 
 
-def test_the_flatness_limit_is_one_constant() -> None:
-    """The tracker's compiled constant, the numpy kernels' and ``RollingCorrelation``'s agree."""
-    from engine.core import correlation
-
-    assert correlation.ZERO_VAR == cm.ZERO_VAR == RollingCorrelation(5)._ZERO_VAR
-
-
 def test_one_couple_on_floats_agrees_with_the_array_path() -> None:
     """``window_rho`` answers the risk check's couple on Python floats (no array built per
     couple): the value the matrix paths' ``_finish`` gives, to 1e-12, or both None, on couples

@@ -40,12 +40,12 @@ from typing import Final
 import numpy as np
 
 from engine.core import correlation_math as cm
+from engine.core.indicators.base import ZERO_VAR
 
 logger = logging.getLogger(__name__)
 
 RETURN_SLACK: Final = 16  # candle times kept beyond the window, for symbols closing a little late
 _NAN: Final = math.nan
-ZERO_VAR: Final = 1e-20  # correlation_math.ZERO_VAR, a constant here (compiled): σ/|mean| below 1e-10 is flat
 
 
 class _LastClose:

@@ -23,8 +23,9 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from engine.core.indicators.base import ZERO_VAR
+
 Floats = npt.NDArray[np.float64]
-ZERO_VAR = 1e-20  # RollingCorrelation._ZERO_VAR: σ/|mean| below 1e-10 is flat
 
 
 def _finish(cov: Floats, vx: Floats, vy: Floats, mx: Floats, my: Floats) -> Floats:

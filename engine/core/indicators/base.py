@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any
+from typing import Any, Final
+
+# σ below 1e-10 of a mean's magnitude cannot be told apart from rounding noise: a flat series
+# (its variance at or below this times the squared mean). The rolling correlation's, the
+# correlation table's and its numpy kernels' one limit.
+ZERO_VAR: Final = 1e-20
 
 
 def _check_period(period: int, name: str = "period") -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import deque
 
-from engine.core.indicators.base import _centre, _check_period, _Indicator
+from engine.core.indicators.base import ZERO_VAR, _centre, _check_period, _Indicator
 
 
 class _RollingExtreme(_Indicator):
@@ -128,8 +128,6 @@ class RollingCorrelation:
         "_ys",
     )
 
-    # σ/|mean| below 1e-10 cannot be told apart from rounding noise: call it flat.
-    _ZERO_VAR = 1e-20
 
     def __init__(self, window: int) -> None:
         self._window = _check_period(window, "window")
@@ -198,7 +196,7 @@ class RollingCorrelation:
             mean_x, mean_y = kx + mx, ky + my
             cov = sxy / n - mx * my
         value: float | None
-        zv = self._ZERO_VAR
+        zv = ZERO_VAR
         if vx <= zv * mean_x * mean_x or vy <= zv * mean_y * mean_y:
             value = None
         else:
