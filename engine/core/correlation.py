@@ -138,8 +138,6 @@ class CorrelationTracker:
         # Candle times mostly come in order (an append); a late one is inserted in place.
         self._seq: list[int] = []
         self._seq_ts: list[int] = []
-        self._newest_ts = 0  # the newest column's candle time and column (valid when _seq is not empty)
-        self._newest_col = 0
         self._order: np.ndarray | None = None  # ``_seq`` as an array
         self._last = [_LastClose() for _ in range(n)]  # per symbol
         self._ver = [0] * n  # per symbol: bumped on every new return
@@ -170,8 +168,9 @@ class CorrelationTracker:
             return False
         if self.timeframe_ms is not None and candle_ts - prev_ts != self.timeframe_ms:
             return False  # a gap: this return spans several candles and would misalign
-        if self._seq and candle_ts == self._newest_ts:  # the candle time the others just opened
-            col = self._newest_col
+        seq_ts = self._seq_ts
+        if seq_ts and candle_ts == seq_ts[-1]:  # the newest candle time, the others just opened it
+            col = self._seq[-1]
         else:
             found = self._col_of.get(candle_ts)
             col = self._new_column(candle_ts) if found is None else found
@@ -216,7 +215,6 @@ class CorrelationTracker:
         if not seq_ts or seq_ts[-1] < ts:
             seq.append(col)
             seq_ts.append(ts)
-            self._newest_ts, self._newest_col = ts, col
         else:  # a candle time older than the newest kept (a symbol closing late)
             at = bisect.bisect(seq_ts, ts)
             seq.insert(at, col)
