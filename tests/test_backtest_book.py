@@ -204,3 +204,29 @@ def test_a_refused_fact_leaves_the_run_as_it_was(tmp_path: Path) -> None:
     assert run.record_order(_order(2, "o2", ""))
     run.close()
     assert [r[0] for r in _tables(path)["orders"]] == ["o1", "o2"]
+
+
+def test_equity_points_that_are_not_finite_are_dropped_as_the_engine_drops_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's book counts the points it holds with a value that is not finite (as each one
+    comes) and drops just those when it writes them, every ``FLUSH_EQUITY`` points and at the
+    end: the same curve and the same count as the engine's ``Store``, which refuses each one."""
+    monkeypatch.setattr(held_mod, "FLUSH_EQUITY", 4)
+    engine, run = Store(tmp_path / "engine.sqlite", durable=False), BacktestBook(tmp_path / "run.sqlite")
+    nan, inf = float("nan"), float("inf")
+    points = [(1_000 * i, 1e6 + i, 5e5, 100.0, 1.0, 2.0, 0.5) for i in range(11)]
+    points[2] = (2_000, nan, 5e5, 100.0, 1.0, 2.0, 0.5)
+    points[5] = (5_000, 1e6, 5e5, 100.0, 1.0, 2.0, -inf)
+    points[9] = (9_000, 1e308, 1e308, 1e308, 1e308, 1e308, 1e308)  # finite, though their sum is not
+    for p in points:
+        engine.record_equity(*p)
+        run.record_equity(*p)
+    engine.close()
+    run.close()
+    curves = []
+    for name in ("engine.sqlite", "run.sqlite"):
+        with sqlite3.connect(tmp_path / name) as conn:
+            curves.append(conn.execute("SELECT ts, equity, fees FROM equity ORDER BY id").fetchall())
+    assert curves[0] == curves[1] and [r[0] for r in curves[1]] == [1_000 * i for i in range(11) if i not in (2, 5)]
+    assert engine.equity_dropped == run.equity_dropped == 2 and run.equity_not_finite == 0

@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from engine.backtest.held import FLUSH_EQUITY, FLUSH_FACTS, EquityRow, HeldFacts
 from engine.journal.rows import (
     INSERT_DECISION,
@@ -154,6 +152,8 @@ class BacktestBook(HeldFacts, Store):
         conn = getattr(self, "_conn", None)
         try:
             if conn is not None and conn.in_transaction:
+                if self.equity_rows:  # the points still held (a run writes them before it closes)
+                    self.flush_equity()
                 self._flush("close")
                 for _name, sql in self._indexes:
                     conn.execute(sql)
@@ -171,7 +171,7 @@ class BacktestBook(HeldFacts, Store):
 
     def flush_equity(self) -> None:
         rows = self.equity_rows
-        if rows and not np.isfinite(np.array(rows, dtype=float)[:, 1:]).all():  # never in practice
+        if self.equity_not_finite:  # never in practice (counted as each point is held)
             rows = [r for r in rows if all(math.isfinite(v) for v in r[1:])]
         self.equity_dropped += len(self.equity_rows) - len(rows)
         with self._write("record_equity") as c:
@@ -181,3 +181,4 @@ class BacktestBook(HeldFacts, Store):
                 rows,
             )
         self.equity_rows.clear()
+        self.equity_not_finite = 0
