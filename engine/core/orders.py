@@ -134,24 +134,32 @@ class Order:
 
 
 # ---- what an execution client answers -------------------------------------------------------
+# Facts, never changed once made; not ``frozen`` so that their ``__init__``, written out, is
+# compiled (a frozen dataclass's runs as Python: see engine/core/events.py).
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True, init=False)
 class OrderAccepted:
     client_order_id: str
     ts: int
     venue_order_id: str = ""
 
+    def __init__(self, client_order_id: str, ts: int, venue_order_id: str = "") -> None:
+        self.client_order_id, self.ts, self.venue_order_id = client_order_id, ts, venue_order_id
 
-@dataclass(slots=True, frozen=True)
+
+@dataclass(slots=True, init=False)
 class OrderFilled:
     """One fill (possibly partial) of an order; ``fill.fill_id`` is unique at the venue."""
 
     client_order_id: str
     fill: Fill
 
+    def __init__(self, client_order_id: str, fill: Fill) -> None:
+        self.client_order_id, self.fill = client_order_id, fill
 
-@dataclass(slots=True, frozen=True)
+
+@dataclass(slots=True, init=False)
 class OrderRejected:
     """The venue refused the order (or its rest). ``retryable``: a new order may succeed
     (a transient refusal); False when the same order can never pass (below the lot step)."""
@@ -161,20 +169,29 @@ class OrderRejected:
     reason: str
     retryable: bool = True
 
+    def __init__(self, client_order_id: str, ts: int, reason: str, retryable: bool = True) -> None:
+        self.client_order_id, self.ts, self.reason, self.retryable = client_order_id, ts, reason, retryable
 
-@dataclass(slots=True, frozen=True)
+
+@dataclass(slots=True, init=False)
 class OrderCancelled:
     client_order_id: str
     ts: int
     reason: str = ""
 
+    def __init__(self, client_order_id: str, ts: int, reason: str = "") -> None:
+        self.client_order_id, self.ts, self.reason = client_order_id, ts, reason
 
-@dataclass(slots=True, frozen=True)
+
+@dataclass(slots=True, init=False)
 class OrderNotFound:
     """The answer to a lookup: the venue never saw this client order id."""
 
     client_order_id: str
     ts: int
+
+    def __init__(self, client_order_id: str, ts: int) -> None:
+        self.client_order_id, self.ts = client_order_id, ts
 
 
 ExecutionEvent = OrderAccepted | OrderFilled | OrderRejected | OrderCancelled | OrderNotFound
