@@ -29,14 +29,14 @@ def _c(ts: int, o: float, h: float, lo: float, c: float, v: float = 0.0, n: int 
 
 def test_ohlcv_within_one_interval_and_boundary() -> None:
     b = CandleBuilder(TF)
-    assert b.forming is None and b.on_tick(T0 + 5, 100.0, 1.0) == []
-    assert b.on_tick(T0 + 10_000, 103.0, 0.5) == []
-    assert b.on_tick(T0 + 20_000, 98.0, 0.25) == []
-    assert b.on_tick(T0 + MS - 1, 101.0) == []  # last ms still belongs to this candle
+    assert b.forming is None and b.on_tick(T0 + 5, 100.0, 1.0) == ()
+    assert b.on_tick(T0 + 10_000, 103.0, 0.5) == ()
+    assert b.on_tick(T0 + 20_000, 98.0, 0.25) == ()
+    assert b.on_tick(T0 + MS - 1, 101.0) == ()  # last ms still belongs to this candle
     assert b.forming == _c(T0, 100.0, 103.0, 98.0, 101.0, 1.75, 4)
     out = b.on_tick(T0 + MS, 102.0, 2.0)  # exactly on the boundary: next candle
-    assert out == [_c(T0, 100.0, 103.0, 98.0, 101.0, 1.75, 4)]
-    assert list(b.closed) == out
+    assert out == (_c(T0, 100.0, 103.0, 98.0, 101.0, 1.75, 4),)
+    assert tuple(b.closed) == out
     assert b.forming == _c(T0 + MS, 102.0, 102.0, 102.0, 102.0, 2.0, 1)
     assert b.gap_candles == 0 and b.late_ticks == 0
 
@@ -59,7 +59,7 @@ def test_skipped_intervals_become_flat_gap_candles() -> None:
     b.on_tick(T0 + 1000, 104.0, 1.0)
     out = b.on_tick(T0 + 5 * MS + 10, 90.0, 3.0)
     assert out[0] == _c(T0, 100.0, 104.0, 100.0, 104.0, 2.0, 2)
-    assert out[1:] == [Candle(T0 + i * MS, 104.0, 104.0, 104.0, 104.0, 0.0, 0) for i in range(1, 5)]
+    assert out[1:] == tuple(Candle(T0 + i * MS, 104.0, 104.0, 104.0, 104.0, 0.0, 0) for i in range(1, 5))
     assert b.gap_candles == 4
     # The new candle opens at the tick's price, not at the gap's.
     assert b.forming == _c(T0 + 5 * MS, 90.0, 90.0, 90.0, 90.0, 3.0, 1)
@@ -91,8 +91,8 @@ def test_late_ticks_ignored_and_counted() -> None:
     b.on_tick(T0 + 10, 100.0)
     b.on_tick(T0 + MS + 10, 101.0)
     forming = dataclasses.replace(b.forming)  # a copy
-    assert b.on_tick(T0 + 50_000, 500.0, 9.0) == []  # belongs to the closed candle
-    assert b.on_tick(T0 - 1, 500.0) == []
+    assert b.on_tick(T0 + 50_000, 500.0, 9.0) == ()  # belongs to the closed candle
+    assert b.on_tick(T0 - 1, 500.0) == ()
     assert b.late_ticks == 2
     assert b.forming == forming
     assert b.closed[-1].high == 100.0
@@ -113,7 +113,7 @@ def test_out_of_order_tick_inside_interval_does_not_move_close() -> None:
 def test_bad_ticks_ignored(price: float, vol: float) -> None:
     b = CandleBuilder(TF)
     b.on_tick(T0, 100.0)
-    assert b.on_tick(T0 + 1, price, vol) == []
+    assert b.on_tick(T0 + 1, price, vol) == ()
     assert b.bad_ticks == 1
     assert b.forming == _c(T0, 100.0, 100.0, 100.0, 100.0, 0.0, 1)
 
@@ -197,10 +197,10 @@ def test_seed_then_continue() -> None:
     assert b.closed[3] == Candle(T0 + 3 * MS, 12.5, 12.5, 12.5, 12.5, 0.0, 0)
     assert b.closes() == [10.5, 11.5, 12.5, 12.5, 14.5, 15.5]
 
-    assert b.on_tick(T0 + 5 * MS + 1, 99.0) == []  # interval already closed in history
+    assert b.on_tick(T0 + 5 * MS + 1, 99.0) == ()  # interval already closed in history
     assert b.late_ticks == 1 and b.forming is None
     out = b.on_tick(T0 + 8 * MS + 1, 20.0)  # two missing intervals after history
-    assert out == [Candle(T0 + i * MS, 15.5, 15.5, 15.5, 15.5, 0.0, 0) for i in (6, 7)]
+    assert out == tuple(Candle(T0 + i * MS, 15.5, 15.5, 15.5, 15.5, 0.0, 0) for i in (6, 7))
     assert b.forming is not None and b.forming.ts == T0 + 8 * MS
     assert b.closes(3, include_forming=True) == [15.5, 15.5, 20.0]
     assert b.closes(0) == []
@@ -232,17 +232,17 @@ def test_seed_without_gap_fill() -> None:
 
 def test_flush_until() -> None:
     b = CandleBuilder(TF)
-    assert b.flush_until(T0) == []  # nothing at all yet
+    assert b.flush_until(T0) == ()  # nothing at all yet
     b.on_tick(T0 + 100, 50.0, 1.0)
-    assert b.flush_until(T0 + MS - 1) == []  # interval not over yet
+    assert b.flush_until(T0 + MS - 1) == ()  # interval not over yet
     out = b.flush_until(T0 + MS)
-    assert out == [_c(T0, 50.0, 50.0, 50.0, 50.0, 1.0, 1)] and b.forming is None
-    assert b.flush_until(T0 + MS + 30_000) == []  # current interval still open
+    assert out == (_c(T0, 50.0, 50.0, 50.0, 50.0, 1.0, 1),) and b.forming is None
+    assert b.flush_until(T0 + MS + 30_000) == ()  # current interval still open
     out = b.flush_until(T0 + 4 * MS + 5)
-    assert out == [Candle(T0 + i * MS, 50.0, 50.0, 50.0, 50.0, 0.0, 0) for i in (1, 2, 3)]
-    assert b.on_tick(T0 + 3 * MS + 59_000, 51.0) == []  # that interval was flushed: late
+    assert out == tuple(Candle(T0 + i * MS, 50.0, 50.0, 50.0, 50.0, 0.0, 0) for i in (1, 2, 3))
+    assert b.on_tick(T0 + 3 * MS + 59_000, 51.0) == ()  # that interval was flushed: late
     assert b.late_ticks == 1
-    assert b.on_tick(T0 + 4 * MS + 10, 52.0) == []  # the still-open interval is fine
+    assert b.on_tick(T0 + 4 * MS + 10, 52.0) == ()  # the still-open interval is fine
     assert b.forming is not None and b.forming.ts == T0 + 4 * MS
     out = b.flush_until(T0 + 7 * MS)
     assert [c.ts for c in out] == [T0 + i * MS for i in (4, 5, 6)]

@@ -109,13 +109,14 @@ class CandleBuilder:
 
     # ------------------------------------------------------------------ ticks
 
-    def on_tick(self, ts_ms: int, price: float, volume_delta: float = 0.0) -> list[Candle]:
-        """Add one trade/ticker tick; returns the candles it closed, oldest first."""
+    def on_tick(self, ts_ms: int, price: float, volume_delta: float = 0.0) -> tuple[Candle, ...]:
+        """Add one trade/ticker tick; returns the candles it closed, oldest first (a tuple:
+        most ticks close none, and the empty one is not a new object each time)."""
         # ``0 < price < inf``: finite and positive (NaN fails every comparison); likewise the
         # volume: finite and not negative. Cheaper than isfinite calls on every tick.
         if not (0.0 < price < _INF and 0.0 <= volume_delta < _INF):
             self.bad_ticks += 1
-            return []
+            return ()
         tf = self._tf_ms
         b = ts_ms - ts_ms % tf
         f = self.forming
@@ -131,46 +132,41 @@ class CandleBuilder:
                     self._last_tick_ts = ts_ms
                 f.volume += volume_delta
                 f.ticks += 1
-                return []
+                return ()
             if b < f.ts:
                 self.late_ticks += 1
-                return []
+                return ()
             self.closed.append(f)
-            out = [f]
-            if b - f.ts > tf:  # whole intervals passed with no tick (else ``_fill`` adds none)
-                out.extend(self._fill(f.ts, b, f.close))
+            # whole intervals passed with no tick: their flat candles too
+            out = (f, *self._fill(f.ts, b, f.close)) if b - f.ts > tf else (f,)
         else:
             last = self.closed[-1] if self.closed else None
             if last is None:
-                out = []
+                out = ()
             elif b <= last.ts:
                 self.late_ticks += 1
-                return []
+                return ()
             else:
-                out = self._fill(last.ts, b, last.close)
+                out = tuple(self._fill(last.ts, b, last.close))
         self.forming = Candle(b, price, price, price, price, volume_delta, 1)
         self._last_tick_ts = ts_ms
         return out
 
-    def flush_until(self, now_ms: int) -> list[Candle]:
+    def flush_until(self, now_ms: int) -> tuple[Candle, ...]:
         """Close every interval that ended at or before now_ms; returns closed candles."""
         f = self.forming
         tf = self._tf_ms
-        out: list[Candle] = []
         if f is not None:
             if now_ms < f.ts + tf:
-                return out
+                return ()
             self.closed.append(f)
-            out.append(f)
             self.forming = None
-            last_ts, last_close = f.ts, f.close
-        elif self.closed:
-            last_ts, last_close = self.closed[-1].ts, self.closed[-1].close
-        else:
-            return out
-        # The interval containing now_ms is still open, so fill strictly before it.
-        out.extend(self._fill(last_ts, now_ms - now_ms % tf, last_close))
-        return out
+            # The interval containing now_ms is still open, so fill strictly before it.
+            return (f, *self._fill(f.ts, now_ms - now_ms % tf, f.close))
+        if not self.closed:
+            return ()
+        last = self.closed[-1]
+        return tuple(self._fill(last.ts, now_ms - now_ms % tf, last.close))
 
     def _fill(self, prev_ts: int, next_ts: int, price: float) -> list[Candle]:
         """Append and return flat candles for the intervals strictly between prev_ts and next_ts."""

@@ -157,7 +157,7 @@ class PriceBand:
         return False
 
 
-def newest_only(symbol: str, closed: list[Candle]) -> Iterator[tuple[Candle, bool]]:
+def newest_only(symbol: str, closed: tuple[Candle, ...]) -> Iterator[tuple[Candle, bool]]:
     """The candles one tick or one flush closed, oldest first, each with whether to decide on
     it: only the newest. All are committed (indicators stay aligned to time); deciding on each
     gap candle of a catch-up would trade a minute's worth of signals in a millisecond."""
