@@ -170,7 +170,7 @@ class HeldFacts:
         # the write looks for them only when there is one: an array of the held points cost
         # 0.3 s of a year's run
         total = equity + cash + exposure + realised + unrealised + fees
-        if not total - total == 0.0:
+        if total - total != 0.0:  # NaN or infinite: a value is (or the sum overflowed)
             finite = equity - equity == 0.0 and cash - cash == 0.0 and exposure - exposure == 0.0
             if not (finite and realised - realised == 0.0 and unrealised - unrealised == 0.0 and fees - fees == 0.0):
                 self.equity_not_finite += 1
