@@ -99,7 +99,7 @@ class EMA(_Indicator):
 
 
     def preview(self, x: float) -> float | None:
-        prev = self._value
+        prev: float | None = self._value  # (typed: ``_value`` is ``Any``, its arithmetic generic)
         if prev is not None:
             # Same operation order as TA-Lib: ((x - prev) * k) + prev.
             return ((x - prev) * self._k) + prev

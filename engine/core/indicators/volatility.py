@@ -48,7 +48,7 @@ class ATR(_Indicator):
         if down > tr:
             tr = down
         n = self._period
-        prev = self._value
+        prev: float | None = self._value  # (typed: ``_value`` is ``Any``, its arithmetic generic)
         if prev is not None:
             # TA-Lib order: prev * (n-1), + TR, / n.
             return tr, (prev * (n - 1) + tr) / n
