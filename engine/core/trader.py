@@ -213,7 +213,7 @@ class TradingCore(OperatorCommands):
     def _check_exits(self, ps: PairState, pos: Position) -> None:
         """Stops and take-profits on every tick against the executable side; a pending exit
         is pushed again (it stays until the pair is flat)."""
-        if self.execution.retry(pos, ps.bid, ps.ask):
+        if self.execution.exits and self.execution.retry(pos, ps.bid, ps.ask):  # (most ticks: none)
             return
         if pos.qty > 0.0:
             px = ps.bid
@@ -355,8 +355,9 @@ class TradingCore(OperatorCommands):
             for ps in self.pairs.values():
                 if ps.candles.forming is not None:
                     closed = ps.candles.flush_until(wall_ms + ps.te_offset_ms)
-                    for candle, decide in newest_only(ps.symbol, closed) if closed else ():
-                        self.on_candle_close(ps, candle, decide)
+                    if closed:  # (most timers close nothing: no iteration of an empty tuple)
+                        for candle, decide in newest_only(ps.symbol, closed):
+                            self.on_candle_close(ps, candle, decide)
             if self.portfolio.starts_day(self.clock.time_ms()):  # asked here, compiled: once a timer
                 mark_day(self)  # the trading day's start equity, kept in the book
         if self.execution.orders or self.execution.exits:
@@ -364,10 +365,11 @@ class TradingCore(OperatorCommands):
         protect = self.execution.protect
         if not self.reconciler.blocks_entries:  # (a live start places none before the book is checked)
             protect.sync_all()  # live: every open position's stop rests at the exchange
-        for sym in protect.overdue() if protect.crossed else ():  # hit, and no tick since the grace ran out
-            pos = self.portfolio.positions.get(sym)
-            if pos is not None and pos.is_open:
-                self.close_position(sym, "stop", f"{sym}|stop|{pos.opened_ts}")
+        if protect.crossed:
+            for sym in protect.overdue():  # hit, and no tick since the grace ran out
+                pos = self.portfolio.positions.get(sym)
+                if pos is not None and pos.is_open:
+                    self.close_position(sym, "stop", f"{sym}|stop|{pos.opened_ts}")
         if now - self._last_equity >= EQUITY_EVERY_S:
             self._last_equity = now
             pf = self.portfolio
