@@ -133,12 +133,17 @@ def fill_facts(
         fees = finite("account fees", account["fees"])
     except KeyError as exc:
         raise StoreError(f"account map has no {exc.args[0]!r} (needs cash, realised, fees)") from None
-    pos_vals = [
-        finite(f"position {n}", getattr(position, n))
-        for n in ("qty", "entry", "stop_loss", "take_profit", "realised", "fees")
-    ]
+    # each field by name (a loop of ``getattr`` with an f-string per name cost a fifth of a fill's rows)
+    pos_qty = finite("position qty", position.qty)
+    entry = finite("position entry", position.entry)
+    stop_loss = finite("position stop_loss", position.stop_loss)
+    take_profit = finite("position take_profit", position.take_profit)
+    pos_realised = finite("position realised", position.realised)
+    pos_fees = finite("position fees", position.fees)
     ts = int(fill.ts)
-    pos_row = None if position.qty == 0.0 else (fill.symbol, *pos_vals, int(position.opened_ts), ts)
+    pos_row = None if position.qty == 0.0 else (
+        fill.symbol, pos_qty, entry, stop_loss, take_profit, pos_realised, pos_fees, int(position.opened_ts), ts
+    )  # fmt: skip
     return (
         (fill.fill_id, fill.order_id, fill.symbol, side, qty, price, fee, ts, fill.reason),
         order_update(order),
