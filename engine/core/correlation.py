@@ -132,7 +132,6 @@ class CorrelationTracker:
         self._R = np.full((n, keep), np.nan)  # their numpy copy, as of the last ``_synced``
         self._stale = [False] * keep  # columns written since
         self._any_stale = False
-        self._col_of: dict[int, int] = {}  # candle ts -> column
         # The used columns, oldest candle time first, and their candle times: the column a new
         # candle time takes over is the first, and their order is the table's time order.
         # Candle times mostly come in order (an append); a late one is inserted in place.
@@ -171,9 +170,11 @@ class CorrelationTracker:
         seq_ts = self._seq_ts
         if seq_ts and candle_ts == seq_ts[-1]:  # the newest candle time, the others just opened it
             col = self._seq[-1]
-        else:
-            found = self._col_of.get(candle_ts)
-            col = self._new_column(candle_ts) if found is None else found
+        elif not seq_ts or candle_ts > seq_ts[-1]:  # a new newest candle time
+            col = self._new_column(candle_ts)
+        else:  # a late one: its column when the time is kept (the times are in order), else a new one
+            at = bisect.bisect_left(seq_ts, candle_ts)
+            col = self._seq[at] if seq_ts[at] == candle_ts else self._new_column(candle_ts)
             if col < 0:
                 return True  # older than every candle time kept: it can no longer count
         self._rows[i][col] = math.log(close / prev_px)
@@ -202,16 +203,13 @@ class CorrelationTracker:
             old = seq_ts[0]
             if old >= ts:
                 return -1
-            col = seq[0]
-            del seq[0]
-            del seq_ts[0]
-            del self._col_of[old]
+            col = seq.pop(0)
+            seq_ts.pop(0)
             for row in self._rows:
                 row[col] = _NAN
             self._stale[col] = True
             self._any_stale = True
             self._epoch += 1
-        self._col_of[ts] = col
         if not seq_ts or seq_ts[-1] < ts:
             seq.append(col)
             seq_ts.append(ts)
