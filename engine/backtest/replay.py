@@ -31,16 +31,14 @@ Progress = Callable[[int, int], None]  # (candles done, candles in all)
 
 
 class _PairChunk:
-    """One pair's candles in the part of the timeline being replayed, as Python floats: open,
-    high, low and close (``ohlc``, four a candle) and the candle's volume with the 24 h volume
-    before it (``vb``, two a candle). Six numbers a candle: its ticks' times, prices and 24 h
-    volumes are made from them as ``feed.candle_ticks`` makes them (the same operations), not
-    kept as twelve."""
+    """One pair's candles in the part of the timeline being replayed, as Python floats, six a
+    candle (``rows``): open, high, low, close, the candle's volume and the 24 h volume before
+    it. Its ticks' times, prices and 24 h volumes are made from them as ``feed.candle_ticks``
+    makes them (the same operations), not kept as twelve."""
 
     def __init__(self, ps: PairState) -> None:
         self.ps = ps
-        self.ohlc: list[float] = []
-        self.vb: list[float] = []
+        self.rows: list[float] = []
 
 
 def replay(
@@ -60,15 +58,13 @@ def replay(
     # 24 h volume before the candle plus the share of the candle's own seen so far
     off0, off1, off2, off3 = tick_offsets(tf_ms)
     d0, d1, d2, d3 = VOLUME_DONE
-    ohlcs: list[np.ndarray] = []
-    vbs: list[np.ndarray] = []
+    sixes: list[np.ndarray] = []
     opens: list[np.ndarray] = []
     for s in symbols:
         rows, skip = candles[s], skips[s]
         ts = rows[:, 0].astype("int64")
         before_v, _ = volume_before(ts, rows[:, 4], rows[:, 5], tf_ms)  # over every row, skipped too
-        ohlcs.append(np.ascontiguousarray(rows[skip:, 1:5], dtype=np.float64))
-        vbs.append(np.column_stack([rows[skip:, 5], before_v[skip:]]).astype(np.float64))
+        sixes.append(np.column_stack([rows[skip:, 1:6], before_v[skip:]]).astype(np.float64))
         opens.append(ts[skip:])
     # one timeline: every (candle time, pair) in time order, pairs in safe-list order
     starts = np.concatenate(opens)
@@ -97,7 +93,7 @@ def replay(
             end += 1
         chunk_starts: list[int] = starts[done:end].tolist()
         owners: list[int] = owner[done:end].tolist()
-        firsts = _chunk_rows(slots, ohlcs, vbs, owner[done:end], row[done:end])
+        firsts = _chunk_rows(slots, sixes, owner[done:end], row[done:end])
         i, n = 0, end - done
         while i < n:
             t = chunk_starts[i]
@@ -110,9 +106,10 @@ def replay(
             for e in range(i, j):  # the opens
                 pc = slots[owners[e]]
                 r = firsts[e]
-                p = pc.ohlc[4 * r]
+                six = pc.rows
+                p = six[r]
                 half = p * half_spread
-                core.on_tick(pc.ps, ms, p - half, p + half, p, pc.vb[2 * r + 1] + pc.vb[2 * r] * d0)
+                core.on_tick(pc.ps, ms, p - half, p + half, p, six[r + 5] + six[r + 4] * d0)
             # the extremes' order is chosen once per candle, when the first of them comes: a
             # pair holding a position sees the extreme against it first; the second extreme
             # is the other one even when the first closed the position (the candle's high and
@@ -122,35 +119,36 @@ def replay(
             for e in range(i, j):
                 pc = slots[owners[e]]
                 r = firsts[e]
-                ohlc = pc.ohlc
-                up = ohlc[4 * r + 3] >= ohlc[4 * r]  # an up candle: the low first (NaN: not up)
-                a = ohlc[4 * r + 2] if up else ohlc[4 * r + 1]
-                b = ohlc[4 * r + 1] if up else ohlc[4 * r + 2]
+                six = pc.rows
+                up = six[r + 3] >= six[r]  # an up candle: the low first (NaN: not up)
+                a = six[r + 2] if up else six[r + 1]
+                b = six[r + 1] if up else six[r + 2]
                 pos = positions.get(pc.ps.symbol)
                 # long: the lower first; short: the higher first
                 swap = pos is not None and pos.qty != 0.0 and ((b < a) if pos.qty > 0.0 else (b > a))
                 swapped.append(swap)
                 p = b if swap else a
                 half = p * half_spread
-                core.on_tick(pc.ps, ms, p - half, p + half, p, pc.vb[2 * r + 1] + pc.vb[2 * r] * d1)
+                core.on_tick(pc.ps, ms, p - half, p + half, p, six[r + 5] + six[r + 4] * d1)
             ms = clock.ms = t + off2
             for e in range(i, j):
                 pc = slots[owners[e]]
                 r = firsts[e]
-                ohlc = pc.ohlc
-                up = ohlc[4 * r + 3] >= ohlc[4 * r]
-                a = ohlc[4 * r + 2] if up else ohlc[4 * r + 1]
-                b = ohlc[4 * r + 1] if up else ohlc[4 * r + 2]
+                six = pc.rows
+                up = six[r + 3] >= six[r]
+                a = six[r + 2] if up else six[r + 1]
+                b = six[r + 1] if up else six[r + 2]
                 p = a if swapped[e - i] else b  # the other extreme
                 half = p * half_spread
-                core.on_tick(pc.ps, ms, p - half, p + half, p, pc.vb[2 * r + 1] + pc.vb[2 * r] * d2)
+                core.on_tick(pc.ps, ms, p - half, p + half, p, six[r + 5] + six[r + 4] * d2)
             ms = clock.ms = t + off3
             for e in range(i, j):  # the closes
                 pc = slots[owners[e]]
                 r = firsts[e]
-                p = pc.ohlc[4 * r + 3]
+                six = pc.rows
+                p = six[r + 3]
                 half = p * half_spread
-                core.on_tick(pc.ps, ms, p - half, p + half, p, pc.vb[2 * r + 1] + pc.vb[2 * r] * d3)
+                core.on_tick(pc.ps, ms, p - half, p + half, p, six[r + 5] + six[r + 4] * d3)
             core.on_timer()
             ms = clock.ms
             eq_ts.append(ms)
@@ -174,17 +172,15 @@ def replay(
     return eq_ts, eq_val, eq_cash, eq_exp
 
 
-def _chunk_rows(
-    slots: list[_PairChunk], ohlcs: list[np.ndarray], vbs: list[np.ndarray], owner: np.ndarray, row: np.ndarray
-) -> list[int]:
+def _chunk_rows(slots: list[_PairChunk], sixes: list[np.ndarray], owner: np.ndarray, row: np.ndarray) -> list[int]:
     """A slice of the timeline as Python numbers: each pair's candles in it (consecutive rows)
-    into its ``_PairChunk``; per entry, its candle's place in its pair's lists."""
+    into its ``_PairChunk``; per entry, where its candle's six numbers start in its pair's list
+    (six times its place: the multiplication done here, for all at once)."""
     first_row = np.zeros(len(slots), dtype=row.dtype)
     for k, pc in enumerate(slots):
         rows = row[owner == k]
         r0, r1 = (int(rows[0]), int(rows[-1]) + 1) if len(rows) else (0, 0)
         first_row[k] = r0
-        pc.ohlc = ohlcs[k][r0:r1].ravel().tolist()  # a flat ``tolist`` costs a third of a nested one
-        pc.vb = vbs[k][r0:r1].ravel().tolist()
-    firsts: list[int] = (row - first_row[owner]).tolist()
+        pc.rows = sixes[k][r0:r1].ravel().tolist()  # a flat ``tolist`` costs a third of a nested one
+    firsts: list[int] = ((row - first_row[owner]) * 6).tolist()
     return firsts
