@@ -122,6 +122,13 @@ def _step_parts(step: float) -> tuple[int, int, float]:
     return hit
 
 
+def _nearest(q: float) -> int:
+    """A whole number nearest ``q`` (of a half, either one: both callers ask only whether ``q``
+    is, or lies within a hair of, a whole number, and then it is that one). ``round`` is the
+    builtin's call; this is compiled."""
+    return math.floor(q + 0.5)
+
+
 def _to_step(x: float, step: float, rounding: str) -> float:
     """``x`` floored (``ROUND_FLOOR``) or ceiled (``ROUND_CEILING``) to a multiple of ``step``,
     in the decimals of their reprs: ``float(to_integral(dec(x) / dec(step)) * dec(step))``.
@@ -136,7 +143,7 @@ def _to_step(x: float, step: float, rounding: str) -> float:
     m, k, scale = _step_parts(step)
     q = x / step
     if k >= 0 and abs(q) < _MAX_QUOTIENT and x != 0.0 and rounding in (ROUND_FLOOR, ROUND_CEILING):
-        r = round(q)
+        r = _nearest(q)
         if abs(q - r) > _NEAR * (1.0 + abs(q)):
             n = math.floor(q) if rounding == ROUND_FLOOR else math.ceil(q)
             if n != 0 and abs(n) * m < _MAX_DIGITS:  # (a zero keeps x's sign: the Decimal path)
@@ -178,7 +185,7 @@ def _is_multiple(x: float, step: float) -> bool:
     m, k, scale = _step_parts(step)
     q = x / step
     if k >= 0 and abs(q) < _MAX_QUOTIENT:
-        n = round(q)
+        n = _nearest(q)
         if abs(n) * m < _MAX_DIGITS:
             return (n * m) / scale == x
     return _is_multiple_exact(x, step)
