@@ -10,7 +10,7 @@ change: the accounting reconciles with the portfolio's (a test checks it on ever
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from engine.backtest.result import Trade
@@ -19,20 +19,26 @@ from engine.core.models import Fill, Position, Side
 EPS: Final = 1e-12
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)  # __init__ written out: compiled (a generated one is not)
 class _Open:
     symbol: str
     side: str
-    qty: float = 0.0  # largest size held (the trade's size)
-    held: float = 0.0  # signed quantity held now
-    entry: float = 0.0  # average entry price
-    entry_ts: int = 0
-    exit_qty: float = 0.0
-    exit_value: float = 0.0
-    realised: float = 0.0
-    fees: float = 0.0
-    last_ts: int = 0
-    reasons: list[str] = field(default_factory=list)
+    qty: float  # largest size held (the trade's size)
+    held: float  # signed quantity held now
+    entry: float  # average entry price
+    entry_ts: int
+    exit_qty: float
+    exit_value: float
+    realised: float
+    fees: float
+    last_ts: int
+    reasons: list[str]
+
+    def __init__(self, symbol: str, side: str, qty: float, held: float, entry: float, entry_ts: int) -> None:
+        self.symbol, self.side, self.qty, self.held, self.entry, self.entry_ts = symbol, side, qty, held, entry, entry_ts
+        self.exit_qty = self.exit_value = self.realised = self.fees = 0.0
+        self.last_ts = 0
+        self.reasons = []
 
 
 class TradeBook:
