@@ -133,7 +133,7 @@ def fill_facts(
         fees = finite("account fees", account["fees"])
     except KeyError as exc:
         raise StoreError(f"account map has no {exc.args[0]!r} (needs cash, realised, fees)") from None
-    # each field by name (a loop of ``getattr`` with an f-string per name cost a fifth of a fill's rows)
+    # each field by name (a ``getattr`` and an f-string per field were more than half of a fill's rows)
     pos_qty = finite("position qty", position.qty)
     entry = finite("position entry", position.entry)
     stop_loss = finite("position stop_loss", position.stop_loss)

@@ -99,9 +99,11 @@ class Store(BookReads, OperatorState):
         want = "wal" if self.durable else "truncate"
         mode = c.execute(f"PRAGMA journal_mode = {want}").fetchone()[0]
         if str(mode).lower() != want:
-            # still durable (rollback journal), but readers may now wait on the writer
+            # still durable (rollback journal), but readers may now wait on the writer; a
+            # backtest's book left in WAL (another connection held it) is only slower to commit
             log.warning(
-                "store %s: journal_mode is %s, not %s (filesystem without shm?)", self.path, mode, want
+                "store %s: journal_mode is %s, not %s (a filesystem without shm, or another "
+                "connection holding the file?)", self.path, mode, want,
             )
         # fsync every commit: a fill must survive power loss (a backtest's book: a rerun does)
         c.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'OFF'}")
