@@ -73,7 +73,6 @@ def replay(
     order = np.lexsort((owner, starts))
     starts, owner, row = starts[order], owner[order], row[order]
     slots = [_PairChunk(core.pairs[s]) for s in symbols]
-    states = [pc.ps for pc in slots]
     positions = core.portfolio.positions
     portfolio = core.portfolio  # (``core.on_tick`` called, not bound: a native call, no float boxed)
     booked: list[EquityRow] = book.equity_rows  # the core's own equity points, as its timer records them
@@ -158,7 +157,7 @@ def replay(
                 eq_cash.append(last[2])
                 eq_exp.append(last[3])
             else:
-                equity, exposure, _ = portfolio.valuation({ps.symbol: ps.last for ps in states})
+                equity, exposure, _ = portfolio.valuation(core.marks())
                 eq_val.append(equity)
                 eq_cash.append(portfolio.cash)
                 eq_exp.append(exposure)

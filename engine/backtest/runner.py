@@ -214,11 +214,10 @@ class Run:
         core, clock = self.core, self.clock
         clock.ms = end_ms + FEED_LATENCY_ALLOWANCE_MS + 1
         core.on_timer()
-        self.store.flush_equity()
         marks = core.marks()
         pf = core.portfolio
         self.trades.close_open(marks, clock.ms)
-        self.store.close()
+        self.store.close()  # (writes the equity points still held)
         pc = self.cfg.portfolio
         meta = RunMeta(
             config=config_name,
@@ -235,10 +234,11 @@ class Run:
             data=data_name,
         )
         eq_ts, eq_val, eq_cash, eq_exp = curve
+        equity, exposure, _ = pf.valuation(marks)
         eq_ts.append(clock.ms)
-        eq_val.append(pf.equity(marks))
+        eq_val.append(equity)
         eq_cash.append(pf.cash)
-        eq_exp.append(pf.exposure(marks))
+        eq_exp.append(exposure)
         return BacktestResult(
             meta=meta,
             trades=self.trades.trades,
