@@ -12,12 +12,10 @@ even after a refusal, so a decision shows every reason; approved only if all pas
 4. ``pair_mode``       entries need ACTIVE, and new entries not stopped by the operator
 5. ``data_fresh``      no entries on a STALE pair
 6. ``market_type``     spot pairs are long-only
-7. ``sizing``          (engine/core/sizing.py) units = risk_per_trade_usd / (ATR x atr_multiplier), capped by the pair's
-                       max_position_size_usd (what is already held counts), by cash for spot, by
-                       leverage x equity for futures and by the exchange's maximum quantity and
-                       notional for one MARKET order, floored to the exchange step, then checked
-                       against the exchange's minimums (a refusal names the rule and the figures);
-                       the decision's ``size_rule`` names the rule that set the size
+7. ``sizing``          units from risk_per_trade_usd and ATR, capped by the pair's maximum size,
+                       cash, leverage and the exchange's maxima, floored to its step and checked
+                       against its minimums (engine/core/sizing.py says how); the decision's
+                       ``size_rule`` names the rule that set the size
 8. ``total_exposure``  open notional + new notional <= max_total_exposure x capital
 9. ``correlation``     open positions in the correlated cluster, this one included, <= the max
 

@@ -128,7 +128,6 @@ class RollingCorrelation:
         "_ys",
     )
 
-
     def __init__(self, window: int) -> None:
         self._window = _check_period(window, "window")
         self._ratio = 2.0 * window + 1000.0  # see BollingerBands
