@@ -231,14 +231,6 @@ def test_the_equity_curve_written_in_parts_is_the_same(tmp_path: Path, monkeypat
     assert summary(s) == GOLDEN["mixed_with_gaps"]
 
 
-if __name__ == "__main__":  # print the digests to pin after an intended change of results
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        for name in CASES:
-            print(f"    {name!r}: {summary(streams(name, Path(d)))!r},")
-
-
 def test_computing_every_indicator_gives_the_same_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A backtest's pairs compute only the indicators their strategy reads (``Strategy.reads``)
     and ATR; computing every one, as a live engine does for its console, gives the pinned
@@ -248,3 +240,12 @@ def test_computing_every_indicator_gives_the_same_results(tmp_path: Path, monkey
     monkeypatch.setattr(runner, "EVERY_INDICATOR", True)
     for case in ("momentum", "mean_reversion", "breakout"):
         assert summary(streams(case, tmp_path)) == GOLDEN[case], case
+
+
+if __name__ == "__main__":  # print the digests to pin after an intended change of results
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        for name in CASES:
+            print(f"    {name!r}: {summary(streams(name, Path(d)))!r},")
+

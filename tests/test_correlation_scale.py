@@ -298,7 +298,7 @@ def test_one_couple_on_floats_agrees_with_the_array_path() -> None:
     couple): the value the matrix paths' ``_finish`` gives, to 1e-12, or both None, on couples
     with holes, flat sides, tiny and large scales and perfectly (anti-)correlated sides."""
     rng = np.random.default_rng(11)
-    valued = exact = 0
+    valued = 0
     for k in range(3000):
         n, window = int(rng.integers(5, 120)), int(rng.integers(3, 60))
         scale = 10.0 ** rng.uniform(-8, 0)
@@ -312,8 +312,7 @@ def test_one_couple_on_floats_agrees_with_the_array_path() -> None:
         got = window_rho(x.tolist(), y.tolist(), list(range(n)), window)
         assert _agree(got, want), (k, got, want)
         valued += want is not None
-        exact += want is not None and k % 5 == 0 and k % 7 != 0
-    assert valued > 1000 and exact > 50
+    assert valued > 1000
 
 
 def test_the_tracker_answers_a_couple_from_its_last_window() -> None:

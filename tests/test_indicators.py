@@ -504,6 +504,6 @@ def test_the_shift_is_the_first_value_closest_to_the_mean(values: list[float]) -
     from engine.core.indicators.base import _centre
 
     mean = math.fsum(values) / len(values)
-    assert _centre(deque(values)) == min(values, key=lambda v: abs(v - mean))
     got = _centre(deque(values))
-    assert values.index(got) == min(range(len(values)), key=lambda i: abs(values[i] - mean))
+    assert got == min(values, key=lambda v: abs(v - mean))
+    assert values.index(got) == min(range(len(values)), key=lambda i: abs(values[i] - mean))  # the first
